@@ -1,0 +1,90 @@
+# gatewayd build. `make` builds ./gatewayd; `make run` and `make test` also
+# install the Debian packages they need (see third_party/README.md).
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude
+LIBS    := -luv -lwslay -lhttp_parser -lcjson -lmbedcrypto -lck -lpthread -lm
+
+SRC     := $(wildcard src/*.c)
+LIBSRC  := $(filter-out src/main.c,$(SRC))
+UNITSRC := $(wildcard test/unit/test_*.c)
+FUZZSRC := $(wildcard fuzz/fuzz_*.c)
+
+# One object tree per flavour, so release and sanitizer builds coexist.
+FLAVOR  ?= release
+B       := build/$(FLAVOR)
+ifeq ($(FLAVOR),asan)
+  CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(FLAVOR),tsan)
+  CFLAGS := -O1 -g -fsanitize=thread
+  LDFLAGS += -fsanitize=thread
+endif
+
+LIBOBJ  := $(LIBSRC:src/%.c=$(B)/%.o)
+UNITBIN := $(UNITSRC:test/unit/%.c=$(B)/%)
+
+DEB_BUILD := build-essential pkg-config libuv1-dev libwslay-dev libhttp-parser-dev \
+             libcjson-dev libmbedtls-dev libck-dev
+DEB_TEST  := libcmocka-dev python3-websockets python3-pytest clang libclang-rt-14-dev
+
+.PHONY: all run test unit e2e asan tsan fuzz deps test-deps clean format format-check
+
+all: gatewayd
+
+gatewayd: $(B)/main.o $(LIBOBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/%.o: src/%.c $(wildcard include/gw/*.h) | $(B)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+$(B)/test_%: test/unit/test_%.c $(LIBOBJ) | $(B)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+$(B):
+	mkdir -p $@
+
+# Installs missing Debian packages; a no-op when everything is present.
+deps:
+	@./test/install-deps.sh $(DEB_BUILD)
+
+test-deps: deps
+	@./test/install-deps.sh $(DEB_TEST)
+
+run: deps gatewayd
+	./gatewayd -c conf/gateway.toml
+
+# The sanitizer flavours build into their own trees and binaries.
+asan:
+	$(MAKE) FLAVOR=asan gatewayd-asan
+tsan:
+	$(MAKE) FLAVOR=tsan gatewayd-tsan
+gatewayd-asan gatewayd-tsan: $(B)/main.o $(LIBOBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+unit: $(UNITBIN)
+	@./test/run-unit.sh $(UNITBIN)
+
+e2e: gatewayd
+	@./test/run-e2e.sh ./gatewayd
+
+test: test-deps
+	@./test/run-all.sh
+
+# libFuzzer drivers: one binary per parser, built with clang.
+FUZZFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=fuzzer,address,undefined
+fuzz: $(FUZZSRC:fuzz/fuzz_%.c=build/fuzz/fuzz_%)
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIBSRC)
+	@mkdir -p build/fuzz
+	clang $(FUZZFLAGS) -o $@ $^ $(LIBS)
+
+format:
+	clang-format -i src/*.c include/gw/*.h test/unit/*.c fuzz/*.c
+format-check:
+	clang-format --dry-run --Werror src/*.c include/gw/*.h test/unit/*.c fuzz/*.c
+
+clean:
+	rm -rf build gatewayd gatewayd-asan gatewayd-tsan

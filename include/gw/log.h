@@ -1,0 +1,33 @@
+/*
+ * Leveled logging to stderr. The level is checked before formatting, so a
+ * dropped line costs one comparison.
+ */
+#ifndef GW_LOG_H
+#define GW_LOG_H
+
+typedef enum gw_log_level {
+    GW_LOG_DEBUG = 0,
+    GW_LOG_INFO,
+    GW_LOG_WARN,
+    GW_LOG_ERROR,
+} gw_log_level_t;
+
+extern int gw_log_level;
+
+/* Parses "debug", "info", "warn" or "error"; returns the level or -1. */
+int gw_log_parse_level(const char *name);
+
+void gw_log_write(gw_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define gw_log(level, ...)                                                    \
+    do {                                                                      \
+        if ((level) >= gw_log_level)                                          \
+            gw_log_write((level), __VA_ARGS__);                               \
+    } while (0)
+#define gw_debug(...) gw_log(GW_LOG_DEBUG, __VA_ARGS__)
+#define gw_info(...) gw_log(GW_LOG_INFO, __VA_ARGS__)
+#define gw_warn(...) gw_log(GW_LOG_WARN, __VA_ARGS__)
+#define gw_error(...) gw_log(GW_LOG_ERROR, __VA_ARGS__)
+
+#endif
