@@ -41,7 +41,11 @@ gatewayd: $(B)/main.o $(LIBOBJ)
 $(B)/%.o: src/%.c $(wildcard include/gw/*.h) | $(B)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
-$(B)/test_%: test/unit/test_%.c $(LIBOBJ) | $(B)
+# Tests link the archive, so each pulls in only the modules it uses.
+$(B)/libgw.a: $(LIBOBJ)
+	$(AR) rcs $@ $^
+
+$(B)/test_%: test/unit/test_%.c $(B)/libgw.a | $(B)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 $(B):

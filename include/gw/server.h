@@ -1,0 +1,37 @@
+/*
+ * The process: configuration and the threads that share it. Threads meet
+ * only at SPSC queues and atomics; everything else here is read-only once
+ * the threads run.
+ */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include "gw/config.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct gw_worker gw_worker_t;
+typedef struct gw_acceptor gw_acceptor_t;
+typedef struct gw_broker gw_broker_t;
+
+typedef struct gw_server {
+    const gw_config_t *cfg;     /* borrowed; outlives the server */
+    int nworkers;
+    gw_worker_t **workers;      /* owned */
+    gw_acceptor_t *acceptor;    /* owned */
+    gw_broker_t *broker;        /* owned */
+    uint64_t start_ms;          /* uv_hrtime at start, in ms */
+    atomic_int draining;        /* set once on SIGTERM */
+} gw_server_t;
+
+/* Starts every thread. Returns 0 or a negative gw_err_t (logged). */
+int gw_server_start(gw_server_t *srv, const gw_config_t *cfg);
+
+/* Stops accepting, closes every client with 4011, joins the threads. */
+void gw_server_stop(gw_server_t *srv);
+
+/* Milliseconds of a monotonic clock. */
+uint64_t gw_now_ms(void);
+
+#endif

@@ -1,0 +1,138 @@
+#include "gw/api.h"
+
+#include "gw/alloc.h"
+#include "gw/broker.h"
+#include "gw/buf.h"
+#include "gw/error.h"
+#include "gw/log.h"
+#include "gw/metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct api_route {
+    const char *method;
+    const char *path;
+    void (*fn)(gw_broker_t *b, const gw_http_request_t *req,
+               gw_http_response_t *res);
+} api_route_t;
+
+static void api_reply(gw_http_response_t *res, int status, gw_buf_t *body)
+{
+    res->status = status;
+    res->body = gw_buf_steal(body, &res->body_len);
+}
+
+static void api_error(gw_http_response_t *res, int status, const char *reason)
+{
+    gw_buf_t b = {0};
+
+    gw_buf_printf(&b, "{\"error\":\"%s\"}\n", reason);
+    api_reply(res, status, &b);
+}
+
+static void api_health(gw_broker_t *br, const gw_http_request_t *req,
+                       gw_http_response_t *res)
+{
+    gw_server_t *srv = gw_broker_server(br);
+    int draining = atomic_load(&srv->draining);
+    gw_buf_t b = {0};
+    (void)req;
+
+    gw_buf_printf(&b,
+                  "{\"status\":\"%s\",\"uptime\":%llu,\"connections\":%llu,"
+                  "\"sessions\":%llu}\n",
+                  draining ? "draining" : "ok",
+                  (unsigned long long)((gw_now_ms() - srv->start_ms) / 1000),
+                  (unsigned long long)gw_metrics_total(srv, GW_STAT_CONNECTIONS),
+                  (unsigned long long)gw_metrics_total(srv, GW_STAT_SESSIONS));
+    api_reply(res, draining ? 503 : 200, &b);
+}
+
+static void api_stats(gw_broker_t *br, const gw_http_request_t *req,
+                      gw_http_response_t *res)
+{
+    gw_buf_t b = {0};
+    (void)req;
+
+    gw_metrics_json(gw_broker_server(br), &b);
+    api_reply(res, 200, &b);
+}
+
+static void api_metrics(gw_broker_t *br, const gw_http_request_t *req,
+                        gw_http_response_t *res)
+{
+    gw_buf_t b = {0};
+    (void)req;
+
+    gw_metrics_prometheus(gw_broker_server(br), &b);
+    res->content_type = "text/plain; version=0.0.4";
+    api_reply(res, 200, &b);
+}
+
+/* Compares without an early exit, so timing does not reveal the key. */
+static int api_key_ok(const char *want, const char *got)
+{
+    size_t n = strlen(want), m = got ? strlen(got) : 0;
+    unsigned char diff = (unsigned char)(n != m);
+
+    if (n == 0 || got == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(want[i] ^ got[i < m ? i : 0]);
+    return diff == 0;
+}
+
+static void api_publish(gw_broker_t *br, const gw_http_request_t *req,
+                        gw_http_response_t *res)
+{
+    const gw_config_t *cfg = gw_broker_server(br)->cfg;
+    const char *reason;
+    gw_event_t *ev;
+    gw_buf_t b = {0};
+    int n;
+
+    if (!api_key_ok(cfg->publish_api_key, req->api_key)) {
+        gw_warn("audit: /publish rejected: %s API key",
+                req->api_key ? "wrong" : "no");
+        api_error(res, 401, "a valid API key is required");
+        return;
+    }
+    if (gw_event_parse(req->body, req->body_len, &ev, &reason) != 0) {
+        api_error(res, 400, reason);
+        return;
+    }
+    if ((n = gw_broker_publish(br, ev)) < 0) {
+        api_error(res, 503, "worker queues are full");
+        return;
+    }
+    gw_buf_printf(&b, "{\"accepted\":true,\"workers\":%d}\n", n);
+    api_reply(res, 202, &b);
+}
+
+static const api_route_t api_routes[] = {
+    {"GET", "/health", api_health},
+    {"GET", "/stats", api_stats},
+    {"GET", "/metrics", api_metrics},
+    {"POST", "/publish", api_publish},
+};
+
+void gw_api_handle(const gw_http_request_t *req, gw_http_response_t *res,
+                   void *data)
+{
+    int path_found = 0;
+
+    for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++) {
+        if (strcmp(api_routes[i].path, req->path) != 0)
+            continue;
+        path_found = 1;
+        if (strcmp(api_routes[i].method, req->method) == 0) {
+            api_routes[i].fn(data, req, res);
+            return;
+        }
+    }
+    if (path_found)
+        api_error(res, 405, "method not allowed");
+    else
+        api_error(res, 404, "not found");
+}

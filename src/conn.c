@@ -1,0 +1,372 @@
+#include "gw/conn.h"
+
+#include "gw/alloc.h"
+#include "gw/error.h"
+#include "gw/index.h"
+#include "gw/log.h"
+#include "gw/proto.h"
+#include "gw/ws.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* How long a closing connection waits for its close frame to be written and
+ * answered before the socket is closed regardless (RFC 6455 7.1.1). */
+#define CONN_CLOSE_TIMEOUT_MS 3000
+#define CONN_WRITE_IOV 64
+
+static void conn_close_cb(uv_handle_t *h);
+
+void gw_conn_session_hex(const gw_conn_t *c, char out[2 * GW_SESSION_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (int i = 0; i < GW_SESSION_ID_LEN; i++) {
+        out[2 * i] = hex[c->session[i] >> 4];
+        out[2 * i + 1] = hex[c->session[i] & 15];
+    }
+    out[2 * GW_SESSION_ID_LEN] = '\0';
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    gw_conn_t *c = h->data;
+    (void)hint;
+
+    *buf = uv_buf_init((char *)c->worker->rbuf, GW_READ_BUF);
+}
+
+/* Queues bytes that are already a complete wire unit (HTTP response). */
+static void conn_send_raw(gw_conn_t *c, const void *data, size_t len)
+{
+    gw_frame_t *f = gw_frame_new(len);
+
+    memcpy(f->data, data, len);
+    gw_ring_push(&c->ring, &c->worker->ring_pool, f, NULL, 0);
+    gw_worker_want_flush(c->worker, c);
+}
+
+void gw_conn_send_text(gw_conn_t *c, const char *json, size_t len)
+{
+    uint8_t head[10];
+    size_t hlen;
+    gw_frame_t *f;
+
+    if (c->state != GW_CONN_OPEN)
+        return;
+    hlen = gw_frame_header(head, WSLAY_TEXT_FRAME, len);
+    f = gw_frame_new(hlen + len);
+    memcpy(f->data, head, hlen);
+    memcpy(f->data + hlen, json, len);
+    gw_ring_push(&c->ring, &c->worker->ring_pool, f, NULL, 0);
+    gw_stat_add(&c->worker->stats, GW_STAT_FRAMES_OUT, 1);
+    gw_worker_want_flush(c->worker, c);
+}
+
+/* The ring is full: drop its backlog and close (SPEC 4010). */
+static void conn_slow_consumer(gw_conn_t *c)
+{
+    gw_worker_t *w = c->worker;
+    unsigned dropped = gw_ring_discard_unsent(&c->ring, &w->ring_pool);
+
+    gw_stat_add(&w->stats, GW_STAT_RING_DROPS, dropped);
+    gw_stat_add(&w->stats, GW_STAT_SLOW_CONSUMER_CLOSES, 1);
+    gw_warn("conn %" PRIu64 ": slow consumer, %u queued frames dropped", c->id,
+            dropped);
+    gw_conn_close(c, GW_CLOSE_SLOW_CONSUMER, "slow consumer");
+}
+
+void gw_conn_dispatch(gw_conn_t *c, const gw_event_t *ev)
+{
+    uint8_t head[GW_RING_HEAD_MAX];
+    char seq[32];
+    size_t hlen, slen;
+
+    if (c->state != GW_CONN_OPEN || !c->identified)
+        return;
+    if (ev->has_exclude &&
+        memcmp(ev->exclude, c->session, GW_SESSION_ID_LEN) == 0)
+        return;
+    if (c->ring.count >= c->worker->cfg->write_ring_size) {
+        conn_slow_consumer(c);
+        return;
+    }
+    /* The per-recipient part: frame header and {"seq":N, before the body
+     * that every recipient shares. */
+    slen = (size_t)snprintf(seq, sizeof(seq), "{\"seq\":%" PRIu64 ",", ++c->seq);
+    hlen = gw_frame_header(head, WSLAY_TEXT_FRAME, slen + ev->body->len);
+    memcpy(head + hlen, seq, slen);
+    gw_ring_push(&c->ring, &c->worker->ring_pool, gw_frame_ref(ev->body), head,
+                 hlen + slen);
+    gw_stat_add(&c->worker->stats, GW_STAT_FRAMES_OUT, 1);
+    gw_worker_want_flush(c->worker, c);
+}
+
+void gw_conn_close(gw_conn_t *c, uint16_t code, const char *reason)
+{
+    gw_worker_t *w = c->worker;
+
+    if (c->state == GW_CONN_HANDSHAKE) {
+        gw_conn_abort(c);
+        return;
+    }
+    if (c->state != GW_CONN_OPEN)
+        return;
+    if (code != 0)
+        gw_info("conn %" PRIu64 ": closing with %u (%s)", c->id, code,
+                reason ? reason : "");
+    c->state = GW_CONN_CLOSING;
+    gw_ws_close(c, code, reason);
+    gw_wheel_add(&w->wheel, &c->timer, gw_worker_now(w) + CONN_CLOSE_TIMEOUT_MS);
+    gw_worker_want_flush(w, c);
+}
+
+void gw_conn_abort(gw_conn_t *c)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    if (c->state == GW_CONN_OPEN)
+        c->state = GW_CONN_CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+/* Every resource is released here, never while a callback is running. */
+static void conn_close_cb(uv_handle_t *h)
+{
+    gw_conn_t *c = h->data;
+    gw_worker_t *w = c->worker;
+
+    gw_wheel_del(&c->timer);
+    if (c->identified)
+        gw_stat_add(&w->stats, GW_STAT_SESSIONS, -1);
+    gw_stat_add(&w->stats, GW_STAT_CONNECTIONS, -1);
+    gw_index_remove(w, c);
+    gw_ring_clear(&c->ring, &w->ring_pool);
+    gw_ws_release(c);
+    if (c->hs != NULL) {
+        gw_handshake_free(c->hs);
+        free(c->hs);
+    }
+    for (uint32_t i = 0; i < c->nallowed; i++)
+        free(c->allowed[i]);
+    free(c->allowed);
+    /* A connection still on the flush list is freed by the flush. */
+    c->released = 1;
+    if (!c->queued)
+        free(c);
+}
+
+/* All output is written: finish a rejection or a completed close. */
+static void conn_drained(gw_conn_t *c)
+{
+    if (c->state == GW_CONN_REJECTED ||
+        (c->state == GW_CONN_CLOSING && gw_ws_close_done(c)))
+        gw_conn_abort(c);
+}
+
+static void conn_write_cb(uv_write_t *req, int status)
+{
+    gw_conn_t *c = req->data;
+
+    free(req);
+    if (c->closed)
+        return;
+    if (status < 0) {
+        gw_debug("conn %" PRIu64 ": write failed: %s", c->id,
+                 uv_strerror(status));
+        gw_conn_abort(c);
+        return;
+    }
+    gw_stat_add(&c->worker->stats, GW_STAT_BYTES_OUT, (int64_t)c->inflight);
+    gw_ring_consume(&c->ring, &c->worker->ring_pool, c->inflight);
+    c->inflight = 0;
+    gw_conn_flush(c);
+}
+
+/* The socket is full: hand what is left to libuv to write when it can. */
+static void conn_write_rest(gw_conn_t *c)
+{
+    uv_buf_t iov[CONN_WRITE_IOV];
+    uv_write_t *req = gw_malloc(sizeof(*req));
+    unsigned n = gw_ring_iov(&c->ring, iov, CONN_WRITE_IOV, &c->inflight);
+
+    req->data = c;
+    if (uv_write(req, (uv_stream_t *)&c->tcp, iov, n, conn_write_cb) != 0) {
+        free(req);
+        c->inflight = 0;
+        gw_conn_abort(c);
+    }
+}
+
+void gw_conn_flush(gw_conn_t *c)
+{
+    gw_worker_t *w = c->worker;
+    uv_buf_t iov[CONN_WRITE_IOV];
+    size_t nbytes;
+
+    if (c->closed || c->inflight > 0)
+        return;
+    while (c->ring.count > 0) {
+        unsigned n = gw_ring_iov(&c->ring, iov, CONN_WRITE_IOV, &nbytes);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, iov, n);
+        if (r == UV_EAGAIN)
+            r = 0;
+        if (r < 0) {
+            gw_debug("conn %" PRIu64 ": write failed: %s", c->id, uv_strerror(r));
+            gw_conn_abort(c);
+            return;
+        }
+        gw_stat_add(&w->stats, GW_STAT_BYTES_OUT, r);
+        gw_ring_consume(&c->ring, &w->ring_pool, (size_t)r);
+        if ((size_t)r < nbytes) {
+            conn_write_rest(c);
+            return;
+        }
+    }
+    conn_drained(c);
+}
+
+static void conn_reject(gw_conn_t *c, int status)
+{
+    char buf[512];
+    size_t n = gw_handshake_reject(status, buf, sizeof(buf));
+
+    gw_stat_add(&c->worker->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
+    gw_info("conn %" PRIu64 ": upgrade rejected with %d", c->id, status);
+    c->state = GW_CONN_REJECTED;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    conn_send_raw(c, buf, n);
+    gw_wheel_add(&c->worker->wheel, &c->timer,
+                 gw_worker_now(c->worker) + CONN_CLOSE_TIMEOUT_MS);
+}
+
+/* The upgrade was accepted: answer 101, arm the heartbeat, send ready. */
+static void conn_upgrade(gw_conn_t *c)
+{
+    gw_worker_t *w = c->worker;
+    char buf[256];
+    size_t n = gw_handshake_accept(c->hs, buf, sizeof(buf));
+    char *token = c->hs->token;
+    uint64_t now = gw_worker_now(w);
+
+    c->hs->token = NULL;
+    gw_handshake_free(c->hs);
+    free(c->hs);
+    c->hs = NULL;
+    conn_send_raw(c, buf, n);
+    c->state = GW_CONN_OPEN;
+    c->last_ack_ms = now;
+    c->next_hb_ms = now + w->cfg->heartbeat_interval_ms;
+    gw_wheel_add(&w->wheel, &c->timer, c->next_hb_ms);
+    gw_proto_open(c, token);
+    free(token);
+}
+
+static void conn_handshake(gw_conn_t *c, const uint8_t *buf, size_t len)
+{
+    size_t consumed = 0;
+    int rc = gw_handshake_feed(c->hs, (const char *)buf, len, &consumed);
+
+    if (rc == GW_EAGAIN)
+        return;
+    if (rc != 0) {
+        conn_reject(c, c->hs->status);
+        return;
+    }
+    conn_upgrade(c);
+    if (consumed < len && c->state == GW_CONN_OPEN)
+        gw_ws_feed(c, buf + consumed, len - consumed);
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_conn_t *c = s->data;
+
+    if (nread < 0) {
+        gw_conn_abort(c);
+        return;
+    }
+    gw_stat_add(&c->worker->stats, GW_STAT_BYTES_IN, nread);
+    switch (c->state) {
+    case GW_CONN_HANDSHAKE:
+        conn_handshake(c, (const uint8_t *)buf->base, (size_t)nread);
+        break;
+    case GW_CONN_OPEN:
+    case GW_CONN_CLOSING:
+        gw_ws_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+        break;
+    default:
+        break;
+    }
+    /* A close may have completed without new output: let the flush decide. */
+    if (c->state == GW_CONN_CLOSING)
+        gw_worker_want_flush(c->worker, c);
+}
+
+void gw_conn_accept(gw_worker_t *w, int fd)
+{
+    gw_conn_t *c = gw_calloc(1, sizeof(*c));
+    int rc;
+
+    c->worker = w;
+    c->id = (w->next_conn_id++ << 8) | (uint64_t)w->id;
+    c->tcp.data = c;
+    uv_tcp_init(&w->loop, &c->tcp);
+    if ((rc = uv_tcp_open(&c->tcp, fd)) != 0) {
+        gw_warn("worker %d: cannot adopt socket: %s", w->id, uv_strerror(rc));
+        close(fd);
+        c->closed = 1;
+        uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+        return;
+    }
+    gw_stat_add(&w->stats, GW_STAT_CONNECTIONS, 1);
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (getrandom(c->session, sizeof(c->session), 0) != sizeof(c->session)) {
+        gw_error("getrandom failed");
+        abort();
+    }
+    c->hs = gw_malloc(sizeof(*c->hs));
+    gw_handshake_init(c->hs, w->cfg->max_header_size);
+    gw_wheel_add(&w->wheel, &c->timer,
+                 gw_worker_now(w) + w->cfg->handshake_timeout_ms);
+    uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+}
+
+/* Heartbeat bookkeeping of an open session (SPEC 3, step 5). */
+static void conn_heartbeat(gw_conn_t *c, uint64_t now)
+{
+    uint64_t interval = c->worker->cfg->heartbeat_interval_ms;
+    uint64_t dead = c->last_ack_ms + 2 * interval;
+
+    if (now >= dead) {
+        gw_conn_close(c, GW_CLOSE_SESSION_TIMEOUT, "session timed out");
+        return;
+    }
+    if (now >= c->next_hb_ms) {
+        gw_proto_heartbeat(c);
+        c->next_hb_ms = now + interval;
+    }
+    gw_wheel_add(&c->worker->wheel, &c->timer,
+                 c->next_hb_ms < dead ? c->next_hb_ms : dead);
+}
+
+void gw_conn_timeout(gw_conn_t *c)
+{
+    switch (c->state) {
+    case GW_CONN_HANDSHAKE:
+        gw_stat_add(&c->worker->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
+        gw_info("conn %" PRIu64 ": handshake timed out", c->id);
+        gw_conn_abort(c);
+        break;
+    case GW_CONN_OPEN:
+        conn_heartbeat(c, gw_worker_now(c->worker));
+        break;
+    default:
+        gw_conn_abort(c);
+    }
+}

@@ -1,0 +1,197 @@
+#include "gw/event.h"
+
+#include "gw/alloc.h"
+#include "gw/error.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVENT_NAME_MAX 128
+#define EVENT_ID_MAX 128
+#define EVENT_USERS_MAX 10000
+
+static int event_id_ok(const cJSON *v)
+{
+    return cJSON_IsString(v) && v->valuestring[0] != '\0' &&
+           strlen(v->valuestring) <= EVENT_ID_MAX;
+}
+
+static int event_hex(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+static int event_session_id(const cJSON *v, uint8_t out[GW_SESSION_ID_LEN])
+{
+    if (!cJSON_IsString(v) || strlen(v->valuestring) != 2 * GW_SESSION_ID_LEN)
+        return GW_EINVAL;
+    for (int i = 0; i < GW_SESSION_ID_LEN; i++) {
+        int hi = event_hex(v->valuestring[2 * i]);
+        int lo = event_hex(v->valuestring[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return GW_EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static void event_add_id(gw_event_t *ev, const char *id)
+{
+    ev->ids = gw_realloc(ev->ids, (ev->nids + 1) * sizeof(*ev->ids));
+    ev->ids[ev->nids++] = gw_strdup(id);
+}
+
+/* Reads exactly one target kind; returns a reason or NULL. */
+static const char *event_target(gw_event_t *ev, const cJSON *doc)
+{
+    const cJSON *guild = cJSON_GetObjectItemCaseSensitive(doc, "guildId");
+    const cJSON *user = cJSON_GetObjectItemCaseSensitive(doc, "userId");
+    const cJSON *users = cJSON_GetObjectItemCaseSensitive(doc, "userIds");
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(doc, "broadcast");
+    const cJSON *u;
+
+    if ((guild != NULL) + (user != NULL) + (users != NULL) +
+            (all != NULL && !cJSON_IsFalse(all)) != 1)
+        return "exactly one of guildId, userId, userIds, broadcast is required";
+    if (guild != NULL) {
+        if (!event_id_ok(guild))
+            return "guildId must be a non-empty string";
+        ev->target = GW_TARGET_GUILD;
+        event_add_id(ev, guild->valuestring);
+    } else if (user != NULL) {
+        if (!event_id_ok(user))
+            return "userId must be a non-empty string";
+        ev->target = GW_TARGET_USERS;
+        event_add_id(ev, user->valuestring);
+    } else if (users != NULL) {
+        int n = cJSON_GetArraySize(users);
+        if (!cJSON_IsArray(users) || n == 0 || n > EVENT_USERS_MAX)
+            return "userIds must be a non-empty array of strings";
+        ev->target = GW_TARGET_USERS;
+        cJSON_ArrayForEach(u, users)
+        {
+            if (!event_id_ok(u))
+                return "userIds must be a non-empty array of strings";
+            event_add_id(ev, u->valuestring);
+        }
+    } else {
+        if (!cJSON_IsTrue(all))
+            return "broadcast must be true";
+        ev->target = GW_TARGET_ALL;
+    }
+    return NULL;
+}
+
+/* Validates priority and excludeSessionId; returns a reason or NULL. */
+static const char *event_options(gw_event_t *ev, const cJSON *doc)
+{
+    const cJSON *prio = cJSON_GetObjectItemCaseSensitive(doc, "priority");
+    const cJSON *excl = cJSON_GetObjectItemCaseSensitive(doc, "excludeSessionId");
+
+    ev->priority = 3;
+    if (prio != NULL) {
+        if (!cJSON_IsNumber(prio) || prio->valuedouble != (double)prio->valueint ||
+            prio->valueint < 1 || prio->valueint > 4)
+            return "priority must be an integer from 1 to 4";
+        ev->priority = prio->valueint;
+    }
+    if (excl != NULL) {
+        if (event_session_id(excl, ev->exclude) != 0)
+            return "excludeSessionId must be 32 hex characters";
+        ev->has_exclude = 1;
+    }
+    return NULL;
+}
+
+/*
+ * Serialises the part of the dispatch every recipient shares:
+ * "event":..,"guildId":..,"data":..} (the recipient's {"seq":N, goes first).
+ */
+static void event_body(gw_event_t *ev, const char *name, cJSON *data)
+{
+    cJSON *out = cJSON_CreateObject();
+    char *text;
+    size_t len;
+
+    cJSON_AddStringToObject(out, "event", name);
+    if (ev->target == GW_TARGET_GUILD)
+        cJSON_AddStringToObject(out, "guildId", ev->ids[0]);
+    cJSON_AddItemReferenceToObject(out, "data", data);
+    text = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    if (text == NULL)
+        abort(); /* cJSON's only failure here is out of memory */
+    len = strlen(text);
+    ev->body = gw_frame_new(len - 1);
+    memcpy(ev->body->data, text + 1, len - 1);
+    cJSON_free(text);
+}
+
+int gw_event_parse(const char *json, size_t len, gw_event_t **out,
+                   const char **reason)
+{
+    cJSON *doc = cJSON_ParseWithLength(json, len);
+    cJSON *name, *data, *empty = NULL;
+    gw_event_t *ev = NULL;
+    int rc = GW_EINVAL;
+
+    *out = NULL;
+    if (doc == NULL || !cJSON_IsObject(doc)) {
+        *reason = "body is not a JSON object";
+        rc = GW_EPARSE;
+        goto Error;
+    }
+    name = cJSON_GetObjectItemCaseSensitive(doc, "event");
+    data = cJSON_GetObjectItemCaseSensitive(doc, "data");
+    if (!cJSON_IsString(name) || name->valuestring[0] == '\0' ||
+        strlen(name->valuestring) > EVENT_NAME_MAX) {
+        *reason = "event must be a non-empty string";
+        goto Error;
+    }
+    if (data != NULL && !cJSON_IsObject(data)) {
+        *reason = "data must be an object";
+        goto Error;
+    }
+    ev = gw_calloc(1, sizeof(*ev));
+    atomic_init(&ev->refs, 1);
+    if ((*reason = event_target(ev, doc)) != NULL ||
+        (*reason = event_options(ev, doc)) != NULL)
+        goto Error;
+    if (data == NULL)
+        data = empty = cJSON_CreateObject();
+    event_body(ev, name->valuestring, data);
+    cJSON_Delete(empty);
+    cJSON_Delete(doc);
+    *out = ev;
+    return 0;
+Error:
+    if (ev != NULL)
+        gw_event_unref(ev);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+void gw_event_set_refs(gw_event_t *ev, unsigned refs)
+{
+    atomic_store_explicit(&ev->refs, refs, memory_order_relaxed);
+}
+
+void gw_event_unref(gw_event_t *ev)
+{
+    if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_release) != 1)
+        return;
+    atomic_thread_fence(memory_order_acquire);
+    for (size_t i = 0; i < ev->nids; i++)
+        free(ev->ids[i]);
+    free(ev->ids);
+    if (ev->body != NULL)
+        gw_frame_unref(ev->body);
+    free(ev);
+}

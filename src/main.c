@@ -1,0 +1,104 @@
+/*
+ * gatewayd: a real-time WebSocket gateway. This file only reads the command
+ * line and the configuration, starts the server and waits for signals.
+ */
+#include "gw/config.h"
+#include "gw/log.h"
+#include "gw/server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define GATEWAYD_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gatewayd [-c FILE] [-s section.key=value]... [-t] [-v] [-h]\n"
+            "  -c FILE   configuration file (default conf/gateway.toml)\n"
+            "  -s K=V    override one option, e.g. -s server.workers=4\n"
+            "  -t        check the configuration, print it, and exit\n"
+            "  -v        print the version and exit\n");
+}
+
+static void main_signal_cb(uv_signal_t *h, int signum)
+{
+    if (signum == SIGHUP) {
+        gw_warn("SIGHUP: configuration reload is not supported yet; ignored");
+        return;
+    }
+    gw_info("%s: shutting down", strsignal(signum));
+    uv_stop(h->loop);
+}
+
+/* Runs the main thread's loop until SIGTERM or SIGINT. */
+static void main_wait(void)
+{
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_t sigs[3];
+    const int nums[3] = {SIGTERM, SIGINT, SIGHUP};
+
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(loop, &sigs[i]);
+        uv_signal_start(&sigs[i], main_signal_cb, nums[i]);
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&sigs[i], NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = "conf/gateway.toml";
+    char err[512];
+    gw_config_t cfg;
+    gw_server_t srv = {0};
+    int opt, check = 0, rc = 1;
+    int nsets = 0;
+    char **sets = calloc((size_t)argc, sizeof(*sets));
+
+    while ((opt = getopt(argc, argv, "c:s:tvh")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 's': sets[nsets++] = optarg; break;
+        case 't': check = 1; break;
+        case 'v': printf("gatewayd %s\n", GATEWAYD_VERSION); free(sets); return 0;
+        case 'h': usage(stdout); free(sets); return 0;
+        default: usage(stderr); free(sets); return 2;
+        }
+    }
+    gw_config_init(&cfg);
+    if (gw_config_load(&cfg, path, err, sizeof(err)) != 0)
+        goto Error;
+    for (int i = 0; i < nsets; i++)
+        if (gw_config_set(&cfg, sets[i], err, sizeof(err)) != 0)
+            goto Error;
+    gw_log_level = gw_log_parse_level(cfg.log_level);
+    if (check) {
+        gw_config_dump(&cfg, stdout);
+        printf("# configuration %s is valid\n", path);
+        rc = 0;
+        goto Done;
+    }
+    /* A peer that resets the socket must cost an EPIPE, not the process. */
+    signal(SIGPIPE, SIG_IGN);
+    if (gw_server_start(&srv, &cfg) != 0)
+        goto Done;
+    main_wait();
+    gw_server_stop(&srv);
+    gw_info("stopped");
+    rc = 0;
+    goto Done;
+Error:
+    fprintf(stderr, "gatewayd: %s\n", err);
+Done:
+    gw_config_free(&cfg);
+    free(sets);
+    return rc;
+}

@@ -1,0 +1,197 @@
+#include "gw/worker.h"
+
+#include "gw/alloc.h"
+#include "gw/conn.h"
+#include "gw/index.h"
+#include "gw/log.h"
+#include "gw/proto.h"
+#include "gw/ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WORKER_TICK_MS 100     /* wheel resolution */
+/* Work taken from the queues per loop turn, so that a flood of accepts or
+ * events cannot starve reads and writes; the rest waits one turn. */
+#define WORKER_ACCEPTS_PER_TURN 256
+#define WORKER_EVENTS_PER_TURN 256
+#define WORKER_RING_CHUNKS_KEPT 4096
+
+void gw_worker_want_flush(gw_worker_t *w, gw_conn_t *c)
+{
+    if (c->queued)
+        return;
+    c->queued = 1;
+    c->next_pending = w->pending;
+    w->pending = c;
+}
+
+/* Before the loop polls: one write per connection with output. */
+static void worker_flush_cb(uv_prepare_t *h)
+{
+    gw_worker_t *w = h->data;
+
+    while (w->pending != NULL) {
+        gw_conn_t *c = w->pending;
+        w->pending = c->next_pending;
+        c->queued = 0;
+        if (c->released)
+            free(c);
+        else
+            gw_conn_flush(c);
+    }
+}
+
+static void worker_timer_fire(gw_wheel_node_t *node, void *data)
+{
+    gw_conn_t *c = (gw_conn_t *)((char *)node - offsetof(gw_conn_t, timer));
+    (void)data;
+
+    gw_conn_timeout(c);
+}
+
+static void worker_tick_cb(uv_timer_t *h)
+{
+    gw_worker_t *w = h->data;
+
+    gw_wheel_advance(&w->wheel, uv_now(&w->loop), worker_timer_fire, NULL);
+}
+
+static void worker_deliver_one(gw_conn_t *c, void *ev)
+{
+    gw_conn_dispatch(c, ev);
+}
+
+/* Fans one event out to this worker's recipients, by reference. */
+static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
+{
+    gw_stat_add(&w->stats, GW_STAT_EVENTS_IN, 1);
+    switch (ev->target) {
+    case GW_TARGET_GUILD: {
+        gw_guild_t *g = gw_index_guild(w, ev->ids[0]);
+        for (gw_member_t *m = g ? g->members : NULL; m != NULL; m = m->next)
+            gw_conn_dispatch(m->conn, ev);
+        break;
+    }
+    case GW_TARGET_USERS:
+        for (size_t i = 0; i < ev->nids; i++) {
+            gw_user_t *u = gw_index_user(w, ev->ids[i]);
+            for (gw_conn_t *c = u ? u->sessions : NULL; c != NULL; c = c->user_next)
+                gw_conn_dispatch(c, ev);
+        }
+        break;
+    case GW_TARGET_ALL:
+        gw_index_each_session(w, worker_deliver_one, ev);
+        break;
+    }
+    gw_event_unref(ev);
+}
+
+static void worker_close_all(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (h->type == UV_TCP && h->data != NULL) {
+        gw_conn_t *c = h->data;
+        gw_conn_close(c, GW_CLOSE_DRAINING, "server shutting down");
+        gw_conn_flush(c);
+        gw_conn_abort(c);
+    } else if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void worker_shutdown(gw_worker_t *w)
+{
+    void *p;
+    int fd;
+
+    uv_walk(&w->loop, worker_close_all, NULL);
+    /* Every connection is closing now and its close callback frees it;
+     * the flush that would have freed queued ones will not run again. */
+    while (w->pending != NULL) {
+        w->pending->queued = 0;
+        w->pending = w->pending->next_pending;
+    }
+    while ((p = gw_queue_pop(&w->events)) != NULL)
+        gw_event_unref(p);
+    while ((p = gw_queue_pop(&w->fds)) != NULL) {
+        fd = (int)(intptr_t)p;
+        close(fd);
+    }
+}
+
+static void worker_wake_cb(uv_async_t *h)
+{
+    gw_worker_t *w = h->data;
+    void *p;
+    int n;
+
+    if (atomic_load(&w->stopping)) {
+        worker_shutdown(w);
+        return;
+    }
+    for (n = 0; n < WORKER_ACCEPTS_PER_TURN && (p = gw_queue_pop(&w->fds)); n++)
+        gw_conn_accept(w, (int)(intptr_t)p);
+    for (n = 0; n < WORKER_EVENTS_PER_TURN && (p = gw_queue_pop(&w->events)); n++)
+        worker_deliver(w, p);
+    if (gw_queue_depth(&w->fds) > 0 || gw_queue_depth(&w->events) > 0)
+        uv_async_send(&w->wake);
+}
+
+static void worker_main(void *arg)
+{
+    gw_worker_t *w = arg;
+
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
+{
+    gw_worker_t *w = gw_calloc(1, sizeof(*w));
+    const gw_config_t *cfg = srv->cfg;
+
+    w->id = id;
+    w->srv = srv;
+    w->cfg = cfg;
+    uv_loop_init(&w->loop);
+    uv_async_init(&w->loop, &w->wake, worker_wake_cb);
+    uv_prepare_init(&w->loop, &w->flush);
+    uv_timer_init(&w->loop, &w->tick);
+    w->wake.data = w->flush.data = w->tick.data = w;
+    uv_prepare_start(&w->flush, worker_flush_cb);
+    uv_timer_start(&w->tick, worker_tick_cb, WORKER_TICK_MS, WORKER_TICK_MS);
+    gw_queue_init(&w->fds, cfg->queue_size, &w->wake);
+    gw_queue_init(&w->events, cfg->queue_size, &w->wake);
+    gw_wheel_init(&w->wheel, WORKER_TICK_MS, uv_now(&w->loop));
+    gw_index_init(w);
+    gw_ws_worker_init(w);
+    w->ring_pool.max_free = WORKER_RING_CHUNKS_KEPT;
+    w->jwt = (gw_jwt_verifier_t){
+        .alg = cfg->jwt_algorithm,
+        .secret = (const uint8_t *)cfg->jwt_secret,
+        .secret_len = strlen(cfg->jwt_secret),
+        .audience = cfg->jwt_audience,
+        .issuer = cfg->jwt_issuer,
+        .leeway_s = 0,
+    };
+    if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+        gw_error("worker %d: cannot start its thread", id);
+        abort();
+    }
+    return w;
+}
+
+void gw_worker_stop(gw_worker_t *w)
+{
+    atomic_store(&w->stopping, 1);
+    uv_async_send(&w->wake);
+    uv_thread_join(&w->thread);
+    uv_loop_close(&w->loop);
+    gw_ws_worker_free(w);
+    gw_index_free(w);
+    gw_ring_pool_free(&w->ring_pool);
+    gw_queue_free(&w->fds);
+    gw_queue_free(&w->events);
+    free(w);
+}

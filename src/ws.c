@@ -1,0 +1,270 @@
+#include "gw/ws.h"
+
+#include "gw/alloc.h"
+#include "gw/error.h"
+#include "gw/log.h"
+#include "gw/proto.h"
+#include "gw/utf8.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WS_POOL_MAX 64 /* idle contexts a worker keeps for reuse */
+
+int gw_ws_scan(const uint8_t *buf, size_t len, uint64_t max_payload, int *frag,
+               size_t *complete, size_t *need)
+{
+    size_t pos = 0;
+
+    *need = 0;
+    while (len - pos >= 2) {
+        const uint8_t *p = buf + pos;
+        size_t hlen = 2 + ((p[1] & 0x80) ? 4 : 0);
+        uint64_t plen = p[1] & 0x7f;
+        if (plen == 126)
+            hlen += 2;
+        else if (plen == 127)
+            hlen += 8;
+        if (len - pos < hlen)
+            break;
+        if (plen == 126) {
+            plen = (uint64_t)p[2] << 8 | p[3];
+        } else if (plen == 127) {
+            plen = 0;
+            for (int i = 0; i < 8; i++)
+                plen = plen << 8 | p[2 + i];
+        }
+        if (plen > max_payload) {
+            *complete = pos;
+            return GW_ETOOBIG;
+        }
+        if (len - pos < hlen + plen) {
+            *need = hlen + (size_t)plen;
+            break;
+        }
+        uint8_t opcode = p[0] & 0x0f;
+        if (opcode < 8) /* control frames never change fragmentation */
+            *frag = !(p[0] & 0x80);
+        pos += hlen + (size_t)plen;
+    }
+    *complete = pos;
+    return 0;
+}
+
+static wslay_event_context_ptr ws_borrow(gw_conn_t *c)
+{
+    gw_worker_t *w = c->worker;
+
+    if (c->ws != NULL)
+        return c->ws;
+    if (w->ws_pool_len > 0) {
+        c->ws = w->ws_pool[--w->ws_pool_len];
+        return c->ws;
+    }
+    if (wslay_event_context_server_init(&c->ws, &w->ws_callbacks, w) != 0) {
+        gw_error("worker %d: out of memory for a wslay context", w->id);
+        abort();
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ws, w->cfg->max_message_size);
+    return c->ws;
+}
+
+/* Returns the context to the pool when it holds no state of this peer. */
+static void ws_maybe_return(gw_conn_t *c)
+{
+    gw_worker_t *w = c->worker;
+
+    if (c->ws == NULL || c->state != GW_CONN_OPEN || c->frag ||
+        c->partial_len > 0 || wslay_event_want_write(c->ws))
+        return;
+    if (w->ws_pool_len < WS_POOL_MAX)
+        w->ws_pool[w->ws_pool_len++] = c->ws;
+    else
+        wslay_event_context_free(c->ws);
+    c->ws = NULL;
+}
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
+                          size_t len, int flags, void *data)
+{
+    gw_worker_t *w = data;
+    (void)flags;
+
+    if (w->in_len == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (len > w->in_len)
+        len = w->in_len;
+    memcpy(buf, w->in, len);
+    w->in += len;
+    w->in_len -= len;
+    return (ssize_t)len;
+}
+
+/* wslay's own output (pong, close) joins the ring as private frames. */
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
+                          size_t len, int flags, void *user)
+{
+    gw_worker_t *w = user;
+    gw_conn_t *c = w->cur;
+    gw_frame_t *f = gw_frame_new(len);
+    (void)ctx;
+    (void)flags;
+
+    memcpy(f->data, data, len);
+    gw_ring_push(&c->ring, &w->ring_pool, f, NULL, 0);
+    gw_worker_want_flush(w, c);
+    return (ssize_t)len;
+}
+
+static void ws_msg_cb(wslay_event_context_ptr ctx,
+                      const struct wslay_event_on_msg_recv_arg *arg, void *user)
+{
+    gw_worker_t *w = user;
+    gw_conn_t *c = w->cur;
+
+    if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
+        return; /* wslay answers ping and close itself */
+    gw_stat_add(&w->stats, GW_STAT_FRAMES_IN, 1);
+    if (c->state != GW_CONN_OPEN)
+        return;
+    if (arg->opcode == WSLAY_TEXT_FRAME &&
+        !gw_utf8_valid(arg->msg, arg->msg_length)) {
+        gw_info("conn %llu: invalid UTF-8 in a text message",
+                (unsigned long long)c->id);
+        gw_conn_close(c, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8");
+        return;
+    }
+    (void)ctx;
+    gw_proto_handle(c, (const char *)arg->msg, arg->msg_length);
+}
+
+void gw_ws_worker_init(gw_worker_t *w)
+{
+    w->ws_callbacks = (struct wslay_event_callbacks){
+        .recv_callback = ws_recv_cb,
+        .send_callback = ws_send_cb,
+        .on_msg_recv_callback = ws_msg_cb,
+    };
+    w->ws_pool = gw_calloc(WS_POOL_MAX, sizeof(*w->ws_pool));
+    w->ws_pool_len = 0;
+}
+
+void gw_ws_worker_free(gw_worker_t *w)
+{
+    while (w->ws_pool_len > 0)
+        wslay_event_context_free(w->ws_pool[--w->ws_pool_len]);
+    free(w->ws_pool);
+    w->ws_pool = NULL;
+}
+
+/* Lets wslay write what it queued (pong, close) into the ring. */
+static void ws_send(gw_conn_t *c)
+{
+    gw_worker_t *w = c->worker;
+    gw_conn_t *saved = w->cur;
+
+    w->cur = c;
+    wslay_event_send(c->ws);
+    w->cur = saved;
+}
+
+/* Runs wslay over len bytes of whole frames. */
+static void ws_run(gw_conn_t *c, const uint8_t *data, size_t len)
+{
+    gw_worker_t *w = c->worker;
+    wslay_event_context_ptr ctx = ws_borrow(c);
+
+    w->cur = c;
+    w->in = data;
+    w->in_len = len;
+    if (wslay_event_recv(ctx) != 0) {
+        w->cur = NULL;
+        gw_conn_abort(c);
+        return;
+    }
+    w->in_len = 0;
+    w->cur = NULL;
+    ws_send(c);
+    /* wslay queues a close itself on a protocol error or a peer's close. */
+    if (c->state == GW_CONN_OPEN && wslay_event_get_close_sent(ctx))
+        gw_conn_close(c, 0, NULL);
+}
+
+/* Keeps the bytes of an incomplete frame for the next read. */
+static void ws_keep(gw_conn_t *c, const uint8_t *p, size_t n, size_t need)
+{
+    size_t want = need > n ? need : n;
+
+    if (c->partial_cap < want) {
+        size_t cap = c->partial_cap ? c->partial_cap : 256;
+        while (cap < want)
+            cap *= 2;
+        c->partial = gw_realloc(c->partial, cap);
+        c->partial_cap = (uint32_t)cap;
+    }
+    memmove(c->partial, p, n);
+    c->partial_len = (uint32_t)n;
+}
+
+static void ws_drop_partial(gw_conn_t *c)
+{
+    free(c->partial);
+    c->partial = NULL;
+    c->partial_len = c->partial_cap = 0;
+}
+
+void gw_ws_feed(gw_conn_t *c, const uint8_t *buf, size_t len)
+{
+    const uint8_t *data = buf;
+    size_t n = len, complete, need;
+    int frag = c->frag, rc;
+
+    if (c->partial_len > 0) {
+        ws_keep(c, c->partial, c->partial_len, (size_t)c->partial_len + len);
+        memcpy(c->partial + c->partial_len, buf, len);
+        c->partial_len += (uint32_t)len;
+        data = c->partial;
+        n = c->partial_len;
+    }
+    rc = gw_ws_scan(data, n, c->worker->cfg->max_message_size, &frag,
+                    &complete, &need);
+    c->frag = frag;
+    if (complete > 0)
+        ws_run(c, data, complete);
+    if (rc == GW_ETOOBIG && c->state == GW_CONN_OPEN)
+        gw_conn_close(c, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
+    if (rc != 0 || c->state != GW_CONN_OPEN || complete == n) {
+        ws_drop_partial(c);
+    } else {
+        ws_keep(c, data + complete, n - complete, need);
+    }
+    ws_maybe_return(c);
+}
+
+void gw_ws_close(gw_conn_t *c, uint16_t code, const char *reason)
+{
+    wslay_event_context_ptr ctx = ws_borrow(c);
+
+    if (code != 0)
+        wslay_event_queue_close(ctx, code, (const uint8_t *)reason,
+                                reason ? strlen(reason) : 0);
+    /* Inside wslay_event_recv the send happens when it returns (ws_run). */
+    if (c->worker->cur != c)
+        ws_send(c);
+}
+
+int gw_ws_close_done(const gw_conn_t *c)
+{
+    return c->ws != NULL && wslay_event_get_close_sent(c->ws) &&
+           wslay_event_get_close_received(c->ws);
+}
+
+void gw_ws_release(gw_conn_t *c)
+{
+    if (c->ws != NULL)
+        wslay_event_context_free(c->ws);
+    c->ws = NULL;
+    ws_drop_partial(c);
+}

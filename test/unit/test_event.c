@@ -1,0 +1,112 @@
+/* The backend envelope: targets, validation, and the shared dispatch body. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "gw/error.h"
+#include "gw/event.h"
+
+#include <string.h>
+
+static gw_event_t *parse_ok(const char *json)
+{
+    gw_event_t *ev;
+    const char *reason = NULL;
+    int rc = gw_event_parse(json, strlen(json), &ev, &reason);
+
+    if (rc != 0)
+        fail_msg("%s: %s", json, reason);
+    return ev;
+}
+
+static void assert_body(const gw_event_t *ev, const char *want)
+{
+    assert_int_equal(ev->body->len, strlen(want));
+    assert_memory_equal(ev->body->data, want, strlen(want));
+}
+
+static void test_guild(void **state)
+{
+    gw_event_t *ev = parse_ok("{\"event\":\"message.create\",\"guildId\":\"g1\","
+                              "\"data\":{\"content\":\"hi \\\"there\\\"\"}}");
+    (void)state;
+
+    assert_int_equal(ev->target, GW_TARGET_GUILD);
+    assert_string_equal(ev->ids[0], "g1");
+    assert_int_equal(ev->priority, 3);
+    assert_body(ev, "\"event\":\"message.create\",\"guildId\":\"g1\","
+                    "\"data\":{\"content\":\"hi \\\"there\\\"\"}}");
+    gw_event_unref(ev);
+}
+
+static void test_users_broadcast_options(void **state)
+{
+    gw_event_t *ev = parse_ok("{\"event\":\"e\",\"userIds\":[\"a\",\"b\"],"
+                              "\"priority\":1,\"excludeSessionId\":"
+                              "\"00112233445566778899aabbccddeeff\"}");
+    (void)state;
+
+    assert_int_equal(ev->target, GW_TARGET_USERS);
+    assert_int_equal(ev->nids, 2);
+    assert_string_equal(ev->ids[1], "b");
+    assert_int_equal(ev->priority, 1);
+    assert_true(ev->has_exclude);
+    assert_int_equal(ev->exclude[15], 0xff);
+    assert_body(ev, "\"event\":\"e\",\"data\":{}}");
+    gw_event_unref(ev);
+
+    ev = parse_ok("{\"event\":\"announcement\",\"broadcast\":true,\"data\":{}}");
+    assert_int_equal(ev->target, GW_TARGET_ALL);
+    gw_event_unref(ev);
+
+    ev = parse_ok("{\"event\":\"x\",\"userId\":\"u1\",\"data\":{\"n\":1}}");
+    assert_int_equal(ev->target, GW_TARGET_USERS);
+    assert_int_equal(ev->nids, 1);
+    gw_event_unref(ev);
+}
+
+static void test_rejections(void **state)
+{
+    static const char *bad[] = {
+        "",
+        "not json",
+        "[1,2]",
+        "{\"guildId\":\"g\"}",
+        "{\"event\":\"\",\"guildId\":\"g\"}",
+        "{\"event\":5,\"guildId\":\"g\"}",
+        "{\"event\":\"e\"}",
+        "{\"event\":\"e\",\"guildId\":\"g\",\"userId\":\"u\"}",
+        "{\"event\":\"e\",\"guildId\":\"\"}",
+        "{\"event\":\"e\",\"guildId\":7}",
+        "{\"event\":\"e\",\"userIds\":[]}",
+        "{\"event\":\"e\",\"userIds\":[\"a\",3]}",
+        "{\"event\":\"e\",\"broadcast\":\"yes\"}",
+        "{\"event\":\"e\",\"guildId\":\"g\",\"data\":[1]}",
+        "{\"event\":\"e\",\"guildId\":\"g\",\"priority\":0}",
+        "{\"event\":\"e\",\"guildId\":\"g\",\"priority\":2.5}",
+        "{\"event\":\"e\",\"guildId\":\"g\",\"excludeSessionId\":\"xyz\"}",
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        gw_event_t *ev = (gw_event_t *)1;
+        const char *reason = NULL;
+        int rc = gw_event_parse(bad[i], strlen(bad[i]), &ev, &reason);
+        if (rc == 0)
+            fail_msg("accepted: %s", bad[i]);
+        assert_null(ev);
+        assert_non_null(reason);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_guild),
+        cmocka_unit_test(test_users_broadcast_options),
+        cmocka_unit_test(test_rejections),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
