@@ -1,0 +1,520 @@
+/*
+ * Configuration. Like Redis's config.c and nginx's command tables, one
+ * table of options drives everything: defaults, the file, -s overrides,
+ * environment overrides, validation and the dump that documents them.
+ * Adding an option means adding a field to gw_config_t and a row here.
+ *
+ * Precedence, lowest first: table default, file, environment, -s (the
+ * caller applies -s after gw_config_load).
+ */
+#include "gw/config.h"
+
+#include "gw/alloc.h"
+#include "gw/error.h"
+#include "gw/log.h"
+#include "gw/toml.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum config_type {
+    CONFIG_STRING, /* char * field, heap copy owned by the config */
+    CONFIG_SECRET, /* a string that gw_config_dump does not print */
+    CONFIG_INT,    /* int field */
+    CONFIG_UINT32, /* uint32_t field */
+} config_type_t;
+
+/*
+ * Validation beyond type and bounds. Returns NULL if the value is fine,
+ * else what is wrong with it, to follow the value in the error message.
+ * Numbers arrive in i, strings in s.
+ */
+typedef const char *config_check_fn(int64_t i, const char *s);
+
+typedef struct config_option {
+    const char *name; /* "section.key" as written in the file */
+    config_type_t type;
+    size_t offset;          /* of the field in gw_config_t */
+    const char *def;        /* default, as text read like a -s value */
+    int64_t min, max;       /* bounds of a number, inclusive */
+    config_check_fn *check; /* NULL when type and bounds say it all */
+    const char *env;        /* environment variable that overrides, or NULL */
+    const char *doc;        /* one line for the dump, without the default */
+} config_option_t;
+
+static const char *config_check_pow2(int64_t i, const char *s)
+{
+    (void)s;
+    return (i & (i - 1)) == 0 ? NULL : "is not a power of two";
+}
+
+static const char *config_check_log_level(int64_t i, const char *s)
+{
+    (void)i;
+    return gw_log_parse_level(s) >= 0
+               ? NULL
+               : "is not one of debug, info, warn, error";
+}
+
+static const char *config_check_jwt_algorithm(int64_t i, const char *s)
+{
+    (void)i;
+    return strcmp(s, "HS256") == 0 ? NULL
+                                   : "is not supported (only HS256 for now)";
+}
+
+/* Rows of config_options, one per type. */
+// clang-format off
+#define OPT_STR(name, field, def, check, doc) \
+    {name, CONFIG_STRING, offsetof(gw_config_t, field), def, 0, 0, \
+     check, NULL, doc}
+#define OPT_SECRET(name, field, env, doc) \
+    {name, CONFIG_SECRET, offsetof(gw_config_t, field), "", 0, 0, \
+     NULL, env, doc}
+#define OPT_INT(name, field, def, min, max, doc) \
+    {name, CONFIG_INT, offsetof(gw_config_t, field), def, min, max, \
+     NULL, NULL, doc}
+#define OPT_U32(name, field, def, min, max, check, doc) \
+    {name, CONFIG_UINT32, offsetof(gw_config_t, field), def, min, max, \
+     check, NULL, doc}
+// clang-format on
+
+/*
+ * Grouped by section, in the order of gw_config_t, which is also the order
+ * of the dump. Where the design sets no bound, the type's own applies,
+ * except where zero cannot work (a zero timeout, queue or body limit).
+ */
+static const config_option_t config_options[] = {
+    OPT_STR("server.bind", bind, "0.0.0.0", NULL,
+            "Listen address of both ports"),
+    OPT_INT("server.ws_port", ws_port, "3005", 1, 65535, "WebSocket port"),
+    OPT_INT("server.http_port", http_port, "3006", 1, 65535,
+            "HTTP API port (POST /publish, GET /health)"),
+    OPT_INT("server.workers", workers, "0", 0, 256,
+            "Worker threads; 0 = one per CPU core"),
+    OPT_U32("websocket.max_message_size", max_message_size, "65536", 125,
+            UINT32_MAX, NULL,
+            "Largest incoming message in bytes; a larger one closes the "
+            "connection with 1009"),
+    OPT_U32("websocket.max_header_size", max_header_size, "8192", 1024, 65536,
+            NULL, "Largest header block of an upgrade request, bytes"),
+    OPT_U32("websocket.handshake_timeout_ms", handshake_timeout_ms, "10000", 1,
+            UINT32_MAX, NULL,
+            "Time a client has to complete the upgrade (slowloris guard)"),
+    OPT_U32("websocket.write_ring_size", write_ring_size, "1024", 8, UINT32_MAX,
+            NULL,
+            "Frames queued per connection; a client further behind is "
+            "closed with 4010"),
+    OPT_U32("session.heartbeat_interval_ms", heartbeat_interval_ms, "30000",
+            100, UINT32_MAX, NULL,
+            "Heartbeat interval announced to clients, milliseconds"),
+    OPT_U32("session.max_guilds_per_session", max_guilds_per_session, "100", 0,
+            UINT32_MAX, NULL, "Most guilds one session may subscribe to"),
+    OPT_SECRET("auth.jwt_secret", jwt_secret, "GATEWAYD_JWT_SECRET",
+               "HMAC key that signs client tokens"),
+    OPT_STR("auth.jwt_algorithm", jwt_algorithm, "HS256",
+            config_check_jwt_algorithm,
+            "Accepted JWT algorithm; only HS256 for now"),
+    OPT_STR("auth.jwt_audience", jwt_audience, "", NULL,
+            "Required \"aud\" claim; empty = not checked"),
+    OPT_STR("auth.jwt_issuer", jwt_issuer, "", NULL,
+            "Required \"iss\" claim; empty = not checked"),
+    OPT_SECRET("http.publish_api_key", publish_api_key, "GATEWAYD_API_KEY",
+               "Key POST /publish must present; empty disables /publish"),
+    OPT_U32("http.max_body_size", max_body_size, "1048576", 1, UINT32_MAX, NULL,
+            "Largest POST /publish body, bytes"),
+    OPT_U32("queues.queue_size", queue_size, "65536", 2, UINT32_C(1) << 31,
+            config_check_pow2,
+            "Entries of each inter-thread queue; a power of two"),
+    OPT_STR("log.level", log_level, "info", config_check_log_level,
+            "Least severe level logged: debug, info, warn or error"),
+};
+
+#define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
+
+/* A config file larger than this is a mistake, not a config. */
+#define CONFIG_FILE_MAX (1 << 20)
+
+/* Where a value comes from, for the "where:line: what" error prefix. */
+typedef struct config_src {
+    const char *name; /* file path, "-s", an environment variable, "default" */
+    unsigned line;    /* 0 when the source has no lines */
+    char *err;
+    size_t errlen;
+} config_src_t;
+
+static int config_fail(const config_src_t *src, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int config_fail(const config_src_t *src, int code, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (src->errlen == 0)
+        return code;
+    if (src->line > 0)
+        n = snprintf(src->err, src->errlen, "%s:%u: ", src->name, src->line);
+    else
+        n = snprintf(src->err, src->errlen, "%s: ", src->name);
+    if (n < 0 || (size_t)n >= src->errlen)
+        return code;
+    va_start(ap, fmt);
+    vsnprintf(src->err + n, src->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static bool config_is_string(const config_option_t *opt)
+{
+    return opt->type == CONFIG_STRING || opt->type == CONFIG_SECRET;
+}
+
+/* The field of cfg that opt describes. */
+static void *config_field(gw_config_t *cfg, const config_option_t *opt)
+{
+    return (char *)cfg + opt->offset;
+}
+
+static const config_option_t *config_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++)
+        if (strncmp(config_options[i].name, name, len) == 0 &&
+            config_options[i].name[len] == '\0')
+            return &config_options[i];
+    return NULL;
+}
+
+/* True if `name` is the [section] of some option. */
+static bool config_is_section(const char *name)
+{
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++)
+        if (strncmp(config_options[i].name, name, len) == 0 &&
+            config_options[i].name[len] == '.')
+            return true;
+    return false;
+}
+
+static int config_out_of_range(const config_src_t *src,
+                               const config_option_t *opt, const char *value)
+{
+    return config_fail(src, GW_EINVAL,
+                       "%s: %s is out of range %" PRId64 "..%" PRId64,
+                       opt->name, value, opt->min, opt->max);
+}
+
+static int config_set_number(gw_config_t *cfg, const config_option_t *opt,
+                             int64_t v, const config_src_t *src)
+{
+    char text[24];
+    const char *why;
+
+    if (v < opt->min || v > opt->max) {
+        snprintf(text, sizeof(text), "%" PRId64, v);
+        return config_out_of_range(src, opt, text);
+    }
+    if (opt->check != NULL && (why = opt->check(v, NULL)) != NULL)
+        return config_fail(src, GW_EINVAL, "%s: %" PRId64 " %s", opt->name, v,
+                           why);
+    if (opt->type == CONFIG_INT)
+        *(int *)config_field(cfg, opt) = (int)v;
+    else
+        *(uint32_t *)config_field(cfg, opt) = (uint32_t)v;
+    return 0;
+}
+
+static int config_set_string(gw_config_t *cfg, const config_option_t *opt,
+                             const char *s, size_t len, const config_src_t *src)
+{
+    char **field = config_field(cfg, opt);
+    const char *why;
+
+    /* A \u0000 escape would silently cut the string short in C. */
+    if (strlen(s) != len)
+        return config_fail(src, GW_EINVAL, "%s: string contains a NUL byte",
+                           opt->name);
+    if (opt->check != NULL && (why = opt->check(0, s)) != NULL)
+        return config_fail(src, GW_EINVAL, "%s: '%s' %s", opt->name, s, why);
+    free(*field);
+    *field = gw_strndup(s, len);
+    return 0;
+}
+
+/* Sets opt from text: a default, an environment variable or a -s value. */
+static int config_set_text(gw_config_t *cfg, const config_option_t *opt,
+                           const char *text, const config_src_t *src)
+{
+    int64_t v;
+    int rc;
+
+    if (config_is_string(opt))
+        return config_set_string(cfg, opt, text, strlen(text), src);
+    rc = gw_toml_parse_int(text, strlen(text), &v);
+    if (rc == GW_ETOOBIG)
+        return config_out_of_range(src, opt, text);
+    if (rc != 0)
+        return config_fail(src, GW_EINVAL, "%s: '%s' is not an integer",
+                           opt->name, text);
+    return config_set_number(cfg, opt, v, src);
+}
+
+static const char *config_toml_type_name(gw_toml_type_t type)
+{
+    switch (type) {
+    case GW_TOML_STRING: return "a string";
+    case GW_TOML_INT: return "an integer";
+    case GW_TOML_BOOL: return "a boolean";
+    case GW_TOML_TABLE: break;
+    }
+    return "a table";
+}
+
+static int config_apply_entry(gw_config_t *cfg, const gw_toml_entry_t *e,
+                              config_src_t *src)
+{
+    const config_option_t *opt;
+
+    src->line = e->line;
+    if (e->type == GW_TOML_TABLE)
+        return config_is_section(e->key)
+                   ? 0
+                   : config_fail(src, GW_EINVAL, "[%s]: unknown table", e->key);
+    opt = config_find(e->key, strlen(e->key));
+    if (opt == NULL)
+        return config_fail(src, GW_EINVAL, "%s: unknown option", e->key);
+    if (config_is_string(opt) && e->type == GW_TOML_STRING)
+        return config_set_string(cfg, opt, e->v.s.ptr, e->v.s.len, src);
+    if (!config_is_string(opt) && e->type == GW_TOML_INT)
+        return config_set_number(cfg, opt, e->v.i, src);
+    return config_fail(src, GW_EINVAL, "%s: expected %s, got %s", opt->name,
+                       config_is_string(opt) ? "a string" : "an integer",
+                       config_toml_type_name(e->type));
+}
+
+static int config_apply_env(gw_config_t *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const config_option_t *opt = &config_options[i];
+        config_src_t src = {opt->env, 0, err, errlen};
+        const char *value = opt->env ? getenv(opt->env) : NULL;
+        int rc;
+
+        if (value != NULL && (rc = config_set_text(cfg, opt, value, &src)))
+            return rc;
+    }
+    return 0;
+}
+
+/* Reads the whole file at src->name into a heap buffer. */
+static int config_read_file(const config_src_t *src, char **buf, size_t *len)
+{
+    FILE *f = fopen(src->name, "rb");
+    size_t cap = 4096;
+    int rc;
+
+    *buf = NULL;
+    *len = 0;
+    if (f == NULL)
+        return config_fail(src, GW_EIO, "cannot open: %s", strerror(errno));
+    *buf = gw_malloc(cap);
+    for (;;) {
+        *len += fread(*buf + *len, 1, cap - *len, f);
+        if (*len < cap)
+            break;
+        if (cap == CONFIG_FILE_MAX) {
+            rc = config_fail(src, GW_ETOOBIG,
+                             "%d bytes or more; too large for a config",
+                             CONFIG_FILE_MAX);
+            goto Error;
+        }
+        cap *= 2;
+        *buf = gw_realloc(*buf, cap);
+    }
+    if (ferror(f)) {
+        rc = config_fail(src, GW_EIO, "cannot read: %s", strerror(errno));
+        goto Error;
+    }
+    fclose(f);
+    return 0;
+
+Error:
+    fclose(f);
+    free(*buf);
+    *buf = NULL;
+    return rc;
+}
+
+/* dst becomes a deep copy of src. */
+static void config_copy(gw_config_t *dst, const gw_config_t *src)
+{
+    *dst = *src;
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        char **field = config_field(dst, &config_options[i]);
+        if (config_is_string(&config_options[i]))
+            *field = gw_strdup(*field);
+    }
+}
+
+void gw_config_init(gw_config_t *cfg)
+{
+    config_src_t src = {"default", 0, NULL, 0};
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        int rc = config_set_text(cfg, &config_options[i], config_options[i].def,
+                                 &src);
+        assert(rc == 0 && "a default in config_options fails its own check");
+        (void)rc;
+    }
+}
+
+/*
+ * The file is applied to a copy that replaces cfg only once everything
+ * passed, so a SIGHUP reload of a broken file leaves the running
+ * configuration whole.
+ */
+int gw_config_load(gw_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    config_src_t src = {path, 0, err, errlen};
+    gw_toml_doc_t doc = {0};
+    gw_toml_error_t terr;
+    gw_config_t next;
+    char *buf;
+    size_t len;
+    int rc;
+
+    if (errlen > 0)
+        err[0] = '\0';
+    if ((rc = config_read_file(&src, &buf, &len)) != 0)
+        return rc;
+    config_copy(&next, cfg);
+    if ((rc = gw_toml_parse(buf, len, &doc, &terr)) != 0) {
+        src.line = terr.line;
+        rc = config_fail(&src, rc, "%s", terr.msg);
+        goto Error;
+    }
+    for (size_t i = 0; i < doc.n; i++)
+        if ((rc = config_apply_entry(&next, &doc.entries[i], &src)) != 0)
+            goto Error;
+    if ((rc = config_apply_env(&next, err, errlen)) != 0)
+        goto Error;
+    gw_config_free(cfg);
+    *cfg = next;
+    gw_toml_free(&doc);
+    free(buf);
+    return 0;
+
+Error:
+    gw_config_free(&next);
+    gw_toml_free(&doc);
+    free(buf);
+    return rc;
+}
+
+int gw_config_set(gw_config_t *cfg, const char *assignment, char *err,
+                  size_t errlen)
+{
+    config_src_t src = {"-s", 1, err, errlen};
+    const char *eq = strchr(assignment, '=');
+    const config_option_t *opt;
+
+    if (errlen > 0)
+        err[0] = '\0';
+    if (eq == NULL)
+        return config_fail(&src, GW_EPARSE,
+                           "expected section.key=value, got '%s'", assignment);
+    opt = config_find(assignment, (size_t)(eq - assignment));
+    if (opt == NULL)
+        return config_fail(&src, GW_EINVAL, "%.*s: unknown option",
+                           (int)(eq - assignment), assignment);
+    return config_set_text(cfg, opt, eq + 1, &src);
+}
+
+/* Writes s as a TOML basic string, escaping what TOML requires. */
+static void config_dump_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+static void config_dump_value(FILE *out, const gw_config_t *cfg,
+                              const config_option_t *opt)
+{
+    /* Read only; config_field takes a mutable config for the setters. */
+    void *field = config_field((gw_config_t *)cfg, opt);
+
+    switch (opt->type) {
+    case CONFIG_INT: fprintf(out, "%d", *(int *)field); break;
+    case CONFIG_UINT32: fprintf(out, "%" PRIu32, *(uint32_t *)field); break;
+    case CONFIG_STRING: config_dump_string(out, *(char **)field); break;
+    case CONFIG_SECRET:
+        /* A dump ends up in terminals and CI logs; secrets stay out. */
+        fputs(**(char **)field ? "\"<redacted>\"" : "\"\"", out);
+        break;
+    }
+}
+
+/* Prints "[section]" when opt opens a section the previous one did not. */
+static void config_dump_section(FILE *out, const config_option_t *opt,
+                                const config_option_t *prev)
+{
+    size_t len = (size_t)(strchr(opt->name, '.') - opt->name);
+
+    if (prev != NULL && strncmp(prev->name, opt->name, len + 1) == 0)
+        return;
+    fprintf(out, "%s[%.*s]\n", prev ? "\n" : "", (int)len, opt->name);
+}
+
+/* The comment above an option: what it does, its default and limits. */
+static void config_dump_doc(FILE *out, const config_option_t *opt)
+{
+    fprintf(out, "# %s.\n", opt->doc);
+    if (config_is_string(opt))
+        fprintf(out, "# Default: \"%s\".", opt->def);
+    else
+        fprintf(out, "# Default: %s; range %" PRId64 "..%" PRId64 ".", opt->def,
+                opt->min, opt->max);
+    if (opt->env != NULL)
+        fprintf(out, " The environment variable %s overrides it.", opt->env);
+    fputc('\n', out);
+}
+
+void gw_config_dump(const gw_config_t *cfg, FILE *out)
+{
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const config_option_t *opt = &config_options[i];
+
+        config_dump_section(out, opt, i > 0 ? opt - 1 : NULL);
+        config_dump_doc(out, opt);
+        fprintf(out, "%s = ", strchr(opt->name, '.') + 1);
+        config_dump_value(out, cfg, opt);
+        fputc('\n', out);
+    }
+}
+
+void gw_config_free(gw_config_t *cfg)
+{
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        char **field = config_field(cfg, &config_options[i]);
+        if (config_is_string(&config_options[i])) {
+            free(*field);
+            *field = NULL;
+        }
+    }
+}

@@ -1,0 +1,575 @@
+/*
+ * Unit tests of the configuration (src/config.c). Run from the repository
+ * root: one test loads conf/gateway.toml. Files are written to a mkdtemp
+ * directory removed at the end.
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "gw/alloc.h"
+#include "gw/config.h"
+#include "gw/error.h"
+#include "gw/toml.h"
+
+static char tmpdir[] = "/tmp/gw_test_config_XXXXXX";
+
+static int setup(void **state)
+{
+    (void)state;
+    /* The runner's environment must not leak into the expectations. */
+    unsetenv("GATEWAYD_JWT_SECRET");
+    unsetenv("GATEWAYD_API_KEY");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *de;
+    char path[512];
+    (void)state;
+
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, de->d_name);
+        unlink(path);
+    }
+    if (d != NULL)
+        closedir(d);
+    return rmdir(tmpdir);
+}
+
+/* Writes len bytes to tmpdir/name; returns the path (a static buffer). */
+static const char *write_file(const char *name, const char *text, size_t len)
+{
+    static char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+static const char *write_conf(const char *text)
+{
+    return write_file("test.toml", text, strlen(text));
+}
+
+/* The dump of cfg as a heap string: compares whole configurations. */
+static char *dump(const gw_config_t *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    assert_non_null(f);
+    gw_config_dump(cfg, f);
+    assert_int_equal(fclose(f), 0);
+    return text;
+}
+
+static void set_ok(gw_config_t *cfg, const char *assignment)
+{
+    char err[256];
+
+    if (gw_config_set(cfg, assignment, err, sizeof(err)) != 0)
+        fail_msg("-s %s: %s", assignment, err);
+    assert_string_equal(err, "");
+}
+
+static void test_defaults(void **state)
+{
+    gw_config_t cfg;
+    (void)state;
+
+    gw_config_init(&cfg);
+    assert_string_equal(cfg.bind, "0.0.0.0");
+    assert_int_equal(cfg.ws_port, 3005);
+    assert_int_equal(cfg.http_port, 3006);
+    assert_int_equal(cfg.workers, 0);
+    assert_int_equal(cfg.max_message_size, 65536);
+    assert_int_equal(cfg.max_header_size, 8192);
+    assert_int_equal(cfg.handshake_timeout_ms, 10000);
+    assert_int_equal(cfg.write_ring_size, 1024);
+    assert_int_equal(cfg.heartbeat_interval_ms, 30000);
+    assert_int_equal(cfg.max_guilds_per_session, 100);
+    assert_string_equal(cfg.jwt_secret, "");
+    assert_string_equal(cfg.jwt_algorithm, "HS256");
+    assert_string_equal(cfg.jwt_audience, "");
+    assert_string_equal(cfg.jwt_issuer, "");
+    assert_string_equal(cfg.publish_api_key, "");
+    assert_int_equal(cfg.max_body_size, 1048576);
+    assert_int_equal(cfg.queue_size, 65536);
+    assert_string_equal(cfg.log_level, "info");
+    gw_config_free(&cfg);
+    assert_null(cfg.bind);
+    gw_config_free(&cfg); /* freeing twice is harmless */
+}
+
+static void test_load_shipped_conf(void **state)
+{
+    gw_config_t cfg, def;
+    char err[256];
+    char *got, *want;
+    (void)state;
+
+    gw_config_init(&cfg);
+    gw_config_init(&def);
+    if (gw_config_load(&cfg, "conf/gateway.toml", err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(cfg.jwt_secret, "dev-secret-change-me");
+    assert_string_equal(cfg.publish_api_key, "dev-publish-key");
+    /* Everything else is at its default. */
+    set_ok(&def, "auth.jwt_secret=dev-secret-change-me");
+    set_ok(&def, "http.publish_api_key=dev-publish-key");
+    got = dump(&cfg);
+    want = dump(&def);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    gw_config_free(&cfg);
+    gw_config_free(&def);
+}
+
+/* Reads the non-table keys of a TOML text, in order, one per line. */
+static char *keys_of(const char *text, size_t len)
+{
+    gw_toml_doc_t doc;
+    gw_toml_error_t err;
+    char *keys = gw_malloc(len + 1);
+    size_t n = 0;
+
+    if (gw_toml_parse(text, len, &doc, &err) != 0)
+        fail_msg("line %u: %s", err.line, err.msg);
+    for (size_t i = 0; i < doc.n; i++)
+        if (doc.entries[i].type != GW_TOML_TABLE)
+            n += (size_t)sprintf(keys + n, "%s\n", doc.entries[i].key);
+    keys[n] = '\0';
+    gw_toml_free(&doc);
+    return keys;
+}
+
+/* The shipped file names every option, in table order, each commented. */
+static void test_shipped_conf_documents_every_option(void **state)
+{
+    gw_config_t cfg;
+    char *conf = NULL, *text, *want, *got, *line, *prev = NULL, *save;
+    size_t len = 0;
+    FILE *f = fopen("conf/gateway.toml", "r");
+    (void)state;
+
+    assert_non_null(f);
+    assert_int_not_equal(getdelim(&conf, &len, '\0', f), -1);
+    fclose(f);
+    gw_config_init(&cfg);
+    text = dump(&cfg);
+    want = keys_of(text, strlen(text));
+    got = keys_of(conf, strlen(conf));
+    assert_string_equal(got, want);
+    for (line = strtok_r(conf, "\n", &save); line != NULL;
+         prev = line, line = strtok_r(NULL, "\n", &save))
+        if (line[0] != '#' && line[0] != '[' && strchr(line, '=') != NULL)
+            if (prev == NULL || prev[0] != '#')
+                fail_msg("no comment above '%s'", line);
+    free(conf);
+    free(text);
+    free(want);
+    free(got);
+    gw_config_free(&cfg);
+}
+
+/* What the dump writes loads back to the same configuration. */
+static void test_dump_round_trip(void **state)
+{
+    gw_config_t cfg, back;
+    char err[256];
+    char *first, *second;
+    (void)state;
+
+    gw_config_init(&cfg);
+    set_ok(&cfg, "server.bind=q\"b\\s\tt\x01 \xc3\xa9");
+    set_ok(&cfg, "server.ws_port=1");
+    set_ok(&cfg, "server.http_port=65535");
+    set_ok(&cfg, "server.workers=256");
+    set_ok(&cfg, "websocket.max_message_size=4294967295");
+    set_ok(&cfg, "websocket.write_ring_size=8");
+    set_ok(&cfg, "auth.jwt_issuer=#not a comment");
+    set_ok(&cfg, "queues.queue_size=2147483648");
+    set_ok(&cfg, "log.level=debug");
+    first = dump(&cfg);
+
+    gw_config_init(&back);
+    if (gw_config_load(&back, write_conf(first), err, sizeof(err)) != 0)
+        fail_msg("%s\n--- dump ---\n%s", err, first);
+    assert_string_equal(back.bind, "q\"b\\s\tt\x01 \xc3\xa9");
+    assert_int_equal(back.max_message_size, UINT32_MAX);
+    second = dump(&back);
+    assert_string_equal(second, first);
+    free(first);
+    free(second);
+    gw_config_free(&cfg);
+    gw_config_free(&back);
+}
+
+static void test_dump_redacts_secrets(void **state)
+{
+    gw_config_t cfg;
+    char *text;
+    (void)state;
+
+    gw_config_init(&cfg);
+    set_ok(&cfg, "auth.jwt_secret=s3cret-value");
+    text = dump(&cfg);
+    assert_non_null(strstr(text, "\njwt_secret = \"<redacted>\"\n"));
+    assert_non_null(strstr(text, "\npublish_api_key = \"\"\n"));
+    assert_null(strstr(text, "s3cret-value"));
+    free(text);
+    gw_config_free(&cfg);
+}
+
+/* A file sets what it names and keeps every other current value. */
+static void test_load_over_current_values(void **state)
+{
+    gw_config_t cfg;
+    char err[256];
+    (void)state;
+
+    gw_config_init(&cfg);
+    set_ok(&cfg, "session.max_guilds_per_session=7");
+    assert_int_equal(gw_config_load(&cfg,
+                                    write_conf("# partial\n"
+                                               "[log]\nlevel = 'warn'\n"
+                                               "[server]\n"
+                                               "ws_port = 8_080\n"
+                                               "bind = \"127.0.0.1\"\n"
+                                               "[queues]\n"
+                                               "queue_size = +1024\n"),
+                                    err, sizeof(err)),
+                     0);
+    assert_string_equal(err, "");
+    assert_string_equal(cfg.log_level, "warn");
+    assert_int_equal(cfg.ws_port, 8080);
+    assert_string_equal(cfg.bind, "127.0.0.1");
+    assert_int_equal(cfg.queue_size, 1024);
+    assert_int_equal(cfg.max_guilds_per_session, 7);
+    assert_int_equal(cfg.http_port, 3006);
+    gw_config_free(&cfg);
+}
+
+typedef struct bad_file {
+    const char *text;
+    int rc;
+    const char *msg; /* what follows "<path>:" */
+} bad_file_t;
+
+static const bad_file_t bad_files[] = {
+    /* bounds */
+    {"[server]\n# c\nws_port = 70000\n", GW_EINVAL,
+     "3: server.ws_port: 70000 is out of range 1..65535"},
+    {"[server]\nws_port = 0\n", GW_EINVAL,
+     "2: server.ws_port: 0 is out of range 1..65535"},
+    {"[server]\nhttp_port = -1\n", GW_EINVAL,
+     "2: server.http_port: -1 is out of range 1..65535"},
+    {"[server]\nworkers = 257\n", GW_EINVAL,
+     "2: server.workers: 257 is out of range 0..256"},
+    {"[websocket]\nmax_message_size = 124\n", GW_EINVAL,
+     "2: websocket.max_message_size: 124 is out of range 125..4294967295"},
+    {"[websocket]\nmax_message_size = 4294967296\n", GW_EINVAL,
+     "2: websocket.max_message_size: 4294967296 is out of range "
+     "125..4294967295"},
+    {"[websocket]\nmax_header_size = 65537\n", GW_EINVAL,
+     "2: websocket.max_header_size: 65537 is out of range 1024..65536"},
+    {"[websocket]\nwrite_ring_size = 7\n", GW_EINVAL,
+     "2: websocket.write_ring_size: 7 is out of range 8..4294967295"},
+    {"[session]\nheartbeat_interval_ms = 99\n", GW_EINVAL,
+     "2: session.heartbeat_interval_ms: 99 is out of range 100..4294967295"},
+    {"[queues]\nqueue_size = 1\n", GW_EINVAL,
+     "2: queues.queue_size: 1 is out of range 2..2147483648"},
+    /* checks beyond bounds */
+    {"[queues]\nqueue_size = 1000\n", GW_EINVAL,
+     "2: queues.queue_size: 1000 is not a power of two"},
+    {"[log]\nlevel = \"verbose\"\n", GW_EINVAL,
+     "2: log.level: 'verbose' is not one of debug, info, warn, error"},
+    {"[auth]\njwt_algorithm = \"RS256\"\n", GW_EINVAL,
+     "2: auth.jwt_algorithm: 'RS256' is not supported (only HS256 for now)"},
+    /* names */
+    {"[server]\nport = 1\n", GW_EINVAL, "2: server.port: unknown option"},
+    {"ws_port = 1\n", GW_EINVAL, "1: ws_port: unknown option"},
+    {"\n[servr]\n", GW_EINVAL, "2: [servr]: unknown table"},
+    {"[server.tls]\n", GW_EINVAL, "1: [server.tls]: unknown table"},
+    /* types */
+    {"[server]\nws_port = \"3005\"\n", GW_EINVAL,
+     "2: server.ws_port: expected an integer, got a string"},
+    {"[server]\nworkers = true\n", GW_EINVAL,
+     "2: server.workers: expected an integer, got a boolean"},
+    {"[server]\nbind = 0\n", GW_EINVAL,
+     "2: server.bind: expected a string, got an integer"},
+    {"[server]\nbind = \"a\\u0000b\"\n", GW_EINVAL,
+     "2: server.bind: string contains a NUL byte"},
+    /* TOML errors keep the parser's message and line */
+    {"[server]\n\nbind = \"x\n", GW_EPARSE,
+     "3: server.bind: unterminated string"},
+    {"[server]\nws_port = 3005.0\n", GW_EPARSE,
+     "2: server.ws_port: unsupported value type (float)"},
+    {"[server]\nws_port = 99999999999999999999\n", GW_ETOOBIG,
+     "2: server.ws_port: invalid integer '99999999999999999999': does not fit "
+     "in 64 bits"},
+    {"[server]\nws_port = 1\nws_port = 2\n", GW_EPARSE,
+     "3: duplicate key 'server.ws_port' (first set on line 2)"},
+    /* an error after good lines still rejects the whole file */
+    {"[server]\nws_port = 4000\nbind = \"::\"\n[log]\nlevel = 'loud'\n",
+     GW_EINVAL, "5: log.level: 'loud' is not one of debug, info, warn, error"},
+};
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
+        const bad_file_t *c = &bad_files[i];
+        const char *path = write_conf(c->text);
+        char err[256], want[512];
+        char *before, *after;
+        gw_config_t cfg;
+        int rc;
+
+        gw_config_init(&cfg);
+        before = dump(&cfg);
+        rc = gw_config_load(&cfg, path, err, sizeof(err));
+        snprintf(want, sizeof(want), "%s:%s", path, c->msg);
+        if (rc != c->rc || strcmp(err, want) != 0)
+            fail_msg("case %zu:\n got %d %s\nwant %d %s", i, rc, err, c->rc,
+                     want);
+        /* A rejected file changes nothing. */
+        after = dump(&cfg);
+        assert_string_equal(after, before);
+        free(before);
+        free(after);
+        gw_config_free(&cfg);
+    }
+}
+
+static void expect_load_error(const char *path, int rc, const char *msg)
+{
+    gw_config_t cfg;
+    char err[256], want[512];
+
+    gw_config_init(&cfg);
+    assert_int_equal(gw_config_load(&cfg, path, err, sizeof(err)), rc);
+    snprintf(want, sizeof(want), "%s: %s", path, msg);
+    assert_string_equal(err, want);
+    gw_config_free(&cfg);
+}
+
+static void test_load_io_errors(void **state)
+{
+    char missing[600], err[256];
+    size_t big = 1 << 20;
+    char *text = gw_malloc(big);
+    gw_config_t cfg;
+    (void)state;
+
+    snprintf(missing, sizeof(missing), "%s/missing.toml", tmpdir);
+    expect_load_error(missing, GW_EIO,
+                      "cannot open: No such file or directory");
+    expect_load_error(tmpdir, GW_EIO, "cannot read: Is a directory");
+
+    /* One comment line just under the 1 MiB cap loads; at the cap not. */
+    memset(text, '#', big);
+    gw_config_init(&cfg);
+    assert_int_equal(gw_config_load(&cfg, write_file("big.toml", text, big - 1),
+                                    err, sizeof(err)),
+                     0);
+    gw_config_free(&cfg);
+    expect_load_error(write_file("big.toml", text, big), GW_ETOOBIG,
+                      "1048576 bytes or more; too large for a config");
+    free(text);
+}
+
+static void test_env_overrides(void **state)
+{
+    gw_config_t cfg;
+    char err[256];
+    const char *text = "[auth]\njwt_secret = \"from-file\"\n"
+                       "[http]\npublish_api_key = \"file-key\"\n";
+    char path[512];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s",
+             write_file("env.toml", text, strlen(text)));
+    gw_config_init(&cfg);
+    setenv("GATEWAYD_JWT_SECRET", "from-env", 1);
+    setenv("GATEWAYD_API_KEY", "", 1); /* set but empty: disables /publish */
+    assert_int_equal(gw_config_load(&cfg, path, err, sizeof(err)), 0);
+    assert_string_equal(cfg.jwt_secret, "from-env");
+    assert_string_equal(cfg.publish_api_key, "");
+
+    /* Applied by every load, even of a file that does not name them. */
+    setenv("GATEWAYD_API_KEY", "env-key", 1);
+    assert_int_equal(
+        gw_config_load(&cfg, write_conf("# empty\n"), err, sizeof(err)), 0);
+    assert_string_equal(cfg.publish_api_key, "env-key");
+
+    unsetenv("GATEWAYD_JWT_SECRET");
+    unsetenv("GATEWAYD_API_KEY");
+    assert_int_equal(gw_config_load(&cfg, path, err, sizeof(err)), 0);
+    assert_string_equal(cfg.jwt_secret, "from-file");
+    assert_string_equal(cfg.publish_api_key, "file-key");
+    gw_config_free(&cfg);
+}
+
+static void test_set(void **state)
+{
+    gw_config_t cfg;
+    (void)state;
+
+    gw_config_init(&cfg);
+    set_ok(&cfg, "server.ws_port=4000");
+    assert_int_equal(cfg.ws_port, 4000);
+    set_ok(&cfg, "session.heartbeat_interval_ms=5_000");
+    assert_int_equal(cfg.heartbeat_interval_ms, 5000);
+    set_ok(&cfg, "server.workers=-0");
+    assert_int_equal(cfg.workers, 0);
+    /* Strings are taken raw: no quotes, no trimming, '=' allowed. */
+    set_ok(&cfg, "auth.jwt_audience=a=b");
+    assert_string_equal(cfg.jwt_audience, "a=b");
+    set_ok(&cfg, "auth.jwt_secret= spaced \"x\" ");
+    assert_string_equal(cfg.jwt_secret, " spaced \"x\" ");
+    set_ok(&cfg, "server.bind=");
+    assert_string_equal(cfg.bind, "");
+    set_ok(&cfg, "log.level=error");
+    assert_string_equal(cfg.log_level, "error");
+    gw_config_free(&cfg);
+}
+
+static const bad_file_t bad_sets[] = {
+    {"server.ws_port", GW_EPARSE,
+     "-s:1: expected section.key=value, got 'server.ws_port'"},
+    {"server.port=1", GW_EINVAL, "-s:1: server.port: unknown option"},
+    {"server=1", GW_EINVAL, "-s:1: server: unknown option"},
+    {" server.ws_port=1", GW_EINVAL, "-s:1:  server.ws_port: unknown option"},
+    {"server.ws_port=abc", GW_EINVAL,
+     "-s:1: server.ws_port: 'abc' is not an integer"},
+    {"server.ws_port=", GW_EINVAL,
+     "-s:1: server.ws_port: '' is not an integer"},
+    {"server.ws_port= 80", GW_EINVAL,
+     "-s:1: server.ws_port: ' 80' is not an integer"},
+    {"server.ws_port=080", GW_EINVAL,
+     "-s:1: server.ws_port: '080' is not an integer"},
+    {"server.ws_port=70000", GW_EINVAL,
+     "-s:1: server.ws_port: 70000 is out of range 1..65535"},
+    {"server.ws_port=99999999999999999999", GW_EINVAL,
+     "-s:1: server.ws_port: 99999999999999999999 is out of range 1..65535"},
+    {"websocket.max_header_size=1023", GW_EINVAL,
+     "-s:1: websocket.max_header_size: 1023 is out of range 1024..65536"},
+    {"queues.queue_size=3000", GW_EINVAL,
+     "-s:1: queues.queue_size: 3000 is not a power of two"},
+    {"log.level=trace", GW_EINVAL,
+     "-s:1: log.level: 'trace' is not one of debug, info, warn, error"},
+    {"auth.jwt_algorithm=none", GW_EINVAL,
+     "-s:1: auth.jwt_algorithm: 'none' is not supported (only HS256 for now)"},
+};
+
+static void test_set_errors(void **state)
+{
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad_sets) / sizeof(bad_sets[0]); i++) {
+        const bad_file_t *c = &bad_sets[i];
+        gw_config_t cfg;
+        char err[256];
+        char *before, *after;
+        int rc;
+
+        gw_config_init(&cfg);
+        before = dump(&cfg);
+        rc = gw_config_set(&cfg, c->text, err, sizeof(err));
+        if (rc != c->rc || strcmp(err, c->msg) != 0)
+            fail_msg("case %zu (%s):\n got %d %s\nwant %d %s", i, c->text, rc,
+                     err, c->rc, c->msg);
+        after = dump(&cfg);
+        assert_string_equal(after, before);
+        free(before);
+        free(after);
+        gw_config_free(&cfg);
+    }
+}
+
+static void test_queue_size_power_of_two(void **state)
+{
+    gw_config_t cfg;
+    char arg[64], err[256];
+    (void)state;
+
+    gw_config_init(&cfg);
+    for (int k = 1; k <= 31; k++) {
+        uint32_t size = UINT32_C(1) << k;
+        snprintf(arg, sizeof(arg), "queues.queue_size=%" PRIu32, size);
+        set_ok(&cfg, arg);
+        assert_int_equal(cfg.queue_size, size);
+        if (k >= 2) {
+            snprintf(arg, sizeof(arg), "queues.queue_size=%" PRIu32, size + 1);
+            assert_int_equal(gw_config_set(&cfg, arg, err, sizeof(err)),
+                             GW_EINVAL);
+            snprintf(arg, sizeof(arg), "queues.queue_size=%" PRIu32, size - 1);
+            assert_int_equal(gw_config_set(&cfg, arg, err, sizeof(err)),
+                             GW_EINVAL);
+        }
+    }
+    gw_config_free(&cfg);
+}
+
+/* Error text is cut to errlen, and no buffer at all is fine too. */
+static void test_error_buffer_sizes(void **state)
+{
+    gw_config_t cfg;
+    char err[8];
+    (void)state;
+
+    gw_config_init(&cfg);
+    memset(err, 'x', sizeof(err));
+    assert_int_equal(gw_config_set(&cfg, "nope=1", err, sizeof(err)),
+                     GW_EINVAL);
+    assert_string_equal(err, "-s:1: n");
+    assert_int_equal(gw_config_set(&cfg, "nope=1", NULL, 0), GW_EINVAL);
+    assert_int_equal(gw_config_load(&cfg, write_conf("x = 1\n"), NULL, 0),
+                     GW_EINVAL);
+    assert_int_equal(gw_config_load(&cfg, write_conf("x = 1\n"), err, 3),
+                     GW_EINVAL);
+    assert_string_equal(err, "/t");
+    gw_config_free(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_load_shipped_conf),
+        cmocka_unit_test(test_shipped_conf_documents_every_option),
+        cmocka_unit_test(test_dump_round_trip),
+        cmocka_unit_test(test_dump_redacts_secrets),
+        cmocka_unit_test(test_load_over_current_values),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_load_io_errors),
+        cmocka_unit_test(test_env_overrides),
+        cmocka_unit_test(test_set),
+        cmocka_unit_test(test_set_errors),
+        cmocka_unit_test(test_queue_size_power_of_two),
+        cmocka_unit_test(test_error_buffer_sizes),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
