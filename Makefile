@@ -78,12 +78,18 @@ e2e: gatewayd
 test: test-deps
 	@./test/run-all.sh
 
-# libFuzzer drivers: one binary per parser, built with clang.
-FUZZFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=fuzzer,address,undefined
+# libFuzzer drivers: one binary per parser, built with clang; the library
+# is compiled once with coverage instrumentation and shared by all drivers.
+FUZZFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=address,undefined
+FUZZOBJ := $(LIBSRC:src/%.c=build/fuzz/%.o)
 fuzz: $(FUZZSRC:fuzz/fuzz_%.c=build/fuzz/fuzz_%)
-build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIBSRC)
+build/fuzz/%.o: src/%.c $(wildcard include/gw/*.h)
 	@mkdir -p build/fuzz
-	clang $(FUZZFLAGS) -o $@ $^ $(LIBS)
+	clang $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+build/fuzz/libgw.a: $(FUZZOBJ)
+	$(AR) rcs $@ $^
+build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libgw.a
+	clang $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
 
 format:
 	clang-format -i src/*.c include/gw/*.h test/unit/*.c fuzz/*.c

@@ -29,8 +29,7 @@ int gw_broker_publish(gw_broker_t *b, gw_event_t *ev)
     /* This thread is every event queue's only producer, so room seen now is
      * still there for the pushes below: all workers get it or none does. */
     for (int i = 0; i < srv->nworkers; i++) {
-        gw_queue_t *q = &srv->workers[i]->events;
-        if (gw_queue_depth(q) + 1 >= ck_ring_capacity(&q->ring)) {
+        if (gw_queue_room(&srv->workers[i]->events) == 0) {
             gw_event_unref(ev);
             return GW_EFULL;
         }

@@ -7,7 +7,9 @@
 
 void gw_queue_init(gw_queue_t *q, unsigned capacity, uv_async_t *wake)
 {
-    ck_ring_init(&q->ring, capacity);
+    atomic_init(&q->head, 0);
+    atomic_init(&q->tail, 0);
+    q->mask = capacity - 1;
     q->slots = gw_calloc(capacity, sizeof(*q->slots));
     q->wake = wake;
 }
@@ -18,14 +20,27 @@ void gw_queue_free(gw_queue_t *q)
     q->slots = NULL;
 }
 
+unsigned gw_queue_room(gw_queue_t *q)
+{
+    unsigned t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    unsigned h = atomic_load_explicit(&q->head, memory_order_acquire);
+
+    return q->mask + 1 - (t - h);
+}
+
 int gw_queue_push(gw_queue_t *q, void *p)
 {
-    if (!ck_ring_enqueue_spsc(&q->ring, q->slots, p))
+    unsigned t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    unsigned h = atomic_load_explicit(&q->head, memory_order_acquire);
+
+    if (t - h > q->mask)
         return GW_EFULL;
+    q->slots[t & q->mask] = p;
+    atomic_store_explicit(&q->tail, t + 1, memory_order_release);
     /*
-     * Always signal: uv_async_send is a single atomic load while a wake-up
-     * is already pending, so coalescing happens there, and we avoid the
-     * lost-wake-up races of an "only when it was empty" test across threads.
+     * Always signal: uv_async_send is a single load while a wake-up is
+     * already pending, so coalescing happens there, without the lost
+     * wake-up races of an "only when it was empty" test across threads.
      */
     uv_async_send(q->wake);
     return 0;
@@ -33,14 +48,21 @@ int gw_queue_push(gw_queue_t *q, void *p)
 
 void *gw_queue_pop(gw_queue_t *q)
 {
+    unsigned h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    unsigned t = atomic_load_explicit(&q->tail, memory_order_acquire);
     void *p;
 
-    if (!ck_ring_dequeue_spsc(&q->ring, q->slots, &p))
+    if (h == t)
         return NULL;
+    p = q->slots[h & q->mask];
+    atomic_store_explicit(&q->head, h + 1, memory_order_release);
     return p;
 }
 
-unsigned gw_queue_depth(const gw_queue_t *q)
+unsigned gw_queue_depth(gw_queue_t *q)
 {
-    return ck_ring_size(&q->ring);
+    unsigned h = atomic_load_explicit(&q->head, memory_order_acquire);
+    unsigned t = atomic_load_explicit(&q->tail, memory_order_acquire);
+
+    return t - h;
 }

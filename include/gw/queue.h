@@ -1,24 +1,32 @@
 /*
  * A bounded single-producer single-consumer queue of pointers between two
- * threads (Concurrency Kit's ck_ring), with a libuv wake-up of the consumer.
+ * threads, with a libuv wake-up of the consumer.
  *
- * Exactly one thread may call gw_queue_push and exactly one other thread
- * gw_queue_pop for a given queue; that is the whole synchronisation
- * argument, and ck_ring's SPSC operations carry the fences it needs.
+ * Exactly one thread may push and exactly one other thread pop. Why it is
+ * correct: `tail` is written only by the producer and `head` only by the
+ * consumer, both free-running counters. The producer stores the slot, then
+ * publishes it with a release store of tail; the consumer's acquire load of
+ * tail therefore sees the slot's contents. The consumer reads the slot, then
+ * frees it with a release store of head; the producer's acquire load of head
+ * therefore cannot reuse a slot still being read. C11 atomics rather than
+ * Concurrency Kit's ck_ring: ck's inline assembly is invisible to
+ * ThreadSanitizer, which checks these paths.
  */
 #ifndef GW_QUEUE_H
 #define GW_QUEUE_H
 
-#include <ck_ring.h>
+#include <stdatomic.h>
 #include <uv.h>
 
 typedef struct gw_queue {
-    ck_ring_t ring;
-    ck_ring_buffer_t *slots; /* owned; capacity entries */
-    uv_async_t *wake;        /* borrowed: the consumer loop's async handle */
+    _Alignas(64) atomic_uint head; /* next slot to pop; consumer writes */
+    _Alignas(64) atomic_uint tail; /* next slot to fill; producer writes */
+    _Alignas(64) unsigned mask;    /* capacity - 1 */
+    void **slots;                  /* owned; capacity entries */
+    uv_async_t *wake;              /* borrowed: the consumer's async handle */
 } gw_queue_t;
 
-/* capacity must be a power of two; one slot stays free (ck_ring). */
+/* capacity must be a power of two. */
 void gw_queue_init(gw_queue_t *q, unsigned capacity, uv_async_t *wake);
 void gw_queue_free(gw_queue_t *q);
 
@@ -28,10 +36,13 @@ void gw_queue_free(gw_queue_t *q);
  */
 int gw_queue_push(gw_queue_t *q, void *p);
 
+/* Producer side: free slots. Only the consumer can change it, upwards. */
+unsigned gw_queue_room(gw_queue_t *q);
+
 /* Consumer side: the oldest pointer, or NULL when empty. */
 void *gw_queue_pop(gw_queue_t *q);
 
-/* Entries queued now; exact on either side up to the other side's races. */
-unsigned gw_queue_depth(const gw_queue_t *q);
+/* Entries queued, as seen from either side at this instant. */
+unsigned gw_queue_depth(gw_queue_t *q);
 
 #endif

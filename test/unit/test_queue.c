@@ -52,11 +52,12 @@ static void test_fifo_and_full(void **state)
     uv_loop_init(&loop);
     uv_async_init(&loop, &wake, NULL);
     gw_queue_init(&q, 8, &wake);
-    for (uintptr_t i = 1; i <= 7; i++)
+    for (uintptr_t i = 1; i <= 8; i++)
         assert_int_equal(gw_queue_push(&q, (void *)i), 0);
-    assert_int_equal(gw_queue_push(&q, (void *)8), GW_EFULL);
-    assert_int_equal(gw_queue_depth(&q), 7);
-    for (uintptr_t i = 1; i <= 7; i++)
+    assert_int_equal(gw_queue_push(&q, (void *)9), GW_EFULL);
+    assert_int_equal(gw_queue_depth(&q), 8);
+    assert_int_equal(gw_queue_room(&q), 0);
+    for (uintptr_t i = 1; i <= 8; i++)
         assert_ptr_equal(gw_queue_pop(&q), (void *)i);
     assert_null(gw_queue_pop(&q));
     gw_queue_free(&q);

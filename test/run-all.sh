@@ -1,0 +1,46 @@
+#!/bin/sh
+# The whole suite, as `make test` and CI run it:
+#   1. unit tests (release build)            4. unit tests under ASan+UBSan
+#   2. end-to-end tests against ./gatewayd   5. end-to-end under ASan+UBSan
+#   3. libFuzzer smoke run of every parser   6. end-to-end under TSan
+# Prints one closing line over all stages: "N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+passed=0; failed=0
+log=$(mktemp -d)
+
+# count STAGE FILE: adds the pass/fail numbers a stage's closing line gives.
+count() {
+    line=$(grep -E '[0-9]+ (passed|failed)' "$2" | tail -1)
+    p=$(printf '%s' "$line" | sed -n 's/.*[^0-9]\{0,1\}\([0-9][0-9]*\) passed.*/\1/p')
+    f=$(printf '%s' "$line" | sed -n 's/.*[^0-9]\([0-9][0-9]*\) failed.*/\1/p')
+    [ -z "$f" ] && f=$(printf '%s' "$line" | sed -n 's/^\([0-9][0-9]*\) failed.*/\1/p')
+    p=${p:-0}; f=${f:-0}
+    if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    echo "== $1: $p passed, $f failed"
+    passed=$((passed + p)); failed=$((failed + f))
+}
+
+stage() {
+    name=$1; shift
+    echo "== $name"
+    "$@" > "$log/$name.out" 2>&1
+    rc=$?
+    tail -n 40 "$log/$name.out"
+    count "$name" "$log/$name.out" $rc
+}
+
+make -s -j"$JOBS" gatewayd || { echo "0 passed, 1 failed"; exit 1; }
+stage unit make -s -j"$JOBS" unit
+stage e2e ./test/run-e2e.sh ./gatewayd
+stage fuzz ./test/run-fuzz.sh 20
+make -s -j"$JOBS" asan || { echo "$passed passed, $((failed + 1)) failed"; exit 1; }
+stage unit-asan make -s -j"$JOBS" FLAVOR=asan unit
+GATEWAYD_TIMEOUT_SCALE=3 stage e2e-asan ./test/run-e2e.sh ./gatewayd-asan
+make -s -j"$JOBS" tsan || { echo "$passed passed, $((failed + 1)) failed"; exit 1; }
+TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" GATEWAYD_TIMEOUT_SCALE=4 \
+    stage e2e-tsan ./test/run-e2e.sh ./gatewayd-tsan -m "not slow_under_tsan"
+rm -rf "$log"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
