@@ -11,27 +11,27 @@
 #include <stdint.h>
 
 typedef struct gw_handshake {
-    http_parser parser;        /* parser.data = this */
-    uint32_t max_header_size;  /* request bytes allowed through the headers */
-    uint32_t seen;             /* request bytes consumed so far */
-    int status;                /* HTTP status of a rejection, 0 until then */
-    int err;                   /* gw_err_t returned with that rejection */
-    unsigned upgrade_ok : 1;   /* "Upgrade" lists "websocket" */
-    unsigned connection_ok : 1;/* "Connection" lists "upgrade" */
-    unsigned version_ok : 1;   /* every "Sec-WebSocket-Version" is 13 */
-    unsigned version_seen : 1;
-    unsigned key_seen : 1;     /* a "Sec-WebSocket-Key" was present */
-    unsigned done : 1;         /* accepted; the parser has stopped */
-    unsigned char elem;        /* what the parser last reported (private) */
-    unsigned char cur_header;  /* which interesting header is being read */
-    char key[32];              /* valid Sec-WebSocket-Key, NUL-terminated */
-    size_t key_len;            /* 24 once a valid key was seen, else 0 */
-    char *token;               /* owned: ?token= or "Authorization: Bearer" */
-    char *path;                /* owned: request path without the query */
-    char *scratch;             /* owned: the URL, header name or value being
-                                  accumulated across split input */
-    size_t scratch_len;
-    size_t scratch_cap;
+    http_parser parser;         /* parser.data = this */
+    uint32_t max_header_size;   /* request bytes allowed through the headers */
+    uint32_t seen;              /* request bytes consumed so far */
+    int status;                 /* HTTP status of a rejection, 0 until then */
+    int err;                    /* gw_err_t returned with that rejection */
+    unsigned upgrade_ok : 1;    /* "Upgrade" lists "websocket" */
+    unsigned connection_ok : 1; /* "Connection" lists "upgrade" */
+    unsigned version_ok : 1;    /* every "Sec-WebSocket-Version" is 13 */
+    unsigned version_seen : 1;  /* a "Sec-WebSocket-Version" was present */
+    unsigned key_seen : 1;      /* a "Sec-WebSocket-Key" was present */
+    unsigned done : 1;          /* accepted; the parser has stopped */
+    unsigned char elem;         /* what the parser last reported (private) */
+    unsigned char cur_header;   /* which interesting header is being read */
+    char key[32];               /* valid Sec-WebSocket-Key, NUL-terminated */
+    size_t key_len;             /* 24 once a valid key was seen, else 0 */
+    char *token;                /* owned: ?token= or "Authorization: Bearer" */
+    char *path;                 /* owned: request path without the query */
+    char *scratch;              /* owned: the URL, header name or value being
+                                   accumulated across split input */
+    size_t scratch_len;         /* bytes used in scratch */
+    size_t scratch_cap;         /* bytes allocated for scratch */
 } gw_handshake_t;
 
 void gw_handshake_init(gw_handshake_t *hs, uint32_t max_header_size);
