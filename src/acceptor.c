@@ -44,6 +44,14 @@ static unsigned acceptor_hash(const struct sockaddr_storage *ss, socklen_t len)
 
     for (socklen_t i = 0; i < len; i++)
         h = (h ^ p[i]) * 16777619u;
+    /* FNV's low bits depend only on the inputs' low bits, and Linux picks
+     * even ephemeral ports for connect(): mix the high bits down before the
+     * caller takes the hash modulo the number of workers. */
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
     return h;
 }
 

@@ -3,7 +3,7 @@
 #include "gw/alloc.h"
 #include "gw/error.h"
 
-#include <cjson/cJSON.h>
+#include "gw/json.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +40,26 @@ static int event_session_id(const cJSON *v, uint8_t out[GW_SESSION_ID_LEN])
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;
+}
+
+static int event_id_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A user named twice must still get the event once. */
+static void event_unique_ids(gw_event_t *ev)
+{
+    size_t n = 0;
+
+    qsort(ev->ids, ev->nids, sizeof(*ev->ids), event_id_cmp);
+    for (size_t i = 0; i < ev->nids; i++) {
+        if (n > 0 && strcmp(ev->ids[n - 1], ev->ids[i]) == 0)
+            free(ev->ids[i]);
+        else
+            ev->ids[n++] = ev->ids[i];
+    }
+    ev->nids = n;
 }
 
 static void event_add_id(gw_event_t *ev, const char *id)
@@ -81,6 +101,7 @@ static const char *event_target(gw_event_t *ev, const cJSON *doc)
                 return "userIds must be a non-empty array of strings";
             event_add_id(ev, u->valuestring);
         }
+        event_unique_ids(ev);
     } else {
         if (!cJSON_IsTrue(all))
             return "broadcast must be true";
@@ -137,7 +158,7 @@ static void event_body(gw_event_t *ev, const char *name, cJSON *data)
 int gw_event_parse(const char *json, size_t len, gw_event_t **out,
                    const char **reason)
 {
-    cJSON *doc = cJSON_ParseWithLength(json, len);
+    cJSON *doc = gw_json_parse(json, len);
     cJSON *name, *data, *empty = NULL;
     gw_event_t *ev = NULL;
     int rc = GW_EINVAL;

@@ -5,7 +5,7 @@
 #include "gw/index.h"
 #include "gw/log.h"
 
-#include <cjson/cJSON.h>
+#include "gw/json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,7 +270,7 @@ static const proto_handler_t *proto_find(const char *name)
 
 void gw_proto_handle(gw_conn_t *c, const char *msg, size_t len)
 {
-    cJSON *doc = cJSON_ParseWithLength(msg, len);
+    cJSON *doc = gw_json_parse(msg, len);
     const cJSON *event, *data;
     const proto_handler_t *h;
 

@@ -47,7 +47,8 @@ void gw_ring_push(gw_ring_t *r, gw_ring_pool_t *pool, gw_frame_t *frame,
     e = &r->last->e[r->wr++];
     e->frame = frame;
     e->hlen = (uint8_t)hlen;
-    memcpy(e->head, head, hlen);
+    if (hlen > 0)
+        memcpy(e->head, head, hlen);
     r->count++;
 }
 

@@ -11,44 +11,63 @@
 
 #define WS_POOL_MAX 64 /* idle contexts a worker keeps for reuse */
 
+/*
+ * Reads the header at p (avail bytes): 0 with the header and payload
+ * lengths, GW_EAGAIN when the header is incomplete, or GW_EPARSE for the
+ * frame-level violations wslay would only answer with a status-less close:
+ * a fragmented or oversized control frame, a length not minimally encoded.
+ */
+static int ws_header(const uint8_t *p, size_t avail, size_t *hlen,
+                     uint64_t *plen)
+{
+    uint64_t len;
+
+    if (avail < 2)
+        return GW_EAGAIN;
+    len = p[1] & 0x7f;
+    *hlen = 2 + ((p[1] & 0x80) ? 4 : 0) + (len == 126 ? 2 : len == 127 ? 8 : 0);
+    if (avail < *hlen)
+        return GW_EAGAIN;
+    if (len == 126) {
+        len = (uint64_t)p[2] << 8 | p[3];
+        if (len < 126)
+            return GW_EPARSE;
+    } else if (len == 127) {
+        len = 0;
+        for (int i = 0; i < 8; i++)
+            len = len << 8 | p[2 + i];
+        if (len <= 0xffff || len >> 63)
+            return GW_EPARSE;
+    }
+    if ((p[0] & 0x08) && (!(p[0] & 0x80) || len > 125))
+        return GW_EPARSE;
+    *plen = len;
+    return 0;
+}
+
 int gw_ws_scan(const uint8_t *buf, size_t len, uint64_t max_payload, int *frag,
                size_t *complete, size_t *need)
 {
-    size_t pos = 0;
+    size_t pos = 0, hlen;
+    uint64_t plen;
+    int rc;
 
     *need = 0;
-    while (len - pos >= 2) {
-        const uint8_t *p = buf + pos;
-        size_t hlen = 2 + ((p[1] & 0x80) ? 4 : 0);
-        uint64_t plen = p[1] & 0x7f;
-        if (plen == 126)
-            hlen += 2;
-        else if (plen == 127)
-            hlen += 8;
-        if (len - pos < hlen)
-            break;
-        if (plen == 126) {
-            plen = (uint64_t)p[2] << 8 | p[3];
-        } else if (plen == 127) {
-            plen = 0;
-            for (int i = 0; i < 8; i++)
-                plen = plen << 8 | p[2 + i];
-        }
+    while ((rc = ws_header(buf + pos, len - pos, &hlen, &plen)) == 0) {
         if (plen > max_payload) {
-            *complete = pos;
-            return GW_ETOOBIG;
+            rc = GW_ETOOBIG;
+            break;
         }
         if (len - pos < hlen + plen) {
             *need = hlen + (size_t)plen;
             break;
         }
-        uint8_t opcode = p[0] & 0x0f;
-        if (opcode < 8) /* control frames never change fragmentation */
-            *frag = !(p[0] & 0x80);
+        if ((buf[pos] & 0x0f) < 8) /* control frames never change it */
+            *frag = !(buf[pos] & 0x80);
         pos += hlen + (size_t)plen;
     }
     *complete = pos;
-    return 0;
+    return rc == GW_EAGAIN ? 0 : rc;
 }
 
 static wslay_event_context_ptr ws_borrow(gw_conn_t *c)
@@ -84,8 +103,8 @@ static void ws_maybe_return(gw_conn_t *c)
     c->ws = NULL;
 }
 
-static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
-                          size_t len, int flags, void *data)
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                          int flags, void *data)
 {
     gw_worker_t *w = data;
     (void)flags;
@@ -133,7 +152,8 @@ static void ws_msg_cb(wslay_event_context_ptr ctx,
         !gw_utf8_valid(arg->msg, arg->msg_length)) {
         gw_info("conn %llu: invalid UTF-8 in a text message",
                 (unsigned long long)c->id);
-        gw_conn_close(c, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8");
+        gw_conn_close(c, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
+                      "invalid UTF-8");
         return;
     }
     (void)ctx;
@@ -170,23 +190,33 @@ static void ws_send(gw_conn_t *c)
     w->cur = saved;
 }
 
-/* Runs wslay over len bytes of whole frames. */
+/*
+ * Runs wslay over len bytes of whole frames, one frame at a time, sending
+ * what wslay queued after each: a pong goes out before the reply to a
+ * message that arrived after the ping.
+ */
 static void ws_run(gw_conn_t *c, const uint8_t *data, size_t len)
 {
     gw_worker_t *w = c->worker;
     wslay_event_context_ptr ctx = ws_borrow(c);
+    size_t pos = 0, hlen;
+    uint64_t plen;
 
-    w->cur = c;
-    w->in = data;
-    w->in_len = len;
-    if (wslay_event_recv(ctx) != 0) {
+    while (pos < len && !c->closed &&
+           ws_header(data + pos, len - pos, &hlen, &plen) == 0) {
+        w->cur = c;
+        w->in = data + pos;
+        w->in_len = hlen + (size_t)plen;
+        pos += w->in_len;
+        if (wslay_event_recv(ctx) != 0) {
+            w->cur = NULL;
+            gw_conn_abort(c);
+            return;
+        }
+        w->in_len = 0;
         w->cur = NULL;
-        gw_conn_abort(c);
-        return;
+        ws_send(c);
     }
-    w->in_len = 0;
-    w->cur = NULL;
-    ws_send(c);
     /* wslay queues a close itself on a protocol error or a peer's close. */
     if (c->state == GW_CONN_OPEN && wslay_event_get_close_sent(ctx))
         gw_conn_close(c, 0, NULL);
@@ -228,13 +258,15 @@ void gw_ws_feed(gw_conn_t *c, const uint8_t *buf, size_t len)
         data = c->partial;
         n = c->partial_len;
     }
-    rc = gw_ws_scan(data, n, c->worker->cfg->max_message_size, &frag,
-                    &complete, &need);
+    rc = gw_ws_scan(data, n, c->worker->cfg->max_message_size, &frag, &complete,
+                    &need);
     c->frag = frag;
     if (complete > 0)
         ws_run(c, data, complete);
-    if (rc == GW_ETOOBIG && c->state == GW_CONN_OPEN)
+    if (rc == GW_ETOOBIG)
         gw_conn_close(c, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
+    else if (rc == GW_EPARSE)
+        gw_conn_close(c, WSLAY_CODE_PROTOCOL_ERROR, "protocol error");
     if (rc != 0 || c->state != GW_CONN_OPEN || complete == n) {
         ws_drop_partial(c);
     } else {

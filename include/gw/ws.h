@@ -22,8 +22,9 @@
  * start of buf[0..len), and *need to the total length of the first
  * incomplete frame once its header is readable (0 otherwise). *frag tracks
  * whether a fragmented data message is open after those frames. Returns 0,
- * or GW_ETOOBIG when a frame declares a payload over max_payload (*complete
- * then covers the frames before it).
+ * GW_ETOOBIG when a frame declares a payload over max_payload, or GW_EPARSE
+ * for a fragmented or oversized control frame or a length not minimally
+ * encoded (*complete then covers the frames before the bad one).
  */
 int gw_ws_scan(const uint8_t *buf, size_t len, uint64_t max_payload, int *frag,
                size_t *complete, size_t *need);
