@@ -206,9 +206,9 @@ void gw_event_set_refs(gw_event_t *ev, unsigned refs)
 
 void gw_event_unref(gw_event_t *ev)
 {
-    if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_release) != 1)
+    /* As gw_frame_unref: one acquire-release RMW. */
+    if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) != 1)
         return;
-    atomic_thread_fence(memory_order_acquire);
     for (size_t i = 0; i < ev->nids; i++)
         free(ev->ids[i]);
     free(ev->ids);

@@ -40,7 +40,7 @@ stage unit-asan make -s -j"$JOBS" FLAVOR=asan unit
 GATEWAYD_TIMEOUT_SCALE=3 stage e2e-asan ./test/run-e2e.sh ./gatewayd-asan
 make -s -j"$JOBS" tsan || { echo "$passed passed, $((failed + 1)) failed"; exit 1; }
 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" GATEWAYD_TIMEOUT_SCALE=4 \
-    stage e2e-tsan ./test/run-e2e.sh ./gatewayd-tsan -m "not slow_under_tsan"
+    stage e2e-tsan ./test/run-e2e.sh ./gatewayd-tsan
 rm -rf "$log"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
