@@ -21,12 +21,12 @@
 #define ACCEPTOR_BACKLOG 4096
 
 struct gw_acceptor {
-    gw_server_t *srv;      /* borrowed */
-    int fd;                /* listening socket, owned */
+    gw_server_t *srv; /* borrowed */
+    int fd;           /* listening socket, owned */
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_poll_t poll;        /* readability of fd */
-    uv_timer_t pause;      /* resumes accepting after EMFILE */
+    uv_poll_t poll;   /* readability of fd */
+    uv_timer_t pause; /* resumes accepting after EMFILE */
     uv_async_t stop;
     gw_stats_t stats;
 };
@@ -59,7 +59,8 @@ static void acceptor_handoff(gw_acceptor_t *a, int fd,
                              const struct sockaddr_storage *ss, socklen_t len)
 {
     gw_server_t *srv = a->srv;
-    gw_worker_t *w = srv->workers[acceptor_hash(ss, len) % (unsigned)srv->nworkers];
+    gw_worker_t *w =
+        srv->workers[acceptor_hash(ss, len) % (unsigned)srv->nworkers];
 
     if (gw_queue_push(&w->fds, (void *)(intptr_t)fd) != 0) {
         gw_stat_add(&a->stats, GW_STAT_ACCEPT_DROPS, 1);
@@ -138,9 +139,9 @@ static int acceptor_listen(const char *bind_addr, int port)
     if (fd < 0)
         goto Error;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6
-                                             ? sizeof(struct sockaddr_in6)
-                                             : sizeof(struct sockaddr_in)) != 0 ||
+    if (bind(fd, (struct sockaddr *)&ss,
+             ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                      : sizeof(struct sockaddr_in)) != 0 ||
         listen(fd, ACCEPTOR_BACKLOG) != 0)
         goto Error;
     return fd;

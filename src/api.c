@@ -39,13 +39,14 @@ static void api_health(gw_broker_t *br, const gw_http_request_t *req,
     gw_buf_t b = {0};
     (void)req;
 
-    gw_buf_printf(&b,
-                  "{\"status\":\"%s\",\"uptime\":%llu,\"connections\":%llu,"
-                  "\"sessions\":%llu}\n",
-                  draining ? "draining" : "ok",
-                  (unsigned long long)((gw_now_ms() - srv->start_ms) / 1000),
-                  (unsigned long long)gw_metrics_total(srv, GW_STAT_CONNECTIONS),
-                  (unsigned long long)gw_metrics_total(srv, GW_STAT_SESSIONS));
+    gw_buf_printf(
+        &b,
+        "{\"status\":\"%s\",\"uptime\":%llu,\"connections\":%llu,"
+        "\"sessions\":%llu}\n",
+        draining ? "draining" : "ok",
+        (unsigned long long)((gw_now_ms() - srv->start_ms) / 1000),
+        (unsigned long long)gw_metrics_total(srv, GW_STAT_CONNECTIONS),
+        (unsigned long long)gw_metrics_total(srv, GW_STAT_SESSIONS));
     api_reply(res, draining ? 503 : 200, &b);
 }
 

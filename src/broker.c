@@ -10,11 +10,11 @@
 #include <stdlib.h>
 
 struct gw_broker {
-    gw_server_t *srv;         /* borrowed */
+    gw_server_t *srv; /* borrowed */
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_async_t stop;          /* main thread -> broker: stop */
-    gw_http_server_t *http;   /* owned; freed by its close callbacks */
+    uv_async_t stop;        /* main thread -> broker: stop */
+    gw_http_server_t *http; /* owned; freed by its close callbacks */
 };
 
 gw_server_t *gw_broker_server(gw_broker_t *b)

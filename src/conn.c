@@ -21,7 +21,8 @@
 
 static void conn_close_cb(uv_handle_t *h);
 
-void gw_conn_session_hex(const gw_conn_t *c, char out[2 * GW_SESSION_ID_LEN + 1])
+void gw_conn_session_hex(const gw_conn_t *c,
+                         char out[2 * GW_SESSION_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
 
@@ -97,7 +98,8 @@ void gw_conn_dispatch(gw_conn_t *c, const gw_event_t *ev)
     }
     /* The per-recipient part: frame header and {"seq":N, before the body
      * that every recipient shares. */
-    slen = (size_t)snprintf(seq, sizeof(seq), "{\"seq\":%" PRIu64 ",", ++c->seq);
+    slen =
+        (size_t)snprintf(seq, sizeof(seq), "{\"seq\":%" PRIu64 ",", ++c->seq);
     hlen = gw_frame_header(head, WSLAY_TEXT_FRAME, slen + ev->body->len);
     memcpy(head + hlen, seq, slen);
     gw_ring_push(&c->ring, &c->worker->ring_pool, gw_frame_ref(ev->body), head,
@@ -121,7 +123,8 @@ void gw_conn_close(gw_conn_t *c, uint16_t code, const char *reason)
                 reason ? reason : "");
     c->state = GW_CONN_CLOSING;
     gw_ws_close(c, code, reason);
-    gw_wheel_add(&w->wheel, &c->timer, gw_worker_now(w) + CONN_CLOSE_TIMEOUT_MS);
+    gw_wheel_add(&w->wheel, &c->timer,
+                 gw_worker_now(w) + CONN_CLOSE_TIMEOUT_MS);
     gw_worker_want_flush(w, c);
 }
 
@@ -217,7 +220,8 @@ void gw_conn_flush(gw_conn_t *c)
         if (r == UV_EAGAIN)
             r = 0;
         if (r < 0) {
-            gw_debug("conn %" PRIu64 ": write failed: %s", c->id, uv_strerror(r));
+            gw_debug("conn %" PRIu64 ": write failed: %s", c->id,
+                     uv_strerror(r));
             gw_conn_abort(c);
             return;
         }
@@ -283,6 +287,25 @@ static void conn_handshake(gw_conn_t *c, const uint8_t *buf, size_t len)
         gw_ws_feed(c, buf + consumed, len - consumed);
 }
 
+/*
+ * Plaintext from the transport: the upgrade request, then WebSocket frames.
+ * This and gw_conn_flush's write are the transport seam: TLS decrypts
+ * before this call and encrypts the ring's bytes in the flush, and nothing
+ * above (ws, proto) changes.
+ */
+static void conn_input(gw_conn_t *c, const uint8_t *buf, size_t len)
+{
+    switch (c->state) {
+    case GW_CONN_HANDSHAKE: conn_handshake(c, buf, len); break;
+    case GW_CONN_OPEN:
+    case GW_CONN_CLOSING: gw_ws_feed(c, buf, len); break;
+    default: break;
+    }
+    /* A close may have completed without new output: let the flush decide. */
+    if (c->state == GW_CONN_CLOSING)
+        gw_worker_want_flush(c->worker, c);
+}
+
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     gw_conn_t *c = s->data;
@@ -292,20 +315,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     gw_stat_add(&c->worker->stats, GW_STAT_BYTES_IN, nread);
-    switch (c->state) {
-    case GW_CONN_HANDSHAKE:
-        conn_handshake(c, (const uint8_t *)buf->base, (size_t)nread);
-        break;
-    case GW_CONN_OPEN:
-    case GW_CONN_CLOSING:
-        gw_ws_feed(c, (const uint8_t *)buf->base, (size_t)nread);
-        break;
-    default:
-        break;
-    }
-    /* A close may have completed without new output: let the flush decide. */
-    if (c->state == GW_CONN_CLOSING)
-        gw_worker_want_flush(c->worker, c);
+    conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 void gw_conn_accept(gw_worker_t *w, int fd)
@@ -363,10 +373,7 @@ void gw_conn_timeout(gw_conn_t *c)
         gw_info("conn %" PRIu64 ": handshake timed out", c->id);
         gw_conn_abort(c);
         break;
-    case GW_CONN_OPEN:
-        conn_heartbeat(c, gw_worker_now(c->worker));
-        break;
-    default:
-        gw_conn_abort(c);
+    case GW_CONN_OPEN: conn_heartbeat(c, gw_worker_now(c->worker)); break;
+    default: gw_conn_abort(c);
     }
 }

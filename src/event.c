@@ -78,7 +78,8 @@ static const char *event_target(gw_event_t *ev, const cJSON *doc)
     const cJSON *u;
 
     if ((guild != NULL) + (user != NULL) + (users != NULL) +
-            (all != NULL && !cJSON_IsFalse(all)) != 1)
+            (all != NULL && !cJSON_IsFalse(all)) !=
+        1)
         return "exactly one of guildId, userId, userIds, broadcast is required";
     if (guild != NULL) {
         if (!event_id_ok(guild))
@@ -114,12 +115,14 @@ static const char *event_target(gw_event_t *ev, const cJSON *doc)
 static const char *event_options(gw_event_t *ev, const cJSON *doc)
 {
     const cJSON *prio = cJSON_GetObjectItemCaseSensitive(doc, "priority");
-    const cJSON *excl = cJSON_GetObjectItemCaseSensitive(doc, "excludeSessionId");
+    const cJSON *excl =
+        cJSON_GetObjectItemCaseSensitive(doc, "excludeSessionId");
 
     ev->priority = 3;
     if (prio != NULL) {
-        if (!cJSON_IsNumber(prio) || prio->valuedouble != (double)prio->valueint ||
-            prio->valueint < 1 || prio->valueint > 4)
+        if (!cJSON_IsNumber(prio) ||
+            prio->valuedouble != (double)prio->valueint || prio->valueint < 1 ||
+            prio->valueint > 4)
             return "priority must be an integer from 1 to 4";
         ev->priority = prio->valueint;
     }

@@ -11,8 +11,8 @@
  * Both tables are ck_hs sets of pointers to the id strings stored inline at
  * the end of gw_guild / gw_user; the entry is recovered from its id.
  */
-#define GUILD_OF(key) ((gw_guild_t *)((char *)(key) - offsetof(gw_guild_t, id)))
-#define USER_OF(key) ((gw_user_t *)((char *)(key) - offsetof(gw_user_t, id)))
+#define GUILD_OF(key) ((gw_guild_t *)((char *)(key)-offsetof(gw_guild_t, id)))
+#define USER_OF(key) ((gw_user_t *)((char *)(key)-offsetof(gw_user_t, id)))
 
 static unsigned long index_hash(const void *key, unsigned long seed)
 {
@@ -81,8 +81,8 @@ void gw_index_free(gw_worker_t *w)
 
 gw_guild_t *gw_index_guild(gw_worker_t *w, const char *guild)
 {
-    void *key = ck_hs_get(&w->guilds, CK_HS_HASH(&w->guilds, index_hash, guild),
-                          guild);
+    void *key =
+        ck_hs_get(&w->guilds, CK_HS_HASH(&w->guilds, index_hash, guild), guild);
     return key != NULL ? GUILD_OF(key) : NULL;
 }
 

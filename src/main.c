@@ -17,12 +17,13 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: gatewayd [-c FILE] [-s section.key=value]... [-t] [-v] [-h]\n"
-            "  -c FILE   configuration file (default conf/gateway.toml)\n"
-            "  -s K=V    override one option, e.g. -s server.workers=4\n"
-            "  -t        check the configuration, print it, and exit\n"
-            "  -v        print the version and exit\n");
+    fprintf(
+        out,
+        "usage: gatewayd [-c FILE] [-s section.key=value]... [-t] [-v] [-h]\n"
+        "  -c FILE   configuration file (default conf/gateway.toml)\n"
+        "  -s K=V    override one option, e.g. -s server.workers=4\n"
+        "  -t        check the configuration, print it, and exit\n"
+        "  -v        print the version and exit\n");
 }
 
 static void main_signal_cb(uv_signal_t *h, int signum)
@@ -68,9 +69,18 @@ int main(int argc, char **argv)
         case 'c': path = optarg; break;
         case 's': sets[nsets++] = optarg; break;
         case 't': check = 1; break;
-        case 'v': printf("gatewayd %s\n", GATEWAYD_VERSION); free(sets); return 0;
-        case 'h': usage(stdout); free(sets); return 0;
-        default: usage(stderr); free(sets); return 2;
+        case 'v':
+            printf("gatewayd %s\n", GATEWAYD_VERSION);
+            free(sets);
+            return 0;
+        case 'h':
+            usage(stdout);
+            free(sets);
+            return 0;
+        default:
+            usage(stderr);
+            free(sets);
+            return 2;
         }
     }
     gw_config_init(&cfg);

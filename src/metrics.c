@@ -13,15 +13,18 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_FRAMES_OUT] = {"frames_out", "Messages queued to clients.", 0},
     [GW_STAT_BYTES_IN] = {"bytes_in", "Bytes read from clients.", 0},
     [GW_STAT_BYTES_OUT] = {"bytes_out", "Bytes written to clients.", 0},
-    [GW_STAT_RING_DROPS] = {"ring_drops", "Queued frames dropped on overflow.", 0},
+    [GW_STAT_RING_DROPS] = {"ring_drops", "Queued frames dropped on overflow.",
+                            0},
     [GW_STAT_SLOW_CONSUMER_CLOSES] = {"slow_consumer_closes",
                                       "Connections closed with 4010.", 0},
     [GW_STAT_HANDSHAKE_FAILURES] = {"handshake_failures",
                                     "Upgrades rejected or timed out.", 0},
     [GW_STAT_AUTH_FAILURES] = {"auth_failures", "Tokens rejected.", 0},
-    [GW_STAT_EVENTS_IN] = {"events_in", "Backend events taken from the queue.", 0},
+    [GW_STAT_EVENTS_IN] = {"events_in", "Backend events taken from the queue.",
+                           0},
     [GW_STAT_ACCEPT_DROPS] = {"accept_drops",
-                              "Sockets closed because a worker queue was full.", 0},
+                              "Sockets closed because a worker queue was full.",
+                              0},
 };
 
 static const gw_stats_t *metrics_of(const gw_server_t *srv, int i)
@@ -76,7 +79,8 @@ void gw_metrics_prometheus(const gw_server_t *srv, gw_buf_t *out)
                           d->name, suffix, i,
                           gw_stat_get(metrics_of(srv, i), k));
         if (k == GW_STAT_ACCEPT_DROPS)
-            gw_buf_printf(out, "gatewayd_%s%s{worker=\"acceptor\"} %" PRIu64 "\n",
+            gw_buf_printf(out,
+                          "gatewayd_%s%s{worker=\"acceptor\"} %" PRIu64 "\n",
                           d->name, suffix,
                           gw_stat_get(metrics_of(srv, srv->nworkers), k));
     }

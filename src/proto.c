@@ -177,13 +177,15 @@ static void proto_bind(gw_conn_t *c, gw_jwt_claims_t *claims)
 
 static void proto_identify(gw_conn_t *c, const cJSON *data)
 {
-    const char *user = proto_id(cJSON_GetObjectItemCaseSensitive(data, "userId"));
+    const char *user =
+        proto_id(cJSON_GetObjectItemCaseSensitive(data, "userId"));
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(data, "token");
     const cJSON *guilds = cJSON_GetObjectItemCaseSensitive(data, "guildIds");
     gw_jwt_claims_t claims;
 
     if (c->identified) {
-        gw_conn_close(c, GW_CLOSE_ALREADY_AUTHENTICATED, "already authenticated");
+        gw_conn_close(c, GW_CLOSE_ALREADY_AUTHENTICATED,
+                      "already authenticated");
         return;
     }
     if (user == NULL || !cJSON_IsString(token) ||
@@ -222,13 +224,12 @@ static void proto_send_guild(gw_conn_t *c, const char *event, const char *guild)
 
 static void proto_subscribe(gw_conn_t *c, const cJSON *data)
 {
-    const char *guild = proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
+    const char *guild =
+        proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
 
     switch (guild ? proto_join(c, guild) : GW_EINVAL) {
     case 0:
-    case 1:
-        proto_send_guild(c, "guild_subscribed", guild);
-        break;
+    case 1: proto_send_guild(c, "guild_subscribed", guild); break;
     case GW_EAUTH:
         proto_error(c, "forbidden", "the token does not allow this guild");
         break;
@@ -242,7 +243,8 @@ static void proto_subscribe(gw_conn_t *c, const cJSON *data)
 
 static void proto_unsubscribe(gw_conn_t *c, const cJSON *data)
 {
-    const char *guild = proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
+    const char *guild =
+        proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
 
     if (guild == NULL) {
         proto_error(c, "invalid_request", "guildId must be a non-empty string");
@@ -262,7 +264,8 @@ static const proto_handler_t proto_handlers[] = {
 
 static const proto_handler_t *proto_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof(proto_handlers) / sizeof(proto_handlers[0]); i++)
+    for (size_t i = 0; i < sizeof(proto_handlers) / sizeof(proto_handlers[0]);
+         i++)
         if (strcmp(proto_handlers[i].name, name) == 0)
             return &proto_handlers[i];
     return NULL;
@@ -282,7 +285,8 @@ void gw_proto_handle(gw_conn_t *c, const char *msg, size_t len)
     data = cJSON_GetObjectItemCaseSensitive(doc, "data");
     if (!cJSON_IsObject(doc) || !cJSON_IsString(event) ||
         (data != NULL && !cJSON_IsObject(data))) {
-        gw_conn_close(c, GW_CLOSE_BAD_ENVELOPE, "expected {\"event\",\"data\"}");
+        gw_conn_close(c, GW_CLOSE_BAD_ENVELOPE,
+                      "expected {\"event\",\"data\"}");
         goto Done;
     }
     h = proto_find(event->valuestring);

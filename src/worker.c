@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WORKER_TICK_MS 100     /* wheel resolution */
+#define WORKER_TICK_MS 100 /* wheel resolution */
 /* Work taken from the queues per loop turn, so that a flood of accepts or
  * events cannot starve reads and writes; the rest waits one turn. */
 #define WORKER_ACCEPTS_PER_TURN 256
@@ -77,13 +77,12 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
     case GW_TARGET_USERS:
         for (size_t i = 0; i < ev->nids; i++) {
             gw_user_t *u = gw_index_user(w, ev->ids[i]);
-            for (gw_conn_t *c = u ? u->sessions : NULL; c != NULL; c = c->user_next)
+            for (gw_conn_t *c = u ? u->sessions : NULL; c != NULL;
+                 c = c->user_next)
                 gw_conn_dispatch(c, ev);
         }
         break;
-    case GW_TARGET_ALL:
-        gw_index_each_session(w, worker_deliver_one, ev);
-        break;
+    case GW_TARGET_ALL: gw_index_each_session(w, worker_deliver_one, ev); break;
     }
     gw_event_unref(ev);
 }
@@ -133,7 +132,8 @@ static void worker_wake_cb(uv_async_t *h)
     }
     for (n = 0; n < WORKER_ACCEPTS_PER_TURN && (p = gw_queue_pop(&w->fds)); n++)
         gw_conn_accept(w, (int)(intptr_t)p);
-    for (n = 0; n < WORKER_EVENTS_PER_TURN && (p = gw_queue_pop(&w->events)); n++)
+    for (n = 0; n < WORKER_EVENTS_PER_TURN && (p = gw_queue_pop(&w->events));
+         n++)
         worker_deliver(w, p);
     if (gw_queue_depth(&w->fds) > 0 || gw_queue_depth(&w->events) > 0)
         uv_async_send(&w->wake);

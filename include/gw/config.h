@@ -12,30 +12,30 @@
 
 typedef struct gw_config {
     /* [server] */
-    char *bind;                    /* listen address of both ports */
-    int ws_port;                   /* WebSocket port */
-    int http_port;                 /* HTTP API port */
-    int workers;                   /* worker threads; 0 = one per core */
+    char *bind;    /* listen address of both ports */
+    int ws_port;   /* WebSocket port */
+    int http_port; /* HTTP API port */
+    int workers;   /* worker threads; 0 = one per core */
     /* [websocket] */
     uint32_t max_message_size;     /* bytes; larger messages close 1009 */
     uint32_t max_header_size;      /* bytes of upgrade request headers */
     uint32_t handshake_timeout_ms; /* slowloris guard for the upgrade */
-    uint32_t write_ring_size;      /* queued frames per connection; 4010 past it */
+    uint32_t write_ring_size; /* queued frames per connection; 4010 past it */
     /* [session] */
     uint32_t heartbeat_interval_ms;
     uint32_t max_guilds_per_session;
     /* [auth] */
-    char *jwt_secret;              /* HS256 key; env GATEWAYD_JWT_SECRET wins */
-    char *jwt_algorithm;           /* only "HS256" for now */
-    char *jwt_audience;            /* "" = not checked */
-    char *jwt_issuer;              /* "" = not checked */
+    char *jwt_secret;    /* HS256 key; env GATEWAYD_JWT_SECRET wins */
+    char *jwt_algorithm; /* only "HS256" for now */
+    char *jwt_audience;  /* "" = not checked */
+    char *jwt_issuer;    /* "" = not checked */
     /* [http] */
-    char *publish_api_key;         /* env GATEWAYD_API_KEY wins; "" disables /publish */
-    uint32_t max_body_size;        /* bytes of a POST /publish body */
+    char *publish_api_key; /* env GATEWAYD_API_KEY wins; "" disables /publish */
+    uint32_t max_body_size; /* bytes of a POST /publish body */
     /* [queues] */
-    uint32_t queue_size;           /* entries of each SPSC queue, power of two */
+    uint32_t queue_size; /* entries of each SPSC queue, power of two */
     /* [log] */
-    char *log_level;               /* debug | info | warn | error */
+    char *log_level; /* debug | info | warn | error */
 } gw_config_t;
 
 /* Fills `cfg` with every default. Strings are heap copies owned by cfg. */
@@ -47,14 +47,16 @@ void gw_config_init(gw_config_t *cfg);
  * "file:line: what is wrong" into `err` (NUL-terminated, truncated to
  * errlen).
  */
-int gw_config_load(gw_config_t *cfg, const char *path, char *err, size_t errlen);
+int gw_config_load(gw_config_t *cfg, const char *path, char *err,
+                   size_t errlen);
 
 /*
  * Sets one option from its dotted name and textual value, as given on the
  * command line ("-s session.heartbeat_interval_ms=5000"). Same validation
  * and error format as the file ("-s:1: ...").
  */
-int gw_config_set(gw_config_t *cfg, const char *assignment, char *err, size_t errlen);
+int gw_config_set(gw_config_t *cfg, const char *assignment, char *err,
+                  size_t errlen);
 
 /* Writes every option with its current value as TOML (used by `-t -v`). */
 void gw_config_dump(const gw_config_t *cfg, FILE *out);

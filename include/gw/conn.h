@@ -39,25 +39,26 @@ struct gw_conn {
     uint8_t *partial;           /* owned: bytes of an incomplete frame */
     uint32_t partial_len;
     uint32_t partial_cap;
-    gw_user_t *user;            /* borrowed from the index once identified */
-    gw_conn_t *user_prev;       /* the user's other sessions on this worker */
+    gw_user_t *user;      /* borrowed from the index once identified */
+    gw_conn_t *user_prev; /* the user's other sessions on this worker */
     gw_conn_t *user_next;
-    gw_member_t *guilds;        /* owned list of memberships */
-    char **allowed;             /* owned: the token's "guilds" claim, or NULL */
+    gw_member_t *guilds; /* owned list of memberships */
+    char **allowed;      /* owned: the token's "guilds" claim, or NULL */
     uint32_t nallowed;
     uint32_t nguilds;
     uint64_t id;
-    uint64_t seq;               /* last dispatch sequence number sent */
-    uint64_t last_ack_ms;       /* last heartbeat or heartbeat_ack */
-    uint64_t next_hb_ms;        /* when the next server heartbeat is due */
-    size_t inflight;            /* bytes in the uv_write in progress, or 0 */
+    uint64_t seq;         /* last dispatch sequence number sent */
+    uint64_t last_ack_ms; /* last heartbeat or heartbeat_ack */
+    uint64_t next_hb_ms;  /* when the next server heartbeat is due */
+    size_t inflight;      /* bytes in the uv_write in progress, or 0 */
     uint8_t session[GW_SESSION_ID_LEN];
-    uint8_t state;              /* gw_conn_state_t */
-    unsigned queued : 1;        /* on the worker's pending list */
-    unsigned frag : 1;          /* inside a fragmented message */
+    uint8_t state;       /* gw_conn_state_t */
+    unsigned queued : 1; /* on the worker's pending list */
+    unsigned frag : 1;   /* inside a fragmented message */
     unsigned identified : 1;
-    unsigned closed : 1;        /* uv_close called */
-    unsigned released : 1;      /* close callback ran; freed once off the flush list */
+    unsigned closed : 1; /* uv_close called */
+    unsigned
+        released : 1; /* close callback ran; freed once off the flush list */
 };
 
 /* Takes ownership of an accepted socket and starts reading the upgrade. */
@@ -89,6 +90,7 @@ void gw_conn_flush(gw_conn_t *c);
 void gw_conn_timeout(gw_conn_t *c);
 
 /* Writes the session id as 32 lowercase hex characters plus NUL. */
-void gw_conn_session_hex(const gw_conn_t *c, char out[2 * GW_SESSION_ID_LEN + 1]);
+void gw_conn_session_hex(const gw_conn_t *c,
+                         char out[2 * GW_SESSION_ID_LEN + 1]);
 
 #endif

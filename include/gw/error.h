@@ -8,19 +8,19 @@
 typedef enum gw_err {
     GW_OK = 0,
     /* input */
-    GW_EPARSE = -1,    /* malformed input */
-    GW_EINVAL = -2,    /* well-formed but invalid value */
-    GW_ETOOBIG = -3,   /* exceeds a configured limit */
-    GW_EAGAIN = -4,    /* need more input */
+    GW_EPARSE = -1,  /* malformed input */
+    GW_EINVAL = -2,  /* well-formed but invalid value */
+    GW_ETOOBIG = -3, /* exceeds a configured limit */
+    GW_EAGAIN = -4,  /* need more input */
     /* authentication */
     GW_EAUTH = -10,    /* signature or claims rejected */
     GW_EEXPIRED = -11, /* token past exp */
     GW_ENOTYET = -12,  /* token before nbf */
     GW_EALG = -13,     /* algorithm not accepted */
     /* resources */
-    GW_EFULL = -20,    /* bounded queue or ring is full */
-    GW_EIO = -21,      /* system call failed; errno is logged */
-    GW_ECLOSED = -22,  /* peer or link is gone */
+    GW_EFULL = -20,   /* bounded queue or ring is full */
+    GW_EIO = -21,     /* system call failed; errno is logged */
+    GW_ECLOSED = -22, /* peer or link is gone */
 } gw_err_t;
 
 /* A static, human-readable description of `err`. */

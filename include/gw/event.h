@@ -12,22 +12,22 @@
 #include <stdint.h>
 
 typedef enum gw_target {
-    GW_TARGET_GUILD,  /* ids[0] is the guild */
-    GW_TARGET_USERS,  /* ids[0..nids) are users ("userId" or "userIds") */
-    GW_TARGET_ALL,    /* every identified session */
+    GW_TARGET_GUILD, /* ids[0] is the guild */
+    GW_TARGET_USERS, /* ids[0..nids) are users ("userId" or "userIds") */
+    GW_TARGET_ALL,   /* every identified session */
 } gw_target_t;
 
 #define GW_SESSION_ID_LEN 16 /* bytes; 32 hex characters on the wire */
 
 typedef struct gw_event {
-    atomic_uint refs;        /* one per queue holding the event */
+    atomic_uint refs; /* one per queue holding the event */
     gw_target_t target;
-    char **ids;              /* owned strings */
+    char **ids; /* owned strings */
     size_t nids;
-    int priority;            /* 1 critical .. 4 low */
+    int priority; /* 1 critical .. 4 low */
     int has_exclude;
     uint8_t exclude[GW_SESSION_ID_LEN]; /* session skipped when has_exclude */
-    gw_frame_t *body;        /* owned reference: the dispatch after {"seq":N, */
+    gw_frame_t *body; /* owned reference: the dispatch after {"seq":N, */
 } gw_event_t;
 
 /*

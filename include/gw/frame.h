@@ -13,7 +13,7 @@
 
 typedef struct gw_frame {
     atomic_uint refs;
-    uint32_t len;   /* bytes in data */
+    uint32_t len; /* bytes in data */
     char data[];
 } gw_frame_t;
 

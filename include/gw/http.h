@@ -10,10 +10,11 @@
 #include <uv.h>
 
 typedef struct gw_http_request {
-    const char *method;     /* "GET", "POST", ... */
-    const char *path;       /* without the query string, NUL-terminated */
-    const char *api_key;    /* X-API-Key, or Authorization: Bearer; NULL if absent */
-    const char *body;       /* NUL-terminated copy; "" when none */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* without the query string, NUL-terminated */
+    const char
+        *api_key;     /* X-API-Key, or Authorization: Bearer; NULL if absent */
+    const char *body; /* NUL-terminated copy; "" when none */
     size_t body_len;
 } gw_http_request_t;
 

@@ -10,10 +10,10 @@
 #include "gw/worker.h"
 
 struct gw_member {
-    gw_guild_t *guild;          /* borrowed */
-    gw_conn_t *conn;            /* borrowed */
-    gw_member_t *prev, *next;   /* in the guild's member list */
-    gw_member_t *conn_next;     /* in the connection's list */
+    gw_guild_t *guild;        /* borrowed */
+    gw_conn_t *conn;          /* borrowed */
+    gw_member_t *prev, *next; /* in the guild's member list */
+    gw_member_t *conn_next;   /* in the connection's list */
 };
 
 struct gw_guild {

@@ -20,10 +20,10 @@ int gw_log_parse_level(const char *name);
 void gw_log_write(gw_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-#define gw_log(level, ...)                                                    \
-    do {                                                                      \
-        if ((level) >= gw_log_level)                                          \
-            gw_log_write((level), __VA_ARGS__);                               \
+#define gw_log(level, ...)                                                     \
+    do {                                                                       \
+        if ((level) >= gw_log_level)                                           \
+            gw_log_write((level), __VA_ARGS__);                                \
     } while (0)
 #define gw_debug(...) gw_log(GW_LOG_DEBUG, __VA_ARGS__)
 #define gw_info(...) gw_log(GW_LOG_INFO, __VA_ARGS__)

@@ -16,13 +16,13 @@ typedef struct gw_acceptor gw_acceptor_t;
 typedef struct gw_broker gw_broker_t;
 
 typedef struct gw_server {
-    const gw_config_t *cfg;     /* borrowed; outlives the server */
+    const gw_config_t *cfg; /* borrowed; outlives the server */
     int nworkers;
-    gw_worker_t **workers;      /* owned */
-    gw_acceptor_t *acceptor;    /* owned */
-    gw_broker_t *broker;        /* owned */
-    uint64_t start_ms;          /* uv_hrtime at start, in ms */
-    atomic_int draining;        /* set once on SIGTERM */
+    gw_worker_t **workers;   /* owned */
+    gw_acceptor_t *acceptor; /* owned */
+    gw_broker_t *broker;     /* owned */
+    uint64_t start_ms;       /* uv_hrtime at start, in ms */
+    atomic_int draining;     /* set once on SIGTERM */
 } gw_server_t;
 
 /* Starts every thread. Returns 0 or a negative gw_err_t (logged). */

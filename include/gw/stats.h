@@ -29,9 +29,9 @@ typedef enum gw_stat {
 } gw_stat_t;
 
 typedef struct gw_stat_desc {
-    const char *name;  /* JSON key; Prometheus name is gatewayd_<name> */
+    const char *name; /* JSON key; Prometheus name is gatewayd_<name> */
     const char *help;
-    int gauge;         /* 1 = gauge, 0 = counter (_total) */
+    int gauge; /* 1 = gauge, 0 = counter (_total) */
 } gw_stat_desc_t;
 
 extern const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT];

@@ -20,31 +20,32 @@
 
 typedef struct gw_conn gw_conn_t;
 
-#define GW_READ_BUF 65536 /* one per worker: reads are consumed in the callback */
+#define GW_READ_BUF                                                            \
+    65536 /* one per worker: reads are consumed in the callback */
 
 struct gw_worker {
     int id;
-    gw_server_t *srv;            /* borrowed */
-    const gw_config_t *cfg;      /* borrowed, read-only */
+    gw_server_t *srv;       /* borrowed */
+    const gw_config_t *cfg; /* borrowed, read-only */
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_async_t wake;             /* new fds, events, stop */
-    uv_prepare_t flush;          /* writes pending output before polling */
-    uv_timer_t tick;             /* advances the wheel */
-    gw_queue_t fds;              /* acceptor -> worker: accepted sockets */
-    gw_queue_t events;           /* broker -> worker: gw_event_t */
-    atomic_int stopping;         /* set by the main thread */
-    gw_wheel_t wheel;            /* per-connection deadlines */
-    gw_conn_t *pending;          /* connections with output to write */
-    ck_hs_t guilds;              /* id -> gw_guild_t */
-    ck_hs_t users;               /* id -> gw_user_t */
+    uv_async_t wake;     /* new fds, events, stop */
+    uv_prepare_t flush;  /* writes pending output before polling */
+    uv_timer_t tick;     /* advances the wheel */
+    gw_queue_t fds;      /* acceptor -> worker: accepted sockets */
+    gw_queue_t events;   /* broker -> worker: gw_event_t */
+    atomic_int stopping; /* set by the main thread */
+    gw_wheel_t wheel;    /* per-connection deadlines */
+    gw_conn_t *pending;  /* connections with output to write */
+    ck_hs_t guilds;      /* id -> gw_guild_t */
+    ck_hs_t users;       /* id -> gw_user_t */
     unsigned long hs_seed;
     gw_ring_pool_t ring_pool;
     wslay_event_context_ptr *ws_pool; /* idle wslay contexts */
     unsigned ws_pool_len;
     struct wslay_event_callbacks ws_callbacks;
-    gw_conn_t *cur;              /* connection wslay is running for */
-    const uint8_t *in;           /* input wslay has not consumed yet */
+    gw_conn_t *cur;    /* connection wslay is running for */
+    const uint8_t *in; /* input wslay has not consumed yet */
     size_t in_len;
     gw_jwt_verifier_t jwt;
     uint64_t next_conn_id;

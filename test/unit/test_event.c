@@ -1,9 +1,9 @@
 /* The backend envelope: targets, validation, and the shared dispatch body. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "gw/error.h"
 #include "gw/event.h"
@@ -29,8 +29,9 @@ static void assert_body(const gw_event_t *ev, const char *want)
 
 static void test_guild(void **state)
 {
-    gw_event_t *ev = parse_ok("{\"event\":\"message.create\",\"guildId\":\"g1\","
-                              "\"data\":{\"content\":\"hi \\\"there\\\"\"}}");
+    gw_event_t *ev =
+        parse_ok("{\"event\":\"message.create\",\"guildId\":\"g1\","
+                 "\"data\":{\"content\":\"hi \\\"there\\\"\"}}");
     (void)state;
 
     assert_int_equal(ev->target, GW_TARGET_GUILD);
@@ -57,7 +58,8 @@ static void test_users_broadcast_options(void **state)
     assert_body(ev, "\"event\":\"e\",\"data\":{}}");
     gw_event_unref(ev);
 
-    ev = parse_ok("{\"event\":\"announcement\",\"broadcast\":true,\"data\":{}}");
+    ev =
+        parse_ok("{\"event\":\"announcement\",\"broadcast\":true,\"data\":{}}");
     assert_int_equal(ev->target, GW_TARGET_ALL);
     gw_event_unref(ev);
 

@@ -1,9 +1,9 @@
 /* The SPSC queue: FIFO order and a real handoff between two threads. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "gw/error.h"
 #include "gw/queue.h"
@@ -14,7 +14,7 @@ typedef struct handoff {
     uv_loop_t loop;
     uv_async_t wake;
     gw_queue_t q;
-    uintptr_t next;   /* next value expected by the consumer */
+    uintptr_t next; /* next value expected by the consumer */
     int in_order;
 } handoff_t;
 

@@ -1,14 +1,14 @@
 /* The write ring: ordering, partial writes, chunk reuse, discard. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "gw/ring.h"
 
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static gw_frame_t *frame_of(const char *s)
@@ -64,10 +64,12 @@ static void test_partial_consume(void **state)
     gw_ring_push(&r, &pool, frame_of("xyz"), (const uint8_t *)"K", 1);
     gw_ring_consume(&r, &pool, 1); /* inside the head */
     ring_bytes(&r, out, 256);
-    assert_string_equal(out, "Habcdef" "Kxyz");
+    assert_string_equal(out, "Habcdef"
+                             "Kxyz");
     gw_ring_consume(&r, &pool, 4); /* inside the body */
     ring_bytes(&r, out, 256);
-    assert_string_equal(out, "def" "Kxyz");
+    assert_string_equal(out, "def"
+                             "Kxyz");
     gw_ring_consume(&r, &pool, 3); /* exactly the first entry */
     assert_int_equal(r.count, 1);
     ring_bytes(&r, out, 256);
@@ -91,7 +93,8 @@ static void test_many_chunks_stream(void **state)
         char body[32];
         int hl = snprintf(head, sizeof(head), "<%d>", i % 100);
         snprintf(body, sizeof(body), "message-%d;", i);
-        gw_ring_push(&r, &pool, frame_of(body), (const uint8_t *)head, (size_t)hl);
+        gw_ring_push(&r, &pool, frame_of(body), (const uint8_t *)head,
+                     (size_t)hl);
         memcpy(expect + elen, head, (size_t)hl);
         elen += (size_t)hl;
         memcpy(expect + elen, body, strlen(body));

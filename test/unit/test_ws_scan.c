@@ -1,9 +1,9 @@
 /* The frame-boundary scanner that decides what wslay is fed. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "gw/error.h"
 #include "gw/ws.h"
@@ -48,12 +48,15 @@ static void test_whole_frames_every_split(void **state)
     for (size_t cut = 0; cut <= total; cut += (cut < 400 ? 1 : 997)) {
         size_t complete, need, expect = 0;
         int frag = 0;
-        assert_int_equal(gw_ws_scan(buf, cut, 1 << 20, &frag, &complete, &need), 0);
+        assert_int_equal(gw_ws_scan(buf, cut, 1 << 20, &frag, &complete, &need),
+                         0);
         for (int i = 0; i < 3 && expect + lens[i] <= cut; i++)
             expect += lens[i];
         assert_int_equal(complete, expect);
         if (expect < total && cut - expect >= 14)
-            assert_true(need == lens[expect == 0 ? 0 : expect == lens[0] ? 1 : 2]);
+            assert_true(need == lens[expect == 0         ? 0
+                                     : expect == lens[0] ? 1
+                                                         : 2]);
     }
 }
 
