@@ -1,9 +1,10 @@
 /* The backend envelope: targets, validation, and the shared dispatch body. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "gw/error.h"
 #include "gw/event.h"

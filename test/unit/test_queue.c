@@ -1,9 +1,10 @@
 /* The SPSC queue: FIFO order and a real handoff between two threads. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "gw/error.h"
 #include "gw/queue.h"

@@ -1,9 +1,10 @@
 /* The write ring: ordering, partial writes, chunk reuse, discard. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "gw/ring.h"
 

@@ -1,9 +1,10 @@
 /* The timing wheel: firing time, re-arming, rounds beyond one turn. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "gw/wheel.h"
 

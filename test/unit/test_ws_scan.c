@@ -1,9 +1,10 @@
 /* The frame-boundary scanner that decides what wslay is fed. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "gw/error.h"
 #include "gw/ws.h"
@@ -96,9 +97,42 @@ static void test_too_big(void **state)
      * header alone, before any payload arrives. */
     n = client_frame(buf, 1, 2, 0);
     buf[1] = 0x80 | 127;
-    memset(buf + 2, 0xff, 8);
+    memset(buf + 2, 0x7f, 8);
     assert_int_equal(gw_ws_scan(buf, 14, 1024, &frag, &complete, &need),
                      GW_ETOOBIG);
+}
+
+/* What wslay would only answer with a status-less close is a 1002 here. */
+static void test_protocol_violations(void **state)
+{
+    uint8_t buf[512];
+    size_t n, complete, need;
+    int frag = 0;
+    (void)state;
+
+    n = client_frame(buf, 0, 9, 2); /* fragmented ping */
+    assert_int_equal(gw_ws_scan(buf, n, 1024, &frag, &complete, &need),
+                     GW_EPARSE);
+    n = client_frame(buf, 1, 9, 126); /* ping over 125 bytes */
+    assert_int_equal(gw_ws_scan(buf, n, 1024, &frag, &complete, &need),
+                     GW_EPARSE);
+    n = client_frame(buf, 1, 1, 200); /* 16-bit length holding 100 */
+    buf[2] = 0;
+    buf[3] = 100;
+    assert_int_equal(gw_ws_scan(buf, n, 1024, &frag, &complete, &need),
+                     GW_EPARSE);
+    n = client_frame(buf, 1, 2, 0); /* 64-bit length with the top bit */
+    buf[1] = 0x80 | 127;
+    memset(buf + 2, 0, 8);
+    buf[2] = 0x80;
+    assert_int_equal(gw_ws_scan(buf, 14, 1024, &frag, &complete, &need),
+                     GW_EPARSE);
+    /* The frames before a bad one still count as complete. */
+    n = client_frame(buf, 1, 1, 3);
+    n += client_frame(buf + n, 0, 10, 1); /* fragmented pong */
+    assert_int_equal(gw_ws_scan(buf, n, 1024, &frag, &complete, &need),
+                     GW_EPARSE);
+    assert_int_equal(complete, 9);
 }
 
 int main(void)
@@ -107,6 +141,7 @@ int main(void)
         cmocka_unit_test(test_whole_frames_every_split),
         cmocka_unit_test(test_fragment_state),
         cmocka_unit_test(test_too_big),
+        cmocka_unit_test(test_protocol_violations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
