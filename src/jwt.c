@@ -1,0 +1,409 @@
+/*
+ * JWT verification: RFC 7519 claims in an RFC 7515 compact JWS with an HMAC
+ * signature (RFC 7518 section 3.2).
+ *
+ * The order of the checks is the security argument. The header is decoded
+ * only to compare its "alg" with the configured one; the signature over
+ * the raw "header.payload" bytes comes next; not one byte of the payload is
+ * decoded before the signature has been verified.
+ */
+#include "gw/jwt.h"
+
+#include "gw/alloc.h"
+#include "gw/error.h"
+#include "gw/utf8.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <mbedtls/constant_time.h>
+#include <mbedtls/md.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/*
+ * Tokens come in a query string, a header or an identify frame and are a
+ * few hundred bytes in practice; the cap bounds the JSON we parse and lets
+ * the decoded parts live on the stack.
+ */
+#define JWT_MAX_LEN 8192
+/* The largest decoded part of a JWT_MAX_LEN token, plus cJSON's NUL. */
+#define JWT_MAX_DECODED (JWT_MAX_LEN / 4 * 3 + 1)
+/* The longest MAC (HMAC-SHA-512) and its base64url length. */
+#define JWT_MAX_MAC 64
+#define JWT_MAX_MAC_B64 ((JWT_MAX_MAC * 4 + 2) / 3)
+
+/* One dot-separated part of a token, still base64url-encoded. */
+typedef struct jwt_part {
+    const char *p;
+    size_t len;
+} jwt_part_t;
+
+/* The algorithms a verifier may be configured with. Config offers HS256;
+ * the longer HMACs cost a line each and are tested alike. */
+typedef struct jwt_alg {
+    const char *name;     /* the header's "alg" */
+    mbedtls_md_type_t md; /* the HMAC's digest */
+} jwt_alg_t;
+
+static const jwt_alg_t jwt_algs[] = {
+    {"HS256", MBEDTLS_MD_SHA256},
+    {"HS384", MBEDTLS_MD_SHA384},
+    {"HS512", MBEDTLS_MD_SHA512},
+};
+
+static const cJSON *jwt_get(const cJSON *obj, const char *name)
+{
+    /* Case-sensitive: cJSON_GetObjectItem would take "ALG" for "alg". */
+    return cJSON_GetObjectItemCaseSensitive(obj, name);
+}
+
+/* A verifier set to an algorithm we cannot check accepts no token. */
+static const jwt_alg_t *jwt_find_alg(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(jwt_algs) / sizeof(jwt_algs[0]); i++)
+        if (strcmp(name, jwt_algs[i].name) == 0)
+            return &jwt_algs[i];
+    return NULL;
+}
+
+static int jwt_b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/*
+ * Decodes unpadded base64url (RFC 7515 section 2) into `out`, which has
+ * room for len * 3 / 4 bytes. Strict: '=', '+', '/' and anything else
+ * outside the alphabet are refused, and so are nonzero unused bits in the
+ * last character, so that a byte string has exactly one accepted encoding
+ * and a token cannot be altered without breaking its signature.
+ */
+static int jwt_b64url_decode(const char *in, size_t len, uint8_t *out,
+                             size_t *outlen)
+{
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t n = 0;
+    int v;
+
+    /* A lone last character carries 6 bits: not even one byte. */
+    if (len % 4 == 1)
+        return GW_EPARSE;
+    for (size_t i = 0; i < len; i++) {
+        v = jwt_b64url_value((unsigned char)in[i]);
+        if (v < 0)
+            return GW_EPARSE;
+        acc = (acc << 6 | (uint32_t)v) & 0xFFF;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    if (acc & ((1u << bits) - 1))
+        return GW_EPARSE;
+    *outlen = n;
+    return 0;
+}
+
+/* Splits a compact JWS into exactly three parts, header and payload
+ * non-empty. The signature may be empty here; it then fails to verify. */
+static int jwt_split(const char *token, size_t len, jwt_part_t part[3])
+{
+    const char *p = token, *end, *dot;
+
+    /* Tested first: token may be NULL then, and NULL + 0 is undefined. */
+    if (len == 0)
+        return GW_EPARSE;
+    end = token + len;
+    for (int i = 0; i < 2; i++) {
+        dot = memchr(p, '.', (size_t)(end - p));
+        if (dot == NULL)
+            return GW_EPARSE;
+        part[i] = (jwt_part_t){p, (size_t)(dot - p)};
+        p = dot + 1;
+    }
+    if (memchr(p, '.', (size_t)(end - p)) != NULL)
+        return GW_EPARSE;
+    part[2] = (jwt_part_t){p, (size_t)(end - p)};
+    if (part[0].len == 0 || part[1].len == 0)
+        return GW_EPARSE;
+    return 0;
+}
+
+/*
+ * Decodes a part and parses it as a JSON object into *out (the caller
+ * deletes it). The text must be UTF-8 (RFC 8259 section 8.1): cJSON does
+ * not check, and claims end up in logs and in frames sent to clients. A
+ * NUL is refused as well, raw or escaped: cJSON takes either inside a
+ * string and cuts the value there, so "alice\u0000x" would read as
+ * "alice". (A literal backslash before "u0000" is refused too; no claim
+ * we read needs one.)
+ */
+static int jwt_parse_object(const jwt_part_t *part, cJSON **out)
+{
+    uint8_t buf[JWT_MAX_DECODED];
+    cJSON *json;
+    size_t n;
+
+    if (jwt_b64url_decode(part->p, part->len, buf, &n) != 0)
+        return GW_EPARSE;
+    if (memchr(buf, '\0', n) != NULL || memmem(buf, n, "\\u0000", 6) != NULL ||
+        !gw_utf8_valid(buf, n))
+        return GW_EPARSE;
+    buf[n] = '\0';
+    /* The length includes the NUL so cJSON refuses trailing garbage. */
+    json = cJSON_ParseWithLengthOpts((const char *)buf, n + 1, NULL, 1);
+    if (!cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        return GW_EPARSE;
+    }
+    *out = json;
+    return 0;
+}
+
+/*
+ * Checks the JOSE header. "alg" must be exactly the configured algorithm:
+ * letting the token choose is how "none" and algorithm confusion attacks
+ * work. "crit" lists extensions the recipient must understand (RFC 7515
+ * section 4.1.11); we understand none, so its presence refuses the token.
+ */
+static int jwt_check_header(const jwt_alg_t *alg, const cJSON *hdr)
+{
+    const cJSON *name = jwt_get(hdr, "alg"), *typ = jwt_get(hdr, "typ");
+
+    if (!cJSON_IsString(name) || strcmp(name->valuestring, alg->name) != 0)
+        return GW_EALG;
+    if (typ != NULL &&
+        (!cJSON_IsString(typ) || strcasecmp(typ->valuestring, "JWT") != 0))
+        return GW_EPARSE;
+    if (jwt_get(hdr, "crit") != NULL)
+        return GW_EPARSE;
+    return 0;
+}
+
+/*
+ * Checks the MAC of the signing input `in` (the token's own
+ * "header.payload" bytes, never a re-encoding). The comparison takes the
+ * same time wherever the first wrong byte is, so timing does not let an
+ * attacker forge a MAC byte by byte.
+ */
+static int jwt_check_signature(const gw_jwt_verifier_t *v, const jwt_alg_t *alg,
+                               const char *in, size_t inlen,
+                               const jwt_part_t *sig)
+{
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(alg->md);
+    uint8_t want[JWT_MAX_MAC], got[JWT_MAX_MAC];
+    size_t n;
+
+    /* An empty key would let anyone sign; config refuses it, this is the
+     * backstop. */
+    if (md == NULL || v->secret == NULL || v->secret_len == 0)
+        return GW_EAUTH;
+    /* Longer than any MAC: refused before decoding overflows got[]. */
+    if (sig->len > JWT_MAX_MAC_B64)
+        return GW_EAUTH;
+    if (jwt_b64url_decode(sig->p, sig->len, got, &n) != 0)
+        return GW_EPARSE;
+    if (n != mbedtls_md_get_size(md))
+        return GW_EAUTH;
+    if (mbedtls_md_hmac(md, v->secret, v->secret_len, (const uint8_t *)in,
+                        inlen, want) != 0)
+        return GW_EAUTH;
+    return mbedtls_ct_memcmp(want, got, n) == 0 ? 0 : GW_EAUTH;
+}
+
+/*
+ * Reads a NumericDate (RFC 7519 section 2). Fractions round to the strict
+ * side (exp down, nbf up) and values beyond int64 saturate, since a cast
+ * of an out-of-range double is undefined.
+ */
+static int jwt_numeric_date(const cJSON *item, int round_up, int64_t *out)
+{
+    double d;
+
+    if (!cJSON_IsNumber(item) || isnan(item->valuedouble))
+        return GW_EPARSE;
+    d = item->valuedouble;
+    if (d >= 9223372036854775808.0) {
+        *out = INT64_MAX;
+    } else if (d < -9223372036854775808.0) {
+        *out = INT64_MIN;
+    } else {
+        *out = (int64_t)d;
+        if (round_up && (double)*out < d)
+            (*out)++;
+        else if (!round_up && (double)*out > d)
+            (*out)--;
+    }
+    return 0;
+}
+
+/* a + b, saturated: exp and nbf come from outside and may be huge. */
+static int64_t jwt_add_sat(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b)
+        return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b)
+        return INT64_MIN;
+    return a + b;
+}
+
+static int jwt_check_time(const gw_jwt_verifier_t *v, const cJSON *claims,
+                          int64_t now, gw_jwt_claims_t *out)
+{
+    const cJSON *exp = jwt_get(claims, "exp"), *nbf = jwt_get(claims, "nbf");
+
+    if (exp != NULL && jwt_numeric_date(exp, 0, &out->exp) != 0)
+        return GW_EPARSE;
+    if (nbf != NULL && jwt_numeric_date(nbf, 1, &out->nbf) != 0)
+        return GW_EPARSE;
+    if (exp != NULL && now > jwt_add_sat(out->exp, v->leeway_s))
+        return GW_EEXPIRED;
+    if (nbf != NULL && jwt_add_sat(now, v->leeway_s) < out->nbf)
+        return GW_ENOTYET;
+    return 0;
+}
+
+/* "aud" is one string or an array of strings (RFC 7519 section 4.1.3);
+ * the configured audience must be among them. */
+static int jwt_check_aud(const char *want, const cJSON *aud)
+{
+    const cJSON *it;
+
+    if (want == NULL || want[0] == '\0')
+        return 0;
+    if (cJSON_IsString(aud))
+        return strcmp(aud->valuestring, want) == 0 ? 0 : GW_EAUTH;
+    if (!cJSON_IsArray(aud))
+        return GW_EAUTH;
+    cJSON_ArrayForEach(it, aud)
+    {
+        if (cJSON_IsString(it) && strcmp(it->valuestring, want) == 0)
+            return 0;
+    }
+    return GW_EAUTH;
+}
+
+static int jwt_check_iss(const char *want, const cJSON *iss)
+{
+    if (want == NULL || want[0] == '\0')
+        return 0;
+    if (cJSON_IsString(iss) && strcmp(iss->valuestring, want) == 0)
+        return 0;
+    return GW_EAUTH;
+}
+
+/*
+ * Copies the "guilds" claim. An empty array becomes a non-NULL list of
+ * zero guilds, which allows none; only an absent claim (NULL) allows all.
+ */
+static int jwt_copy_guilds(const cJSON *guilds, gw_jwt_claims_t *out)
+{
+    const cJSON *it;
+
+    if (guilds == NULL)
+        return 0;
+    if (!cJSON_IsArray(guilds))
+        return GW_EPARSE;
+    cJSON_ArrayForEach(it, guilds)
+    {
+        if (!cJSON_IsString(it))
+            return GW_EPARSE;
+    }
+    out->guilds =
+        gw_calloc((size_t)cJSON_GetArraySize(guilds) + 1, sizeof(*out->guilds));
+    cJSON_ArrayForEach(it, guilds)
+    {
+        out->guilds[out->nguilds++] = gw_strdup(it->valuestring);
+    }
+    return 0;
+}
+
+/* Checks and copies the claims of a payload whose signature is good. */
+static int jwt_read_claims(const gw_jwt_verifier_t *v, const cJSON *claims,
+                           int64_t now, gw_jwt_claims_t *out)
+{
+    const cJSON *sub = jwt_get(claims, "sub");
+    int ret;
+
+    if (!cJSON_IsString(sub) || sub->valuestring[0] == '\0')
+        return GW_EAUTH;
+    if ((ret = jwt_check_time(v, claims, now, out)) != 0)
+        return ret;
+    if (jwt_check_aud(v->audience, jwt_get(claims, "aud")) != 0 ||
+        jwt_check_iss(v->issuer, jwt_get(claims, "iss")) != 0)
+        return GW_EAUTH;
+    if ((ret = jwt_copy_guilds(jwt_get(claims, "guilds"), out)) != 0)
+        return ret;
+    out->sub = gw_strdup(sub->valuestring);
+    return 0;
+}
+
+int gw_jwt_verify(const gw_jwt_verifier_t *v, const char *token, size_t len,
+                  int64_t now, gw_jwt_claims_t *out)
+{
+    const jwt_alg_t *alg = jwt_find_alg(v->alg);
+    cJSON *hdr = NULL, *claims = NULL;
+    jwt_part_t part[3];
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (len > JWT_MAX_LEN) {
+        ret = GW_ETOOBIG;
+        goto Error;
+    }
+    if (alg == NULL) {
+        ret = GW_EALG;
+        goto Error;
+    }
+    if ((ret = jwt_split(token, len, part)) != 0 ||
+        (ret = jwt_parse_object(&part[0], &hdr)) != 0 ||
+        (ret = jwt_check_header(alg, hdr)) != 0)
+        goto Error;
+    /* The signing input runs from the token's start to the second dot. */
+    if ((ret = jwt_check_signature(v, alg, token, part[0].len + 1 + part[1].len,
+                                   &part[2])) != 0)
+        goto Error;
+    if ((ret = jwt_parse_object(&part[1], &claims)) == 0)
+        ret = jwt_read_claims(v, claims, now, out);
+
+Error:
+    cJSON_Delete(hdr);
+    cJSON_Delete(claims);
+    if (ret != 0)
+        gw_jwt_claims_free(out);
+    return ret;
+}
+
+void gw_jwt_claims_free(gw_jwt_claims_t *c)
+{
+    free(c->sub);
+    for (size_t i = 0; i < c->nguilds; i++)
+        free(c->guilds[i]);
+    free(c->guilds);
+    memset(c, 0, sizeof(*c));
+}
+
+int gw_jwt_claims_allow_guild(const gw_jwt_claims_t *c, const char *guild)
+{
+    if (c->guilds == NULL)
+        return 1;
+    for (size_t i = 0; i < c->nguilds; i++)
+        if (strcmp(c->guilds[i], guild) == 0)
+            return 1;
+    return 0;
+}
