@@ -93,8 +93,14 @@ void gw_conn_dispatch(gw_conn_t *c, const gw_event_t *ev)
         memcmp(ev->exclude, c->session, GW_SESSION_ID_LEN) == 0)
         return;
     if (c->ring.count >= c->worker->cfg->write_ring_size) {
-        conn_slow_consumer(c);
-        return;
+        /* Full by the count of this loop turn only? Write before judging. */
+        gw_conn_flush(c);
+        if (c->state != GW_CONN_OPEN)
+            return;
+        if (c->ring.count >= c->worker->cfg->write_ring_size) {
+            conn_slow_consumer(c);
+            return;
+        }
     }
     /* The per-recipient part: frame header and {"seq":N, before the body
      * that every recipient shares. */

@@ -4,7 +4,6 @@
 #include "gw/error.h"
 #include "gw/log.h"
 #include "gw/proto.h"
-#include "gw/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -146,18 +145,11 @@ static void ws_msg_cb(wslay_event_context_ptr ctx,
     if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
         return; /* wslay answers ping and close itself */
     gw_stat_add(&w->stats, GW_STAT_FRAMES_IN, 1);
-    if (c->state != GW_CONN_OPEN)
-        return;
-    if (arg->opcode == WSLAY_TEXT_FRAME &&
-        !gw_utf8_valid(arg->msg, arg->msg_length)) {
-        gw_info("conn %llu: invalid UTF-8 in a text message",
-                (unsigned long long)c->id);
-        gw_conn_close(c, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
-                      "invalid UTF-8");
-        return;
-    }
     (void)ctx;
-    gw_proto_handle(c, (const char *)arg->msg, arg->msg_length);
+    /* Text is valid UTF-8 here: wslay (1.1+) checks it as frames arrive and
+     * fails the connection with 1007 itself. */
+    if (c->state == GW_CONN_OPEN)
+        gw_proto_handle(c, (const char *)arg->msg, arg->msg_length);
 }
 
 void gw_ws_worker_init(gw_worker_t *w)
@@ -218,8 +210,25 @@ static void ws_run(gw_conn_t *c, const uint8_t *data, size_t len)
         ws_send(c);
     }
     /* wslay queues a close itself on a protocol error or a peer's close. */
-    if (c->state == GW_CONN_OPEN && wslay_event_get_close_sent(ctx))
+    if (c->state == GW_CONN_OPEN && wslay_event_get_close_sent(ctx)) {
+        gw_log(wslay_event_get_close_received(ctx) ? GW_LOG_DEBUG : GW_LOG_INFO,
+               "conn %llu: closed with %u by the WebSocket layer",
+               (unsigned long long)c->id,
+               wslay_event_get_status_code_sent(ctx));
         gw_conn_close(c, 0, NULL);
+    }
+}
+
+/*
+ * Fails the WebSocket connection (RFC 6455 7.1.7): the input is out of step
+ * with the framing, so nothing more is read; the socket closes once the
+ * close frame is written.
+ */
+static void ws_fail(gw_conn_t *c, uint16_t code, const char *reason)
+{
+    gw_conn_close(c, code, reason);
+    if (c->ws != NULL)
+        wslay_event_shutdown_read(c->ws);
 }
 
 /* Keeps the bytes of an incomplete frame for the next read. */
@@ -264,9 +273,9 @@ void gw_ws_feed(gw_conn_t *c, const uint8_t *buf, size_t len)
     if (complete > 0)
         ws_run(c, data, complete);
     if (rc == GW_ETOOBIG)
-        gw_conn_close(c, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
+        ws_fail(c, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
     else if (rc == GW_EPARSE)
-        gw_conn_close(c, WSLAY_CODE_PROTOCOL_ERROR, "protocol error");
+        ws_fail(c, WSLAY_CODE_PROTOCOL_ERROR, "protocol error");
     if (rc != 0 || c->state != GW_CONN_OPEN || complete == n) {
         ws_drop_partial(c);
     } else {
@@ -289,8 +298,11 @@ void gw_ws_close(gw_conn_t *c, uint16_t code, const char *reason)
 
 int gw_ws_close_done(const gw_conn_t *c)
 {
+    /* wslay stops reading when it fails a connection itself (1002, 1007),
+     * and so do we (ws_fail): then no answer is awaited. */
     return c->ws != NULL && wslay_event_get_close_sent(c->ws) &&
-           wslay_event_get_close_received(c->ws);
+           (wslay_event_get_close_received(c->ws) ||
+            !wslay_event_get_read_enabled(c->ws));
 }
 
 void gw_ws_release(gw_conn_t *c)

@@ -39,7 +39,8 @@ void gw_ws_feed(gw_conn_t *c, const uint8_t *buf, size_t len);
 /* Queues a close frame through wslay; see gw_conn_close. */
 void gw_ws_close(gw_conn_t *c, uint16_t code, const char *reason);
 
-/* True once both close frames have been exchanged. */
+/* True once our close frame is sent and either the peer's arrived or we
+ * no longer read (a failed connection). */
 int gw_ws_close_done(const gw_conn_t *c);
 
 /* Gives the wslay context back (to the pool when clean) and drops the
