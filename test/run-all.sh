@@ -13,9 +13,8 @@ log=$(mktemp -d)
 # count STAGE FILE: adds the pass/fail numbers a stage's closing line gives.
 count() {
     line=$(grep -E '[0-9]+ (passed|failed)' "$2" | tail -1)
-    p=$(printf '%s' "$line" | sed -n 's/.*[^0-9]\{0,1\}\([0-9][0-9]*\) passed.*/\1/p')
-    f=$(printf '%s' "$line" | sed -n 's/.*[^0-9]\([0-9][0-9]*\) failed.*/\1/p')
-    [ -z "$f" ] && f=$(printf '%s' "$line" | sed -n 's/^\([0-9][0-9]*\) failed.*/\1/p')
+    p=$(printf '%s' "$line" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
+    f=$(printf '%s' "$line" | grep -oE '[0-9]+ failed' | cut -d' ' -f1)
     p=${p:-0}; f=${f:-0}
     if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     echo "== $1: $p passed, $f failed"
