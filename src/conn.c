@@ -72,7 +72,8 @@ void gw_conn_send_text(gw_conn_t *c, const char *json, size_t len)
 static void conn_slow_consumer(gw_conn_t *c)
 {
     gw_worker_t *w = c->worker;
-    unsigned dropped = gw_ring_discard_unsent(&c->ring, &w->ring_pool);
+    unsigned dropped =
+        gw_ring_discard_unsent(&c->ring, &w->ring_pool, c->inflight);
 
     gw_stat_add(&w->stats, GW_STAT_RING_DROPS, dropped);
     gw_stat_add(&w->stats, GW_STAT_SLOW_CONSUMER_CLOSES, 1);
@@ -170,12 +171,42 @@ static void conn_close_cb(uv_handle_t *h)
         free(c);
 }
 
+static void conn_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/*
+ * Lingering close: the peer may still be sending (an upload past the limit,
+ * the rest of a rejected request). Closing with unread input would make the
+ * kernel answer with a reset that can destroy our last bytes before the peer
+ * reads them, so send FIN, discard input until the peer's EOF, and let the
+ * close deadline bound the wait.
+ */
+static void conn_linger(gw_conn_t *c)
+{
+    uv_shutdown_t *req;
+
+    if (c->lingering)
+        return;
+    c->lingering = 1;
+    req = gw_malloc(sizeof(*req));
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, conn_shutdown_cb) != 0) {
+        free(req);
+        gw_conn_abort(c);
+    }
+}
+
 /* All output is written: finish a rejection or a completed close. */
 static void conn_drained(gw_conn_t *c)
 {
-    if (c->state == GW_CONN_REJECTED ||
-        (c->state == GW_CONN_CLOSING && gw_ws_close_done(c)))
-        gw_conn_abort(c);
+    if (c->state == GW_CONN_CLOSING && c->ws != NULL &&
+        wslay_event_get_close_received(c->ws))
+        gw_conn_abort(c); /* a clean close handshake: nothing more comes */
+    else if (c->state == GW_CONN_REJECTED ||
+             (c->state == GW_CONN_CLOSING && gw_ws_close_done(c)))
+        conn_linger(c);
 }
 
 static void conn_write_cb(uv_write_t *req, int status)
@@ -249,7 +280,6 @@ static void conn_reject(gw_conn_t *c, int status)
     gw_stat_add(&c->worker->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
     gw_info("conn %" PRIu64 ": upgrade rejected with %d", c->id, status);
     c->state = GW_CONN_REJECTED;
-    uv_read_stop((uv_stream_t *)&c->tcp);
     conn_send_raw(c, buf, n);
     gw_wheel_add(&c->worker->wheel, &c->timer,
                  gw_worker_now(c->worker) + CONN_CLOSE_TIMEOUT_MS);
@@ -321,7 +351,8 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     gw_stat_add(&c->worker->stats, GW_STAT_BYTES_IN, nread);
-    conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (!c->lingering)
+        conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 void gw_conn_accept(gw_worker_t *w, int fd)

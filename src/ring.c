@@ -123,19 +123,50 @@ void gw_ring_consume(gw_ring_t *r, gw_ring_pool_t *pool, size_t n)
     }
 }
 
-unsigned gw_ring_discard_unsent(gw_ring_t *r, gw_ring_pool_t *pool)
+/* Bytes of e not yet written, given the ring's offset into the first. */
+static size_t ring_entry_left(const gw_ring_entry_t *e, size_t off)
 {
-    gw_ring_t keep = {0};
-    unsigned dropped = r->count;
+    return e->hlen + (size_t)e->frame->len - off;
+}
 
-    if (r->count > 0 && r->off > 0) {
-        gw_ring_entry_t *e = ring_front(r);
-        gw_ring_push(&keep, pool, gw_frame_ref(e->frame), e->head, e->hlen);
-        keep.off = r->off;
-        dropped--;
+unsigned gw_ring_discard_unsent(gw_ring_t *r, gw_ring_pool_t *pool, size_t busy)
+{
+    gw_ring_chunk_t *c = r->first, *kc = NULL;
+    unsigned i = r->rd, ki = 0, kept = 0, dropped;
+    size_t covered = 0;
+
+    /* Find the last entry to keep (kc, ki): the entries holding the first
+     * `busy` bytes, and the first entry if it is partly written. */
+    if (busy == 0 && r->off > 0)
+        busy = 1;
+    while (kept < r->count && covered < busy) {
+        covered += ring_entry_left(&c->e[i], kept == 0 ? r->off : 0);
+        kc = c;
+        ki = i;
+        kept++;
+        if (++i == GW_RING_CHUNK) {
+            c = c->next;
+            i = 0;
+        }
     }
-    gw_ring_clear(r, pool);
-    *r = keep;
+    dropped = r->count - kept;
+    if (kept == 0) {
+        gw_ring_clear(r, pool);
+        return dropped;
+    }
+    for (gw_ring_chunk_t *d = kc; d != NULL; d = d->next) {
+        unsigned end = d == r->last ? r->wr : GW_RING_CHUNK;
+        for (unsigned j = d == kc ? ki + 1 : 0; j < end; j++)
+            gw_frame_unref(d->e[j].frame);
+    }
+    while (kc->next != NULL) {
+        gw_ring_chunk_t *d = kc->next;
+        kc->next = d->next;
+        ring_chunk_put(pool, d);
+    }
+    r->last = kc;
+    r->wr = (uint16_t)(ki + 1);
+    r->count = kept;
     return dropped;
 }
 

@@ -56,7 +56,8 @@ struct gw_conn {
     unsigned queued : 1; /* on the worker's pending list */
     unsigned frag : 1;   /* inside a fragmented message */
     unsigned identified : 1;
-    unsigned closed : 1; /* uv_close called */
+    unsigned lingering : 1; /* FIN sent; input discarded until EOF */
+    unsigned closed : 1;    /* uv_close called */
     unsigned
         released : 1; /* close callback ran; freed once off the flush list */
 };

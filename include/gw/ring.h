@@ -59,10 +59,13 @@ unsigned gw_ring_iov(const gw_ring_t *r, uv_buf_t *iov, unsigned max_iov,
 void gw_ring_consume(gw_ring_t *r, gw_ring_pool_t *pool, size_t n);
 
 /*
- * Drops every entry not yet started (a partly written oldest entry stays, so
- * the stream remains well framed); returns the number dropped.
+ * Drops the entries queued behind the first `busy` unwritten bytes (the
+ * bytes of a write in progress) and behind a partly written first entry, so
+ * the stream stays well framed; the kept entries do not move. Returns the
+ * number dropped.
  */
-unsigned gw_ring_discard_unsent(gw_ring_t *r, gw_ring_pool_t *pool);
+unsigned gw_ring_discard_unsent(gw_ring_t *r, gw_ring_pool_t *pool,
+                                size_t busy);
 
 /* Drops everything. */
 void gw_ring_clear(gw_ring_t *r, gw_ring_pool_t *pool);

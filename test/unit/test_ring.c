@@ -124,7 +124,7 @@ static void test_discard_keeps_started_entry(void **state)
     for (int i = 0; i < 40; i++)
         gw_ring_push(&r, &pool, frame_of("0123456789"), NULL, 0);
     gw_ring_consume(&r, &pool, 3);
-    assert_int_equal(gw_ring_discard_unsent(&r, &pool), 39);
+    assert_int_equal(gw_ring_discard_unsent(&r, &pool, 0), 39);
     assert_int_equal(r.count, 1);
     ring_bytes(&r, out, 256);
     assert_string_equal(out, "3456789");
@@ -134,8 +134,52 @@ static void test_discard_keeps_started_entry(void **state)
     gw_ring_clear(&r, &pool);
     /* Nothing started: everything goes. */
     gw_ring_push(&r, &pool, frame_of("a"), NULL, 0);
-    assert_int_equal(gw_ring_discard_unsent(&r, &pool), 1);
+    assert_int_equal(gw_ring_discard_unsent(&r, &pool, 0), 1);
     assert_int_equal(r.count, 0);
+    gw_ring_pool_free(&pool);
+}
+
+/*
+ * A write in progress points into the ring: the entries it covers must stay,
+ * at the same addresses, whatever the chunk boundaries.
+ */
+static void test_discard_keeps_inflight_in_place(void **state)
+{
+    gw_ring_pool_t pool = {.max_free = 64};
+    (void)state;
+
+    for (unsigned busy_entries = 1; busy_entries <= 40; busy_entries++) {
+        gw_ring_t r = {0};
+        uv_buf_t before[256], after[256];
+        size_t n1, n2;
+        char out[4096];
+
+        for (int i = 0; i < 50; i++)
+            gw_ring_push(&r, &pool, frame_of("0123456789"),
+                         (const uint8_t *)"HH", 2);
+        gw_ring_consume(&r, &pool, 5); /* partly into the first entry */
+        unsigned k1 = gw_ring_iov(&r, before, 256, &n1);
+        /* busy ends inside entry number busy_entries */
+        size_t busy = 7 + (busy_entries - 1) * 12 - 1;
+        assert_int_equal(gw_ring_discard_unsent(&r, &pool, busy),
+                         50 - busy_entries);
+        assert_int_equal(r.count, busy_entries);
+        unsigned k2 = gw_ring_iov(&r, after, 256, &n2);
+        assert_true(k2 <= k1);
+        for (unsigned j = 0; j < k2; j++) {
+            assert_ptr_equal(after[j].base, before[j].base);
+            assert_int_equal(after[j].len, before[j].len);
+        }
+        assert_int_equal(n2, 7 + (busy_entries - 1) * 12);
+        /* The ring stays usable: append, drain, clear. */
+        gw_ring_push(&r, &pool, frame_of("close"), NULL, 0);
+        ring_bytes(&r, out, 256);
+        assert_int_equal(strlen(out), n2 + 5);
+        assert_string_equal(out + n2, "close");
+        gw_ring_consume(&r, &pool, n2 + 5);
+        assert_int_equal(r.count, 0);
+        gw_ring_clear(&r, &pool);
+    }
     gw_ring_pool_free(&pool);
 }
 
@@ -182,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_partial_consume),
         cmocka_unit_test(test_many_chunks_stream),
         cmocka_unit_test(test_discard_keeps_started_entry),
+        cmocka_unit_test(test_discard_keeps_inflight_in_place),
         cmocka_unit_test(test_shared_frame_refs),
         cmocka_unit_test(test_frame_header),
     };
