@@ -27,6 +27,7 @@ typedef enum config_type {
     CONFIG_SECRET, /* a string that gw_config_dump does not print */
     CONFIG_INT,    /* int field */
     CONFIG_UINT32, /* uint32_t field */
+    CONFIG_BOOL,   /* int field, 0 or 1 */
 } config_type_t;
 
 /*
@@ -61,6 +62,16 @@ static const char *config_check_log_level(int64_t i, const char *s)
                : "is not one of debug, info, warn, error";
 }
 
+static const char *config_check_instance_id(int64_t i, const char *s)
+{
+    (void)i;
+    /* It names a queue and appears in JSON and logs: keep it plain. */
+    return s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789._-")] == '\0'
+               ? NULL
+               : "may hold only letters, digits, '.', '_' and '-'";
+}
+
 static const char *config_check_jwt_algorithm(int64_t i, const char *s)
 {
     (void)i;
@@ -82,6 +93,12 @@ static const char *config_check_jwt_algorithm(int64_t i, const char *s)
 #define OPT_U32(name, field, def, min, max, check, doc) \
     {name, CONFIG_UINT32, offsetof(gw_config_t, field), def, min, max, \
      check, NULL, doc}
+#define OPT_BOOL(name, field, def, doc) \
+    {name, CONFIG_BOOL, offsetof(gw_config_t, field), def, 0, 1, \
+     NULL, NULL, doc}
+#define OPT_SECRET_DEF(name, field, def, env, doc) \
+    {name, CONFIG_SECRET, offsetof(gw_config_t, field), def, 0, 0, \
+     NULL, env, doc}
 // clang-format on
 
 /*
@@ -115,6 +132,10 @@ static const config_option_t config_options[] = {
             "Heartbeat interval announced to clients, milliseconds"),
     OPT_U32("session.max_guilds_per_session", max_guilds_per_session, "100", 0,
             UINT32_MAX, NULL, "Most guilds one session may subscribe to"),
+    OPT_U32("session.typing_limit", typing_limit, "5", 1, UINT32_MAX, NULL,
+            "typing.start events a session may send per typing window"),
+    OPT_U32("session.typing_window_ms", typing_window_ms, "10000", 1,
+            UINT32_MAX, NULL, "The window of typing_limit, milliseconds"),
     OPT_SECRET("auth.jwt_secret", jwt_secret, "GATEWAYD_JWT_SECRET",
                "HMAC key that signs client tokens"),
     OPT_STR("auth.jwt_algorithm", jwt_algorithm, "HS256",
@@ -128,6 +149,42 @@ static const config_option_t config_options[] = {
                "Key POST /publish must present; empty disables /publish"),
     OPT_U32("http.max_body_size", max_body_size, "1048576", 1, UINT32_MAX, NULL,
             "Largest POST /publish body, bytes"),
+    OPT_STR("broker.instance_id", instance_id, "", config_check_instance_id,
+            "This instance's id: names its AMQP queue and tags the events it "
+            "publishes to Redis; empty = the host name"),
+    OPT_U32("broker.reconnect_min_ms", reconnect_min_ms, "100", 1, UINT32_MAX,
+            NULL, "First delay before a broker link reconnects"),
+    OPT_U32("broker.reconnect_max_ms", reconnect_max_ms, "10000", 1, UINT32_MAX,
+            NULL, "Cap of the exponential reconnect backoff (jittered)"),
+    OPT_BOOL("redis.enabled", redis_enabled, "true",
+             "Connect to Redis for inter-gateway events"),
+    OPT_STR("redis.host", redis_host, "127.0.0.1", NULL, "Redis address"),
+    OPT_INT("redis.port", redis_port, "6379", 1, 65535, "Redis port"),
+    OPT_SECRET_DEF("redis.password", redis_password, "",
+                   "GATEWAYD_REDIS_PASSWORD",
+                   "Redis AUTH password; empty = no AUTH"),
+    OPT_STR("redis.channel", redis_channel, "gateway_events", NULL,
+            "Pub/sub channel shared by all gateway instances"),
+    OPT_BOOL("amqp.enabled", amqp_enabled, "true",
+             "Consume backend events from RabbitMQ"),
+    OPT_STR("amqp.host", amqp_host, "127.0.0.1", NULL, "RabbitMQ address"),
+    OPT_INT("amqp.port", amqp_port, "5672", 1, 65535, "RabbitMQ port"),
+    OPT_STR("amqp.user", amqp_user, "guest", NULL, "RabbitMQ user"),
+    OPT_SECRET_DEF("amqp.password", amqp_password, "guest",
+                   "GATEWAYD_AMQP_PASSWORD", "RabbitMQ password"),
+    OPT_STR("amqp.vhost", amqp_vhost, "/", NULL, "RabbitMQ virtual host"),
+    OPT_STR("amqp.exchange", amqp_exchange, "discord_events", NULL,
+            "Topic exchange the backends publish events to"),
+    OPT_STR("amqp.binding_keys", amqp_binding_keys, "#", NULL,
+            "Comma-separated routing-key patterns bound to this instance's "
+            "queue"),
+    OPT_STR("amqp.queue_prefix", amqp_queue_prefix, "gatewayd.", NULL,
+            "The queue is named prefix + instance_id"),
+    OPT_BOOL("amqp.durable", amqp_durable, "true",
+             "Durable named queue that keeps events while this instance is "
+             "down; false = an exclusive queue that dies with the connection"),
+    OPT_U32("amqp.prefetch", amqp_prefetch, "256", 1, 65535, NULL,
+            "Unacknowledged deliveries RabbitMQ may send ahead"),
     OPT_U32("queues.queue_size", queue_size, "65536", 2, UINT32_C(1) << 31,
             config_check_pow2,
             "Entries of each inter-thread queue; a power of two"),
@@ -223,7 +280,7 @@ static int config_set_number(gw_config_t *cfg, const config_option_t *opt,
     if (opt->check != NULL && (why = opt->check(v, NULL)) != NULL)
         return config_fail(src, GW_EINVAL, "%s: %" PRId64 " %s", opt->name, v,
                            why);
-    if (opt->type == CONFIG_INT)
+    if (opt->type == CONFIG_INT || opt->type == CONFIG_BOOL)
         *(int *)config_field(cfg, opt) = (int)v;
     else
         *(uint32_t *)config_field(cfg, opt) = (uint32_t)v;
@@ -256,6 +313,12 @@ static int config_set_text(gw_config_t *cfg, const config_option_t *opt,
 
     if (config_is_string(opt))
         return config_set_string(cfg, opt, text, strlen(text), src);
+    if (opt->type == CONFIG_BOOL) {
+        if (strcmp(text, "true") != 0 && strcmp(text, "false") != 0)
+            return config_fail(src, GW_EINVAL, "%s: '%s' is not true or false",
+                               opt->name, text);
+        return config_set_number(cfg, opt, text[0] == 't', src);
+    }
     rc = gw_toml_parse_int(text, strlen(text), &v);
     if (rc == GW_ETOOBIG)
         return config_out_of_range(src, opt, text);
@@ -291,10 +354,15 @@ static int config_apply_entry(gw_config_t *cfg, const gw_toml_entry_t *e,
         return config_fail(src, GW_EINVAL, "%s: unknown option", e->key);
     if (config_is_string(opt) && e->type == GW_TOML_STRING)
         return config_set_string(cfg, opt, e->v.s.ptr, e->v.s.len, src);
-    if (!config_is_string(opt) && e->type == GW_TOML_INT)
+    if (opt->type == CONFIG_BOOL && e->type == GW_TOML_BOOL)
+        return config_set_number(cfg, opt, e->v.b, src);
+    if (!config_is_string(opt) && opt->type != CONFIG_BOOL &&
+        e->type == GW_TOML_INT)
         return config_set_number(cfg, opt, e->v.i, src);
     return config_fail(src, GW_EINVAL, "%s: expected %s, got %s", opt->name,
-                       config_is_string(opt) ? "a string" : "an integer",
+                       config_is_string(opt)      ? "a string"
+                       : opt->type == CONFIG_BOOL ? "a boolean"
+                                                  : "an integer",
                        config_toml_type_name(e->type));
 }
 
@@ -462,6 +530,7 @@ static void config_dump_value(FILE *out, const gw_config_t *cfg,
     switch (opt->type) {
     case CONFIG_INT: fprintf(out, "%d", *(int *)field); break;
     case CONFIG_UINT32: fprintf(out, "%" PRIu32, *(uint32_t *)field); break;
+    case CONFIG_BOOL: fputs(*(int *)field ? "true" : "false", out); break;
     case CONFIG_STRING: config_dump_string(out, *(char **)field); break;
     case CONFIG_SECRET:
         /* A dump ends up in terminals and CI logs; secrets stay out. */
@@ -487,6 +556,8 @@ static void config_dump_doc(FILE *out, const config_option_t *opt)
     fprintf(out, "# %s.\n", opt->doc);
     if (config_is_string(opt))
         fprintf(out, "# Default: \"%s\".", opt->def);
+    else if (opt->type == CONFIG_BOOL)
+        fprintf(out, "# Default: %s.", opt->def);
     else
         fprintf(out, "# Default: %s; range %" PRId64 "..%" PRId64 ".", opt->def,
                 opt->min, opt->max);

@@ -24,6 +24,8 @@ typedef struct gw_config {
     /* [session] */
     uint32_t heartbeat_interval_ms;
     uint32_t max_guilds_per_session;
+    uint32_t typing_limit; /* typing.start events per window */
+    uint32_t typing_window_ms;
     /* [auth] */
     char *jwt_secret;    /* HS256 key; env GATEWAYD_JWT_SECRET wins */
     char *jwt_algorithm; /* only "HS256" for now */
@@ -32,6 +34,29 @@ typedef struct gw_config {
     /* [http] */
     char *publish_api_key; /* env GATEWAYD_API_KEY wins; "" disables /publish */
     uint32_t max_body_size; /* bytes of a POST /publish body */
+    /* [broker] */
+    char *instance_id;         /* names the AMQP queue and tags Redis events;
+                                  "" = the host name */
+    uint32_t reconnect_min_ms; /* first broker reconnect delay */
+    uint32_t reconnect_max_ms; /* backoff cap */
+    /* [redis] */
+    int redis_enabled;
+    char *redis_host;
+    int redis_port;
+    char *redis_password; /* env GATEWAYD_REDIS_PASSWORD wins */
+    char *redis_channel;  /* inter-gateway pub/sub channel */
+    /* [amqp] */
+    int amqp_enabled;
+    char *amqp_host;
+    int amqp_port;
+    char *amqp_user;
+    char *amqp_password; /* env GATEWAYD_AMQP_PASSWORD wins */
+    char *amqp_vhost;
+    char *amqp_exchange;     /* topic exchange the backends publish to */
+    char *amqp_binding_keys; /* comma-separated routing-key patterns */
+    char *amqp_queue_prefix; /* queue = prefix + instance_id */
+    int amqp_durable;        /* durable named queue, or exclusive one */
+    uint32_t amqp_prefetch;  /* unacknowledged deliveries in flight */
     /* [queues] */
     uint32_t queue_size; /* entries of each SPSC queue, power of two */
     /* [log] */

@@ -534,6 +534,43 @@ static void test_queue_size_power_of_two(void **state)
 }
 
 /* Error text is cut to errlen, and no buffer at all is fine too. */
+/* Booleans: TOML true/false in files, "true"/"false" after -s, nothing
+ * else in either. */
+static void test_booleans(void **state)
+{
+    char err[256];
+    gw_config_t cfg;
+    (void)state;
+
+    gw_config_init(&cfg);
+    assert_int_equal(cfg.redis_enabled, 1);
+    assert_int_equal(cfg.amqp_durable, 1);
+    assert_int_equal(gw_config_load(&cfg,
+                                    write_conf("[redis]\nenabled = false\n"),
+                                    err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.redis_enabled, 0);
+    set_ok(&cfg, "redis.enabled=true");
+    assert_int_equal(cfg.redis_enabled, 1);
+    set_ok(&cfg, "amqp.durable=false");
+    assert_int_equal(cfg.amqp_durable, 0);
+    assert_int_equal(gw_config_set(&cfg, "amqp.durable=1", err, sizeof(err)),
+                     GW_EINVAL);
+    assert_string_equal(err, "-s:1: amqp.durable: '1' is not true or false");
+    assert_int_not_equal(gw_config_load(&cfg,
+                                        write_conf("[amqp]\ndurable = 1\n"),
+                                        err, sizeof(err)),
+                         0);
+    assert_non_null(strstr(err, "amqp.durable: expected a boolean, got an "
+                                "integer"));
+    assert_int_not_equal(
+        gw_config_load(&cfg, write_conf("[server]\nworkers = true\n"), err,
+                       sizeof(err)),
+        0);
+    assert_non_null(strstr(err, "expected an integer, got a boolean"));
+    gw_config_free(&cfg);
+}
+
 static void test_error_buffer_sizes(void **state)
 {
     gw_config_t cfg;
@@ -569,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_set_errors),
         cmocka_unit_test(test_queue_size_power_of_two),
+        cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_error_buffer_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
