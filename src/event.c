@@ -2,6 +2,7 @@
 
 #include "gw/alloc.h"
 #include "gw/error.h"
+#include "gw/hex.h"
 
 #include "gw/json.h"
 #include <stdlib.h>
@@ -17,24 +18,13 @@ static int event_id_ok(const cJSON *v)
            strlen(v->valuestring) <= EVENT_ID_MAX;
 }
 
-static int event_hex(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 static int event_session_id(const cJSON *v, uint8_t out[GW_SESSION_ID_LEN])
 {
     if (!cJSON_IsString(v) || strlen(v->valuestring) != 2 * GW_SESSION_ID_LEN)
         return GW_EINVAL;
     for (int i = 0; i < GW_SESSION_ID_LEN; i++) {
-        int hi = event_hex(v->valuestring[2 * i]);
-        int lo = event_hex(v->valuestring[2 * i + 1]);
+        int hi = gw_hex_value(v->valuestring[2 * i]);
+        int lo = gw_hex_value(v->valuestring[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return GW_EINVAL;
         out[i] = (uint8_t)(hi << 4 | lo);
@@ -111,13 +101,34 @@ static const char *event_target(gw_event_t *ev, const cJSON *doc)
     return NULL;
 }
 
-/* Validates priority and excludeSessionId; returns a reason or NULL. */
+/* An optional string field of bounded length, copied; NULL and no reason
+ * when absent. */
+static const char *event_opt_id(const cJSON *doc, const char *key, char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
+
+    if (v == NULL)
+        return NULL;
+    if (!event_id_ok(v))
+        return "excludeUserId and origin must be non-empty strings";
+    *out = gw_strdup(v->valuestring);
+    return NULL;
+}
+
+/*
+ * Validates priority, excludeSessionId, excludeUserId and origin; returns a
+ * reason or NULL.
+ */
 static const char *event_options(gw_event_t *ev, const cJSON *doc)
 {
     const cJSON *prio = cJSON_GetObjectItemCaseSensitive(doc, "priority");
     const cJSON *excl =
         cJSON_GetObjectItemCaseSensitive(doc, "excludeSessionId");
+    const char *why;
 
+    if ((why = event_opt_id(doc, "excludeUserId", &ev->exclude_user)) ||
+        (why = event_opt_id(doc, "origin", &ev->origin)))
+        return why;
     ev->priority = 3;
     if (prio != NULL) {
         if (!cJSON_IsNumber(prio) ||
@@ -215,6 +226,8 @@ void gw_event_unref(gw_event_t *ev)
     for (size_t i = 0; i < ev->nids; i++)
         free(ev->ids[i]);
     free(ev->ids);
+    free(ev->exclude_user);
+    free(ev->origin);
     if (ev->body != NULL)
         gw_frame_unref(ev->body);
     free(ev);

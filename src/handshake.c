@@ -10,6 +10,7 @@
 
 #include "gw/alloc.h"
 #include "gw/error.h"
+#include "gw/hex.h"
 
 #include <limits.h>
 #include <mbedtls/base64.h>
@@ -115,17 +116,6 @@ static int hs_has_token(const char *s, size_t len, const char *token)
     }
 }
 
-static int hs_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Percent-decodes s[0..len) into a new string, or returns NULL for a broken
  * escape or an encoded NUL (it would cut the C string short). '+' stays '+'
@@ -146,8 +136,8 @@ static char *hs_url_decode(const char *s, size_t len)
         }
         if (len - i < 3)
             goto Error;
-        hi = hs_hex(s[i + 1]);
-        lo = hs_hex(s[i + 2]);
+        hi = gw_hex_value(s[i + 1]);
+        lo = gw_hex_value(s[i + 2]);
         if (hi < 0 || lo < 0 || (hi | lo) == 0)
             goto Error;
         out[n++] = (char)(hi << 4 | lo);

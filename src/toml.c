@@ -8,6 +8,7 @@
 
 #include "gw/alloc.h"
 #include "gw/error.h"
+#include "gw/hex.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -236,17 +237,6 @@ static int toml_scan_bare(toml_parser_t *ps, const char **key, size_t *len,
     return 0;
 }
 
-static int toml_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Encodes a Unicode scalar value as UTF-8; returns the bytes written. */
 static size_t toml_put_utf8(char *out, uint32_t cp)
 {
@@ -285,7 +275,7 @@ static int toml_unicode_escape(toml_parser_t *ps, const char *limit,
 
     ps->p++;
     for (int i = 0; i < digits; i++, ps->p++) {
-        int h = ps->p < limit ? toml_hex(*ps->p) : -1;
+        int h = ps->p < limit ? gw_hex_value(*ps->p) : -1;
         if (h < 0)
             return toml_fail(ps, GW_EPARSE,
                              "%s: \\%c escape needs %d hex digits", key,
