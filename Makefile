@@ -5,7 +5,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude
-LIBS    := -luv -lwslay -lhttp_parser -lcjson -lmbedcrypto -lck -lpthread -lm
+LIBS    := -luv -lwslay -lhttp_parser -lcjson -lmbedcrypto -lck -lhiredis -lrabbitmq -lpthread -lm
 
 SRC     := $(wildcard src/*.c)
 LIBSRC  := $(filter-out src/main.c,$(SRC))
@@ -28,8 +28,9 @@ LIBOBJ  := $(LIBSRC:src/%.c=$(B)/%.o)
 UNITBIN := $(UNITSRC:test/unit/%.c=$(B)/%)
 
 DEB_BUILD := build-essential pkg-config libuv1-dev libwslay-dev libhttp-parser-dev \
-             libcjson-dev libmbedtls-dev libck-dev
-DEB_TEST  := libcmocka-dev python3-websockets python3-pytest clang libclang-rt-14-dev
+             libcjson-dev libmbedtls-dev libck-dev libhiredis-dev librabbitmq-dev
+DEB_TEST  := libcmocka-dev python3-websockets python3-pytest clang libclang-rt-14-dev \
+             redis-server rabbitmq-server python3-pika python3-redis
 
 .PHONY: all run test unit e2e asan tsan fuzz deps test-deps clean format format-check
 

@@ -31,22 +31,37 @@ static void api_error(gw_http_response_t *res, int status, const char *reason)
     api_reply(res, status, &b);
 }
 
+/* A link counts against health only when it is enabled and not up. */
+static int api_link_ok(gw_link_state_t s)
+{
+    return s == GW_LINK_DISABLED || s == GW_LINK_UP;
+}
+
 static void api_health(gw_broker_t *br, const gw_http_request_t *req,
                        gw_http_response_t *res)
 {
     gw_server_t *srv = gw_broker_server(br);
+    gw_link_state_t redis = gw_broker_redis_state(br);
+    gw_link_state_t amqp = gw_broker_amqp_state(br);
     int draining = atomic_load(&srv->draining);
+    const char *status = draining                                  ? "draining"
+                         : api_link_ok(redis) && api_link_ok(amqp) ? "ok"
+                                                                   : "degraded";
     gw_buf_t b = {0};
     (void)req;
 
+    /* Degraded still serves clients and /publish: 200, so that a load
+     * balancer keeps sending traffic; draining is 503. */
     gw_buf_printf(
         &b,
-        "{\"status\":\"%s\",\"uptime\":%llu,\"connections\":%llu,"
-        "\"sessions\":%llu}\n",
-        draining ? "draining" : "ok",
+        "{\"status\":\"%s\",\"instance\":\"%s\",\"uptime\":%llu,"
+        "\"connections\":%llu,\"sessions\":%llu,"
+        "\"links\":{\"redis\":\"%s\",\"amqp\":\"%s\"}}\n",
+        status, gw_broker_instance_id(br),
         (unsigned long long)((gw_now_ms() - srv->start_ms) / 1000),
         (unsigned long long)gw_metrics_total(srv, GW_STAT_CONNECTIONS),
-        (unsigned long long)gw_metrics_total(srv, GW_STAT_SESSIONS));
+        (unsigned long long)gw_metrics_total(srv, GW_STAT_SESSIONS),
+        gw_link_state_name(redis), gw_link_state_name(amqp));
     api_reply(res, draining ? 503 : 200, &b);
 }
 
@@ -89,7 +104,6 @@ static void api_publish(gw_broker_t *br, const gw_http_request_t *req,
 {
     const gw_config_t *cfg = gw_broker_server(br)->cfg;
     const char *reason;
-    gw_event_t *ev;
     gw_buf_t b = {0};
     int n;
 
@@ -99,12 +113,13 @@ static void api_publish(gw_broker_t *br, const gw_http_request_t *req,
         api_error(res, 401, "a valid API key is required");
         return;
     }
-    if (gw_event_parse(req->body, req->body_len, &ev, &reason) != 0) {
-        api_error(res, 400, reason);
+    n = gw_broker_ingest(br, GW_SOURCE_HTTP, req->body, req->body_len, &reason);
+    if (n == GW_EFULL) {
+        api_error(res, 503, reason);
         return;
     }
-    if ((n = gw_broker_publish(br, ev)) < 0) {
-        api_error(res, 503, "worker queues are full");
+    if (n < 0) {
+        api_error(res, 400, reason);
         return;
     }
     gw_buf_printf(&b, "{\"accepted\":true,\"workers\":%d}\n", n);

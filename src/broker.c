@@ -1,20 +1,44 @@
 #include "gw/broker.h"
 
 #include "gw/alloc.h"
+#include "gw/amqp.h"
 #include "gw/api.h"
 #include "gw/error.h"
 #include "gw/http.h"
+#include "gw/json.h"
 #include "gw/log.h"
+#include "gw/redis.h"
 #include "gw/worker.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Relays taken per loop turn, so that a typing storm cannot starve the
+ * HTTP API and the links; the rest waits one turn. */
+#define BROKER_RELAYS_PER_TURN 1024
 
 struct gw_broker {
     gw_server_t *srv; /* borrowed */
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_async_t stop;        /* main thread -> broker: stop */
+    uv_async_t stop;        /* main thread -> broker: next shutdown phase */
+    atomic_int phase;       /* 0 running, 1 quiesced, 2 stopping */
+    uv_sem_t quiesced;      /* posted once phase 1 is done */
+    uv_async_t relay_wake;  /* workers -> broker: relay queues have work */
     gw_http_server_t *http; /* owned; freed by its close callbacks */
+    gw_redis_t *redis;      /* owned */
+    gw_amqp_t *amqp;        /* owned */
+    char *instance_id;      /* owned */
+    gw_stats_t stats;
+};
+
+static const gw_stat_t broker_source_stat[] = {
+    [GW_SOURCE_HTTP] = GW_STAT_EVENTS_HTTP,
+    [GW_SOURCE_REDIS] = GW_STAT_EVENTS_REDIS,
+    [GW_SOURCE_AMQP] = GW_STAT_EVENTS_AMQP,
+    [GW_SOURCE_CLIENT] = GW_STAT_TYPING_RELAYED,
 };
 
 gw_server_t *gw_broker_server(gw_broker_t *b)
@@ -22,7 +46,36 @@ gw_server_t *gw_broker_server(gw_broker_t *b)
     return b->srv;
 }
 
-int gw_broker_publish(gw_broker_t *b, gw_event_t *ev)
+const gw_stats_t *gw_broker_stats(const gw_broker_t *b)
+{
+    return &b->stats;
+}
+
+const char *gw_broker_instance_id(const gw_broker_t *b)
+{
+    return b->instance_id;
+}
+
+uv_async_t *gw_broker_relay_wake(gw_broker_t *b)
+{
+    return &b->relay_wake;
+}
+
+gw_link_state_t gw_broker_redis_state(const gw_broker_t *b)
+{
+    return gw_redis_state(b->redis);
+}
+
+gw_link_state_t gw_broker_amqp_state(const gw_broker_t *b)
+{
+    return gw_amqp_state(b->amqp);
+}
+
+/*
+ * Hands ev to every worker, taking the caller's reference. Returns the
+ * number of workers reached, or GW_EFULL (then nothing was queued).
+ */
+static int broker_fanout(gw_broker_t *b, gw_event_t *ev)
 {
     gw_server_t *srv = b->srv;
 
@@ -34,17 +87,149 @@ int gw_broker_publish(gw_broker_t *b, gw_event_t *ev)
             return GW_EFULL;
         }
     }
+    ev->ingress_ns = uv_hrtime();
     gw_event_set_refs(ev, (unsigned)srv->nworkers);
-    for (int i = 0; i < srv->nworkers; i++)
-        gw_queue_push(&srv->workers[i]->events, ev);
+    for (int i = 0; i < srv->nworkers; i++) {
+        gw_worker_t *w = srv->workers[i];
+        gw_queue_push(&w->events, ev);
+        /* The broker is the only writer of this worker counter. */
+        gw_stat_max(&w->stats, GW_STAT_QUEUE_HWM, gw_queue_depth(&w->events));
+    }
     return srv->nworkers;
+}
+
+int gw_broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
+                     size_t len, const char **reason)
+{
+    gw_event_t *ev;
+    int rc = gw_event_parse(json, len, &ev, reason);
+
+    if (rc != 0) {
+        gw_stat_add(&b->stats, GW_STAT_PARSE_FAILURES, 1);
+        gw_info("broker: %s event rejected: %s",
+                src == GW_SOURCE_HTTP    ? "HTTP"
+                : src == GW_SOURCE_REDIS ? "Redis"
+                                         : "AMQP",
+                *reason);
+        return rc;
+    }
+    /* Delivered locally when this instance published it (typing relay). */
+    if (src == GW_SOURCE_REDIS && ev->origin != NULL &&
+        strcmp(ev->origin, b->instance_id) == 0) {
+        gw_stat_add(&b->stats, GW_STAT_OWN_ECHOES, 1);
+        gw_event_unref(ev);
+        return 0;
+    }
+    rc = broker_fanout(b, ev);
+    if (rc >= 0)
+        gw_stat_add(&b->stats, broker_source_stat[src], 1);
+    else
+        *reason = "worker queues are full";
+    return rc;
+}
+
+static void broker_redis_cb(const char *payload, size_t len, void *data)
+{
+    const char *reason;
+
+    /* Pub/sub has no redelivery: a full queue loses this event, logged. */
+    if (gw_broker_ingest(data, GW_SOURCE_REDIS, payload, len, &reason) ==
+        GW_EFULL)
+        gw_warn("broker: Redis event dropped: %s", reason);
+}
+
+static int broker_amqp_cb(const char *body, size_t len, void *data)
+{
+    gw_broker_t *b = data;
+    const char *reason;
+    int rc = gw_broker_ingest(b, GW_SOURCE_AMQP, body, len, &reason);
+
+    if (rc == GW_EPARSE || rc == GW_EINVAL)
+        gw_stat_add(&b->stats, GW_STAT_DEAD_LETTERED, 1);
+    return rc < 0 ? rc : 0;
+}
+
+/* The envelope of a relayed typing.start, as every instance receives it. */
+static char *broker_typing_envelope(gw_broker_t *b, const gw_relay_t *r)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *data;
+    char *text;
+
+    cJSON_AddStringToObject(doc, "event", "typing.start");
+    cJSON_AddStringToObject(doc, "guildId", r->guild);
+    data = cJSON_AddObjectToObject(doc, "data");
+    cJSON_AddStringToObject(data, "userId", r->user);
+    cJSON_AddStringToObject(data, "channelId", r->channel);
+    cJSON_AddStringToObject(doc, "excludeUserId", r->user);
+    cJSON_AddNumberToObject(doc, "priority", 4);
+    cJSON_AddStringToObject(doc, "origin", b->instance_id);
+    text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (text == NULL)
+        abort(); /* cJSON fails here only for want of memory */
+    return text;
+}
+
+void gw_relay_free(gw_relay_t *r)
+{
+    free(r->user);
+    free(r->guild);
+    free(r->channel);
+    free(r);
+}
+
+/* Delivers a typing.start here at once, and to the other instances. */
+static void broker_relay(gw_broker_t *b, gw_relay_t *r)
+{
+    char *text = broker_typing_envelope(b, r);
+    size_t len = strlen(text);
+    const char *reason;
+
+    if (gw_broker_ingest(b, GW_SOURCE_CLIENT, text, len, &reason) < 0)
+        gw_warn("broker: typing.start not delivered: %s", reason);
+    if (gw_redis_state(b->redis) != GW_LINK_DISABLED &&
+        gw_redis_publish(b->redis, text, len) != 0)
+        gw_stat_add(&b->stats, GW_STAT_REDIS_PUBLISH_FAILURES, 1);
+    cJSON_free(text);
+    gw_relay_free(r);
+}
+
+static void broker_relay_cb(uv_async_t *h)
+{
+    gw_broker_t *b = h->data;
+    gw_server_t *srv = b->srv;
+    int n = 0, more = 0, quiet = atomic_load(&b->phase) > 0;
+
+    for (int i = 0; i < srv->nworkers; i++) {
+        gw_relay_t *r;
+        while (n < BROKER_RELAYS_PER_TURN &&
+               (r = gw_queue_pop(&srv->workers[i]->relays)) != NULL) {
+            /* Once quiesced nothing may reach the stopping workers. */
+            if (quiet)
+                gw_relay_free(r);
+            else
+                broker_relay(b, r);
+            n++;
+        }
+        more |= gw_queue_depth(&srv->workers[i]->relays) > 0;
+    }
+    if (more)
+        uv_async_send(&b->relay_wake);
 }
 
 static void broker_stop_cb(uv_async_t *h)
 {
     gw_broker_t *b = h->data;
 
-    gw_http_server_close(b->http);
+    if (atomic_load(&b->phase) == 1) {
+        gw_http_server_close(b->http);
+        gw_redis_stop(b->redis);
+        gw_amqp_stop(b->amqp);
+        uv_sem_post(&b->quiesced);
+        return;
+    }
+    uv_close((uv_handle_t *)&b->relay_wake, NULL);
     uv_close((uv_handle_t *)&b->stop, NULL);
 }
 
@@ -55,41 +240,78 @@ static void broker_main(void *arg)
     uv_run(&b->loop, UV_RUN_DEFAULT);
 }
 
-gw_broker_t *gw_broker_start(gw_server_t *srv)
+static char *broker_instance_id(const gw_config_t *cfg)
+{
+    char host[256];
+
+    if (cfg->instance_id[0] != '\0')
+        return gw_strdup(cfg->instance_id);
+    if (gethostname(host, sizeof(host)) != 0)
+        return gw_strdup("gatewayd");
+    host[sizeof(host) - 1] = '\0';
+    return gw_strdup(host);
+}
+
+gw_broker_t *gw_broker_create(gw_server_t *srv)
 {
     gw_broker_t *b = gw_calloc(1, sizeof(*b));
     const gw_config_t *cfg = srv->cfg;
     int rc;
 
     b->srv = srv;
+    b->instance_id = broker_instance_id(cfg);
     uv_loop_init(&b->loop);
     uv_async_init(&b->loop, &b->stop, broker_stop_cb);
-    b->stop.data = b;
+    uv_async_init(&b->loop, &b->relay_wake, broker_relay_cb);
+    b->stop.data = b->relay_wake.data = b;
+    atomic_init(&b->phase, 0);
+    uv_sem_init(&b->quiesced, 0);
     rc = gw_http_server_start(&b->http, &b->loop, cfg->bind, cfg->http_port,
                               cfg->max_body_size, gw_api_handle, b);
     if (rc != 0) {
         gw_error("cannot listen on %s:%d for HTTP: %s", cfg->bind,
                  cfg->http_port, gw_strerror(rc));
-        goto Error;
-    }
-    if (uv_thread_create(&b->thread, broker_main, b) != 0) {
-        gw_error("cannot start the broker thread");
-        gw_http_server_close(b->http);
-        goto Error;
+        uv_close((uv_handle_t *)&b->stop, NULL);
+        uv_close((uv_handle_t *)&b->relay_wake, NULL);
+        uv_run(&b->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&b->loop);
+        uv_sem_destroy(&b->quiesced);
+        free(b->instance_id);
+        free(b);
+        return NULL;
     }
     return b;
-Error:
-    uv_close((uv_handle_t *)&b->stop, NULL);
-    uv_run(&b->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&b->loop);
-    free(b);
-    return NULL;
+}
+
+void gw_broker_run(gw_broker_t *b)
+{
+    const gw_config_t *cfg = b->srv->cfg;
+
+    b->redis = gw_redis_start(&b->loop, cfg, broker_redis_cb, b);
+    b->amqp = gw_amqp_start(&b->loop, cfg, b->instance_id, broker_amqp_cb, b);
+    gw_info("broker: instance %s, redis %s, amqp %s", b->instance_id,
+            cfg->redis_enabled ? "enabled" : "disabled",
+            cfg->amqp_enabled ? "enabled" : "disabled");
+    if (uv_thread_create(&b->thread, broker_main, b) != 0) {
+        gw_error("cannot start the broker thread");
+        abort();
+    }
+}
+
+void gw_broker_quiesce(gw_broker_t *b)
+{
+    atomic_store(&b->phase, 1);
+    uv_async_send(&b->stop);
+    uv_sem_wait(&b->quiesced);
 }
 
 void gw_broker_stop(gw_broker_t *b)
 {
+    atomic_store(&b->phase, 2);
     uv_async_send(&b->stop);
     uv_thread_join(&b->thread);
     uv_loop_close(&b->loop);
+    uv_sem_destroy(&b->quiesced);
+    free(b->instance_id);
     free(b);
 }

@@ -82,6 +82,40 @@ static void conn_slow_consumer(gw_conn_t *c)
     gw_conn_close(c, GW_CLOSE_SLOW_CONSUMER, "slow consumer");
 }
 
+/*
+ * Eighths of the ring at which an event of each priority is shed instead of
+ * queued: low priorities go first under pressure (seed 002), critical ones
+ * only meet the slow-consumer close.
+ */
+static const uint8_t conn_shed_eighths[5] = {8, 8, 7, 6, 4};
+static const gw_stat_t conn_shed_stat[5] = {0, 0, GW_STAT_SHED_P2,
+                                            GW_STAT_SHED_P3, GW_STAT_SHED_P4};
+
+/*
+ * Whether the ring can take an event of priority p: written out first when
+ * it looks full (it may be full only by the count of this loop turn), then
+ * shed or, at the limit or after a ring's worth of shedding, closed 4010.
+ */
+static int conn_admit(gw_conn_t *c, int p)
+{
+    uint32_t limit = c->worker->cfg->write_ring_size;
+    uint32_t room = (uint32_t)((uint64_t)limit * conn_shed_eighths[p] / 8);
+
+    if (c->ring.count < room)
+        return 1;
+    gw_conn_flush(c);
+    if (c->state != GW_CONN_OPEN)
+        return 0;
+    if (c->ring.count < room)
+        return 1;
+    if (room < limit && ++c->shed < limit) {
+        gw_stat_add(&c->worker->stats, conn_shed_stat[p], 1);
+        return 0;
+    }
+    conn_slow_consumer(c);
+    return 0;
+}
+
 void gw_conn_dispatch(gw_conn_t *c, const gw_event_t *ev)
 {
     uint8_t head[GW_RING_HEAD_MAX];
@@ -93,16 +127,8 @@ void gw_conn_dispatch(gw_conn_t *c, const gw_event_t *ev)
     if (ev->has_exclude &&
         memcmp(ev->exclude, c->session, GW_SESSION_ID_LEN) == 0)
         return;
-    if (c->ring.count >= c->worker->cfg->write_ring_size) {
-        /* Full by the count of this loop turn only? Write before judging. */
-        gw_conn_flush(c);
-        if (c->state != GW_CONN_OPEN)
-            return;
-        if (c->ring.count >= c->worker->cfg->write_ring_size) {
-            conn_slow_consumer(c);
-            return;
-        }
-    }
+    if (!conn_admit(c, ev->priority))
+        return;
     /* The per-recipient part: frame header and {"seq":N, before the body
      * that every recipient shares. */
     slen =
@@ -269,6 +295,7 @@ void gw_conn_flush(gw_conn_t *c)
             return;
         }
     }
+    c->shed = 0; /* caught up */
     conn_drained(c);
 }
 

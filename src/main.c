@@ -36,10 +36,13 @@ static void main_signal_cb(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
-/* Runs the main thread's loop until SIGTERM or SIGINT. */
-static void main_wait(void)
+/*
+ * Runs the main thread's loop until SIGTERM or SIGINT. The caller closes the
+ * loop after the server has stopped, so that its descriptors are not
+ * recycled while other threads still open sockets.
+ */
+static void main_wait(uv_loop_t *loop)
 {
-    uv_loop_t *loop = uv_default_loop();
     uv_signal_t sigs[3];
     const int nums[3] = {SIGTERM, SIGINT, SIGHUP};
 
@@ -51,7 +54,6 @@ static void main_wait(void)
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
     uv_run(loop, UV_RUN_DEFAULT);
-    uv_loop_close(loop);
 }
 
 int main(int argc, char **argv)
@@ -60,6 +62,7 @@ int main(int argc, char **argv)
     char err[512];
     gw_config_t cfg;
     gw_server_t srv = {0};
+    uv_loop_t *loop = NULL;
     int opt, check = 0, rc = 1;
     int nsets = 0;
     char **sets = calloc((size_t)argc, sizeof(*sets));
@@ -98,9 +101,10 @@ int main(int argc, char **argv)
     }
     /* A peer that resets the socket must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
+    loop = uv_default_loop();
     if (gw_server_start(&srv, &cfg) != 0)
         goto Done;
-    main_wait();
+    main_wait(loop);
     gw_server_stop(&srv);
     gw_info("stopped");
     rc = 0;
@@ -108,6 +112,8 @@ int main(int argc, char **argv)
 Error:
     fprintf(stderr, "gatewayd: %s\n", err);
 Done:
+    if (loop != NULL)
+        uv_loop_close(loop);
     gw_config_free(&cfg);
     free(sets);
     return rc;

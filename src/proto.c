@@ -254,12 +254,57 @@ static void proto_unsubscribe(gw_conn_t *c, const cJSON *data)
     proto_send_guild(c, "guild_unsubscribed", guild);
 }
 
+static int proto_member(const gw_conn_t *c, const char *guild)
+{
+    for (const gw_member_t *m = c->guilds; m != NULL; m = m->conn_next)
+        if (strcmp(m->guild->id, guild) == 0)
+            return 1;
+    return 0;
+}
+
+/* A fixed window of session.typing_window_ms holding typing_limit events. */
+static int proto_typing_allowed(gw_conn_t *c)
+{
+    const gw_config_t *cfg = c->worker->cfg;
+    uint64_t now = gw_worker_now(c->worker);
+
+    if (now - c->typing_since >= cfg->typing_window_ms) {
+        c->typing_since = now;
+        c->typing_count = 0;
+    }
+    return c->typing_count++ < cfg->typing_limit;
+}
+
+/* typing.start: relayed through the broker to the guild's members on every
+ * instance, the sender's own sessions skipped. */
+static void proto_typing(gw_conn_t *c, const cJSON *data)
+{
+    const char *guild =
+        proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
+    const char *channel =
+        proto_id(cJSON_GetObjectItemCaseSensitive(data, "channelId"));
+
+    if (guild == NULL || channel == NULL) {
+        proto_error(c, "invalid_request",
+                    "guildId and channelId must be non-empty strings");
+    } else if (!proto_member(c, guild)) {
+        proto_error(c, "forbidden", "subscribe to the guild first");
+    } else if (!proto_typing_allowed(c)) {
+        gw_stat_add(&c->worker->stats, GW_STAT_TYPING_LIMITED, 1);
+        proto_error(c, "rate_limited", "too many typing.start events");
+    } else if (gw_worker_relay_typing(c->worker, c->user->id, guild, channel) !=
+               0) {
+        proto_error(c, "overloaded", "typing.start dropped: broker busy");
+    }
+}
+
 static const proto_handler_t proto_handlers[] = {
     {"identify", 0, proto_identify},
     {"heartbeat", 0, proto_heartbeat_in},
     {"heartbeat_ack", 0, proto_heartbeat_ack},
     {"guild_subscribe", 1, proto_subscribe},
     {"guild_unsubscribe", 1, proto_unsubscribe},
+    {"typing.start", 1, proto_typing},
 };
 
 static const proto_handler_t *proto_find(const char *name)

@@ -21,46 +21,57 @@ static int server_nworkers(const gw_config_t *cfg)
 
     if (n == 0)
         n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n > GW_MAX_WORKERS)
+        n = GW_MAX_WORKERS;
     return n > 0 ? (int)n : 1;
 }
 
 /*
- * Order matters: workers first (the others push into their queues), then
- * the acceptor, then the broker (its HTTP API reads everyone's counters).
+ * Order matters: the broker is created first (the workers' relay queues wake
+ * it), then the workers (the acceptor and the broker push into their
+ * queues), then the acceptor; the broker's thread and links start last.
  */
 int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
 {
+    int rc = 0;
+
     srv->cfg = cfg;
     srv->start_ms = gw_now_ms();
     atomic_init(&srv->draining, 0);
+    srv->broker = gw_broker_create(srv);
+    if (srv->broker == NULL)
+        return GW_EIO;
     srv->nworkers = server_nworkers(cfg);
     srv->workers = gw_calloc((size_t)srv->nworkers, sizeof(*srv->workers));
     for (int i = 0; i < srv->nworkers; i++)
         srv->workers[i] = gw_worker_start(srv, i);
     srv->acceptor = gw_acceptor_start(srv);
-    if (srv->acceptor == NULL)
-        goto Error;
-    srv->broker = gw_broker_start(srv);
-    if (srv->broker == NULL)
-        goto Error;
+    gw_broker_run(srv->broker);
+    if (srv->acceptor == NULL) {
+        gw_server_stop(srv);
+        return GW_EIO;
+    }
     gw_info("gatewayd listening: websocket %s:%d, http %s:%d, %d workers",
             cfg->bind, cfg->ws_port, cfg->bind, cfg->http_port, srv->nworkers);
-    return 0;
-Error:
-    gw_server_stop(srv);
-    return GW_EIO;
+    return rc;
 }
 
-/* The reverse order: producers stop before the queues they feed. */
+/*
+ * Producers stop before the queues they feed: the acceptor, then the
+ * broker's ingress (quiesce), then the workers, and the broker last, as it
+ * consumes the workers' relay queues.
+ */
 void gw_server_stop(gw_server_t *srv)
 {
     atomic_store(&srv->draining, 1);
-    if (srv->broker != NULL)
-        gw_broker_stop(srv->broker);
     if (srv->acceptor != NULL)
         gw_acceptor_stop(srv->acceptor);
+    gw_broker_quiesce(srv->broker);
     for (int i = 0; i < srv->nworkers; i++)
         gw_worker_stop(srv->workers[i]);
+    gw_broker_stop(srv->broker);
+    for (int i = 0; i < srv->nworkers; i++)
+        gw_worker_free(srv->workers[i]);
     free(srv->workers);
     srv->workers = NULL;
     srv->broker = NULL;

@@ -1,7 +1,9 @@
 #include "gw/worker.h"
 
 #include "gw/alloc.h"
+#include "gw/broker.h"
 #include "gw/conn.h"
+#include "gw/error.h"
 #include "gw/index.h"
 #include "gw/log.h"
 #include "gw/proto.h"
@@ -58,20 +60,51 @@ static void worker_tick_cb(uv_timer_t *h)
     gw_wheel_advance(&w->wheel, uv_now(&w->loop), worker_timer_fire, NULL);
 }
 
-static void worker_deliver_one(gw_conn_t *c, void *ev)
+int gw_worker_relay_typing(gw_worker_t *w, const char *user, const char *guild,
+                           const char *channel)
 {
-    gw_conn_dispatch(c, ev);
+    gw_relay_t *r = gw_malloc(sizeof(*r));
+
+    r->user = gw_strdup(user);
+    r->guild = gw_strdup(guild);
+    r->channel = gw_strdup(channel);
+    if (gw_queue_push(&w->relays, r) == 0)
+        return 0;
+    free(r->user);
+    free(r->guild);
+    free(r->channel);
+    free(r);
+    return GW_EFULL;
+}
+
+/* One event's fan-out on this worker. */
+typedef struct worker_fanout {
+    const gw_event_t *ev;
+    const gw_user_t *skip; /* sessions of this user are skipped, or NULL */
+} worker_fanout_t;
+
+static void worker_deliver_one(gw_conn_t *c, void *data)
+{
+    worker_fanout_t *f = data;
+
+    if (f->skip == NULL || c->user != f->skip)
+        gw_conn_dispatch(c, f->ev);
 }
 
 /* Fans one event out to this worker's recipients, by reference. */
 static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
 {
+    worker_fanout_t f = {ev, NULL};
+
     gw_stat_add(&w->stats, GW_STAT_EVENTS_IN, 1);
+    /* Resolved once per event, so each recipient costs a pointer compare. */
+    if (ev->exclude_user != NULL)
+        f.skip = gw_index_user(w, ev->exclude_user);
     switch (ev->target) {
     case GW_TARGET_GUILD: {
         gw_guild_t *g = gw_index_guild(w, ev->ids[0]);
         for (gw_member_t *m = g ? g->members : NULL; m != NULL; m = m->next)
-            gw_conn_dispatch(m->conn, ev);
+            worker_deliver_one(m->conn, &f);
         break;
     }
     case GW_TARGET_USERS:
@@ -79,11 +112,12 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
             gw_user_t *u = gw_index_user(w, ev->ids[i]);
             for (gw_conn_t *c = u ? u->sessions : NULL; c != NULL;
                  c = c->user_next)
-                gw_conn_dispatch(c, ev);
+                worker_deliver_one(c, &f);
         }
         break;
-    case GW_TARGET_ALL: gw_index_each_session(w, worker_deliver_one, ev); break;
+    case GW_TARGET_ALL: gw_index_each_session(w, worker_deliver_one, &f); break;
     }
+    gw_stats_latency(&w->stats, (uv_hrtime() - ev->ingress_ns) / 1000);
     gw_event_unref(ev);
 }
 
@@ -163,6 +197,8 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     uv_timer_start(&w->tick, worker_tick_cb, WORKER_TICK_MS, WORKER_TICK_MS);
     gw_queue_init(&w->fds, cfg->queue_size, &w->wake);
     gw_queue_init(&w->events, cfg->queue_size, &w->wake);
+    gw_queue_init(&w->relays, cfg->queue_size,
+                  gw_broker_relay_wake(srv->broker));
     gw_wheel_init(&w->wheel, WORKER_TICK_MS, uv_now(&w->loop));
     gw_index_init(w);
     gw_ws_worker_init(w);
@@ -187,11 +223,20 @@ void gw_worker_stop(gw_worker_t *w)
     atomic_store(&w->stopping, 1);
     uv_async_send(&w->wake);
     uv_thread_join(&w->thread);
+}
+
+void gw_worker_free(gw_worker_t *w)
+{
+    gw_relay_t *r;
+
+    while ((r = gw_queue_pop(&w->relays)) != NULL)
+        gw_relay_free(r);
     uv_loop_close(&w->loop);
     gw_ws_worker_free(w);
     gw_index_free(w);
     gw_ring_pool_free(&w->ring_pool);
     gw_queue_free(&w->fds);
     gw_queue_free(&w->events);
+    gw_queue_free(&w->relays);
     free(w);
 }

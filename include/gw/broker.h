@@ -1,27 +1,80 @@
 /*
- * The broker thread: the single producer of every worker's event queue. It
- * runs its own loop with the HTTP API (and the RabbitMQ and Redis links),
- * parses each incoming event once and hands it to the workers by reference.
+ * The broker thread: the single producer of every worker's event queue and
+ * the single consumer of every worker's relay queue. It runs its own loop
+ * with the HTTP API and the Redis and RabbitMQ links, parses each incoming
+ * event once and hands it to the workers by reference.
  */
 #ifndef GW_BROKER_H
 #define GW_BROKER_H
 
 #include "gw/event.h"
+#include "gw/link.h"
 #include "gw/server.h"
 #include "gw/stats.h"
 
-/* Binds the HTTP port and starts the thread; NULL on failure (logged). */
-gw_broker_t *gw_broker_start(gw_server_t *srv);
+#include <uv.h>
 
-/* Stops the thread and frees the broker. Main thread. */
-void gw_broker_stop(gw_broker_t *b);
+/* Where an event entered; selects the counter. */
+typedef enum gw_source {
+    GW_SOURCE_HTTP,
+    GW_SOURCE_REDIS,
+    GW_SOURCE_AMQP,
+    GW_SOURCE_CLIENT, /* a client's typing.start, relayed */
+} gw_source_t;
+
+/* A client's typing.start on its way from a worker to the broker. */
+typedef struct gw_relay {
+    char *user;    /* owned */
+    char *guild;   /* owned */
+    char *channel; /* owned */
+} gw_relay_t;
+
+/* Frees a relay and its strings. */
+void gw_relay_free(gw_relay_t *r);
 
 /*
- * Hands ev to every worker, taking the caller's reference. Broker thread
- * only. Returns the number of workers reached, or GW_EFULL when a queue has
- * no room (then nothing was queued and ev was released).
+ * Creates the broker and binds the HTTP port, without starting its thread:
+ * the workers, created next, need its wake-up handle for their relay
+ * queues. NULL on failure (logged).
  */
-int gw_broker_publish(gw_broker_t *b, gw_event_t *ev);
+gw_broker_t *gw_broker_create(gw_server_t *srv);
+
+/* Starts the links and the thread, once every worker exists. */
+void gw_broker_run(gw_broker_t *b);
+
+/*
+ * First half of the shutdown: closes the HTTP API and the links and stops
+ * delivering relays, so nothing more is pushed to the workers; returns once
+ * that is done. The relay wake-up stays valid until gw_broker_stop, which
+ * runs after the workers, its producers, have stopped. Main thread.
+ */
+void gw_broker_quiesce(gw_broker_t *b);
+
+/* Stops the thread and frees the broker. Main thread, after
+ * gw_broker_quiesce and after the workers' threads have ended; the relays
+ * still queued are freed with the workers (gw_worker_free). */
+void gw_broker_stop(gw_broker_t *b);
+
+/* The handle that wakes the broker when a relay queue has work. */
+uv_async_t *gw_broker_relay_wake(gw_broker_t *b);
+
+/*
+ * Parses one backend envelope and hands it to every worker. Broker thread
+ * only. Returns the number of workers reached, or GW_EPARSE / GW_EINVAL with
+ * *reason set, or GW_EFULL when a worker queue has no room (nothing queued).
+ */
+int gw_broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
+                     size_t len, const char **reason);
+
+/* This instance's id (broker.instance_id or the host name). */
+const char *gw_broker_instance_id(const gw_broker_t *b);
+
+/* The state of the Redis and RabbitMQ links, for /health. */
+gw_link_state_t gw_broker_redis_state(const gw_broker_t *b);
+gw_link_state_t gw_broker_amqp_state(const gw_broker_t *b);
+
+/* The broker's counters. */
+const gw_stats_t *gw_broker_stats(const gw_broker_t *b);
 
 /* The server the broker belongs to. */
 gw_server_t *gw_broker_server(gw_broker_t *b);

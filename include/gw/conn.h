@@ -47,10 +47,13 @@ struct gw_conn {
     uint32_t nallowed;
     uint32_t nguilds;
     uint64_t id;
-    uint64_t seq;         /* last dispatch sequence number sent */
-    uint64_t last_ack_ms; /* last heartbeat or heartbeat_ack */
-    uint64_t next_hb_ms;  /* when the next server heartbeat is due */
-    size_t inflight;      /* bytes in the uv_write in progress, or 0 */
+    uint64_t seq;          /* last dispatch sequence number sent */
+    uint64_t last_ack_ms;  /* last heartbeat or heartbeat_ack */
+    uint64_t next_hb_ms;   /* when the next server heartbeat is due */
+    uint64_t typing_since; /* start of the typing rate window */
+    uint32_t typing_count; /* typing.start relayed in that window */
+    uint32_t shed;         /* events shed since the ring was last empty */
+    size_t inflight;       /* bytes in the uv_write in progress, or 0 */
     uint8_t session[GW_SESSION_ID_LEN];
     uint8_t state;       /* gw_conn_state_t */
     unsigned queued : 1; /* on the worker's pending list */

@@ -27,7 +27,10 @@ typedef struct gw_event {
     int priority; /* 1 critical .. 4 low */
     int has_exclude;
     uint8_t exclude[GW_SESSION_ID_LEN]; /* session skipped when has_exclude */
-    gw_frame_t *body; /* owned reference: the dispatch after {"seq":N, */
+    char *exclude_user;  /* owned: every session of this user is skipped */
+    char *origin;        /* owned: the gateway that published it, or NULL */
+    uint64_t ingress_ns; /* when the broker took it, for fan-out latency */
+    gw_frame_t *body;    /* owned reference: the dispatch after {"seq":N, */
 } gw_event_t;
 
 /*

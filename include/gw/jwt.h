@@ -9,19 +9,19 @@
 #include <stdint.h>
 
 typedef struct gw_jwt_verifier {
-    const char *alg;        /* the one accepted "alg"; only "HS256" today */
-    const uint8_t *secret;  /* HMAC key, borrowed */
+    const char *alg;       /* the one accepted "alg"; only "HS256" today */
+    const uint8_t *secret; /* HMAC key, borrowed */
     size_t secret_len;
-    const char *audience;   /* NULL or "" = aud not checked */
-    const char *issuer;     /* NULL or "" = iss not checked */
-    int64_t leeway_s;       /* clock skew allowed on exp and nbf */
+    const char *audience; /* NULL or "" = aud not checked */
+    const char *issuer;   /* NULL or "" = iss not checked */
+    int64_t leeway_s;     /* clock skew allowed on exp and nbf */
 } gw_jwt_verifier_t;
 
 typedef struct gw_jwt_claims {
-    char *sub;              /* owned; always set on success */
-    int64_t exp;            /* 0 when absent */
-    int64_t nbf;            /* 0 when absent */
-    char **guilds;          /* owned; NULL when the "guilds" claim is absent */
+    char *sub;     /* owned; always set on success */
+    int64_t exp;   /* 0 when absent */
+    int64_t nbf;   /* 0 when absent */
+    char **guilds; /* owned; NULL when the "guilds" claim is absent */
     size_t nguilds;
 } gw_jwt_claims_t;
 

@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#define GW_MAX_WORKERS 256 /* the bound of server.workers */
+
 typedef struct gw_worker gw_worker_t;
 typedef struct gw_acceptor gw_acceptor_t;
 typedef struct gw_broker gw_broker_t;

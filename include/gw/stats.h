@@ -1,8 +1,8 @@
 /*
- * Per-thread counters. Each counter has exactly one writing thread (its
- * worker), which updates it with relaxed load+store; the HTTP thread reads
- * with relaxed loads. One table describes every counter, and /stats and
- * /metrics are rendered from it.
+ * Per-thread counters. Each counter has exactly one writing thread, which
+ * updates it with a relaxed load and store; the HTTP thread reads with
+ * relaxed loads. One table describes every counter and the kind of thread
+ * that owns it, and /stats and /metrics are rendered from it.
  */
 #ifndef GW_STATS_H
 #define GW_STATS_H
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 typedef enum gw_stat {
+    /* worker */
     GW_STAT_CONNECTIONS,
     GW_STAT_SESSIONS,
     GW_STAT_GUILDS,
@@ -21,23 +22,51 @@ typedef enum gw_stat {
     GW_STAT_BYTES_OUT,
     GW_STAT_RING_DROPS,
     GW_STAT_SLOW_CONSUMER_CLOSES,
+    GW_STAT_SHED_P2,
+    GW_STAT_SHED_P3,
+    GW_STAT_SHED_P4,
     GW_STAT_HANDSHAKE_FAILURES,
     GW_STAT_AUTH_FAILURES,
     GW_STAT_EVENTS_IN,
+    GW_STAT_TYPING_LIMITED,
+    GW_STAT_QUEUE_HWM, /* written by the broker, the queue's producer */
+    /* acceptor */
     GW_STAT_ACCEPT_DROPS,
+    /* broker */
+    GW_STAT_EVENTS_HTTP,
+    GW_STAT_EVENTS_REDIS,
+    GW_STAT_EVENTS_AMQP,
+    GW_STAT_PARSE_FAILURES,
+    GW_STAT_DEAD_LETTERED,
+    GW_STAT_OWN_ECHOES,
+    GW_STAT_TYPING_RELAYED,
+    GW_STAT_REDIS_PUBLISH_FAILURES,
     GW_STAT_COUNT
 } gw_stat_t;
+
+typedef enum gw_stat_owner {
+    GW_OWNER_WORKER,
+    GW_OWNER_ACCEPTOR,
+    GW_OWNER_BROKER,
+} gw_stat_owner_t;
 
 typedef struct gw_stat_desc {
     const char *name; /* JSON key; Prometheus name is gatewayd_<name> */
     const char *help;
     int gauge; /* 1 = gauge, 0 = counter (_total) */
+    gw_stat_owner_t owner;
 } gw_stat_desc_t;
 
 extern const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT];
 
+/* Fan-out latency buckets (upper bounds in microseconds), then +Inf. */
+#define GW_LAT_BUCKETS 10
+extern const uint32_t gw_lat_bounds_us[GW_LAT_BUCKETS - 1];
+
 typedef struct gw_stats {
     _Atomic uint64_t v[GW_STAT_COUNT];
+    _Atomic uint64_t lat[GW_LAT_BUCKETS]; /* not cumulative */
+    _Atomic uint64_t lat_sum_us;
 } gw_stats_t;
 
 /* Writer side: only the owning thread calls these. */
@@ -47,9 +76,18 @@ static inline void gw_stat_add(gw_stats_t *s, gw_stat_t k, int64_t n)
     atomic_store_explicit(&s->v[k], cur + (uint64_t)n, memory_order_relaxed);
 }
 
+static inline void gw_stat_max(gw_stats_t *s, gw_stat_t k, uint64_t v)
+{
+    if (v > atomic_load_explicit(&s->v[k], memory_order_relaxed))
+        atomic_store_explicit(&s->v[k], v, memory_order_relaxed);
+}
+
 static inline uint64_t gw_stat_get(const gw_stats_t *s, gw_stat_t k)
 {
     return atomic_load_explicit(&s->v[k], memory_order_relaxed);
 }
+
+/* Records one fan-out latency sample. Writer side. */
+void gw_stats_latency(gw_stats_t *s, uint64_t us);
 
 #endif

@@ -34,6 +34,7 @@ struct gw_worker {
     uv_timer_t tick;     /* advances the wheel */
     gw_queue_t fds;      /* acceptor -> worker: accepted sockets */
     gw_queue_t events;   /* broker -> worker: gw_event_t */
+    gw_queue_t relays;   /* worker -> broker: gw_relay_t */
     atomic_int stopping; /* set by the main thread */
     gw_wheel_t wheel;    /* per-connection deadlines */
     gw_conn_t *pending;  /* connections with output to write */
@@ -57,16 +58,29 @@ struct gw_worker {
 gw_worker_t *gw_worker_start(gw_server_t *srv, int id);
 
 /*
- * Asks the worker to close every connection with `code` and stop, then
- * joins its thread and frees it. Called from the main thread.
+ * Asks the worker to close every connection with 4011 and stop, then joins
+ * its thread. Called from the main thread.
  */
 void gw_worker_stop(gw_worker_t *w);
+
+/*
+ * Frees a stopped worker, with the relays its queue still holds: called once
+ * the broker thread, that queue's consumer, has ended too.
+ */
+void gw_worker_free(gw_worker_t *w);
 
 /* Milliseconds of the worker loop's cached clock. */
 static inline uint64_t gw_worker_now(gw_worker_t *w)
 {
     return uv_now(&w->loop);
 }
+
+/*
+ * Hands a client's typing.start to the broker (copies the strings).
+ * Returns 0 or GW_EFULL. Worker thread only.
+ */
+int gw_worker_relay_typing(gw_worker_t *w, const char *user, const char *guild,
+                           const char *channel);
 
 /* Queues conn for a write before the loop next polls. Worker thread only. */
 void gw_worker_want_flush(gw_worker_t *w, gw_conn_t *c);

@@ -129,6 +129,9 @@ def default_config(ws_port, http_port):
         "auth": {"jwt_secret": SECRET, "jwt_algorithm": "HS256"},
         "http": {"publish_api_key": API_KEY},
         "log": {"level": "info"},
+        # Broker links are off unless a test starts a server for them.
+        "redis": {"enabled": False},
+        "amqp": {"enabled": False},
     }
 
 

@@ -70,6 +70,27 @@ static void test_users_broadcast_options(void **state)
     gw_event_unref(ev);
 }
 
+static void test_relay_fields(void **state)
+{
+    gw_event_t *ev =
+        parse_ok("{\"event\":\"typing.start\",\"guildId\":\"g1\",\"data\":"
+                 "{\"userId\":\"u1\",\"channelId\":\"c1\"},\"excludeUserId\":"
+                 "\"u1\",\"priority\":4,\"origin\":\"gw-a\"}");
+    (void)state;
+
+    assert_string_equal(ev->exclude_user, "u1");
+    assert_string_equal(ev->origin, "gw-a");
+    assert_int_equal(ev->priority, 4);
+    /* Neither field reaches the clients. */
+    assert_body(ev, "\"event\":\"typing.start\",\"guildId\":\"g1\","
+                    "\"data\":{\"userId\":\"u1\",\"channelId\":\"c1\"}}");
+    gw_event_unref(ev);
+    ev = parse_ok("{\"event\":\"e\",\"broadcast\":true}");
+    assert_null(ev->exclude_user);
+    assert_null(ev->origin);
+    gw_event_unref(ev);
+}
+
 static void test_rejections(void **state)
 {
     static const char *bad[] = {
@@ -90,6 +111,8 @@ static void test_rejections(void **state)
         "{\"event\":\"e\",\"guildId\":\"g\",\"priority\":0}",
         "{\"event\":\"e\",\"guildId\":\"g\",\"priority\":2.5}",
         "{\"event\":\"e\",\"guildId\":\"g\",\"excludeSessionId\":\"xyz\"}",
+        "{\"event\":\"e\",\"guildId\":\"g\",\"excludeUserId\":\"\"}",
+        "{\"event\":\"e\",\"guildId\":\"g\",\"origin\":7}",
     };
     (void)state;
 
@@ -109,6 +132,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_guild),
         cmocka_unit_test(test_users_broadcast_options),
+        cmocka_unit_test(test_relay_fields),
         cmocka_unit_test(test_rejections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,59 @@
+/*
+ * The Redis link, on the broker thread's loop (hiredis with its libuv
+ * adapter, never blocking; the host is resolved on libuv's thread pool):
+ * SUBSCRIBE to the configured channel (gateway_events) on one connection,
+ * PUBLISH on another, AUTH first on each when a password is set. A failure
+ * of either drops both; they reconnect together with gw_link_backoff and
+ * subscribe again. Logs one line per state change, none per retry.
+ */
+#ifndef GW_REDIS_H
+#define GW_REDIS_H
+
+#include "gw/config.h"
+#include "gw/link.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct gw_redis gw_redis_t;
+
+/* One message from the channel (payload not NUL-terminated). */
+typedef void (*gw_redis_message_cb)(const char *payload, size_t len,
+                                    void *data);
+
+/*
+ * Starts connecting to cfg->redis_host:redis_port once loop runs (the first
+ * attempt is made on the loop's thread). Returns the link even when Redis is
+ * unreachable: it keeps retrying. When !cfg->redis_enabled the link does
+ * nothing and stays GW_LINK_DISABLED. cfg is borrowed and must outlive the
+ * link; cb runs on the loop's thread, and must not call gw_redis_stop.
+ */
+gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
+                           gw_redis_message_cb cb, void *data);
+
+/*
+ * PUBLISHes payload (binary-safe, copied) on the channel. Returns 0 once
+ * queued on a live connection; GW_ECLOSED when the publishing connection is
+ * not connected, or GW_EFULL when 4096 PUBLISHes are still unanswered
+ * (Redis stalled); in both cases nothing is queued.
+ */
+int gw_redis_publish(gw_redis_t *r, const char *payload, size_t len);
+
+/*
+ * The link's state: CONNECTING during the first attempt, UP once subscribed
+ * with the publishing connection connected, DOWN from a failure until both
+ * work again (retries do not go back to CONNECTING), DISABLED when off.
+ */
+gw_link_state_t gw_redis_state(const gw_redis_t *r);
+
+/*
+ * Frees both connections (redisAsyncFree; pending PUBLISHes are dropped)
+ * and closes the link's handles. Memory is freed by the close callbacks, so
+ * run the loop until it has no handles afterwards; r must not be used again.
+ * A host-name lookup already running cannot be cancelled: the loop then
+ * also waits for it (at most the resolver's timeout), and its callback
+ * frees r. Not from within cb.
+ */
+void gw_redis_stop(gw_redis_t *r);
+
+#endif

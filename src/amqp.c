@@ -1,0 +1,734 @@
+/*
+ * The RabbitMQ link. rabbitmq-c blocks, and the broker loop must not, so the
+ * work is split in two:
+ *
+ * - Connecting (TCP connect, login, channel, declarations, basic.qos,
+ *   basic.consume) is a uv_queue_work job on libuv's thread pool. The job
+ *   touches nothing but its own struct until its after-work callback, back
+ *   on the loop, takes the connection over. There is one job per link,
+ *   reused for every attempt and for the polite close at stop.
+ * - Consuming runs on the loop: a uv_poll_t on the socket, and frames read
+ *   with a zero timeout until the socket is dry. Deliveries are assembled
+ *   here from their method, header and body frames rather than with
+ *   amqp_consume_message, because its amqp_read_message waits without a
+ *   timeout for the rest of a message that has only partly arrived.
+ *
+ * Writes from the loop (basic.ack, basic.reject, heartbeats) are a few bytes
+ * each, so they find room in the socket buffer; rabbitmq-c bounds a stuck
+ * one by the heartbeat deadline.
+ *
+ * Heartbeats are on (RMQ_HEARTBEAT_S, or the server's lower value): a
+ * RabbitMQ host that vanishes without a TCP reset is noticed within two
+ * intervals, not hours later. rabbitmq-c does the accounting whenever a
+ * frame is read, so a timer at half the interval reads (or, while reading
+ * is paused, sends a heartbeat frame).
+ *
+ * Any failure (refused, login, a declaration, a socket error or EOF, a
+ * close or consumer cancel from the server) destroys the connection without
+ * the polite close, which could wait on a dead socket, and schedules the
+ * next attempt after gw_link_backoff. gw_amqp_stop closes politely on the
+ * pool; an attempt already running is let finish (each step is bounded by
+ * RMQ_TIMEOUT_S) and its connection closed the same way.
+ *
+ * Static helpers are rmq_*: amqp_* is rabbitmq-c's namespace.
+ */
+#include "gw/amqp.h"
+
+#include "gw/alloc.h"
+#include "gw/error.h"
+#include "gw/log.h"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RMQ_CHANNEL 1
+#define RMQ_TIMEOUT_S 5    /* connect, login, each declaration, close */
+#define RMQ_HEARTBEAT_S 30 /* asked for; the server may lower it */
+#define RMQ_RETRY_MS 10    /* next offer of a delivery the workers refused */
+/* Frames read per loop turn, so that a backlog cannot starve the HTTP API
+ * and the Redis link on the same loop; the rest is read next turn. */
+#define RMQ_FRAMES_PER_TURN 1024
+
+/* Settings and result of the connection attempt; see the file comment. */
+typedef struct rmq_job {
+    uv_work_t req;
+    gw_amqp_t *link; /* touched only in the after-work callbacks */
+    char *host, *user, *password, *vhost;
+    char *exchange, *dlx, *dlq, *queue;
+    char *keys; /* comma-separated binding patterns */
+    int port;
+    int durable;
+    uint16_t prefetch;
+    amqp_connection_state_t conn; /* consuming, or being closed */
+    char err[256];                /* why the attempt failed */
+} rmq_job_t;
+
+/* Where a delivery is in its frames. */
+typedef enum rmq_want {
+    RMQ_WANT_DELIVER, /* between deliveries */
+    RMQ_WANT_HEADER,
+    RMQ_WANT_BODY,
+    RMQ_HELD, /* complete; the workers had no room, offered again later */
+} rmq_want_t;
+
+/* One live connection, owned by the loop from its connect job's end until
+ * its poll handle's close callback, which frees it. */
+typedef struct rmq_session {
+    uv_poll_t poll;
+    gw_amqp_t *link;
+    amqp_connection_state_t conn;
+    rmq_want_t want;
+    uint64_t tag; /* delivery tag of the delivery in progress */
+    char *body;   /* its body; NULL while none, or when over the limit */
+    size_t len;   /* body size announced by the header */
+    size_t got;   /* body bytes received so far */
+    int paused;   /* poll stopped: delivery held, or turn budget spent */
+    int polite;   /* closed by gw_amqp_stop: say goodbye to the server */
+} rmq_session_t;
+
+struct gw_amqp {
+    uv_loop_t *loop;
+    gw_amqp_message_cb cb;
+    void *data;
+    gw_link_state_t state;
+    rmq_job_t *job;         /* NULL when disabled */
+    int job_busy;           /* job queued or running on the pool */
+    rmq_session_t *session; /* the live connection, or NULL */
+    uv_timer_t timer;       /* reconnect delay, or resume reading */
+    uv_timer_t beat;        /* heartbeat tick while up */
+    uint32_t max_body;      /* larger messages are dead-lettered */
+    uint32_t min_ms, max_ms;
+    unsigned attempt; /* failures since the link was last up */
+    uint64_t seed;    /* backoff jitter */
+    char why[256];    /* last failure logged, to log only changes */
+    unsigned refs;    /* owner + open handles + busy job */
+    int stopping;
+};
+
+static void rmq_connect(gw_amqp_t *a);
+
+/* ---- the connect job (thread pool) ---------------------------------- */
+
+static char *rmq_concat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = gw_malloc(la + lb + 1);
+
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb + 1);
+    return s;
+}
+
+static rmq_job_t *rmq_job_new(gw_amqp_t *a, const gw_config_t *cfg,
+                              const char *instance_id)
+{
+    rmq_job_t *job = gw_calloc(1, sizeof(*job));
+
+    job->req.data = job;
+    job->link = a;
+    job->host = gw_strdup(cfg->amqp_host);
+    job->user = gw_strdup(cfg->amqp_user);
+    job->password = gw_strdup(cfg->amqp_password);
+    job->vhost = gw_strdup(cfg->amqp_vhost);
+    job->exchange = gw_strdup(cfg->amqp_exchange);
+    job->dlx = rmq_concat(cfg->amqp_exchange, ".dlx");
+    job->dlq = rmq_concat(cfg->amqp_exchange, ".dlq");
+    job->queue = rmq_concat(cfg->amqp_queue_prefix, instance_id);
+    job->keys = gw_strdup(cfg->amqp_binding_keys);
+    job->port = cfg->amqp_port;
+    job->durable = cfg->amqp_durable;
+    job->prefetch = (uint16_t)cfg->amqp_prefetch;
+    return job;
+}
+
+static void rmq_job_free(rmq_job_t *job)
+{
+    free(job->host);
+    free(job->user);
+    free(job->password);
+    free(job->vhost);
+    free(job->exchange);
+    free(job->dlx);
+    free(job->dlq);
+    free(job->queue);
+    free(job->keys);
+    free(job);
+}
+
+/* Describes a connection.close or channel.close from the server in buf;
+ * returns GW_EINVAL for any other method. */
+static int rmq_close_text(const amqp_method_t *m, char *buf, size_t len)
+{
+    if (m->id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_t *c = m->decoded;
+        snprintf(buf, len, "server closed the connection: %u %.*s",
+                 c->reply_code, (int)c->reply_text.len,
+                 (const char *)c->reply_text.bytes);
+        return 0;
+    }
+    if (m->id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *c = m->decoded;
+        snprintf(buf, len, "server closed the channel: %u %.*s", c->reply_code,
+                 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+        return 0;
+    }
+    return GW_EINVAL;
+}
+
+/* 0 when reply is normal; otherwise describes it in job->err. */
+static int rmq_reply(rmq_job_t *job, amqp_rpc_reply_t r, const char *what)
+{
+    char text[200];
+
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL: return 0;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(text, sizeof(text), "%s", amqp_error_string2(r.library_error));
+        break;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (rmq_close_text(&r.reply, text, sizeof(text)) != 0)
+            snprintf(text, sizeof(text), "unexpected method 0x%08x",
+                     r.reply.id);
+        break;
+    default: snprintf(text, sizeof(text), "no reply"); break;
+    }
+    snprintf(job->err, sizeof(job->err), "%s: %s", what, text);
+    return GW_ECLOSED;
+}
+
+static int rmq_check(rmq_job_t *job, const char *what)
+{
+    return rmq_reply(job, amqp_get_rpc_reply(job->conn), what);
+}
+
+static int rmq_exchange(rmq_job_t *job, const char *name)
+{
+    amqp_exchange_declare(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(name),
+                          amqp_cstring_bytes("topic"), 0, 1, 0, 0,
+                          amqp_empty_table);
+    return rmq_check(job, "exchange.declare");
+}
+
+static int rmq_bind(rmq_job_t *job, const char *queue, const char *exchange,
+                    amqp_bytes_t key)
+{
+    amqp_queue_bind(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(queue),
+                    amqp_cstring_bytes(exchange), key, amqp_empty_table);
+    return rmq_check(job, "queue.bind");
+}
+
+static int rmq_dead_letters(rmq_job_t *job)
+{
+    if (rmq_exchange(job, job->dlx) != 0)
+        return GW_ECLOSED;
+    amqp_queue_declare(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(job->dlq), 0,
+                       1, 0, 0, amqp_empty_table);
+    if (rmq_check(job, "queue.declare (dead letters)") != 0)
+        return GW_ECLOSED;
+    /* Dead-lettered messages keep their routing key: "#" takes them all. */
+    return rmq_bind(job, job->dlq, job->dlx, amqp_cstring_bytes("#"));
+}
+
+/*
+ * This instance's queue. Durable: it outlives the connection and keeps the
+ * events published while the instance restarts. Otherwise exclusive and
+ * auto-delete: RabbitMQ drops it with the connection.
+ */
+static int rmq_queue(rmq_job_t *job)
+{
+    amqp_table_entry_t dlx = {
+        .key = amqp_cstring_bytes("x-dead-letter-exchange"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                  .value.bytes = amqp_cstring_bytes(job->dlx)},
+    };
+    amqp_table_t args = {.num_entries = 1, .entries = &dlx};
+    int durable = job->durable != 0;
+
+    amqp_queue_declare(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(job->queue),
+                       0, durable, !durable, !durable, args);
+    return rmq_check(job, "queue.declare");
+}
+
+/* Binds the queue with each comma-separated pattern, spaces trimmed. */
+static int rmq_bind_keys(rmq_job_t *job)
+{
+    const char *p = job->keys;
+
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        const char *start = p, *end = p + n;
+
+        while (start < end && (*start == ' ' || *start == '\t'))
+            start++;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        amqp_bytes_t key = {.len = (size_t)(end - start),
+                            .bytes = (void *)start};
+        if (key.len > 0 && rmq_bind(job, job->queue, job->exchange, key) != 0)
+            return GW_ECLOSED;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+static int rmq_consume(rmq_job_t *job)
+{
+    amqp_basic_qos(job->conn, RMQ_CHANNEL, 0, job->prefetch, 0);
+    if (rmq_check(job, "basic.qos") != 0)
+        return GW_ECLOSED;
+    amqp_basic_consume(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(job->queue),
+                       amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    return rmq_check(job, "basic.consume");
+}
+
+static int rmq_open(rmq_job_t *job)
+{
+    struct timeval tv = {.tv_sec = RMQ_TIMEOUT_S};
+    amqp_socket_t *sock = amqp_tcp_socket_new(job->conn);
+    int rc;
+
+    if (sock == NULL) {
+        snprintf(job->err, sizeof(job->err), "cannot create a socket");
+        return GW_EIO;
+    }
+    rc = amqp_socket_open_noblock(sock, job->host, job->port, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(job->err, sizeof(job->err), "connect to %s:%d: %s", job->host,
+                 job->port, amqp_error_string2(rc));
+        return GW_EIO;
+    }
+    amqp_set_handshake_timeout(job->conn, &tv);
+    amqp_set_rpc_timeout(job->conn, &tv);
+    if (rmq_reply(job,
+                  amqp_login(job->conn, job->vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
+                             RMQ_HEARTBEAT_S, AMQP_SASL_METHOD_PLAIN, job->user,
+                             job->password),
+                  "login") != 0)
+        return GW_ECLOSED;
+    amqp_channel_open(job->conn, RMQ_CHANNEL);
+    return rmq_check(job, "channel.open");
+}
+
+/* Thread pool: everything that blocks, up to basic.consume. */
+static void rmq_connect_work(uv_work_t *req)
+{
+    rmq_job_t *job = req->data;
+
+    job->err[0] = '\0';
+    job->conn = amqp_new_connection();
+    if (job->conn == NULL) {
+        snprintf(job->err, sizeof(job->err), "out of memory");
+        return;
+    }
+    if (rmq_open(job) != 0 || rmq_exchange(job, job->exchange) != 0 ||
+        rmq_dead_letters(job) != 0 || rmq_queue(job) != 0 ||
+        rmq_bind_keys(job) != 0 || rmq_consume(job) != 0)
+        goto Error;
+    return;
+Error:
+    /* No polite close: the socket may be dead and the close would wait. */
+    amqp_destroy_connection(job->conn);
+    job->conn = NULL;
+}
+
+/* Thread pool: connection.close (which closes the channel too), bounded by
+ * the RPC timeout, so that RabbitMQ logs a clean disconnect. */
+static void rmq_close_work(uv_work_t *req)
+{
+    rmq_job_t *job = req->data;
+
+    amqp_connection_close(job->conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(job->conn);
+    job->conn = NULL;
+}
+
+/* ---- lifetime ------------------------------------------------------- */
+
+static void rmq_unref(gw_amqp_t *a)
+{
+    if (--a->refs > 0)
+        return;
+    if (a->job != NULL)
+        rmq_job_free(a->job);
+    free(a);
+}
+
+static void rmq_handle_closed_cb(uv_handle_t *h)
+{
+    rmq_unref(h->data);
+}
+
+static void rmq_close_done(uv_work_t *req, int status)
+{
+    rmq_job_t *job = req->data;
+
+    (void)status; /* never cancelled */
+    job->link->job_busy = 0;
+    rmq_unref(job->link);
+}
+
+/* Hands the job's connection to the pool for the polite close; the job's
+ * reference on the link is released when that is done. */
+static void rmq_close_politely(gw_amqp_t *a, amqp_connection_state_t conn)
+{
+    a->job->conn = conn;
+    a->job_busy = 1;
+    uv_queue_work(a->loop, &a->job->req, rmq_close_work, rmq_close_done);
+}
+
+static void rmq_session_closed_cb(uv_handle_t *h)
+{
+    rmq_session_t *s = h->data;
+    gw_amqp_t *a = s->link;
+
+    /* The session's reference passes to the close job, or is dropped. */
+    if (s->polite) {
+        rmq_close_politely(a, s->conn);
+    } else {
+        amqp_destroy_connection(s->conn);
+        rmq_unref(a);
+    }
+    free(s->body);
+    free(s);
+}
+
+/* Stops reading; the connection is destroyed once the poll handle is
+ * closed, so its socket is never closed under a watched descriptor. A
+ * delivery not yet acknowledged is redelivered by RabbitMQ. */
+static void rmq_session_close(gw_amqp_t *a, int polite)
+{
+    rmq_session_t *s = a->session;
+
+    a->session = NULL;
+    uv_timer_stop(&a->beat);
+    s->polite = polite;
+    uv_close((uv_handle_t *)&s->poll, rmq_session_closed_cb);
+}
+
+/* ---- state ---------------------------------------------------------- */
+
+static void rmq_retry_cb(uv_timer_t *t)
+{
+    rmq_connect(t->data);
+}
+
+/* Ends the connection or attempt and schedules the next one. Logs the
+ * first failure and then only a change of reason, not every retry. */
+static void rmq_fail(gw_amqp_t *a, const char *why)
+{
+    uint64_t delay =
+        gw_link_backoff(a->attempt, a->min_ms, a->max_ms, &a->seed);
+
+    if (a->attempt == 0 || strcmp(a->why, why) != 0)
+        gw_warn("amqp: link down: %s; retrying with backoff", why);
+    else
+        gw_debug("amqp: attempt %u failed: %s", a->attempt + 1, why);
+    snprintf(a->why, sizeof(a->why), "%s", why);
+    a->attempt++;
+    if (a->session != NULL)
+        rmq_session_close(a, 0);
+    a->state = GW_LINK_DOWN;
+    uv_timer_start(&a->timer, rmq_retry_cb, delay, 0);
+}
+
+/* ---- consuming (loop) ----------------------------------------------- */
+
+static void rmq_resume_cb(uv_timer_t *t);
+
+/* Stops reading for delay_ms; the timer then resumes. */
+static void rmq_pause(rmq_session_t *s, uint64_t delay_ms)
+{
+    s->paused = 1;
+    uv_poll_stop(&s->poll);
+    uv_timer_start(&s->link->timer, rmq_resume_cb, delay_ms, 0);
+}
+
+/*
+ * Offers the complete delivery to the callback and settles it: ack when
+ * the workers have it, reject (dead-letter) when it is invalid or over the
+ * size limit, hold and pause when the workers have no room. Returns 0 to
+ * read on, or GW_EFULL / GW_ECLOSED to stop reading.
+ */
+static int rmq_deliver(rmq_session_t *s)
+{
+    gw_amqp_t *a = s->link;
+    int rc = GW_ETOOBIG;
+
+    if (s->body != NULL)
+        rc = a->cb(s->body, s->len, a->data);
+    else
+        gw_warn("amqp: %zu-byte message over the %" PRIu32
+                "-byte limit dead-lettered",
+                s->len, a->max_body);
+    if (rc == GW_EFULL) {
+        if (s->want != RMQ_HELD)
+            gw_debug("amqp: worker queues full; delivery held");
+        s->want = RMQ_HELD;
+        rmq_pause(s, RMQ_RETRY_MS);
+        return GW_EFULL;
+    }
+    free(s->body);
+    s->body = NULL;
+    s->want = RMQ_WANT_DELIVER;
+    rc = rc == 0 ? amqp_basic_ack(s->conn, RMQ_CHANNEL, s->tag, 0)
+                 : amqp_basic_reject(s->conn, RMQ_CHANNEL, s->tag, 0);
+    if (rc != AMQP_STATUS_OK) {
+        rmq_fail(a, amqp_error_string2(rc));
+        return GW_ECLOSED;
+    }
+    return 0;
+}
+
+static int rmq_protocol_error(rmq_session_t *s, const char *what)
+{
+    rmq_fail(s->link, what);
+    return GW_ECLOSED;
+}
+
+static int rmq_method(rmq_session_t *s, const amqp_method_t *m)
+{
+    char why[256];
+
+    switch (m->id) {
+    case AMQP_BASIC_DELIVER_METHOD:
+        if (s->want != RMQ_WANT_DELIVER)
+            return rmq_protocol_error(s, "basic.deliver inside a delivery");
+        s->tag = ((amqp_basic_deliver_t *)m->decoded)->delivery_tag;
+        s->want = RMQ_WANT_HEADER;
+        return 0;
+    case AMQP_BASIC_CANCEL_METHOD:
+        return rmq_protocol_error(s, "the server cancelled the consumer");
+    case AMQP_CONNECTION_CLOSE_METHOD:
+    case AMQP_CHANNEL_CLOSE_METHOD:
+        rmq_close_text(m, why, sizeof(why));
+        return rmq_protocol_error(s, why);
+    default: gw_debug("amqp: method 0x%08x ignored", m->id); return 0;
+    }
+}
+
+static int rmq_header(rmq_session_t *s, uint64_t size)
+{
+    if (s->want != RMQ_WANT_HEADER)
+        return rmq_protocol_error(s, "content header outside a delivery");
+    s->len = (size_t)size;
+    s->got = 0;
+    /* Over the limit: the body frames are read and dropped, then the
+     * delivery is rejected. */
+    if (size <= s->link->max_body)
+        s->body = gw_malloc(size > 0 ? (size_t)size : 1);
+    s->want = RMQ_WANT_BODY;
+    return size == 0 ? rmq_deliver(s) : 0;
+}
+
+static int rmq_body(rmq_session_t *s, amqp_bytes_t part)
+{
+    if (s->want != RMQ_WANT_BODY || part.len > s->len - s->got)
+        return rmq_protocol_error(s, "content body outside a delivery");
+    if (s->body != NULL)
+        memcpy(s->body + s->got, part.bytes, part.len);
+    s->got += part.len;
+    return s->got == s->len ? rmq_deliver(s) : 0;
+}
+
+static int rmq_frame(rmq_session_t *s, const amqp_frame_t *f)
+{
+    switch (f->frame_type) {
+    case AMQP_FRAME_METHOD: return rmq_method(s, &f->payload.method);
+    case AMQP_FRAME_HEADER:
+        return rmq_header(s, f->payload.properties.body_size);
+    case AMQP_FRAME_BODY: return rmq_body(s, f->payload.body_fragment);
+    default: return 0; /* rabbitmq-c consumes heartbeats itself */
+    }
+}
+
+/*
+ * Reads frames until nothing complete is left (in the socket or in
+ * rabbitmq-c's buffers), reading stops, or the turn's budget is spent.
+ */
+static void rmq_drain(rmq_session_t *s)
+{
+    struct timeval zero = {0, 0};
+    amqp_frame_t f;
+    int rc;
+
+    for (int n = 0; n < RMQ_FRAMES_PER_TURN; n++) {
+        rc = amqp_simple_wait_frame_noblock(s->conn, &f, &zero);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            return;
+        if (rc != AMQP_STATUS_OK) {
+            rmq_fail(s->link, amqp_error_string2(rc));
+            return;
+        }
+        rc = rmq_frame(s, &f);
+        /* Every frame's content has been copied out by now. */
+        amqp_maybe_release_buffers(s->conn);
+        if (rc != 0)
+            return;
+    }
+    /* Resume from the timer, not the poll: what rabbitmq-c has buffered
+     * would not make the socket readable again. */
+    rmq_pause(s, 0);
+}
+
+static void rmq_readable_cb(uv_poll_t *h, int status, int events)
+{
+    rmq_session_t *s = h->data;
+
+    (void)events;
+    if (status < 0) /* libuv reports a socket error (POLLERR) as EBADF */
+        rmq_fail(s->link, "connection lost");
+    else
+        rmq_drain(s);
+}
+
+static void rmq_resume(rmq_session_t *s)
+{
+    s->paused = 0;
+    uv_poll_start(&s->poll, UV_READABLE, rmq_readable_cb);
+    rmq_drain(s);
+}
+
+static void rmq_resume_cb(uv_timer_t *t)
+{
+    gw_amqp_t *a = t->data;
+    rmq_session_t *s = a->session;
+
+    if (s->want == RMQ_HELD && rmq_deliver(s) != 0)
+        return;
+    rmq_resume(s);
+}
+
+static void rmq_beat_cb(uv_timer_t *t)
+{
+    gw_amqp_t *a = t->data;
+    rmq_session_t *s = a->session;
+    amqp_frame_t hb = {.frame_type = AMQP_FRAME_HEARTBEAT, .channel = 0};
+    int rc;
+
+    /* Reading sends a heartbeat when one is due and fails the read when
+     * the server has been silent too long. */
+    if (!s->paused) {
+        rmq_drain(s);
+        return;
+    }
+    rc = amqp_send_frame(s->conn, &hb);
+    if (rc != AMQP_STATUS_OK)
+        rmq_fail(a, amqp_error_string2(rc));
+}
+
+/* ---- connecting (loop) ---------------------------------------------- */
+
+static void rmq_session_start(gw_amqp_t *a, amqp_connection_state_t conn)
+{
+    rmq_session_t *s = gw_calloc(1, sizeof(*s));
+    uint64_t beat_ms = (uint64_t)amqp_get_heartbeat(conn) * 1000 / 2;
+    int rc = uv_poll_init(a->loop, &s->poll, amqp_get_sockfd(conn));
+
+    if (rc != 0) {
+        amqp_destroy_connection(conn);
+        free(s);
+        rmq_fail(a, uv_strerror(rc));
+        return;
+    }
+    s->poll.data = s;
+    s->link = a;
+    s->conn = conn;
+    a->session = s;
+    a->refs++;
+    if (beat_ms > 0)
+        uv_timer_start(&a->beat, rmq_beat_cb, beat_ms, beat_ms);
+    gw_info("amqp: up: consuming %s on %s:%d (exchange %s, bindings \"%s\")",
+            a->job->queue, a->job->host, a->job->port, a->job->exchange,
+            a->job->keys);
+    a->state = GW_LINK_UP;
+    a->attempt = 0;
+    a->why[0] = '\0';
+    /* Deliveries that came with the consume-ok are already buffered. */
+    rmq_resume(s);
+}
+
+static void rmq_connect_done(uv_work_t *req, int status)
+{
+    rmq_job_t *job = req->data;
+    gw_amqp_t *a = job->link;
+    amqp_connection_state_t conn = job->conn;
+
+    (void)status; /* UV_ECANCELED leaves conn NULL, as a failure does */
+    a->job_busy = 0;
+    job->conn = NULL;
+    if (a->stopping) {
+        if (conn != NULL)
+            rmq_close_politely(a, conn); /* keeps the job's reference */
+        else
+            rmq_unref(a);
+        return;
+    }
+    rmq_unref(a); /* the job's; the owner's reference is still held */
+    if (conn == NULL)
+        rmq_fail(a, job->err);
+    else
+        rmq_session_start(a, conn);
+}
+
+static void rmq_connect(gw_amqp_t *a)
+{
+    a->state = GW_LINK_CONNECTING;
+    a->job_busy = 1;
+    a->refs++;
+    uv_queue_work(a->loop, &a->job->req, rmq_connect_work, rmq_connect_done);
+}
+
+/* ---- public --------------------------------------------------------- */
+
+gw_amqp_t *gw_amqp_start(uv_loop_t *loop, const gw_config_t *cfg,
+                         const char *instance_id, gw_amqp_message_cb cb,
+                         void *data)
+{
+    gw_amqp_t *a = gw_calloc(1, sizeof(*a));
+
+    a->loop = loop;
+    a->cb = cb;
+    a->data = data;
+    a->refs = 1;
+    a->state = GW_LINK_DISABLED;
+    if (!cfg->amqp_enabled)
+        return a;
+    a->job = rmq_job_new(a, cfg, instance_id);
+    a->max_body = cfg->max_body_size;
+    a->min_ms = cfg->reconnect_min_ms;
+    a->max_ms = cfg->reconnect_max_ms;
+    a->seed = uv_hrtime() ^ (uint64_t)(uintptr_t)a;
+    uv_timer_init(loop, &a->timer);
+    uv_timer_init(loop, &a->beat);
+    a->timer.data = a->beat.data = a;
+    a->refs += 2;
+    rmq_connect(a);
+    return a;
+}
+
+gw_link_state_t gw_amqp_state(const gw_amqp_t *a)
+{
+    return a->state;
+}
+
+void gw_amqp_stop(gw_amqp_t *a)
+{
+    if (a == NULL || a->stopping)
+        return;
+    a->stopping = 1;
+    if (a->job != NULL) {
+        /* A job already running finishes; its after-work callback sees
+         * `stopping` and closes what it connected. */
+        if (a->job_busy)
+            uv_cancel((uv_req_t *)&a->job->req);
+        if (a->session != NULL)
+            rmq_session_close(a, 1);
+        uv_close((uv_handle_t *)&a->timer, rmq_handle_closed_cb);
+        uv_close((uv_handle_t *)&a->beat, rmq_handle_closed_cb);
+    }
+    rmq_unref(a);
+}

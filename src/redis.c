@@ -1,0 +1,470 @@
+/*
+ * The Redis link: two hiredis connections on the broker thread's loop, one
+ * SUBSCRIBEd to the channel (a subscribed connection can run nothing else),
+ * one for PUBLISH. They live and die together: a failure of either is a
+ * failure of the link, which drops both and opens both again after a
+ * backoff, so the state has one meaning for /health.
+ *
+ * Ownership. hiredis owns each redisAsyncContext and frees it itself right
+ * after calling our connect callback with an error, or our disconnect
+ * callback; those callbacks forget the pointer, and nothing touches the
+ * context afterwards. We free a context only with redisAsyncFree, and never
+ * while a hiredis callback is on the stack: a failure seen inside one only
+ * sets `failed` and fires the timer at once, whose callback is the safe point
+ * that frees what is left ("reaps") and then waits out the backoff. The
+ * pointer is cleared before redisAsyncFree, so the callbacks that free runs
+ * (NULL replies, the disconnect callback) recognise a context that is no
+ * longer ours and do nothing.
+ *
+ * The link itself is freed when its last handle (timer, check) is closed and
+ * no host lookup is in flight; see gw_redis_stop.
+ */
+#include "gw/redis.h"
+
+#include "gw/alloc.h"
+#include "gw/error.h"
+#include "gw/log.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* The libuv adapter is a header of static functions (hiredis ships it that
+ * way); this is its only user. */
+#include <hiredis/adapters/libuv.h>
+
+/*
+ * PUBLISHes sent and not yet answered. Past it Redis is not keeping up (or
+ * is stalled with the socket still open), and gw_redis_publish refuses
+ * rather than growing the output buffer without bound.
+ */
+#define REDIS_MAX_PENDING 4096
+
+struct gw_redis {
+    uv_loop_t *loop;         /* borrowed: the broker thread's */
+    const gw_config_t *cfg;  /* borrowed: outlives the link */
+    gw_redis_message_cb cb;  /* each message of the channel */
+    void *data;              /* cb's argument */
+    gw_link_state_t state;   /* as /health reports it */
+    redisAsyncContext *sub;  /* the SUBSCRIBEd connection; NULL when none */
+    redisAsyncContext *pub;  /* the PUBLISHing connection; NULL when none */
+    int subscribed;          /* sub has confirmed its SUBSCRIBE */
+    int pub_ready;           /* pub is connected: PUBLISH may be queued */
+    unsigned pending;        /* PUBLISHes on pub not yet answered */
+    int failed;              /* the link failed; the timer will reap */
+    int stopping;            /* gw_redis_stop was called */
+    unsigned attempt;        /* failed attempts since the link was last up */
+    uint64_t seed;           /* backoff jitter */
+    int handles;             /* of timer and check, those not yet closed */
+    int resolving;           /* lookup is in flight */
+    uv_timer_t timer;        /* reconnect backoff; safe point after failure */
+    uv_check_t check;        /* catches errors the adapter swallows */
+    uv_getaddrinfo_t lookup; /* resolves cfg->redis_host off the loop */
+};
+
+static void redis_timer_cb(uv_timer_t *t);
+
+/* Frees the link once stopped and nothing of it is left on the loop. */
+static void redis_release(gw_redis_t *r)
+{
+    if (r->stopping && r->handles == 0 && !r->resolving)
+        free(r);
+}
+
+static void redis_close_cb(uv_handle_t *h)
+{
+    gw_redis_t *r = h->data;
+
+    r->handles--;
+    redis_release(r);
+}
+
+/* The one place the state changes, so each change is logged once. */
+static void redis_set_state(gw_redis_t *r, gw_link_state_t s, const char *why)
+{
+    const gw_config_t *cfg = r->cfg;
+
+    if (r->state == s)
+        return;
+    r->state = s;
+    if (s == GW_LINK_DOWN)
+        gw_warn("redis %s:%d: down (%s); reconnecting with backoff",
+                cfg->redis_host, cfg->redis_port, why);
+    else
+        gw_info("redis %s:%d: %s", cfg->redis_host, cfg->redis_port, why);
+}
+
+/*
+ * Marks the link failed: nothing more is published or delivered, and the
+ * timer fires at once to reap both connections outside hiredis's callbacks.
+ * Later failures of the same attempt (the other connection dying too) are
+ * not news and are ignored.
+ */
+static void redis_fail(gw_redis_t *r, const char *what, const char *why)
+{
+    char reason[192];
+
+    if (r->failed || r->stopping)
+        return;
+    r->failed = 1;
+    r->subscribed = 0;
+    r->pub_ready = 0;
+    snprintf(reason, sizeof(reason), "%s: %s", what, why);
+    redis_set_state(r, GW_LINK_DOWN, reason);
+    uv_timer_start(&r->timer, redis_timer_cb, 0, 0);
+}
+
+/* Up once both work: subscribed, and the publisher connected. */
+static void redis_up_if_ready(gw_redis_t *r)
+{
+    char why[160];
+
+    if (!r->subscribed || !r->pub_ready)
+        return;
+    r->attempt = 0;
+    snprintf(why, sizeof(why), "up, subscribed to %s", r->cfg->redis_channel);
+    redis_set_state(r, GW_LINK_UP, why);
+}
+
+/* Clears the link's pointer to ac; false when ac was no longer ours. */
+static int redis_forget(gw_redis_t *r, const redisAsyncContext *ac)
+{
+    if (r->sub == ac)
+        r->sub = NULL;
+    else if (r->pub == ac)
+        r->pub = NULL;
+    else
+        return 0;
+    return 1;
+}
+
+/* Frees *acp, if any, outside any of its callbacks (see the top). */
+static void redis_reap(redisAsyncContext **acp)
+{
+    redisAsyncContext *ac = *acp;
+
+    *acp = NULL;
+    if (ac != NULL)
+        redisAsyncFree(ac);
+}
+
+/* hiredis frees ac after this returns when status is an error. */
+static void redis_connect_cb(const redisAsyncContext *ac, int status)
+{
+    gw_redis_t *r = ac->data;
+
+    if (status != REDIS_OK) {
+        redis_forget(r, ac);
+        redis_fail(r, "connect", ac->c.errstr);
+        return;
+    }
+    if (ac == r->pub && !r->failed) {
+        r->pub_ready = 1;
+        redis_up_if_ready(r);
+    }
+}
+
+/*
+ * hiredis frees ac after this returns. A context still ours went down with
+ * an error (we never ask for a clean disconnect); one we freed ourselves is
+ * no longer ours and needs nothing.
+ */
+static void redis_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    gw_redis_t *r = ac->data;
+
+    (void)status;
+    if (redis_forget(r, ac))
+        redis_fail(r, "connection lost", ac->c.errstr);
+}
+
+/*
+ * Every reply of the subscribed connection: the confirmation, then one
+ * ["message", channel, payload] per event; NULL while hiredis frees it. An
+ * error reply never gets here: hiredis takes one on a subscribed connection
+ * as fatal and disconnects, so it arrives as redis_disconnect_cb.
+ */
+static void redis_sub_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    gw_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    const char *kind;
+
+    (void)privdata;
+    if (rep == NULL || r->failed)
+        return;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    kind = rep->element[0]->str;
+    if (strcmp(kind, "message") == 0 &&
+        rep->element[2]->type == REDIS_REPLY_STRING) {
+        r->cb(rep->element[2]->str, rep->element[2]->len, r->data);
+    } else if (strcmp(kind, "subscribe") == 0) {
+        r->subscribed = 1;
+        redis_up_if_ready(r);
+    }
+}
+
+/* AUTH's reply on either connection; privdata names the connection. */
+static void redis_auth_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply *rep = reply;
+
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+        redis_fail(ac->data, privdata, rep->str);
+}
+
+static void redis_publish_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    gw_redis_t *r = ac->data;
+    redisReply *rep = reply;
+
+    (void)privdata;
+    if (ac == r->pub)
+        r->pending--;
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+        redis_fail(r, "PUBLISH", rep->str);
+}
+
+/*
+ * hiredis 0.14's libuv adapter drops a poll error (it returns when the
+ * status is not 0; fixed in hiredis 1.0.0, commit 9ce15c4), and libuv has
+ * stopped the poll handle by then: a refused connect or a reset connection
+ * would hang forever. A live context's handle is always polling (hiredis
+ * never removes read interest), so an inactive one is such an error.
+ * Returns its description, or NULL.
+ */
+static const char *redis_poll_error(const redisAsyncContext *ac)
+{
+    const redisLibuvEvents *p;
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (ac == NULL)
+        return NULL;
+    p = ac->ev.data;
+    if (uv_is_active((const uv_handle_t *)&p->handle))
+        return NULL;
+    if (getsockopt(ac->c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)
+        return "socket error";
+    return uv_strerror(uv_translate_sys_error(err));
+}
+
+/* Runs after each poll phase of the loop. */
+static void redis_check_cb(uv_check_t *h)
+{
+    gw_redis_t *r = h->data;
+    const char *why;
+
+    if (r->failed)
+        return;
+    if ((why = redis_poll_error(r->sub)) != NULL ||
+        (why = redis_poll_error(r->pub)) != NULL)
+        redis_fail(r, "connection", why);
+}
+
+/*
+ * One connection to ip:port with our callbacks, AUTH queued first when a
+ * password is set (commands queue until the connect completes). `name`
+ * labels failures. NULL on failure, already reported.
+ */
+static redisAsyncContext *redis_open(gw_redis_t *r, const char *ip,
+                                     const char *name)
+{
+    const gw_config_t *cfg = r->cfg;
+    redisAsyncContext *ac = redisAsyncConnect(ip, cfg->redis_port);
+
+    if (ac == NULL)
+        abort(); /* hiredis returns NULL only for want of memory */
+    if (ac->err) {
+        redis_fail(r, name, ac->c.errstr);
+        goto Error;
+    }
+    ac->data = r;
+    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+        redis_fail(r, name, "cannot watch the socket");
+        /* The 0.14 adapter installs its cleanup before it can fail, and
+         * that cleanup would dereference the missing watcher. */
+        ac->ev.cleanup = NULL;
+        goto Error;
+    }
+    redisEnableKeepAlive(&ac->c); /* notices a vanished host */
+    redisAsyncSetConnectCallback(ac, redis_connect_cb);
+    redisAsyncSetDisconnectCallback(ac, redis_disconnect_cb);
+    if (cfg->redis_password[0] != '\0')
+        redisAsyncCommand(ac, redis_auth_cb, (void *)name, "AUTH %b",
+                          cfg->redis_password, strlen(cfg->redis_password));
+    return ac;
+Error:
+    redisAsyncFree(ac);
+    return NULL;
+}
+
+/* Opens both connections to ip; SUBSCRIBE is queued behind AUTH. */
+static void redis_open_both(gw_redis_t *r, const char *ip)
+{
+    const char *channel = r->cfg->redis_channel;
+
+    r->sub = redis_open(r, ip, "subscriber");
+    if (r->sub == NULL)
+        return;
+    redisAsyncCommand(r->sub, redis_sub_cb, NULL, "SUBSCRIBE %b", channel,
+                      strlen(channel));
+    r->pending = 0;
+    r->pub = redis_open(r, ip, "publisher");
+}
+
+/*
+ * The address to connect to: the first IPv4 one, else the first, as hiredis
+ * itself prefers IPv4 (a "localhost" Redis often listens on 127.0.0.1 only).
+ */
+static void redis_pick_ip(const struct addrinfo *res, char *ip, size_t len)
+{
+    const struct addrinfo *ai = res;
+
+    while (ai != NULL && ai->ai_family != AF_INET)
+        ai = ai->ai_next;
+    if (ai == NULL)
+        ai = res;
+    if (ai->ai_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, ip, len);
+    else
+        uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, ip, len);
+}
+
+static void redis_lookup_cb(uv_getaddrinfo_t *req, int status,
+                            struct addrinfo *res)
+{
+    gw_redis_t *r = req->data;
+    char ip[64];
+
+    r->resolving = 0;
+    if (r->stopping) {
+        uv_freeaddrinfo(res);
+        redis_release(r);
+        return;
+    }
+    if (status < 0) {
+        redis_fail(r, "resolve", uv_strerror(status));
+        return;
+    }
+    redis_pick_ip(res, ip, sizeof(ip));
+    uv_freeaddrinfo(res);
+    redis_open_both(r, ip);
+}
+
+static int redis_is_ip(const char *host)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+
+    return uv_inet_pton(AF_INET, host, addr) == 0 ||
+           uv_inet_pton(AF_INET6, host, addr) == 0;
+}
+
+/*
+ * Starts an attempt. hiredis would call getaddrinfo itself, blocking the
+ * loop on a slow DNS; libuv resolves a host name on its thread pool instead,
+ * and hiredis is given the address.
+ */
+static void redis_connect(gw_redis_t *r)
+{
+    struct addrinfo hints;
+    int rc;
+
+    if (redis_is_ip(r->cfg->redis_host)) {
+        redis_open_both(r, r->cfg->redis_host);
+        return;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = uv_getaddrinfo(r->loop, &r->lookup, redis_lookup_cb,
+                        r->cfg->redis_host, NULL, &hints);
+    if (rc < 0) {
+        redis_fail(r, "resolve", uv_strerror(rc));
+        return;
+    }
+    r->resolving = 1;
+}
+
+/* Either the safe point after a failure, or the end of the backoff. */
+static void redis_timer_cb(uv_timer_t *t)
+{
+    gw_redis_t *r = t->data;
+    const gw_config_t *cfg = r->cfg;
+    uint64_t delay;
+
+    if (!r->failed) {
+        redis_connect(r);
+        return;
+    }
+    redis_reap(&r->sub);
+    redis_reap(&r->pub);
+    r->failed = 0;
+    delay = gw_link_backoff(r->attempt++, cfg->reconnect_min_ms,
+                            cfg->reconnect_max_ms, &r->seed);
+    uv_timer_start(t, redis_timer_cb, delay, 0);
+}
+
+gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
+                           gw_redis_message_cb cb, void *data)
+{
+    gw_redis_t *r = gw_calloc(1, sizeof(*r));
+
+    r->loop = loop;
+    r->cfg = cfg;
+    r->cb = cb;
+    r->data = data;
+    r->seed = uv_hrtime() ^ (uintptr_t)r;
+    r->handles = 2;
+    uv_timer_init(loop, &r->timer);
+    uv_check_init(loop, &r->check);
+    r->timer.data = r->check.data = r->lookup.data = r;
+    if (!cfg->redis_enabled) {
+        r->state = GW_LINK_DISABLED;
+        return r;
+    }
+    redis_set_state(r, GW_LINK_CONNECTING, "connecting");
+    uv_check_start(&r->check, redis_check_cb);
+    /* The first attempt runs on the loop's own thread. */
+    uv_timer_start(&r->timer, redis_timer_cb, 0, 0);
+    return r;
+}
+
+int gw_redis_publish(gw_redis_t *r, const char *payload, size_t len)
+{
+    const char *channel = r->cfg->redis_channel;
+
+    if (!r->pub_ready)
+        return GW_ECLOSED;
+    if (r->pending >= REDIS_MAX_PENDING)
+        return GW_EFULL;
+    if (redisAsyncCommand(r->pub, redis_publish_cb, NULL, "PUBLISH %b %b",
+                          channel, strlen(channel), payload, len) != REDIS_OK)
+        return GW_ECLOSED;
+    r->pending++;
+    return 0;
+}
+
+gw_link_state_t gw_redis_state(const gw_redis_t *r)
+{
+    return r->state;
+}
+
+void gw_redis_stop(gw_redis_t *r)
+{
+    r->stopping = 1;
+    r->pub_ready = 0;
+    redis_reap(&r->sub);
+    redis_reap(&r->pub);
+    /* A lookup still queued is cancelled; one already running is not.
+     * Either way its callback runs, and may be the one that frees r. */
+    if (r->resolving)
+        uv_cancel((uv_req_t *)&r->lookup);
+    uv_close((uv_handle_t *)&r->timer, redis_close_cb);
+    uv_close((uv_handle_t *)&r->check, redis_close_cb);
+}

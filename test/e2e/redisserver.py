@@ -1,0 +1,125 @@
+"""A private redis-server for the end-to-end tests.
+
+RedisServer starts Debian's redis-server on a free 127.0.0.1 port with no
+persistence and its own directory (and a password when asked), waits
+(bounded) until PING answers, and can be stopped with SIGKILL and restarted
+on the same port, which is how a test makes gatewayd's Redis link fail and
+recover. Fixtures: `redis_server` (one server per test) and
+`redis_server_factory(**kw)` (as many as a test wants); both stop their
+servers after the test. Request them before `gateway_factory`, so that the
+gateways are stopped first.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+
+from gwtest import T, free_port
+
+REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class RedisServer:
+    def __init__(self, workdir, password=None):
+        self.dir = str(workdir)
+        self.password = password
+        self.port = free_port()
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "redis.log")
+
+    def start(self):
+        """Starts the server on self.port and waits until it answers."""
+        # Several attempts on the same port: after a SIGKILL the kernel may
+        # still hold it for a moment, and another process may have taken it
+        # between free_port() and the bind.
+        deadline = time.monotonic() + T(10)
+        while True:
+            self._spawn()
+            err = self._wait_ready(deadline)
+            if err is None:
+                return self
+            self.stop()
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server on port %d: %s\n--- log ---\n"
+                                   "%s" % (self.port, err, self.log_tail()))
+            time.sleep(0.1)  # bounded by the deadline above
+
+    def _spawn(self):
+        argv = [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", self.dir,
+                "--daemonize", "no"]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                argv, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT)
+
+    def _wait_ready(self, deadline):
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return "exited with status %s" % self.proc.returncode
+            try:
+                with self.client(timeout=0.5) as c:
+                    if c.ping():
+                        return None
+            except redis.RedisError as e:
+                last = str(e)
+            time.sleep(0.02)  # polling PING, bounded by the deadline
+        return "PING not answered (%s)" % last
+
+    def client(self, timeout=None):
+        return redis.Redis(host="127.0.0.1", port=self.port,
+                           password=self.password,
+                           socket_timeout=timeout or T(5),
+                           socket_connect_timeout=timeout or T(5))
+
+    def stop(self):
+        """Kills the server at once (SIGKILL, as a crash would)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(T(10))
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def publish(self, channel, message):
+        """PUBLISH; returns the number of subscribers that received it."""
+        with self.client() as c:
+            return c.publish(channel, message)
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture
+def redis_server_factory(tmp_path):
+    servers = []
+
+    def make(**kw):
+        workdir = tmp_path / ("redis%d" % len(servers))
+        workdir.mkdir()
+        servers.append(RedisServer(workdir, **kw))
+        return servers[-1].start()
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_server_factory):
+    return redis_server_factory()
