@@ -17,6 +17,7 @@ into the module. Clients use pika (Debian python3-pika); every wait is
 bounded and scaled by GATEWAYD_TIMEOUT_SCALE.
 """
 
+import atexit
 import json
 import os
 import shutil
@@ -70,6 +71,9 @@ class RabbitServer:
         self.epmd = None
         self.log_path = os.path.join(self.dir, "rabbitmq.out")
         self._write_files()
+        # The node runs in its own session, so an interrupted run would
+        # leave it behind.
+        atexit.register(self.close)
 
     # -- lifecycle
 
