@@ -57,7 +57,7 @@ void gw_conn_send_text(gw_conn_t *c, const char *json, size_t len)
     size_t hlen;
     gw_frame_t *f;
 
-    if (c->state != GW_CONN_OPEN)
+    if (c->state != GW_CONN_OPEN || !gw_conn_has_room(c))
         return;
     hlen = gw_frame_header(head, WSLAY_TEXT_FRAME, len);
     f = gw_frame_new(hlen + len);
@@ -114,6 +114,11 @@ static int conn_admit(gw_conn_t *c, int p)
     }
     conn_slow_consumer(c);
     return 0;
+}
+
+int gw_conn_has_room(gw_conn_t *c)
+{
+    return conn_admit(c, 1);
 }
 
 void gw_conn_dispatch(gw_conn_t *c, const gw_event_t *ev)

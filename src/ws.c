@@ -208,6 +208,9 @@ static void ws_run(gw_conn_t *c, const uint8_t *data, size_t len)
         w->in_len = 0;
         w->cur = NULL;
         ws_send(c);
+        /* Each frame adds at most a reply and a pong: bound them here. */
+        if (c->state == GW_CONN_OPEN && !gw_conn_has_room(c))
+            break;
     }
     /* wslay queues a close itself on a protocol error or a peer's close. */
     if (c->state == GW_CONN_OPEN && wslay_event_get_close_sent(ctx)) {
@@ -231,20 +234,38 @@ static void ws_fail(gw_conn_t *c, uint16_t code, const char *reason)
         wslay_event_shutdown_read(c->ws);
 }
 
-/* Keeps the bytes of an incomplete frame for the next read. */
-static void ws_keep(gw_conn_t *c, const uint8_t *p, size_t n, size_t need)
+/* Grows the partial buffer to hold want bytes, keeping its contents. */
+static void ws_reserve(gw_conn_t *c, size_t want)
 {
-    size_t want = need > n ? need : n;
+    size_t cap = c->partial_cap ? c->partial_cap : 256;
 
-    if (c->partial_cap < want) {
-        size_t cap = c->partial_cap ? c->partial_cap : 256;
-        while (cap < want)
-            cap *= 2;
-        c->partial = gw_realloc(c->partial, cap);
-        c->partial_cap = (uint32_t)cap;
+    if (c->partial_cap >= want)
+        return;
+    while (cap < want)
+        cap *= 2;
+    c->partial = gw_realloc(c->partial, cap);
+    c->partial_cap = (uint32_t)cap;
+}
+
+/*
+ * Keeps data[from..n), the start of an incomplete frame of `need` bytes (0
+ * when its header is incomplete), for the next read. data is the read
+ * buffer or the partial buffer itself.
+ */
+static void ws_keep(gw_conn_t *c, const uint8_t *data, size_t from, size_t n,
+                    size_t need)
+{
+    size_t left = n - from;
+
+    if (data == c->partial) {
+        memmove(c->partial, c->partial + from, left);
+        c->partial_len = (uint32_t)left;
+        ws_reserve(c, need);
+        return;
     }
-    memmove(c->partial, p, n);
-    c->partial_len = (uint32_t)n;
+    ws_reserve(c, need > left ? need : left);
+    memcpy(c->partial, data + from, left);
+    c->partial_len = (uint32_t)left;
 }
 
 static void ws_drop_partial(gw_conn_t *c)
@@ -261,7 +282,7 @@ void gw_ws_feed(gw_conn_t *c, const uint8_t *buf, size_t len)
     int frag = c->frag, rc;
 
     if (c->partial_len > 0) {
-        ws_keep(c, c->partial, c->partial_len, (size_t)c->partial_len + len);
+        ws_reserve(c, (size_t)c->partial_len + len);
         memcpy(c->partial + c->partial_len, buf, len);
         c->partial_len += (uint32_t)len;
         data = c->partial;
@@ -279,7 +300,7 @@ void gw_ws_feed(gw_conn_t *c, const uint8_t *buf, size_t len)
     if (rc != 0 || c->state != GW_CONN_OPEN || complete == n) {
         ws_drop_partial(c);
     } else {
-        ws_keep(c, data + complete, n - complete, need);
+        ws_keep(c, data, complete, n, need);
     }
     ws_maybe_return(c);
 }

@@ -74,6 +74,14 @@ void gw_conn_accept(gw_worker_t *w, int fd);
  */
 void gw_conn_send_text(gw_conn_t *c, const char *json, size_t len);
 
+/*
+ * Whether the ring can take one more frame of the connection's own (a reply,
+ * a pong): when it looks full it is written out first, and when it stays
+ * full the connection is closed 4010. A client that floods requests without
+ * reading the answers is a slow consumer too.
+ */
+int gw_conn_has_room(gw_conn_t *c);
+
 /* Queues a shared dispatch; takes no reference of the caller's. */
 void gw_conn_dispatch(gw_conn_t *c, const gw_event_t *ev);
 
