@@ -28,6 +28,7 @@ struct gw_acceptor {
     uv_poll_t poll;   /* readability of fd */
     uv_timer_t pause; /* resumes accepting after EMFILE */
     uv_async_t stop;
+    gw_log_limit_t drop_log;
     gw_stats_t stats;
 };
 
@@ -64,7 +65,9 @@ static void acceptor_handoff(gw_acceptor_t *a, int fd,
 
     if (gw_queue_push(&w->fds, (void *)(intptr_t)fd) != 0) {
         gw_stat_add(&a->stats, GW_STAT_ACCEPT_DROPS, 1);
-        gw_warn("acceptor: worker %d queue full, connection dropped", w->id);
+        gw_log_limited(&a->drop_log, GW_LOG_WARN,
+                       "acceptor: worker %d queue full, connection dropped",
+                       w->id);
         close(fd);
     }
 }

@@ -23,14 +23,15 @@ struct gw_broker {
     gw_server_t *srv; /* borrowed */
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_async_t stop;        /* main thread -> broker: next shutdown phase */
-    atomic_int phase;       /* 0 running, 1 quiesced, 2 stopping */
-    uv_sem_t quiesced;      /* posted once phase 1 is done */
-    uv_async_t relay_wake;  /* workers -> broker: relay queues have work */
-    gw_http_server_t *http; /* owned; freed by its close callbacks */
-    gw_redis_t *redis;      /* owned */
-    gw_amqp_t *amqp;        /* owned */
-    char *instance_id;      /* owned */
+    uv_async_t stop;           /* main thread -> broker: next shutdown phase */
+    atomic_int phase;          /* 0 running, 1 quiesced, 2 stopping */
+    uv_sem_t quiesced;         /* posted once phase 1 is done */
+    uv_async_t relay_wake;     /* workers -> broker: relay queues have work */
+    gw_http_server_t *http;    /* owned; freed by its close callbacks */
+    gw_redis_t *redis;         /* owned */
+    gw_amqp_t *amqp;           /* owned */
+    char *instance_id;         /* owned */
+    gw_log_limit_t reject_log; /* invalid events, from any source */
     gw_stats_t stats;
 };
 
@@ -106,11 +107,12 @@ int gw_broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
 
     if (rc != 0) {
         gw_stat_add(&b->stats, GW_STAT_PARSE_FAILURES, 1);
-        gw_info("broker: %s event rejected: %s",
-                src == GW_SOURCE_HTTP    ? "HTTP"
-                : src == GW_SOURCE_REDIS ? "Redis"
-                                         : "AMQP",
-                *reason);
+        gw_log_limited(&b->reject_log, GW_LOG_INFO,
+                       "broker: %s event rejected: %s",
+                       src == GW_SOURCE_HTTP    ? "HTTP"
+                       : src == GW_SOURCE_REDIS ? "Redis"
+                                                : "AMQP",
+                       *reason);
         return rc;
     }
     /* Delivered locally when this instance published it (typing relay). */
@@ -132,10 +134,12 @@ static void broker_redis_cb(const char *payload, size_t len, void *data)
 {
     const char *reason;
 
+    gw_broker_t *b = data;
+
     /* Pub/sub has no redelivery: a full queue loses this event, logged. */
-    if (gw_broker_ingest(data, GW_SOURCE_REDIS, payload, len, &reason) ==
-        GW_EFULL)
-        gw_warn("broker: Redis event dropped: %s", reason);
+    if (gw_broker_ingest(b, GW_SOURCE_REDIS, payload, len, &reason) == GW_EFULL)
+        gw_log_limited(&b->reject_log, GW_LOG_WARN,
+                       "broker: Redis event dropped: %s", reason);
 }
 
 static int broker_amqp_cb(const char *body, size_t len, void *data)

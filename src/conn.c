@@ -77,8 +77,9 @@ static void conn_slow_consumer(gw_conn_t *c)
 
     gw_stat_add(&w->stats, GW_STAT_RING_DROPS, dropped);
     gw_stat_add(&w->stats, GW_STAT_SLOW_CONSUMER_CLOSES, 1);
-    gw_warn("conn %" PRIu64 ": slow consumer, %u queued frames dropped", c->id,
-            dropped);
+    gw_log_limited(&w->slow_log, GW_LOG_WARN,
+                   "conn %" PRIu64 ": slow consumer, %u queued frames dropped",
+                   c->id, dropped);
     gw_conn_close(c, GW_CLOSE_SLOW_CONSUMER, "slow consumer");
 }
 
@@ -310,7 +311,8 @@ static void conn_reject(gw_conn_t *c, int status)
     size_t n = gw_handshake_reject(status, buf, sizeof(buf));
 
     gw_stat_add(&c->worker->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
-    gw_info("conn %" PRIu64 ": upgrade rejected with %d", c->id, status);
+    gw_log_limited(&c->worker->reject_log, GW_LOG_INFO,
+                   "conn %" PRIu64 ": upgrade rejected with %d", c->id, status);
     c->state = GW_CONN_REJECTED;
     conn_send_raw(c, buf, n);
     gw_wheel_add(&c->worker->wheel, &c->timer,
@@ -439,7 +441,8 @@ void gw_conn_timeout(gw_conn_t *c)
     switch (c->state) {
     case GW_CONN_HANDSHAKE:
         gw_stat_add(&c->worker->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
-        gw_info("conn %" PRIu64 ": handshake timed out", c->id);
+        gw_log_limited(&c->worker->reject_log, GW_LOG_INFO,
+                       "conn %" PRIu64 ": handshake timed out", c->id);
         gw_conn_abort(c);
         break;
     case GW_CONN_OPEN: conn_heartbeat(c, gw_worker_now(c->worker)); break;

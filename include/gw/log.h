@@ -5,6 +5,8 @@
 #ifndef GW_LOG_H
 #define GW_LOG_H
 
+#include <stdint.h>
+
 typedef enum gw_log_level {
     GW_LOG_DEBUG = 0,
     GW_LOG_INFO,
@@ -19,6 +21,19 @@ int gw_log_parse_level(const char *name);
 
 void gw_log_write(gw_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/*
+ * A rate limit for one repeated message: at most one line per second, the
+ * next one saying how many were suppressed. One per call site, touched by
+ * one thread only.
+ */
+typedef struct gw_log_limit {
+    uint64_t last_ms;    /* when a line was last written */
+    uint32_t suppressed; /* lines dropped since */
+} gw_log_limit_t;
+
+void gw_log_limited(gw_log_limit_t *rl, gw_log_level_t level, const char *fmt,
+                    ...) __attribute__((format(printf, 3, 4)));
 
 #define gw_log(level, ...)                                                     \
     do {                                                                       \

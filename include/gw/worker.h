@@ -7,6 +7,7 @@
 #define GW_WORKER_H
 
 #include "gw/jwt.h"
+#include "gw/log.h"
 #include "gw/queue.h"
 #include "gw/ring.h"
 #include "gw/server.h"
@@ -50,6 +51,8 @@ struct gw_worker {
     size_t in_len;
     gw_jwt_verifier_t jwt;
     uint64_t next_conn_id;
+    gw_log_limit_t slow_log;   /* slow-consumer closes */
+    gw_log_limit_t reject_log; /* rejected or timed-out upgrades */
     gw_stats_t stats;
     uint8_t rbuf[GW_READ_BUF];
 };
