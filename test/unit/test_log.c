@@ -8,7 +8,6 @@
 
 #include "gw/log.h"
 
-
 static void test_parse_level(void **state)
 {
     (void)state;
