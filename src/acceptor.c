@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,7 +28,8 @@ struct gw_acceptor {
     uv_loop_t loop;
     uv_poll_t poll;   /* readability of fd */
     uv_timer_t pause; /* resumes accepting after EMFILE */
-    uv_async_t stop;
+    uv_async_t stop;  /* main thread -> acceptor: pause or stop */
+    atomic_int phase; /* 0 accepting, 1 paused, 2 stopping */
     gw_log_limit_t drop_log;
     gw_stats_t stats;
 };
@@ -107,14 +109,29 @@ static void acceptor_resume_cb(uv_timer_t *t)
 {
     gw_acceptor_t *a = t->data;
 
-    uv_poll_start(&a->poll, UV_READABLE, acceptor_poll_cb);
+    if (atomic_load(&a->phase) == 0)
+        uv_poll_start(&a->poll, UV_READABLE, acceptor_poll_cb);
+}
+
+/* The socket closes only after libuv has stopped watching it. */
+static void acceptor_poll_close_cb(uv_handle_t *h)
+{
+    gw_acceptor_t *a = h->data;
+
+    close(a->fd);
+    a->fd = -1;
 }
 
 static void acceptor_stop_cb(uv_async_t *h)
 {
     gw_acceptor_t *a = h->data;
 
-    uv_close((uv_handle_t *)&a->poll, NULL);
+    if (!uv_is_closing((uv_handle_t *)&a->poll)) {
+        uv_timer_stop(&a->pause);
+        uv_close((uv_handle_t *)&a->poll, acceptor_poll_close_cb);
+    }
+    if (atomic_load(&a->phase) < 2)
+        return;
     uv_close((uv_handle_t *)&a->pause, NULL);
     uv_close((uv_handle_t *)&a->stop, NULL);
 }
@@ -170,6 +187,7 @@ gw_acceptor_t *gw_acceptor_start(gw_server_t *srv)
     uv_timer_init(&a->loop, &a->pause);
     uv_async_init(&a->loop, &a->stop, acceptor_stop_cb);
     a->poll.data = a->pause.data = a->stop.data = a;
+    atomic_init(&a->phase, 0);
     uv_poll_start(&a->poll, UV_READABLE, acceptor_poll_cb);
     if (uv_thread_create(&a->thread, acceptor_main, a) != 0) {
         gw_error("cannot start the acceptor thread");
@@ -178,11 +196,17 @@ gw_acceptor_t *gw_acceptor_start(gw_server_t *srv)
     return a;
 }
 
+void gw_acceptor_pause(gw_acceptor_t *a)
+{
+    atomic_store(&a->phase, 1);
+    uv_async_send(&a->stop);
+}
+
 void gw_acceptor_stop(gw_acceptor_t *a)
 {
+    atomic_store(&a->phase, 2);
     uv_async_send(&a->stop);
     uv_thread_join(&a->thread);
     uv_loop_close(&a->loop);
-    close(a->fd);
     free(a);
 }

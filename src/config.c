@@ -114,6 +114,9 @@ static const config_option_t config_options[] = {
             "HTTP API port (POST /publish, GET /health)"),
     OPT_INT("server.workers", workers, "0", 0, 256,
             "Worker threads; 0 = one per CPU core"),
+    OPT_U32("server.drain_ms", drain_ms, "10000", 0, UINT32_MAX, NULL,
+            "On SIGTERM: /health answers 503, listening stops, and clients "
+            "are closed with 4011 spread over this window"),
     OPT_U32("websocket.max_message_size", max_message_size, "65536", 125,
             UINT32_MAX, NULL,
             "Largest incoming message in bytes; a larger one closes the "

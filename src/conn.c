@@ -445,7 +445,13 @@ void gw_conn_timeout(gw_conn_t *c)
                        "conn %" PRIu64 ": handshake timed out", c->id);
         gw_conn_abort(c);
         break;
-    case GW_CONN_OPEN: conn_heartbeat(c, gw_worker_now(c->worker)); break;
+    case GW_CONN_OPEN:
+        /* While draining, the deadline is this connection's drain slot. */
+        if (c->worker->draining)
+            gw_conn_close(c, GW_CLOSE_DRAINING, "server draining");
+        else
+            conn_heartbeat(c, gw_worker_now(c->worker));
+        break;
     default: gw_conn_abort(c);
     }
 }

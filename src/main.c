@@ -26,10 +26,42 @@ static void usage(FILE *out)
         "  -v        print the version and exit\n");
 }
 
+/* Time a drain may take beyond its window: the last close handshakes. */
+#define MAIN_DRAIN_GRACE_MS 4000
+#define MAIN_DRAIN_POLL_MS 100
+
+/* The main thread's state: the server and the drain in progress. */
+typedef struct main_ctx {
+    gw_server_t *srv;
+    uv_signal_t sigs[3];
+    uv_timer_t drain;  /* polls the connection count while draining */
+    uint64_t deadline; /* when the drain gives up waiting */
+    int draining;
+} main_ctx_t;
+
+static void main_drain_cb(uv_timer_t *t)
+{
+    main_ctx_t *m = t->data;
+
+    if (gw_server_connections(m->srv) == 0 || uv_now(t->loop) >= m->deadline)
+        uv_stop(t->loop);
+}
+
+/* SIGTERM drains (once); SIGINT, or SIGTERM during a drain, stops now. */
 static void main_signal_cb(uv_signal_t *h, int signum)
 {
+    main_ctx_t *m = h->data;
+
     if (signum == SIGHUP) {
         gw_warn("SIGHUP: configuration reload is not supported yet; ignored");
+        return;
+    }
+    if (signum == SIGTERM && !m->draining) {
+        m->draining = 1;
+        m->deadline =
+            uv_now(h->loop) + m->srv->cfg->drain_ms + MAIN_DRAIN_GRACE_MS;
+        gw_server_drain(m->srv);
+        uv_timer_start(&m->drain, main_drain_cb, 0, MAIN_DRAIN_POLL_MS);
         return;
     }
     gw_info("%s: shutting down", strsignal(signum));
@@ -37,22 +69,26 @@ static void main_signal_cb(uv_signal_t *h, int signum)
 }
 
 /*
- * Runs the main thread's loop until SIGTERM or SIGINT. The caller closes the
- * loop after the server has stopped, so that its descriptors are not
- * recycled while other threads still open sockets.
+ * Runs the main thread's loop until the server should stop. The caller
+ * closes the loop after the server has stopped, so that its descriptors are
+ * not recycled while other threads still open sockets.
  */
-static void main_wait(uv_loop_t *loop)
+static void main_wait(uv_loop_t *loop, gw_server_t *srv)
 {
-    uv_signal_t sigs[3];
+    main_ctx_t m = {.srv = srv};
     const int nums[3] = {SIGTERM, SIGINT, SIGHUP};
 
+    uv_timer_init(loop, &m.drain);
+    m.drain.data = &m;
     for (int i = 0; i < 3; i++) {
-        uv_signal_init(loop, &sigs[i]);
-        uv_signal_start(&sigs[i], main_signal_cb, nums[i]);
+        uv_signal_init(loop, &m.sigs[i]);
+        m.sigs[i].data = &m;
+        uv_signal_start(&m.sigs[i], main_signal_cb, nums[i]);
     }
     uv_run(loop, UV_RUN_DEFAULT);
     for (int i = 0; i < 3; i++)
-        uv_close((uv_handle_t *)&sigs[i], NULL);
+        uv_close((uv_handle_t *)&m.sigs[i], NULL);
+    uv_close((uv_handle_t *)&m.drain, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
 }
 
@@ -104,7 +140,7 @@ int main(int argc, char **argv)
     loop = uv_default_loop();
     if (gw_server_start(&srv, &cfg) != 0)
         goto Done;
-    main_wait(loop);
+    main_wait(loop, &srv);
     gw_server_stop(&srv);
     gw_info("stopped");
     rc = 0;

@@ -5,6 +5,7 @@
 #include "gw/broker.h"
 #include "gw/error.h"
 #include "gw/log.h"
+#include "gw/metrics.h"
 #include "gw/worker.h"
 
 #include <stdlib.h>
@@ -54,6 +55,21 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
     gw_info("gatewayd listening: websocket %s:%d, http %s:%d, %d workers",
             cfg->bind, cfg->ws_port, cfg->bind, cfg->http_port, srv->nworkers);
     return rc;
+}
+
+void gw_server_drain(gw_server_t *srv)
+{
+    gw_acceptor_pause(srv->acceptor);
+    atomic_store(&srv->draining, 1);
+    for (int i = 0; i < srv->nworkers; i++)
+        gw_worker_drain(srv->workers[i]);
+    gw_info("draining %llu connections over %u ms",
+            (unsigned long long)gw_server_connections(srv), srv->cfg->drain_ms);
+}
+
+uint64_t gw_server_connections(const gw_server_t *srv)
+{
+    return gw_metrics_total(srv, GW_STAT_CONNECTIONS);
 }
 
 /*

@@ -154,6 +154,44 @@ static void worker_shutdown(gw_worker_t *w)
     }
 }
 
+typedef struct worker_drain_walk {
+    uint64_t now, window;
+    unsigned n, i;
+} worker_drain_walk_t;
+
+static void worker_count_conn(uv_handle_t *h, void *arg)
+{
+    worker_drain_walk_t *d = arg;
+
+    if (h->type == UV_TCP && !uv_is_closing(h))
+        d->n++;
+}
+
+/* Gives each connection its slot in the window: evenly spread closes let
+ * the clients reconnect elsewhere without a thundering herd. */
+static void worker_drain_conn(uv_handle_t *h, void *arg)
+{
+    worker_drain_walk_t *d = arg;
+    gw_conn_t *c = h->data;
+
+    if (h->type != UV_TCP || uv_is_closing(h))
+        return;
+    gw_wheel_add(&c->worker->wheel, &c->timer,
+                 d->now + d->window * d->i++ / (d->n ? d->n : 1));
+}
+
+static void worker_start_drain(gw_worker_t *w)
+{
+    worker_drain_walk_t d = {uv_now(&w->loop), w->cfg->drain_ms, 0, 0};
+    void *p;
+
+    w->draining = 1;
+    while ((p = gw_queue_pop(&w->fds)) != NULL)
+        close((int)(intptr_t)p);
+    uv_walk(&w->loop, worker_count_conn, &d);
+    uv_walk(&w->loop, worker_drain_conn, &d);
+}
+
 static void worker_wake_cb(uv_async_t *h)
 {
     gw_worker_t *w = h->data;
@@ -164,6 +202,8 @@ static void worker_wake_cb(uv_async_t *h)
         worker_shutdown(w);
         return;
     }
+    if (!w->draining && atomic_load(&w->drain))
+        worker_start_drain(w);
     for (n = 0; n < WORKER_ACCEPTS_PER_TURN && (p = gw_queue_pop(&w->fds)); n++)
         gw_conn_accept(w, (int)(intptr_t)p);
     for (n = 0; n < WORKER_EVENTS_PER_TURN && (p = gw_queue_pop(&w->events));
@@ -216,6 +256,12 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
         abort();
     }
     return w;
+}
+
+void gw_worker_drain(gw_worker_t *w)
+{
+    atomic_store(&w->drain, 1);
+    uv_async_send(&w->wake);
 }
 
 void gw_worker_stop(gw_worker_t *w)

@@ -12,6 +12,10 @@
 /* Binds and starts the thread; NULL on failure (logged). */
 gw_acceptor_t *gw_acceptor_start(gw_server_t *srv);
 
+/* Stops accepting and closes the listening socket (a drain); the thread
+ * runs on until gw_acceptor_stop. Main thread. */
+void gw_acceptor_pause(gw_acceptor_t *a);
+
 /* Stops accepting, joins the thread and frees the acceptor. */
 void gw_acceptor_stop(gw_acceptor_t *a);
 

@@ -12,10 +12,11 @@
 
 typedef struct gw_config {
     /* [server] */
-    char *bind;    /* listen address of both ports */
-    int ws_port;   /* WebSocket port */
-    int http_port; /* HTTP API port */
-    int workers;   /* worker threads; 0 = one per core */
+    char *bind;        /* listen address of both ports */
+    int ws_port;       /* WebSocket port */
+    int http_port;     /* HTTP API port */
+    int workers;       /* worker threads; 0 = one per core */
+    uint32_t drain_ms; /* SIGTERM spreads the 4011 closes over it */
     /* [websocket] */
     uint32_t max_message_size;     /* bytes; larger messages close 1009 */
     uint32_t max_header_size;      /* bytes of upgrade request headers */

@@ -30,6 +30,16 @@ typedef struct gw_server {
 /* Starts every thread. Returns 0 or a negative gw_err_t (logged). */
 int gw_server_start(gw_server_t *srv, const gw_config_t *cfg);
 
+/*
+ * Starts a drain (SIGTERM): /health answers 503, the listening socket
+ * closes, and every worker closes its clients with 4011 spread over
+ * cfg->drain_ms. The caller waits, then calls gw_server_stop.
+ */
+void gw_server_drain(gw_server_t *srv);
+
+/* Open client connections, all workers together. Any thread. */
+uint64_t gw_server_connections(const gw_server_t *srv);
+
 /* Stops accepting, closes every client with 4011, joins the threads. */
 void gw_server_stop(gw_server_t *srv);
 

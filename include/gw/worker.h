@@ -37,6 +37,8 @@ struct gw_worker {
     gw_queue_t events;   /* broker -> worker: gw_event_t */
     gw_queue_t relays;   /* worker -> broker: gw_relay_t */
     atomic_int stopping; /* set by the main thread */
+    atomic_int drain;    /* set by the main thread: start draining */
+    int draining;        /* the worker's own view, once it has started */
     gw_wheel_t wheel;    /* per-connection deadlines */
     gw_conn_t *pending;  /* connections with output to write */
     ck_hs_t guilds;      /* id -> gw_guild_t */
@@ -65,6 +67,12 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id);
  * its thread. Called from the main thread.
  */
 void gw_worker_stop(gw_worker_t *w);
+
+/*
+ * Asks the worker to close its connections with 4011, spread evenly over
+ * cfg->drain_ms, and to take no new ones. Main thread.
+ */
+void gw_worker_drain(gw_worker_t *w);
 
 /*
  * Frees a stopped worker, with the relays its queue still holds: called once

@@ -1,0 +1,74 @@
+"""SIGTERM drains (SPEC section 6): /health answers 503, listening stops,
+clients are closed with 4011 spread over server.drain_ms, and the process
+exits once they are gone."""
+import asyncio
+import signal
+import socket
+import time
+
+import pytest
+import websockets
+
+from gwtest import Client, T, uniq
+
+
+async def _closed_at(c, timeout):
+    """When c's connection ended, and with which close code."""
+    try:
+        while True:
+            await asyncio.wait_for(c.ws.recv(), timeout)
+    except websockets.ConnectionClosed as e:
+        return time.monotonic(), (e.rcvd.code if e.rcvd else None)
+
+
+@pytest.mark.time_limit(60)
+async def test_sigterm_drains_clients_over_the_window(gateway_factory):
+    gw = gateway_factory(server={"drain_ms": 2000})
+    clients = [await Client.session(gw, uniq("u"), ["g1"]) for _ in range(16)]
+    waits = [asyncio.ensure_future(_closed_at(c, T(20))) for c in clients]
+    start = time.monotonic()
+    gw.stopped_by_test = True
+    gw.proc.send_signal(signal.SIGTERM)
+
+    # /health turns 503 and new connections are refused while it drains.
+    def draining():
+        r = gw.http("GET", "/health")
+        return r.status == 503 and r.json()["status"] == "draining"
+    deadline = time.monotonic() + T(2)
+    while not draining():
+        assert time.monotonic() < deadline, "/health never said draining"
+        await asyncio.sleep(0.02)
+    # The listening socket closes on the acceptor's thread: poll, bounded.
+    deadline = time.monotonic() + T(2)
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", gw.ws_port),
+                                     timeout=T(2)).close()
+        except ConnectionRefusedError:
+            break
+        assert time.monotonic() < deadline, "still accepting while draining"
+        await asyncio.sleep(0.02)
+
+    results = await asyncio.gather(*waits)
+    codes = [code for _, code in results]
+    assert codes == [4011] * len(clients), codes
+    times = sorted(t - start for t, _ in results)
+    # Spread over the window, not all at once (the wheel ticks every 100 ms).
+    assert times[-1] - times[0] >= 1.0, times
+    assert times[-1] <= 2.0 + T(2), times
+    gw.proc.wait(T(10))
+    assert gw.proc.returncode == 0
+
+
+async def test_second_sigterm_stops_at_once(gateway_factory):
+    gw = gateway_factory(server={"drain_ms": 60000})
+    c = await Client.session(gw, uniq("u"), [])
+    wait = asyncio.ensure_future(_closed_at(c, T(10)))
+    gw.stopped_by_test = True
+    gw.proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.2)
+    gw.proc.send_signal(signal.SIGTERM)
+    _, code = await wait
+    assert code == 4011
+    gw.proc.wait(T(5))
+    assert gw.proc.returncode == 0
