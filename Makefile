@@ -92,10 +92,13 @@ build/fuzz/libgw.a: $(FUZZOBJ)
 build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libgw.a
 	clang $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
 
+# The load generator (bench/README.md) keeps its rules beside it.
+-include bench/bench.mk
+
 format:
-	clang-format -i src/*.c include/gw/*.h test/unit/*.c fuzz/*.c
+	clang-format -i src/*.c include/gw/*.h test/unit/*.c fuzz/*.c bench/*.c bench/*.h
 format-check:
-	clang-format --dry-run --Werror src/*.c include/gw/*.h test/unit/*.c fuzz/*.c
+	clang-format --dry-run --Werror src/*.c include/gw/*.h test/unit/*.c fuzz/*.c bench/*.c bench/*.h
 
 clean:
 	rm -rf build gatewayd gatewayd-asan gatewayd-tsan

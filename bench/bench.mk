@@ -1,0 +1,59 @@
+# gwbench, the load generator (bench/README.md). Included by the top-level
+# Makefile, whose CC, CFLAGS, LDFLAGS, CPPFLAGS, WARN, B and DEB_BUILD it
+# uses; objects go to $(B)/bench so that every flavour keeps its own.
+#
+#   make bench-build   bench/gwbench
+#   make bench         the default suite (bench/suite.sh), under 5 minutes
+#   make bench-unit    the load generator's unit tests
+#
+# `make unit` (and so `make test`) already builds and runs
+# $(B)/test_bench_*: UNITBIN takes every test/unit/test_*.c, and the rule
+# below, more specific than the top-level $(B)/test_%, links them with the
+# bench sources they test. BENCH_UNITBIN names them for anyone wiring them
+# in by hand.
+
+BENCH_SRC     := $(filter-out bench/gwbench.c,$(wildcard bench/*.c))
+BENCH_OBJ     := $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
+BENCH_LIBS    := -luv -lwslay -lcjson -lmbedcrypto -lpthread -lm
+BENCH_CFLAGS  := $(CPPFLAGS) -Ibench $(CFLAGS) $(WARN)
+BENCH_UNITSRC := $(wildcard test/unit/test_bench_*.c)
+BENCH_UNITBIN := $(BENCH_UNITSRC:test/unit/%.c=$(B)/%)
+DEB_BENCH     := redis-server gnuplot-nox libcmocka-dev
+
+.PHONY: bench bench-build bench-unit bench-deps bench-format bench-format-check
+
+bench-build: bench/gwbench
+
+# Allocation is the daemon's own module (abort on out-of-memory).
+bench/gwbench: $(B)/bench/gwbench.o $(B)/bench/libgwbench.a $(B)/alloc.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(BENCH_LIBS)
+
+$(B)/bench/%.o: bench/%.c $(wildcard bench/*.h) | $(B)/bench
+	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
+
+$(B)/bench/libgwbench.a: $(BENCH_OBJ)
+	$(AR) rcs $@ $^
+
+$(B)/bench:
+	mkdir -p $@
+
+$(B)/test_bench_%: test/unit/test_bench_%.c $(B)/bench/libgwbench.a \
+		$(B)/alloc.o | $(B)
+	$(CC) $(BENCH_CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $^ \
+		$(BENCH_LIBS) -lcmocka
+
+bench-unit: $(BENCH_UNITBIN)
+	@./test/run-unit.sh $(BENCH_UNITBIN)
+
+bench-deps:
+	@./test/install-deps.sh $(DEB_BUILD) $(DEB_BENCH)
+
+# The suite measures a release build of the daemon.
+bench: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/suite.sh
+
+bench-format:
+	clang-format -i bench/*.c bench/*.h test/unit/test_bench_*.c
+bench-format-check:
+	clang-format --dry-run --Werror bench/*.c bench/*.h test/unit/test_bench_*.c

@@ -1,0 +1,870 @@
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "gw/alloc.h"
+#include "token.h"
+#include "upgrade.h"
+#include "util.h"
+#include "wsframe.h"
+
+/* The loop ticks this often while it paces connects, typing or churn, and
+ * ten times slower otherwise. */
+#define CLIENT_TICK_FAST_MS 1
+#define CLIENT_TICK_SLOW_MS 100
+/* How often the loop hands its figures over, and scans for stalled
+ * handshakes. */
+#define CLIENT_FLUSH_US 100000
+#define CLIENT_SCAN_US 250000
+#define CLIENT_READ_BUF 65536
+#define CLIENT_MAILBOX 8
+
+typedef enum {
+    CLIENT_IDLE,        /* no socket */
+    CLIENT_CONNECTING,  /* TCP connect under way */
+    CLIENT_UPGRADING,   /* request sent, waiting for 101 */
+    CLIENT_WAIT_READY,  /* upgraded, waiting for ready */
+    CLIENT_IDENTIFYING, /* identify sent */
+    CLIENT_IDENTIFIED,  /* a live session */
+    CLIENT_CLOSING,     /* uv_close called, waiting for its callback */
+} client_state_t;
+
+typedef struct client {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    client_loop_t *loop;
+    uint32_t index;    /* global: user u<index> */
+    uint8_t state;     /* client_state_t */
+    uint8_t reconnect; /* connect again once closed (churn) */
+    uint64_t t_start;  /* attempt start (or drop), us: latency origin */
+    uint64_t t_stage;  /* current stage's start, us: its timeout origin */
+    char *identify;    /* the identify message, signed at setup */
+    char *hs;          /* upgrade response so far, when split; else NULL */
+    size_t hs_len;
+    wsframe_reader_t rd;
+    char accept[UPGRADE_ACCEPT_SIZE];
+} client_t;
+
+typedef struct client_write {
+    uv_write_t req;
+    uv_buf_t buf;
+    uint8_t data[];
+} client_write_t;
+
+struct client_loop {
+    uv_loop_t uv;
+    uv_thread_t thread;
+    uv_async_t wake;
+    uv_timer_t tick;
+    const client_conf_t *conf;
+    client_t *clients;
+    uint32_t count;
+    wsframe_enc_t *enc;
+    uint64_t rng;
+    uint64_t now_us; /* taken once per callback that needs the time */
+
+    /* connect pacing */
+    int connecting;   /* CONNECT is in effect */
+    double conn_rate; /* per second; 0 = inflight bound only */
+    uint32_t max_inflight;
+    uint32_t inflight; /* clients between connect and identified */
+    uint32_t next;     /* next idle client to connect */
+    uint64_t conn_t0;
+    uint64_t conn_started;
+
+    /* typing and churn pacing */
+    double typing_rate;
+    uint64_t typing_t0, typing_sent;
+    uint32_t typing_next;
+    double churn_rate; /* fraction of count per second */
+    uint64_t churn_t0, churn_dropped;
+    uint32_t churn_next;
+    int finishing;
+
+    uint64_t last_flush, last_scan;
+
+    client_figures_t f; /* this loop's figures since the last flush */
+
+    /* guarded by lock: figures handed over, and the mailbox */
+    pthread_mutex_t lock;
+    client_figures_t shared;
+    client_cmd_t mail[CLIENT_MAILBOX];
+    unsigned nmail;
+
+    uint8_t rbuf[CLIENT_READ_BUF];
+};
+
+static void client_connect(client_t *c);
+static void client_end(client_t *c, uint64_t *counter);
+
+static uint64_t client_rand(client_loop_t *l)
+{
+    l->rng ^= l->rng << 13;
+    l->rng ^= l->rng >> 7;
+    l->rng ^= l->rng << 17;
+    return l->rng;
+}
+
+static int client_has_guild(const client_conf_t *conf, uint32_t index)
+{
+    return conf->members > 0 && index / conf->members < conf->guilds;
+}
+
+/* The identify message: userId, an HS256 token whose sub is that user and
+ * which expires in a day, and the client's guild. */
+static char *client_identify_text(const client_conf_t *conf, uint32_t index)
+{
+    char claims[128], token[512], guild[32] = "", out[1024];
+    long exp = (long)time(NULL) + 86400;
+
+    snprintf(claims, sizeof(claims), "{\"sub\":\"u%u\",\"exp\":%ld}", index,
+             exp);
+    if (token_hs256(conf->jwt_secret, claims, token, sizeof(token)) == 0)
+        util_die("identify token does not fit");
+    if (client_has_guild(conf, index))
+        snprintf(guild, sizeof(guild), "\"g%u\"", index / conf->members);
+    snprintf(out, sizeof(out),
+             "{\"event\":\"identify\",\"data\":{\"userId\":\"u%u\","
+             "\"token\":\"%s\",\"guildIds\":[%s]}}",
+             index, token, guild);
+    return gw_strdup(out);
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static void client_write_cb(uv_write_t *req, int status)
+{
+    (void)status; /* a failed write shows up as a read error too */
+    free(req->data);
+}
+
+/* Writes bytes: straight from the caller's buffer when the socket takes
+ * them all, which on loopback is nearly always; a copy of the rest
+ * otherwise. */
+static int client_write(client_t *c, const uint8_t *data, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
+    int written = uv_try_write((uv_stream_t *)&c->tcp, &b, 1), rc;
+    client_write_t *w;
+    size_t rest;
+
+    if (written == (int)n)
+        return 0;
+    if (written < 0 && written != UV_EAGAIN)
+        return written;
+    rest = n - (written < 0 ? 0 : (size_t)written);
+    w = gw_malloc(sizeof(*w) + rest);
+    memcpy(w->data, data + (n - rest), rest);
+    w->buf = uv_buf_init((char *)w->data, (unsigned)rest);
+    w->req.data = w;
+    rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, client_write_cb);
+    if (rc != 0)
+        free(w);
+    return rc;
+}
+
+/* Sends one final frame, masked with a fresh key. */
+static int client_send(client_t *c, unsigned opcode, const void *payload,
+                       size_t len)
+{
+    uint8_t stack[2048], *frame = stack;
+    int rc = UV_EINVAL;
+    ssize_t n;
+
+    if (len + WSFRAME_MAX_HEADER > sizeof(stack))
+        frame = gw_malloc(len + WSFRAME_MAX_HEADER);
+    n = wsframe_encode(c->loop->enc, opcode, payload, len, frame);
+    if (n >= 0)
+        rc = client_write(c, frame, (size_t)n);
+    if (frame != stack)
+        free(frame);
+    return rc;
+}
+
+static int client_send_text(client_t *c, const char *text)
+{
+    return client_send(c, WSFRAME_TEXT, text, strlen(text));
+}
+
+/* ---- session events --------------------------------------------------- */
+
+static void client_identified(client_t *c)
+{
+    client_loop_t *l = c->loop;
+
+    c->state = CLIENT_IDENTIFIED;
+    l->inflight--;
+    l->f.open++;
+    l->f.c.identified++;
+    stats_hist_record(&l->f.conn, l->now_us - c->t_start);
+    l->f.t_last_ident = l->now_us;
+}
+
+/* The value of a decimal number right after key in buf, or 0. */
+static uint64_t client_number_after(const uint8_t *buf, size_t len,
+                                    const char *key, size_t klen)
+{
+    const uint8_t *p = memmem(buf, len, key, klen), *end = buf + len;
+    uint64_t v = 0;
+
+    if (p == NULL)
+        return 0;
+    for (p += klen; p < end && *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (uint64_t)(*p - '0');
+    return v;
+}
+
+static void client_delivery(client_loop_t *l, uint64_t sent_us)
+{
+    l->f.c.deliveries++;
+    l->f.t_last_deliv = l->now_us;
+    stats_hist_record(&l->f.lat, l->now_us > sent_us ? l->now_us - sent_us : 0);
+}
+
+/* The event name of a message: what follows "event":" near its start. */
+static size_t client_event_name(const uint8_t *data, size_t len,
+                                const char **name)
+{
+    static const char key[] = "\"event\":\"";
+    size_t scan = len < 96 ? len : 96;
+    const uint8_t *p = memmem(data, scan, key, sizeof(key) - 1), *q;
+
+    if (p == NULL)
+        return 0;
+    p += sizeof(key) - 1;
+    q = memchr(p, '"', (size_t)(data + len - p));
+    if (q == NULL)
+        return 0;
+    *name = (const char *)p;
+    return (size_t)(q - p);
+}
+
+static int client_is(const char *name, size_t n, const char *want)
+{
+    return strlen(want) == n && memcmp(name, want, n) == 0;
+}
+
+/* A text message. Timestamped events come first: they are the bulk. */
+static void client_text(client_t *c, const uint8_t *data, size_t len)
+{
+    static const char bts[] = "\"bts\":", chan[] = "\"channelId\":\"t";
+    client_loop_t *l = c->loop;
+    const char *name = NULL;
+    size_t n;
+
+    if (memmem(data, len < 160 ? len : 160, bts, sizeof(bts) - 1) != NULL) {
+        client_delivery(l, client_number_after(data, len, bts, 6));
+        return;
+    }
+    n = client_event_name(data, len, &name);
+    if (client_is(name, n, "heartbeat")) {
+        l->f.c.heartbeats++;
+        client_send_text(c, "{\"event\":\"heartbeat_ack\",\"data\":{}}");
+    } else if (client_is(name, n, "typing.start")) {
+        client_delivery(l, client_number_after(data, len, chan, 14));
+    } else if (client_is(name, n, "ready") && c->state == CLIENT_WAIT_READY) {
+        c->state = CLIENT_IDENTIFYING;
+        c->t_stage = l->now_us;
+        client_send_text(c, c->identify);
+    } else if (client_is(name, n, "identified") &&
+               c->state == CLIENT_IDENTIFYING) {
+        client_identified(c);
+    } else if (client_is(name, n, "error")) {
+        if (memmem(data, len, "\"rate_limited\"", 14) != NULL)
+            l->f.c.typing_limited++;
+        else
+            l->f.c.errors++;
+    }
+}
+
+/* The server closed: count its code, answer the close, drop the socket. */
+static void client_close_frame(client_t *c, const uint8_t *data, size_t len)
+{
+    client_loop_t *l = c->loop;
+    unsigned code = len >= 2 ? (unsigned)data[0] << 8 | data[1] : 0;
+
+    if (code == 4009)
+        l->f.c.close_4009++;
+    else if (code == 4010)
+        l->f.c.close_4010++;
+    else if (code == 4011)
+        l->f.c.close_4011++;
+    client_send(c, WSFRAME_CLOSE, data, len >= 2 ? 2 : 0);
+    client_end(c, NULL);
+}
+
+static int client_msg_cb(void *ud, unsigned opcode, const uint8_t *data,
+                         size_t len)
+{
+    client_t *c = ud;
+
+    c->loop->f.c.frames_in++;
+    switch (opcode) {
+    case WSFRAME_TEXT:
+    case WSFRAME_BINARY: client_text(c, data, len); break;
+    case WSFRAME_PING: client_send(c, WSFRAME_PONG, data, len); break;
+    case WSFRAME_CLOSE: client_close_frame(c, data, len); return 1;
+    default: break;
+    }
+    return c->state == CLIENT_CLOSING;
+}
+
+/* ---- connection life -------------------------------------------------- */
+
+/* The counter a connection ending now in its state adds to. */
+static uint64_t *client_fail_counter(client_t *c)
+{
+    stats_counters_t *s = &c->loop->f.c;
+
+    switch (c->state) {
+    case CLIENT_CONNECTING: return &s->fail_tcp;
+    case CLIENT_UPGRADING: return &s->fail_upgrade;
+    case CLIENT_WAIT_READY: return &s->fail_ready;
+    case CLIENT_IDENTIFYING: return &s->fail_identify;
+    case CLIENT_IDENTIFIED: return &s->closed_by_server;
+    default: return NULL;
+    }
+}
+
+static void client_close_cb(uv_handle_t *h)
+{
+    client_t *c = h->data;
+
+    free(c->hs);
+    c->hs = NULL;
+    c->hs_len = 0;
+    wsframe_reader_reset(&c->rd);
+    c->state = CLIENT_IDLE;
+    if (c->reconnect && !c->loop->finishing)
+        client_connect(c);
+}
+
+/*
+ * Ends the connection. counter, when given, is what to count; otherwise the
+ * state decides (a failure by stage, or a server-side close). Harmless when
+ * the connection is already closing.
+ */
+static void client_end(client_t *c, uint64_t *counter)
+{
+    client_loop_t *l = c->loop;
+
+    if (c->state == CLIENT_CLOSING || c->state == CLIENT_IDLE)
+        return;
+    if (counter == NULL)
+        counter = client_fail_counter(c);
+    if (counter != NULL)
+        (*counter)++;
+    if (c->state == CLIENT_IDENTIFIED)
+        l->f.open--;
+    else
+        l->inflight--;
+    c->state = CLIENT_CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, client_close_cb);
+}
+
+static void client_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    client_t *c = h->data;
+
+    (void)hint;
+    *buf = uv_buf_init((char *)c->loop->rbuf, CLIENT_READ_BUF);
+}
+
+/* The WebSocket stream after the upgrade. */
+static void client_ws_input(client_t *c, const uint8_t *data, size_t len)
+{
+    int rc = wsframe_reader_feed(&c->rd, data, len, c->loop->conf->max_msg,
+                                 client_msg_cb, c);
+
+    if (rc < 0) {
+        c->loop->f.c.protocol_errors++;
+        client_end(c, NULL);
+    }
+}
+
+static void client_upgraded(client_t *c)
+{
+    client_loop_t *l = c->loop;
+
+    c->t_stage = l->now_us;
+    if (l->conf->proto == CLIENT_PROTO_NCHAN) {
+        c->state = CLIENT_IDENTIFYING;
+        client_identified(c);
+    } else {
+        c->state = CLIENT_WAIT_READY;
+    }
+}
+
+/* Bytes while upgrading: parsed in place when the response came whole,
+ * kept in c->hs when it came in pieces. */
+static void client_upgrade_input(client_t *c, const uint8_t *data, size_t len)
+{
+    const char *buf = (const char *)data;
+    size_t have = len;
+    ssize_t n;
+    int status = 0;
+
+    if (c->hs != NULL || c->hs_len > 0) {
+        c->hs = gw_realloc(c->hs, c->hs_len + len);
+        memcpy(c->hs + c->hs_len, data, len);
+        c->hs_len += len;
+        buf = c->hs;
+        have = c->hs_len;
+    }
+    n = upgrade_response(buf, have, c->accept, &status);
+    if (n < 0) {
+        client_end(c, NULL);
+        return;
+    }
+    if (n == 0) {
+        if (c->hs == NULL) {
+            c->hs = gw_malloc(len);
+            memcpy(c->hs, data, len);
+            c->hs_len = len;
+        }
+        return;
+    }
+    client_upgraded(c);
+    /* The rest is the first frames, already in the buffer we hold. */
+    if ((size_t)n < have)
+        client_ws_input(c, (const uint8_t *)buf + n, have - (size_t)n);
+    free(c->hs);
+    c->hs = NULL;
+    c->hs_len = 0;
+}
+
+static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    client_t *c = s->data;
+    client_loop_t *l = c->loop;
+
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        client_end(c, NULL);
+        return;
+    }
+    l->now_us = util_now_us();
+    l->f.c.bytes_in += (uint64_t)nread;
+    if (c->state == CLIENT_UPGRADING)
+        client_upgrade_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    else if (c->state != CLIENT_CLOSING)
+        client_ws_input(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+static void client_send_upgrade(client_t *c)
+{
+    client_loop_t *l = c->loop;
+    char req[512], path[160];
+    uint8_t key[16];
+    uint64_t r0 = client_rand(l), r1 = client_rand(l);
+    size_t n;
+
+    memcpy(key, &r0, 8);
+    memcpy(key + 8, &r1, 8);
+    if (l->conf->proto == CLIENT_PROTO_NCHAN)
+        snprintf(path, sizeof(path), "%sg%u", l->conf->path,
+                 l->conf->members ? c->index / l->conf->members : 0);
+    else
+        snprintf(path, sizeof(path), "%s", l->conf->path);
+    n = upgrade_request(req, sizeof(req), l->conf->host, path, key, c->accept);
+    if (n == 0 || client_write(c, (const uint8_t *)req, n) != 0)
+        client_end(c, NULL);
+}
+
+static void client_connect_cb(uv_connect_t *req, int status)
+{
+    client_t *c = req->data;
+
+    if (c->state != CLIENT_CONNECTING)
+        return; /* timed out and closing */
+    if (status != 0) {
+        client_end(c, NULL);
+        return;
+    }
+    c->state = CLIENT_UPGRADING;
+    c->t_stage = util_now_us();
+    if (uv_read_start((uv_stream_t *)&c->tcp, client_alloc_cb,
+                      client_read_cb) != 0) {
+        client_end(c, NULL);
+        return;
+    }
+    client_send_upgrade(c);
+}
+
+/* Prepares the open socket: no port chosen at bind time (the 4-tuple
+ * decides at connect, so each source address has the whole ephemeral range
+ * per server port), and a source address of its own from 127.0.0.0/8. */
+static int client_socket(client_t *c)
+{
+    const client_conf_t *conf = c->loop->conf;
+    struct sockaddr_in src;
+    uv_os_fd_t fd;
+    int one = 1;
+
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (conf->src_addrs == 0)
+        return 0;
+    memset(&src, 0, sizeof(src));
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl(0x7f000002u + c->index % conf->src_addrs);
+    return uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0);
+}
+
+static void client_connect(client_t *c)
+{
+    client_loop_t *l = c->loop;
+
+    l->f.c.attempts++;
+    l->inflight++;
+    l->now_us = util_now_us();
+    if (!c->reconnect) /* a reconnect is timed from its drop */
+        c->t_start = l->now_us;
+    if (l->f.t_first == 0)
+        l->f.t_first = l->now_us;
+    c->t_stage = l->now_us;
+    c->reconnect = 0;
+    if (uv_tcp_init_ex(&l->uv, &c->tcp, AF_INET) != 0) {
+        /* Out of descriptors: there is no handle to close. */
+        l->f.c.fail_tcp++;
+        l->inflight--;
+        return;
+    }
+    c->tcp.data = c;
+    c->creq.data = c;
+    c->state = CLIENT_CONNECTING;
+    if (client_socket(c) != 0 ||
+        uv_tcp_connect(&c->creq, &c->tcp,
+                       (const struct sockaddr *)&l->conf->target,
+                       client_connect_cb) != 0)
+        client_end(c, NULL);
+}
+
+/* ---- pacing ----------------------------------------------------------- */
+
+static void client_pace_connects(client_loop_t *l, uint64_t now)
+{
+    double elapsed = (double)(now - l->conn_t0) / 1e6;
+    uint64_t due =
+        l->conn_rate > 0 ? (uint64_t)(l->conn_rate * elapsed) + 1 : UINT64_MAX;
+
+    while (l->next < l->count && l->conn_started < due &&
+           l->inflight < l->max_inflight) {
+        client_t *c = &l->clients[l->next++];
+
+        if (c->state != CLIENT_IDLE)
+            continue;
+        l->conn_started++;
+        client_connect(c);
+    }
+    if (l->next == l->count)
+        l->connecting = 0;
+}
+
+/* The next identified client after *cursor, or NULL when there is none. */
+static client_t *client_next_identified(client_loop_t *l, uint32_t *cursor)
+{
+    for (uint32_t tries = 0; tries < l->count; tries++) {
+        client_t *c = &l->clients[*cursor];
+
+        *cursor = (*cursor + 1) % l->count;
+        if (c->state == CLIENT_IDENTIFIED)
+            return c;
+    }
+    return NULL;
+}
+
+static void client_typing(client_t *c)
+{
+    const client_conf_t *conf = c->loop->conf;
+    char msg[160];
+
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"typing.start\",\"data\":{\"guildId\":\"g%u\","
+             "\"channelId\":\"t%llu\"}}",
+             c->index / conf->members, (unsigned long long)c->loop->now_us);
+    c->loop->f.c.typing_sent++;
+    client_send_text(c, msg);
+}
+
+static void client_pace_typing(client_loop_t *l, uint64_t now)
+{
+    uint64_t due =
+        (uint64_t)(l->typing_rate * (double)(now - l->typing_t0) / 1e6);
+    client_t *c;
+
+    while (l->typing_sent < due &&
+           (c = client_next_identified(l, &l->typing_next)) != NULL) {
+        l->typing_sent++;
+        if (client_has_guild(l->conf, c->index))
+            client_typing(c);
+    }
+}
+
+static void client_pace_churn(client_loop_t *l, uint64_t now)
+{
+    uint64_t due = (uint64_t)(l->churn_rate * l->count *
+                              (double)(now - l->churn_t0) / 1e6);
+    client_t *c;
+
+    while (l->churn_dropped < due &&
+           (c = client_next_identified(l, &l->churn_next)) != NULL) {
+        l->churn_dropped++;
+        c->t_start = now;
+        c->reconnect = 1;
+        client_end(c, &l->f.c.drops);
+    }
+}
+
+/* Fails handshakes that stalled in one stage past the budget. */
+static void client_scan_timeouts(client_loop_t *l, uint64_t now)
+{
+    uint64_t budget = (uint64_t)l->conf->stage_timeout_ms * 1000;
+
+    for (uint32_t i = 0; i < l->count && l->inflight > 0; i++) {
+        client_t *c = &l->clients[i];
+
+        /* Stages that began after now was taken are not late. */
+        if (c->state >= CLIENT_CONNECTING && c->state < CLIENT_IDENTIFIED &&
+            now > c->t_stage && now - c->t_stage > budget)
+            client_end(c, NULL);
+    }
+}
+
+/* ---- the loop thread -------------------------------------------------- */
+
+void client_figures_reset(client_figures_t *f)
+{
+    memset(&f->c, 0, sizeof(f->c));
+    stats_hist_reset(&f->lat);
+    stats_hist_reset(&f->conn);
+    f->open = f->t_first = f->t_last_ident = f->t_last_deliv = 0;
+}
+
+static uint64_t client_min_stamp(uint64_t a, uint64_t b)
+{
+    return a == 0 ? b : b == 0 ? a : a < b ? a : b;
+}
+
+static uint64_t client_max_stamp(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+void client_figures_add(client_figures_t *dst, const client_figures_t *src)
+{
+    stats_counters_add(&dst->c, &src->c);
+    stats_hist_merge(&dst->lat, &src->lat);
+    stats_hist_merge(&dst->conn, &src->conn);
+    dst->open += src->open;
+    dst->t_first = client_min_stamp(dst->t_first, src->t_first);
+    dst->t_last_ident = client_max_stamp(dst->t_last_ident, src->t_last_ident);
+    dst->t_last_deliv = client_max_stamp(dst->t_last_deliv, src->t_last_deliv);
+}
+
+/* Hands the figures since the last flush to the shared copy. The open gauge
+ * is replaced, not added. */
+static void client_flush(client_loop_t *l)
+{
+    uint64_t open = l->f.open;
+
+    pthread_mutex_lock(&l->lock);
+    l->shared.open = 0;
+    client_figures_add(&l->shared, &l->f);
+    pthread_mutex_unlock(&l->lock);
+    memset(&l->f.c, 0, sizeof(l->f.c));
+    if (l->f.lat.count)
+        stats_hist_reset(&l->f.lat);
+    if (l->f.conn.count)
+        stats_hist_reset(&l->f.conn);
+    l->f.t_first = l->f.t_last_ident = l->f.t_last_deliv = 0;
+    l->f.open = open;
+}
+
+static void client_tick_cb(uv_timer_t *t);
+
+static void client_retime(client_loop_t *l)
+{
+    uint64_t ms = l->connecting || l->typing_rate > 0 || l->churn_rate > 0
+                      ? CLIENT_TICK_FAST_MS
+                      : CLIENT_TICK_SLOW_MS;
+
+    if (uv_timer_get_repeat(&l->tick) != ms)
+        uv_timer_start(&l->tick, client_tick_cb, ms, ms);
+}
+
+static void client_tick_cb(uv_timer_t *t)
+{
+    client_loop_t *l = t->data;
+    uint64_t now = util_now_us();
+
+    l->now_us = now;
+    if (l->connecting)
+        client_pace_connects(l, now);
+    if (l->typing_rate > 0)
+        client_pace_typing(l, now);
+    if (l->churn_rate > 0)
+        client_pace_churn(l, now);
+    if (l->inflight > 0 && now - l->last_scan >= CLIENT_SCAN_US) {
+        l->last_scan = now;
+        client_scan_timeouts(l, now);
+    }
+    if (now - l->last_flush >= CLIENT_FLUSH_US) {
+        l->last_flush = now;
+        client_flush(l);
+    }
+    client_retime(l);
+}
+
+static void client_finish(client_loop_t *l)
+{
+    uint64_t ours = 0; /* closes of our own at the end count as nothing */
+
+    l->finishing = 1;
+    l->connecting = 0;
+    l->typing_rate = l->churn_rate = 0;
+    for (uint32_t i = 0; i < l->count; i++) {
+        client_t *c = &l->clients[i];
+
+        if (c->state != CLIENT_IDLE && c->state != CLIENT_CLOSING)
+            client_end(c, &ours);
+    }
+    uv_close((uv_handle_t *)&l->tick, NULL);
+    uv_close((uv_handle_t *)&l->wake, NULL);
+}
+
+static void client_apply(client_loop_t *l, const client_cmd_t *cmd)
+{
+    uint64_t now = util_now_us();
+
+    switch (cmd->op) {
+    case CLIENT_CMD_CONNECT:
+        l->connecting = 1;
+        l->conn_rate = cmd->rate;
+        l->max_inflight = cmd->inflight ? cmd->inflight : 1;
+        l->conn_t0 = now;
+        l->conn_started = 0;
+        l->next = 0;
+        client_pace_connects(l, now);
+        break;
+    case CLIENT_CMD_TYPING:
+        l->typing_rate = cmd->rate;
+        l->typing_t0 = now;
+        l->typing_sent = 0;
+        break;
+    case CLIENT_CMD_CHURN:
+        l->churn_rate = cmd->rate;
+        l->churn_t0 = now;
+        l->churn_dropped = 0;
+        break;
+    case CLIENT_CMD_QUIET: l->typing_rate = l->churn_rate = 0; break;
+    case CLIENT_CMD_FINISH: client_finish(l); return;
+    }
+    client_retime(l);
+}
+
+static void client_wake_cb(uv_async_t *a)
+{
+    client_loop_t *l = a->data;
+    client_cmd_t cmds[CLIENT_MAILBOX];
+    unsigned n;
+
+    pthread_mutex_lock(&l->lock);
+    n = l->nmail;
+    memcpy(cmds, l->mail, n * sizeof(cmds[0]));
+    l->nmail = 0;
+    pthread_mutex_unlock(&l->lock);
+    for (unsigned i = 0; i < n && !l->finishing; i++)
+        client_apply(l, &cmds[i]);
+}
+
+static void client_thread(void *arg)
+{
+    client_loop_t *l = arg;
+
+    uv_run(&l->uv, UV_RUN_DEFAULT);
+    client_flush(l);
+}
+
+client_loop_t *client_loop_new(const client_conf_t *conf, uint32_t first,
+                               uint32_t count, uint64_t seed)
+{
+    client_loop_t *l = gw_calloc(1, sizeof(*l));
+
+    l->conf = conf;
+    l->count = count;
+    l->rng = seed | 1;
+    l->enc = wsframe_enc_new(seed * 0x9e3779b97f4a7c15ull + 1);
+    l->clients = gw_calloc(count ? count : 1, sizeof(client_t));
+    for (uint32_t i = 0; i < count; i++) {
+        client_t *c = &l->clients[i];
+
+        c->loop = l;
+        c->index = first + i;
+        wsframe_reader_init(&c->rd);
+        if (conf->proto == CLIENT_PROTO_GW)
+            c->identify = client_identify_text(conf, c->index);
+    }
+    client_figures_reset(&l->f);
+    client_figures_reset(&l->shared);
+    pthread_mutex_init(&l->lock, NULL);
+    if (uv_loop_init(&l->uv) != 0)
+        util_die("uv_loop_init failed");
+    uv_async_init(&l->uv, &l->wake, client_wake_cb);
+    l->wake.data = l;
+    uv_timer_init(&l->uv, &l->tick);
+    l->tick.data = l;
+    uv_timer_start(&l->tick, client_tick_cb, CLIENT_TICK_SLOW_MS,
+                   CLIENT_TICK_SLOW_MS);
+    return l;
+}
+
+int client_loop_start(client_loop_t *l)
+{
+    return uv_thread_create(&l->thread, client_thread, l);
+}
+
+void client_loop_command(client_loop_t *l, const client_cmd_t *cmd)
+{
+    pthread_mutex_lock(&l->lock);
+    if (l->nmail < CLIENT_MAILBOX)
+        l->mail[l->nmail++] = *cmd;
+    pthread_mutex_unlock(&l->lock);
+    uv_async_send(&l->wake);
+}
+
+void client_loop_collect(client_loop_t *l, client_figures_t *f)
+{
+    uint64_t open;
+
+    pthread_mutex_lock(&l->lock);
+    open = l->shared.open;
+    client_figures_add(f, &l->shared);
+    client_figures_reset(&l->shared);
+    l->shared.open = open;
+    pthread_mutex_unlock(&l->lock);
+}
+
+void client_loop_join(client_loop_t *l)
+{
+    uv_thread_join(&l->thread);
+}
+
+void client_loop_free(client_loop_t *l)
+{
+    uv_loop_close(&l->uv);
+    for (uint32_t i = 0; i < l->count; i++)
+        free(l->clients[i].identify);
+    free(l->clients);
+    wsframe_enc_free(l->enc);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}

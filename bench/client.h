@@ -1,0 +1,94 @@
+/*
+ * Simulated gateway clients: one libuv loop on its own thread drives a slice
+ * of the run's sessions through TCP connect, the WebSocket upgrade, ready,
+ * identify (an HS256 JWT) and then the session's life: heartbeats answered,
+ * dispatches timed, typing.start sent, drops and reconnects.
+ *
+ * Client i (a global index) is user "u<i>" and, when the run has guilds,
+ * member of guild "g<i / members>". Every figure is kept in the loop's own
+ * counters and histograms; another thread takes them with
+ * client_loop_collect(), which is the only lock on the path.
+ */
+#ifndef BENCH_CLIENT_H
+#define BENCH_CLIENT_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include "stats.h"
+
+typedef enum {
+    CLIENT_PROTO_GW,    /* gatewayd's protocol (ready, identify, ...) */
+    CLIENT_PROTO_NCHAN, /* nchan: subscribed once upgraded to /sub/<guild> */
+} client_proto_t;
+
+/* What every client of a run shares; read-only once the loops start. */
+typedef struct client_conf {
+    struct sockaddr_in target;
+    char host[64];  /* Host header, "127.0.0.1:PORT" */
+    char path[128]; /* request path; nchan: prefix the guild id follows */
+    client_proto_t proto;
+    const char *jwt_secret;
+    uint32_t guilds;           /* 0 = sessions join no guild */
+    uint32_t members;          /* sessions per guild */
+    uint32_t src_addrs;        /* 127.0.0.2 .. 127.0.0.(1+N); 0 = any */
+    uint32_t stage_timeout_ms; /* each handshake stage's budget */
+    uint32_t max_msg;          /* largest message accepted from the server */
+} client_conf_t;
+
+typedef enum {
+    CLIENT_CMD_CONNECT, /* connect every idle client at rate, inflight cap */
+    CLIENT_CMD_TYPING,  /* send typing.start at rate per second */
+    CLIENT_CMD_CHURN,   /* drop and reconnect rate x sessions per second */
+    CLIENT_CMD_QUIET,   /* stop typing and churn */
+    CLIENT_CMD_FINISH,  /* close every connection and end the thread */
+} client_op_t;
+
+typedef struct client_cmd {
+    uint32_t op;
+    uint32_t inflight;
+    double rate; /* per loop; 0 with CONNECT = no pacing */
+} client_cmd_t;
+
+/* What client loops count; additive except where said. */
+typedef struct client_figures {
+    stats_counters_t c;
+    stats_hist_t lat;      /* delivery latency, us */
+    stats_hist_t conn;     /* attempt start (or drop) to identified, us */
+    uint64_t open;         /* sessions identified now (a gauge: summed) */
+    uint64_t t_first;      /* earliest attempt start, us; 0 = none */
+    uint64_t t_last_ident; /* latest identified, us; 0 = none */
+    uint64_t t_last_deliv; /* latest delivery, us; 0 = none */
+} client_figures_t;
+
+/* Empties f. */
+void client_figures_reset(client_figures_t *f);
+
+/* Adds src into dst (earliest and latest times for the stamps). */
+void client_figures_add(client_figures_t *dst, const client_figures_t *src);
+
+typedef struct client_loop client_loop_t;
+
+/* A loop for clients first .. first + count - 1, their identify messages
+ * signed up front (that is the backend's work, not the client's). */
+client_loop_t *client_loop_new(const client_conf_t *conf, uint32_t first,
+                               uint32_t count, uint64_t seed);
+
+/* Runs the loop on a new thread. Returns 0 or a libuv error. */
+int client_loop_start(client_loop_t *l);
+
+/* Queues a command for the loop; safe from any thread. */
+void client_loop_command(client_loop_t *l, const client_cmd_t *cmd);
+
+/* Adds what the loop counted since the last call into f. Safe from any
+ * thread. */
+void client_loop_collect(client_loop_t *l, client_figures_t *f);
+
+/* Waits for the thread to end (after CLIENT_CMD_FINISH); its last figures
+ * are then ready for client_loop_collect(). */
+void client_loop_join(client_loop_t *l);
+
+/* Frees a joined loop. */
+void client_loop_free(client_loop_t *l);
+
+#endif

@@ -1,0 +1,246 @@
+#include "opts.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+typedef enum { OPT_LONG, OPT_DOUBLE, OPT_STR, OPT_FLAG, OPT_LIST } opt_type_t;
+
+typedef struct opt {
+    const char *name;
+    opt_type_t type;
+    size_t offset;
+    const char *def; /* default, as on the command line; NULL = none */
+    double lo, hi;   /* bounds of a number; every load stays bounded */
+    const char *help;
+} opt_t;
+
+#define OPT(name, type, field, def, help)                                      \
+    {                                                                          \
+        name, type, offsetof(opts_t, field), def, 0, 0, help                   \
+    }
+#define OPTN(name, type, field, def, lo, hi, help)                             \
+    {                                                                          \
+        name, type, offsetof(opts_t, field), def, lo, hi, help                 \
+    }
+
+static const opt_t opts_table[] = {
+    OPTN("sessions", OPT_LONG, sessions, "5000", 1, 1e6,
+         "sessions (connect, idle, reconnect); fanout and typing use "
+         "guilds x members"),
+    OPTN("rate", OPT_DOUBLE, rate, "0", 0, 1e6,
+         "connects per second over all clients; 0 = as fast as --inflight "
+         "allows"),
+    OPTN("inflight", OPT_LONG, inflight, "256", 1, 1e5,
+         "unfinished handshakes per client loop"),
+    OPTN("duration", OPT_DOUBLE, duration, "10", 0, 3600,
+         "seconds of the measured phase (idle hold, fanout publishing, "
+         "typing, reconnect churn)"),
+    OPTN("procs", OPT_LONG, procs, "0", 0, 32,
+         "client processes; 0 = one per 15,000 sessions (20,000 open files "
+         "each)"),
+    OPTN("threads", OPT_LONG, threads, "2", 1, 64,
+         "client loops (threads) per process; one per core keeps the "
+         "generator from queueing deliveries"),
+    OPTN("src-addrs", OPT_LONG, src_addrs, "16", 0, 250,
+         "bind clients to 127.0.0.2 .. 127.0.0.(1+N); 0 = let the kernel "
+         "choose"),
+    OPTN("stage-timeout-ms", OPT_LONG, stage_timeout_ms, "10000", 1, 6e5,
+         "time each handshake stage may take before it counts as failed"),
+    OPT("target", OPT_STR, target, NULL,
+        "ws://127.0.0.1:PORT[/path] of a running server; default: start "
+        "--gatewayd"),
+    OPT("proto", OPT_STR, proto, "gw",
+        "gw (ready/identify/heartbeat) or nchan (/sub/<guild>, no identify)"),
+    OPTN("pid", OPT_LONG, pid, "0", 0, 4194304,
+         "PID of the --target server (and its children) for CPU and RSS"),
+    OPT("gatewayd", OPT_STR, gatewayd, "./gatewayd", "daemon binary to start"),
+    OPTN("workers", OPT_LONG, workers, "0", 0, 256,
+         "server.workers of the started daemon; 0 = one per core"),
+    OPTN("heartbeat-ms", OPT_LONG, heartbeat_ms, "30000", 100, 864e5,
+         "session.heartbeat_interval_ms of the started daemon"),
+    OPTN("typing-limit", OPT_LONG, typing_limit, "5", 1, 1e9,
+         "session.typing_limit of the started daemon"),
+    OPT("gw-set", OPT_LIST, gw_set, NULL,
+        "extra key=value for the started daemon's -s (repeatable)"),
+    OPT("jwt-secret", OPT_STR, jwt_secret, "gwbench-secret",
+        "HS256 key of the identify tokens"),
+    OPTN("guilds", OPT_LONG, guilds, "50", 1, 1e5, "guilds (fanout, typing)"),
+    OPTN("members", OPT_LONG, members, "100", 1, 1e6,
+         "sessions per guild (fanout, typing)"),
+    OPTN("event-rate", OPT_DOUBLE, event_rate, "1000", 0, 1e6,
+         "events published per second (fanout)"),
+    OPTN("events", OPT_LONG, events, "0", 0, 1e9,
+         "most events to publish; 0 = event-rate x duration"),
+    OPT("via", OPT_STR, via, "redis",
+        "publish path: redis (PUBLISH gateway_events) or http (POST "
+        "/publish; nchan: /pub/<guild>)"),
+    OPT("redis", OPT_STR, redis, NULL,
+        "HOST:PORT of a running Redis; default: start a private "
+        "redis-server"),
+    OPT("publish-url", OPT_STR, publish_url, NULL,
+        "http://127.0.0.1:PORT/publish of a --target server (http path)"),
+    OPT("api-key", OPT_STR, api_key, "gwbench-key", "X-API-Key of /publish"),
+    OPTN("payload", OPT_LONG, payload, "200", 64, 65000,
+         "bytes of each event envelope"),
+    OPTN("publishers", OPT_LONG, publishers, "4", 1, 64,
+         "HTTP connections of the http publish path"),
+    OPTN("drain", OPT_DOUBLE, drain, "5", 0, 600,
+         "most seconds to wait for the last deliveries"),
+    OPTN("typing-rate", OPT_DOUBLE, typing_rate, "500", 0, 1e6,
+         "typing.start sent per second over all sessions"),
+    OPTN("churn", OPT_DOUBLE, churn, "5", 0, 100,
+         "percent of the sessions dropped and reconnected per second"),
+    OPT("json", OPT_STR, json, NULL, "write the JSON report here, not stdout"),
+    OPT("plot", OPT_STR, plot, NULL,
+        "draw latency percentiles and deliveries over time (PNG, gnuplot)"),
+    OPT("quiet", OPT_FLAG, quiet, NULL, "no progress line"),
+    OPTN("timeout", OPT_DOUBLE, timeout, "280", 1, 3600,
+         "hard limit of the whole run, seconds"),
+    OPT("keep", OPT_FLAG, keep, NULL,
+        "keep the started servers' directory (config and logs)"),
+};
+
+#define OPTS_N (sizeof(opts_table) / sizeof(opts_table[0]))
+
+static void *opts_field(opts_t *o, const opt_t *t)
+{
+    return (char *)o + t->offset;
+}
+
+static int opts_in_bounds(opts_t *o, const opt_t *t)
+{
+    double v = t->type == OPT_LONG ? (double)*(long *)opts_field(o, t)
+                                   : *(double *)opts_field(o, t);
+
+    return v >= t->lo && v <= t->hi;
+}
+
+static int opts_set(opts_t *o, const opt_t *t, const char *v)
+{
+    void *f = opts_field(o, t);
+    char *end;
+
+    errno = 0;
+    switch (t->type) {
+    case OPT_LONG: *(long *)f = strtol(v, &end, 10); break;
+    case OPT_DOUBLE: *(double *)f = strtod(v, &end); break;
+    case OPT_STR: *(const char **)f = v; return 0;
+    case OPT_FLAG: *(int *)f = 1; return 0;
+    case OPT_LIST:
+        if (o->ngw_set == OPTS_MAX_GW_SET)
+            return -1;
+        o->gw_set[o->ngw_set++] = v;
+        return 0;
+    }
+    if (errno != 0 || end == v || *end != '\0')
+        return -1;
+    return opts_in_bounds(o, t) ? 0 : -1;
+}
+
+void opts_defaults(opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (size_t i = 0; i < OPTS_N; i++)
+        if (opts_table[i].def != NULL)
+            opts_set(o, &opts_table[i], opts_table[i].def);
+}
+
+static const opt_t *opts_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < OPTS_N; i++)
+        if (strlen(opts_table[i].name) == len &&
+            strncmp(opts_table[i].name, name, len) == 0)
+            return &opts_table[i];
+    return NULL;
+}
+
+int opts_parse(opts_t *o, int argc, char **argv)
+{
+    const char *a = "";
+
+    for (int i = 0; i < argc; i++) {
+        const char *eq, *v;
+        const opt_t *t;
+
+        a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            return 1;
+        if (strcmp(a, "-n") == 0)
+            a = "--sessions";
+        if (strncmp(a, "--", 2) != 0)
+            goto Bad;
+        eq = strchr(a + 2, '=');
+        t = opts_find(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
+        if (t == NULL)
+            goto Bad;
+        if (t->type == OPT_FLAG) {
+            v = "1";
+        } else if (eq != NULL) {
+            v = eq + 1;
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
+            goto Bad;
+        }
+        if (opts_set(o, t, v) != 0) {
+            util_warn("bad value for --%s: %s (range %g..%g)", t->name, v,
+                      t->lo, t->hi);
+            return -1;
+        }
+    }
+    return 0;
+Bad:
+    util_warn("unknown option or missing value: %s", a);
+    return -1;
+}
+
+void opts_usage(void)
+{
+    for (size_t i = 0; i < OPTS_N; i++) {
+        const opt_t *t = &opts_table[i];
+
+        fprintf(stderr, "  --%-17s %s", t->name, t->help);
+        if (t->def != NULL)
+            fprintf(stderr, " [%s]", t->def);
+        fputc('\n', stderr);
+    }
+}
+
+static void opts_field_json(cJSON *obj, const opts_t *o, const opt_t *t)
+{
+    const void *f = (const char *)o + t->offset;
+    cJSON *list;
+
+    switch (t->type) {
+    case OPT_LONG:
+        cJSON_AddNumberToObject(obj, t->name, (double)*(const long *)f);
+        break;
+    case OPT_DOUBLE:
+        cJSON_AddNumberToObject(obj, t->name, *(const double *)f);
+        break;
+    case OPT_STR:
+        if (*(const char *const *)f != NULL)
+            cJSON_AddStringToObject(obj, t->name, *(const char *const *)f);
+        break;
+    case OPT_FLAG: cJSON_AddBoolToObject(obj, t->name, *(const int *)f); break;
+    case OPT_LIST:
+        list = cJSON_AddArrayToObject(obj, t->name);
+        for (size_t i = 0; i < o->ngw_set; i++)
+            cJSON_AddItemToArray(list, cJSON_CreateString(o->gw_set[i]));
+        break;
+    }
+}
+
+cJSON *opts_to_json(const opts_t *o)
+{
+    cJSON *obj = cJSON_CreateObject();
+
+    for (size_t i = 0; i < OPTS_N; i++)
+        opts_field_json(obj, o, &opts_table[i]);
+    return obj;
+}

@@ -1,0 +1,73 @@
+/*
+ * Command-line options of gwbench: one table (opts.c) gives each flag its
+ * type, field, default and help, and drives parsing, the usage text and the
+ * "params" object of the JSON report.
+ */
+#ifndef BENCH_OPTS_H
+#define BENCH_OPTS_H
+
+#include <stddef.h>
+
+#define OPTS_MAX_GW_SET 16
+
+typedef struct opts {
+    /* sessions */
+    long sessions;         /* connect, idle, reconnect: N */
+    double rate;           /* connects per second; 0 = as fast as inflight */
+    long inflight;         /* unfinished handshakes per client loop */
+    double duration;       /* seconds of the measured phase */
+    long procs;            /* worker processes; 0 = one per 15,000 sessions */
+    long threads;          /* client loops per worker process */
+    long src_addrs;        /* source addresses 127.0.0.2 ...; 0 = kernel's */
+    long stage_timeout_ms; /* budget of each handshake stage */
+    /* server */
+    const char *target; /* ws://127.0.0.1:PORT[/path]; NULL = start gatewayd */
+    const char *proto;  /* "gw" or "nchan" */
+    long pid;           /* external server's PID, for /proc figures */
+    const char *gatewayd;
+    long workers;
+    long heartbeat_ms;
+    long typing_limit;
+    const char *gw_set[OPTS_MAX_GW_SET]; /* extra -s key=value */
+    size_t ngw_set;
+    const char *jwt_secret;
+    /* fanout and typing */
+    long guilds;
+    long members;
+    double event_rate;
+    long events;       /* most events to publish; 0 = rate x duration */
+    const char *via;   /* redis, http */
+    const char *redis; /* host:port of a running Redis; NULL = start one */
+    const char *publish_url;
+    const char *api_key;
+    long payload;
+    long publishers;
+    double drain;
+    double typing_rate;
+    double churn;
+    /* output */
+    const char *json;
+    const char *plot;
+    int quiet;
+    double timeout;
+    int keep;
+} opts_t;
+
+/* Fills o with the defaults. */
+void opts_defaults(opts_t *o);
+
+/*
+ * Parses argv (after the subcommand) into o. Returns 0, 1 when --help was
+ * asked, or -1 after printing what was wrong.
+ */
+int opts_parse(opts_t *o, int argc, char **argv);
+
+/* Prints every option with its default and help. */
+void opts_usage(void);
+
+typedef struct cJSON cJSON;
+
+/* The options in effect, as a JSON object. */
+cJSON *opts_to_json(const opts_t *o);
+
+#endif

@@ -1,0 +1,126 @@
+#include "proc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* utime and stime, in clock ticks, from /proc/PID/stat. The command name
+ * (field 2) may hold spaces and parentheses, so fields are counted from the
+ * last ')'. */
+static int proc_read_stat(pid_t pid, proc_sample_t *s)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut, st;
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if ((p = strrchr(buf, ')')) == NULL)
+        return -1;
+    /* After ")": state ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime, that is fields 3..15. */
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               &ut, &st) != 2)
+        return -1;
+    s->user_s = (double)ut / tick;
+    s->sys_s = (double)st / tick;
+    return 0;
+}
+
+static int proc_read_rss(pid_t pid, proc_sample_t *s)
+{
+    char path[64], line[256];
+    unsigned long long kb;
+    int rc = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1) {
+            s->rss_kb = kb;
+            rc = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int proc_read(pid_t pid, proc_sample_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (proc_read_stat(pid, s) != 0 || proc_read_rss(pid, s) != 0)
+        return -1;
+    return 0;
+}
+
+/* Adds the descendants of pid, depth levels down, into s. */
+static void proc_add_children(pid_t pid, proc_sample_t *s, int depth)
+{
+    char path[96], buf[4096], *p, *end;
+    proc_sample_t child;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
+             (int)pid);
+    if (depth == 0 || (f = fopen(path, "r")) == NULL)
+        return;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    for (p = buf;; p = end) {
+        long c = strtol(p, &end, 10);
+
+        if (end == p)
+            break;
+        if (proc_read((pid_t)c, &child) == 0)
+            proc_add(s, &child);
+        proc_add_children((pid_t)c, s, depth - 1);
+    }
+}
+
+int proc_read_tree(pid_t pid, proc_sample_t *s)
+{
+    if (proc_read(pid, s) != 0)
+        return -1;
+    /* A start script, its server, the server's workers. */
+    proc_add_children(pid, s, 3);
+    return 0;
+}
+
+double proc_steal_s(void)
+{
+    unsigned long long v[8];
+    FILE *f = fopen("/proc/stat", "r");
+    int n = 0;
+
+    if (f == NULL)
+        return -1;
+    /* cpu user nice system idle iowait irq softirq steal */
+    n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+               &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    return n == 8 ? (double)v[7] / (double)sysconf(_SC_CLK_TCK) : -1;
+}
+
+void proc_add(proc_sample_t *a, const proc_sample_t *b)
+{
+    a->user_s += b->user_s;
+    a->sys_s += b->sys_s;
+    a->rss_kb += b->rss_kb;
+}
+
+double proc_cpu_between(const proc_sample_t *a, const proc_sample_t *b)
+{
+    return (b->user_s + b->sys_s) - (a->user_s + a->sys_s);
+}

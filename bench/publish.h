@@ -1,0 +1,64 @@
+/*
+ * The backend side of fanout: events published at a fixed rate, each
+ * carrying its send time ("bts", CLOCK_MONOTONIC microseconds) in data, so
+ * that every client can time its delivery end to end.
+ *
+ * Paths: Redis (PUBLISH on the gateway channel, pipelined on one
+ * connection, through a RESP writer of our own) and HTTP (POST /publish, or
+ * nchan's POST /pub/<guild>, one request in flight per connection over a
+ * few keep-alive connections). It runs on the coordinator's loop.
+ */
+#ifndef BENCH_PUBLISH_H
+#define BENCH_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef enum { PUBLISH_REDIS, PUBLISH_HTTP } publish_via_t;
+
+typedef struct publish_conf {
+    publish_via_t via;
+    int nchan; /* HTTP: POST <path>g<guild>; else POST <path> with guildId */
+    char host[64];
+    int port;
+    char path[128];      /* HTTP request path (nchan: its prefix) */
+    const char *api_key; /* HTTP X-API-Key */
+    const char *channel; /* Redis channel */
+    uint32_t guilds;     /* event n goes to guild n % guilds */
+    size_t payload;      /* bytes of each envelope, padded */
+    unsigned conns;      /* HTTP connections */
+} publish_conf_t;
+
+typedef struct publish_stats {
+    uint64_t sent;       /* events written */
+    uint64_t acked;      /* Redis replies / HTTP 2xx answers */
+    uint64_t failed;     /* Redis errors / other HTTP answers */
+    uint64_t receivers;  /* sum of PUBLISH replies: subscribers reached */
+    uint64_t max_lag_us; /* worst delay of a send behind its schedule */
+    int broken;          /* a connection failed or closed */
+} publish_stats_t;
+
+typedef struct publish publish_t;
+
+/* Connects; run the loop until publish_ready() says 1 (or -1: failed). */
+publish_t *publish_new(uv_loop_t *loop, const publish_conf_t *conf);
+int publish_ready(const publish_t *p);
+
+/* Publishes count events at rate per second from now on. */
+void publish_start(publish_t *p, double rate, uint64_t count);
+
+/* 1 once every event is sent and answered (or the path broke). */
+int publish_done(const publish_t *p);
+
+const publish_stats_t *publish_stats(const publish_t *p);
+
+/* The envelope of event n sent at t_us, padded to conf->payload bytes;
+ * returns its length (at most cap - 1). */
+size_t publish_envelope(const publish_conf_t *conf, uint64_t n, uint64_t t_us,
+                        char *out, size_t cap);
+
+/* Closes the connections; p is freed once their close callbacks ran. */
+void publish_free(publish_t *p);
+
+#endif

@@ -1,0 +1,399 @@
+#include "run.h"
+
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw/alloc.h"
+#include "report.h"
+#include "util.h"
+
+#define RUN_POLL_MS 20
+#define RUN_SESSIONS_PER_PROC 15000
+#define RUN_FINISH_TIMEOUT_S 15
+
+/* Set by SIGINT or SIGTERM: the run stops waiting and cleans up, so that
+ * the servers it started are stopped and their directory removed. */
+static volatile sig_atomic_t run_interrupted;
+
+static void run_signal(int sig)
+{
+    (void)sig;
+    run_interrupted = 1;
+}
+
+static void run_catch_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = run_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Places a report's figures in the second its stamp falls in. */
+static run_second_t *run_second(run_t *r, uint64_t stamp)
+{
+    size_t i = stamp > r->t0 ? (size_t)((stamp - r->t0) / 1000000) : 0;
+
+    if (i >= r->nsec) {
+        size_t n = i + 16;
+
+        r->sec = gw_realloc(r->sec, n * sizeof(*r->sec));
+        for (size_t k = r->nsec; k < n; k++) {
+            memset(&r->sec[k], 0, sizeof(r->sec[k]));
+            client_figures_reset(&r->sec[k].f);
+        }
+        r->nsec = n;
+    }
+    return &r->sec[i];
+}
+
+static void run_report_cb(void *ud, const pool_report_t *rep)
+{
+    run_t *r = ud;
+    client_figures_t f = rep->f;
+
+    /* open is a gauge per worker: keep each worker's latest, sum them. */
+    r->open_by_worker[rep->worker] = rep->f.open;
+    f.open = 0;
+    client_figures_add(&r->total, &f);
+    client_figures_add(&r->win, &f);
+    client_figures_add(&run_second(r, rep->stamp_us)->f, &f);
+    r->total.open = 0;
+    for (unsigned i = 0; i < POOL_MAX_PROCS; i++)
+        r->total.open += r->open_by_worker[i];
+    r->win.open = r->total.open;
+}
+
+static void run_tick_cb(uv_timer_t *t)
+{
+    run_t *r = t->data;
+    uint64_t now = util_now_us();
+    proc_sample_t s;
+    run_second_t *sec;
+
+    if (now < r->t0 + 1000000 || r->tgt.pid <= 0 ||
+        proc_read_tree(r->tgt.pid, &s) != 0) {
+        report_progress(r);
+        return;
+    }
+    /* The second that just ended. */
+    sec = run_second(r, now - 500000);
+    if (r->srv_prev_ok)
+        sec->srv_cpu_s = proc_cpu_between(&r->srv_prev, &s);
+    sec->srv_rss_kb = s.rss_kb;
+    sec->sampled = r->srv_prev_ok;
+    r->srv_prev = s;
+    r->srv_prev_ok = 1;
+    report_progress(r);
+}
+
+static void run_poll_cb(uv_timer_t *t)
+{
+    (void)t; /* only wakes run_until() */
+}
+
+int run_until(run_t *r, int (*done)(run_t *, void *), void *ud, double max_s)
+{
+    uint64_t end = util_now_us() + (uint64_t)(max_s * 1e6);
+
+    while (!done(r, ud)) {
+        uint64_t now = util_now_us();
+
+        if (run_interrupted || now >= r->deadline) {
+            if (!r->failed)
+                util_warn(run_interrupted ? "interrupted"
+                                          : "run exceeded --timeout");
+            r->failed = 1;
+            return -1;
+        }
+        if (now >= end)
+            return -1;
+        uv_run(&r->loop, UV_RUN_ONCE);
+    }
+    return 0;
+}
+
+static int run_never(run_t *r, void *ud)
+{
+    (void)r;
+    (void)ud;
+    return 0;
+}
+
+void run_sleep(run_t *r, double s)
+{
+    run_until(r, run_never, NULL, s);
+}
+
+void run_command(run_t *r, uint32_t op, double rate)
+{
+    client_cmd_t cmd = {.op = op, .rate = rate};
+
+    cmd.inflight = (uint32_t)r->o->inflight;
+    pool_command(r->pool, &cmd);
+}
+
+uint64_t run_concluded(const stats_counters_t *c)
+{
+    return c->identified + c->fail_tcp + c->fail_upgrade + c->fail_ready +
+           c->fail_identify;
+}
+
+static int run_all_concluded(run_t *r, void *ud)
+{
+    (void)ud;
+    return run_concluded(&r->total.c) >= r->sessions;
+}
+
+int run_connect_all(run_t *r, double rate)
+{
+    /* Paced: the schedule plus the stage budget; unpaced: generous. */
+    double max_s = (rate > 0 ? r->sessions / rate : r->sessions / 1000.0) +
+                   3 * r->o->stage_timeout_ms / 1000.0 + 5;
+
+    r->phase = "connect";
+    run_command(r, CLIENT_CMD_CONNECT, rate);
+    if (run_until(r, run_all_concluded, NULL, max_s) != 0) {
+        util_warn("only %llu of %u sessions concluded their handshake",
+                  (unsigned long long)run_concluded(&r->total.c), r->sessions);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct run_drain_state {
+    uint64_t expected, last;
+    uint64_t last_change_us;
+} run_drain_state_t;
+
+static int run_drained(run_t *r, void *ud)
+{
+    run_drain_state_t *d = ud;
+    uint64_t now = util_now_us();
+
+    if (r->win.c.deliveries >= d->expected)
+        return 1;
+    if (r->win.c.deliveries != d->last) {
+        d->last = r->win.c.deliveries;
+        d->last_change_us = now;
+    }
+    return now - d->last_change_us > 1000000;
+}
+
+int run_drain(run_t *r, uint64_t expected, double max_s)
+{
+    run_drain_state_t d = {expected, r->win.c.deliveries, util_now_us()};
+
+    r->phase = "drain";
+    run_until(r, run_drained, &d, max_s);
+    return r->win.c.deliveries >= expected ? 0 : -1;
+}
+
+static void run_gen_sample(const run_t *r, proc_sample_t *s)
+{
+    pid_t pids[POOL_MAX_PROCS];
+    unsigned n = r->pool ? pool_pids(r->pool, pids) : 0;
+    proc_sample_t w;
+
+    proc_read(getpid(), s);
+    for (unsigned i = 0; i < n; i++)
+        if (proc_read(pids[i], &w) == 0)
+            proc_add(s, &w);
+}
+
+void run_mark(run_t *r, run_mark_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->t_us = util_now_us();
+    m->c = r->total.c;
+    m->srv_ok = r->tgt.pid > 0 && proc_read_tree(r->tgt.pid, &m->srv) == 0;
+    run_gen_sample(r, &m->gen);
+    m->steal_s = proc_steal_s();
+}
+
+void run_window_begin(run_t *r, run_mark_t *m)
+{
+    uint64_t open = r->total.open;
+
+    client_figures_reset(&r->win);
+    r->win.open = open;
+    run_mark(r, m);
+}
+
+double run_window_json(const run_mark_t *a, const run_mark_t *b, cJSON *obj)
+{
+    double secs = (double)(b->t_us - a->t_us) / 1e6;
+    double gen = proc_cpu_between(&a->gen, &b->gen), srv = 0;
+
+    cJSON_AddNumberToObject(obj, "window_s", secs);
+    if (a->srv_ok && b->srv_ok) {
+        srv = proc_cpu_between(&a->srv, &b->srv);
+        cJSON_AddNumberToObject(obj, "server_cpu_s", srv);
+        cJSON_AddNumberToObject(obj, "server_user_s",
+                                b->srv.user_s - a->srv.user_s);
+        cJSON_AddNumberToObject(obj, "server_sys_s",
+                                b->srv.sys_s - a->srv.sys_s);
+        cJSON_AddNumberToObject(obj, "server_cpu_pct",
+                                secs > 0 ? 100 * srv / secs : 0);
+        cJSON_AddNumberToObject(obj, "server_rss_kb", (double)b->srv.rss_kb);
+    }
+    cJSON_AddNumberToObject(obj, "gwbench_cpu_s", gen);
+    cJSON_AddNumberToObject(obj, "gwbench_cpu_pct",
+                            secs > 0 ? 100 * gen / secs : 0);
+    if (a->steal_s >= 0 && b->steal_s >= 0)
+        cJSON_AddNumberToObject(obj, "machine_steal_s",
+                                b->steal_s - a->steal_s);
+    return srv;
+}
+
+static double run_ms(uint64_t us)
+{
+    return (double)us / 1000.0;
+}
+
+cJSON *run_latency_json(const stats_hist_t *h)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddNumberToObject(o, "count", (double)h->count);
+    if (h->count == 0)
+        return o;
+    cJSON_AddNumberToObject(o, "min_ms", run_ms(h->min));
+    cJSON_AddNumberToObject(o, "mean_ms", stats_hist_mean(h) / 1000.0);
+    cJSON_AddNumberToObject(o, "p50_ms", run_ms(stats_hist_quantile(h, .5)));
+    cJSON_AddNumberToObject(o, "p90_ms", run_ms(stats_hist_quantile(h, .9)));
+    cJSON_AddNumberToObject(o, "p99_ms", run_ms(stats_hist_quantile(h, .99)));
+    cJSON_AddNumberToObject(o, "p999_ms", run_ms(stats_hist_quantile(h, .999)));
+    cJSON_AddNumberToObject(o, "max_ms", run_ms(h->max));
+    return o;
+}
+
+cJSON *run_counters_json(const stats_counters_t *a, const stats_counters_t *b)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    for (size_t i = 0; i < stats_ncounters; i++) {
+        uint64_t d = stats_counter_get(b, i) - stats_counter_get(a, i);
+
+        if (d != 0)
+            cJSON_AddNumberToObject(o, stats_counter_table[i].name, (double)d);
+    }
+    return o;
+}
+
+/* Fills the clients' view of the target. */
+static void run_client_conf(run_t *r, uint32_t guilds, uint32_t members)
+{
+    client_conf_t *c = &r->cconf;
+    const opts_t *o = r->o;
+
+    memset(c, 0, sizeof(*c));
+    uv_ip4_addr(r->tgt.host, r->tgt.ws_port, &c->target);
+    snprintf(c->host, sizeof(c->host), "%s:%d", r->tgt.host, r->tgt.ws_port);
+    snprintf(c->path, sizeof(c->path), "%s", r->tgt.path);
+    c->proto =
+        strcmp(o->proto, "nchan") == 0 ? CLIENT_PROTO_NCHAN : CLIENT_PROTO_GW;
+    if (c->proto == CLIENT_PROTO_NCHAN && strcmp(c->path, "/") == 0)
+        snprintf(c->path, sizeof(c->path), "/sub/");
+    c->jwt_secret = o->jwt_secret;
+    c->guilds = guilds;
+    c->members = members;
+    c->src_addrs = (uint32_t)(o->src_addrs > 250 ? 250 : o->src_addrs);
+    c->stage_timeout_ms = (uint32_t)o->stage_timeout_ms;
+    c->max_msg = 1u << 20;
+}
+
+static unsigned run_procs(const opts_t *o, uint32_t sessions)
+{
+    if (o->procs > 0)
+        return (unsigned)o->procs;
+    return sessions / RUN_SESSIONS_PER_PROC + 1;
+}
+
+int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
+             uint32_t guilds, uint32_t members, int with_redis)
+{
+    memset(r, 0, sizeof(*r));
+    r->o = o;
+    r->scenario = scenario;
+    r->sessions = sessions;
+    r->t0 = util_now_us();
+    r->deadline = r->t0 + (uint64_t)(o->timeout * 1e6);
+    r->tty = !o->quiet && isatty(2);
+    r->phase = "start";
+    r->results = cJSON_CreateObject();
+    run_catch_signals();
+    client_figures_reset(&r->total);
+    client_figures_reset(&r->win);
+    uv_loop_init(&r->loop);
+    if (target_open(&r->tgt, o, with_redis) != 0)
+        goto Error;
+    run_client_conf(r, guilds, members);
+    /* Fork the clients before the coordinator's loop has threads. */
+    r->pool = pool_start(&r->loop, &r->cconf, sessions, run_procs(o, sessions),
+                         (unsigned)o->threads, run_report_cb, r);
+    if (r->pool == NULL)
+        goto Error;
+    uv_timer_init(&r->loop, &r->tick);
+    r->tick.data = r;
+    uv_timer_start(&r->tick, run_tick_cb, 1000, 1000);
+    uv_timer_init(&r->loop, &r->poll);
+    uv_timer_start(&r->poll, run_poll_cb, RUN_POLL_MS, RUN_POLL_MS);
+    return 0;
+Error:
+    r->failed = 1;
+    return -1;
+}
+
+static int run_pool_done(run_t *r, void *ud)
+{
+    (void)ud;
+    return pool_running(r->pool) == 0;
+}
+
+int run_close(run_t *r)
+{
+    r->phase = "finish";
+    if (r->pool != NULL) {
+        uint64_t deadline = r->deadline;
+
+        pool_finish(r->pool);
+        /* Past the run's deadline the clients still get a moment to say
+         * what they counted. */
+        r->deadline = util_now_us() + RUN_FINISH_TIMEOUT_S * 1000000ull;
+        if (run_until(r, run_pool_done, NULL, RUN_FINISH_TIMEOUT_S) != 0)
+            util_warn("client processes did not finish in time");
+        r->deadline = deadline;
+        pool_free(r->pool);
+        r->pool = NULL;
+    }
+    report_finish_line(r);
+    if (r->tgt.gw_pid > 0 && !target_alive(&r->tgt)) {
+        util_warn("gatewayd exited during the run (status %d)",
+                  r->tgt.gw_status);
+        r->failed = 1;
+    }
+    if (report_write(r) != 0)
+        r->failed = 1;
+    /* A failed run keeps the servers' config and logs for a look. */
+    if (r->failed && r->tgt.dir[0] != '\0' && !r->tgt.keep) {
+        r->tgt.keep = 1;
+        util_warn("kept %s (config and logs)", r->tgt.dir);
+    }
+    target_close(&r->tgt);
+    if (r->tick.type == UV_TIMER) {
+        uv_close((uv_handle_t *)&r->tick, NULL);
+        uv_close((uv_handle_t *)&r->poll, NULL);
+    }
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r->loop);
+    cJSON_Delete(r->results);
+    free(r->sec);
+    return r->failed;
+}

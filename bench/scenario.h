@@ -1,0 +1,26 @@
+/*
+ * The scenarios, one file each. Every one takes the parsed options, runs
+ * bounded in count and time, fills the run's results and returns the exit
+ * status (0, or 1 when a step failed).
+ */
+#ifndef BENCH_SCENARIO_H
+#define BENCH_SCENARIO_H
+
+#include "opts.h"
+
+/* N clients connect, upgrade and identify at a target rate. */
+int scenario_connect(const opts_t *o);
+
+/* N identified sessions held for a while: server RSS and CPU. */
+int scenario_idle(const opts_t *o);
+
+/* Events published to G guilds of M members: delivery and cost. */
+int scenario_fanout(const opts_t *o);
+
+/* Clients send typing.start, relayed to their guilds. */
+int scenario_typing(const opts_t *o);
+
+/* A share of the sessions dropped and reconnected every second. */
+int scenario_reconnect(const opts_t *o);
+
+#endif
