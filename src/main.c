@@ -92,30 +92,57 @@ static void main_wait(uv_loop_t *loop, gw_server_t *srv)
     uv_run(loop, UV_RUN_DEFAULT);
 }
 
+/* The file, then the -s overrides in order, so that they win. */
+static int main_configure(gw_config_t *cfg, const char *path, char **sets,
+                          int nsets)
+{
+    char err[512];
+
+    if (gw_config_load(cfg, path, err, sizeof(err)) != 0)
+        goto Error;
+    for (int i = 0; i < nsets; i++)
+        if (gw_config_set(cfg, sets[i], err, sizeof(err)) != 0)
+            goto Error;
+    gw_log_level = gw_log_parse_level(cfg->log_level);
+    return 0;
+Error:
+    fprintf(stderr, "gatewayd: %s\n", err);
+    return -1;
+}
+
+/* Runs the server until a signal stops it; the process's exit status. */
+static int main_serve(const gw_config_t *cfg)
+{
+    uv_loop_t *loop = uv_default_loop();
+    gw_server_t srv = {0};
+    int rc = 1;
+
+    /* A peer that resets the socket must cost an EPIPE, not the process. */
+    signal(SIGPIPE, SIG_IGN);
+    if (gw_server_start(&srv, cfg) == 0) {
+        main_wait(loop, &srv);
+        gw_server_stop(&srv);
+        gw_info("stopped");
+        rc = 0;
+    }
+    uv_loop_close(loop);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = "conf/gateway.toml";
-    char err[512];
-    gw_config_t cfg;
-    gw_server_t srv = {0};
-    uv_loop_t *loop = NULL;
-    int opt, check = 0, rc = 1;
-    int nsets = 0;
     char **sets = calloc((size_t)argc, sizeof(*sets));
+    int opt, check = 0, nsets = 0, rc;
+    gw_config_t cfg;
 
     while ((opt = getopt(argc, argv, "c:s:tvh")) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 's': sets[nsets++] = optarg; break;
         case 't': check = 1; break;
-        case 'v':
-            printf("gatewayd %s\n", GATEWAYD_VERSION);
-            free(sets);
-            return 0;
-        case 'h':
-            usage(stdout);
-            free(sets);
-            return 0;
+        case 'v': printf("gatewayd %s\n", GATEWAYD_VERSION); goto Exit;
+        case 'h': usage(stdout); goto Exit;
         default:
             usage(stderr);
             free(sets);
@@ -123,34 +150,19 @@ int main(int argc, char **argv)
         }
     }
     gw_config_init(&cfg);
-    if (gw_config_load(&cfg, path, err, sizeof(err)) != 0)
-        goto Error;
-    for (int i = 0; i < nsets; i++)
-        if (gw_config_set(&cfg, sets[i], err, sizeof(err)) != 0)
-            goto Error;
-    gw_log_level = gw_log_parse_level(cfg.log_level);
-    if (check) {
+    if (main_configure(&cfg, path, sets, nsets) != 0) {
+        rc = 1;
+    } else if (check) {
         gw_config_dump(&cfg, stdout);
         printf("# configuration %s is valid\n", path);
         rc = 0;
-        goto Done;
+    } else {
+        rc = main_serve(&cfg);
     }
-    /* A peer that resets the socket must cost an EPIPE, not the process. */
-    signal(SIGPIPE, SIG_IGN);
-    loop = uv_default_loop();
-    if (gw_server_start(&srv, &cfg) != 0)
-        goto Done;
-    main_wait(loop, &srv);
-    gw_server_stop(&srv);
-    gw_info("stopped");
-    rc = 0;
-    goto Done;
-Error:
-    fprintf(stderr, "gatewayd: %s\n", err);
-Done:
-    if (loop != NULL)
-        uv_loop_close(loop);
     gw_config_free(&cfg);
     free(sets);
     return rc;
+Exit:
+    free(sets);
+    return 0;
 }
