@@ -68,27 +68,27 @@ static void main_signal_cb(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
-/*
- * Runs the main thread's loop until the server should stop. The caller
- * closes the loop after the server has stopped, so that its descriptors are
- * not recycled while other threads still open sockets.
- */
-static void main_wait(uv_loop_t *loop, gw_server_t *srv)
+/* Watches the signals on the main thread's loop. */
+static void main_watch(uv_loop_t *loop, main_ctx_t *m)
 {
-    main_ctx_t m = {.srv = srv};
     const int nums[3] = {SIGTERM, SIGINT, SIGHUP};
 
-    uv_timer_init(loop, &m.drain);
-    m.drain.data = &m;
+    uv_timer_init(loop, &m->drain);
+    m->drain.data = m;
     for (int i = 0; i < 3; i++) {
-        uv_signal_init(loop, &m.sigs[i]);
-        m.sigs[i].data = &m;
-        uv_signal_start(&m.sigs[i], main_signal_cb, nums[i]);
+        uv_signal_init(loop, &m->sigs[i]);
+        m->sigs[i].data = m;
+        uv_signal_start(&m->sigs[i], main_signal_cb, nums[i]);
     }
-    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* Closing the watchers restores the default actions, so this happens only
+ * once the server has stopped: a signal during the stop must not kill it. */
+static void main_unwatch(uv_loop_t *loop, main_ctx_t *m)
+{
     for (int i = 0; i < 3; i++)
-        uv_close((uv_handle_t *)&m.sigs[i], NULL);
-    uv_close((uv_handle_t *)&m.drain, NULL);
+        uv_close((uv_handle_t *)&m->sigs[i], NULL);
+    uv_close((uv_handle_t *)&m->drain, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
 }
 
@@ -115,16 +115,22 @@ static int main_serve(const gw_config_t *cfg)
 {
     uv_loop_t *loop = uv_default_loop();
     gw_server_t srv = {0};
+    main_ctx_t m = {.srv = &srv};
     int rc = 1;
 
     /* A peer that resets the socket must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
+    main_watch(loop, &m);
     if (gw_server_start(&srv, cfg) == 0) {
-        main_wait(loop, &srv);
+        /* Until SIGINT, a second SIGTERM, or the end of a drain. The loop is
+         * closed after the server, so that its descriptors are not recycled
+         * while other threads still open sockets. */
+        uv_run(loop, UV_RUN_DEFAULT);
         gw_server_stop(&srv);
         gw_info("stopped");
         rc = 0;
     }
+    main_unwatch(loop, &m);
     uv_loop_close(loop);
     return rc;
 }

@@ -61,14 +61,33 @@ async def test_sigterm_drains_clients_over_the_window(gateway_factory):
 
 
 async def test_second_sigterm_stops_at_once(gateway_factory):
+    # 16 clients on 4 workers: each worker's first slot is at once, the others
+    # 15 s and more into the minute, so most clients are still there when
+    # the second SIGTERM comes.
     gw = gateway_factory(server={"drain_ms": 60000})
-    c = await Client.session(gw, uniq("u"), [])
-    wait = asyncio.ensure_future(_closed_at(c, T(10)))
+    clients = [await Client.session(gw, uniq("u"), []) for _ in range(16)]
+    waits = [asyncio.ensure_future(_closed_at(c, T(10))) for c in clients]
     gw.stopped_by_test = True
     gw.proc.send_signal(signal.SIGTERM)
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)
+    assert gw.proc.poll() is None, "the drain ended before the second SIGTERM"
     gw.proc.send_signal(signal.SIGTERM)
-    _, code = await wait
-    assert code == 4011
+    results = await asyncio.gather(*waits)
+    assert [code for _, code in results] == [4011] * 16, results
     gw.proc.wait(T(5))
+    assert gw.proc.returncode == 0
+
+
+async def test_sigterm_during_the_stop_is_absorbed(gateway_factory):
+    # One client: its drain slot is at once, so the drain ends and the stop
+    # begins within a tick; SIGTERMs arriving meanwhile must not kill it.
+    gw = gateway_factory(server={"drain_ms": 60000})
+    await Client.session(gw, uniq("u"), [])
+    gw.stopped_by_test = True
+    for _ in range(20):
+        if gw.proc.poll() is not None:
+            break
+        gw.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.02)
+    gw.proc.wait(T(10))
     assert gw.proc.returncode == 0
