@@ -68,14 +68,13 @@ static const char *proto_id(const cJSON *v)
     return v->valuestring;
 }
 
+/* The connection keeps only the token's "guilds" bound of its claims. */
 static int proto_allowed(const gw_conn_t *c, const char *guild)
 {
-    if (c->allowed == NULL)
-        return 1;
-    for (uint32_t i = 0; i < c->nallowed; i++)
-        if (strcmp(c->allowed[i], guild) == 0)
-            return 1;
-    return 0;
+    const gw_jwt_claims_t bound = {.guilds = c->allowed,
+                                   .nguilds = c->nallowed};
+
+    return gw_jwt_claims_allow_guild(&bound, guild);
 }
 
 static void proto_peer(gw_conn_t *c, char *out, size_t outlen)
