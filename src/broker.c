@@ -26,7 +26,7 @@ struct gw_broker {
     uv_async_t stop;           /* main thread -> broker: next shutdown phase */
     atomic_int phase;          /* 0 running, 1 quiesced, 2 stopping */
     uv_sem_t quiesced;         /* posted once phase 1 is done */
-    uv_async_t relay_wake;     /* workers -> broker: relay queues have work */
+    gw_wake_t relay_wake;      /* workers -> broker: relay queues have work */
     gw_http_server_t *http;    /* owned; freed by its close callbacks */
     gw_redis_t *redis;         /* owned */
     gw_amqp_t *amqp;           /* owned */
@@ -57,7 +57,7 @@ const char *gw_broker_instance_id(const gw_broker_t *b)
     return b->instance_id;
 }
 
-uv_async_t *gw_broker_relay_wake(gw_broker_t *b)
+gw_wake_t *gw_broker_relay_wake(gw_broker_t *b)
 {
     return &b->relay_wake;
 }
@@ -199,9 +199,9 @@ static void broker_relay(gw_broker_t *b, gw_relay_t *r)
     gw_relay_free(r);
 }
 
-static void broker_relay_cb(uv_async_t *h)
+static void broker_relay_cb(gw_wake_t *wk)
 {
-    gw_broker_t *b = h->data;
+    gw_broker_t *b = wk->data;
     gw_server_t *srv = b->srv;
     int n = 0, more = 0, quiet = atomic_load(&b->phase) > 0;
 
@@ -219,7 +219,7 @@ static void broker_relay_cb(uv_async_t *h)
         more |= gw_queue_depth(&srv->workers[i]->relays) > 0;
     }
     if (more)
-        uv_async_send(&b->relay_wake);
+        gw_wake_signal(&b->relay_wake);
 }
 
 static void broker_stop_cb(uv_async_t *h)
@@ -233,7 +233,7 @@ static void broker_stop_cb(uv_async_t *h)
         uv_sem_post(&b->quiesced);
         return;
     }
-    uv_close((uv_handle_t *)&b->relay_wake, NULL);
+    gw_wake_close(&b->relay_wake, NULL);
     uv_close((uv_handle_t *)&b->stop, NULL);
 }
 
@@ -266,8 +266,11 @@ gw_broker_t *gw_broker_create(gw_server_t *srv)
     b->instance_id = broker_instance_id(cfg);
     uv_loop_init(&b->loop);
     uv_async_init(&b->loop, &b->stop, broker_stop_cb);
-    uv_async_init(&b->loop, &b->relay_wake, broker_relay_cb);
-    b->stop.data = b->relay_wake.data = b;
+    if (gw_wake_init(&b->loop, &b->relay_wake, broker_relay_cb, b) != 0) {
+        gw_error("broker: cannot create its wake-up eventfd");
+        abort();
+    }
+    b->stop.data = b;
     atomic_init(&b->phase, 0);
     uv_sem_init(&b->quiesced, 0);
     rc = gw_http_server_start(&b->http, &b->loop, cfg->bind, cfg->http_port,
@@ -276,9 +279,10 @@ gw_broker_t *gw_broker_create(gw_server_t *srv)
         gw_error("cannot listen on %s:%d for HTTP: %s", cfg->bind,
                  cfg->http_port, gw_strerror(rc));
         uv_close((uv_handle_t *)&b->stop, NULL);
-        uv_close((uv_handle_t *)&b->relay_wake, NULL);
+        gw_wake_close(&b->relay_wake, NULL);
         uv_run(&b->loop, UV_RUN_DEFAULT);
         uv_loop_close(&b->loop);
+        gw_wake_free(&b->relay_wake);
         uv_sem_destroy(&b->quiesced);
         free(b->instance_id);
         free(b);
@@ -315,6 +319,7 @@ void gw_broker_stop(gw_broker_t *b)
     uv_async_send(&b->stop);
     uv_thread_join(&b->thread);
     uv_loop_close(&b->loop);
+    gw_wake_free(&b->relay_wake);
     uv_sem_destroy(&b->quiesced);
     free(b->instance_id);
     free(b);

@@ -5,7 +5,7 @@
 
 #include <stdlib.h>
 
-void gw_queue_init(gw_queue_t *q, unsigned capacity, uv_async_t *wake)
+void gw_queue_init(gw_queue_t *q, unsigned capacity, gw_wake_t *wake)
 {
     atomic_init(&q->head, 0);
     atomic_init(&q->tail, 0);
@@ -37,12 +37,9 @@ int gw_queue_push(gw_queue_t *q, void *p)
         return GW_EFULL;
     q->slots[t & q->mask] = p;
     atomic_store_explicit(&q->tail, t + 1, memory_order_release);
-    /*
-     * Always signal: uv_async_send is a single load while a wake-up is
-     * already pending, so coalescing happens there, without the lost
-     * wake-up races of an "only when it was empty" test across threads.
-     */
-    uv_async_send(q->wake);
+    /* Always signal: gw_wake_signal folds signals into one wake-up, without
+     * the lost wake-up races of an "only when it was empty" test. */
+    gw_wake_signal(q->wake);
     return 0;
 }
 

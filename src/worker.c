@@ -192,9 +192,9 @@ static void worker_start_drain(gw_worker_t *w)
     uv_walk(&w->loop, worker_drain_conn, &d);
 }
 
-static void worker_wake_cb(uv_async_t *h)
+static void worker_wake_cb(gw_wake_t *wk)
 {
-    gw_worker_t *w = h->data;
+    gw_worker_t *w = wk->data;
     void *p;
     int n;
 
@@ -210,7 +210,7 @@ static void worker_wake_cb(uv_async_t *h)
          n++)
         worker_deliver(w, p);
     if (gw_queue_depth(&w->fds) > 0 || gw_queue_depth(&w->events) > 0)
-        uv_async_send(&w->wake);
+        gw_wake_signal(&w->wake);
 }
 
 static void worker_main(void *arg)
@@ -229,10 +229,13 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     w->srv = srv;
     w->cfg = cfg;
     uv_loop_init(&w->loop);
-    uv_async_init(&w->loop, &w->wake, worker_wake_cb);
+    if (gw_wake_init(&w->loop, &w->wake, worker_wake_cb, w) != 0) {
+        gw_error("worker %d: cannot create its wake-up eventfd", id);
+        abort();
+    }
     uv_prepare_init(&w->loop, &w->flush);
     uv_timer_init(&w->loop, &w->tick);
-    w->wake.data = w->flush.data = w->tick.data = w;
+    w->flush.data = w->tick.data = w;
     uv_prepare_start(&w->flush, worker_flush_cb);
     uv_timer_start(&w->tick, worker_tick_cb, WORKER_TICK_MS, WORKER_TICK_MS);
     gw_queue_init(&w->fds, cfg->queue_size, &w->wake);
@@ -261,13 +264,13 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
 void gw_worker_drain(gw_worker_t *w)
 {
     atomic_store(&w->drain, 1);
-    uv_async_send(&w->wake);
+    gw_wake_signal(&w->wake);
 }
 
 void gw_worker_stop(gw_worker_t *w)
 {
     atomic_store(&w->stopping, 1);
-    uv_async_send(&w->wake);
+    gw_wake_signal(&w->wake);
     uv_thread_join(&w->thread);
 }
 
@@ -278,6 +281,7 @@ void gw_worker_free(gw_worker_t *w)
     while ((r = gw_queue_pop(&w->relays)) != NULL)
         gw_relay_free(r);
     uv_loop_close(&w->loop);
+    gw_wake_free(&w->wake);
     gw_ws_worker_free(w);
     gw_index_free(w);
     gw_ring_pool_free(&w->ring_pool);

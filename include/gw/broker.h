@@ -11,6 +11,7 @@
 #include "gw/link.h"
 #include "gw/server.h"
 #include "gw/stats.h"
+#include "gw/wake.h"
 
 #include <uv.h>
 
@@ -56,7 +57,7 @@ void gw_broker_quiesce(gw_broker_t *b);
 void gw_broker_stop(gw_broker_t *b);
 
 /* The handle that wakes the broker when a relay queue has work. */
-uv_async_t *gw_broker_relay_wake(gw_broker_t *b);
+gw_wake_t *gw_broker_relay_wake(gw_broker_t *b);
 
 /*
  * Parses one backend envelope and hands it to every worker. Broker thread

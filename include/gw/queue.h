@@ -1,6 +1,6 @@
 /*
  * A bounded single-producer single-consumer queue of pointers between two
- * threads, with a libuv wake-up of the consumer.
+ * threads, with a wake-up of the consumer's loop (gw_wake_t).
  *
  * Exactly one thread may push and exactly one other thread pop. Why it is
  * correct: `tail` is written only by the producer and `head` only by the
@@ -15,19 +15,19 @@
 #ifndef GW_QUEUE_H
 #define GW_QUEUE_H
 
+#include "gw/wake.h"
 #include <stdatomic.h>
-#include <uv.h>
 
 typedef struct gw_queue {
     _Alignas(64) atomic_uint head; /* next slot to pop; consumer writes */
     _Alignas(64) atomic_uint tail; /* next slot to fill; producer writes */
     _Alignas(64) unsigned mask;    /* capacity - 1 */
     void **slots;                  /* owned; capacity entries */
-    uv_async_t *wake;              /* borrowed: the consumer's async handle */
+    gw_wake_t *wake;               /* borrowed: the consumer's wake-up */
 } gw_queue_t;
 
 /* capacity must be a power of two. */
-void gw_queue_init(gw_queue_t *q, unsigned capacity, uv_async_t *wake);
+void gw_queue_init(gw_queue_t *q, unsigned capacity, gw_wake_t *wake);
 void gw_queue_free(gw_queue_t *q);
 
 /*

@@ -30,7 +30,7 @@ struct gw_worker {
     const gw_config_t *cfg; /* borrowed, read-only */
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_async_t wake;     /* new fds, events, stop */
+    gw_wake_t wake;      /* new fds, events, stop */
     uv_prepare_t flush;  /* writes pending output before polling */
     uv_timer_t tick;     /* advances the wheel */
     gw_queue_t fds;      /* acceptor -> worker: accepted sockets */
