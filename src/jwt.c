@@ -17,6 +17,7 @@
 #include <math.h>
 #include <mbedtls/constant_time.h>
 #include <mbedtls/md.h>
+#include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -29,8 +30,10 @@
 #define JWT_MAX_LEN 8192
 /* The largest decoded part of a JWT_MAX_LEN token, plus cJSON's NUL. */
 #define JWT_MAX_DECODED (JWT_MAX_LEN / 4 * 3 + 1)
-/* The longest MAC (HMAC-SHA-512) and its base64url length. */
+/* The longest MAC (HMAC-SHA-512), its base64url length, and the largest
+ * digest block (SHA-384 and SHA-512). */
 #define JWT_MAX_MAC 64
+#define JWT_MAX_BLOCK 128
 #define JWT_MAX_MAC_B64 ((JWT_MAX_MAC * 4 + 2) / 3)
 
 /* One dot-separated part of a token, still base64url-encoded. */
@@ -44,12 +47,13 @@ typedef struct jwt_part {
 typedef struct jwt_alg {
     const char *name;     /* the header's "alg" */
     mbedtls_md_type_t md; /* the HMAC's digest */
+    size_t block;         /* its block size, which mbedtls 2 does not tell */
 } jwt_alg_t;
 
 static const jwt_alg_t jwt_algs[] = {
-    {"HS256", MBEDTLS_MD_SHA256},
-    {"HS384", MBEDTLS_MD_SHA384},
-    {"HS512", MBEDTLS_MD_SHA512},
+    {"HS256", MBEDTLS_MD_SHA256, 64},
+    {"HS384", MBEDTLS_MD_SHA384, 128},
+    {"HS512", MBEDTLS_MD_SHA512, 128},
 };
 
 static const cJSON *jwt_get(const cJSON *obj, const char *name)
@@ -195,6 +199,27 @@ static int jwt_check_header(const jwt_alg_t *alg, const cJSON *hdr)
     return 0;
 }
 
+/* HMAC(key, in) into out, from the states after the pads (RFC 2104):
+ * H(opad-state || H(ipad-state || in)). */
+static int jwt_hmac(const gw_jwt_verifier_t *v, const mbedtls_md_info_t *md,
+                    const uint8_t *in, size_t inlen, uint8_t *out)
+{
+    mbedtls_md_context_t ctx;
+    uint8_t inner[JWT_MAX_MAC];
+    int ret;
+
+    mbedtls_md_init(&ctx);
+    ret = mbedtls_md_setup(&ctx, md, 0) != 0 ||
+          mbedtls_md_clone(&ctx, &v->pad[0]) != 0 ||
+          mbedtls_md_update(&ctx, in, inlen) != 0 ||
+          mbedtls_md_finish(&ctx, inner) != 0 ||
+          mbedtls_md_clone(&ctx, &v->pad[1]) != 0 ||
+          mbedtls_md_update(&ctx, inner, mbedtls_md_get_size(md)) != 0 ||
+          mbedtls_md_finish(&ctx, out) != 0;
+    mbedtls_md_free(&ctx);
+    return ret ? GW_EAUTH : 0;
+}
+
 /*
  * Checks the MAC of the signing input `in` (the token's own
  * "header.payload" bytes, never a re-encoding). The comparison takes the
@@ -209,9 +234,9 @@ static int jwt_check_signature(const gw_jwt_verifier_t *v, const jwt_alg_t *alg,
     uint8_t want[JWT_MAX_MAC], got[JWT_MAX_MAC];
     size_t n;
 
-    /* An empty key would let anyone sign; config refuses it, this is the
-     * backstop. */
-    if (md == NULL || v->secret == NULL || v->secret_len == 0)
+    /* An empty key would let anyone sign; config refuses it, and init
+     * leaves such a verifier unready: this is the backstop. */
+    if (md == NULL || !v->ready)
         return GW_EAUTH;
     /* Longer than any MAC: refused before decoding overflows got[]. */
     if (sig->len > JWT_MAX_MAC_B64)
@@ -220,8 +245,7 @@ static int jwt_check_signature(const gw_jwt_verifier_t *v, const jwt_alg_t *alg,
         return GW_EPARSE;
     if (n != mbedtls_md_get_size(md))
         return GW_EAUTH;
-    if (mbedtls_md_hmac(md, v->secret, v->secret_len, (const uint8_t *)in,
-                        inlen, want) != 0)
+    if (jwt_hmac(v, md, (const uint8_t *)in, inlen, want) != 0)
         return GW_EAUTH;
     return mbedtls_ct_memcmp(want, got, n) == 0 ? 0 : GW_EAUTH;
 }
@@ -387,6 +411,55 @@ Error:
     if (ret != 0)
         gw_jwt_claims_free(out);
     return ret;
+}
+
+/* Hashes key ^ byte, padded to the block, into a fresh state. */
+static int jwt_pad_state(mbedtls_md_context_t *ctx, const mbedtls_md_info_t *md,
+                         const uint8_t *key, size_t block, uint8_t byte)
+{
+    uint8_t pad[JWT_MAX_BLOCK];
+    int ret;
+
+    for (size_t i = 0; i < block; i++)
+        pad[i] = key[i] ^ byte;
+    ret = mbedtls_md_setup(ctx, md, 0) != 0 || mbedtls_md_starts(ctx) != 0 ||
+          mbedtls_md_update(ctx, pad, block) != 0;
+    mbedtls_platform_zeroize(pad, sizeof(pad));
+    return ret;
+}
+
+void gw_jwt_verifier_init(gw_jwt_verifier_t *v)
+{
+    const jwt_alg_t *alg = jwt_find_alg(v->alg);
+    const mbedtls_md_info_t *md;
+    uint8_t key[JWT_MAX_BLOCK] = {0};
+
+    v->ready = 0;
+    mbedtls_md_init(&v->pad[0]);
+    mbedtls_md_init(&v->pad[1]);
+    if (alg == NULL || v->secret == NULL || v->secret_len == 0)
+        return;
+    md = mbedtls_md_info_from_type(alg->md);
+    /* A key longer than the block is replaced by its digest (RFC 2104). */
+    if (v->secret_len > alg->block) {
+        if (mbedtls_md(md, v->secret, v->secret_len, key) != 0)
+            abort();
+    } else {
+        memcpy(key, v->secret, v->secret_len);
+    }
+    /* mbedtls fails these only for want of memory. */
+    if (jwt_pad_state(&v->pad[0], md, key, alg->block, 0x36) != 0 ||
+        jwt_pad_state(&v->pad[1], md, key, alg->block, 0x5c) != 0)
+        abort();
+    mbedtls_platform_zeroize(key, sizeof(key));
+    v->ready = 1;
+}
+
+void gw_jwt_verifier_free(gw_jwt_verifier_t *v)
+{
+    mbedtls_md_free(&v->pad[0]);
+    mbedtls_md_free(&v->pad[1]);
+    v->ready = 0;
 }
 
 void gw_jwt_claims_free(gw_jwt_claims_t *c)

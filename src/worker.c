@@ -254,6 +254,7 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
         .issuer = cfg->jwt_issuer,
         .leeway_s = 0,
     };
+    gw_jwt_verifier_init(&w->jwt);
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();
@@ -282,6 +283,7 @@ void gw_worker_free(gw_worker_t *w)
         gw_relay_free(r);
     uv_loop_close(&w->loop);
     gw_wake_free(&w->wake);
+    gw_jwt_verifier_free(&w->jwt);
     gw_ws_worker_free(w);
     gw_index_free(w);
     gw_ring_pool_free(&w->ring_pool);

@@ -5,9 +5,15 @@
 #ifndef GW_JWT_H
 #define GW_JWT_H
 
+#include <mbedtls/md.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Fill in the settings, then gw_jwt_verifier_init() before the first
+ * gw_jwt_verify() and gw_jwt_verifier_free() after the last; changing a
+ * setting means another init.
+ */
 typedef struct gw_jwt_verifier {
     const char *alg;       /* the one accepted "alg"; only "HS256" today */
     const uint8_t *secret; /* HMAC key, borrowed */
@@ -15,7 +21,16 @@ typedef struct gw_jwt_verifier {
     const char *audience; /* NULL or "" = aud not checked */
     const char *issuer;   /* NULL or "" = iss not checked */
     int64_t leeway_s;     /* clock skew allowed on exp and nbf */
+    /* Set by init: the digest states after the key's inner and outer pad
+     * blocks (RFC 2104), hashed once rather than for every token. */
+    mbedtls_md_context_t pad[2];
+    int ready; /* pad[] holds a usable key */
 } gw_jwt_verifier_t;
+
+/* Prepares v's key. An unknown alg or an empty secret leaves v refusing
+ * every token. Aborts when out of memory. */
+void gw_jwt_verifier_init(gw_jwt_verifier_t *v);
+void gw_jwt_verifier_free(gw_jwt_verifier_t *v);
 
 typedef struct gw_jwt_claims {
     char *sub;     /* owned; always set on success */

@@ -111,6 +111,20 @@ static gw_jwt_verifier_t verifier(void)
     };
 }
 
+/* gw_jwt_verify with a copy of v prepared for this one call: the tests
+ * change settings between calls, and each change needs an init. */
+static int verify_raw(const gw_jwt_verifier_t *v, const char *tok, size_t len,
+                      int64_t now, gw_jwt_claims_t *c)
+{
+    gw_jwt_verifier_t p = *v;
+    int ret;
+
+    gw_jwt_verifier_init(&p);
+    ret = gw_jwt_verify(&p, tok, len, now, c);
+    gw_jwt_verifier_free(&p);
+    return ret;
+}
+
 /* Verifies t with v and checks that a failure leaves nothing in the
  * claims; a success is freed at once. */
 static int verify_with(const gw_jwt_verifier_t *v, const token_t *t)
@@ -120,7 +134,7 @@ static int verify_with(const gw_jwt_verifier_t *v, const token_t *t)
     int ret;
 
     memset(&c, 0xA5, sizeof(c));
-    ret = gw_jwt_verify(v, t->s, t->len, NOW, &c);
+    ret = verify_raw(v, t->s, t->len, NOW, &c);
     if (ret != 0)
         assert_memory_equal(&c, &zero, sizeof(c));
     else
@@ -163,7 +177,7 @@ static void test_valid(void **state)
     (void)state;
     make(&t, HS256,
          "{\"sub\":\"user-1\",\"exp\":1700000600,\"nbf\":1699999000}");
-    assert_int_equal(gw_jwt_verify(&v, t.s, t.len, NOW, &c), 0);
+    assert_int_equal(verify_raw(&v, t.s, t.len, NOW, &c), 0);
     assert_string_equal(c.sub, "user-1");
     assert_int_equal(c.exp, 1700000600);
     assert_int_equal(c.nbf, 1699999000);
@@ -175,7 +189,7 @@ static void test_valid(void **state)
 
     /* No exp, no nbf, no typ: all optional. */
     make(&t, "{\"alg\":\"HS256\"}", "{\"sub\":\"u\"}");
-    assert_int_equal(gw_jwt_verify(&v, t.s, t.len, NOW, &c), 0);
+    assert_int_equal(verify_raw(&v, t.s, t.len, NOW, &c), 0);
     assert_int_equal(c.exp, 0);
     assert_int_equal(c.nbf, 0);
     gw_jwt_claims_free(&c);
@@ -189,7 +203,7 @@ static void test_guilds(void **state)
 
     (void)state;
     make(&t, HS256, "{\"sub\":\"u\",\"guilds\":[\"g1\",\"g2\",\"g3\"]}");
-    assert_int_equal(gw_jwt_verify(&v, t.s, t.len, NOW, &c), 0);
+    assert_int_equal(verify_raw(&v, t.s, t.len, NOW, &c), 0);
     assert_int_equal(c.nguilds, 3);
     assert_string_equal(c.guilds[0], "g1");
     assert_string_equal(c.guilds[2], "g3");
@@ -202,7 +216,7 @@ static void test_guilds(void **state)
 
     /* An empty list allows no guild; it must not read as "no claim". */
     make(&t, HS256, "{\"sub\":\"u\",\"guilds\":[]}");
-    assert_int_equal(gw_jwt_verify(&v, t.s, t.len, NOW, &c), 0);
+    assert_int_equal(verify_raw(&v, t.s, t.len, NOW, &c), 0);
     assert_non_null(c.guilds);
     assert_int_equal(c.nguilds, 0);
     assert_false(gw_jwt_claims_allow_guild(&c, "g1"));
@@ -269,7 +283,7 @@ static void test_numeric_date_edges(void **state)
     make(&t, HS256,
          "{\"sub\":\"u\",\"exp\":9223372036854775807,"
          "\"nbf\":-9223372036854775809}");
-    assert_int_equal(gw_jwt_verify(&v, t.s, t.len, NOW, &c), 0);
+    assert_int_equal(verify_raw(&v, t.s, t.len, NOW, &c), 0);
     assert_true(c.exp == INT64_MAX);
     assert_true(c.nbf == INT64_MIN);
     gw_jwt_claims_free(&c);
@@ -326,6 +340,45 @@ static void test_wrong_key(void **state)
 }
 
 /* A payload changed after signing fails, even if it is better JSON. */
+/* Keys shorter than, as long as and longer than the digest's block (a
+ * longer one is hashed first, RFC 2104), checked against mbedtls's
+ * one-shot HMAC, for each algorithm. */
+static void test_key_lengths(void **state)
+{
+    static const struct {
+        const char *alg;
+        mbedtls_md_type_t md;
+    } algs[] = {{"HS256", MBEDTLS_MD_SHA256},
+                {"HS384", MBEDTLS_MD_SHA384},
+                {"HS512", MBEDTLS_MD_SHA512}};
+    static const size_t lens[] = {1, 63, 64, 65, 127, 128, 129, 300};
+    char key[301], hdr[64];
+    token_t t;
+    (void)state;
+
+    for (size_t a = 0; a < sizeof(algs) / sizeof(algs[0]); a++) {
+        for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+            gw_jwt_verifier_t v = verifier();
+            for (size_t i = 0; i < lens[k]; i++)
+                key[i] = (char)('a' + (i * 7 + k) % 26);
+            key[lens[k]] = '\0';
+            v.alg = algs[a].alg;
+            v.secret = (const uint8_t *)key;
+            v.secret_len = lens[k];
+            snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\"}", algs[a].alg);
+            t.len = 0;
+            tok_json(&t, hdr);
+            tok_raw(&t, ".");
+            tok_json(&t, "{\"sub\":\"alice\",\"exp\":1800000000}");
+            tok_sign(&t, key, algs[a].md, -1);
+            assert_int_equal(verify_with(&v, &t), 0);
+            /* The same key one byte shorter signs differently. */
+            v.secret_len = lens[k] - 1;
+            assert_int_equal(verify_with(&v, &t), GW_EAUTH);
+        }
+    }
+}
+
 static void test_tampered_payload(void **state)
 {
     token_t good, bad;
@@ -594,7 +647,7 @@ static void test_part_count(void **state)
         gw_jwt_verifier_t v = verifier();
         gw_jwt_claims_t c;
 
-        assert_int_equal(gw_jwt_verify(&v, NULL, 0, NOW, &c), GW_EPARSE);
+        assert_int_equal(verify_raw(&v, NULL, 0, NOW, &c), GW_EPARSE);
     }
 }
 
@@ -744,7 +797,7 @@ static void test_too_long(void **state)
         gw_jwt_verifier_t v = verifier();
         gw_jwt_claims_t c;
 
-        assert_int_equal(gw_jwt_verify(&v, t.s, SIZE_MAX, NOW, &c), GW_ETOOBIG);
+        assert_int_equal(verify_raw(&v, t.s, SIZE_MAX, NOW, &c), GW_ETOOBIG);
     }
 }
 
@@ -771,8 +824,7 @@ static void test_known_answer(void **state)
     gw_jwt_claims_t c;
 
     (void)state;
-    assert_int_equal(gw_jwt_verify(&v, tok, sizeof(tok) - 1, 1700001000, &c),
-                     0);
+    assert_int_equal(verify_raw(&v, tok, sizeof(tok) - 1, 1700001000, &c), 0);
     assert_string_equal(c.sub, "user-42");
     assert_int_equal(c.exp, 1700003600);
     assert_int_equal(c.nbf, 1700000000);
@@ -781,11 +833,11 @@ static void test_known_answer(void **state)
     assert_string_equal(c.guilds[1], "g-200");
     gw_jwt_claims_free(&c);
     /* And it expires when Python said it would. */
-    assert_int_equal(gw_jwt_verify(&v, tok, sizeof(tok) - 1, 1700003601, &c),
+    assert_int_equal(verify_raw(&v, tok, sizeof(tok) - 1, 1700003601, &c),
                      GW_EEXPIRED);
     /* The key matters. */
     v.secret_len--;
-    assert_int_equal(gw_jwt_verify(&v, tok, sizeof(tok) - 1, 1700001000, &c),
+    assert_int_equal(verify_raw(&v, tok, sizeof(tok) - 1, 1700001000, &c),
                      GW_EAUTH);
 }
 
@@ -802,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_exp_nbf_not_numbers),
         cmocka_unit_test(test_wrong_signature_bit),
         cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_key_lengths),
         cmocka_unit_test(test_tampered_payload),
         cmocka_unit_test(test_signature_shape),
         cmocka_unit_test(test_alg_none),
