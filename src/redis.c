@@ -16,25 +16,21 @@
  * (NULL replies, the disconnect callback) recognise a context that is no
  * longer ours and do nothing.
  *
- * The link itself is freed when its last handle (timer, check) is closed and
- * no host lookup is in flight; see gw_redis_stop.
+ * The link itself is freed when its timer is closed and no host lookup is in
+ * flight; see gw_redis_stop.
  */
 #include "gw/redis.h"
 
 #include "gw/alloc.h"
 #include "gw/error.h"
 #include "gw/log.h"
+#include "gw/redisuv.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-
-/* The libuv adapter is a header of static functions (hiredis ships it that
- * way); this is its only user. */
-#include <hiredis/adapters/libuv.h>
 
 /*
  * PUBLISHes sent and not yet answered. Past it Redis is not keeping up (or
@@ -58,10 +54,9 @@ struct gw_redis {
     int stopping;            /* gw_redis_stop was called */
     unsigned attempt;        /* failed attempts since the link was last up */
     uint64_t seed;           /* backoff jitter */
-    int handles;             /* of timer and check, those not yet closed */
+    int closed;              /* the timer is closed */
     int resolving;           /* lookup is in flight */
     uv_timer_t timer;        /* reconnect backoff; safe point after failure */
-    uv_check_t check;        /* catches errors the adapter swallows */
     uv_getaddrinfo_t lookup; /* resolves cfg->redis_host off the loop */
 };
 
@@ -70,7 +65,7 @@ static void redis_timer_cb(uv_timer_t *t);
 /* Frees the link once stopped and nothing of it is left on the loop. */
 static void redis_release(gw_redis_t *r)
 {
-    if (r->stopping && r->handles == 0 && !r->resolving)
+    if (r->stopping && r->closed && !r->resolving)
         free(r);
 }
 
@@ -78,7 +73,7 @@ static void redis_close_cb(uv_handle_t *h)
 {
     gw_redis_t *r = h->data;
 
-    r->handles--;
+    r->closed = 1;
     redis_release(r);
 }
 
@@ -231,43 +226,6 @@ static void redis_publish_cb(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 /*
- * hiredis 0.14's libuv adapter drops a poll error (it returns when the
- * status is not 0; fixed in hiredis 1.0.0, commit 9ce15c4), and libuv has
- * stopped the poll handle by then: a refused connect or a reset connection
- * would hang forever. A live context's handle is always polling (hiredis
- * never removes read interest), so an inactive one is such an error.
- * Returns its description, or NULL.
- */
-static const char *redis_poll_error(const redisAsyncContext *ac)
-{
-    const redisLibuvEvents *p;
-    int err = 0;
-    socklen_t len = sizeof(err);
-
-    if (ac == NULL)
-        return NULL;
-    p = ac->ev.data;
-    if (uv_is_active((const uv_handle_t *)&p->handle))
-        return NULL;
-    if (getsockopt(ac->c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)
-        return "socket error";
-    return uv_strerror(uv_translate_sys_error(err));
-}
-
-/* Runs after each poll phase of the loop. */
-static void redis_check_cb(uv_check_t *h)
-{
-    gw_redis_t *r = h->data;
-    const char *why;
-
-    if (r->failed)
-        return;
-    if ((why = redis_poll_error(r->sub)) != NULL ||
-        (why = redis_poll_error(r->pub)) != NULL)
-        redis_fail(r, "connection", why);
-}
-
-/*
  * One connection to ip:port with our callbacks, AUTH queued first when a
  * password is set (commands queue until the connect completes). `name`
  * labels failures. NULL on failure, already reported.
@@ -285,11 +243,8 @@ static redisAsyncContext *redis_open(gw_redis_t *r, const char *ip,
         goto Error;
     }
     ac->data = r;
-    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+    if (gw_redisuv_attach(ac, r->loop) != 0) {
         redis_fail(r, name, "cannot watch the socket");
-        /* The 0.14 adapter installs its cleanup before it can fail, and
-         * that cleanup would dereference the missing watcher. */
-        ac->ev.cleanup = NULL;
         goto Error;
     }
     redisEnableKeepAlive(&ac->c); /* notices a vanished host */
@@ -420,16 +375,13 @@ gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
     r->cb = cb;
     r->data = data;
     r->seed = uv_hrtime() ^ (uintptr_t)r;
-    r->handles = 2;
     uv_timer_init(loop, &r->timer);
-    uv_check_init(loop, &r->check);
-    r->timer.data = r->check.data = r->lookup.data = r;
+    r->timer.data = r->lookup.data = r;
     if (!cfg->redis_enabled) {
         r->state = GW_LINK_DISABLED;
         return r;
     }
     redis_set_state(r, GW_LINK_CONNECTING, "connecting");
-    uv_check_start(&r->check, redis_check_cb);
     /* The first attempt runs on the loop's own thread. */
     uv_timer_start(&r->timer, redis_timer_cb, 0, 0);
     return r;
@@ -466,5 +418,4 @@ void gw_redis_stop(gw_redis_t *r)
     if (r->resolving)
         uv_cancel((uv_req_t *)&r->lookup);
     uv_close((uv_handle_t *)&r->timer, redis_close_cb);
-    uv_close((uv_handle_t *)&r->check, redis_close_cb);
 }
