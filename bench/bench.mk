@@ -14,11 +14,11 @@
 
 BENCH_SRC     := $(filter-out bench/gwbench.c,$(wildcard bench/*.c))
 BENCH_OBJ     := $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
-BENCH_LIBS    := -luv -lwslay -lcjson -lmbedcrypto -lpthread -lm
+BENCH_LIBS    := -luv -lwslay -lcjson -lmbedcrypto -lrabbitmq -lpthread -lm
 BENCH_CFLAGS  := $(CPPFLAGS) -Ibench $(CFLAGS) $(WARN)
 BENCH_UNITSRC := $(wildcard test/unit/test_bench_*.c)
 BENCH_UNITBIN := $(BENCH_UNITSRC:test/unit/%.c=$(B)/%)
-DEB_BENCH     := redis-server gnuplot-nox libcmocka-dev
+DEB_BENCH     := redis-server rabbitmq-server gnuplot-nox libcmocka-dev
 
 .PHONY: bench bench-build bench-unit bench-deps bench-format bench-format-check
 

@@ -27,7 +27,8 @@ static const gwbench_cmd_t gwbench_cmds[] = {
     {"idle", scenario_idle,
      "N identified sessions held --duration s: server RSS and CPU"},
     {"fanout", scenario_fanout,
-     "--guilds x --members sessions, --event-rate events/s --via redis|http"},
+     "--guilds x --members sessions, --event-rate events/s --via "
+     "redis|http|amqp"},
     {"typing", scenario_typing,
      "guild members send typing.start at --typing-rate, relayed"},
     {"reconnect", scenario_reconnect,

@@ -77,11 +77,19 @@ static const opt_t opts_table[] = {
     OPTN("events", OPT_LONG, events, "0", 0, 1e9,
          "most events to publish; 0 = event-rate x duration"),
     OPT("via", OPT_STR, via, "redis",
-        "publish path: redis (PUBLISH gateway_events) or http (POST "
-        "/publish; nchan: /pub/<guild>)"),
+        "publish path: redis (PUBLISH gateway_events), http (POST "
+        "/publish; nchan: /pub/<guild>) or amqp (--exchange, with "
+        "publisher confirms)"),
     OPT("redis", OPT_STR, redis, NULL,
         "HOST:PORT of a running Redis; default: start a private "
         "redis-server"),
+    OPT("amqp", OPT_STR, amqp, NULL,
+        "HOST:PORT of a running RabbitMQ (guest/guest, vhost /); default: "
+        "start a private rabbitmq-server (needed with --target)"),
+    OPT("exchange", OPT_STR, exchange, "discord_events",
+        "AMQP topic exchange (also amqp.exchange of the started daemon)"),
+    OPT("routing-key", OPT_STR, routing_key, "gwbench.fanout",
+        "AMQP routing key of the events"),
     OPT("publish-url", OPT_STR, publish_url, NULL,
         "http://127.0.0.1:PORT/publish of a --target server (http path)"),
     OPT("api-key", OPT_STR, api_key, "gwbench-key", "X-API-Key of /publish"),

@@ -36,8 +36,11 @@ typedef struct opts {
     long members;
     double event_rate;
     long events;       /* most events to publish; 0 = rate x duration */
-    const char *via;   /* redis, http */
+    const char *via;   /* redis, http, amqp */
     const char *redis; /* host:port of a running Redis; NULL = start one */
+    const char *amqp;  /* host:port of a running RabbitMQ; NULL = start one */
+    const char *exchange;    /* AMQP topic exchange */
+    const char *routing_key; /* AMQP routing key of the events */
     const char *publish_url;
     const char *api_key;
     long payload;

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "gw/alloc.h"
+#include "rmqpub.h"
 #include "util.h"
 
 #define PUBLISH_MAX_CONNS 64
@@ -32,6 +33,7 @@ struct publish {
     uint64_t count, t0;
     int running;
     publish_stats_t st;
+    rmqpub_t *amqp; /* the AMQP path's thread; then no connections here */
 };
 
 typedef struct publish_write {
@@ -277,6 +279,12 @@ publish_t *publish_new(uv_loop_t *loop, const publish_conf_t *conf)
 
     p->loop = loop;
     p->conf = *conf;
+    uv_timer_init(loop, &p->tick);
+    p->tick.data = p;
+    if (conf->via == PUBLISH_AMQP) {
+        p->amqp = rmqpub_new(conf);
+        return p;
+    }
     p->nconns = conf->via == PUBLISH_REDIS ? 1 : conf->conns;
     if (p->nconns == 0 || p->nconns > PUBLISH_MAX_CONNS)
         p->nconns = p->nconns ? PUBLISH_MAX_CONNS : 1;
@@ -293,13 +301,13 @@ publish_t *publish_new(uv_loop_t *loop, const publish_conf_t *conf)
                            publish_connect_cb) != 0)
             p->st.broken = 1;
     }
-    uv_timer_init(loop, &p->tick);
-    p->tick.data = p;
     return p;
 }
 
-int publish_ready(const publish_t *p)
+int publish_ready(publish_t *p)
 {
+    if (p->amqp != NULL)
+        return rmqpub_ready(p->amqp);
     if (p->st.broken)
         return -1;
     for (unsigned i = 0; i < p->nconns; i++)
@@ -313,19 +321,28 @@ void publish_start(publish_t *p, double rate, uint64_t count)
     p->rate = rate > 0 ? rate : 1;
     p->count = count;
     p->t0 = util_now_us();
+    if (p->amqp != NULL) {
+        rmqpub_start(p->amqp, p->rate, count);
+        return;
+    }
     p->running = count > 0;
     uv_timer_start(&p->tick, publish_tick_cb, 0, PUBLISH_TICK_MS);
 }
 
-int publish_done(const publish_t *p)
+int publish_done(publish_t *p)
 {
+    if (p->amqp != NULL)
+        return rmqpub_done(p->amqp);
     if (p->st.broken)
         return 1;
     return !p->running && p->st.acked + p->st.failed >= p->st.sent;
 }
 
-const publish_stats_t *publish_stats(const publish_t *p)
+const publish_stats_t *publish_stats(publish_t *p)
 {
+    /* The AMQP thread's figures are copied out under its lock. */
+    if (p->amqp != NULL)
+        rmqpub_stats(p->amqp, &p->st);
     return &p->st;
 }
 
@@ -343,6 +360,10 @@ static void publish_close_cb(uv_handle_t *h)
 
 void publish_free(publish_t *p)
 {
+    if (p->amqp != NULL) {
+        rmqpub_free(p->amqp);
+        p->amqp = NULL;
+    }
     p->closing = p->nconns + 1;
     uv_close((uv_handle_t *)&p->tick, publish_close_cb);
     for (unsigned i = 0; i < p->nconns; i++)

@@ -6,7 +6,9 @@
  * Paths: Redis (PUBLISH on the gateway channel, pipelined on one
  * connection, through a RESP writer of our own) and HTTP (POST /publish, or
  * nchan's POST /pub/<guild>, one request in flight per connection over a
- * few keep-alive connections). It runs on the coordinator's loop.
+ * few keep-alive connections) run on the coordinator's loop. AMQP (a topic
+ * exchange, with publisher confirms) runs on a thread of its own, because
+ * rabbitmq-c blocks (rmqpub.h); the functions below hide the difference.
  */
 #ifndef BENCH_PUBLISH_H
 #define BENCH_PUBLISH_H
@@ -15,50 +17,56 @@
 #include <stdint.h>
 #include <uv.h>
 
-typedef enum { PUBLISH_REDIS, PUBLISH_HTTP } publish_via_t;
+typedef enum { PUBLISH_REDIS, PUBLISH_HTTP, PUBLISH_AMQP } publish_via_t;
 
 typedef struct publish_conf {
     publish_via_t via;
     int nchan; /* HTTP: POST <path>g<guild>; else POST <path> with guildId */
     char host[64];
     int port;
-    char path[128];      /* HTTP request path (nchan: its prefix) */
-    const char *api_key; /* HTTP X-API-Key */
-    const char *channel; /* Redis channel */
-    uint32_t guilds;     /* event n goes to guild n % guilds */
-    size_t payload;      /* bytes of each envelope, padded */
-    unsigned conns;      /* HTTP connections */
+    char path[128];          /* HTTP request path (nchan: its prefix) */
+    const char *api_key;     /* HTTP X-API-Key */
+    const char *channel;     /* Redis channel */
+    const char *exchange;    /* AMQP topic exchange */
+    const char *routing_key; /* AMQP routing key of every event */
+    uint32_t guilds;         /* event n goes to guild n % guilds */
+    size_t payload;          /* bytes of each envelope, padded */
+    unsigned conns;          /* HTTP connections */
 } publish_conf_t;
 
 typedef struct publish_stats {
     uint64_t sent;       /* events written */
-    uint64_t acked;      /* Redis replies / HTTP 2xx answers */
-    uint64_t failed;     /* Redis errors / other HTTP answers */
+    uint64_t acked;      /* Redis replies / HTTP 2xx / AMQP basic.ack */
+    uint64_t failed;     /* Redis errors / other HTTP / AMQP basic.nack */
     uint64_t receivers;  /* sum of PUBLISH replies: subscribers reached */
+    uint64_t returned;   /* AMQP: routed to no queue (also acked) */
     uint64_t max_lag_us; /* worst delay of a send behind its schedule */
     int broken;          /* a connection failed or closed */
 } publish_stats_t;
 
 typedef struct publish publish_t;
 
-/* Connects; run the loop until publish_ready() says 1 (or -1: failed). */
+/* Connects; run the loop until publish_ready() says 1 (or -1: failed).
+ * conf's strings must outlive p. */
 publish_t *publish_new(uv_loop_t *loop, const publish_conf_t *conf);
-int publish_ready(const publish_t *p);
+int publish_ready(publish_t *p);
 
 /* Publishes count events at rate per second from now on. */
 void publish_start(publish_t *p, double rate, uint64_t count);
 
 /* 1 once every event is sent and answered (or the path broke). */
-int publish_done(const publish_t *p);
+int publish_done(publish_t *p);
 
-const publish_stats_t *publish_stats(const publish_t *p);
+/* The figures so far; valid until the next call on p. */
+const publish_stats_t *publish_stats(publish_t *p);
 
 /* The envelope of event n sent at t_us, padded to conf->payload bytes;
  * returns its length (at most cap - 1). */
 size_t publish_envelope(const publish_conf_t *conf, uint64_t n, uint64_t t_us,
                         char *out, size_t cap);
 
-/* Closes the connections; p is freed once their close callbacks ran. */
+/* Closes the connections (AMQP: stops the thread, bounded); p is freed
+ * once their close callbacks ran. */
 void publish_free(publish_t *p);
 
 #endif

@@ -317,7 +317,7 @@ static unsigned run_procs(const opts_t *o, uint32_t sessions)
 }
 
 int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
-             uint32_t guilds, uint32_t members, int with_redis)
+             uint32_t guilds, uint32_t members, int broker)
 {
     memset(r, 0, sizeof(*r));
     r->o = o;
@@ -332,7 +332,7 @@ int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
     client_figures_reset(&r->total);
     client_figures_reset(&r->win);
     uv_loop_init(&r->loop);
-    if (target_open(&r->tgt, o, with_redis) != 0)
+    if (target_open(&r->tgt, o, broker) != 0)
         goto Error;
     run_client_conf(r, guilds, members);
     /* Fork the clients before the coordinator's loop has threads. */

@@ -67,12 +67,12 @@ typedef struct run {
 } run_t;
 
 /*
- * Starts the servers and the client processes for sessions clients, in
- * guilds of members when guilds > 0. Returns 0, or -1 after a message (call
- * run_close() either way).
+ * Starts the servers (and broker, a TARGET_BROKER_*) and the client
+ * processes for sessions clients, in guilds of members when guilds > 0. Returns
+ * 0, or -1 after a message (call run_close() either way).
  */
 int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
-             uint32_t guilds, uint32_t members, int with_redis);
+             uint32_t guilds, uint32_t members, int broker);
 
 /* Turns the loop until done(r, ud) is true (0), max_s seconds pass or the
  * run's deadline comes (-1). */

@@ -10,8 +10,21 @@
 #define FANOUT_READY_S 10.0
 #define FANOUT_SETTLE_S 1.0
 
-/* Where events go: the Redis channel, or the server's HTTP publish path
- * (nchan: /pub/<guild> on its own port unless --publish-url says). */
+/* The broker --via names, for run_open(); -1 when --via is none of ours. */
+static int fanout_broker(const char *via)
+{
+    if (strcmp(via, "redis") == 0)
+        return TARGET_BROKER_REDIS;
+    if (strcmp(via, "amqp") == 0)
+        return TARGET_BROKER_AMQP;
+    if (strcmp(via, "http") == 0)
+        return TARGET_BROKER_NONE;
+    return -1;
+}
+
+/* Where events go: the Redis channel, the AMQP exchange, or the server's
+ * HTTP publish path (nchan: /pub/<guild> on its own port unless
+ * --publish-url says). */
 static int fanout_conf(const run_t *r, publish_conf_t *pc)
 {
     const opts_t *o = r->o;
@@ -22,15 +35,19 @@ static int fanout_conf(const run_t *r, publish_conf_t *pc)
     pc->conns = (unsigned)o->publishers;
     pc->api_key = o->api_key;
     pc->channel = "gateway_events";
+    pc->exchange = o->exchange;
+    pc->routing_key = o->routing_key;
     if (strcmp(o->via, "redis") == 0) {
         pc->via = PUBLISH_REDIS;
         snprintf(pc->host, sizeof(pc->host), "%s", r->tgt.redis_host);
         pc->port = r->tgt.redis_port;
         return 0;
     }
-    if (strcmp(o->via, "http") != 0) {
-        util_warn("--via must be redis or http (amqp is not implemented)");
-        return -1;
+    if (strcmp(o->via, "amqp") == 0) {
+        pc->via = PUBLISH_AMQP;
+        snprintf(pc->host, sizeof(pc->host), "%s", r->tgt.amqp_host);
+        pc->port = r->tgt.amqp_port;
+        return 0;
     }
     pc->via = PUBLISH_HTTP;
     pc->nchan = r->cconf.proto == CLIENT_PROTO_NCHAN;
@@ -68,6 +85,7 @@ static cJSON *fanout_events_json(const publish_stats_t *ps)
     cJSON_AddNumberToObject(e, "acked", (double)ps->acked);
     cJSON_AddNumberToObject(e, "failed", (double)ps->failed);
     cJSON_AddNumberToObject(e, "redis_receivers", (double)ps->receivers);
+    cJSON_AddNumberToObject(e, "amqp_returned", (double)ps->returned);
     cJSON_AddNumberToObject(e, "max_publish_lag_ms",
                             (double)ps->max_lag_us / 1e3);
     cJSON_AddBoolToObject(e, "publisher_broken", ps->broken);
@@ -120,6 +138,20 @@ static void fanout_results(run_t *r, const publish_stats_t *ps,
                           run_counters_json(&a->c, &b->c));
 }
 
+/* AMQP: events no queue took came back; all of them means no server
+ * consumes from that exchange with that routing key. */
+static void fanout_check_returned(run_t *r, const publish_stats_t *ps)
+{
+    if (ps->returned == 0)
+        return;
+    util_warn("%llu of %llu events reached no queue (exchange %s, routing "
+              "key %s)",
+              (unsigned long long)ps->returned, (unsigned long long)ps->sent,
+              r->o->exchange, r->o->routing_key);
+    if (ps->returned >= ps->sent)
+        r->failed = 1;
+}
+
 static void fanout_measure(run_t *r, publish_t *pub)
 {
     const opts_t *o = r->o;
@@ -143,13 +175,14 @@ static void fanout_measure(run_t *r, publish_t *pub)
         util_warn("no server subscribed to gateway_events on that Redis");
         r->failed = 1;
     }
+    fanout_check_returned(r, publish_stats(pub));
     fanout_results(r, publish_stats(pub), &a, &b);
 }
 
 int scenario_fanout(const opts_t *o)
 {
     uint32_t n = (uint32_t)(o->guilds * o->members);
-    int redis = strcmp(o->via, "redis") == 0;
+    int broker = fanout_broker(o->via);
     publish_conf_t pc;
     publish_t *pub = NULL;
     run_t r;
@@ -160,8 +193,12 @@ int scenario_fanout(const opts_t *o)
                   "(--guilds x --members)");
         return 2;
     }
+    if (broker < 0) {
+        util_warn("--via must be redis, http or amqp");
+        return 2;
+    }
     if (run_open(&r, o, "fanout", n, (uint32_t)o->guilds, (uint32_t)o->members,
-                 redis) != 0 ||
+                 broker) != 0 ||
         fanout_conf(&r, &pc) != 0)
         goto Out;
     if (run_connect_all(&r, o->rate) != 0)

@@ -1,9 +1,20 @@
 /*
  * The servers a run measures: gatewayd started by gwbench with a generated
  * config on free loopback ports (or a server already running, given by
- * --target), and a private redis-server when events go through Redis and
- * none was given. Started servers die with gwbench (PR_SET_PDEATHSIG) and
- * are stopped with SIGTERM, then SIGKILL, at the end.
+ * --target), and a private redis-server or RabbitMQ node when events go
+ * through one and none was given. Started servers die with gwbench
+ * (PR_SET_PDEATHSIG) and are stopped with SIGTERM, then SIGKILL, at the
+ * end.
+ *
+ * The RabbitMQ node is test/e2e/rabbitserver.py's idea in C: Debian's
+ * rabbitmq-server script in the foreground, in a process group of its own,
+ * with everything private under dir/rabbitmq (node name, AMQP and
+ * distribution ports on 127.0.0.1, data, logs, config with no plugins, and
+ * HOME, hence the Erlang cookie) and a private epmd on a free port. The
+ * script runs the VM as its child, so PR_SET_PDEATHSIG reaches the script
+ * only: a gwbench killed with SIGKILL can leave the node behind (SIGINT and
+ * SIGTERM are caught and stop it). It is stopped by SIGTERM to the script
+ * (a clean shutdown), then SIGKILL to its whole group after a bound.
  */
 #ifndef BENCH_TARGET_H
 #define BENCH_TARGET_H
@@ -12,6 +23,11 @@
 #include <sys/types.h>
 
 #include "opts.h"
+
+/* The broker a run publishes through, when gwbench may start one. */
+#define TARGET_BROKER_NONE 0
+#define TARGET_BROKER_REDIS 1
+#define TARGET_BROKER_AMQP 2
 
 typedef struct target {
     char host[64];  /* server address, always loopback */
@@ -25,14 +41,19 @@ typedef struct target {
     char redis_host[64];
     int redis_port;  /* 0 = no Redis */
     pid_t redis_pid; /* redis-server started by us, or 0 */
-    char dir[64];    /* config and logs of what we started */
-    int keep;        /* leave dir behind */
+    char amqp_host[64];
+    int amqp_port;    /* 0 = no RabbitMQ */
+    pid_t rabbit_pid; /* rabbitmq-server script (and group) of ours, or 0 */
+    pid_t epmd_pid;   /* its private epmd, or 0 */
+    char dir[64];     /* config and logs of what we started */
+    int keep;         /* leave dir behind */
 } target_t;
 
-/* Sets up t from the options: parses --target, --redis and --publish-url,
- * or starts gatewayd (and redis-server when with_redis) on free ports.
- * Returns 0, or -1 after a message. */
-int target_open(target_t *t, const opts_t *o, int with_redis);
+/* Sets up t from the options: parses --target, --redis, --amqp and
+ * --publish-url, or starts gatewayd (and redis-server or rabbitmq-server,
+ * after broker, a TARGET_BROKER_*) on free ports. Returns 0, or -1 after a
+ * message (call target_close() either way). */
+int target_open(target_t *t, const opts_t *o, int broker);
 
 /* 1 while the server we started (or the --pid given) is alive. */
 int target_alive(target_t *t);

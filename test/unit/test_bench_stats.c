@@ -1,4 +1,5 @@
-/* gwbench's latency histogram: buckets, percentile ranks, merging. */
+/* gwbench's latency histogram: buckets, percentile ranks, merging; and the
+ * AMQP publisher's confirm window (rmqpub.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "rmqpub.h"
 #include "stats.h"
 
 #include <math.h>
@@ -167,6 +169,81 @@ static void test_counters_add(void **state)
             assert_int_equal(stats_counter_get(&a, i), 7);
 }
 
+static rmqpub_window_t win;
+
+static void publish_n(rmqpub_window_t *w, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        rmqpub_window_publish(w);
+}
+
+/* Tags count from 1; single and multiple confirms, each tag counted once. */
+static void test_window_settle(void **state)
+{
+    (void)state;
+    rmqpub_window_init(&win);
+    assert_int_equal(rmqpub_window_pending(&win), 0);
+    assert_int_equal(rmqpub_window_publish(&win), 1);
+    publish_n(&win, 4);
+    assert_int_equal(rmqpub_window_pending(&win), 5);
+    /* Out of order: 3 alone, then everything up to 2. */
+    assert_int_equal(rmqpub_window_settle(&win, 3, 0), 1);
+    assert_int_equal(rmqpub_window_settle(&win, 3, 0), 0);
+    assert_int_equal(rmqpub_window_pending(&win), 4);
+    assert_int_equal(rmqpub_window_settle(&win, 2, 1), 2);
+    assert_int_equal(win.low, 4);
+    assert_int_equal(rmqpub_window_pending(&win), 2);
+    /* Settled before, or never published: nothing. */
+    assert_int_equal(rmqpub_window_settle(&win, 1, 0), 0);
+    assert_int_equal(rmqpub_window_settle(&win, 2, 1), 0);
+    assert_int_equal(rmqpub_window_settle(&win, 6, 0), 0);
+    assert_int_equal(rmqpub_window_settle(&win, 9, 1), 0);
+    /* 5 alone, then a multiple up to 5 settles only 4. */
+    assert_int_equal(rmqpub_window_settle(&win, 5, 0), 1);
+    assert_int_equal(rmqpub_window_settle(&win, 5, 1), 1);
+    assert_int_equal(rmqpub_window_pending(&win), 0);
+    assert_int_equal(win.low, 6);
+    assert_int_equal(win.above, 0);
+    /* Multiple with tag 0: every published tag. */
+    publish_n(&win, 3);
+    assert_int_equal(rmqpub_window_settle(&win, 7, 0), 1);
+    assert_int_equal(rmqpub_window_settle(&win, 0, 1), 2);
+    assert_int_equal(rmqpub_window_pending(&win), 0);
+}
+
+/* The window fills at RMQPUB_WINDOW unsettled tags, and its bits are
+ * reused cleanly over several turns, with confirms out of order. */
+static void test_window_wraps(void **state)
+{
+    uint64_t settled = 0, total = 0;
+
+    (void)state;
+    rmqpub_window_init(&win);
+    publish_n(&win, RMQPUB_WINDOW);
+    assert_false(rmqpub_window_room(&win));
+    assert_int_equal(rmqpub_window_settle(&win, 1, 0), 1);
+    assert_true(rmqpub_window_room(&win));
+    settled = 1;
+    total = RMQPUB_WINDOW;
+    for (int turn = 0; turn < 5; turn++) {
+        uint64_t hi = win.next - 1, lo = win.low;
+
+        /* Every odd tag alone, from the top, then the rest at once. */
+        for (uint64_t t = hi; t >= lo && t > 0; t--)
+            if (t % 2 == 1)
+                settled += rmqpub_window_settle(&win, t, 0);
+        settled += rmqpub_window_settle(&win, hi, 1);
+        assert_int_equal(settled, total);
+        assert_int_equal(rmqpub_window_pending(&win), 0);
+        assert_int_equal(win.above, 0);
+        while (rmqpub_window_room(&win)) {
+            rmqpub_window_publish(&win);
+            total++;
+        }
+        assert_int_equal(rmqpub_window_pending(&win), RMQPUB_WINDOW);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +255,8 @@ int main(void)
         cmocka_unit_test(test_huge_values_keep_max),
         cmocka_unit_test(test_merge_equals_recording_all),
         cmocka_unit_test(test_counters_add),
+        cmocka_unit_test(test_window_settle),
+        cmocka_unit_test(test_window_wraps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
