@@ -4,6 +4,11 @@
 #
 #   make bench-build   bench/gwbench
 #   make bench         the default suite (bench/suite.sh), under 5 minutes
+#   make bench-compare gatewayd beside the peers of ../shared/peers
+#                      (ref-node-ws, nginx+nchan) on the same idle and fanout
+#                      workloads, with ratios (bench/compare.sh, ~2 minutes)
+#   make bench-sweep   fanout at rising --event-rate up to the first that
+#                      fails, then --workers 1 vs 2 (bench/sweep.sh, < 5 min)
 #   make bench-unit    the load generator's unit tests
 #
 # `make unit` (and so `make test`) already builds and runs
@@ -52,6 +57,18 @@ bench-deps:
 bench: bench-deps
 	$(MAKE) FLAVOR=release gatewayd bench/gwbench
 	./bench/suite.sh
+
+# Side by side and the overload sweep, on the same release build. Both take
+# /tmp/gw-measure.lock for each run themselves (do not wrap them in flock);
+# compare.sh installs the peers' packages (nginx-light libnginx-mod-nchan).
+.PHONY: bench-compare bench-sweep
+bench-compare: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/compare.sh
+
+bench-sweep: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/sweep.sh
 
 bench-format:
 	clang-format -i bench/*.c bench/*.h test/unit/test_bench_*.c

@@ -1,0 +1,487 @@
+#!/bin/sh
+# Side by side (`make bench-compare`): the same `idle` and `fanout` workloads
+# against gatewayd and each peer server of ../shared/peers, in one run:
+#
+#   gatewayd     ./gatewayd started by gwbench as usual (fanout via a
+#                private redis-server that gwbench starts)
+#   ref-node-ws  the reference Node.js gateway with its own private
+#                redis-server (fanout via Redis, like gatewayd)
+#   nchan        nginx + nchan: --proto nchan, fanout published --via http
+#
+# Each peer is started afresh for each run (RSS never shrinks: a server that
+# held sessions before gives a false idle baseline), directly, so that $! is
+# the server (the start scripts exec it), on free loopback ports of our own
+# below the ephemeral range, and stopped after the run, also on ^C or an
+# error (trap). Each run - starting the peer, the gwbench run, stopping the
+# peer - holds $GW_MEASURE_LOCK (flock(1) on fd 9), so that no two
+# measurements on this machine overlap. Do not run this script itself under
+# that lock: it would wait for itself.
+#
+# Writes each run's JSON report (and gwbench's summary, .log) and the peers'
+# logs to $OUT, then prints one table (also in $OUT/table.txt): per server
+# the RSS per idle session, deliveries/s, delivered share, p50/p99, deliveries
+# per server CPU-second, server and gwbench CPU, stolen time; then the ratios
+# of gatewayd to each peer. Exit status 0 when every server started and
+# every run was ok, 1 otherwise (a server that fails to start is reported and
+# the others still run). About two minutes; the first start of ref-node-ws
+# also runs `npm install`.
+#
+# Environment: OUT (build/bench/compare), SERVERS ("gatewayd ref-node-ws
+# nchan"), SESSIONS (5000), HOLD (10 s), HEARTBEAT_MS (5000), GUILDS (50),
+# MEMBERS (100), EVENT_RATE (1000), DURATION (10 s), GW_WORKERS (0 = one per
+# core), NCHAN_WORKERS (1), PEERS (../shared/peers), GW_MEASURE_LOCK
+# (/tmp/gw-measure.lock), LOCK_WAIT (600 s).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+OUT=${OUT:-build/bench/compare}
+SERVERS=${SERVERS:-gatewayd ref-node-ws nchan}
+SESSIONS=${SESSIONS:-5000}
+HOLD=${HOLD:-10}
+HEARTBEAT_MS=${HEARTBEAT_MS:-5000}
+GUILDS=${GUILDS:-50}
+MEMBERS=${MEMBERS:-100}
+EVENT_RATE=${EVENT_RATE:-1000}
+DURATION=${DURATION:-10}
+GW_WORKERS=${GW_WORKERS:-0}
+NCHAN_WORKERS=${NCHAN_WORKERS:-1}
+PEERS=${PEERS:-../shared/peers}
+GW_MEASURE_LOCK=${GW_MEASURE_LOCK:-/tmp/gw-measure.lock}
+LOCK_WAIT=${LOCK_WAIT:-600}
+GWBENCH=./bench/gwbench
+PY=/usr/bin/python3
+JWT_SECRET=gwbench-secret # gwbench's default --jwt-secret
+
+PIDS=""   # servers started here and not stopped yet
+FAILED=0
+TMP=""
+
+# --- processes ---------------------------------------------------------------
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    case $st in Z*) return 1 ;; esac
+    return 0
+}
+
+# stop_pid PID: SIGTERM, SIGKILL (with its children) after 5 s, then reap.
+stop_pid() {
+    sp=$1
+    kill -TERM "$sp" 2>/dev/null
+    i=0
+    while alive "$sp" && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if alive "$sp"; then
+        echo "   pid $sp ignored SIGTERM for 5 s: SIGKILL" >&2
+        # shellcheck disable=SC2046 # one word per child pid
+        kill -KILL "$sp" $(ps -o pid= --ppid "$sp" 2>/dev/null) 2>/dev/null
+    fi
+    wait "$sp" 2>/dev/null
+    rest=""
+    for p in $PIDS; do [ "$p" = "$sp" ] || rest="$rest $p"; done
+    PIDS=$rest
+}
+
+# shellcheck disable=SC2317 # called by the traps
+cleanup() {
+    trap - EXIT INT TERM HUP
+    for p in $PIDS; do stop_pid "$p"; done
+    [ -n "$TMP" ] && rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# --- loopback ports and readiness ----------------------------------------------
+
+# free_port: sets PORT to a loopback TCP port below the ephemeral range that
+# no socket uses and that this run has not handed out yet.
+USED_PORTS=" "
+free_port() {
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    [ "${lo:-0}" -gt 12000 ] 2>/dev/null || lo=32768
+    i=0
+    while [ $i -lt 100 ]; do
+        r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+        PORT=$((10000 + r % (lo - 10000)))
+        case $USED_PORTS in *" $PORT "*) ;; *)
+            if [ -z "$(ss -Htan "sport = :$PORT" 2>/dev/null)" ]; then
+                USED_PORTS="$USED_PORTS$PORT "
+                return 0
+            fi ;;
+        esac
+        i=$((i + 1))
+    done
+    echo "no free loopback port found" >&2
+    return 1
+}
+
+# wait_listen PID PORT SECONDS [LOG WORD]: waits until PID listens on PORT
+# (and LOG contains WORD); fails when PID exits or the time is up.
+wait_listen() {
+    i=0
+    while [ $i -lt $(($3 * 10)) ]; do
+        alive "$1" || return 1
+        if ss -Hltnp "sport = :$2" 2>/dev/null | grep -q "pid=$1," &&
+            { [ $# -lt 5 ] || grep -q "$5" "$4" 2>/dev/null; }; then
+            return 0
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# --- the lock ----------------------------------------------------------------
+
+exec 9>>"$GW_MEASURE_LOCK" || exit 1
+lock() {
+    flock -n 9 && return 0
+    t0=$(date +%s)
+    echo "   (waiting for $GW_MEASURE_LOCK)"
+    flock -w "$LOCK_WAIT" 9 &&
+        echo "   (waited $(($(date +%s) - t0)) s)" && return 0
+    echo "$GW_MEASURE_LOCK still held after ${LOCK_WAIT}s" >&2
+    return 1
+}
+unlock() { flock -u 9; }
+
+# --- peers ---------------------------------------------------------------------
+
+# note SERVER SCENARIO STATUS...: one line of $OUT/status.txt.
+note() {
+    echo "$*" >>"$OUT/status.txt"
+    case $3 in ok) ;; *) FAILED=1 ;; esac
+}
+
+# start_redis NAME: private redis-server on RPORT, pid RPID.
+start_redis() {
+    free_port || return 1
+    RPORT=$PORT
+    REDIS_PORT=$RPORT "$PEERS/redis/start.sh" >"$OUT/$1.redis.log" 2>&1 \
+        </dev/null 9>&- &
+    RPID=$!
+    PIDS="$PIDS $RPID"
+    wait_listen "$RPID" "$RPORT" 10 && return 0
+    WHY="redis-server did not listen on 127.0.0.1:$RPORT (see $OUT/$1.redis.log)"
+    return 1
+}
+
+# start_ref_node_ws NAME: ref-node-ws on SPORT (pid SPID) with its redis.
+start_ref_node_ws() {
+    WHY="no free port"
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        WHY="node/npm not installed (Debian: nodejs npm; ioredis wants node >= 20)"
+        return 1
+    fi
+    start_redis "$1" || return 1
+    free_port || return 1
+    SPORT=$PORT
+    # The first start runs npm install: give it time.
+    wait_s=30
+    [ -d "$PEERS/ref-node-ws/node_modules/ws" ] || wait_s=180
+    PORT=$SPORT REDIS_PORT=$RPORT JWT_SECRET=$JWT_SECRET \
+        HEARTBEAT_MS=$HEARTBEAT_MS "$PEERS/ref-node-ws/start.sh" \
+        >"$OUT/$1.server.log" 2>&1 </dev/null 9>&- &
+    SPID=$!
+    PIDS="$PIDS $SPID"
+    wait_listen "$SPID" "$SPORT" "$wait_s" "$OUT/$1.server.log" subscribed &&
+        return 0
+    WHY="ref-node-ws not listening and subscribed on 127.0.0.1:$SPORT after ${wait_s}s (see $OUT/$1.server.log)"
+    return 1
+}
+
+# start_nchan NAME: nginx+nchan on SPORT (master pid SPID).
+start_nchan() {
+    WHY="no free port"
+    if [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
+        WHY="nginx-light libnginx-mod-nchan not installed"
+        return 1
+    fi
+    free_port || return 1
+    SPORT=$PORT
+    prefix=$TMP/$1.nginx
+    PORT=$SPORT NCHAN_WORKERS=$NCHAN_WORKERS PREFIX=$prefix \
+        "$PEERS/nchan/start.sh" >"$OUT/$1.server.log" 2>&1 </dev/null 9>&- &
+    SPID=$!
+    PIDS="$PIDS $SPID"
+    wait_listen "$SPID" "$SPORT" 10 && return 0
+    [ -f "$prefix/error.log" ] && cat "$prefix/error.log" >>"$OUT/$1.server.log"
+    WHY="nginx+nchan not listening on 127.0.0.1:$SPORT (see $OUT/$1.server.log)"
+    return 1
+}
+
+stop_peer() {
+    for p in $PIDS; do stop_pid "$p"; done
+}
+
+# --- runs ----------------------------------------------------------------------
+
+# measure SERVER SCENARIO GWBENCH-ARGS...: one gwbench run; its report goes
+# to $OUT/SERVER-SCENARIO.json, its summary to .log.
+measure() {
+    name=$1-$2
+    srv=$1
+    scen=$2
+    shift 2
+    echo "== $name (load $(cut -d' ' -f1 /proc/loadavg)): gwbench $*"
+    t0=$(date +%s)
+    "$GWBENCH" "$@" --quiet --timeout 120 --json "$OUT/$name.json" \
+        2>"$OUT/$name.log" 9>&-
+    rc=$?
+    if [ -s "$OUT/$name.json" ]; then
+        printf '   %ss: ' $(($(date +%s) - t0))
+        "$GWBENCH" summary "$OUT/$name.json" 2>&1 | sed 's/  *(.*)$//'
+    fi
+    if [ $rc -eq 0 ]; then
+        note "$srv" "$scen" ok
+    else
+        tail -n 5 "$OUT/$name.log" | sed 's/^/   | /'
+        note "$srv" "$scen" "gwbench exit $rc (see $OUT/$name.log)"
+    fi
+}
+
+# step SERVER SCENARIO: under the lock, start the server if it is a peer,
+# run gwbench against it, stop it.
+step() {
+    srv=$1
+    scen=$2
+    name=$1-$2
+    lock || { note "$srv" "$scen" "no measurement: $GW_MEASURE_LOCK busy"; return; }
+    if [ "$scen" = idle ]; then
+        load="idle -n $SESSIONS --duration $HOLD"
+    else
+        load="fanout --guilds $GUILDS --members $MEMBERS --event-rate $EVENT_RATE --duration $DURATION"
+    fi
+    # shellcheck disable=SC2086 # $load is split into flags on purpose
+    case $srv in
+    gatewayd)
+        if [ "$scen" = idle ]; then
+            measure "$srv" "$scen" $load --heartbeat-ms "$HEARTBEAT_MS" \
+                --gatewayd "$GATEWAYD" --workers "$GW_WORKERS"
+        else
+            measure "$srv" "$scen" $load --via redis \
+                --gatewayd "$GATEWAYD" --workers "$GW_WORKERS"
+        fi
+        ;;
+    ref-node-ws)
+        if start_ref_node_ws "$name"; then
+            if [ "$scen" = idle ]; then
+                measure "$srv" "$scen" $load \
+                    --target "ws://127.0.0.1:$SPORT" --pid "$SPID"
+            else
+                measure "$srv" "$scen" $load --via redis \
+                    --redis "127.0.0.1:$RPORT" \
+                    --target "ws://127.0.0.1:$SPORT" --pid "$SPID"
+            fi
+        else
+            echo "== $name: did not start: $WHY"
+            note "$srv" "$scen" "did not start: $WHY"
+        fi
+        ;;
+    nchan)
+        if start_nchan "$name"; then
+            if [ "$scen" = idle ]; then
+                measure "$srv" "$scen" $load --proto nchan \
+                    --target "ws://127.0.0.1:$SPORT" --pid "$SPID"
+            else
+                measure "$srv" "$scen" $load --proto nchan --via http \
+                    --target "ws://127.0.0.1:$SPORT" --pid "$SPID"
+            fi
+        else
+            echo "== $name: did not start: $WHY"
+            note "$srv" "$scen" "did not start: $WHY"
+        fi
+        ;;
+    *)
+        note "$srv" "$scen" "unknown server (SERVERS: gatewayd ref-node-ws nchan)"
+        ;;
+    esac
+    stop_peer
+    unlock
+}
+
+# --- main ----------------------------------------------------------------------
+
+case " $SERVERS " in *" nchan "* | *" ref-node-ws "*)
+    ./test/install-deps.sh nginx-light libnginx-mod-nchan redis-server ||
+        echo "warning: peer packages missing; those peers will not start" >&2 ;;
+esac
+mkdir -p "$OUT" || exit 1
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT/status.txt" "$OUT/table.txt"
+: >"$OUT/status.txt"
+TMP=$(mktemp -d /tmp/gwcompare.XXXXXX) || exit 1
+chmod 755 "$TMP" # nginx's workers run as nobody
+# Copies of the binaries: a rebuild meanwhile (others work in this tree)
+# must not change or break them halfway through the run.
+for f in "$GWBENCH" ./gatewayd; do
+    [ -x "$f" ] || { echo "$f missing: make FLAVOR=release gatewayd bench/gwbench" >&2; exit 1; }
+    cp "$f" "$TMP/" || exit 1
+done
+GWBENCH=$TMP/gwbench
+GATEWAYD=$TMP/gatewayd
+
+echo "== gwbench compare $(date -u +%Y-%m-%dT%H:%M:%SZ): nproc $(nproc)," \
+    "load $(cut -d' ' -f1-3 /proc/loadavg); servers: $SERVERS;" \
+    "commit $(git describe --always --dirty 2>/dev/null || echo '?')"
+for scen in idle fanout; do
+    for srv in $SERVERS; do
+        step "$srv" "$scen"
+    done
+done
+
+DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) SESSIONS=$SESSIONS HOLD=$HOLD \
+    HEARTBEAT_MS=$HEARTBEAT_MS GUILDS=$GUILDS MEMBERS=$MEMBERS \
+    EVENT_RATE=$EVENT_RATE DURATION=$DURATION GW_WORKERS=$GW_WORKERS \
+    NCHAN_WORKERS=$NCHAN_WORKERS \
+    "$PY" - "$OUT" "$SERVERS" <<'EOF' || FAILED=1
+# The comparison table, from the reports and $OUT/status.txt.
+import json, os, sys
+
+out, servers = sys.argv[1], sys.argv[2].split()
+env = os.environ
+status = {}
+with open(os.path.join(out, "status.txt")) as f:
+    for line in f:
+        srv, scen, st = (line.rstrip("\n").split(" ", 2) + ["", ""])[:3]
+        status[(srv, scen)] = st
+
+
+def load(srv, scen):
+    try:
+        with open(os.path.join(out, f"{srv}-{scen}.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def get(d, path):
+    for k in path.split("."):
+        if not isinstance(d, dict) or d.get(k) is None:
+            return None
+        d = d[k]
+    return d
+
+
+def num(x, digits=0):
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def ms(x):
+    if x is None:
+        return "-"
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:,.0f}"
+
+
+def share(x):
+    if x is None:
+        return "-"
+    return "100 %" if x >= 1 else f"{100 * x:.3f} %"
+
+
+def ratio(a, b):
+    return "-" if a is None or b is None or b == 0 else f"{a / b:,.2f}x"
+
+
+label = {
+    "gatewayd": f"gatewayd (workers {env['GW_WORKERS']})",
+    "ref-node-ws": "ref-node-ws",
+    "nchan": f"nchan ({env['NCHAN_WORKERS']} worker"
+             f"{'' if env['NCHAN_WORKERS'] == '1' else 's'})",
+}
+rows, notes, figures = [], [], {}
+for srv in servers:
+    idle, fan = load(srv, "idle"), load(srv, "fanout")
+    ri, rf = get(idle, "results") or {}, get(fan, "results") or {}
+    fig = {
+        "rss": get(ri, "rss_per_session_bytes"),
+        "dps": get(rf, "deliveries_per_s"),
+        "p99": get(rf, "latency.p99_ms"),
+        "dpc": get(rf, "deliveries_per_server_cpu_s"),
+    }
+    figures[srv] = fig
+    si, sf = get(ri, "hold.machine_steal_s"), get(rf, "machine_steal_s")
+    rows.append([
+        label.get(srv, srv),
+        num(fig["rss"]),
+        num(get(ri, "rss_per_session_end_bytes")),
+        num(fig["dps"]),
+        share(get(rf, "delivered_share")),
+        ms(get(rf, "latency.p50_ms")),
+        ms(fig["p99"]),
+        num(fig["dpc"]),
+        num(get(rf, "server_cpu_pct")),
+        num(get(rf, "gwbench_cpu_s"), 2),
+        f"{num(si, 2)} / {num(sf, 2)}",
+    ])
+    for scen, rep, res in (("idle", idle, ri), ("fanout", fan, rf)):
+        st = status.get((srv, scen), "not run")
+        if st != "ok":
+            notes.append(f"{srv} {scen}: {st}")
+        if rep is not None and rep.get("ok") is False:
+            notes.append(f"{srv} {scen}: report says ok: false")
+        if res and get(res, "identified") != get(res, "sessions"):
+            notes.append(f"{srv} {scen}: {num(get(res, 'identified'))} of "
+                         f"{num(get(res, 'sessions'))} sessions identified")
+        counters = get(res, "hold.counters") or get(res, "window_counters") or {}
+        for k in ("closed_by_server", "close_4009", "close_4010", "errors"):
+            if counters.get(k):
+                notes.append(f"{srv} {scen}: {k} {counters[k]:,.0f}")
+        st = get(res, "hold.machine_steal_s" if scen == "idle"
+                 else "machine_steal_s")
+        if st is not None and st >= 1:
+            notes.append(f"{srv} {scen}: the hypervisor took {st:.2f} s of "
+                         "CPU in the window")
+        if get(res, "events.failed"):
+            notes.append(f"{srv} {scen}: {get(res, 'events.failed'):,.0f} "
+                         "events not accepted by the server")
+
+head = ["server", "idle B/session", "(after hold)", "deliveries/s",
+        "delivered", "p50 ms", "p99 ms", "deliv/server CPU-s",
+        "server CPU %", "gwbench CPU s", "steal s idle/fanout"]
+
+
+def table(head, rows):
+    w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i])
+                              for i, c in enumerate(r)).rstrip()
+    return [fmt(head), fmt(["-" * n for n in w])] + [fmt(r) for r in rows]
+
+
+e = env
+offered = int(e["EVENT_RATE"]) * int(e["MEMBERS"])
+lines = [
+    f"== compare {e['DATE']}: idle = {int(e['SESSIONS']):,} sessions held "
+    f"{e['HOLD']} s (heartbeat {e['HEARTBEAT_MS']} ms; nchan pings every 30 s);",
+    f"   fanout = {e['GUILDS']} x {e['MEMBERS']} sessions, "
+    f"{int(e['EVENT_RATE']):,} events/s = {offered:,} deliveries/s offered "
+    f"for {e['DURATION']} s (gatewayd, ref-node-ws via Redis; nchan via HTTP)",
+    "",
+] + table(head, rows)
+gw = figures.get("gatewayd")
+peers = [s for s in servers if s != "gatewayd"]
+if gw and peers:
+    lines += ["", "ratios, > 1 = gatewayd better:"]
+    lines += table(
+        ["peer", "memory per idle session (peer / gatewayd)",
+         "deliveries per server CPU-s (gatewayd / peer)",
+         "fanout p99 (peer / gatewayd)"],
+        [[s, ratio(figures[s]["rss"], gw["rss"]),
+          ratio(gw["dpc"], figures[s]["dpc"]),
+          ratio(figures[s]["p99"], gw["p99"])] for s in peers])
+lines += ["", "RSS: user-space memory of the server and its children (not "
+          "redis); CPU: the server's, over the fanout window;",
+          "steal: CPU time the hypervisor took from the machine in the idle "
+          "hold / the fanout window."]
+if notes:
+    lines += ["", "notes:"] + ["  " + n for n in notes]
+text = "\n".join(lines) + "\n"
+sys.stdout.write(text)
+with open(os.path.join(out, "table.txt"), "w") as f:
+    f.write(text)
+EOF
+echo "(reports, logs and this table in $OUT)"
+exit $FAILED
