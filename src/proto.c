@@ -96,16 +96,19 @@ static void proto_audit(gw_conn_t *c, const char *user, int rc)
 {
     char peer[64];
 
+    if (rc != 0)
+        gw_stat_add(&c->worker->stats, GW_STAT_AUTH_FAILURES, 1);
+    /* The peer's address costs a system call: only for a line written. */
+    if ((rc == 0 ? GW_LOG_INFO : GW_LOG_WARN) < gw_log_level)
+        return;
     proto_peer(c, peer, sizeof(peer));
-    if (rc == 0) {
+    if (rc == 0)
         gw_info("audit: auth ok conn=%llu peer=%s user=%s",
                 (unsigned long long)c->id, peer, user);
-        return;
-    }
-    gw_stat_add(&c->worker->stats, GW_STAT_AUTH_FAILURES, 1);
-    gw_warn("audit: auth failed conn=%llu peer=%s user=%s reason=%s",
-            (unsigned long long)c->id, peer, user ? user : "-",
-            gw_strerror(rc));
+    else
+        gw_warn("audit: auth failed conn=%llu peer=%s user=%s reason=%s",
+                (unsigned long long)c->id, peer, user ? user : "-",
+                gw_strerror(rc));
 }
 
 /* Verifies the token; on success the session belongs to claims.sub. */

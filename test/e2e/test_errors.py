@@ -12,7 +12,7 @@ import time
 import pytest
 
 from gwtest import (OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Client,
-                    RawConn, T, make_jwt, token_for, uniq)
+                    RawConn, T, make_jwt, token_for, uniq, wait_until)
 
 
 # -- authentication (4004) ----------------------------------------------
@@ -54,6 +54,34 @@ async def test_bad_token_closes_4004(gw, case):
     await c.ready()
     await c.send_identify(user, ["g1"], token=token)
     await c.expect_close(4004)
+
+
+async def test_auth_is_audited(gw, gateway_factory):
+    """SPEC 5: one audit line per identify, with the peer, and a counter of
+    rejected tokens; at level warn the successes are not logged."""
+    ok_user, bad_user = uniq("u"), uniq("u")
+    before = (await gw.totals())["auth_failures"]
+    await Client.session(gw, ok_user, ["g1"])
+    c = await Client.connect(gw)
+    await c.ready()
+    expired = _bad_tokens(bad_user)["expired"]
+    await c.send_identify(bad_user, ["g1"], token=expired)
+    await c.expect_close(4004)
+    ok = "peer=127.0.0.1 user=%s" % ok_user
+    bad = "peer=127.0.0.1 user=%s reason=" % bad_user
+    await wait_until(lambda: ok in gw.stderr_text()
+                     and bad in gw.stderr_text(), T(5), "both audit lines")
+    assert "audit: auth ok" in gw.stderr_text()
+    assert (await gw.totals())["auth_failures"] == before + 1
+
+    quiet = gateway_factory(log={"level": "warn"})
+    await Client.session(quiet, ok_user, ["g1"])
+    c = await Client.connect(quiet)
+    await c.ready()
+    await c.send_identify(bad_user, ["g1"], token=expired)
+    await c.expect_close(4004)
+    await wait_until(lambda: bad in quiet.stderr_text(), T(5), "the failure")
+    assert "audit: auth ok" not in quiet.stderr_text()
 
 
 async def test_token_bound_to_guilds_claim(gw):
