@@ -337,9 +337,11 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) SESSIONS=$SESSIONS HOLD=$HOLD \
     HEARTBEAT_MS=$HEARTBEAT_MS GUILDS=$GUILDS MEMBERS=$MEMBERS \
     EVENT_RATE=$EVENT_RATE DURATION=$DURATION GW_WORKERS=$GW_WORKERS \
     NCHAN_WORKERS=$NCHAN_WORKERS \
-    "$PY" - "$OUT" "$SERVERS" <<'EOF' || FAILED=1
+    PYTHONPATH=bench "$PY" - "$OUT" "$SERVERS" <<'EOF' || FAILED=1
 # The comparison table, from the reports and $OUT/status.txt.
-import json, os, sys
+import os, sys
+
+from benchtab import get, load, ms, num, ratio, share, table
 
 out, servers = sys.argv[1], sys.argv[2].split()
 env = os.environ
@@ -350,40 +352,8 @@ with open(os.path.join(out, "status.txt")) as f:
         status[(srv, scen)] = st
 
 
-def load(srv, scen):
-    try:
-        with open(os.path.join(out, f"{srv}-{scen}.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def get(d, path):
-    for k in path.split("."):
-        if not isinstance(d, dict) or d.get(k) is None:
-            return None
-        d = d[k]
-    return d
-
-
-def num(x, digits=0):
-    return "-" if x is None else f"{x:,.{digits}f}"
-
-
-def ms(x):
-    if x is None:
-        return "-"
-    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:,.0f}"
-
-
-def share(x):
-    if x is None:
-        return "-"
-    return "100 %" if x >= 1 else f"{100 * x:.3f} %"
-
-
-def ratio(a, b):
-    return "-" if a is None or b is None or b == 0 else f"{a / b:,.2f}x"
+def load_run(srv, scen):
+    return load(os.path.join(out, f"{srv}-{scen}.json"))
 
 
 label = {
@@ -394,7 +364,7 @@ label = {
 }
 rows, notes, figures = [], [], {}
 for srv in servers:
-    idle, fan = load(srv, "idle"), load(srv, "fanout")
+    idle, fan = load_run(srv, "idle"), load_run(srv, "fanout")
     ri, rf = get(idle, "results") or {}, get(fan, "results") or {}
     fig = {
         "rss": get(ri, "rss_per_session_bytes"),
@@ -444,13 +414,6 @@ head = ["server", "idle B/session", "(after hold)", "deliveries/s",
         "server CPU %", "gwbench CPU s", "steal s idle/fanout"]
 
 
-def table(head, rows):
-    w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i])
-                              for i, c in enumerate(r)).rstrip()
-    return [fmt(head), fmt(["-" * n for n in w])] + [fmt(r) for r in rows]
-
-
 e = env
 offered = int(e["EVENT_RATE"]) * int(e["MEMBERS"])
 lines = [
@@ -460,7 +423,7 @@ lines = [
     f"{int(e['EVENT_RATE']):,} events/s = {offered:,} deliveries/s offered "
     f"for {e['DURATION']} s (gatewayd, ref-node-ws via Redis; nchan via HTTP)",
     "",
-] + table(head, rows)
+] + table(head, rows, 0)
 gw = figures.get("gatewayd")
 peers = [s for s in servers if s != "gatewayd"]
 if gw and peers:
@@ -471,7 +434,7 @@ if gw and peers:
          "fanout p99 (peer / gatewayd)"],
         [[s, ratio(figures[s]["rss"], gw["rss"]),
           ratio(gw["dpc"], figures[s]["dpc"]),
-          ratio(figures[s]["p99"], gw["p99"])] for s in peers])
+          ratio(figures[s]["p99"], gw["p99"])] for s in peers], 0)
 lines += ["", "RSS: user-space memory of the server and its children (not "
           "redis); CPU: the server's, over the fanout window;",
           "steal: CPU time the hypervisor took from the machine in the idle "

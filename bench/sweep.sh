@@ -22,14 +22,14 @@
 # otherwise (a failing rate is a result, not an error).
 #
 # Environment: OUT (build/bench/sweep), RATES ("500 1000 1500 2000 2500
-# 3000 4000 5000 6000 8000"), WORKERS_RATE (1000), GUILDS (50), MEMBERS
+# 3000 4000 5000 6000 8000"), WORKERS_RATE (1500), GUILDS (50), MEMBERS
 # (100), DURATION (10 s), MAX_P99_MS (100), BUDGET (200 s), GW_MEASURE_LOCK
 # (/tmp/gw-measure.lock), LOCK_WAIT (600 s).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-build/bench/sweep}
 RATES=${RATES:-500 1000 1500 2000 2500 3000 4000 5000 6000 8000}
-WORKERS_RATE=${WORKERS_RATE:-1000}
+WORKERS_RATE=${WORKERS_RATE:-1500}
 GUILDS=${GUILDS:-50}
 MEMBERS=${MEMBERS:-100}
 DURATION=${DURATION:-10}
@@ -56,23 +56,9 @@ trap 'exit 129' HUP
 # "FAIL: why", exit 0 or 1) and the final table ("table OUT RATE...").
 PYPROG=$(
     cat <<'EOF'
-import json, os, sys
+import os, sys
 
-
-def get(d, path):
-    for k in path.split("."):
-        if not isinstance(d, dict) or d.get(k) is None:
-            return None
-        d = d[k]
-    return d
-
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+from benchtab import get, load, ms, num, ratio, share, table
 
 
 def verdict(rep, max_p99):
@@ -99,30 +85,6 @@ def verdict(rep, max_p99):
     if p99 is None or p99 > max_p99:
         why.append(f"p99 {'-' if p99 is None else f'{p99:,.1f}'} ms")
     return why
-
-
-def num(x, digits=0):
-    return "-" if x is None else f"{x:,.{digits}f}"
-
-
-def ms(x):
-    if x is None:
-        return "-"
-    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:,.0f}"
-
-
-def share(x):
-    if x is None:
-        return "-"
-    return "100 %" if x >= 1 else f"{100 * x:.3f} %"
-
-
-def table(head, rows):
-    w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    last = len(head) - 1
-    fmt = lambda r: "  ".join(c.ljust(w[i]) if i == last else c.rjust(w[i])
-                              for i, c in enumerate(r)).rstrip()
-    return [fmt(head), fmt(["-" * n for n in w])] + [fmt(r) for r in rows]
 
 
 def row(first, rep, max_p99):
@@ -176,7 +138,7 @@ def main_table(out, rates, max_p99):
             "p50 ms", "p99 ms", "max ms", "server CPU s (%)",
             "deliv/server CPU-s", "gwbench CPU %", "steal s", "4010",
             "verdict"]
-    lines += table(head, rows)
+    lines += table(head, rows, len(head) - 1)
     lines.append("")
     if best is None:
         lines.append("highest rate that passed: none of those tried")
@@ -201,17 +163,16 @@ def main_table(out, rates, max_p99):
             "gwbench CPU %", "steal s", "4010", "verdict"]
     lines += ["", f"workers 1 vs 2 at {int(e['WORKERS_RATE']):,} events/s "
               f"({int(e['WORKERS_RATE']) * members:,} deliveries/s offered):",
-              ""] + table(head, wrows)
+              ""] + table(head, wrows, len(head) - 1)
 
-    def ratio(k):
-        a, b = get(figs["2"], k), get(figs["1"], k)
-        return "-" if a is None or not b else f"{a / b:.2f}x"
+    def w_ratio(k):
+        return ratio(get(figs["2"], k), get(figs["1"], k))
 
     lines += ["", "workers 2 / workers 1: deliveries/s "
-              f"{ratio('deliveries_per_s')}, server CPU "
-              f"{ratio('server_cpu_s')}, deliveries per server CPU-s "
-              f"{ratio('deliveries_per_server_cpu_s')}, p99 "
-              f"{ratio('latency.p99_ms')}"]
+              f"{w_ratio('deliveries_per_s')}, server CPU "
+              f"{w_ratio('server_cpu_s')}, deliveries per server CPU-s "
+              f"{w_ratio('deliveries_per_server_cpu_s')}, p99 "
+              f"{w_ratio('latency.p99_ms')}"]
     if stolen:
         lines += [""] + stolen
     text = "\n".join(lines) + "\n"
@@ -262,7 +223,7 @@ measure() {
 
 # check NAME: the verdict on NAME's report; exit 0 when it passes.
 check() {
-    v=$("$PY" -c "$PYPROG" check "$OUT/$1.json" "$MAX_P99_MS")
+    v=$(PYTHONPATH=bench "$PY" -c "$PYPROG" check "$OUT/$1.json" "$MAX_P99_MS")
     rc=$?
     echo "   $v"
     return $rc
@@ -307,7 +268,7 @@ done
 # shellcheck disable=SC2086 # one argument per rate
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) GUILDS=$GUILDS MEMBERS=$MEMBERS \
     DURATION=$DURATION WORKERS_RATE=$WORKERS_RATE MAX_P99_MS=$MAX_P99_MS \
-    "$PY" -c "$PYPROG" table "$OUT" $done_rates || FAILED=1
+    PYTHONPATH=bench "$PY" -c "$PYPROG" table "$OUT" $done_rates || FAILED=1
 echo "(reports and this table in $OUT; ${BUSY} s of runs," \
     "$(($(date +%s) - start)) s in all)"
 exit $FAILED
