@@ -306,10 +306,10 @@ static void conn_write_rest(gw_conn_t *c)
 /*
  * One gathered write straight to the socket; returns the bytes taken, 0 when
  * the socket is full, or a negative libuv error. sendmsg rather than
- * uv_try_write's writev: it skips the VFS write path (file position lock,
- * fsnotify), which costs the kernel more per delivery than the copy of a
- * small message does (bench/README.md, "What the optimisations bought").
- * Only called with nothing queued in libuv, so the bytes stay in order.
+ * uv_try_write's writev: it skips the VFS write path (fdget_pos, vfs_writev,
+ * sock_write_iter), 8 % of the server's CPU in a fan-out profile
+ * (bench/README.md). Only called with nothing queued in libuv, so the bytes
+ * stay in order.
  */
 static ssize_t conn_send(gw_conn_t *c, uv_buf_t *iov, unsigned n)
 {

@@ -10,8 +10,11 @@ static void wake_poll_cb(uv_poll_t *h, int status, int events)
     gw_wake_t *w = (gw_wake_t *)h;
     uint64_t count;
 
-    (void)status;
     (void)events;
+    /* libuv stops a poll handle on an error; an eventfd has none to report,
+     * but a stopped wake-up would stall its consumer for good. */
+    if (status < 0)
+        uv_poll_start(h, UV_READABLE, wake_poll_cb);
     /* Read first, then clear: a signal after the clear writes again. */
     while (read(w->fd, &count, sizeof(count)) < 0 && errno == EINTR)
         ;
