@@ -10,6 +10,7 @@
 #include "gw/config.h"
 
 #include "gw/alloc.h"
+#include "gw/bucket.h"
 #include "gw/error.h"
 #include "gw/log.h"
 #include "gw/toml.h"
@@ -135,6 +136,13 @@ static const config_option_t config_options[] = {
             "Heartbeat interval announced to clients, milliseconds"),
     OPT_U32("session.max_guilds_per_session", max_guilds_per_session, "100", 0,
             UINT32_MAX, NULL, "Most guilds one session may subscribe to"),
+    OPT_U32("session.event_rate", event_rate, "50", 0, GW_BUCKET_MAX_BURST,
+            NULL,
+            "Client events a session may send per second, sustained (a token "
+            "bucket of event_burst); past it the session is closed with 4008. "
+            "0 = no limit"),
+    OPT_U32("session.event_burst", event_burst, "200", 1, GW_BUCKET_MAX_BURST,
+            NULL, "Client events a session may send at once, at most"),
     OPT_U32("session.typing_limit", typing_limit, "5", 1, UINT32_MAX, NULL,
             "typing.start events a session may send per typing window"),
     OPT_U32("session.typing_window_ms", typing_window_ms, "10000", 1,

@@ -386,6 +386,7 @@ static void conn_upgrade(gw_conn_t *c)
     c->hs = NULL;
     conn_send_raw(c, buf, n);
     c->state = GW_CONN_OPEN;
+    gw_bucket_init(&c->events, now, w->cfg->event_burst);
     c->last_ack_ms = now;
     c->next_hb_ms = now + w->cfg->heartbeat_interval_ms;
     gw_wheel_add(&w->wheel, &c->timer, c->next_hb_ms);

@@ -22,6 +22,8 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "Queued frames dropped when a slow consumer was closed.", 0, W},
     [GW_STAT_SLOW_CONSUMER_CLOSES] = {"slow_consumer_closes",
         "Connections closed with 4010.", 0, W},
+    [GW_STAT_RATE_LIMITED_CLOSES] = {"rate_limited_closes",
+        "Sessions closed with 4008: over session.event_rate.", 0, W},
     [GW_STAT_SHED_P2] = {"shed_priority_2",
         "Priority-2 events not queued: ring 7/8 full.", 0, W},
     [GW_STAT_SHED_P3] = {"shed_priority_3",

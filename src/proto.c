@@ -318,13 +318,39 @@ static const proto_handler_t *proto_find(const char *name)
     return NULL;
 }
 
+/*
+ * Takes one event from the session's bucket (SPEC 5: events per
+ * connection); a session past it is closed 4008 before its message is even
+ * parsed, so that a flood costs the worker as little as possible.
+ */
+static int proto_admit(gw_conn_t *c)
+{
+    gw_worker_t *w = c->worker;
+    const gw_config_t *cfg = w->cfg;
+
+    if (cfg->event_rate == 0 ||
+        gw_bucket_take(&c->events, gw_worker_now(w), cfg->event_rate,
+                       cfg->event_burst))
+        return 1;
+    gw_stat_add(&w->stats, GW_STAT_RATE_LIMITED_CLOSES, 1);
+    gw_log_limited(&w->flood_log, GW_LOG_WARN,
+                   "conn %llu: closed 4008: more than %u events at once or "
+                   "%u a second",
+                   (unsigned long long)c->id, cfg->event_burst,
+                   cfg->event_rate);
+    gw_conn_close(c, GW_CLOSE_RATE_LIMITED, "rate limited");
+    return 0;
+}
+
 void gw_proto_handle(gw_conn_t *c, const char *msg, size_t len)
 {
-    cJSON *doc = gw_json_parse(msg, len);
+    cJSON *doc;
     const cJSON *event, *data;
     const proto_handler_t *h;
 
-    if (doc == NULL) {
+    if (!proto_admit(c))
+        return;
+    if ((doc = gw_json_parse(msg, len)) == NULL) {
         gw_conn_close(c, GW_CLOSE_DECODE, "message is not JSON");
         return;
     }

@@ -25,6 +25,8 @@ typedef struct gw_config {
     /* [session] */
     uint32_t heartbeat_interval_ms;
     uint32_t max_guilds_per_session;
+    uint32_t event_rate;   /* client events per second; 0 = no limit */
+    uint32_t event_burst;  /* client events at once */
     uint32_t typing_limit; /* typing.start events per window */
     uint32_t typing_window_ms;
     /* [auth] */

@@ -7,6 +7,7 @@
 #ifndef GW_CONN_H
 #define GW_CONN_H
 
+#include "gw/bucket.h"
 #include "gw/event.h"
 #include "gw/handshake.h"
 #include "gw/ring.h"
@@ -50,6 +51,7 @@ struct gw_conn {
     uint64_t seq;          /* last dispatch sequence number sent */
     uint64_t last_ack_ms;  /* last heartbeat or heartbeat_ack */
     uint64_t next_hb_ms;   /* when the next server heartbeat is due */
+    gw_bucket_t events;    /* client events allowed (session.event_rate) */
     uint64_t typing_since; /* start of the typing rate window */
     uint32_t typing_count; /* typing.start relayed in that window */
     uint32_t shed;         /* events shed since the ring was last empty */

@@ -54,6 +54,7 @@ struct gw_worker {
     gw_jwt_verifier_t jwt;
     uint64_t next_conn_id;
     gw_log_limit_t slow_log;   /* slow-consumer closes */
+    gw_log_limit_t flood_log;  /* rate-limited closes */
     gw_log_limit_t reject_log; /* rejected or timed-out upgrades */
     gw_stats_t stats;
     uint8_t rbuf[GW_READ_BUF];

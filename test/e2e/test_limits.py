@@ -1,5 +1,6 @@
-"""Configured limits: message size, guilds per session, handshake size and
-time, and the per-connection write ring (slow consumers)."""
+"""Configured limits: message size, events per session, guilds per session,
+handshake size and time, and the per-connection write ring (slow
+consumers)."""
 
 import asyncio
 import socket
@@ -12,6 +13,56 @@ import websockets
 
 from gwtest import (Client, KeepAlivePublisher, RawConn, T,
                     uniq, wait_until)
+
+
+# -- events per session (4008) -----------------------------------------------
+
+HEARTBEAT = {"event": "heartbeat", "data": {}}
+
+
+async def test_event_flood_is_closed_4008(gateway_factory):
+    """SPEC 5: a token bucket per session. A flood past it is closed 4008
+    with a log line; a session sending below the rate for longer than its
+    burst lasts, and a bystander, are untouched."""
+    gw = gateway_factory(session={"event_rate": 5, "event_burst": 10})
+    bystander = await Client.session(gw, guilds=["g1"])
+    steady = await Client.session(gw, guilds=["g1"])
+    flood = await Client.session(gw, guilds=["g1"])
+
+    async def keep_steady():
+        # 14 events at 4 a second: more than the 9 tokens identify left.
+        for _ in range(14):
+            await steady.heartbeat_roundtrip()
+            await asyncio.sleep(0.25)
+
+    async def flood_it():
+        # Far more than the bucket refills in the time the daemon takes to
+        # read them, even under a sanitizer; the close may come mid-way.
+        try:
+            for _ in range(100):
+                await flood.send(HEARTBEAT)
+        except websockets.ConnectionClosed:
+            pass
+        await flood.expect_close(4008, allow=("heartbeat_ack",))
+
+    await asyncio.gather(keep_steady(), flood_it())
+    await bystander.heartbeat_roundtrip()
+    await gw.apublish({"event": "message.create", "guildId": "g1",
+                       "data": {"n": 1}})
+    for c in (bystander, steady):
+        await c.expect_dispatch("message.create", "g1")
+    assert (await gw.totals())["rate_limited_closes"] == 1
+    assert "closed 4008" in gw.stderr_text(), gw.tail()
+
+
+async def test_event_limit_zero_is_off(gateway_factory):
+    gw = gateway_factory(session={"event_rate": 0, "event_burst": 1})
+    c = await Client.session(gw, guilds=["g1"])
+    for _ in range(50):
+        await c.send(HEARTBEAT)
+    for _ in range(50):
+        await c.expect("heartbeat_ack")
+    assert (await gw.totals())["rate_limited_closes"] == 0
 
 
 # -- message size (1009) ---------------------------------------------------
