@@ -40,7 +40,6 @@
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,14 +455,10 @@ static void rmq_pause(rmq_session_t *s, uint64_t delay_ms)
 static int rmq_deliver(rmq_session_t *s)
 {
     gw_amqp_t *a = s->link;
-    int rc = GW_ETOOBIG;
+    int rc = a->cb(s->body, s->len, a->data);
 
-    if (s->body != NULL)
-        rc = a->cb(s->body, s->len, a->data);
-    else
-        gw_warn("amqp: %zu-byte message over the %" PRIu32
-                "-byte limit dead-lettered",
-                s->len, a->max_body);
+    if (s->body == NULL)
+        rc = GW_ETOOBIG;
     if (rc == GW_EFULL) {
         if (s->want != RMQ_HELD)
             gw_debug("amqp: worker queues full; delivery held");

@@ -146,8 +146,17 @@ static int broker_amqp_cb(const char *body, size_t len, void *data)
 {
     gw_broker_t *b = data;
     const char *reason;
-    int rc = gw_broker_ingest(b, GW_SOURCE_AMQP, body, len, &reason);
+    int rc;
 
+    if (body == NULL) {
+        gw_stat_add(&b->stats, GW_STAT_DEAD_LETTERED, 1);
+        gw_log_limited(&b->reject_log, GW_LOG_WARN,
+                       "broker: AMQP message of %zu bytes over "
+                       "http.max_body_size dead-lettered",
+                       len);
+        return GW_ETOOBIG;
+    }
+    rc = gw_broker_ingest(b, GW_SOURCE_AMQP, body, len, &reason);
     if (rc == GW_EPARSE || rc == GW_EINVAL)
         gw_stat_add(&b->stats, GW_STAT_DEAD_LETTERED, 1);
     return rc < 0 ? rc : 0;

@@ -27,6 +27,8 @@ typedef struct gw_amqp gw_amqp_t;
  * other error) = reject without requeue, so RabbitMQ dead-letters it;
  * GW_EFULL = not now: the link stops reading and offers the same delivery
  * again a little later. The body is the link's; copy what outlives the call.
+ * A body over http.max_body_size is not kept: body is NULL, len its size,
+ * and it is dead-lettered whatever the callback returns.
  */
 typedef int (*gw_amqp_message_cb)(const char *body, size_t len, void *data);
 
