@@ -27,8 +27,11 @@
  * close or consumer cancel from the server) destroys the connection without
  * the polite close, which could wait on a dead socket, and schedules the
  * next attempt after gw_link_backoff. gw_amqp_stop closes politely on the
- * pool; an attempt already running is let finish (each step is bounded by
- * RMQ_TIMEOUT_S) and its connection closed the same way.
+ * pool. An attempt already running is cut short: once its socket is
+ * connected the job publishes it, and stop shuts it down under the job's
+ * lock, so that a server that accepted and then stays silent does not hold
+ * the shutdown for RMQ_TIMEOUT_S (the TCP connect alone is still bounded
+ * by it).
  *
  * Static helpers are rmq_*: amqp_* is rabbitmq-c's namespace.
  */
@@ -43,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define RMQ_CHANNEL 1
 #define RMQ_TIMEOUT_S 5    /* connect, login, each declaration, close */
@@ -64,6 +68,9 @@ typedef struct rmq_job {
     uint16_t prefetch;
     amqp_connection_state_t conn; /* consuming, or being closed */
     char err[256];                /* why the attempt failed */
+    uv_mutex_t lock;              /* guards fd and aborted across threads */
+    int fd;      /* the attempt's connected socket while it blocks, or -1 */
+    int aborted; /* gw_amqp_stop came: no more blocking */
 } rmq_job_t;
 
 /* Where a delivery is in its frames. */
@@ -129,6 +136,8 @@ static rmq_job_t *rmq_job_new(gw_amqp_t *a, const gw_config_t *cfg,
 
     job->req.data = job;
     job->link = a;
+    job->fd = -1;
+    uv_mutex_init(&job->lock);
     job->host = gw_strdup(cfg->amqp_host);
     job->user = gw_strdup(cfg->amqp_user);
     job->password = gw_strdup(cfg->amqp_password);
@@ -146,6 +155,7 @@ static rmq_job_t *rmq_job_new(gw_amqp_t *a, const gw_config_t *cfg,
 
 static void rmq_job_free(rmq_job_t *job)
 {
+    uv_mutex_destroy(&job->lock);
     free(job->host);
     free(job->user);
     free(job->password);
@@ -284,6 +294,32 @@ static int rmq_consume(rmq_job_t *job)
     return rmq_check(job, "basic.consume");
 }
 
+/*
+ * Thread pool: makes fd the socket that gw_amqp_stop may shut down (-1:
+ * none, before the connection is destroyed). Returns GW_ECLOSED when stop
+ * has come already.
+ */
+static int rmq_job_publish_fd(rmq_job_t *job, int fd)
+{
+    int aborted;
+
+    uv_mutex_lock(&job->lock);
+    job->fd = fd;
+    aborted = job->aborted;
+    uv_mutex_unlock(&job->lock);
+    return aborted ? GW_ECLOSED : 0;
+}
+
+/* Loop: ends the blocking of a running attempt; see the file comment. */
+static void rmq_job_abort(rmq_job_t *job)
+{
+    uv_mutex_lock(&job->lock);
+    job->aborted = 1;
+    if (job->fd >= 0)
+        shutdown(job->fd, SHUT_RDWR);
+    uv_mutex_unlock(&job->lock);
+}
+
 static int rmq_open(rmq_job_t *job)
 {
     struct timeval tv = {.tv_sec = RMQ_TIMEOUT_S};
@@ -299,6 +335,10 @@ static int rmq_open(rmq_job_t *job)
         snprintf(job->err, sizeof(job->err), "connect to %s:%d: %s", job->host,
                  job->port, amqp_error_string2(rc));
         return GW_EIO;
+    }
+    if (rmq_job_publish_fd(job, amqp_get_sockfd(job->conn)) != 0) {
+        snprintf(job->err, sizeof(job->err), "stopped");
+        return GW_ECLOSED;
     }
     amqp_set_handshake_timeout(job->conn, &tv);
     amqp_set_rpc_timeout(job->conn, &tv);
@@ -327,8 +367,10 @@ static void rmq_connect_work(uv_work_t *req)
         rmq_dead_letters(job) != 0 || rmq_queue(job) != 0 ||
         rmq_bind_keys(job) != 0 || rmq_consume(job) != 0)
         goto Error;
+    rmq_job_publish_fd(job, -1); /* the loop takes the connection over */
     return;
 Error:
+    rmq_job_publish_fd(job, -1);
     /* No polite close: the socket may be dead and the close would wait. */
     amqp_destroy_connection(job->conn);
     job->conn = NULL;
@@ -716,10 +758,12 @@ void gw_amqp_stop(gw_amqp_t *a)
         return;
     a->stopping = 1;
     if (a->job != NULL) {
-        /* A job already running finishes; its after-work callback sees
-         * `stopping` and closes what it connected. */
-        if (a->job_busy)
+        /* A job already running is cut short; its after-work callback
+         * sees `stopping` and closes what it connected. */
+        if (a->job_busy) {
             uv_cancel((uv_req_t *)&a->job->req);
+            rmq_job_abort(a->job);
+        }
         if (a->session != NULL)
             rmq_session_close(a, 1);
         uv_close((uv_handle_t *)&a->timer, rmq_handle_closed_cb);

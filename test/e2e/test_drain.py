@@ -91,3 +91,31 @@ async def test_sigterm_during_the_stop_is_absorbed(gateway_factory):
         await asyncio.sleep(0.02)
     gw.proc.wait(T(10))
     assert gw.proc.returncode == 0
+
+
+async def test_sigterm_is_prompt_while_amqp_logs_in_to_a_silent_server(
+        gateway_factory):
+    """A RabbitMQ that accepts the connection and never answers keeps the
+    link's login waiting up to its 5 s timeout; SIGTERM cuts it short."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    silent.setblocking(False)
+    try:
+        gw = gateway_factory(amqp={"enabled": True, "host": "127.0.0.1",
+                                   "port": silent.getsockname()[1]})
+        # Accepted: the link has sent its protocol header and now waits.
+        peer, _ = await asyncio.wait_for(
+            asyncio.get_running_loop().sock_accept(silent), T(10))
+        await asyncio.sleep(0.2)
+        start = time.monotonic()
+        gw.stopped_by_test = True
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(T(10))
+        took = time.monotonic() - start
+        peer.close()
+    finally:
+        silent.close()
+    assert gw.proc.returncode == 0, gw.tail()
+    # Not scaled: 5 s is what the login would have waited.
+    assert took < 3.0, "SIGTERM took %.1fs with the AMQP login waiting" % took
