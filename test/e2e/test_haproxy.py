@@ -1,6 +1,7 @@
 """deploy/haproxy.cfg, tested: two gateways behind a real HAProxy. WebSockets
-pass through it, sessions stick to their instance by cookie, and an instance
-that drains leaves the rotation through its /health check."""
+pass through it, sessions stick to their instance by cookie, an instance
+that drains leaves the rotation through its /health check, and connections
+per client address are limited in number and rate."""
 import asyncio
 import copy
 import os
@@ -23,9 +24,9 @@ def haproxy(tmp_path):
     """Starts HAProxy with deploy/haproxy.cfg in front of two gateways."""
     procs = []
 
-    def start(gw1, gw2):
+    def start(gw1, gw2, **limits):
         port = free_port()
-        env = dict(os.environ, GW_MAXCONN="4000",
+        env = dict(os.environ, **limits, GW_MAXCONN="4000",
                    GW_LISTEN="127.0.0.1:%d" % port,
                    GW1_ADDR="127.0.0.1:%d" % gw1.ws_port,
                    GW1_HEALTH=str(gw1.http_port),
@@ -111,3 +112,57 @@ async def test_draining_instance_leaves_the_rotation(gateway_factory, haproxy):
     await back.heartbeat_roundtrip()
     gw1.proc.wait(T(15))
     assert gw1.proc.returncode == 0
+
+
+async def _session_from(gw, port, src):
+    """A session through the proxy from source address src (loopback)."""
+    s = socket.socket()
+    s.bind((src, 0))
+    s.setblocking(False)
+    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(
+        s, ("127.0.0.1", port)), T(5))
+    return await Client.session(_via(gw, port), uniq("u"), ["g1"], sock=s)
+
+
+async def _refused_from(gw, port, src):
+    """The proxy closes a connection over the limits before any upgrade."""
+    try:
+        c = await _session_from(gw, port, src)
+    except (OSError, EOFError, asyncio.IncompleteReadError,
+            websockets.WebSocketException):
+        return True
+    c.abort()
+    return False
+
+
+@pytest.mark.time_limit(60)
+async def test_open_connections_per_address_are_limited(gateway_factory,
+                                                        haproxy):
+    gw1, gw2 = gateway_factory(), gateway_factory()
+    port = haproxy(gw1, gw2, GW_CONN_PER_IP="3")
+    held = [await _session_from(gw1, port, "127.0.0.7") for _ in range(3)]
+    assert await _refused_from(gw1, port, "127.0.0.7")
+    # Another address is not affected, and a closed connection frees a place.
+    other = await _session_from(gw1, port, "127.0.0.8")
+    await held.pop().close()
+    deadline = time.monotonic() + T(5)
+    while await _refused_from(gw1, port, "127.0.0.7"):
+        assert time.monotonic() < deadline, "the closed place never freed"
+        await asyncio.sleep(0.05)
+    for c in held + [other]:
+        await c.close()
+    assert _sessions(gw1) + _sessions(gw2) <= 1
+
+
+@pytest.mark.time_limit(60)
+async def test_new_connections_per_address_are_rate_limited(gateway_factory,
+                                                           haproxy):
+    gw1, gw2 = gateway_factory(), gateway_factory()
+    port = haproxy(gw1, gw2, GW_CONN_RATE_PER_IP="4")
+    for _ in range(4):
+        c = await _session_from(gw1, port, "127.0.0.9")
+        await c.close()
+    # The fifth within 10 s is refused; another address is not.
+    assert await _refused_from(gw1, port, "127.0.0.9")
+    c = await _session_from(gw1, port, "127.0.0.10")
+    await c.close()
