@@ -58,6 +58,10 @@ int main(int argc, char **argv)
         gwbench_usage();
         return 2;
     }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        gwbench_usage();
+        return 0;
+    }
     if (strcmp(argv[1], "summary") == 0)
         return summary_main(argc - 2, argv + 2);
     /* A client socket the server reset must not kill us on write. */

@@ -128,6 +128,8 @@ static cJSON *report_json(const run_t *r)
     cJSON_AddStringToObject(root, "scenario", r->scenario);
     cJSON_AddStringToObject(root, "date", date);
     cJSON_AddBoolToObject(root, "ok", !r->failed);
+    if (r->tgt.keep && r->tgt.dir[0] != '\0')
+        cJSON_AddStringToObject(root, "kept_dir", r->tgt.dir);
     cJSON_AddItemToObject(root, "machine", report_machine());
     cJSON_AddItemToObject(root, "server", report_server(r));
     cJSON_AddItemToObject(root, "params", opts_to_json(r->o));

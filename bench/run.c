@@ -379,13 +379,14 @@ int run_close(run_t *r)
                   r->tgt.gw_status);
         r->failed = 1;
     }
-    if (report_write(r) != 0)
-        r->failed = 1;
-    /* A failed run keeps the servers' config and logs for a look. */
+    /* A failed run keeps the servers' config and logs for a look; the
+     * report names the directory, so that a script can find it. */
     if (r->failed && r->tgt.dir[0] != '\0' && !r->tgt.keep) {
         r->tgt.keep = 1;
         util_warn("kept %s (config and logs)", r->tgt.dir);
     }
+    if (report_write(r) != 0)
+        r->failed = 1;
     target_close(&r->tgt);
     if (r->tick.type == UV_TIMER) {
         uv_close((uv_handle_t *)&r->tick, NULL);
