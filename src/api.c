@@ -102,7 +102,7 @@ static int api_key_ok(const char *want, const char *got)
 static void api_publish(gw_broker_t *br, const gw_http_request_t *req,
                         gw_http_response_t *res)
 {
-    const gw_config_t *cfg = gw_broker_server(br)->cfg;
+    const gw_config_t *cfg = gw_broker_config(br);
     const char *reason;
     gw_buf_t b = {0};
     int n;

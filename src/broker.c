@@ -20,10 +20,13 @@
 #define BROKER_RELAYS_PER_TURN 1024
 
 struct gw_broker {
-    gw_server_t *srv; /* borrowed */
+    gw_server_t *srv;       /* borrowed */
+    const gw_config_t *cfg; /* borrowed: the latest snapshot (SIGHUP) */
+    _Atomic(const gw_config_t *) next_cfg; /* handed over, not yet taken */
     uv_thread_t thread;
     uv_loop_t loop;
     uv_async_t stop;           /* main thread -> broker: next shutdown phase */
+    uv_async_t reconf;         /* main thread -> broker: next_cfg is set */
     atomic_int phase;          /* 0 running, 1 quiesced, 2 stopping */
     uv_sem_t quiesced;         /* posted once phase 1 is done */
     gw_wake_t relay_wake;      /* workers -> broker: relay queues have work */
@@ -45,6 +48,17 @@ static const gw_stat_t broker_source_stat[] = {
 gw_server_t *gw_broker_server(gw_broker_t *b)
 {
     return b->srv;
+}
+
+const gw_config_t *gw_broker_config(const gw_broker_t *b)
+{
+    return b->cfg;
+}
+
+void gw_broker_reconfigure(gw_broker_t *b, const gw_config_t *cfg)
+{
+    atomic_store_explicit(&b->next_cfg, cfg, memory_order_release);
+    uv_async_send(&b->reconf);
 }
 
 const gw_stats_t *gw_broker_stats(const gw_broker_t *b)
@@ -231,6 +245,16 @@ static void broker_relay_cb(gw_wake_t *wk)
         gw_wake_signal(&b->relay_wake);
 }
 
+static void broker_reconf_cb(uv_async_t *h)
+{
+    gw_broker_t *b = h->data;
+    const gw_config_t *cfg =
+        atomic_exchange_explicit(&b->next_cfg, NULL, memory_order_acq_rel);
+
+    if (cfg != NULL)
+        b->cfg = cfg;
+}
+
 static void broker_stop_cb(uv_async_t *h)
 {
     gw_broker_t *b = h->data;
@@ -243,6 +267,7 @@ static void broker_stop_cb(uv_async_t *h)
         return;
     }
     gw_wake_close(&b->relay_wake, NULL);
+    uv_close((uv_handle_t *)&b->reconf, NULL);
     uv_close((uv_handle_t *)&b->stop, NULL);
 }
 
@@ -272,14 +297,17 @@ gw_broker_t *gw_broker_create(gw_server_t *srv)
     int rc;
 
     b->srv = srv;
+    b->cfg = cfg;
+    atomic_init(&b->next_cfg, NULL);
     b->instance_id = broker_instance_id(cfg);
     uv_loop_init(&b->loop);
     uv_async_init(&b->loop, &b->stop, broker_stop_cb);
+    uv_async_init(&b->loop, &b->reconf, broker_reconf_cb);
     if (gw_wake_init(&b->loop, &b->relay_wake, broker_relay_cb, b) != 0) {
         gw_error("broker: cannot create its wake-up eventfd");
         abort();
     }
-    b->stop.data = b;
+    b->stop.data = b->reconf.data = b;
     atomic_init(&b->phase, 0);
     uv_sem_init(&b->quiesced, 0);
     rc = gw_http_server_start(&b->http, &b->loop, cfg->bind, cfg->http_port,
@@ -288,6 +316,7 @@ gw_broker_t *gw_broker_create(gw_server_t *srv)
         gw_error("cannot listen on %s:%d for HTTP: %s", cfg->bind,
                  cfg->http_port, gw_strerror(rc));
         uv_close((uv_handle_t *)&b->stop, NULL);
+        uv_close((uv_handle_t *)&b->reconf, NULL);
         gw_wake_close(&b->relay_wake, NULL);
         uv_run(&b->loop, UV_RUN_DEFAULT);
         uv_loop_close(&b->loop);

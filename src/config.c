@@ -441,6 +441,82 @@ static void config_copy(gw_config_t *dst, const gw_config_t *src)
     }
 }
 
+/*
+ * What a SIGHUP reload applies to the running daemon; every other option
+ * changes with a restart only. Each of these is read where it is used, so
+ * a new value takes effect at its next use: secrets for the next identify
+ * or publish, sizes and timeouts for the next connection or message, and
+ * limits at their next check.
+ */
+static const char *const config_reloadable[] = {
+    "websocket.max_message_size",
+    "websocket.max_header_size",
+    "websocket.handshake_timeout_ms",
+    "websocket.write_ring_size",
+    "session.max_guilds_per_session",
+    "session.event_rate",
+    "session.event_burst",
+    "session.typing_limit",
+    "session.typing_window_ms",
+    "auth.jwt_secret",
+    "auth.jwt_algorithm",
+    "auth.jwt_audience",
+    "auth.jwt_issuer",
+    "http.publish_api_key",
+    "log.level",
+};
+
+static bool config_is_reloadable(const config_option_t *opt)
+{
+    for (size_t i = 0;
+         i < sizeof(config_reloadable) / sizeof(config_reloadable[0]); i++)
+        if (strcmp(opt->name, config_reloadable[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool config_same(const gw_config_t *a, const gw_config_t *b,
+                        const config_option_t *opt)
+{
+    /* Read only; config_field takes a mutable config for the setters. */
+    void *fa = config_field((gw_config_t *)a, opt);
+    void *fb = config_field((gw_config_t *)b, opt);
+
+    if (config_is_string(opt))
+        return strcmp(*(char **)fa, *(char **)fb) == 0;
+    if (opt->type == CONFIG_UINT32)
+        return *(uint32_t *)fa == *(uint32_t *)fb;
+    return *(int *)fa == *(int *)fb;
+}
+
+void gw_config_keep_restart_only(gw_config_t *next, const gw_config_t *cur,
+                                 char *held, size_t heldlen)
+{
+    size_t n = 0;
+
+    if (heldlen > 0)
+        held[0] = '\0';
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const config_option_t *opt = &config_options[i];
+        void *field = config_field(next, opt);
+        if (config_is_reloadable(opt) || config_same(next, cur, opt))
+            continue;
+        if (n < heldlen)
+            n += (size_t)snprintf(held + n, heldlen - n, "%s%s",
+                                  n > 0 ? ", " : "", opt->name);
+        if (config_is_string(opt)) {
+            free(*(char **)field);
+            *(char **)field =
+                gw_strdup(*(char **)config_field((gw_config_t *)cur, opt));
+        } else if (opt->type == CONFIG_UINT32) {
+            *(uint32_t *)field =
+                *(uint32_t *)config_field((gw_config_t *)cur, opt);
+        } else {
+            *(int *)field = *(int *)config_field((gw_config_t *)cur, opt);
+        }
+    }
+}
+
 void gw_config_init(gw_config_t *cfg)
 {
     config_src_t src = {"default", 0, NULL, 0};

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-int gw_log_level = GW_LOG_INFO;
+_Atomic int gw_log_level = GW_LOG_INFO;
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
 

@@ -2,6 +2,7 @@
  * gatewayd: a real-time WebSocket gateway. This file only reads the command
  * line and the configuration, starts the server and waits for signals.
  */
+#include "gw/alloc.h"
 #include "gw/config.h"
 #include "gw/log.h"
 #include "gw/server.h"
@@ -30,14 +31,71 @@ static void usage(FILE *out)
 #define MAIN_DRAIN_GRACE_MS 4000
 #define MAIN_DRAIN_POLL_MS 100
 
-/* The main thread's state: the server and the drain in progress. */
+/* Where the configuration comes from: the file, then the -s overrides. */
+typedef struct main_source {
+    const char *path;
+    char **sets;
+    int nsets;
+} main_source_t;
+
+/* The main thread's state: the server, the drain in progress, and the
+ * configurations SIGHUP made. */
 typedef struct main_ctx {
     gw_server_t *srv;
+    main_source_t src;
+    const gw_config_t *cur; /* the latest configuration */
+    gw_config_t **reloads;  /* owned: every SIGHUP's, freed at exit */
+    size_t nreloads;
     uv_signal_t sigs[3];
     uv_timer_t drain;  /* polls the connection count while draining */
     uint64_t deadline; /* when the drain gives up waiting */
     int draining;
 } main_ctx_t;
+
+/* The file, then the -s overrides in order, so that they win. Returns 0,
+ * or -1 with the reason in err. */
+static int main_configure(gw_config_t *cfg, const main_source_t *src, char *err,
+                          size_t errlen)
+{
+    if (gw_config_load(cfg, src->path, err, errlen) != 0)
+        return -1;
+    for (int i = 0; i < src->nsets; i++)
+        if (gw_config_set(cfg, src->sets[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+/*
+ * SIGHUP: reads the configuration again and hands the threads what they
+ * can follow at run time; the rest is held back and named. A snapshot is
+ * kept until exit, since a thread may still read an older one: they are
+ * small, and reloads are rare.
+ */
+static void main_reload(main_ctx_t *m)
+{
+    gw_config_t *next = gw_malloc(sizeof(*next));
+    char err[512], held[512];
+
+    gw_config_init(next);
+    if (main_configure(next, &m->src, err, sizeof(err)) != 0) {
+        gw_error("SIGHUP: %s; the configuration is unchanged", err);
+        gw_config_free(next);
+        free(next);
+        return;
+    }
+    gw_config_keep_restart_only(next, m->cur, held, sizeof(held));
+    if (held[0] != '\0')
+        gw_warn("SIGHUP: %s changed; that takes a restart, kept as it was",
+                held);
+    m->reloads =
+        gw_realloc(m->reloads, (m->nreloads + 1) * sizeof(*m->reloads));
+    m->reloads[m->nreloads++] = next;
+    m->cur = next;
+    gw_server_reconfigure(m->srv, next);
+    /* Said at the old level: a reload that raises it is still logged. */
+    gw_info("SIGHUP: configuration reloaded from %s", m->src.path);
+    gw_log_level = gw_log_parse_level(next->log_level);
+}
 
 static void main_drain_cb(uv_timer_t *t)
 {
@@ -53,7 +111,7 @@ static void main_signal_cb(uv_signal_t *h, int signum)
     main_ctx_t *m = h->data;
 
     if (signum == SIGHUP) {
-        gw_warn("SIGHUP: configuration reload is not supported yet; ignored");
+        main_reload(m);
         return;
     }
     if (signum == SIGTERM && !m->draining) {
@@ -92,30 +150,12 @@ static void main_unwatch(uv_loop_t *loop, main_ctx_t *m)
     uv_run(loop, UV_RUN_DEFAULT);
 }
 
-/* The file, then the -s overrides in order, so that they win. */
-static int main_configure(gw_config_t *cfg, const char *path, char **sets,
-                          int nsets)
-{
-    char err[512];
-
-    if (gw_config_load(cfg, path, err, sizeof(err)) != 0)
-        goto Error;
-    for (int i = 0; i < nsets; i++)
-        if (gw_config_set(cfg, sets[i], err, sizeof(err)) != 0)
-            goto Error;
-    gw_log_level = gw_log_parse_level(cfg->log_level);
-    return 0;
-Error:
-    fprintf(stderr, "gatewayd: %s\n", err);
-    return -1;
-}
-
 /* Runs the server until a signal stops it; the process's exit status. */
-static int main_serve(const gw_config_t *cfg)
+static int main_serve(const gw_config_t *cfg, const main_source_t *src)
 {
     uv_loop_t *loop = uv_default_loop();
     gw_server_t srv = {0};
-    main_ctx_t m = {.srv = &srv};
+    main_ctx_t m = {.srv = &srv, .src = *src, .cur = cfg};
     int rc = 1;
 
     /* A peer that resets the socket must cost an EPIPE, not the process. */
@@ -132,20 +172,26 @@ static int main_serve(const gw_config_t *cfg)
     }
     main_unwatch(loop, &m);
     uv_loop_close(loop);
+    for (size_t i = 0; i < m.nreloads; i++) {
+        gw_config_free(m.reloads[i]);
+        free(m.reloads[i]);
+    }
+    free(m.reloads);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
-    const char *path = "conf/gateway.toml";
-    char **sets = calloc((size_t)argc, sizeof(*sets));
-    int opt, check = 0, nsets = 0, rc;
+    main_source_t src = {"conf/gateway.toml",
+                         calloc((size_t)argc, sizeof(char *)), 0};
+    char **sets = src.sets, err[512];
+    int opt, check = 0, rc;
     gw_config_t cfg;
 
     while ((opt = getopt(argc, argv, "c:s:tvh")) != -1) {
         switch (opt) {
-        case 'c': path = optarg; break;
-        case 's': sets[nsets++] = optarg; break;
+        case 'c': src.path = optarg; break;
+        case 's': sets[src.nsets++] = optarg; break;
         case 't': check = 1; break;
         case 'v': printf("gatewayd %s\n", GATEWAYD_VERSION); goto Exit;
         case 'h': usage(stdout); goto Exit;
@@ -156,14 +202,16 @@ int main(int argc, char **argv)
         }
     }
     gw_config_init(&cfg);
-    if (main_configure(&cfg, path, sets, nsets) != 0) {
+    if (main_configure(&cfg, &src, err, sizeof(err)) != 0) {
+        fprintf(stderr, "gatewayd: %s\n", err);
         rc = 1;
     } else if (check) {
         gw_config_dump(&cfg, stdout);
-        printf("# configuration %s is valid\n", path);
+        printf("# configuration %s is valid\n", src.path);
         rc = 0;
     } else {
-        rc = main_serve(&cfg);
+        gw_log_level = gw_log_parse_level(cfg.log_level);
+        rc = main_serve(&cfg, &src);
     }
     gw_config_free(&cfg);
     free(sets);

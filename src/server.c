@@ -57,6 +57,13 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
     return rc;
 }
 
+void gw_server_reconfigure(gw_server_t *srv, const gw_config_t *cfg)
+{
+    for (int i = 0; i < srv->nworkers; i++)
+        gw_worker_reconfigure(srv->workers[i], cfg);
+    gw_broker_reconfigure(srv->broker, cfg);
+}
+
 void gw_server_drain(gw_server_t *srv)
 {
     gw_acceptor_pause(srv->acceptor);

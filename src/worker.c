@@ -192,6 +192,36 @@ static void worker_start_drain(gw_worker_t *w)
     uv_walk(&w->loop, worker_drain_conn, &d);
 }
 
+/* The token verifier of the current configuration. */
+static void worker_jwt_init(gw_worker_t *w)
+{
+    const gw_config_t *cfg = w->cfg;
+
+    w->jwt = (gw_jwt_verifier_t){
+        .alg = cfg->jwt_algorithm,
+        .secret = (const uint8_t *)cfg->jwt_secret,
+        .secret_len = strlen(cfg->jwt_secret),
+        .audience = cfg->jwt_audience,
+        .issuer = cfg->jwt_issuer,
+        .leeway_s = 0,
+    };
+    gw_jwt_verifier_init(&w->jwt);
+}
+
+/* Takes a snapshot from a SIGHUP: everything reads w->cfg at its next use,
+ * so only the verifier, prepared from the secret, is made again. */
+static void worker_take_config(gw_worker_t *w)
+{
+    const gw_config_t *cfg =
+        atomic_exchange_explicit(&w->next_cfg, NULL, memory_order_acq_rel);
+
+    if (cfg == NULL)
+        return;
+    w->cfg = cfg;
+    gw_jwt_verifier_free(&w->jwt);
+    worker_jwt_init(w);
+}
+
 static void worker_wake_cb(gw_wake_t *wk)
 {
     gw_worker_t *w = wk->data;
@@ -202,6 +232,7 @@ static void worker_wake_cb(gw_wake_t *wk)
         worker_shutdown(w);
         return;
     }
+    worker_take_config(w);
     if (!w->draining && atomic_load(&w->drain))
         worker_start_drain(w);
     for (n = 0; n < WORKER_ACCEPTS_PER_TURN && (p = gw_queue_pop(&w->fds)); n++)
@@ -228,6 +259,7 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     w->id = id;
     w->srv = srv;
     w->cfg = cfg;
+    atomic_init(&w->next_cfg, NULL);
     uv_loop_init(&w->loop);
     if (gw_wake_init(&w->loop, &w->wake, worker_wake_cb, w) != 0) {
         gw_error("worker %d: cannot create its wake-up eventfd", id);
@@ -246,20 +278,18 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_index_init(w);
     gw_ws_worker_init(w);
     w->ring_pool.max_free = WORKER_RING_CHUNKS_KEPT;
-    w->jwt = (gw_jwt_verifier_t){
-        .alg = cfg->jwt_algorithm,
-        .secret = (const uint8_t *)cfg->jwt_secret,
-        .secret_len = strlen(cfg->jwt_secret),
-        .audience = cfg->jwt_audience,
-        .issuer = cfg->jwt_issuer,
-        .leeway_s = 0,
-    };
-    gw_jwt_verifier_init(&w->jwt);
+    worker_jwt_init(w);
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();
     }
     return w;
+}
+
+void gw_worker_reconfigure(gw_worker_t *w, const gw_config_t *cfg)
+{
+    atomic_store_explicit(&w->next_cfg, cfg, memory_order_release);
+    gw_wake_signal(&w->wake);
 }
 
 void gw_worker_drain(gw_worker_t *w)

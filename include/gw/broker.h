@@ -80,4 +80,12 @@ const gw_stats_t *gw_broker_stats(const gw_broker_t *b);
 /* The server the broker belongs to. */
 gw_server_t *gw_broker_server(gw_broker_t *b);
 
+/* The configuration the broker thread goes by now (SIGHUP changes it).
+ * Broker thread. */
+const gw_config_t *gw_broker_config(const gw_broker_t *b);
+
+/* Hands the broker a new configuration snapshot, taken on its loop: cfg
+ * must outlive the broker. Main thread. */
+void gw_broker_reconfigure(gw_broker_t *b, const gw_config_t *cfg);
+
 #endif

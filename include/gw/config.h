@@ -89,6 +89,17 @@ int gw_config_set(gw_config_t *cfg, const char *assignment, char *err,
 /* Writes every option with its current value as TOML (used by `-t -v`). */
 void gw_config_dump(const gw_config_t *cfg, FILE *out);
 
+/*
+ * For a SIGHUP reload: gives next the value cur has of every option that
+ * only a restart can change (ports, workers, broker links, queue sizes,
+ * the heartbeat interval clients were told...), so that next differs from
+ * cur only where the running daemon can follow. Writes the names of the
+ * options whose change is thus held back, comma-separated, into `held`
+ * ("" when none).
+ */
+void gw_config_keep_restart_only(gw_config_t *next, const gw_config_t *cur,
+                                 char *held, size_t heldlen);
+
 /* Frees the strings owned by cfg. */
 void gw_config_free(gw_config_t *cfg);
 

@@ -14,7 +14,9 @@ typedef enum gw_log_level {
     GW_LOG_ERROR,
 } gw_log_level_t;
 
-extern int gw_log_level;
+/* The least severe level written. Atomic: SIGHUP changes it on the main
+ * thread while every thread reads it. */
+extern _Atomic int gw_log_level;
 
 /* Parses "debug", "info", "warn" or "error"; returns the level or -1. */
 int gw_log_parse_level(const char *name);

@@ -18,7 +18,8 @@ typedef struct gw_acceptor gw_acceptor_t;
 typedef struct gw_broker gw_broker_t;
 
 typedef struct gw_server {
-    const gw_config_t *cfg; /* borrowed; outlives the server */
+    const gw_config_t *cfg; /* borrowed; outlives the server. The startup
+                               configuration: what only a restart changes */
     int nworkers;
     gw_worker_t **workers;   /* owned */
     gw_acceptor_t *acceptor; /* owned */
@@ -29,6 +30,14 @@ typedef struct gw_server {
 
 /* Starts every thread. Returns 0 or a negative gw_err_t (logged). */
 int gw_server_start(gw_server_t *srv, const gw_config_t *cfg);
+
+/*
+ * Hands every worker and the broker a new configuration snapshot (SIGHUP);
+ * each takes it at its next wake-up. cfg must outlive the server, and may
+ * differ from srv->cfg only in options gw_config_keep_restart_only lets
+ * through. Main thread.
+ */
+void gw_server_reconfigure(gw_server_t *srv, const gw_config_t *cfg);
 
 /*
  * Starts a drain (SIGTERM): /health answers 503, the listening socket

@@ -27,7 +27,8 @@ typedef struct gw_conn gw_conn_t;
 struct gw_worker {
     int id;
     gw_server_t *srv;       /* borrowed */
-    const gw_config_t *cfg; /* borrowed, read-only */
+    const gw_config_t *cfg; /* borrowed, read-only: the latest snapshot */
+    _Atomic(const gw_config_t *) next_cfg; /* from a SIGHUP, not yet taken */
     uv_thread_t thread;
     uv_loop_t loop;
     gw_wake_t wake;      /* new fds, events, stop */
@@ -74,6 +75,12 @@ void gw_worker_stop(gw_worker_t *w);
  * cfg->drain_ms, and to take no new ones. Main thread.
  */
 void gw_worker_drain(gw_worker_t *w);
+
+/*
+ * Hands the worker a new configuration snapshot (SIGHUP), which it takes at
+ * its next wake-up: cfg must outlive the worker. Main thread.
+ */
+void gw_worker_reconfigure(gw_worker_t *w, const gw_config_t *cfg);
 
 /*
  * Frees a stopped worker, with the relays its queue still holds: called once

@@ -304,6 +304,25 @@ class Gateway:
         assert r.status == 200, "GET %s -> %r" % (path, r)
         return r.json()
 
+    async def reload(self, **overrides):
+        """Writes these changes into the config file and sends SIGHUP;
+        returns once the daemon has logged the outcome."""
+        for section, keys in overrides.items():
+            self.config.setdefault(section, {}).update(keys)
+        with open(self.config_path, "w") as f:
+            f.write(to_toml(self.config))
+        await self.sighup()
+
+    async def sighup(self):
+        def outcomes():
+            text = self.stderr_text()
+            return (text.count("SIGHUP: configuration reloaded")
+                    + text.count("the configuration is unchanged"))
+        before = outcomes()
+        self.proc.send_signal(signal.SIGHUP)
+        await wait_until(lambda: outcomes() > before, T(5),
+                         "the daemon's answer to SIGHUP")
+
     def publish(self, envelope, key="default", bearer=False):
         """POST /publish; returns the HttpResponse (not checked)."""
         key = self.api_key if key == "default" else key

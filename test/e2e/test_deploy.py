@@ -13,6 +13,7 @@ def test_systemd_unit_verifies(tmp_path):
     with open(UNIT) as f:
         text = f.read()
     assert "/usr/local/bin/gatewayd -c /etc/gatewayd/gateway.toml" in text
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text
     unit = tmp_path / "gatewayd.service"
     unit.write_text(text.replace("/usr/local/bin/gatewayd", binary))
     r = subprocess.run(["systemd-analyze", "verify", str(unit)],

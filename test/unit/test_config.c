@@ -591,6 +591,48 @@ static void test_error_buffer_sizes(void **state)
     gw_config_free(&cfg);
 }
 
+/* SIGHUP: what the running daemon can follow goes through, the rest is
+ * held back at its running value and named. */
+static void test_keep_restart_only(void **state)
+{
+    static const char *changes[] = {
+        "server.ws_port=4000",         "redis.host=10.0.0.1",
+        "amqp.durable=false",          "auth.jwt_secret=rotated",
+        "session.event_rate=7",        "log.level=warn",
+        "websocket.write_ring_size=64"};
+    gw_config_t cur, next;
+    char err[256], held[256];
+    (void)state;
+
+    gw_config_init(&cur);
+    gw_config_init(&next);
+    for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++)
+        assert_int_equal(gw_config_set(&next, changes[i], err, sizeof(err)), 0);
+    gw_config_keep_restart_only(&next, &cur, held, sizeof(held));
+    assert_string_equal(held, "server.ws_port, redis.host, amqp.durable");
+    assert_int_equal(next.ws_port, cur.ws_port);
+    assert_string_equal(next.redis_host, cur.redis_host);
+    assert_int_equal(next.amqp_durable, cur.amqp_durable);
+    assert_string_equal(next.jwt_secret, "rotated");
+    assert_int_equal(next.event_rate, 7);
+    assert_string_equal(next.log_level, "warn");
+    assert_int_equal(next.write_ring_size, 64);
+    /* Nothing held back the second time; a short buffer is cut, not
+     * overrun. */
+    gw_config_keep_restart_only(&next, &cur, held, sizeof(held));
+    assert_string_equal(held, "");
+    assert_int_equal(gw_config_set(&next, "server.workers=3", err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        gw_config_set(&next, "queues.queue_size=1024", err, sizeof(err)), 0);
+    gw_config_keep_restart_only(&next, &cur, held, 10);
+    assert_int_equal(strlen(held), 9);
+    assert_int_equal(next.workers, cur.workers);
+    assert_int_equal(next.queue_size, cur.queue_size);
+    gw_config_free(&cur);
+    gw_config_free(&next);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -608,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_queue_size_power_of_two),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_error_buffer_sizes),
+        cmocka_unit_test(test_keep_restart_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
