@@ -2,6 +2,8 @@
 limits take effect at their next use, sessions stay, a broken file changes
 nothing, and options that need a restart are held back and named."""
 
+import asyncio
+
 import websockets
 
 from gwtest import (API_KEY, SECRET, Client, T, token_for, uniq,
@@ -78,3 +80,31 @@ async def test_sighup_with_a_broken_file_changes_nothing(gateway_factory):
     c = await _identify_with(gw, SECRET)
     assert c != 4004
     await c.heartbeat_roundtrip()
+
+
+async def test_reloads_under_traffic(gateway_factory):
+    """Reloads while sessions identify and events flow: every thread takes
+    the snapshots as they come (the sanitizer builds check the hand-over),
+    and nothing is lost or refused."""
+    gw = gateway_factory()
+    listener = await Client.session(gw, uniq("u"), ["g1"])
+
+    async def identify_many():
+        for _ in range(20):
+            c = await Client.session(gw, uniq("u"), ["g1"])
+            await c.heartbeat_roundtrip()
+            await c.close()
+
+    async def reload_many():
+        for i in range(10):
+            await gw.reload(session={"typing_limit": 5 + i},
+                            log={"level": "info"})
+
+    await asyncio.gather(identify_many(), reload_many())
+    for n in range(20):
+        await gw.apublish({"event": "message.create", "guildId": "g1",
+                           "data": {"n": n}})
+    for n in range(20):
+        msg = await listener.expect_dispatch("message.create", "g1")
+        assert msg["data"] == {"n": n}
+    assert gw.stderr_text().count("SIGHUP: configuration reloaded") == 10
