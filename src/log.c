@@ -54,7 +54,7 @@ void gw_log_limited(gw_log_limit_t *rl, gw_log_level_t level, const char *fmt,
     uint64_t now;
     va_list ap;
 
-    if ((int)level < gw_log_level)
+    if (!gw_log_on(level))
         return;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;

@@ -99,7 +99,7 @@ static void proto_audit(gw_conn_t *c, const char *user, int rc)
     if (rc != 0)
         gw_stat_add(&c->worker->stats, GW_STAT_AUTH_FAILURES, 1);
     /* The peer's address costs a system call: only for a line written. */
-    if ((rc == 0 ? GW_LOG_INFO : GW_LOG_WARN) < gw_log_level)
+    if (!gw_log_on(rc == 0 ? GW_LOG_INFO : GW_LOG_WARN))
         return;
     proto_peer(c, peer, sizeof(peer));
     if (rc == 0)

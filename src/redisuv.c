@@ -42,36 +42,33 @@ static void redisuv_update(redisuv_t *w)
     w->polling = w->want;
 }
 
-static void redisuv_add_read(void *data)
+/* hiredis's four hooks: add or remove interest in one direction. */
+static void redisuv_want(void *data, int events, int on)
 {
     redisuv_t *w = data;
 
-    w->want |= UV_READABLE;
+    w->want = on ? w->want | events : w->want & ~events;
     redisuv_update(w);
+}
+
+static void redisuv_add_read(void *data)
+{
+    redisuv_want(data, UV_READABLE, 1);
 }
 
 static void redisuv_del_read(void *data)
 {
-    redisuv_t *w = data;
-
-    w->want &= ~UV_READABLE;
-    redisuv_update(w);
+    redisuv_want(data, UV_READABLE, 0);
 }
 
 static void redisuv_add_write(void *data)
 {
-    redisuv_t *w = data;
-
-    w->want |= UV_WRITABLE;
-    redisuv_update(w);
+    redisuv_want(data, UV_WRITABLE, 1);
 }
 
 static void redisuv_del_write(void *data)
 {
-    redisuv_t *w = data;
-
-    w->want &= ~UV_WRITABLE;
-    redisuv_update(w);
+    redisuv_want(data, UV_WRITABLE, 0);
 }
 
 static void redisuv_close_cb(uv_handle_t *h)

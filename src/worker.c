@@ -212,9 +212,14 @@ static void worker_jwt_init(gw_worker_t *w)
  * so only the verifier, prepared from the secret, is made again. */
 static void worker_take_config(gw_worker_t *w)
 {
-    const gw_config_t *cfg =
-        atomic_exchange_explicit(&w->next_cfg, NULL, memory_order_acq_rel);
+    const gw_config_t *cfg;
 
+    /* Every wake-up passes here: a plain load first, the exchange only
+     * when a snapshot is waiting. The wake-up that came with it orders the
+     * load after its store. */
+    if (atomic_load_explicit(&w->next_cfg, memory_order_relaxed) == NULL)
+        return;
+    cfg = atomic_exchange_explicit(&w->next_cfg, NULL, memory_order_acq_rel);
     if (cfg == NULL)
         return;
     w->cfg = cfg;

@@ -37,9 +37,16 @@ typedef struct gw_log_limit {
 void gw_log_limited(gw_log_limit_t *rl, gw_log_level_t level, const char *fmt,
                     ...) __attribute__((format(printf, 3, 4)));
 
+/* Whether a line of this level is written: check it before doing work that
+ * only the line needs. */
+static inline int gw_log_on(gw_log_level_t level)
+{
+    return (int)level >= gw_log_level;
+}
+
 #define gw_log(level, ...)                                                     \
     do {                                                                       \
-        if ((level) >= gw_log_level)                                           \
+        if (gw_log_on(level))                                                  \
             gw_log_write((level), __VA_ARGS__);                                \
     } while (0)
 #define gw_debug(...) gw_log(GW_LOG_DEBUG, __VA_ARGS__)

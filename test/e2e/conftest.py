@@ -129,15 +129,22 @@ def shared_gateway(tmp_path_factory):
         pytest.fail("\n\n".join(problems), pytrace=False)
 
 
-@pytest.fixture
-def gw(shared_gateway):
-    gw = shared_gateway.get()
-    yield gw
+def _live_problems(gw):
+    """What /health and a fresh client show to be wrong with gw."""
     problems = gw.health_problems()
     if gw.alive():
         p = _serving_problem(gw)
         if p:
             problems.append(p)
+    return problems
+
+
+@pytest.fixture
+def gw(shared_gateway):
+    gw = shared_gateway.get()
+    yield gw
+    problems = _live_problems(gw)
+    if gw.alive():
         problems.extend(gw.new_findings())
     if problems:
         pytest.fail(_report(gw, problems), pytrace=False)
@@ -157,11 +164,7 @@ def gateway_factory(tmp_path):
     yield make
     reports = []
     for gw in started:
-        problems = gw.health_problems()
-        if gw.alive():
-            p = _serving_problem(gw)
-            if p:
-                problems.append(p)
+        problems = _live_problems(gw)
         problems.extend(gw.stop())
         if problems:
             reports.append(_report(gw, problems))
