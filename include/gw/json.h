@@ -1,12 +1,21 @@
-/* JSON input through cJSON, strictly: one document and nothing after it. */
+/* JSON input through cJSON, held to RFC 8259, which cJSON does not hold
+ * it to. */
 #ifndef GW_JSON_H
 #define GW_JSON_H
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-/* Parses buf[0..len) as exactly one JSON value, allowing trailing
- * whitespace; NULL when it is not (cJSON alone accepts trailing garbage). */
+/*
+ * Returns 1 if buf[0..len) is exactly one JSON text as RFC 8259 defines
+ * it, whitespace around it allowed, in UTF-8, nested no deeper than cJSON
+ * goes; else 0.
+ */
+int gw_json_valid(const char *buf, size_t len);
+
+/* Parses buf[0..len) if gw_json_valid holds, else NULL. cJSON alone takes
+ * trailing garbage, invalid UTF-8, raw control characters in strings, bad
+ * \u hex (as U+0000) and numbers such as 01, 1. and -.5. */
 cJSON *gw_json_parse(const char *buf, size_t len);
 
 /*

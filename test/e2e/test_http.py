@@ -222,6 +222,37 @@ async def test_publish_rejects_bad_envelopes(gw, case):
     assert isinstance(body.get("error"), str) and body["error"], body
 
 
+# JSON that cJSON reads but RFC 8259 does not allow. Event bodies go to
+# clients as they came, so each would reach a whole guild as a frame that
+# its JSON parser refuses, or (bad UTF-8) as a text frame that closes the
+# connection with 1007.
+NOT_RFC8259 = {
+    "bad_utf8": b'"a\xff\xfe"',
+    "overlong_utf8": b'"\xc0\xaf"',
+    "raw_tab": b'"a\tb"',
+    "bad_hex_escape": b'"\\uZZZZ"',
+    "lone_surrogate": b'"\\ud800"',
+    "leading_zero": b'01',
+    "bare_fraction": b'-.5',
+    "trailing_point": b'1.',
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_RFC8259))
+async def test_publish_refuses_what_only_cjson_reads(gw, case):
+    guild = uniq("g")
+    c = await Client.session(gw, guilds=[guild])
+    env = (b'{"event":"x","guildId":"%s","data":{"v":%s}}'
+           % (guild.encode(), NOT_RFC8259[case]))
+    r = gw.publish(env)
+    assert r.status == 400, "%s -> %r" % (case, r)
+    assert r.json()["error"] == "body is not a JSON object", r
+    # The member saw nothing of it and is still there for the next event.
+    gw.publish_ok({"event": "after", "guildId": guild, "data": {}})
+    msg = await c.expect_dispatch("after", guild)
+    assert msg["seq"] == 1, msg
+
+
 async def test_publish_without_data_defaults_to_empty_object(gw):
     guild = uniq("g")
     c = await Client.session(gw, guilds=[guild])

@@ -42,6 +42,98 @@ static void test_strict_parse(void **state)
         assert_null(gw_json_parse(bad[i], strlen(bad[i])));
 }
 
+/* RFC 8259's grammar, which cJSON alone does not hold text to. */
+static void test_rfc8259(void **state)
+{
+    static const char *good[] = {
+        "0",
+        "-0",
+        "-0.0e+0",
+        "1E-2",
+        "123.456e789",
+        "\"\"",
+        "true",
+        "null",
+        "[]",
+        "{}",
+        " [ 1 , { \"a\" : [ ] } ] ",
+        "\"\\u00e9\\uD83D\\uDE00\"",
+        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+        "\"\\u0000\"",
+        "\"\xc3\xa9\xf0\x9f\x98\x80\"",
+        "{\"a\":1,\"a\":2}",
+    };
+    static const char *bad[] = {
+        /* numbers strtod takes */
+        "01",
+        "-01",
+        "1.",
+        "-.5",
+        ".5",
+        "+1",
+        "1e",
+        "1e+",
+        "0x1",
+        "-",
+        /* strings: raw controls, escapes, surrogates, UTF-8 */
+        "\"a\tb\"",
+        "\"\x01\"",
+        "\"\\uzzzz\"",
+        "\"\\u00z0\"",
+        "\"\\u12\"",
+        "\"\\x\"",
+        "\"\\uD800\"",
+        "\"\\uDC00\"",
+        "\"\\uD800\\u0041\"",
+        "\"\\uD800x\"",
+        "\"\xff\"",
+        "\"\xc0\xaf\"",
+        "\"\xed\xa0\x80\"",
+        "\"abc",
+        /* structure */
+        "[1,]",
+        "{\"a\":1,}",
+        "{,}",
+        "[,1]",
+        "{\"a\"}",
+        "{\"a\" 1}",
+        "{1:2}",
+        "[1}",
+        "{\"a\":1]",
+        "[[]",
+        "[]]",
+        "tru",
+        "nul",
+        "truex",
+        "[1 2]",
+        "\f[]",
+        "[]\v",
+        "\x01",
+    };
+    char deep[2 * CJSON_NESTING_LIMIT + 3];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cJSON *doc = gw_json_parse(good[i], strlen(good[i]));
+        if (doc == NULL)
+            fail_msg("refused: %s", good[i]);
+        cJSON_Delete(doc);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (gw_json_parse(bad[i], strlen(bad[i])) != NULL)
+            fail_msg("accepted: %s", bad[i]);
+    /* A NUL anywhere, the length saying where the text ends. */
+    assert_false(gw_json_valid("\"a\0b\"", 5));
+    assert_false(gw_json_valid("[]\0", 3));
+    /* cJSON's nesting limit, and one level past it. */
+    memset(deep, '[', CJSON_NESTING_LIMIT);
+    memset(deep + CJSON_NESTING_LIMIT, ']', CJSON_NESTING_LIMIT);
+    assert_true(gw_json_valid(deep, 2 * CJSON_NESTING_LIMIT));
+    memset(deep, '[', CJSON_NESTING_LIMIT + 1);
+    memset(deep + CJSON_NESTING_LIMIT + 1, ']', CJSON_NESTING_LIMIT + 1);
+    assert_false(gw_json_valid(deep, 2 * CJSON_NESTING_LIMIT + 2));
+}
+
 static void test_member_values(void **state)
 {
     const char *json = " { \"s\" : \"a,}\\\"]\" , \"n\":-1.5e3 ,\"o\":{\"x\":"
@@ -94,6 +186,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strict_parse),
+        cmocka_unit_test(test_rfc8259),
         cmocka_unit_test(test_member_values),
         cmocka_unit_test(test_member_matches_cjson),
     };

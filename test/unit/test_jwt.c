@@ -701,6 +701,11 @@ static void test_payload_not_json(void **state)
     assert_int_equal(payload_result("{\"sub\":\"\xc0\xaf\"}"), GW_EPARSE);
     assert_int_equal(payload_result("{\"sub\":\"\xff\"}"), GW_EPARSE);
     assert_int_equal(payload_result("{\"sub\":\"\xc3\xa9\"}"), 0);
+    /* What cJSON alone would take: bad hex, which it reads as U+0000 and
+     * so as "user-1"; a raw control character; a leading zero. */
+    assert_int_equal(payload_result("{\"sub\":\"user-1\\uzzzzx\"}"), GW_EPARSE);
+    assert_int_equal(payload_result("{\"sub\":\"user\t1\"}"), GW_EPARSE);
+    assert_int_equal(payload_result("{\"sub\":\"u\",\"exp\":01}"), GW_EPARSE);
 }
 
 static void test_payload_not_object(void **state)
