@@ -29,7 +29,7 @@ UNITBIN := $(UNITSRC:test/unit/%.c=$(B)/%)
 
 DEB_BUILD := build-essential pkg-config libuv1-dev libwslay-dev libhttp-parser-dev \
              libcjson-dev libmbedtls-dev libck-dev libhiredis-dev librabbitmq-dev
-DEB_TEST  := libcmocka-dev python3-websockets python3-pytest clang libclang-rt-14-dev \
+DEB_TEST  := libcmocka-dev libjansson-dev python3-websockets python3-pytest clang libclang-rt-14-dev \
              redis-server rabbitmq-server python3-pika python3-redis haproxy systemd
 
 .PHONY: all run test unit e2e asan tsan fuzz deps test-deps clean format format-check
@@ -89,8 +89,10 @@ build/fuzz/%.o: src/%.c $(wildcard include/gw/*.h)
 	clang $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 build/fuzz/libgw.a: $(FUZZOBJ)
 	$(AR) rcs $@ $^
+# fuzz_json checks our JSON validator against Jansson's.
+FUZZLIBS_json := -ljansson
 build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libgw.a
-	clang $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+	clang $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS) $(FUZZLIBS_$*)
 
 # The load generator (bench/README.md) keeps its rules beside it.
 -include bench/bench.mk
