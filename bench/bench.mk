@@ -10,6 +10,7 @@
 #   make bench-sweep   fanout at rising --event-rate up to the first that
 #                      fails, then --workers 1 vs 2 (bench/sweep.sh, < 5 min)
 #   make bench-unit    the load generator's unit tests
+#   make bench/parsecost  a callgrind subject: the broker's parse per event
 #
 # `make unit` (and so `make test`) already builds and runs
 # $(B)/test_bench_*: UNITBIN takes every test/unit/test_*.c, and the rule
@@ -17,7 +18,8 @@
 # bench sources they test. BENCH_UNITBIN names them for anyone wiring them
 # in by hand.
 
-BENCH_SRC     := $(filter-out bench/gwbench.c,$(wildcard bench/*.c))
+BENCH_MAINS   := bench/gwbench.c bench/parsecost.c
+BENCH_SRC     := $(filter-out $(BENCH_MAINS),$(wildcard bench/*.c))
 BENCH_OBJ     := $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
 BENCH_LIBS    := -luv -lwslay -lcjson -lmbedcrypto -lrabbitmq -lpthread -lm
 BENCH_CFLAGS  := $(CPPFLAGS) -Ibench $(CFLAGS) $(WARN)
@@ -32,6 +34,10 @@ bench-build: bench/gwbench
 # Allocation is the daemon's own module (abort on out-of-memory).
 bench/gwbench: $(B)/bench/gwbench.o $(B)/bench/libgwbench.a $(B)/alloc.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(BENCH_LIBS)
+
+# It runs the daemon's own parser, so it links the daemon's archive.
+bench/parsecost: $(B)/bench/parsecost.o $(B)/bench/libgwbench.a $(B)/libgw.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/bench/%.o: bench/%.c $(wildcard bench/*.h) | $(B)/bench
 	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
