@@ -46,3 +46,28 @@ char *gw_strdup(const char *s)
 {
     return gw_strndup(s, strlen(s));
 }
+
+static void *alloc_ck_malloc(size_t size)
+{
+    return gw_malloc(size);
+}
+
+static void *alloc_ck_realloc(void *p, size_t old, size_t size, bool defer)
+{
+    (void)old;
+    (void)defer;
+    return gw_realloc(p, size);
+}
+
+static void alloc_ck_free(void *p, size_t size, bool defer)
+{
+    (void)size;
+    (void)defer;
+    free(p);
+}
+
+struct ck_malloc gw_ck_allocator = {
+    .malloc = alloc_ck_malloc,
+    .realloc = alloc_ck_realloc,
+    .free = alloc_ck_free,
+};

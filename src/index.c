@@ -28,38 +28,13 @@ static bool index_compare(const void *a, const void *b)
     return strcmp(a, b) == 0;
 }
 
-static void *index_malloc(size_t size)
-{
-    return gw_malloc(size);
-}
-
-static void *index_realloc(void *p, size_t old, size_t size, bool defer)
-{
-    (void)old;
-    (void)defer;
-    return gw_realloc(p, size);
-}
-
-static void index_free(void *p, size_t size, bool defer)
-{
-    (void)size;
-    (void)defer;
-    free(p);
-}
-
-static struct ck_malloc index_allocator = {
-    .malloc = index_malloc,
-    .realloc = index_realloc,
-    .free = index_free,
-};
-
 void gw_index_init(gw_worker_t *w)
 {
     w->hs_seed = (unsigned long)random() ^ (unsigned long)(uintptr_t)w;
     ck_hs_init(&w->guilds, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
-               index_compare, &index_allocator, 64, w->hs_seed);
+               index_compare, &gw_ck_allocator, 64, w->hs_seed);
     ck_hs_init(&w->users, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
-               index_compare, &index_allocator, 1024, w->hs_seed);
+               index_compare, &gw_ck_allocator, 1024, w->hs_seed);
 }
 
 /* Connections are closed before this; any entry left is freed here. */

@@ -6,6 +6,7 @@
 #ifndef GW_ALLOC_H
 #define GW_ALLOC_H
 
+#include <ck_malloc.h>
 #include <stddef.h>
 
 void *gw_malloc(size_t size);
@@ -13,5 +14,8 @@ void *gw_calloc(size_t n, size_t size);
 void *gw_realloc(void *p, size_t size);
 char *gw_strdup(const char *s);
 char *gw_strndup(const char *s, size_t n);
+
+/* The same policy for Concurrency Kit's tables. */
+extern struct ck_malloc gw_ck_allocator;
 
 #endif
