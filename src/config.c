@@ -118,6 +118,12 @@ static const config_option_t config_options[] = {
     OPT_U32("server.drain_ms", drain_ms, "10000", 0, UINT32_MAX, NULL,
             "On SIGTERM: /health answers 503, listening stops, and clients "
             "are closed with 4011 spread over this window"),
+    OPT_U32("server.max_connections_per_ip", max_connections_per_ip, "0", 0,
+            UINT32_MAX, NULL,
+            "Connections one client address may hold open (an IPv6 client: "
+            "its /64); one more is answered 429 and closed. 0 = no limit. "
+            "Behind a proxy every client has the proxy's address: limit "
+            "there instead (deploy/haproxy.cfg does)"),
     OPT_U32("websocket.max_message_size", max_message_size, "65536", 125,
             UINT32_MAX, NULL,
             "Largest incoming message in bytes; a larger one closes the "
@@ -449,6 +455,7 @@ static void config_copy(gw_config_t *dst, const gw_config_t *src)
  * limits at their next check.
  */
 static const char *const config_reloadable[] = {
+    "server.max_connections_per_ip",
     "websocket.max_message_size",
     "websocket.max_header_size",
     "websocket.handshake_timeout_ms",

@@ -225,6 +225,8 @@ static void conn_close_cb(uv_handle_t *h)
     for (uint32_t i = 0; i < c->nallowed; i++)
         free(c->allowed[i]);
     free(c->allowed);
+    if (c->peer != NULL)
+        gw_peers_release(w->srv->peers, c->peer);
     /* A connection still on the flush list is freed by the flush. */
     c->released = 1;
     if (!c->queued)
@@ -357,18 +359,24 @@ void gw_conn_flush(gw_conn_t *c)
     conn_drained(c);
 }
 
-static void conn_reject(gw_conn_t *c, int status)
+/* Answers with an HTTP error and closes once it is written. */
+static void conn_refuse(gw_conn_t *c, int status)
 {
     char buf[512];
     size_t n = gw_handshake_reject(status, buf, sizeof(buf));
 
-    gw_stat_add(&c->worker->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
-    gw_log_limited(&c->worker->reject_log, GW_LOG_INFO,
-                   "conn %" PRIu64 ": upgrade rejected with %d", c->id, status);
     c->state = GW_CONN_REJECTED;
     conn_send_raw(c, buf, n);
     gw_wheel_add(&c->worker->wheel, &c->timer,
                  gw_worker_now(c->worker) + CONN_CLOSE_TIMEOUT_MS);
+}
+
+static void conn_reject(gw_conn_t *c, int status)
+{
+    gw_stat_add(&c->worker->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
+    gw_log_limited(&c->worker->reject_log, GW_LOG_INFO,
+                   "conn %" PRIu64 ": upgrade rejected with %d", c->id, status);
+    conn_refuse(c, status);
 }
 
 /* The upgrade was accepted: answer 101, arm the heartbeat, send ready. */
@@ -442,6 +450,37 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
+/*
+ * Counts the connection against its address (server.max_connections_per_ip)
+ * and refuses it with 429 when the address has its fill; the refusal is
+ * written and the socket closed as for any rejected upgrade.
+ */
+static void conn_count_address(gw_conn_t *c)
+{
+    gw_worker_t *w = c->worker;
+    uint32_t limit = w->cfg->max_connections_per_ip;
+    struct sockaddr_storage ss;
+    char name[64] = "?";
+    int len = sizeof(ss);
+
+    if (limit == 0 ||
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return;
+    c->peer = gw_peers_take(w->srv->peers, (struct sockaddr *)&ss, limit);
+    if (c->peer != NULL)
+        return;
+    gw_stat_add(&w->stats, GW_STAT_ADDRESS_LIMITED, 1);
+    if (gw_log_on(GW_LOG_WARN))
+        uv_ip_name((struct sockaddr *)&ss, name, sizeof(name));
+    gw_log_limited(&w->reject_log, GW_LOG_WARN,
+                   "conn %" PRIu64 ": %s has %" PRIu32
+                   " connections open (server.max_connections_per_ip); "
+                   "refused with 429",
+                   c->id, name, limit);
+    conn_refuse(c, 429);
+}
+
 void gw_conn_accept(gw_worker_t *w, int fd)
 {
     gw_conn_t *c = gw_calloc(1, sizeof(*c));
@@ -469,6 +508,7 @@ void gw_conn_accept(gw_worker_t *w, int fd)
     gw_wheel_add(&w->wheel, &c->timer,
                  gw_worker_now(w) + w->cfg->handshake_timeout_ms);
     uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+    conn_count_address(c);
 }
 
 /* Heartbeat bookkeeping of an open session (SPEC 3, step 5). */

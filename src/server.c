@@ -6,6 +6,7 @@
 #include "gw/error.h"
 #include "gw/log.h"
 #include "gw/metrics.h"
+#include "gw/peers.h"
 #include "gw/worker.h"
 
 #include <stdlib.h>
@@ -42,6 +43,8 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
     srv->broker = gw_broker_create(srv);
     if (srv->broker == NULL)
         return GW_EIO;
+    /* Always there: a SIGHUP may turn the limit on. */
+    srv->peers = gw_peers_new();
     srv->nworkers = server_nworkers(cfg);
     srv->workers = gw_calloc((size_t)srv->nworkers, sizeof(*srv->workers));
     for (int i = 0; i < srv->nworkers; i++)
@@ -97,6 +100,8 @@ void gw_server_stop(gw_server_t *srv)
         gw_worker_free(srv->workers[i]);
     free(srv->workers);
     srv->workers = NULL;
+    gw_peers_free(srv->peers);
+    srv->peers = NULL;
     srv->broker = NULL;
     srv->acceptor = NULL;
     srv->nworkers = 0;

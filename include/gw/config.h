@@ -17,6 +17,7 @@ typedef struct gw_config {
     int http_port;     /* HTTP API port */
     int workers;       /* worker threads; 0 = one per core */
     uint32_t drain_ms; /* SIGTERM spreads the 4011 closes over it */
+    uint32_t max_connections_per_ip; /* open per address; 0 = no limit */
     /* [websocket] */
     uint32_t max_message_size;     /* bytes; larger messages close 1009 */
     uint32_t max_header_size;      /* bytes of upgrade request headers */

@@ -10,6 +10,7 @@
 #include "gw/bucket.h"
 #include "gw/event.h"
 #include "gw/handshake.h"
+#include "gw/peers.h"
 #include "gw/ring.h"
 #include "gw/wheel.h"
 #include "gw/worker.h"
@@ -52,6 +53,7 @@ struct gw_conn {
     uint64_t last_ack_ms;  /* last heartbeat or heartbeat_ack */
     uint64_t next_hb_ms;   /* when the next server heartbeat is due */
     gw_bucket_t events;    /* client events allowed (session.event_rate) */
+    gw_peer_t *peer;       /* counted in the server's gw_peers_t, or NULL */
     uint64_t typing_since; /* start of the typing rate window */
     uint32_t typing_count; /* typing.start relayed in that window */
     uint32_t shed;         /* events shed since the ring was last empty */

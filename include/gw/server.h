@@ -16,6 +16,7 @@
 typedef struct gw_worker gw_worker_t;
 typedef struct gw_acceptor gw_acceptor_t;
 typedef struct gw_broker gw_broker_t;
+typedef struct gw_peers gw_peers_t;
 
 typedef struct gw_server {
     const gw_config_t *cfg; /* borrowed; outlives the server. The startup
@@ -24,6 +25,7 @@ typedef struct gw_server {
     gw_worker_t **workers;   /* owned */
     gw_acceptor_t *acceptor; /* owned */
     gw_broker_t *broker;     /* owned */
+    gw_peers_t *peers;       /* owned: server.max_connections_per_ip */
     uint64_t start_ms;       /* uv_hrtime at start, in ms */
     atomic_int draining;     /* set once on SIGTERM */
 } gw_server_t;

@@ -1,6 +1,6 @@
 """Configured limits: message size, events per session, guilds per session,
-handshake size and time, and the per-connection write ring (slow
-consumers)."""
+handshake size and time, connections per address, and the per-connection
+write ring (slow consumers)."""
 
 import asyncio
 import socket
@@ -290,6 +290,75 @@ async def test_prompt_handshake_is_not_affected(hs_gw):
             raise AssertionError("unexpected message")
         except asyncio.TimeoutError:
             pass
+
+
+# -- connections per address (429) ------------------------------------------
+
+async def _session_from(gw, src):
+    """A session from loopback source address src."""
+    s = socket.socket()
+    s.bind((src, 0))
+    s.setblocking(False)
+    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(
+        s, ("127.0.0.1", gw.ws_port)), T(5))
+    return await Client.session(gw, sock=s)
+
+
+async def _refused_from(gw, src):
+    with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+        await _session_from(gw, src)
+    assert e.value.status_code == 429, e.value
+
+
+async def _connections(gw, n):
+    await wait_until(lambda: gw.get_json("/stats")["totals"]["connections"]
+                     == n, T(5), "%d connections open" % n)
+
+
+async def test_connections_per_address(gateway_factory):
+    gw = gateway_factory(server={"max_connections_per_ip": 3})
+    a, b = "127.0.9.1", "127.0.9.2"
+    held = [await _session_from(gw, a) for _ in range(3)]
+    await _refused_from(gw, a)
+    # Another address has its own count, and the held sessions are served.
+    other = await _session_from(gw, b)
+    for c in held:
+        await c.heartbeat_roundtrip()
+    # One closes: its address may open one more, and no more.
+    await held.pop().close()
+    await _connections(gw, 3)
+    held.append(await _session_from(gw, a))
+    await _refused_from(gw, a)
+    t = gw.get_json("/stats")["totals"]
+    assert t["address_limited"] == 2, t
+    assert "127.0.9.1 has 3 connections open" in gw.stderr_text(), gw.tail()
+    # Gone from the count when they close: the address starts afresh.
+    for c in held + [other]:
+        await c.close()
+    await _connections(gw, 0)
+    again = [await _session_from(gw, a) for _ in range(3)]
+    await _refused_from(gw, a)
+    for c in again:
+        await c.close()
+
+
+async def test_connections_per_address_by_sighup(gateway_factory):
+    gw = gateway_factory()
+    a = "127.0.9.3"
+    before = [await _session_from(gw, a) for _ in range(2)]
+    await gw.reload(server={"max_connections_per_ip": 1})
+    # It counts the connections accepted after the reload.
+    late = await _session_from(gw, a)
+    await _refused_from(gw, a)
+    for c in before + [late]:
+        await c.heartbeat_roundtrip()
+    # Off again: the counted one still gives its count back on closing.
+    await gw.reload(server={"max_connections_per_ip": 0})
+    more = [await _session_from(gw, a) for _ in range(3)]
+    for c in before + [late] + more:
+        await c.close()
+    await _connections(gw, 0)
+    assert gw.get_json("/stats")["totals"]["address_limited"] == 1
 
 
 # -- slow consumers (4010) ---------------------------------------------------

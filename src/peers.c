@@ -1,0 +1,133 @@
+#include "gw/peers.h"
+
+#include "gw/alloc.h"
+
+#include <ck_hs.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <uv.h>
+
+/* An address as counted: the family, then 4 bytes of IPv4 or the 8 of an
+ * IPv6 /64. The set's keys point at it, the first member of its entry. */
+#define PEERS_KEY_LEN 9
+
+struct gw_peer {
+    uint8_t key[PEERS_KEY_LEN];
+    uint32_t open;
+};
+
+struct gw_peers {
+    uv_mutex_t lock;
+    ck_hs_t set; /* of gw_peer_t, owned */
+};
+
+static unsigned long peers_hash(const void *key, unsigned long seed)
+{
+    /* FNV-1a, seeded: clients choose their addresses, not our buckets. */
+    unsigned long h = 14695981039346656037UL ^ seed;
+    const uint8_t *k = key;
+
+    for (int i = 0; i < PEERS_KEY_LEN; i++)
+        h = (h ^ k[i]) * 1099511628211UL;
+    return h;
+}
+
+static bool peers_compare(const void *a, const void *b)
+{
+    return memcmp(a, b, PEERS_KEY_LEN) == 0;
+}
+
+/* The key addr counts under; -1 when it is neither IPv4 nor IPv6. */
+static int peers_key(const struct sockaddr *addr, uint8_t key[PEERS_KEY_LEN])
+{
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
+                                         0, 0, 0, 0, 0xff, 0xff};
+    const uint8_t *a6;
+
+    memset(key, 0, PEERS_KEY_LEN);
+    if (addr->sa_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+        return 0;
+    }
+    if (addr->sa_family != AF_INET6)
+        return -1;
+    a6 = ((const struct sockaddr_in6 *)addr)->sin6_addr.s6_addr;
+    if (memcmp(a6, v4mapped, sizeof(v4mapped)) == 0) {
+        key[0] = 4;
+        memcpy(key + 1, a6 + 12, 4);
+    } else {
+        key[0] = 6;
+        memcpy(key + 1, a6, 8);
+    }
+    return 0;
+}
+
+gw_peers_t *gw_peers_new(void)
+{
+    gw_peers_t *p = gw_calloc(1, sizeof(*p));
+    unsigned long seed;
+
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = (unsigned long)random();
+    uv_mutex_init(&p->lock);
+    ck_hs_init(&p->set, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, peers_hash,
+               peers_compare, &gw_ck_allocator, 64, seed);
+    return p;
+}
+
+void gw_peers_free(gw_peers_t *p)
+{
+    ck_hs_destroy(&p->set);
+    uv_mutex_destroy(&p->lock);
+    free(p);
+}
+
+gw_peer_t *gw_peers_take(gw_peers_t *p, const struct sockaddr *addr,
+                         uint32_t limit)
+{
+    uint8_t key[PEERS_KEY_LEN];
+    gw_peer_t *peer;
+    unsigned long h;
+
+    if (limit == 0 || peers_key(addr, key) != 0)
+        return NULL;
+    h = CK_HS_HASH(&p->set, peers_hash, key);
+    uv_mutex_lock(&p->lock);
+    peer = ck_hs_get(&p->set, h, key);
+    if (peer == NULL) {
+        peer = gw_calloc(1, sizeof(*peer));
+        memcpy(peer->key, key, PEERS_KEY_LEN);
+        ck_hs_put(&p->set, h, peer->key);
+    }
+    if (peer->open < limit)
+        peer->open++;
+    else
+        peer = NULL;
+    uv_mutex_unlock(&p->lock);
+    return peer;
+}
+
+void gw_peers_release(gw_peers_t *p, gw_peer_t *peer)
+{
+    uv_mutex_lock(&p->lock);
+    if (--peer->open == 0) {
+        ck_hs_remove(&p->set, CK_HS_HASH(&p->set, peers_hash, peer->key),
+                     peer->key);
+        free(peer);
+    }
+    uv_mutex_unlock(&p->lock);
+}
+
+size_t gw_peers_addresses(gw_peers_t *p)
+{
+    size_t n;
+
+    uv_mutex_lock(&p->lock);
+    n = (size_t)ck_hs_count(&p->set);
+    uv_mutex_unlock(&p->lock);
+    return n;
+}
