@@ -126,28 +126,41 @@ static void main_signal_cb(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
+/* The signals the main thread's loop watches, in m->sigs. */
+static const int main_signals[3] = {SIGTERM, SIGINT, SIGHUP};
+
 /* Watches the signals on the main thread's loop. */
 static void main_watch(uv_loop_t *loop, main_ctx_t *m)
 {
-    const int nums[3] = {SIGTERM, SIGINT, SIGHUP};
-
     uv_timer_init(loop, &m->drain);
     m->drain.data = m;
     for (int i = 0; i < 3; i++) {
         uv_signal_init(loop, &m->sigs[i]);
         m->sigs[i].data = m;
-        uv_signal_start(&m->sigs[i], main_signal_cb, nums[i]);
+        uv_signal_start(&m->sigs[i], main_signal_cb, main_signals[i]);
     }
 }
 
-/* Closing the watchers restores the default actions, so this happens only
- * once the server has stopped: a signal during the stop must not kill it. */
+/*
+ * Only once the server has stopped: a signal during the stop must not kill
+ * it. Closing the watchers restores the default actions, which would let a
+ * SIGTERM arriving while the process exits (the sanitizers' checks at exit
+ * take a while) kill it; so the three are blocked meanwhile, then ignored.
+ */
 static void main_unwatch(uv_loop_t *loop, main_ctx_t *m)
 {
+    sigset_t set;
+
+    sigemptyset(&set);
+    for (int i = 0; i < 3; i++)
+        sigaddset(&set, main_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&m->sigs[i], NULL);
     uv_close((uv_handle_t *)&m->drain, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 3; i++)
+        signal(main_signals[i], SIG_IGN);
 }
 
 /* Runs the server until a signal stops it; the process's exit status. */

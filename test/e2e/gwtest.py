@@ -396,6 +396,17 @@ class KeepAlivePublisher:
 # --------------------------------------------------------------------------
 # Polling helper (for state that is only observable by asking, like /stats)
 
+async def socket_from(src, port):
+    """A TCP connection to 127.0.0.1:port from loopback address src, for
+    websockets' sock= (per-address limits see the source address)."""
+    s = socket.socket()
+    s.bind((src, 0))
+    s.setblocking(False)
+    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(
+        s, ("127.0.0.1", port)), T(5))
+    return s
+
+
 async def wait_until(check, timeout, what):
     """Calls check() (sync or async) until it returns a truthy value."""
     deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ import time
 import pytest
 import websockets
 
-from gwtest import Client, T, free_port, uniq
+from gwtest import Client, T, free_port, socket_from, uniq
 
 CFG = os.path.join(os.path.dirname(__file__), "..", "..", "deploy",
                    "haproxy.cfg")
@@ -116,12 +116,8 @@ async def test_draining_instance_leaves_the_rotation(gateway_factory, haproxy):
 
 async def _session_from(gw, port, src):
     """A session through the proxy from source address src (loopback)."""
-    s = socket.socket()
-    s.bind((src, 0))
-    s.setblocking(False)
-    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(
-        s, ("127.0.0.1", port)), T(5))
-    return await Client.session(_via(gw, port), uniq("u"), ["g1"], sock=s)
+    return await Client.session(_via(gw, port), uniq("u"), ["g1"],
+                                sock=await socket_from(src, port))
 
 
 async def _refused_from(gw, port, src):

@@ -11,7 +11,7 @@ import time
 import pytest
 import websockets
 
-from gwtest import (Client, KeepAlivePublisher, RawConn, T,
+from gwtest import (Client, KeepAlivePublisher, RawConn, T, socket_from,
                     uniq, wait_until)
 
 
@@ -296,12 +296,7 @@ async def test_prompt_handshake_is_not_affected(hs_gw):
 
 async def _session_from(gw, src):
     """A session from loopback source address src."""
-    s = socket.socket()
-    s.bind((src, 0))
-    s.setblocking(False)
-    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(
-        s, ("127.0.0.1", gw.ws_port)), T(5))
-    return await Client.session(gw, sock=s)
+    return await Client.session(gw, sock=await socket_from(src, gw.ws_port))
 
 
 async def _refused_from(gw, src):
