@@ -21,6 +21,17 @@
 #define ACCEPTOR_PAUSE_MS 100
 #define ACCEPTOR_BACKLOG 4096
 
+/*
+ * Where the acceptor thread is in its life, set by the main thread and read
+ * by the acceptor's loop. Ordered: each phase only moves to a later one,
+ * and from ACCEPTOR_PAUSED on nothing is accepted any more.
+ */
+enum acceptor_phase {
+    ACCEPTOR_ACCEPTING, /* the listening socket is watched */
+    ACCEPTOR_PAUSED,    /* the socket is closed; the loop still runs */
+    ACCEPTOR_STOPPING,  /* the loop's handles close and the thread ends */
+};
+
 struct gw_acceptor {
     gw_server_t *srv; /* borrowed */
     int fd;           /* listening socket, owned */
@@ -29,7 +40,7 @@ struct gw_acceptor {
     uv_poll_t poll;   /* readability of fd */
     uv_timer_t pause; /* resumes accepting after EMFILE */
     uv_async_t stop;  /* main thread -> acceptor: pause or stop */
-    atomic_int phase; /* 0 accepting, 1 paused, 2 stopping */
+    atomic_int phase; /* enum acceptor_phase */
     gw_log_limit_t drop_log;
     gw_stats_t stats;
 };
@@ -109,7 +120,7 @@ static void acceptor_resume_cb(uv_timer_t *t)
 {
     gw_acceptor_t *a = t->data;
 
-    if (atomic_load(&a->phase) == 0)
+    if (atomic_load(&a->phase) == ACCEPTOR_ACCEPTING)
         uv_poll_start(&a->poll, UV_READABLE, acceptor_poll_cb);
 }
 
@@ -130,7 +141,7 @@ static void acceptor_stop_cb(uv_async_t *h)
         uv_timer_stop(&a->pause);
         uv_close((uv_handle_t *)&a->poll, acceptor_poll_close_cb);
     }
-    if (atomic_load(&a->phase) < 2)
+    if (atomic_load(&a->phase) < ACCEPTOR_STOPPING)
         return;
     uv_close((uv_handle_t *)&a->pause, NULL);
     uv_close((uv_handle_t *)&a->stop, NULL);
@@ -187,7 +198,7 @@ gw_acceptor_t *gw_acceptor_start(gw_server_t *srv)
     uv_timer_init(&a->loop, &a->pause);
     uv_async_init(&a->loop, &a->stop, acceptor_stop_cb);
     a->poll.data = a->pause.data = a->stop.data = a;
-    atomic_init(&a->phase, 0);
+    atomic_init(&a->phase, ACCEPTOR_ACCEPTING);
     uv_poll_start(&a->poll, UV_READABLE, acceptor_poll_cb);
     if (uv_thread_create(&a->thread, acceptor_main, a) != 0) {
         gw_error("cannot start the acceptor thread");
@@ -198,13 +209,13 @@ gw_acceptor_t *gw_acceptor_start(gw_server_t *srv)
 
 void gw_acceptor_pause(gw_acceptor_t *a)
 {
-    atomic_store(&a->phase, 1);
+    atomic_store(&a->phase, ACCEPTOR_PAUSED);
     uv_async_send(&a->stop);
 }
 
 void gw_acceptor_stop(gw_acceptor_t *a)
 {
-    atomic_store(&a->phase, 2);
+    atomic_store(&a->phase, ACCEPTOR_STOPPING);
     uv_async_send(&a->stop);
     uv_thread_join(&a->thread);
     uv_loop_close(&a->loop);

@@ -19,6 +19,17 @@
  * HTTP API and the links; the rest waits one turn. */
 #define BROKER_RELAYS_PER_TURN 1024
 
+/*
+ * Where the broker thread is in the shutdown, set by the main thread and
+ * read by the broker's loop. Ordered: each phase only moves to a later one,
+ * and from BROKER_QUIESCED on nothing more is handed to the workers.
+ */
+enum broker_phase {
+    BROKER_RUNNING,  /* the HTTP API, the links and the relays deliver */
+    BROKER_QUIESCED, /* ingress closed; queued relays are dropped */
+    BROKER_STOPPING, /* the loop's handles close and the thread ends */
+};
+
 struct gw_broker {
     gw_server_t *srv;       /* borrowed */
     const gw_config_t *cfg; /* borrowed: the latest snapshot (SIGHUP) */
@@ -27,8 +38,8 @@ struct gw_broker {
     uv_loop_t loop;
     uv_async_t stop;           /* main thread -> broker: next shutdown phase */
     uv_async_t reconf;         /* main thread -> broker: next_cfg is set */
-    atomic_int phase;          /* 0 running, 1 quiesced, 2 stopping */
-    uv_sem_t quiesced;         /* posted once phase 1 is done */
+    atomic_int phase;          /* enum broker_phase */
+    uv_sem_t quiesced;         /* posted once BROKER_QUIESCED is done */
     gw_wake_t relay_wake;      /* workers -> broker: relay queues have work */
     gw_http_server_t *http;    /* owned; freed by its close callbacks */
     gw_redis_t *redis;         /* owned */
@@ -226,7 +237,7 @@ static void broker_relay_cb(gw_wake_t *wk)
 {
     gw_broker_t *b = wk->data;
     gw_server_t *srv = b->srv;
-    int n = 0, more = 0, quiet = atomic_load(&b->phase) > 0;
+    int n = 0, more = 0, quiet = atomic_load(&b->phase) >= BROKER_QUIESCED;
 
     for (int i = 0; i < srv->nworkers; i++) {
         gw_relay_t *r;
@@ -259,7 +270,7 @@ static void broker_stop_cb(uv_async_t *h)
 {
     gw_broker_t *b = h->data;
 
-    if (atomic_load(&b->phase) == 1) {
+    if (atomic_load(&b->phase) == BROKER_QUIESCED) {
         gw_http_server_close(b->http);
         gw_redis_stop(b->redis);
         gw_amqp_stop(b->amqp);
@@ -308,25 +319,31 @@ gw_broker_t *gw_broker_create(gw_server_t *srv)
         abort();
     }
     b->stop.data = b->reconf.data = b;
-    atomic_init(&b->phase, 0);
+    atomic_init(&b->phase, BROKER_RUNNING);
     uv_sem_init(&b->quiesced, 0);
     rc = gw_http_server_start(&b->http, &b->loop, cfg->bind, cfg->http_port,
                               cfg->max_body_size, gw_api_handle, b);
     if (rc != 0) {
         gw_error("cannot listen on %s:%d for HTTP: %s", cfg->bind,
                  cfg->http_port, gw_strerror(rc));
-        uv_close((uv_handle_t *)&b->stop, NULL);
-        uv_close((uv_handle_t *)&b->reconf, NULL);
-        gw_wake_close(&b->relay_wake, NULL);
-        uv_run(&b->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&b->loop);
-        gw_wake_free(&b->relay_wake);
-        uv_sem_destroy(&b->quiesced);
-        free(b->instance_id);
-        free(b);
-        return NULL;
+        goto Error;
     }
     return b;
+
+Error:
+    /* Only the HTTP API can fail, after everything else is set up: the
+     * handles close, and one run of the loop lets their close callbacks,
+     * the failed HTTP listener's included, free them. */
+    uv_close((uv_handle_t *)&b->stop, NULL);
+    uv_close((uv_handle_t *)&b->reconf, NULL);
+    gw_wake_close(&b->relay_wake, NULL);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&b->loop);
+    gw_wake_free(&b->relay_wake);
+    uv_sem_destroy(&b->quiesced);
+    free(b->instance_id);
+    free(b);
+    return NULL;
 }
 
 void gw_broker_run(gw_broker_t *b)
@@ -346,14 +363,14 @@ void gw_broker_run(gw_broker_t *b)
 
 void gw_broker_quiesce(gw_broker_t *b)
 {
-    atomic_store(&b->phase, 1);
+    atomic_store(&b->phase, BROKER_QUIESCED);
     uv_async_send(&b->stop);
     uv_sem_wait(&b->quiesced);
 }
 
 void gw_broker_stop(gw_broker_t *b)
 {
-    atomic_store(&b->phase, 2);
+    atomic_store(&b->phase, BROKER_STOPPING);
     uv_async_send(&b->stop);
     uv_thread_join(&b->thread);
     uv_loop_close(&b->loop);
