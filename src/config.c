@@ -1,7 +1,8 @@
 /*
  * Configuration. Like Redis's config.c and nginx's command tables, one
  * table of options drives everything: defaults, the file, -s overrides,
- * environment overrides, validation and the dump that documents them.
+ * environment overrides, validation, what a SIGHUP reload applies and the
+ * dump that documents them.
  * Adding an option means adding a field to gw_config_t and a row here.
  *
  * Precedence, lowest first: table default, file, environment, -s (the
@@ -38,8 +39,24 @@ typedef enum config_type {
  */
 typedef const char *config_check_fn(int64_t i, const char *s);
 
+/*
+ * Flags of an option, or-ed in its row. A SIGHUP reload applies only the
+ * options flagged CONFIG_RELOADABLE; each of those is read where it is
+ * used, so a new value takes effect at its next use: secrets for the next
+ * identify or publish, sizes and timeouts for the next connection or
+ * message, and limits at their next check. Any other option (ports,
+ * workers, broker links, queue sizes, the heartbeat interval clients were
+ * told...) changes with a restart only, which is the default: a row has to
+ * say that it reloads.
+ */
+enum config_flag {
+    CONFIG_RESTART_ONLY = 0,    /* no flag: only a restart changes it */
+    CONFIG_RELOADABLE = 1 << 0, /* a SIGHUP reload applies it */
+};
+
 typedef struct config_option {
     const char *name; /* "section.key" as written in the file */
+    unsigned flags;   /* enum config_flag bits */
     config_type_t type;
     size_t offset;          /* of the field in gw_config_t */
     const char *def;        /* default, as text read like a -s value */
@@ -82,23 +99,23 @@ static const char *config_check_jwt_algorithm(int64_t i, const char *s)
 
 /* Rows of config_options, one per type. */
 // clang-format off
-#define OPT_STR(name, field, def, check, doc) \
-    {name, CONFIG_STRING, offsetof(gw_config_t, field), def, 0, 0, \
+#define OPT_STR(name, flags, field, def, check, doc) \
+    {name, flags, CONFIG_STRING, offsetof(gw_config_t, field), def, 0, 0, \
      check, NULL, doc}
-#define OPT_SECRET(name, field, env, doc) \
-    {name, CONFIG_SECRET, offsetof(gw_config_t, field), "", 0, 0, \
+#define OPT_SECRET(name, flags, field, env, doc) \
+    {name, flags, CONFIG_SECRET, offsetof(gw_config_t, field), "", 0, 0, \
      NULL, env, doc}
-#define OPT_INT(name, field, def, min, max, doc) \
-    {name, CONFIG_INT, offsetof(gw_config_t, field), def, min, max, \
+#define OPT_INT(name, flags, field, def, min, max, doc) \
+    {name, flags, CONFIG_INT, offsetof(gw_config_t, field), def, min, max, \
      NULL, NULL, doc}
-#define OPT_U32(name, field, def, min, max, check, doc) \
-    {name, CONFIG_UINT32, offsetof(gw_config_t, field), def, min, max, \
+#define OPT_U32(name, flags, field, def, min, max, check, doc) \
+    {name, flags, CONFIG_UINT32, offsetof(gw_config_t, field), def, min, max, \
      check, NULL, doc}
-#define OPT_BOOL(name, field, def, doc) \
-    {name, CONFIG_BOOL, offsetof(gw_config_t, field), def, 0, 1, \
+#define OPT_BOOL(name, flags, field, def, doc) \
+    {name, flags, CONFIG_BOOL, offsetof(gw_config_t, field), def, 0, 1, \
      NULL, NULL, doc}
-#define OPT_SECRET_DEF(name, field, def, env, doc) \
-    {name, CONFIG_SECRET, offsetof(gw_config_t, field), def, 0, 0, \
+#define OPT_SECRET_DEF(name, flags, field, def, env, doc) \
+    {name, flags, CONFIG_SECRET, offsetof(gw_config_t, field), def, 0, 0, \
      NULL, env, doc}
 // clang-format on
 
@@ -108,104 +125,125 @@ static const char *config_check_jwt_algorithm(int64_t i, const char *s)
  * except where zero cannot work (a zero timeout, queue or body limit).
  */
 static const config_option_t config_options[] = {
-    OPT_STR("server.bind", bind, "0.0.0.0", NULL,
+    OPT_STR("server.bind", CONFIG_RESTART_ONLY, bind, "0.0.0.0", NULL,
             "Listen address of both ports"),
-    OPT_INT("server.ws_port", ws_port, "3005", 1, 65535, "WebSocket port"),
-    OPT_INT("server.http_port", http_port, "3006", 1, 65535,
-            "HTTP API port (POST /publish, GET /health)"),
-    OPT_INT("server.workers", workers, "0", 0, 256,
+    OPT_INT("server.ws_port", CONFIG_RESTART_ONLY, ws_port, "3005", 1, 65535,
+            "WebSocket port"),
+    OPT_INT("server.http_port", CONFIG_RESTART_ONLY, http_port, "3006", 1,
+            65535, "HTTP API port (POST /publish, GET /health)"),
+    OPT_INT("server.workers", CONFIG_RESTART_ONLY, workers, "0", 0, 256,
             "Worker threads; 0 = one per CPU core"),
-    OPT_U32("server.drain_ms", drain_ms, "10000", 0, UINT32_MAX, NULL,
+    OPT_U32("server.drain_ms", CONFIG_RESTART_ONLY, drain_ms, "10000", 0,
+            UINT32_MAX, NULL,
             "On SIGTERM: /health answers 503, listening stops, and clients "
             "are closed with 4011 spread over this window"),
-    OPT_U32("server.max_connections_per_ip", max_connections_per_ip, "0", 0,
-            UINT32_MAX, NULL,
+    OPT_U32("server.max_connections_per_ip", CONFIG_RELOADABLE,
+            max_connections_per_ip, "0", 0, UINT32_MAX, NULL,
             "Connections one client address may hold open (an IPv6 client: "
             "its /64); one more is answered 429 and closed. 0 = no limit. "
             "Behind a proxy every client has the proxy's address: limit "
             "there instead (deploy/haproxy.cfg does)"),
-    OPT_U32("websocket.max_message_size", max_message_size, "65536", 125,
-            UINT32_MAX, NULL,
+    OPT_U32("websocket.max_message_size", CONFIG_RELOADABLE, max_message_size,
+            "65536", 125, UINT32_MAX, NULL,
             "Largest incoming message in bytes; a larger one closes the "
             "connection with 1009"),
-    OPT_U32("websocket.max_header_size", max_header_size, "8192", 1024, 65536,
-            NULL, "Largest header block of an upgrade request, bytes"),
-    OPT_U32("websocket.handshake_timeout_ms", handshake_timeout_ms, "10000", 1,
-            UINT32_MAX, NULL,
+    OPT_U32("websocket.max_header_size", CONFIG_RELOADABLE, max_header_size,
+            "8192", 1024, 65536, NULL,
+            "Largest header block of an upgrade request, bytes"),
+    OPT_U32("websocket.handshake_timeout_ms", CONFIG_RELOADABLE,
+            handshake_timeout_ms, "10000", 1, UINT32_MAX, NULL,
             "Time a client has to complete the upgrade (slowloris guard)"),
-    OPT_U32("websocket.write_ring_size", write_ring_size, "1024", 8, UINT32_MAX,
-            NULL,
+    OPT_U32("websocket.write_ring_size", CONFIG_RELOADABLE, write_ring_size,
+            "1024", 8, UINT32_MAX, NULL,
             "Frames queued per connection; a client further behind is "
             "closed with 4010"),
-    OPT_U32("session.heartbeat_interval_ms", heartbeat_interval_ms, "30000",
-            100, UINT32_MAX, NULL,
+    OPT_U32("session.heartbeat_interval_ms", CONFIG_RESTART_ONLY,
+            heartbeat_interval_ms, "30000", 100, UINT32_MAX, NULL,
             "Heartbeat interval announced to clients, milliseconds"),
-    OPT_U32("session.max_guilds_per_session", max_guilds_per_session, "100", 0,
-            UINT32_MAX, NULL, "Most guilds one session may subscribe to"),
-    OPT_U32("session.event_rate", event_rate, "50", 0, GW_BUCKET_MAX_BURST,
-            NULL,
+    OPT_U32("session.max_guilds_per_session", CONFIG_RELOADABLE,
+            max_guilds_per_session, "100", 0, UINT32_MAX, NULL,
+            "Most guilds one session may subscribe to"),
+    OPT_U32("session.event_rate", CONFIG_RELOADABLE, event_rate, "50", 0,
+            GW_BUCKET_MAX_BURST, NULL,
             "Client events a session may send per second, sustained (a token "
             "bucket of event_burst); past it the session is closed with 4008. "
             "0 = no limit"),
-    OPT_U32("session.event_burst", event_burst, "200", 1, GW_BUCKET_MAX_BURST,
-            NULL, "Client events a session may send at once, at most"),
-    OPT_U32("session.typing_limit", typing_limit, "5", 1, UINT32_MAX, NULL,
+    OPT_U32("session.event_burst", CONFIG_RELOADABLE, event_burst, "200", 1,
+            GW_BUCKET_MAX_BURST, NULL,
+            "Client events a session may send at once, at most"),
+    OPT_U32("session.typing_limit", CONFIG_RELOADABLE, typing_limit, "5", 1,
+            UINT32_MAX, NULL,
             "typing.start events a session may send per typing window"),
-    OPT_U32("session.typing_window_ms", typing_window_ms, "10000", 1,
-            UINT32_MAX, NULL, "The window of typing_limit, milliseconds"),
-    OPT_SECRET("auth.jwt_secret", jwt_secret, "GATEWAYD_JWT_SECRET",
-               "HMAC key that signs client tokens"),
-    OPT_STR("auth.jwt_algorithm", jwt_algorithm, "HS256",
+    OPT_U32("session.typing_window_ms", CONFIG_RELOADABLE, typing_window_ms,
+            "10000", 1, UINT32_MAX, NULL,
+            "The window of typing_limit, milliseconds"),
+    OPT_SECRET("auth.jwt_secret", CONFIG_RELOADABLE, jwt_secret,
+               "GATEWAYD_JWT_SECRET", "HMAC key that signs client tokens"),
+    OPT_STR("auth.jwt_algorithm", CONFIG_RELOADABLE, jwt_algorithm, "HS256",
             config_check_jwt_algorithm,
             "Accepted JWT algorithm; only HS256 for now"),
-    OPT_STR("auth.jwt_audience", jwt_audience, "", NULL,
+    OPT_STR("auth.jwt_audience", CONFIG_RELOADABLE, jwt_audience, "", NULL,
             "Required \"aud\" claim; empty = not checked"),
-    OPT_STR("auth.jwt_issuer", jwt_issuer, "", NULL,
+    OPT_STR("auth.jwt_issuer", CONFIG_RELOADABLE, jwt_issuer, "", NULL,
             "Required \"iss\" claim; empty = not checked"),
-    OPT_SECRET("http.publish_api_key", publish_api_key, "GATEWAYD_API_KEY",
+    OPT_SECRET("http.publish_api_key", CONFIG_RELOADABLE, publish_api_key,
+               "GATEWAYD_API_KEY",
                "Key POST /publish must present; empty disables /publish"),
-    OPT_U32("http.max_body_size", max_body_size, "1048576", 1, UINT32_MAX, NULL,
-            "Largest POST /publish body, bytes"),
-    OPT_STR("broker.instance_id", instance_id, "", config_check_instance_id,
+    OPT_U32("http.max_body_size", CONFIG_RESTART_ONLY, max_body_size, "1048576",
+            1, UINT32_MAX, NULL, "Largest POST /publish body, bytes"),
+    OPT_STR("broker.instance_id", CONFIG_RESTART_ONLY, instance_id, "",
+            config_check_instance_id,
             "This instance's id: names its AMQP queue and tags the events it "
             "publishes to Redis; empty = the host name"),
-    OPT_U32("broker.reconnect_min_ms", reconnect_min_ms, "100", 1, UINT32_MAX,
-            NULL, "First delay before a broker link reconnects"),
-    OPT_U32("broker.reconnect_max_ms", reconnect_max_ms, "10000", 1, UINT32_MAX,
-            NULL, "Cap of the exponential reconnect backoff (jittered)"),
-    OPT_BOOL("redis.enabled", redis_enabled, "true",
+    OPT_U32("broker.reconnect_min_ms", CONFIG_RESTART_ONLY, reconnect_min_ms,
+            "100", 1, UINT32_MAX, NULL,
+            "First delay before a broker link reconnects"),
+    OPT_U32("broker.reconnect_max_ms", CONFIG_RESTART_ONLY, reconnect_max_ms,
+            "10000", 1, UINT32_MAX, NULL,
+            "Cap of the exponential reconnect backoff (jittered)"),
+    OPT_BOOL("redis.enabled", CONFIG_RESTART_ONLY, redis_enabled, "true",
              "Connect to Redis for inter-gateway events"),
-    OPT_STR("redis.host", redis_host, "127.0.0.1", NULL, "Redis address"),
-    OPT_INT("redis.port", redis_port, "6379", 1, 65535, "Redis port"),
-    OPT_SECRET_DEF("redis.password", redis_password, "",
+    OPT_STR("redis.host", CONFIG_RESTART_ONLY, redis_host, "127.0.0.1", NULL,
+            "Redis address"),
+    OPT_INT("redis.port", CONFIG_RESTART_ONLY, redis_port, "6379", 1, 65535,
+            "Redis port"),
+    OPT_SECRET_DEF("redis.password", CONFIG_RESTART_ONLY, redis_password, "",
                    "GATEWAYD_REDIS_PASSWORD",
                    "Redis AUTH password; empty = no AUTH"),
-    OPT_STR("redis.channel", redis_channel, "gateway_events", NULL,
+    OPT_STR("redis.channel", CONFIG_RESTART_ONLY, redis_channel,
+            "gateway_events", NULL,
             "Pub/sub channel shared by all gateway instances"),
-    OPT_BOOL("amqp.enabled", amqp_enabled, "true",
+    OPT_BOOL("amqp.enabled", CONFIG_RESTART_ONLY, amqp_enabled, "true",
              "Consume backend events from RabbitMQ"),
-    OPT_STR("amqp.host", amqp_host, "127.0.0.1", NULL, "RabbitMQ address"),
-    OPT_INT("amqp.port", amqp_port, "5672", 1, 65535, "RabbitMQ port"),
-    OPT_STR("amqp.user", amqp_user, "guest", NULL, "RabbitMQ user"),
-    OPT_SECRET_DEF("amqp.password", amqp_password, "guest",
+    OPT_STR("amqp.host", CONFIG_RESTART_ONLY, amqp_host, "127.0.0.1", NULL,
+            "RabbitMQ address"),
+    OPT_INT("amqp.port", CONFIG_RESTART_ONLY, amqp_port, "5672", 1, 65535,
+            "RabbitMQ port"),
+    OPT_STR("amqp.user", CONFIG_RESTART_ONLY, amqp_user, "guest", NULL,
+            "RabbitMQ user"),
+    OPT_SECRET_DEF("amqp.password", CONFIG_RESTART_ONLY, amqp_password, "guest",
                    "GATEWAYD_AMQP_PASSWORD", "RabbitMQ password"),
-    OPT_STR("amqp.vhost", amqp_vhost, "/", NULL, "RabbitMQ virtual host"),
-    OPT_STR("amqp.exchange", amqp_exchange, "discord_events", NULL,
+    OPT_STR("amqp.vhost", CONFIG_RESTART_ONLY, amqp_vhost, "/", NULL,
+            "RabbitMQ virtual host"),
+    OPT_STR("amqp.exchange", CONFIG_RESTART_ONLY, amqp_exchange,
+            "discord_events", NULL,
             "Topic exchange the backends publish events to"),
-    OPT_STR("amqp.binding_keys", amqp_binding_keys, "#", NULL,
+    OPT_STR("amqp.binding_keys", CONFIG_RESTART_ONLY, amqp_binding_keys, "#",
+            NULL,
             "Comma-separated routing-key patterns bound to this instance's "
             "queue"),
-    OPT_STR("amqp.queue_prefix", amqp_queue_prefix, "gatewayd.", NULL,
-            "The queue is named prefix + instance_id"),
-    OPT_BOOL("amqp.durable", amqp_durable, "true",
+    OPT_STR("amqp.queue_prefix", CONFIG_RESTART_ONLY, amqp_queue_prefix,
+            "gatewayd.", NULL, "The queue is named prefix + instance_id"),
+    OPT_BOOL("amqp.durable", CONFIG_RESTART_ONLY, amqp_durable, "true",
              "Durable named queue that keeps events while this instance is "
              "down; false = an exclusive queue that dies with the connection"),
-    OPT_U32("amqp.prefetch", amqp_prefetch, "256", 1, 65535, NULL,
-            "Unacknowledged deliveries RabbitMQ may send ahead"),
-    OPT_U32("queues.queue_size", queue_size, "65536", 2, UINT32_C(1) << 31,
-            config_check_pow2,
+    OPT_U32("amqp.prefetch", CONFIG_RESTART_ONLY, amqp_prefetch, "256", 1,
+            65535, NULL, "Unacknowledged deliveries RabbitMQ may send ahead"),
+    OPT_U32("queues.queue_size", CONFIG_RESTART_ONLY, queue_size, "65536", 2,
+            UINT32_C(1) << 31, config_check_pow2,
             "Entries of each inter-thread queue; a power of two"),
-    OPT_STR("log.level", log_level, "info", config_check_log_level,
+    OPT_STR("log.level", CONFIG_RELOADABLE, log_level, "info",
+            config_check_log_level,
             "Least severe level logged: debug, info, warn or error"),
 };
 
@@ -447,41 +485,6 @@ static void config_copy(gw_config_t *dst, const gw_config_t *src)
     }
 }
 
-/*
- * What a SIGHUP reload applies to the running daemon; every other option
- * changes with a restart only. Each of these is read where it is used, so
- * a new value takes effect at its next use: secrets for the next identify
- * or publish, sizes and timeouts for the next connection or message, and
- * limits at their next check.
- */
-static const char *const config_reloadable[] = {
-    "server.max_connections_per_ip",
-    "websocket.max_message_size",
-    "websocket.max_header_size",
-    "websocket.handshake_timeout_ms",
-    "websocket.write_ring_size",
-    "session.max_guilds_per_session",
-    "session.event_rate",
-    "session.event_burst",
-    "session.typing_limit",
-    "session.typing_window_ms",
-    "auth.jwt_secret",
-    "auth.jwt_algorithm",
-    "auth.jwt_audience",
-    "auth.jwt_issuer",
-    "http.publish_api_key",
-    "log.level",
-};
-
-static bool config_is_reloadable(const config_option_t *opt)
-{
-    for (size_t i = 0;
-         i < sizeof(config_reloadable) / sizeof(config_reloadable[0]); i++)
-        if (strcmp(opt->name, config_reloadable[i]) == 0)
-            return true;
-    return false;
-}
-
 static bool config_same(const gw_config_t *a, const gw_config_t *b,
                         const config_option_t *opt)
 {
@@ -506,7 +509,7 @@ void gw_config_keep_restart_only(gw_config_t *next, const gw_config_t *cur,
     for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
         const config_option_t *opt = &config_options[i];
         void *field = config_field(next, opt);
-        if (config_is_reloadable(opt) || config_same(next, cur, opt))
+        if ((opt->flags & CONFIG_RELOADABLE) || config_same(next, cur, opt))
             continue;
         if (n < heldlen)
             n += (size_t)snprintf(held + n, heldlen - n, "%s%s",
