@@ -110,8 +110,8 @@ static const http_parser_settings http_settings = {
     .on_message_complete = http_on_message_complete,
 };
 
-static void conn_close(http_conn_t *c);
-static void conn_parse(http_conn_t *c);
+static void http_conn_close(http_conn_t *c);
+static void http_conn_parse(http_conn_t *c);
 
 /* ---- small helpers ---- */
 
@@ -153,8 +153,8 @@ static void set_str(char **dst, const char *s, size_t len)
 /* ---- parser callbacks ---- */
 
 /* Records the answer to a request the callbacks refuse; returns -1 so that
- * a callback can stop the parser with `return conn_refuse(...)`. */
-static int conn_refuse(http_conn_t *c, int status)
+ * a callback can stop the parser with `return http_conn_refuse(...)`. */
+static int http_conn_refuse(http_conn_t *c, int status)
 {
     c->err_status = status;
     return -1;
@@ -168,7 +168,7 @@ static int http_url_done(http_conn_t *c)
      * authorities are no resource of ours and fail here. */
     http_parser_url_init(&u);
     if (http_parser_parse_url(c->scratch.base, c->scratch.len, 0, &u) != 0)
-        return conn_refuse(c, 400);
+        return http_conn_refuse(c, 400);
     if (u.field_set & (1 << UF_PATH))
         set_str(&c->path, c->scratch.base + u.field_data[UF_PATH].off,
                 u.field_data[UF_PATH].len);
@@ -258,23 +258,23 @@ static int http_on_header_value(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
-static void conn_continue_cb(uv_write_t *req, int status)
+static void http_conn_continue_cb(uv_write_t *req, int status)
 {
     if (status < 0)
-        conn_close(req->handle->data);
+        http_conn_close(req->handle->data);
 }
 
 /* RFC 7231 section 5.1.1: curl waits for this before sending a body of
  * more than 1 KiB. Only sent when the body is acceptable; the buffer is
  * static and at most one is in flight before the response it precedes. */
-static void conn_continue(http_conn_t *c)
+static void http_conn_continue(http_conn_t *c)
 {
     static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
     uv_buf_t buf = uv_buf_init((char *)msg, sizeof(msg) - 1);
 
     if (uv_write(&c->continue_req, (uv_stream_t *)&c->tcp, &buf, 1,
-                 conn_continue_cb) != 0)
-        conn_close(c);
+                 http_conn_continue_cb) != 0)
+        http_conn_close(c);
 }
 
 static int http_on_headers_complete(http_parser *p)
@@ -287,11 +287,11 @@ static int http_on_headers_complete(http_parser *p)
         return -1;
     /* Refuse a declared oversized body before reading any of it. */
     if (sized && p->content_length > c->srv->max_body)
-        return conn_refuse(c, 413);
+        return http_conn_refuse(c, 413);
     c->head_done = 1;
     if (c->expect_100 &&
         ((p->flags & F_CHUNKED) || (sized && p->content_length > 0)))
-        conn_continue(c);
+        http_conn_continue(c);
     return 0;
 }
 
@@ -301,14 +301,14 @@ static int http_on_body(http_parser *p, const char *at, size_t len)
 
     /* Chunked bodies have no length up front: count as they come. */
     if (len > c->srv->max_body - c->body.len)
-        return conn_refuse(c, 413);
+        return http_conn_refuse(c, 413);
     buf_append(&c->body, at, len);
     return 0;
 }
 
 /* ---- responses ---- */
 
-static void conn_reset_request(http_conn_t *c)
+static void http_conn_reset_request(http_conn_t *c)
 {
     free(c->path);
     free(c->api_key);
@@ -324,19 +324,19 @@ static void conn_reset_request(http_conn_t *c)
     c->err_status = 0;
 }
 
-static void conn_free_output(http_conn_t *c)
+static void http_conn_free_output(http_conn_t *c)
 {
     free(c->out_head);
     free(c->out_body);
     c->out_head = c->out_body = NULL;
 }
 
-static void conn_timeout_cb(uv_timer_t *timer)
+static void http_conn_timeout_cb(uv_timer_t *timer)
 {
-    conn_close(timer->data);
+    http_conn_close(timer->data);
 }
 
-static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void http_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     http_conn_t *c = h->data;
 
@@ -345,7 +345,8 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->in, sizeof(c->in));
 }
 
-static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void http_conn_read_cb(uv_stream_t *s, ssize_t nread,
+                              const uv_buf_t *buf)
 {
     http_conn_t *c = s->data;
 
@@ -354,33 +355,34 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (nread != UV_EOF)
             gw_debug("http #%llu %s: read: %s", (unsigned long long)c->id,
                      c->peer, uv_strerror((int)nread));
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
     if (nread == 0 || c->lingering)
         return;
     c->in_off = 0;
     c->in_len = (size_t)nread;
-    conn_parse(c);
+    http_conn_parse(c);
     if (c->writing)
         uv_read_stop(s);
 }
 
-static void conn_read_start(http_conn_t *c)
+static void http_conn_read_start(http_conn_t *c)
 {
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, http_conn_alloc_cb,
+                           http_conn_read_cb);
 
     if (rc != 0) {
         gw_debug("http #%llu %s: read: %s", (unsigned long long)c->id, c->peer,
                  uv_strerror(rc));
-        conn_close(c);
+        http_conn_close(c);
     }
 }
 
-static void conn_shutdown_cb(uv_shutdown_t *req, int status)
+static void http_conn_shutdown_cb(uv_shutdown_t *req, int status)
 {
     if (status < 0)
-        conn_close(req->handle->data);
+        http_conn_close(req->handle->data);
 }
 
 /*
@@ -390,46 +392,46 @@ static void conn_shutdown_cb(uv_shutdown_t *req, int status)
  * response before the client has read it (a 413 sent while the client is
  * still uploading is the usual case).
  */
-static void conn_linger(http_conn_t *c)
+static void http_conn_linger(http_conn_t *c)
 {
     c->lingering = 1;
-    uv_timer_start(&c->timer, conn_timeout_cb, HTTP_LINGER_MS, 0);
+    uv_timer_start(&c->timer, http_conn_timeout_cb, HTTP_LINGER_MS, 0);
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp,
-                    conn_shutdown_cb) != 0) {
-        conn_close(c);
+                    http_conn_shutdown_cb) != 0) {
+        http_conn_close(c);
         return;
     }
-    conn_read_start(c);
+    http_conn_read_start(c);
 }
 
-static void conn_write_cb(uv_write_t *req, int status)
+static void http_conn_write_cb(uv_write_t *req, int status)
 {
     http_conn_t *c = req->handle->data;
 
-    conn_free_output(c);
+    http_conn_free_output(c);
     c->writing = 0;
     if (c->closing)
         return;
     if (status < 0) {
         gw_debug("http #%llu %s: write: %s", (unsigned long long)c->id, c->peer,
                  uv_strerror(status));
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
     if (c->close_after) {
-        conn_linger(c);
+        http_conn_linger(c);
         return;
     }
-    uv_timer_start(&c->timer, conn_timeout_cb, HTTP_IDLE_MS, 0);
+    uv_timer_start(&c->timer, http_conn_timeout_cb, HTTP_IDLE_MS, 0);
     http_parser_pause(&c->parser, 0);
-    conn_parse(c);
+    http_conn_parse(c);
     if (!c->writing && !c->closing)
-        conn_read_start(c);
+        http_conn_read_start(c);
 }
 
 /* Writes a response; takes ownership of body (heap or NULL). */
-static void conn_send(http_conn_t *c, int status, const char *ctype, char *body,
-                      size_t len, int with_body)
+static void http_conn_send(http_conn_t *c, int status, const char *ctype,
+                           char *body, size_t len, int with_body)
 {
     static const char fmt[] = "HTTP/1.1 %d %s\r\n"
                               "Content-Type: %s\r\n"
@@ -450,17 +452,17 @@ static void conn_send(http_conn_t *c, int status, const char *ctype, char *body,
     bufs[1] = uv_buf_init(body, (unsigned)len);
     c->writing = 1;
     if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs,
-                 with_body && len > 0 ? 2 : 1, conn_write_cb) != 0) {
-        conn_free_output(c);
+                 with_body && len > 0 ? 2 : 1, http_conn_write_cb) != 0) {
+        http_conn_free_output(c);
         c->writing = 0;
-        conn_close(c);
+        http_conn_close(c);
     }
 }
 
 /* Answers a request refused by the server itself, and ends the
  * connection: after a malformed or oversized request the framing of what
  * follows cannot be trusted. */
-static void conn_fail(http_conn_t *c, int status)
+static void http_conn_fail(http_conn_t *c, int status)
 {
     const char *reason = http_status_str((enum http_status)status);
     size_t len = strlen(reason) + sizeof("{\"error\":\"\"}") - 1;
@@ -470,7 +472,7 @@ static void conn_fail(http_conn_t *c, int status)
              status, reason, http_errno_name(HTTP_PARSER_ERRNO(&c->parser)));
     snprintf(body, len + 1, "{\"error\":\"%s\"}", reason);
     c->close_after = 1;
-    conn_send(c, status, NULL, body, len, 1);
+    http_conn_send(c, status, NULL, body, len, 1);
 }
 
 static int http_on_message_complete(http_parser *p)
@@ -491,14 +493,14 @@ static int http_on_message_complete(http_parser *p)
     http_parser_pause(p, 1);
     c->close_after = !http_should_keep_alive(p);
     srv->cb(&req, &res, srv->data);
-    conn_reset_request(c);
+    http_conn_reset_request(c);
     /* The handler may have closed the server, and with it this connection. */
     if (c->closing) {
         free(res.body);
         return 0;
     }
-    conn_send(c, res.status, res.content_type, res.body, res.body_len,
-              p->method != HTTP_HEAD);
+    http_conn_send(c, res.status, res.content_type, res.body, res.body_len,
+                   p->method != HTTP_HEAD);
     return 0;
 }
 
@@ -508,7 +510,7 @@ static int http_on_message_complete(http_parser *p)
  * read the parser is given no more than what is left of HTTP_HEAD_MAX, so
  * an oversized head is refused at its first byte past the limit.
  */
-static void conn_parse(http_conn_t *c)
+static void http_conn_parse(http_conn_t *c)
 {
     while (c->in_off < c->in_len && !c->writing && !c->closing) {
         size_t n = c->in_len - c->in_off, used;
@@ -516,7 +518,7 @@ static void conn_parse(http_conn_t *c)
 
         if (!c->head_done) {
             if (c->head_bytes == HTTP_HEAD_MAX) {
-                conn_fail(c, 431);
+                http_conn_fail(c, 431);
                 return;
             }
             if (n > HTTP_HEAD_MAX - c->head_bytes)
@@ -526,7 +528,7 @@ static void conn_parse(http_conn_t *c)
                                    c->in + c->in_off, n);
         err = HTTP_PARSER_ERRNO(&c->parser);
         if (err != HPE_OK && err != HPE_PAUSED) {
-            conn_fail(c, c->err_status ? c->err_status : 400);
+            http_conn_fail(c, c->err_status ? c->err_status : 400);
             return;
         }
         /* Once the head is done (or the request answered and reset), the
@@ -545,7 +547,7 @@ static void srv_unref(gw_http_server_t *srv)
         free(srv);
 }
 
-static void conn_close_cb(uv_handle_t *h)
+static void http_conn_close_cb(uv_handle_t *h)
 {
     http_conn_t *c = h->data;
     gw_http_server_t *srv = c->srv;
@@ -559,23 +561,23 @@ static void conn_close_cb(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
-    conn_reset_request(c);
-    conn_free_output(c);
+    http_conn_reset_request(c);
+    http_conn_free_output(c);
     free(c);
     srv_unref(srv);
 }
 
 /* Safe to call twice; memory goes in the close callbacks. */
-static void conn_close(http_conn_t *c)
+static void http_conn_close(http_conn_t *c)
 {
     if (c->closing)
         return;
     c->closing = 1;
-    uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
-    uv_close((uv_handle_t *)&c->timer, conn_close_cb);
+    uv_close((uv_handle_t *)&c->tcp, http_conn_close_cb);
+    uv_close((uv_handle_t *)&c->timer, http_conn_close_cb);
 }
 
-static http_conn_t *conn_new(gw_http_server_t *srv)
+static http_conn_t *http_conn_new(gw_http_server_t *srv)
 {
     http_conn_t *c = gw_calloc(1, sizeof(*c));
 
@@ -596,7 +598,7 @@ static http_conn_t *conn_new(gw_http_server_t *srv)
     return c;
 }
 
-static void conn_peer(http_conn_t *c)
+static void http_conn_peer(http_conn_t *c)
 {
     struct sockaddr_storage sa;
     int len = sizeof(sa);
@@ -643,21 +645,21 @@ static void srv_connection_cb(uv_stream_t *listener, int status)
         gw_warn("http: accept: %s", uv_strerror(status));
         return;
     }
-    c = conn_new(srv);
+    c = http_conn_new(srv);
     rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
     if (rc != 0) {
         gw_warn("http: accept: %s", uv_strerror(rc));
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
     if (srv_full(srv)) {
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
-    conn_peer(c);
+    http_conn_peer(c);
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_start(&c->timer, conn_timeout_cb, HTTP_IDLE_MS, 0);
-    conn_read_start(c);
+    uv_timer_start(&c->timer, http_conn_timeout_cb, HTTP_IDLE_MS, 0);
+    http_conn_read_start(c);
 }
 
 /* ---- server ---- */
@@ -725,5 +727,5 @@ void gw_http_server_close(gw_http_server_t *srv)
     srv->closing = 1;
     uv_close((uv_handle_t *)&srv->listener, srv_close_cb);
     for (http_conn_t *c = srv->conns; c != NULL; c = c->next)
-        conn_close(c);
+        http_conn_close(c);
 }
