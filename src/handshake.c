@@ -37,6 +37,7 @@ enum {
     HS_HDR_KEY,
     HS_HDR_VERSION,
     HS_HDR_AUTHORIZATION,
+    HS_HDR_HOST,
 };
 
 static const struct {
@@ -48,6 +49,7 @@ static const struct {
     {"sec-websocket-key", HS_HDR_KEY},
     {"sec-websocket-version", HS_HDR_VERSION},
     {"authorization", HS_HDR_AUTHORIZATION},
+    {"host", HS_HDR_HOST},
 };
 
 static int hs_on_url(http_parser *p, const char *at, size_t len);
@@ -259,6 +261,10 @@ static void hs_header_done(gw_handshake_t *hs)
         hs->version_seen = 1;
         break;
     case HS_HDR_AUTHORIZATION: hs_bearer(hs, v, len); break;
+    case HS_HDR_HOST:
+        hs->host_dup |= hs->host_seen;
+        hs->host_seen = 1;
+        break;
     }
 }
 
@@ -331,6 +337,10 @@ static int hs_check(gw_handshake_t *hs)
     if (p->method != HTTP_GET)
         return hs_reject(hs, 405, GW_EINVAL);
     if (p->http_major < 1 || (p->http_major == 1 && p->http_minor < 1))
+        return hs_reject(hs, 400, GW_EINVAL);
+    /* RFC 7230 5.4: exactly one Host in an HTTP/1.1 request (RFC 6455
+     * 4.1 requires it of an opening handshake too). */
+    if (!hs->host_seen || hs->host_dup)
         return hs_reject(hs, 400, GW_EINVAL);
     /* http-parser sets content_length to ULLONG_MAX when it is absent. */
     if ((p->flags & F_CHUNKED) ||

@@ -21,6 +21,8 @@ typedef struct gw_handshake {
     unsigned version_ok : 1;    /* every "Sec-WebSocket-Version" is 13 */
     unsigned version_seen : 1;  /* a "Sec-WebSocket-Version" was present */
     unsigned key_seen : 1;      /* a "Sec-WebSocket-Key" was present */
+    unsigned host_seen : 1;     /* a "Host" was present */
+    unsigned host_dup : 1;      /* and another one after it */
     unsigned done : 1;          /* accepted; the parser has stopped */
     unsigned char elem;         /* what the parser last reported (private) */
     unsigned char cur_header;   /* which interesting header is being read */
@@ -43,7 +45,8 @@ void gw_handshake_free(gw_handshake_t *hs);
  * counts the bytes of buf that end the request, hs->seen the whole request;
  * bytes after them are WebSocket frames), or GW_EPARSE
  * / GW_EINVAL / GW_ETOOBIG with hs->status set to the HTTP status to answer
- * (400 malformed, missing key or bad Upgrade/Connection; 426 wrong version;
+ * (400 malformed, missing key or Host, bad Upgrade/Connection; 426 wrong
+ * version;
  * 431 headers over max_header_size; 405 not GET). Once a result is reached,
  * later calls return it again and consume nothing.
  */

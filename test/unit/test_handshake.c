@@ -164,6 +164,7 @@ static void test_token_query(void **state)
     (void)state;
     assert_int_equal(parse(&hs,
                            "GET /gw/ws?v=1&token=a%2Eb%2fc+d%3D HTTP/1.1\r\n"
+                           "Host: gw.example\r\n"
                            "Upgrade: websocket\r\n"
                            "Connection: Upgrade\r\n"
                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -178,6 +179,7 @@ static void test_token_query_bad_escape(void **state)
 {
     (void)state;
     expect_reject("GET /?token=ab%2 HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -192,6 +194,7 @@ static void test_token_bearer(void **state)
     (void)state;
     assert_int_equal(parse(&hs,
                            "GET /ws?token=fromquery HTTP/1.1\r\n"
+                           "Host: gw.example\r\n"
                            "Upgrade: websocket\r\n"
                            "Authorization: bearer   eyJ.abc.def  \r\n"
                            "Connection: Upgrade\r\n"
@@ -210,6 +213,7 @@ static void test_token_other_scheme_ignored(void **state)
     (void)state;
     assert_int_equal(parse(&hs,
                            "GET /ws?token=q HTTP/1.1\r\n"
+                           "Host: gw.example\r\n"
                            "Upgrade: websocket\r\n"
                            "Authorization: Basic dXNlcjpwYXNz\r\n"
                            "Connection: Upgrade\r\n"
@@ -227,6 +231,7 @@ static void test_connection_token_list(void **state)
     (void)state;
     assert_int_equal(parse(&hs,
                            "GET / HTTP/1.1\r\n"
+                           "Host: gw.example\r\n"
                            "Upgrade: WebSocket\r\n"
                            "Connection: keep-alive, UPGRADE\r\n"
                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -240,6 +245,7 @@ static void test_reject_method(void **state)
 {
     (void)state;
     expect_reject("POST /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -251,6 +257,7 @@ static void test_reject_http10(void **state)
 {
     (void)state;
     expect_reject("GET /chat HTTP/1.0\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -262,8 +269,29 @@ static void test_reject_no_key(void **state)
 {
     (void)state;
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n",
+                  400, GW_EINVAL);
+}
+
+/* RFC 7230 5.4: exactly one Host; RFC 6455 4.1 asks it of the handshake. */
+static void test_reject_host_missing_or_twice(void **state)
+{
+    (void)state;
+    expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Upgrade: websocket\r\n"
+                  "Connection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n",
+                  400, GW_EINVAL);
+    expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
+                  "Upgrade: websocket\r\n"
+                  "Host: other.example\r\n"
+                  "Connection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                   "Sec-WebSocket-Version: 13\r\n\r\n",
                   400, GW_EINVAL);
 }
@@ -273,12 +301,14 @@ static void test_reject_bad_key_length(void **state)
     (void)state;
     /* base64 of 15 bytes, and 24 characters that decode to fewer. */
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j\r\n"
                   "Sec-WebSocket-Version: 13\r\n\r\n",
                   400, GW_EINVAL);
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub2 jZQ==\r\n"
@@ -290,6 +320,7 @@ static void test_reject_duplicate_key(void **state)
 {
     (void)state;
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -303,11 +334,13 @@ static void test_reject_no_upgrade(void **state)
 {
     (void)state;
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                   "Sec-WebSocket-Version: 13\r\n\r\n",
                   400, GW_EINVAL);
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: h2c\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -319,6 +352,7 @@ static void test_reject_connection_without_upgrade(void **state)
 {
     (void)state;
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: keep-alive, upgrades\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -330,17 +364,20 @@ static void test_reject_version(void **state)
 {
     (void)state;
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                   "Sec-WebSocket-Version: 8\r\n\r\n",
                   426, GW_EINVAL);
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
                   426, GW_EINVAL);
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -353,6 +390,7 @@ static void test_reject_body(void **state)
 {
     (void)state;
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Content-Length: 2\r\n"
@@ -360,6 +398,7 @@ static void test_reject_body(void **state)
                   "Sec-WebSocket-Version: 13\r\n\r\nhi",
                   400, GW_EINVAL);
     expect_reject("GET /chat HTTP/1.1\r\n"
+                  "Host: gw.example\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Transfer-Encoding: chunked\r\n"
@@ -375,6 +414,7 @@ static void test_content_length_zero(void **state)
     (void)state;
     assert_int_equal(parse(&hs,
                            "GET /chat HTTP/1.1\r\n"
+                           "Host: gw.example\r\n"
                            "Upgrade: websocket\r\n"
                            "Connection: Upgrade\r\n"
                            "Content-Length: 0\r\n"
@@ -511,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_reject_method),
         cmocka_unit_test(test_reject_http10),
         cmocka_unit_test(test_reject_no_key),
+        cmocka_unit_test(test_reject_host_missing_or_twice),
         cmocka_unit_test(test_reject_bad_key_length),
         cmocka_unit_test(test_reject_duplicate_key),
         cmocka_unit_test(test_reject_no_upgrade),
