@@ -28,16 +28,17 @@ static bool index_compare(const void *a, const void *b)
     return strcmp(a, b) == 0;
 }
 
-void gw_index_init(gw_worker_t *w)
+void gw_index_init(gw_index_t *ix, gw_stats_t *stats)
 {
-    w->hs_seed = (unsigned long)random() ^ (unsigned long)(uintptr_t)w;
-    ck_hs_init(&w->guilds, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
-               index_compare, &gw_ck_allocator, 64, w->hs_seed);
-    ck_hs_init(&w->users, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
-               index_compare, &gw_ck_allocator, 1024, w->hs_seed);
+    ix->stats = stats;
+    ix->seed = (unsigned long)random() ^ (unsigned long)(uintptr_t)ix;
+    ck_hs_init(&ix->guilds, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
+               index_compare, &gw_ck_allocator, 64, ix->seed);
+    ck_hs_init(&ix->users, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
+               index_compare, &gw_ck_allocator, 1024, ix->seed);
 }
 
-/* Connections are closed before this; any entry left is freed here. */
+/* Sessions are freed before this; any entry left is freed here. */
 static void index_free_all(ck_hs_t *hs, size_t id_offset)
 {
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
@@ -48,27 +49,27 @@ static void index_free_all(ck_hs_t *hs, size_t id_offset)
     ck_hs_destroy(hs);
 }
 
-void gw_index_free(gw_worker_t *w)
+void gw_index_free(gw_index_t *ix)
 {
-    index_free_all(&w->guilds, offsetof(gw_guild_t, id));
-    index_free_all(&w->users, offsetof(gw_user_t, id));
+    index_free_all(&ix->guilds, offsetof(gw_guild_t, id));
+    index_free_all(&ix->users, offsetof(gw_user_t, id));
 }
 
-gw_guild_t *gw_index_guild(gw_worker_t *w, const char *guild)
+gw_guild_t *gw_index_guild(gw_index_t *ix, const char *guild)
 {
-    void *key =
-        ck_hs_get(&w->guilds, CK_HS_HASH(&w->guilds, index_hash, guild), guild);
+    void *key = ck_hs_get(&ix->guilds,
+                          CK_HS_HASH(&ix->guilds, index_hash, guild), guild);
     return key != NULL ? GUILD_OF(key) : NULL;
 }
 
-gw_user_t *gw_index_user(gw_worker_t *w, const char *user)
+gw_user_t *gw_index_user(gw_index_t *ix, const char *user)
 {
     void *key =
-        ck_hs_get(&w->users, CK_HS_HASH(&w->users, index_hash, user), user);
+        ck_hs_get(&ix->users, CK_HS_HASH(&ix->users, index_hash, user), user);
     return key != NULL ? USER_OF(key) : NULL;
 }
 
-static gw_guild_t *index_guild_create(gw_worker_t *w, const char *id)
+static gw_guild_t *index_guild_create(gw_index_t *ix, const char *id)
 {
     size_t len = strlen(id);
     gw_guild_t *g = gw_malloc(sizeof(*g) + len + 1);
@@ -76,38 +77,38 @@ static gw_guild_t *index_guild_create(gw_worker_t *w, const char *id)
     g->members = NULL;
     g->count = 0;
     memcpy(g->id, id, len + 1);
-    ck_hs_put(&w->guilds, CK_HS_HASH(&w->guilds, index_hash, g->id), g->id);
-    gw_stat_add(&w->stats, GW_STAT_GUILDS, 1);
+    ck_hs_put(&ix->guilds, CK_HS_HASH(&ix->guilds, index_hash, g->id), g->id);
+    gw_stat_add(ix->stats, GW_STAT_GUILDS, 1);
     return g;
 }
 
-int gw_index_join(gw_worker_t *w, gw_conn_t *c, const char *guild)
+int gw_index_join(gw_index_t *ix, gw_session_t *s, const char *guild)
 {
-    gw_guild_t *g = gw_index_guild(w, guild);
+    gw_guild_t *g = gw_index_guild(ix, guild);
     gw_member_t *m;
 
     if (g == NULL)
-        g = index_guild_create(w, guild);
-    for (m = c->guilds; m != NULL; m = m->conn_next)
+        g = index_guild_create(ix, guild);
+    for (m = s->guilds; m != NULL; m = m->session_next)
         if (m->guild == g)
             return 1;
     m = gw_malloc(sizeof(*m));
     m->guild = g;
-    m->conn = c;
+    m->session = s;
     m->prev = NULL;
     m->next = g->members;
     if (g->members != NULL)
         g->members->prev = m;
     g->members = m;
     g->count++;
-    m->conn_next = c->guilds;
-    c->guilds = m;
-    c->nguilds++;
+    m->session_next = s->guilds;
+    s->guilds = m;
+    s->nguilds++;
     return 0;
 }
 
 /* Unlinks m from its guild, dropping the guild when it empties. */
-static void index_unlink_member(gw_worker_t *w, gw_member_t *m)
+static void index_unlink_member(gw_index_t *ix, gw_member_t *m)
 {
     gw_guild_t *g = m->guild;
 
@@ -118,31 +119,40 @@ static void index_unlink_member(gw_worker_t *w, gw_member_t *m)
     if (m->next != NULL)
         m->next->prev = m->prev;
     if (--g->count == 0) {
-        ck_hs_remove(&w->guilds, CK_HS_HASH(&w->guilds, index_hash, g->id),
+        ck_hs_remove(&ix->guilds, CK_HS_HASH(&ix->guilds, index_hash, g->id),
                      g->id);
-        gw_stat_add(&w->stats, GW_STAT_GUILDS, -1);
+        gw_stat_add(ix->stats, GW_STAT_GUILDS, -1);
         free(g);
     }
     free(m);
 }
 
-int gw_index_leave(gw_worker_t *w, gw_conn_t *c, const char *guild)
+int gw_index_is_member(const gw_session_t *s, const char *guild)
 {
-    for (gw_member_t **pm = &c->guilds; *pm != NULL; pm = &(*pm)->conn_next) {
+    for (const gw_member_t *m = s->guilds; m != NULL; m = m->session_next)
+        if (strcmp(m->guild->id, guild) == 0)
+            return 1;
+    return 0;
+}
+
+int gw_index_leave(gw_index_t *ix, gw_session_t *s, const char *guild)
+{
+    for (gw_member_t **pm = &s->guilds; *pm != NULL;
+         pm = &(*pm)->session_next) {
         gw_member_t *m = *pm;
         if (strcmp(m->guild->id, guild) != 0)
             continue;
-        *pm = m->conn_next;
-        c->nguilds--;
-        index_unlink_member(w, m);
+        *pm = m->session_next;
+        s->nguilds--;
+        index_unlink_member(ix, m);
         return 0;
     }
     return 1;
 }
 
-void gw_index_add_session(gw_worker_t *w, gw_conn_t *c, const char *user)
+void gw_index_add_session(gw_index_t *ix, gw_session_t *s, const char *user)
 {
-    gw_user_t *u = gw_index_user(w, user);
+    gw_user_t *u = gw_index_user(ix, user);
 
     if (u == NULL) {
         size_t len = strlen(user);
@@ -150,55 +160,56 @@ void gw_index_add_session(gw_worker_t *w, gw_conn_t *c, const char *user)
         u->sessions = NULL;
         u->count = 0;
         memcpy(u->id, user, len + 1);
-        ck_hs_put(&w->users, CK_HS_HASH(&w->users, index_hash, u->id), u->id);
+        ck_hs_put(&ix->users, CK_HS_HASH(&ix->users, index_hash, u->id), u->id);
     }
-    c->user = u;
-    c->user_prev = NULL;
-    c->user_next = u->sessions;
+    s->user = u;
+    s->user_prev = NULL;
+    s->user_next = u->sessions;
     if (u->sessions != NULL)
-        u->sessions->user_prev = c;
-    u->sessions = c;
+        u->sessions->user_prev = s;
+    u->sessions = s;
     u->count++;
 }
 
-static void index_remove_session(gw_worker_t *w, gw_conn_t *c)
+static void index_remove_session(gw_index_t *ix, gw_session_t *s)
 {
-    gw_user_t *u = c->user;
+    gw_user_t *u = s->user;
 
-    if (c->user_prev != NULL)
-        c->user_prev->user_next = c->user_next;
+    if (s->user_prev != NULL)
+        s->user_prev->user_next = s->user_next;
     else
-        u->sessions = c->user_next;
-    if (c->user_next != NULL)
-        c->user_next->user_prev = c->user_prev;
-    c->user = NULL;
+        u->sessions = s->user_next;
+    if (s->user_next != NULL)
+        s->user_next->user_prev = s->user_prev;
+    s->user = NULL;
     if (--u->count == 0) {
-        ck_hs_remove(&w->users, CK_HS_HASH(&w->users, index_hash, u->id),
+        ck_hs_remove(&ix->users, CK_HS_HASH(&ix->users, index_hash, u->id),
                      u->id);
         free(u);
     }
 }
 
-void gw_index_remove(gw_worker_t *w, gw_conn_t *c)
+void gw_index_remove(gw_index_t *ix, gw_session_t *s)
 {
-    while (c->guilds != NULL) {
-        gw_member_t *m = c->guilds;
-        c->guilds = m->conn_next;
-        index_unlink_member(w, m);
+    while (s->guilds != NULL) {
+        gw_member_t *m = s->guilds;
+        s->guilds = m->session_next;
+        index_unlink_member(ix, m);
     }
-    c->nguilds = 0;
-    if (c->user != NULL)
-        index_remove_session(w, c);
+    s->nguilds = 0;
+    if (s->user != NULL)
+        index_remove_session(ix, s);
 }
 
-void gw_index_each_session(gw_worker_t *w, void (*cb)(gw_conn_t *, void *),
+void gw_index_each_session(gw_index_t *ix, void (*cb)(gw_session_t *, void *),
                            void *data)
 {
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
     void *key;
 
     /* Callbacks only queue output; they never change the user table. */
-    while (ck_hs_next(&w->users, &it, &key))
-        for (gw_conn_t *c = USER_OF(key)->sessions; c != NULL; c = c->user_next)
-            cb(c, data);
+    while (ck_hs_next(&ix->users, &it, &key))
+        for (gw_session_t *s = USER_OF(key)->sessions; s != NULL;
+             s = s->user_next)
+            cb(s, data);
 }

@@ -1,11 +1,11 @@
 #include "gw/proto.h"
 
+#include "gw/addr.h"
 #include "gw/alloc.h"
 #include "gw/error.h"
-#include "gw/index.h"
-#include "gw/log.h"
-
 #include "gw/json.h"
+
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,38 +16,50 @@
 typedef struct proto_handler {
     const char *name;
     int needs_identify;
-    void (*fn)(gw_conn_t *c, const cJSON *data);
+    void (*fn)(gw_proto_t *p, gw_session_t *s, const cJSON *data);
 } proto_handler_t;
 
-static void proto_send_static(gw_conn_t *c, const char *json)
+/* The protocol a session belongs to: its set is the protocol's. */
+static gw_proto_t *proto_of(const gw_session_t *s)
 {
-    gw_conn_send_text(c, json, strlen(json));
+    return (gw_proto_t *)((char *)s->set - offsetof(gw_proto_t, sessions));
+}
+
+/* The session's connection id, for log lines. */
+static uint64_t proto_conn_id(const gw_session_t *s)
+{
+    return s->ws != NULL ? s->ws->id : 0;
+}
+
+static void proto_send_static(gw_session_t *s, const char *json)
+{
+    gw_session_send(s, json, strlen(json));
 }
 
 /* Sends a cJSON document and frees it. */
-static void proto_send_json(gw_conn_t *c, cJSON *doc)
+static void proto_send_json(gw_session_t *s, cJSON *doc)
 {
     char *text = cJSON_PrintUnformatted(doc);
 
     if (text == NULL) {
-        gw_error("conn %llu: out of memory encoding a reply",
-                 (unsigned long long)c->id);
+        gw_error("conn %" PRIu64 ": out of memory encoding a reply",
+                 proto_conn_id(s));
         abort();
     }
-    gw_conn_send_text(c, text, strlen(text));
+    gw_session_send(s, text, strlen(text));
     cJSON_free(text);
     cJSON_Delete(doc);
 }
 
 /* A recoverable error: answered, the session stays open. */
-static void proto_error(gw_conn_t *c, const char *code, const char *message)
+static void proto_error(gw_session_t *s, const char *code, const char *message)
 {
     char buf[256];
     int n = snprintf(buf, sizeof(buf),
                      "{\"event\":\"error\",\"data\":{\"code\":\"%s\","
                      "\"message\":\"%s\"}}",
                      code, message);
-    gw_conn_send_text(c, buf, (size_t)n);
+    gw_session_send(s, buf, (size_t)n);
 }
 
 static cJSON *proto_event(const char *name, cJSON **data)
@@ -68,61 +80,47 @@ static const char *proto_id(const cJSON *v)
     return v->valuestring;
 }
 
-/* The connection keeps only the token's "guilds" bound of its claims. */
-static int proto_allowed(const gw_conn_t *c, const char *guild)
+/* The session keeps only the token's "guilds" bound of its claims. */
+static int proto_allowed(const gw_session_t *s, const char *guild)
 {
-    const gw_jwt_claims_t bound = {.guilds = c->allowed,
-                                   .nguilds = c->nallowed};
+    const gw_jwt_claims_t bound = {.guilds = s->allowed,
+                                   .nguilds = s->nallowed};
 
     return gw_jwt_claims_allow_guild(&bound, guild);
 }
 
-static void proto_peer(gw_conn_t *c, char *out, size_t outlen)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-
-    snprintf(out, outlen, "?");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
-        return;
-    if (ss.ss_family == AF_INET6)
-        uv_ip6_name((struct sockaddr_in6 *)&ss, out, outlen);
-    else
-        uv_ip4_name((struct sockaddr_in *)&ss, out, outlen);
-}
-
 /* The audit line of SPEC section 5, and the failure counter. */
-static void proto_audit(gw_conn_t *c, const char *user, int rc)
+static void proto_audit(gw_session_t *s, const char *user, int rc)
 {
-    char peer[64];
+    char peer[GW_ADDR_NAME_MAX] = "?";
 
     if (rc != 0)
-        gw_stat_add(&c->worker->stats, GW_STAT_AUTH_FAILURES, 1);
+        gw_stat_add(s->set->stats, GW_STAT_AUTH_FAILURES, 1);
     /* The peer's address costs a system call: only for a line written. */
     if (!gw_log_on(rc == 0 ? GW_LOG_INFO : GW_LOG_WARN))
         return;
-    proto_peer(c, peer, sizeof(peer));
+    if (s->ws != NULL)
+        gw_ws_peer_name(s->ws, peer, sizeof(peer));
     if (rc == 0)
-        gw_info("audit: auth ok conn=%llu peer=%s user=%s",
-                (unsigned long long)c->id, peer, user);
+        gw_info("audit: auth ok conn=%" PRIu64 " peer=%s user=%s",
+                proto_conn_id(s), peer, user);
     else
-        gw_warn("audit: auth failed conn=%llu peer=%s user=%s reason=%s",
-                (unsigned long long)c->id, peer, user ? user : "-",
-                gw_strerror(rc));
+        gw_warn("audit: auth failed conn=%" PRIu64 " peer=%s user=%s reason=%s",
+                proto_conn_id(s), peer, user ? user : "-", gw_strerror(rc));
 }
 
 /* Verifies the token; on success the session belongs to claims.sub. */
-static int proto_verify(gw_conn_t *c, const char *token, const char *user,
-                        gw_jwt_claims_t *claims)
+static int proto_verify(gw_proto_t *p, gw_session_t *s, const char *token,
+                        const char *user, gw_jwt_claims_t *claims)
 {
-    int rc = gw_jwt_verify(&c->worker->jwt, token, strlen(token),
-                           (int64_t)time(NULL), claims);
+    int rc = gw_jwt_verify(&p->jwt, token, strlen(token), (int64_t)time(NULL),
+                           claims);
 
     if (rc == 0 && user != NULL && strcmp(claims->sub, user) != 0) {
         gw_jwt_claims_free(claims);
         rc = GW_EAUTH;
     }
-    proto_audit(c, user ? user : (rc == 0 ? claims->sub : NULL), rc);
+    proto_audit(s, user ? user : (rc == 0 ? claims->sub : NULL), rc);
     return rc;
 }
 
@@ -130,16 +128,17 @@ static int proto_verify(gw_conn_t *c, const char *token, const char *user,
  * Joins one guild if the token and the limit allow it: 0 when joined, 1 when
  * already a member, or a negative gw_err_t.
  */
-static int proto_join(gw_conn_t *c, const char *guild)
+static int proto_join(gw_proto_t *p, gw_session_t *s, const char *guild)
 {
-    if (!proto_allowed(c, guild))
+    if (!proto_allowed(s, guild))
         return GW_EAUTH;
-    if (c->nguilds >= c->worker->cfg->max_guilds_per_session)
+    if (s->nguilds >= s->set->cfg->max_guilds_per_session)
         return GW_ETOOBIG;
-    return gw_index_join(c->worker, c, guild);
+    return gw_index_join(p->index, s, guild);
 }
 
-static void proto_identified(gw_conn_t *c, const cJSON *guilds)
+static void proto_identified(gw_proto_t *p, gw_session_t *s,
+                             const cJSON *guilds)
 {
     char sid[2 * GW_SESSION_ID_LEN + 1];
     cJSON *data, *doc = proto_event("identified", &data);
@@ -147,37 +146,37 @@ static void proto_identified(gw_conn_t *c, const cJSON *guilds)
     const cJSON *g;
     int over = 0;
 
-    gw_conn_session_hex(c, sid);
-    cJSON_AddStringToObject(data, "userId", c->user->id);
+    gw_session_id_hex(s, sid);
+    cJSON_AddStringToObject(data, "userId", s->user->id);
     cJSON_AddStringToObject(data, "sessionId", sid);
     joined = cJSON_AddArrayToObject(data, "guildIds");
     cJSON_ArrayForEach(g, guilds)
     {
         const char *id = proto_id(g);
-        int rc = id ? proto_join(c, id) : GW_EINVAL;
+        int rc = id ? proto_join(p, s, id) : GW_EINVAL;
         over |= rc == GW_ETOOBIG;
         if (rc == 0)
             cJSON_AddItemToArray(joined, cJSON_CreateString(id));
     }
-    proto_send_json(c, doc);
+    proto_send_json(s, doc);
     if (over)
-        proto_error(c, "limit_exceeded", "too many guilds for one session");
+        proto_error(s, "limit_exceeded", "too many guilds for one session");
 }
 
 /* Identifies the session as claims->sub, taking the guild bound. */
-static void proto_bind(gw_conn_t *c, gw_jwt_claims_t *claims)
+static void proto_bind(gw_proto_t *p, gw_session_t *s, gw_jwt_claims_t *claims)
 {
-    gw_index_add_session(c->worker, c, claims->sub);
-    c->identified = 1;
-    gw_stat_add(&c->worker->stats, GW_STAT_SESSIONS, 1);
-    c->allowed = claims->guilds;
-    c->nallowed = (uint32_t)claims->nguilds;
+    gw_index_add_session(p->index, s, claims->sub);
+    s->identified = 1;
+    gw_stat_add(s->set->stats, GW_STAT_SESSIONS, 1);
+    s->allowed = claims->guilds;
+    s->nallowed = (uint32_t)claims->nguilds;
     claims->guilds = NULL;
     claims->nguilds = 0;
     gw_jwt_claims_free(claims);
 }
 
-static void proto_identify(gw_conn_t *c, const cJSON *data)
+static void proto_identify(gw_proto_t *p, gw_session_t *s, const cJSON *data)
 {
     const char *user =
         proto_id(cJSON_GetObjectItemCaseSensitive(data, "userId"));
@@ -185,101 +184,99 @@ static void proto_identify(gw_conn_t *c, const cJSON *data)
     const cJSON *guilds = cJSON_GetObjectItemCaseSensitive(data, "guildIds");
     gw_jwt_claims_t claims;
 
-    if (c->identified) {
-        gw_conn_close(c, GW_CLOSE_ALREADY_AUTHENTICATED,
-                      "already authenticated");
+    if (s->identified) {
+        gw_session_close(s, GW_CLOSE_ALREADY_AUTHENTICATED,
+                         "already authenticated");
         return;
     }
     if (user == NULL || !cJSON_IsString(token) ||
         (guilds != NULL && !cJSON_IsArray(guilds))) {
-        gw_conn_close(c, GW_CLOSE_BAD_ENVELOPE, "identify needs userId, token");
+        gw_session_close(s, GW_CLOSE_BAD_ENVELOPE,
+                         "identify needs userId, token");
         return;
     }
-    if (proto_verify(c, token->valuestring, user, &claims) != 0) {
-        gw_conn_close(c, GW_CLOSE_AUTH_FAILED, "authentication failed");
+    if (proto_verify(p, s, token->valuestring, user, &claims) != 0) {
+        gw_session_close(s, GW_CLOSE_AUTH_FAILED, "authentication failed");
         return;
     }
-    proto_bind(c, &claims);
-    proto_identified(c, guilds);
+    proto_bind(p, s, &claims);
+    proto_identified(p, s, guilds);
 }
 
-static void proto_heartbeat_in(gw_conn_t *c, const cJSON *data)
+static void proto_heartbeat_in(gw_proto_t *p, gw_session_t *s,
+                               const cJSON *data)
 {
+    (void)p;
     (void)data;
-    c->last_ack_ms = gw_worker_now(c->worker);
-    proto_send_static(c, "{\"event\":\"heartbeat_ack\",\"data\":{}}");
+    s->last_ack_ms = gw_sessions_now(s->set);
+    proto_send_static(s, "{\"event\":\"heartbeat_ack\",\"data\":{}}");
 }
 
-static void proto_heartbeat_ack(gw_conn_t *c, const cJSON *data)
+static void proto_heartbeat_ack(gw_proto_t *p, gw_session_t *s,
+                                const cJSON *data)
 {
+    (void)p;
     (void)data;
-    c->last_ack_ms = gw_worker_now(c->worker);
+    s->last_ack_ms = gw_sessions_now(s->set);
 }
 
-static void proto_send_guild(gw_conn_t *c, const char *event, const char *guild)
+static void proto_send_guild(gw_session_t *s, const char *event,
+                             const char *guild)
 {
     cJSON *data, *doc = proto_event(event, &data);
 
     cJSON_AddStringToObject(data, "guildId", guild);
-    proto_send_json(c, doc);
+    proto_send_json(s, doc);
 }
 
-static void proto_subscribe(gw_conn_t *c, const cJSON *data)
+static void proto_subscribe(gw_proto_t *p, gw_session_t *s, const cJSON *data)
 {
     const char *guild =
         proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
 
-    switch (guild ? proto_join(c, guild) : GW_EINVAL) {
+    switch (guild ? proto_join(p, s, guild) : GW_EINVAL) {
     case 0:
-    case 1: proto_send_guild(c, "guild_subscribed", guild); break;
+    case 1: proto_send_guild(s, "guild_subscribed", guild); break;
     case GW_EAUTH:
-        proto_error(c, "forbidden", "the token does not allow this guild");
+        proto_error(s, "forbidden", "the token does not allow this guild");
         break;
     case GW_ETOOBIG:
-        proto_error(c, "limit_exceeded", "too many guilds for one session");
+        proto_error(s, "limit_exceeded", "too many guilds for one session");
         break;
     default:
-        proto_error(c, "invalid_request", "guildId must be a non-empty string");
+        proto_error(s, "invalid_request", "guildId must be a non-empty string");
     }
 }
 
-static void proto_unsubscribe(gw_conn_t *c, const cJSON *data)
+static void proto_unsubscribe(gw_proto_t *p, gw_session_t *s, const cJSON *data)
 {
     const char *guild =
         proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
 
     if (guild == NULL) {
-        proto_error(c, "invalid_request", "guildId must be a non-empty string");
+        proto_error(s, "invalid_request", "guildId must be a non-empty string");
         return;
     }
-    gw_index_leave(c->worker, c, guild);
-    proto_send_guild(c, "guild_unsubscribed", guild);
-}
-
-static int proto_member(const gw_conn_t *c, const char *guild)
-{
-    for (const gw_member_t *m = c->guilds; m != NULL; m = m->conn_next)
-        if (strcmp(m->guild->id, guild) == 0)
-            return 1;
-    return 0;
+    gw_index_leave(p->index, s, guild);
+    proto_send_guild(s, "guild_unsubscribed", guild);
 }
 
 /* A fixed window of session.typing_window_ms holding typing_limit events. */
-static int proto_typing_allowed(gw_conn_t *c)
+static int proto_typing_allowed(gw_session_t *s)
 {
-    const gw_config_t *cfg = c->worker->cfg;
-    uint64_t now = gw_worker_now(c->worker);
+    const gw_config_t *cfg = s->set->cfg;
+    uint64_t now = gw_sessions_now(s->set);
 
-    if (now - c->typing_since >= cfg->typing_window_ms) {
-        c->typing_since = now;
-        c->typing_count = 0;
+    if (now - s->typing_since >= cfg->typing_window_ms) {
+        s->typing_since = now;
+        s->typing_count = 0;
     }
-    return c->typing_count++ < cfg->typing_limit;
+    return s->typing_count++ < cfg->typing_limit;
 }
 
 /* typing.start: relayed through the broker to the guild's members on every
  * instance, the sender's own sessions skipped. */
-static void proto_typing(gw_conn_t *c, const cJSON *data)
+static void proto_typing(gw_proto_t *p, gw_session_t *s, const cJSON *data)
 {
     const char *guild =
         proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
@@ -287,16 +284,15 @@ static void proto_typing(gw_conn_t *c, const cJSON *data)
         proto_id(cJSON_GetObjectItemCaseSensitive(data, "channelId"));
 
     if (guild == NULL || channel == NULL) {
-        proto_error(c, "invalid_request",
+        proto_error(s, "invalid_request",
                     "guildId and channelId must be non-empty strings");
-    } else if (!proto_member(c, guild)) {
-        proto_error(c, "forbidden", "subscribe to the guild first");
-    } else if (!proto_typing_allowed(c)) {
-        gw_stat_add(&c->worker->stats, GW_STAT_TYPING_LIMITED, 1);
-        proto_error(c, "rate_limited", "too many typing.start events");
-    } else if (gw_worker_relay_typing(c->worker, c->user->id, guild, channel) !=
-               0) {
-        proto_error(c, "overloaded", "typing.start dropped: broker busy");
+    } else if (!gw_index_is_member(s, guild)) {
+        proto_error(s, "forbidden", "subscribe to the guild first");
+    } else if (!proto_typing_allowed(s)) {
+        gw_stat_add(s->set->stats, GW_STAT_TYPING_LIMITED, 1);
+        proto_error(s, "rate_limited", "too many typing.start events");
+    } else if (p->relay(p->relay_data, s->user->id, guild, channel) != 0) {
+        proto_error(s, "overloaded", "typing.start dropped: broker busy");
     }
 }
 
@@ -323,84 +319,244 @@ static const proto_handler_t *proto_find(const char *name)
  * connection); a session past it is closed 4008 before its message is even
  * parsed, so that a flood costs the worker as little as possible.
  */
-static int proto_admit(gw_conn_t *c)
+static int proto_admit(gw_proto_t *p, gw_session_t *s)
 {
-    gw_worker_t *w = c->worker;
-    const gw_config_t *cfg = w->cfg;
+    const gw_config_t *cfg = s->set->cfg;
 
     if (cfg->event_rate == 0 ||
-        gw_bucket_take(&c->events, gw_worker_now(w), cfg->event_rate,
+        gw_bucket_take(&s->events, gw_sessions_now(s->set), cfg->event_rate,
                        cfg->event_burst))
         return 1;
-    gw_stat_add(&w->stats, GW_STAT_RATE_LIMITED_CLOSES, 1);
-    gw_log_limited(&w->flood_log, GW_LOG_WARN,
-                   "conn %llu: closed 4008: more than %u events at once or "
-                   "%u a second",
-                   (unsigned long long)c->id, cfg->event_burst,
-                   cfg->event_rate);
-    gw_conn_close(c, GW_CLOSE_RATE_LIMITED, "rate limited");
+    gw_stat_add(s->set->stats, GW_STAT_RATE_LIMITED_CLOSES, 1);
+    gw_log_limited(&p->flood_log, GW_LOG_WARN,
+                   "conn %" PRIu64 ": closed 4008: more than %u events at "
+                   "once or %u a second",
+                   proto_conn_id(s), cfg->event_burst, cfg->event_rate);
+    gw_session_close(s, GW_CLOSE_RATE_LIMITED, "rate limited");
     return 0;
 }
 
-void gw_proto_handle(gw_conn_t *c, const char *msg, size_t len)
+/* One complete message from the client (len bytes, not NUL-terminated). */
+static void proto_message_cb(void *data, const char *msg, size_t len)
 {
+    gw_session_t *s = data;
+    gw_proto_t *p = proto_of(s);
     cJSON *doc;
-    const cJSON *event, *data;
+    const cJSON *event, *body;
     const proto_handler_t *h;
 
-    if (!proto_admit(c))
+    if (!proto_admit(p, s))
         return;
     if ((doc = gw_json_parse(msg, len)) == NULL) {
-        gw_conn_close(c, GW_CLOSE_DECODE, "message is not JSON");
+        gw_session_close(s, GW_CLOSE_DECODE, "message is not JSON");
         return;
     }
     event = cJSON_GetObjectItemCaseSensitive(doc, "event");
-    data = cJSON_GetObjectItemCaseSensitive(doc, "data");
+    body = cJSON_GetObjectItemCaseSensitive(doc, "data");
     if (!cJSON_IsObject(doc) || !cJSON_IsString(event) ||
-        (data != NULL && !cJSON_IsObject(data))) {
-        gw_conn_close(c, GW_CLOSE_BAD_ENVELOPE,
-                      "expected {\"event\",\"data\"}");
+        (body != NULL && !cJSON_IsObject(body))) {
+        gw_session_close(s, GW_CLOSE_BAD_ENVELOPE,
+                         "expected {\"event\",\"data\"}");
         goto Done;
     }
     h = proto_find(event->valuestring);
-    if (!c->identified && (h == NULL || h->needs_identify))
-        gw_conn_close(c, GW_CLOSE_NOT_AUTHENTICATED, "identify first");
+    if (!s->identified && (h == NULL || h->needs_identify))
+        gw_session_close(s, GW_CLOSE_NOT_AUTHENTICATED, "identify first");
     else if (h == NULL)
-        proto_error(c, "unknown_event", "unknown event");
+        proto_error(s, "unknown_event", "unknown event");
     else
-        h->fn(c, data);
+        h->fn(p, s, body);
 Done:
     cJSON_Delete(doc);
 }
 
-void gw_proto_open(gw_conn_t *c, const char *token)
+/* Identified by the upgrade: join the guilds the token names, if any. */
+static void proto_identify_by_upgrade(gw_proto_t *p, gw_session_t *s,
+                                      const char *token)
 {
-    char sid[2 * GW_SESSION_ID_LEN + 1], buf[160];
     gw_jwt_claims_t claims;
-    int n;
+    cJSON *guilds;
 
-    gw_conn_session_hex(c, sid);
-    n = snprintf(buf, sizeof(buf),
-                 "{\"event\":\"ready\",\"data\":{\"sessionId\":\"%s\","
-                 "\"heartbeatInterval\":%u}}",
-                 sid, c->worker->cfg->heartbeat_interval_ms);
-    gw_conn_send_text(c, buf, (size_t)n);
-    if (token == NULL)
-        return;
-    if (proto_verify(c, token, NULL, &claims) != 0) {
-        gw_conn_close(c, GW_CLOSE_AUTH_FAILED, "authentication failed");
+    if (proto_verify(p, s, token, NULL, &claims) != 0) {
+        gw_session_close(s, GW_CLOSE_AUTH_FAILED, "authentication failed");
         return;
     }
-    /* Identified by the upgrade: join the guilds the token names, if any. */
-    cJSON *guilds = cJSON_CreateArray();
+    guilds = cJSON_CreateArray();
     for (size_t i = 0; i < claims.nguilds; i++)
         cJSON_AddItemToArray(guilds, cJSON_CreateString(claims.guilds[i]));
-    proto_bind(c, &claims);
-    proto_identified(c, guilds);
+    proto_bind(p, s, &claims);
+    proto_identified(p, s, guilds);
     cJSON_Delete(guilds);
 }
 
-void gw_proto_heartbeat(gw_conn_t *c)
+/*
+ * The WebSocket is open: a session starts, sends `ready`, then identifies
+ * at once with `token` when the upgrade request carried one.
+ */
+static void proto_open_cb(void *data, gw_ws_t *ws, const char *token)
 {
-    proto_send_static(c, "{\"event\":\"heartbeat\",\"data\":{}}");
+    gw_proto_t *p = data;
+    char sid[2 * GW_SESSION_ID_LEN + 1], buf[160];
+    gw_session_t *s;
+    int n;
+
+    if (p->draining) {
+        gw_ws_close(ws, GW_CLOSE_DRAINING, "server draining");
+        return;
+    }
+    s = gw_session_new(&p->sessions, ws);
+    gw_ws_set_data(ws, s);
+    gw_session_id_hex(s, sid);
+    n = snprintf(buf, sizeof(buf),
+                 "{\"event\":\"ready\",\"data\":{\"sessionId\":\"%s\","
+                 "\"heartbeatInterval\":%u}}",
+                 sid, s->set->cfg->heartbeat_interval_ms);
+    gw_session_send(s, buf, (size_t)n);
+    if (token != NULL)
+        proto_identify_by_upgrade(p, s, token);
+}
+
+static void proto_backlog_cb(void *data, unsigned dropped)
+{
+    gw_session_slow_consumer(data, dropped);
+}
+
+/* The connection is gone; without resume, so is its session. */
+static void proto_close_cb(void *data)
+{
+    gw_session_t *s = data;
+
+    s->ws = NULL;
+    gw_index_remove(proto_of(s)->index, s);
+    gw_session_free(s);
+}
+
+const gw_ws_cb_t gw_proto_ws_cb = {
+    .on_open = proto_open_cb,
+    .on_message = proto_message_cb,
+    .on_backlog = proto_backlog_cb,
+    .on_close = proto_close_cb,
+};
+
+/* Heartbeat bookkeeping of an open session (SPEC 3, step 5). */
+static void proto_heartbeat(gw_session_t *s, uint64_t now)
+{
+    uint64_t interval = s->set->cfg->heartbeat_interval_ms;
+    uint64_t dead = s->last_ack_ms + 2 * interval;
+
+    if (now >= dead) {
+        gw_session_close(s, GW_CLOSE_SESSION_TIMEOUT, "session timed out");
+        return;
+    }
+    if (now >= s->next_hb_ms) {
+        proto_send_static(s, "{\"event\":\"heartbeat\",\"data\":{}}");
+        s->next_hb_ms = now + interval;
+    }
+    gw_wheel_add(&s->set->wheel, &s->timer,
+                 s->next_hb_ms < dead ? s->next_hb_ms : dead);
+}
+
+static void proto_timer_fire(gw_wheel_node_t *node, void *data)
+{
+    gw_session_t *s =
+        (gw_session_t *)((char *)node - offsetof(gw_session_t, timer));
+    gw_proto_t *p = data;
+
+    /* While draining, the deadline is this session's drain slot. */
+    if (p->draining)
+        gw_session_close(s, GW_CLOSE_DRAINING, "server draining");
+    else
+        proto_heartbeat(s, gw_sessions_now(s->set));
+}
+
+void gw_proto_tick(gw_proto_t *p, uint64_t now_ms)
+{
+    gw_wheel_advance(&p->sessions.wheel, now_ms, proto_timer_fire, p);
+}
+
+typedef struct proto_drain {
+    uint64_t now, window;
+    unsigned n, i;
+} proto_drain_t;
+
+static void proto_count_session(gw_ws_t *ws, void *arg)
+{
+    proto_drain_t *d = arg;
+
+    d->n += ws->data != NULL && gw_ws_is_open(ws);
+}
+
+/* Gives each session its slot in the window; an upgrade still being read
+ * keeps its own deadline and is closed 4011 if it completes. */
+static void proto_drain_session(gw_ws_t *ws, void *arg)
+{
+    proto_drain_t *d = arg;
+    gw_session_t *s = ws->data;
+
+    if (s == NULL || !gw_ws_is_open(ws))
+        return;
+    gw_wheel_add(&s->set->wheel, &s->timer,
+                 d->now + d->window * d->i++ / (d->n ? d->n : 1));
+}
+
+void gw_proto_drain(gw_proto_t *p, uint64_t window_ms)
+{
+    proto_drain_t d = {gw_sessions_now(&p->sessions), window_ms, 0, 0};
+
+    p->draining = 1;
+    gw_ws_loop_each(p->ws, proto_count_session, &d);
+    gw_ws_loop_each(p->ws, proto_drain_session, &d);
+}
+
+static void proto_shutdown_one(gw_ws_t *ws, void *arg)
+{
+    (void)arg;
+    gw_ws_close(ws, GW_CLOSE_DRAINING, "server shutting down");
+    gw_ws_flush(ws);
+    gw_ws_abort(ws);
+}
+
+void gw_proto_shutdown(gw_proto_t *p)
+{
+    gw_ws_loop_each(p->ws, proto_shutdown_one, NULL);
+}
+
+/* The token verifier of the current configuration. */
+static void proto_jwt_init(gw_proto_t *p)
+{
+    const gw_config_t *cfg = p->sessions.cfg;
+
+    p->jwt = (gw_jwt_verifier_t){
+        .alg = cfg->jwt_algorithm,
+        .secret = (const uint8_t *)cfg->jwt_secret,
+        .secret_len = strlen(cfg->jwt_secret),
+        .audience = cfg->jwt_audience,
+        .issuer = cfg->jwt_issuer,
+        .leeway_s = 0,
+    };
+    gw_jwt_verifier_init(&p->jwt);
+}
+
+void gw_proto_init(gw_proto_t *p, gw_ws_loop_t *ws, gw_index_t *index,
+                   const gw_config_t *cfg, gw_stats_t *stats,
+                   gw_proto_relay_cb relay, void *relay_data)
+{
+    *p = (gw_proto_t){
+        .index = index, .ws = ws, .relay = relay, .relay_data = relay_data};
+    gw_sessions_init(&p->sessions, ws->io.loop, cfg, stats);
+    proto_jwt_init(p);
+}
+
+void gw_proto_free(gw_proto_t *p)
+{
+    gw_jwt_verifier_free(&p->jwt);
+}
+
+/* Everything reads the snapshot at its next use, so only the verifier,
+ * prepared from the secret, is made again. */
+void gw_proto_reconfigure(gw_proto_t *p, const gw_config_t *cfg)
+{
+    p->sessions.cfg = cfg;
+    gw_jwt_verifier_free(&p->jwt);
+    proto_jwt_init(p);
 }

@@ -1,20 +1,43 @@
 #include "gw/ws.h"
 
+#include "gw/addr.h"
 #include "gw/alloc.h"
 #include "gw/error.h"
-#include "gw/log.h"
-#include "gw/proto.h"
+#include "gw/frame.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <wslay/wslay.h>
 
-#define WS_POOL_MAX 64 /* idle contexts a worker keeps for reuse */
+#define WS_POOL_MAX 64 /* idle contexts a loop keeps for reuse */
+#define WS_TICK_MS 100 /* deadline resolution */
+#define WS_RING_CHUNKS_KEPT 4096
+/* How long a closing connection waits for its close frame to be written and
+ * answered before the socket is closed regardless (RFC 6455 7.1.1). */
+#define WS_CLOSE_TIMEOUT_MS 3000
+
+/*
+ * A pooled wslay context and what its callbacks need. wslay hands every
+ * callback the user_data fixed when the context was made, so that is this
+ * struct, which names the connection it is lent to: set when borrowed and
+ * stable until it is given back.
+ */
+struct gw_ws_ctx {
+    wslay_event_context_ptr wslay; /* owned */
+    gw_ws_t *owner;                /* the borrower */
+    const uint8_t *in;             /* the frame being fed to wslay */
+    size_t in_len;                 /* its bytes wslay has not read yet */
+    int in_recv;                   /* inside wslay_event_recv */
+};
 
 /*
  * Reads the header at p (avail bytes): 0 with the header and payload
  * lengths, GW_EAGAIN when the header is incomplete, or GW_EPARSE for the
- * frame-level violations wslay would only answer with a status-less close:
- * a fragmented or oversized control frame, a length not minimally encoded.
+ * frame-level violations wslay would not answer with 1002: a fragmented or
+ * oversized control frame, a length not minimally encoded, a close frame
+ * whose payload is one byte (a status code is two).
  */
 static int ws_header(const uint8_t *p, size_t avail, size_t *hlen,
                      uint64_t *plen)
@@ -39,6 +62,8 @@ static int ws_header(const uint8_t *p, size_t avail, size_t *hlen,
             return GW_EPARSE;
     }
     if ((p[0] & 0x08) && (!(p[0] & 0x80) || len > 125))
+        return GW_EPARSE;
+    if ((p[0] & 0x0f) == WSLAY_CONNECTION_CLOSE && len == 1)
         return GW_EPARSE;
     *plen = len;
     return 0;
@@ -69,54 +94,23 @@ int gw_ws_scan(const uint8_t *buf, size_t len, uint64_t max_payload, int *frag,
     return rc == GW_EAGAIN ? 0 : rc;
 }
 
-static wslay_event_context_ptr ws_borrow(gw_conn_t *c)
-{
-    gw_worker_t *w = c->worker;
-
-    if (c->ws != NULL)
-        return c->ws;
-    if (w->ws_pool_len > 0) {
-        c->ws = w->ws_pool[--w->ws_pool_len];
-        return c->ws;
-    }
-    if (wslay_event_context_server_init(&c->ws, &w->ws_callbacks, w) != 0) {
-        gw_error("worker %d: out of memory for a wslay context", w->id);
-        abort();
-    }
-    wslay_event_config_set_max_recv_msg_length(c->ws, w->cfg->max_message_size);
-    return c->ws;
-}
-
-/* Returns the context to the pool when it holds no state of this peer. */
-static void ws_maybe_return(gw_conn_t *c)
-{
-    gw_worker_t *w = c->worker;
-
-    if (c->ws == NULL || c->state != GW_CONN_OPEN || c->frag ||
-        c->partial_len > 0 || wslay_event_want_write(c->ws))
-        return;
-    if (w->ws_pool_len < WS_POOL_MAX)
-        w->ws_pool[w->ws_pool_len++] = c->ws;
-    else
-        wslay_event_context_free(c->ws);
-    c->ws = NULL;
-}
+/* ---- wslay's callbacks: user_data is the context's gw_ws_ctx_t ---- */
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-                          int flags, void *data)
+                          int flags, void *user)
 {
-    gw_worker_t *w = data;
+    gw_ws_ctx_t *x = user;
     (void)flags;
 
-    if (w->in_len == 0) {
+    if (x->in_len == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    if (len > w->in_len)
-        len = w->in_len;
-    memcpy(buf, w->in, len);
-    w->in += len;
-    w->in_len -= len;
+    if (len > x->in_len)
+        len = x->in_len;
+    memcpy(buf, x->in, len);
+    x->in += len;
+    x->in_len -= len;
     return (ssize_t)len;
 }
 
@@ -124,62 +118,198 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
                           size_t len, int flags, void *user)
 {
-    gw_worker_t *w = user;
-    gw_conn_t *c = w->cur;
-    gw_frame_t *f = gw_frame_new(len);
+    gw_ws_ctx_t *x = user;
     (void)ctx;
     (void)flags;
 
-    memcpy(f->data, data, len);
-    gw_ring_push(&c->ring, &w->ring_pool, f, NULL, 0);
-    gw_worker_want_flush(w, c);
+    gw_transport_push_copy(&x->owner->transport, data, len);
     return (ssize_t)len;
 }
 
 static void ws_msg_cb(wslay_event_context_ptr ctx,
                       const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
-    gw_worker_t *w = user;
-    gw_conn_t *c = w->cur;
+    gw_ws_t *ws = ((gw_ws_ctx_t *)user)->owner;
+    (void)ctx;
 
     if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
         return; /* wslay answers ping and close itself */
-    gw_stat_add(&w->stats, GW_STAT_FRAMES_IN, 1);
-    (void)ctx;
+    gw_stat_add(ws->loop->stats, GW_STAT_FRAMES_IN, 1);
+    if (ws->state != GW_WS_OPEN)
+        return;
+    /* The protocol is JSON text; a binary message never reaches it. */
+    if (arg->opcode == WSLAY_BINARY_FRAME) {
+        gw_ws_close(ws, GW_WS_CLOSE_UNSUPPORTED_DATA,
+                    "binary messages are not supported");
+        return;
+    }
     /* Text is valid UTF-8 here: wslay (1.1+) checks it as frames arrive and
      * fails the connection with 1007 itself. */
-    if (c->state == GW_CONN_OPEN)
-        gw_proto_handle(c, (const char *)arg->msg, arg->msg_length);
+    ws->loop->cb->on_message(ws->data, (const char *)arg->msg, arg->msg_length);
 }
 
-void gw_ws_worker_init(gw_worker_t *w)
+static const struct wslay_event_callbacks ws_wslay_callbacks = {
+    .recv_callback = ws_recv_cb,
+    .send_callback = ws_send_cb,
+    .on_msg_recv_callback = ws_msg_cb,
+};
+
+/* ---- the context pool ---- */
+
+static gw_ws_ctx_t *ws_borrow(gw_ws_t *ws)
 {
-    w->ws_callbacks = (struct wslay_event_callbacks){
-        .recv_callback = ws_recv_cb,
-        .send_callback = ws_send_cb,
-        .on_msg_recv_callback = ws_msg_cb,
-    };
-    w->ws_pool = gw_calloc(WS_POOL_MAX, sizeof(*w->ws_pool));
-    w->ws_pool_len = 0;
+    gw_ws_loop_t *l = ws->loop;
+    gw_ws_ctx_t *x = ws->u.ctx;
+
+    if (x != NULL)
+        return x;
+    if (l->pool_len > 0) {
+        x = l->pool[--l->pool_len];
+    } else {
+        x = gw_calloc(1, sizeof(*x));
+        if (wslay_event_context_server_init(&x->wslay, &ws_wslay_callbacks,
+                                            x) != 0) {
+            gw_error("out of memory for a wslay context");
+            abort();
+        }
+    }
+    wslay_event_config_set_max_recv_msg_length(x->wslay,
+                                               l->cfg->max_message_size);
+    x->owner = ws;
+    ws->u.ctx = x;
+    return x;
 }
 
-void gw_ws_worker_free(gw_worker_t *w)
+static void ws_ctx_free(gw_ws_ctx_t *x)
 {
-    while (w->ws_pool_len > 0)
-        wslay_event_context_free(w->ws_pool[--w->ws_pool_len]);
-    free(w->ws_pool);
-    w->ws_pool = NULL;
+    wslay_event_context_free(x->wslay);
+    free(x);
 }
 
-/* Lets wslay write what it queued (pong, close) into the ring. */
-static void ws_send(gw_conn_t *c)
+/* Returns the context to the pool when it holds no state of this peer. */
+static void ws_maybe_return(gw_ws_t *ws)
 {
-    gw_worker_t *w = c->worker;
-    gw_conn_t *saved = w->cur;
+    gw_ws_loop_t *l = ws->loop;
+    gw_ws_ctx_t *x = ws->u.ctx;
 
-    w->cur = c;
-    wslay_event_send(c->ws);
-    w->cur = saved;
+    if (x == NULL || ws->state != GW_WS_OPEN || ws->frag ||
+        ws->partial_len > 0 || wslay_event_want_write(x->wslay))
+        return;
+    x->owner = NULL;
+    if (l->pool_len < WS_POOL_MAX)
+        l->pool[l->pool_len++] = x;
+    else
+        ws_ctx_free(x);
+    ws->u.ctx = NULL;
+}
+
+/* ---- output ---- */
+
+void gw_ws_send_text(gw_ws_t *ws, const char *text, size_t len)
+{
+    uint8_t head[10];
+    size_t hlen;
+    gw_frame_t *f;
+
+    if (ws->state != GW_WS_OPEN)
+        return;
+    hlen = gw_frame_header(head, WSLAY_TEXT_FRAME, len);
+    f = gw_frame_new(hlen + len);
+    memcpy(f->data, head, hlen);
+    memcpy(f->data + hlen, text, len);
+    gw_transport_push(&ws->transport, f, NULL, 0);
+    gw_stat_add(ws->loop->stats, GW_STAT_FRAMES_OUT, 1);
+}
+
+void gw_ws_send_shared(gw_ws_t *ws, const char *prefix, size_t plen,
+                       gw_frame_t *body)
+{
+    uint8_t head[GW_RING_HEAD_MAX];
+    size_t hlen = gw_frame_header(head, WSLAY_TEXT_FRAME, plen + body->len);
+
+    memcpy(head + hlen, prefix, plen);
+    gw_transport_push(&ws->transport, gw_frame_ref(body), head, hlen + plen);
+    gw_stat_add(ws->loop->stats, GW_STAT_FRAMES_OUT, 1);
+}
+
+int gw_ws_admit(gw_ws_t *ws, uint32_t room, unsigned *dropped)
+{
+    return gw_transport_admit(&ws->transport, room,
+                              ws->loop->cfg->write_ring_size, dropped);
+}
+
+uint32_t gw_ws_ring_size(const gw_ws_t *ws)
+{
+    return ws->loop->cfg->write_ring_size;
+}
+
+void gw_ws_flush(gw_ws_t *ws)
+{
+    gw_transport_flush(&ws->transport);
+}
+
+void gw_ws_abort(gw_ws_t *ws)
+{
+    if (ws->state == GW_WS_OPEN)
+        ws->state = GW_WS_CLOSING;
+    gw_transport_close(&ws->transport);
+}
+
+/* Lets wslay write what it queued (pong, close) into the ring; inside
+ * wslay_event_recv that waits until it returns (ws_run). */
+static void ws_send(gw_ws_t *ws)
+{
+    if (!ws->u.ctx->in_recv)
+        wslay_event_send(ws->u.ctx->wslay);
+}
+
+void gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason)
+{
+    gw_ws_loop_t *l = ws->loop;
+    gw_ws_ctx_t *x;
+
+    if (ws->state == GW_WS_HANDSHAKE) {
+        gw_ws_abort(ws);
+        return;
+    }
+    if (ws->state != GW_WS_OPEN)
+        return;
+    if (code != 0)
+        gw_info("conn %" PRIu64 ": closing with %u (%s)", ws->id, code,
+                reason ? reason : "");
+    ws->state = GW_WS_CLOSING;
+    x = ws_borrow(ws);
+    if (code != 0)
+        wslay_event_queue_close(x->wslay, code, (const uint8_t *)reason,
+                                reason ? strlen(reason) : 0);
+    ws_send(ws);
+    gw_wheel_add(&l->wheel, &ws->timer,
+                 uv_now(l->io.loop) + WS_CLOSE_TIMEOUT_MS);
+    gw_transport_want_flush(&ws->transport);
+}
+
+void gw_ws_peer_name(const gw_ws_t *ws, char *out, size_t len)
+{
+    gw_transport_peer_name(&ws->transport, out, len);
+}
+
+/* ---- input ---- */
+
+/*
+ * The peer sends faster than it reads what we answer (pongs, replies):
+ * once its ring stays full, the owner hears of it and closes. Returns
+ * whether that happened.
+ */
+static int ws_backlogged(gw_ws_t *ws)
+{
+    uint32_t size = ws->loop->cfg->write_ring_size;
+    unsigned dropped;
+
+    if (ws->state != GW_WS_OPEN ||
+        gw_transport_admit(&ws->transport, size, size, &dropped) != GW_EFULL)
+        return 0;
+    ws->loop->cb->on_backlog(ws->data, dropped);
+    return 1;
 }
 
 /*
@@ -187,38 +317,38 @@ static void ws_send(gw_conn_t *c)
  * what wslay queued after each: a pong goes out before the reply to a
  * message that arrived after the ping.
  */
-static void ws_run(gw_conn_t *c, const uint8_t *data, size_t len)
+static void ws_run(gw_ws_t *ws, const uint8_t *data, size_t len)
 {
-    gw_worker_t *w = c->worker;
-    wslay_event_context_ptr ctx = ws_borrow(c);
+    gw_ws_ctx_t *x = ws_borrow(ws);
     size_t pos = 0, hlen;
     uint64_t plen;
+    int rc;
 
-    while (pos < len && !c->closed &&
+    while (pos < len && !ws->transport.closed &&
            ws_header(data + pos, len - pos, &hlen, &plen) == 0) {
-        w->cur = c;
-        w->in = data + pos;
-        w->in_len = hlen + (size_t)plen;
-        pos += w->in_len;
-        if (wslay_event_recv(ctx) != 0) {
-            w->cur = NULL;
-            gw_conn_abort(c);
+        x->in = data + pos;
+        x->in_len = hlen + (size_t)plen;
+        pos += x->in_len;
+        x->in_recv = 1;
+        rc = wslay_event_recv(x->wslay);
+        x->in_recv = 0;
+        x->in_len = 0;
+        if (rc != 0) {
+            gw_ws_abort(ws);
             return;
         }
-        w->in_len = 0;
-        w->cur = NULL;
-        ws_send(c);
+        ws_send(ws);
         /* Each frame adds at most a reply and a pong: bound them here. */
-        if (c->state == GW_CONN_OPEN && !gw_conn_has_room(c))
+        if (ws_backlogged(ws))
             break;
     }
     /* wslay queues a close itself on a protocol error or a peer's close. */
-    if (c->state == GW_CONN_OPEN && wslay_event_get_close_sent(ctx)) {
-        gw_log(wslay_event_get_close_received(ctx) ? GW_LOG_DEBUG : GW_LOG_INFO,
-               "conn %llu: closed with %u by the WebSocket layer",
-               (unsigned long long)c->id,
-               wslay_event_get_status_code_sent(ctx));
-        gw_conn_close(c, 0, NULL);
+    if (ws->state == GW_WS_OPEN && wslay_event_get_close_sent(x->wslay)) {
+        gw_log(wslay_event_get_close_received(x->wslay) ? GW_LOG_DEBUG
+                                                        : GW_LOG_INFO,
+               "conn %" PRIu64 ": closed with %u by the WebSocket layer",
+               ws->id, wslay_event_get_status_code_sent(x->wslay));
+        gw_ws_close(ws, 0, NULL);
     }
 }
 
@@ -227,24 +357,24 @@ static void ws_run(gw_conn_t *c, const uint8_t *data, size_t len)
  * with the framing, so nothing more is read; the socket closes once the
  * close frame is written.
  */
-static void ws_fail(gw_conn_t *c, uint16_t code, const char *reason)
+static void ws_fail(gw_ws_t *ws, uint16_t code, const char *reason)
 {
-    gw_conn_close(c, code, reason);
-    if (c->ws != NULL)
-        wslay_event_shutdown_read(c->ws);
+    gw_ws_close(ws, code, reason);
+    if (ws->u.ctx != NULL)
+        wslay_event_shutdown_read(ws->u.ctx->wslay);
 }
 
 /* Grows the partial buffer to hold want bytes, keeping its contents. */
-static void ws_reserve(gw_conn_t *c, size_t want)
+static void ws_reserve(gw_ws_t *ws, size_t want)
 {
-    size_t cap = c->partial_cap ? c->partial_cap : 256;
+    size_t cap = ws->partial_cap ? ws->partial_cap : 256;
 
-    if (c->partial_cap >= want)
+    if (ws->partial_cap >= want)
         return;
     while (cap < want)
         cap *= 2;
-    c->partial = gw_realloc(c->partial, cap);
-    c->partial_cap = (uint32_t)cap;
+    ws->partial = gw_realloc(ws->partial, cap);
+    ws->partial_cap = (uint32_t)cap;
 }
 
 /*
@@ -252,84 +382,298 @@ static void ws_reserve(gw_conn_t *c, size_t want)
  * when its header is incomplete), for the next read. data is the read
  * buffer or the partial buffer itself.
  */
-static void ws_keep(gw_conn_t *c, const uint8_t *data, size_t from, size_t n,
+static void ws_keep(gw_ws_t *ws, const uint8_t *data, size_t from, size_t n,
                     size_t need)
 {
     size_t left = n - from;
 
-    if (data == c->partial) {
-        memmove(c->partial, c->partial + from, left);
-        c->partial_len = (uint32_t)left;
-        ws_reserve(c, need);
+    if (data == ws->partial) {
+        memmove(ws->partial, ws->partial + from, left);
+        ws->partial_len = (uint32_t)left;
+        ws_reserve(ws, need);
         return;
     }
-    ws_reserve(c, need > left ? need : left);
-    memcpy(c->partial, data + from, left);
-    c->partial_len = (uint32_t)left;
+    ws_reserve(ws, need > left ? need : left);
+    memcpy(ws->partial, data + from, left);
+    ws->partial_len = (uint32_t)left;
 }
 
-static void ws_drop_partial(gw_conn_t *c)
+static void ws_drop_partial(gw_ws_t *ws)
 {
-    free(c->partial);
-    c->partial = NULL;
-    c->partial_len = c->partial_cap = 0;
+    free(ws->partial);
+    ws->partial = NULL;
+    ws->partial_len = ws->partial_cap = 0;
 }
 
-void gw_ws_feed(gw_conn_t *c, const uint8_t *buf, size_t len)
+/* WebSocket bytes from the peer, any split. */
+static void ws_feed(gw_ws_t *ws, const uint8_t *buf, size_t len)
 {
     const uint8_t *data = buf;
     size_t n = len, complete, need;
-    int frag = c->frag, rc;
+    int frag = ws->frag, rc;
 
-    if (c->partial_len > 0) {
-        ws_reserve(c, (size_t)c->partial_len + len);
-        memcpy(c->partial + c->partial_len, buf, len);
-        c->partial_len += (uint32_t)len;
-        data = c->partial;
-        n = c->partial_len;
+    if (ws->partial_len > 0) {
+        ws_reserve(ws, (size_t)ws->partial_len + len);
+        memcpy(ws->partial + ws->partial_len, buf, len);
+        ws->partial_len += (uint32_t)len;
+        data = ws->partial;
+        n = ws->partial_len;
     }
-    rc = gw_ws_scan(data, n, c->worker->cfg->max_message_size, &frag, &complete,
+    rc = gw_ws_scan(data, n, ws->loop->cfg->max_message_size, &frag, &complete,
                     &need);
-    c->frag = frag;
+    ws->frag = frag;
     if (complete > 0)
-        ws_run(c, data, complete);
+        ws_run(ws, data, complete);
     if (rc == GW_ETOOBIG)
-        ws_fail(c, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
+        ws_fail(ws, GW_WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
     else if (rc == GW_EPARSE)
-        ws_fail(c, WSLAY_CODE_PROTOCOL_ERROR, "protocol error");
-    if (rc != 0 || c->state != GW_CONN_OPEN || complete == n) {
-        ws_drop_partial(c);
-    } else {
-        ws_keep(c, data, complete, n, need);
+        ws_fail(ws, GW_WS_CLOSE_PROTOCOL_ERROR, "protocol error");
+    if (rc != 0 || ws->state != GW_WS_OPEN || complete == n)
+        ws_drop_partial(ws);
+    else
+        ws_keep(ws, data, complete, n, need);
+    ws_maybe_return(ws);
+}
+
+/* True once our close frame is sent and either the peer's arrived or we
+ * no longer read (wslay failed the connection itself, or ws_fail did). */
+static int ws_close_done(const gw_ws_t *ws)
+{
+    wslay_event_context_ptr c = ws->u.ctx ? ws->u.ctx->wslay : NULL;
+
+    return c != NULL && wslay_event_get_close_sent(c) &&
+           (wslay_event_get_close_received(c) ||
+            !wslay_event_get_read_enabled(c));
+}
+
+/* ---- the upgrade ---- */
+
+/* Answers with an HTTP error and closes once it is written. */
+static void ws_refuse(gw_ws_t *ws, int status)
+{
+    gw_ws_loop_t *l = ws->loop;
+    char buf[512];
+    size_t n = gw_handshake_reject(status, buf, sizeof(buf));
+
+    gw_handshake_free(ws->u.hs);
+    free(ws->u.hs);
+    ws->u.hs = NULL;
+    ws->state = GW_WS_REJECTED;
+    gw_transport_push_copy(&ws->transport, buf, n);
+    gw_wheel_add(&l->wheel, &ws->timer,
+                 uv_now(l->io.loop) + WS_CLOSE_TIMEOUT_MS);
+}
+
+static void ws_reject(gw_ws_t *ws, int status)
+{
+    gw_stat_add(ws->loop->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
+    gw_log_limited(&ws->loop->reject_log, GW_LOG_INFO,
+                   "conn %" PRIu64 ": upgrade rejected with %d", ws->id,
+                   status);
+    ws_refuse(ws, status);
+}
+
+/* The upgrade was accepted: answer 101 and hand the connection up. */
+static void ws_upgrade(gw_ws_t *ws)
+{
+    gw_ws_loop_t *l = ws->loop;
+    gw_handshake_t *hs = ws->u.hs;
+    char buf[256];
+    size_t n = gw_handshake_accept(hs, buf, sizeof(buf));
+
+    gw_transport_push_copy(&ws->transport, buf, n);
+    ws->u.hs = NULL;
+    ws->state = GW_WS_OPEN;
+    gw_wheel_del(&ws->timer);
+    l->cb->on_open(l->data, ws, hs->token);
+    gw_handshake_free(hs);
+    free(hs);
+    if (ws->data == NULL)
+        gw_ws_close(ws, GW_WS_CLOSE_NORMAL, NULL);
+}
+
+static void ws_handshake(gw_ws_t *ws, const uint8_t *buf, size_t len)
+{
+    size_t consumed = 0;
+    int rc = gw_handshake_feed(ws->u.hs, (const char *)buf, len, &consumed);
+
+    if (rc == GW_EAGAIN)
+        return;
+    if (rc != 0) {
+        ws_reject(ws, ws->u.hs->status);
+        return;
     }
-    ws_maybe_return(c);
+    ws_upgrade(ws);
+    if (consumed < len && ws->state == GW_WS_OPEN)
+        ws_feed(ws, buf + consumed, len - consumed);
 }
 
-void gw_ws_close(gw_conn_t *c, uint16_t code, const char *reason)
-{
-    wslay_event_context_ptr ctx = ws_borrow(c);
+/* ---- the transport's callbacks: data is the gw_ws_t ---- */
 
-    if (code != 0)
-        wslay_event_queue_close(ctx, code, (const uint8_t *)reason,
-                                reason ? strlen(reason) : 0);
-    /* Inside wslay_event_recv the send happens when it returns (ws_run). */
-    if (c->worker->cur != c)
-        ws_send(c);
+static void ws_data_cb(void *data, const uint8_t *buf, size_t len)
+{
+    gw_ws_t *ws = data;
+
+    switch (ws->state) {
+    case GW_WS_HANDSHAKE: ws_handshake(ws, buf, len); break;
+    case GW_WS_OPEN:
+    case GW_WS_CLOSING: ws_feed(ws, buf, len); break;
+    default: break;
+    }
+    /* A close may have completed without new output: let the flush decide. */
+    if (ws->state == GW_WS_CLOSING)
+        gw_transport_want_flush(&ws->transport);
 }
 
-int gw_ws_close_done(const gw_conn_t *c)
+/* All output is written: finish a rejection or a completed close. */
+static void ws_drained_cb(void *data)
 {
-    /* wslay stops reading when it fails a connection itself (1002, 1007),
-     * and so do we (ws_fail): then no answer is awaited. */
-    return c->ws != NULL && wslay_event_get_close_sent(c->ws) &&
-           (wslay_event_get_close_received(c->ws) ||
-            !wslay_event_get_read_enabled(c->ws));
+    gw_ws_t *ws = data;
+    wslay_event_context_ptr c = ws->u.ctx ? ws->u.ctx->wslay : NULL;
+
+    if (ws->state == GW_WS_CLOSING && c != NULL &&
+        wslay_event_get_close_received(c))
+        gw_transport_close(&ws->transport); /* a clean close handshake */
+    else if (ws->state == GW_WS_REJECTED ||
+             (ws->state == GW_WS_CLOSING && ws_close_done(ws)))
+        gw_transport_linger(&ws->transport);
 }
 
-void gw_ws_release(gw_conn_t *c)
+/* Every resource is released here, never while a callback is running. */
+static void ws_close_cb(void *data)
 {
-    if (c->ws != NULL)
-        wslay_event_context_free(c->ws);
-    c->ws = NULL;
-    ws_drop_partial(c);
+    gw_ws_t *ws = data;
+    gw_ws_loop_t *l = ws->loop;
+
+    gw_wheel_del(&ws->timer);
+    if (ws->state == GW_WS_HANDSHAKE) {
+        gw_handshake_free(ws->u.hs);
+        free(ws->u.hs);
+    } else if (ws->u.ctx != NULL) { /* a rejection holds neither */
+        ws_ctx_free(ws->u.ctx);     /* it may hold this peer's state */
+    }
+    ws_drop_partial(ws);
+    if (ws->peer != NULL)
+        gw_peers_release(l->peers, ws->peer);
+    if (ws->data != NULL)
+        l->cb->on_close(ws->data);
+    free(ws);
+}
+
+static const gw_transport_cb_t ws_transport_cb = {
+    .on_data = ws_data_cb,
+    .on_drained = ws_drained_cb,
+    .on_close = ws_close_cb,
+};
+
+/* ---- the loop ---- */
+
+void gw_ws_loop_init(gw_ws_loop_t *l, uv_loop_t *loop, const gw_ws_cb_t *cb,
+                     void *data, const gw_config_t *cfg, gw_peers_t *peers,
+                     gw_stats_t *stats, int id)
+{
+    *l = (gw_ws_loop_t){.cb = cb,
+                        .data = data,
+                        .cfg = cfg,
+                        .peers = peers,
+                        .stats = stats,
+                        .id = id};
+    gw_transport_loop_init(&l->io, loop, &ws_transport_cb, stats,
+                           WS_RING_CHUNKS_KEPT);
+    gw_wheel_init(&l->wheel, WS_TICK_MS, uv_now(loop));
+    l->pool = gw_calloc(WS_POOL_MAX, sizeof(*l->pool));
+}
+
+void gw_ws_loop_free(gw_ws_loop_t *l)
+{
+    while (l->pool_len > 0)
+        ws_ctx_free(l->pool[--l->pool_len]);
+    free(l->pool);
+    l->pool = NULL;
+    gw_transport_loop_free(&l->io);
+}
+
+static void ws_timer_fire(gw_wheel_node_t *node, void *data)
+{
+    gw_ws_t *ws = (gw_ws_t *)((char *)node - offsetof(gw_ws_t, timer));
+    (void)data;
+
+    if (ws->state == GW_WS_HANDSHAKE) {
+        gw_stat_add(ws->loop->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
+        gw_log_limited(&ws->loop->reject_log, GW_LOG_INFO,
+                       "conn %" PRIu64 ": handshake timed out", ws->id);
+    }
+    gw_ws_abort(ws);
+}
+
+void gw_ws_loop_tick(gw_ws_loop_t *l, uint64_t now_ms)
+{
+    gw_wheel_advance(&l->wheel, now_ms, ws_timer_fire, NULL);
+}
+
+typedef struct ws_each {
+    void (*fn)(gw_ws_t *, void *);
+    void *arg;
+} ws_each_t;
+
+static void ws_each_one(void *data, void *arg)
+{
+    ws_each_t *e = arg;
+
+    e->fn(data, e->arg);
+}
+
+void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
+{
+    ws_each_t e = {fn, arg};
+
+    gw_transport_loop_each(&l->io, ws_each_one, &e);
+}
+
+/*
+ * Counts the connection against its address (server.max_connections_per_ip)
+ * and refuses it with 429 when the address has its fill; the refusal is
+ * written and the socket closed as for any rejected upgrade.
+ */
+static void ws_count_address(gw_ws_t *ws)
+{
+    gw_ws_loop_t *l = ws->loop;
+    uint32_t limit = l->cfg->max_connections_per_ip;
+    struct sockaddr_storage ss;
+    char name[GW_ADDR_NAME_MAX] = "?";
+
+    if (limit == 0 || gw_transport_peer(&ws->transport, &ss) != 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return;
+    ws->peer = gw_peers_take(l->peers, (struct sockaddr *)&ss, limit);
+    if (ws->peer != NULL)
+        return;
+    gw_stat_add(l->stats, GW_STAT_ADDRESS_LIMITED, 1);
+    if (gw_log_on(GW_LOG_WARN))
+        gw_addr_name((struct sockaddr *)&ss, 0, name, sizeof(name));
+    gw_log_limited(&l->reject_log, GW_LOG_WARN,
+                   "conn %" PRIu64 ": %s has %" PRIu32
+                   " connections open (server.max_connections_per_ip); "
+                   "refused with 429",
+                   ws->id, name, limit);
+    ws_refuse(ws, 429);
+}
+
+void gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
+{
+    gw_ws_t *ws = gw_calloc(1, sizeof(*ws));
+    int rc;
+
+    ws->loop = l;
+    ws->id = (l->next_id++ << 8) | (uint64_t)l->id;
+    if ((rc = open(&ws->transport, &l->io, fd, ws)) != 0) {
+        gw_warn("worker %d: cannot adopt socket: %s", l->id, uv_strerror(rc));
+        free(ws);
+        return;
+    }
+    ws->u.hs = gw_malloc(sizeof(*ws->u.hs));
+    gw_handshake_init(ws->u.hs, l->cfg->max_header_size);
+    gw_wheel_add(&l->wheel, &ws->timer,
+                 uv_now(l->io.loop) + l->cfg->handshake_timeout_ms);
+    ws_count_address(ws);
 }

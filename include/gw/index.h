@@ -1,19 +1,22 @@
 /*
  * A worker's local routing tables: guild -> member sessions and user ->
  * sessions, so that fan-out is a list walk with no locks and no copies.
- * Worker thread only.
+ * The entries belong to the sessions, not to their connections. Worker
+ * thread only.
  */
 #ifndef GW_INDEX_H
 #define GW_INDEX_H
 
-#include "gw/conn.h"
-#include "gw/worker.h"
+#include "gw/session.h"
+#include "gw/stats.h"
+
+#include <ck_hs.h>
 
 struct gw_member {
-    gw_guild_t *guild;        /* borrowed */
-    gw_conn_t *conn;          /* borrowed */
-    gw_member_t *prev, *next; /* in the guild's member list */
-    gw_member_t *conn_next;   /* in the connection's list */
+    gw_guild_t *guild;         /* borrowed */
+    gw_session_t *session;     /* borrowed */
+    gw_member_t *prev, *next;  /* in the guild's member list */
+    gw_member_t *session_next; /* in the session's list */
 };
 
 struct gw_guild {
@@ -23,31 +26,41 @@ struct gw_guild {
 };
 
 struct gw_user {
-    gw_conn_t *sessions;
+    gw_session_t *sessions;
     uint32_t count;
     char id[];
 };
 
-void gw_index_init(gw_worker_t *w);
-void gw_index_free(gw_worker_t *w);
+typedef struct gw_index {
+    ck_hs_t guilds;     /* id -> gw_guild_t */
+    ck_hs_t users;      /* id -> gw_user_t */
+    unsigned long seed; /* of the hash: clients choose the ids */
+    gw_stats_t *stats;  /* borrowed: the guild count */
+} gw_index_t;
 
-/* Adds c to the guild; returns 0, or 1 if it already was a member. */
-int gw_index_join(gw_worker_t *w, gw_conn_t *c, const char *guild);
+void gw_index_init(gw_index_t *ix, gw_stats_t *stats);
+void gw_index_free(gw_index_t *ix);
 
-/* Removes c from the guild; returns 0, or 1 if it was not a member. */
-int gw_index_leave(gw_worker_t *w, gw_conn_t *c, const char *guild);
+/* Adds s to the guild; returns 0, or 1 if it already was a member. */
+int gw_index_join(gw_index_t *ix, gw_session_t *s, const char *guild);
 
-/* Registers c as a session of `user`. */
-void gw_index_add_session(gw_worker_t *w, gw_conn_t *c, const char *user);
+/* Removes s from the guild; returns 0, or 1 if it was not a member. */
+int gw_index_leave(gw_index_t *ix, gw_session_t *s, const char *guild);
 
-/* Removes every guild membership and the session of c. */
-void gw_index_remove(gw_worker_t *w, gw_conn_t *c);
+/* Whether s is a member of the guild. */
+int gw_index_is_member(const gw_session_t *s, const char *guild);
 
-gw_guild_t *gw_index_guild(gw_worker_t *w, const char *guild);
-gw_user_t *gw_index_user(gw_worker_t *w, const char *user);
+/* Registers s as a session of `user`. */
+void gw_index_add_session(gw_index_t *ix, gw_session_t *s, const char *user);
 
-/* Calls cb for every identified session of the worker. */
-void gw_index_each_session(gw_worker_t *w, void (*cb)(gw_conn_t *, void *),
+/* Removes every guild membership and the user entry of s. */
+void gw_index_remove(gw_index_t *ix, gw_session_t *s);
+
+gw_guild_t *gw_index_guild(gw_index_t *ix, const char *guild);
+gw_user_t *gw_index_user(gw_index_t *ix, const char *user);
+
+/* Calls cb for every identified session. */
+void gw_index_each_session(gw_index_t *ix, void (*cb)(gw_session_t *, void *),
                            void *data);
 
 #endif

@@ -1,41 +1,61 @@
 /*
- * The gateway protocol (SPEC section 3) over a WebSocket session: the
- * session state machine from ready through identify, heartbeats and guild
- * subscriptions. It sees whole messages and answers through the connection
- * API; it never touches a socket.
+ * The gateway protocol (SPEC section 3) over WebSocket connections: a
+ * session from `ready` through identify, heartbeats and guild
+ * subscriptions, and its close codes. It sees whole text messages through
+ * the WebSocket layer's callbacks (gw_proto_ws_cb) and answers through its
+ * sessions; it never touches a socket, and reaches the rest of the worker
+ * only through what its owner installed here.
  */
 #ifndef GW_PROTO_H
 #define GW_PROTO_H
 
-#include "gw/conn.h"
+#include "gw/index.h"
+#include "gw/jwt.h"
+#include "gw/log.h"
+#include "gw/session.h"
+#include "gw/ws.h"
 
 #include <stddef.h>
 
-/* Close codes of SPEC section 3. */
-enum {
-    GW_CLOSE_UNKNOWN = 4000,
-    GW_CLOSE_BAD_ENVELOPE = 4001,
-    GW_CLOSE_DECODE = 4002,
-    GW_CLOSE_NOT_AUTHENTICATED = 4003,
-    GW_CLOSE_AUTH_FAILED = 4004,
-    GW_CLOSE_ALREADY_AUTHENTICATED = 4005,
-    GW_CLOSE_INVALID_SEQ = 4007,
-    GW_CLOSE_RATE_LIMITED = 4008,
-    GW_CLOSE_SESSION_TIMEOUT = 4009,
-    GW_CLOSE_SLOW_CONSUMER = 4010,
-    GW_CLOSE_DRAINING = 4011,
-};
+/* Hands a client's typing.start on (copying the strings): 0 or GW_EFULL. */
+typedef int (*gw_proto_relay_cb)(void *data, const char *user,
+                                 const char *guild, const char *channel);
+
+/* The protocol of one worker. */
+typedef struct gw_proto {
+    gw_sessions_t sessions;  /* every session of the worker */
+    gw_index_t *index;       /* borrowed: the worker's routing tables */
+    gw_ws_loop_t *ws;        /* borrowed: the connections beneath */
+    gw_jwt_verifier_t jwt;   /* of the current configuration */
+    gw_proto_relay_cb relay; /* typing.start goes on through this */
+    void *relay_data;
+    gw_log_limit_t flood_log; /* rate-limited closes */
+    int draining;             /* closing everyone with 4011 */
+} gw_proto_t;
+
+/* The callbacks to install on the WebSocket loop, with the gw_proto_t as
+ * its data. */
+extern const gw_ws_cb_t gw_proto_ws_cb;
+
+void gw_proto_init(gw_proto_t *p, gw_ws_loop_t *ws, gw_index_t *index,
+                   const gw_config_t *cfg, gw_stats_t *stats,
+                   gw_proto_relay_cb relay, void *relay_data);
+void gw_proto_free(gw_proto_t *p);
+
+/* Takes a new configuration snapshot (SIGHUP): cfg must outlive p. */
+void gw_proto_reconfigure(gw_proto_t *p, const gw_config_t *cfg);
+
+/* Runs the heartbeat deadlines and drain slots up to now_ms. */
+void gw_proto_tick(gw_proto_t *p, uint64_t now_ms);
 
 /*
- * The WebSocket is open: sends `ready`, then identifies at once with
- * `token` when the upgrade request carried one (NULL otherwise).
+ * Closes every session with 4011, spread evenly over window_ms so that the
+ * clients reconnect elsewhere without a thundering herd; a connection
+ * that opens from now on is closed 4011 at once.
  */
-void gw_proto_open(gw_conn_t *c, const char *token);
+void gw_proto_drain(gw_proto_t *p, uint64_t window_ms);
 
-/* One complete message from the client (len bytes, not NUL-terminated). */
-void gw_proto_handle(gw_conn_t *c, const char *msg, size_t len);
-
-/* Sends the periodic server heartbeat. */
-void gw_proto_heartbeat(gw_conn_t *c);
+/* Closes every connection now: 4011 written if it can be, then the socket. */
+void gw_proto_shutdown(gw_proto_t *p);
 
 #endif

@@ -6,24 +6,22 @@
 #ifndef GW_WORKER_H
 #define GW_WORKER_H
 
-#include "gw/jwt.h"
-#include "gw/log.h"
+#include "gw/index.h"
+#include "gw/proto.h"
 #include "gw/queue.h"
-#include "gw/ring.h"
 #include "gw/server.h"
 #include "gw/stats.h"
-#include "gw/wheel.h"
+#include "gw/wake.h"
+#include "gw/ws.h"
 
-#include <ck_hs.h>
 #include <stdint.h>
 #include <uv.h>
-#include <wslay/wslay.h>
 
-typedef struct gw_conn gw_conn_t;
-
-#define GW_READ_BUF                                                            \
-    65536 /* one per worker: reads are consumed in the callback */
-
+/*
+ * The layers a worker stacks, each the owner of the one beneath's
+ * callbacks: proto (sessions) over ws (connections) over transport
+ * (sockets and write rings). The worker feeds them sockets and events.
+ */
 struct gw_worker {
     int id;
     gw_server_t *srv;       /* borrowed */
@@ -33,32 +31,17 @@ struct gw_worker {
     uv_loop_t loop;
     gw_wake_t wake;      /* new fds, events, stop */
     uv_prepare_t flush;  /* writes pending output before polling */
-    uv_timer_t tick;     /* advances the wheel */
+    uv_timer_t tick;     /* advances the deadlines */
     gw_queue_t fds;      /* acceptor -> worker: accepted sockets */
     gw_queue_t events;   /* broker -> worker: gw_event_t */
     gw_queue_t relays;   /* worker -> broker: gw_relay_t */
     atomic_int stopping; /* set by the main thread */
     atomic_int drain;    /* set by the main thread: start draining */
     int draining;        /* the worker's own view, once it has started */
-    gw_wheel_t wheel;    /* per-connection deadlines */
-    gw_conn_t *pending;  /* connections with output to write */
-    ck_hs_t guilds;      /* id -> gw_guild_t */
-    ck_hs_t users;       /* id -> gw_user_t */
-    unsigned long hs_seed;
-    gw_ring_pool_t ring_pool;
-    wslay_event_context_ptr *ws_pool; /* idle wslay contexts */
-    unsigned ws_pool_len;
-    struct wslay_event_callbacks ws_callbacks;
-    gw_conn_t *cur;    /* connection wslay is running for */
-    const uint8_t *in; /* input wslay has not consumed yet */
-    size_t in_len;
-    gw_jwt_verifier_t jwt;
-    uint64_t next_conn_id;
-    gw_log_limit_t slow_log;   /* slow-consumer closes */
-    gw_log_limit_t flood_log;  /* rate-limited closes */
-    gw_log_limit_t reject_log; /* rejected or timed-out upgrades */
+    gw_ws_loop_t ws;     /* the connections, and their transports */
+    gw_proto_t proto;    /* the sessions */
+    gw_index_t index;    /* guild and user routing tables */
     gw_stats_t stats;
-    uint8_t rbuf[GW_READ_BUF];
 };
 
 /* Creates worker `id` and starts its thread. */
@@ -87,21 +70,5 @@ void gw_worker_reconfigure(gw_worker_t *w, const gw_config_t *cfg);
  * the broker thread, that queue's consumer, has ended too.
  */
 void gw_worker_free(gw_worker_t *w);
-
-/* Milliseconds of the worker loop's cached clock. */
-static inline uint64_t gw_worker_now(gw_worker_t *w)
-{
-    return uv_now(&w->loop);
-}
-
-/*
- * Hands a client's typing.start to the broker (copies the strings).
- * Returns 0 or GW_EFULL. Worker thread only.
- */
-int gw_worker_relay_typing(gw_worker_t *w, const char *user, const char *guild,
-                           const char *channel);
-
-/* Queues conn for a write before the loop next polls. Worker thread only. */
-void gw_worker_want_flush(gw_worker_t *w, gw_conn_t *c);
 
 #endif

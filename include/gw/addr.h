@@ -1,0 +1,22 @@
+/*
+ * Socket addresses as text, for log lines: one formatter for the client
+ * port and the API port.
+ */
+#ifndef GW_ADDR_H
+#define GW_ADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Enough for "[" IPv6 "]:" port and the NUL. */
+#define GW_ADDR_NAME_MAX 56
+
+/*
+ * Writes the address of sa ("127.0.0.1", "::1"), followed by its port when
+ * with_port ("127.0.0.1:80", "[::1]:80"), into out; "?" for a family other
+ * than IPv4 and IPv6. Returns out.
+ */
+char *gw_addr_name(const struct sockaddr *sa, int with_port, char *out,
+                   size_t len);
+
+#endif

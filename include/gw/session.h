@@ -1,0 +1,113 @@
+/*
+ * A client session of the gateway protocol: who the client is, what it
+ * receives, its sequence numbers and limits. A session belongs to the
+ * protocol layer of one worker and is a struct of its own, apart from the
+ * connection that carries it, so that it can outlive that connection: it
+ * points to its current WebSocket connection, or to none.
+ *
+ * The dispatch path lives here: an event fanned out to a session costs the
+ * `{"seq":N,` prefix and a reference to the shared body, nothing more.
+ */
+#ifndef GW_SESSION_H
+#define GW_SESSION_H
+
+#include "gw/bucket.h"
+#include "gw/config.h"
+#include "gw/event.h"
+#include "gw/log.h"
+#include "gw/stats.h"
+#include "gw/wheel.h"
+#include "gw/ws.h"
+
+#include <stdint.h>
+
+/* Close codes of SPEC section 3. */
+enum {
+    GW_CLOSE_UNKNOWN = 4000,
+    GW_CLOSE_BAD_ENVELOPE = 4001,
+    GW_CLOSE_DECODE = 4002,
+    GW_CLOSE_NOT_AUTHENTICATED = 4003,
+    GW_CLOSE_AUTH_FAILED = 4004,
+    GW_CLOSE_ALREADY_AUTHENTICATED = 4005,
+    GW_CLOSE_INVALID_SEQ = 4007,
+    GW_CLOSE_RATE_LIMITED = 4008,
+    GW_CLOSE_SESSION_TIMEOUT = 4009,
+    GW_CLOSE_SLOW_CONSUMER = 4010,
+    GW_CLOSE_DRAINING = 4011,
+};
+
+typedef struct gw_session gw_session_t;
+typedef struct gw_guild gw_guild_t;
+typedef struct gw_user gw_user_t;
+typedef struct gw_member gw_member_t;
+
+/* What the sessions of one worker share. */
+typedef struct gw_sessions {
+    const gw_config_t *cfg;  /* borrowed: the latest snapshot */
+    gw_stats_t *stats;       /* borrowed */
+    gw_wheel_t wheel;        /* heartbeat deadlines and drain slots */
+    gw_log_limit_t slow_log; /* slow-consumer closes */
+    uv_loop_t *loop;         /* borrowed: its clock */
+} gw_sessions_t;
+
+struct gw_session {
+    gw_ws_t *ws;             /* the current connection, or NULL */
+    gw_sessions_t *set;      /* borrowed */
+    gw_wheel_node_t timer;   /* heartbeat deadline, or drain slot */
+    gw_user_t *user;         /* borrowed from the index once identified */
+    gw_session_t *user_prev; /* the user's other sessions on this worker */
+    gw_session_t *user_next;
+    gw_member_t *guilds; /* owned list of memberships (index.c) */
+    char **allowed;      /* owned: the token's "guilds" claim, or NULL */
+    uint32_t nallowed;
+    uint32_t nguilds;
+    uint64_t seq;          /* last dispatch sequence number sent */
+    uint64_t last_ack_ms;  /* last heartbeat or heartbeat_ack */
+    uint64_t next_hb_ms;   /* when the next server heartbeat is due */
+    gw_bucket_t events;    /* client events allowed (session.event_rate) */
+    uint64_t typing_since; /* start of the typing rate window */
+    uint32_t typing_count; /* typing.start relayed in that window */
+    uint8_t id[GW_SESSION_ID_LEN];
+    unsigned identified : 1;
+};
+
+void gw_sessions_init(gw_sessions_t *set, uv_loop_t *loop,
+                      const gw_config_t *cfg, gw_stats_t *stats);
+
+/* Milliseconds of the loop's cached clock. */
+static inline uint64_t gw_sessions_now(const gw_sessions_t *set)
+{
+    return uv_now(set->loop);
+}
+
+/*
+ * A new session carried by ws, with a random id and the heartbeat armed;
+ * the caller owns it and frees it with gw_session_free.
+ */
+gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws);
+
+/* Frees a session whose index entries are gone (gw_index_remove). */
+void gw_session_free(gw_session_t *s);
+
+/* Writes the session id as 32 lowercase hex characters plus NUL. */
+void gw_session_id_hex(const gw_session_t *s,
+                       char out[2 * GW_SESSION_ID_LEN + 1]);
+
+/*
+ * Queues a private message (a complete JSON document) on the session's
+ * connection; a full write ring closes it 4010 instead. Does nothing
+ * without an open connection.
+ */
+void gw_session_send(gw_session_t *s, const char *json, size_t len);
+
+/* Queues a shared dispatch with the next seq; takes no reference of the
+ * caller's. Only identified sessions with an open connection receive. */
+void gw_session_dispatch(gw_session_t *s, const gw_event_t *ev);
+
+/* Closes the session's connection with `code` (SPEC section 3). */
+void gw_session_close(gw_session_t *s, uint16_t code, const char *reason);
+
+/* Closes 4010: the client does not read; `dropped` messages were lost. */
+void gw_session_slow_consumer(gw_session_t *s, unsigned dropped);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * The transport: a byte stream to one client, beneath the WebSocket layer.
+ *
+ * A transport owns the socket, its libuv poll handle and the connection's
+ * write ring. The layer above queues output into the ring and asks for a
+ * flush; the transport writes each connection once per loop turn (one
+ * vectored write), waits for the socket to become writable when it is
+ * full, and reports back through the callbacks its loop's owner installed:
+ * input, all output written, and the socket closed. It never names the
+ * layer above.
+ *
+ * How bytes reach the wire is an implementation's: gw_transport_ops_t.
+ * Plain TCP (tcp.c) is the one there is; TLS slots in as another set of
+ * ops without any change above this file.
+ *
+ * The struct is embedded in its owner's (as a uv handle is), which frees it
+ * in on_close, the last callback, and never before.
+ */
+#ifndef GW_TRANSPORT_H
+#define GW_TRANSPORT_H
+
+#include "gw/ring.h"
+#include "gw/stats.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <uv.h>
+
+typedef struct gw_transport gw_transport_t;
+
+/*
+ * The byte-level operations of one kind of transport, on a non-blocking
+ * socket. read returns the bytes read, 0 at the peer's end of stream, or
+ * GW_EAGAIN when nothing is there; writev the bytes taken, 0 when the
+ * socket is full. A failure is GW_EIO, logged by the implementation, and
+ * closes the transport.
+ */
+typedef struct gw_transport_ops {
+    ssize_t (*read)(gw_transport_t *t, uint8_t *buf, size_t len);
+    ssize_t (*writev)(gw_transport_t *t, const struct iovec *iov, unsigned n);
+    int (*shutdown)(gw_transport_t *t); /* no more output (FIN) */
+} gw_transport_ops_t;
+
+/*
+ * What the layer above is told. Every transport of a loop has the same
+ * owner kind, so the table is the loop's; `data` is each transport's.
+ */
+typedef struct gw_transport_cb {
+    /* Input from the peer, any split; the bytes are valid during the call. */
+    void (*on_data)(void *data, const uint8_t *buf, size_t len);
+    /* Everything queued has been written (the ring is empty again). */
+    void (*on_drained)(void *data);
+    /* The socket is closed and off the loop: the last callback, after which
+     * the owner may free the memory that holds the transport. */
+    void (*on_close)(void *data);
+} gw_transport_cb_t;
+
+/* The transports of one loop, and what they share. One thread only. */
+typedef struct gw_transport_loop {
+    uv_loop_t *loop;             /* borrowed */
+    const gw_transport_cb_t *cb; /* the owner's callbacks */
+    gw_stats_t *stats;           /* borrowed: bytes in and out, connections */
+    gw_ring_pool_t ring_pool;    /* chunks of every transport's ring */
+    gw_transport_t *all;         /* open transports */
+    gw_transport_t *pending;     /* transports with output to write */
+    uint8_t *rbuf;               /* owned: one read buffer, consumed at once */
+    size_t rbuf_size;
+} gw_transport_loop_t;
+
+struct gw_transport {
+    uv_poll_t poll;                /* poll.data = this */
+    const gw_transport_ops_t *ops; /* the implementation */
+    gw_transport_loop_t *loop;     /* borrowed */
+    void *data;                    /* the owner's, passed to callbacks */
+    gw_transport_t *prev, *next;   /* in loop->all */
+    gw_transport_t *next_pending;  /* in loop->pending while queued */
+    gw_ring_t ring;                /* queued output */
+    uint32_t shed;                 /* frames refused since last caught up */
+    int fd;                        /* owned: closed with the transport */
+    unsigned queued : 1;           /* on loop->pending */
+    unsigned blocked : 1;          /* socket full: waiting to be writable */
+    unsigned lingering : 1;        /* FIN sent; input discarded until EOF */
+    unsigned closed : 1;           /* uv_close called */
+    unsigned released : 1;         /* closed while queued: told at the flush */
+};
+
+/* Prepares a loop's transports; the read buffer is allocated here. */
+void gw_transport_loop_init(gw_transport_loop_t *l, uv_loop_t *loop,
+                            const gw_transport_cb_t *cb, gw_stats_t *stats,
+                            unsigned max_free_chunks);
+
+/* Frees what the loop holds; its transports are gone. */
+void gw_transport_loop_free(gw_transport_loop_t *l);
+
+/*
+ * Writes every transport that asked for a flush: called before the loop
+ * polls (Redis's handleClientsWithPendingWrites), and it reports to owners
+ * the closes that happened while their transport was queued.
+ */
+void gw_transport_loop_flush(gw_transport_loop_t *l);
+
+/*
+ * The loop is stopping and will not flush again: every transport still
+ * queued is taken off the flush list, and the closes the flush would have
+ * reported are reported now; later ones by their close callbacks.
+ */
+void gw_transport_loop_stop(gw_transport_loop_t *l);
+
+/* Calls fn(data, arg) for the owner of every open transport. */
+void gw_transport_loop_each(gw_transport_loop_t *l, void (*fn)(void *, void *),
+                            void *arg);
+
+/*
+ * Adopts the non-blocking socket fd with the given ops and starts reading.
+ * Returns 0, or a libuv error with fd closed and nothing to free.
+ */
+int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
+                      const gw_transport_ops_t *ops, void *data);
+
+/* Appends an entry to the ring (takes the caller's reference on frame) and
+ * asks for a flush before the loop next polls. */
+void gw_transport_push(gw_transport_t *t, gw_frame_t *frame,
+                       const uint8_t *head, size_t hlen);
+
+/* Queues a copy of len bytes that are already a complete wire unit. */
+void gw_transport_push_copy(gw_transport_t *t, const void *buf, size_t len);
+
+/*
+ * Whether the ring can take one more frame when at most `room` of `limit`
+ * entries may be queued: 0 when it can (written out first when it looks
+ * full: it may be full only by this loop turn's count), GW_EAGAIN when the
+ * frame is to be shed, or GW_EFULL once the ring stays at its limit or a
+ * ring's worth of frames were shed: the unsent backlog is then dropped
+ * (*dropped counts it) and the owner closes the connection.
+ */
+int gw_transport_admit(gw_transport_t *t, uint32_t room, uint32_t limit,
+                       unsigned *dropped);
+
+/* Writes what is queued now (normally left to gw_transport_loop_flush). */
+void gw_transport_flush(gw_transport_t *t);
+
+/* Asks for a flush before the loop next polls. */
+void gw_transport_want_flush(gw_transport_t *t);
+
+/*
+ * Lingering close: sends FIN, then discards input until the peer's end of
+ * stream closes the socket. A peer may still be sending (an upload past a
+ * limit, the rest of a rejected request); closing with unread input would
+ * make the kernel answer with a reset that can destroy our last bytes
+ * before the peer reads them. The owner bounds the wait.
+ */
+void gw_transport_linger(gw_transport_t *t);
+
+/* Closes the socket at once; on_close follows. Harmless twice. */
+void gw_transport_close(gw_transport_t *t);
+
+/* The peer's address into *ss; 0 or GW_EIO. */
+int gw_transport_peer(const gw_transport_t *t, struct sockaddr_storage *ss);
+
+/* The peer's address as text ("?" when unknown) for log lines. */
+void gw_transport_peer_name(const gw_transport_t *t, char *out, size_t len);
+
+#endif
