@@ -60,10 +60,10 @@ static const gw_transport_ops_t tcp_ops = {
     .shutdown = tcp_shutdown,
 };
 
-int gw_tcp_open(gw_transport_t *t, gw_transport_loop_t *l, int fd, void *data)
+int gw_tcp_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
 {
     int on = 1;
 
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    return gw_transport_init(t, l, fd, &tcp_ops, data);
+    return gw_transport_init(t, l, fd, &tcp_ops);
 }

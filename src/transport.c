@@ -54,7 +54,7 @@ void gw_transport_loop_flush(gw_transport_loop_t *l)
         l->pending = t->next_pending;
         t->queued = 0;
         if (t->released)
-            l->cb->on_close(t->data);
+            l->cb->on_close(t);
         else
             gw_transport_flush(t);
     }
@@ -67,12 +67,12 @@ void gw_transport_loop_stop(gw_transport_loop_t *l)
         l->pending = t->next_pending;
         t->queued = 0;
         if (t->released)
-            l->cb->on_close(t->data);
+            l->cb->on_close(t);
     }
 }
 
-void gw_transport_loop_each(gw_transport_loop_t *l, void (*fn)(void *, void *),
-                            void *arg)
+void gw_transport_loop_each(gw_transport_loop_t *l,
+                            void (*fn)(gw_transport_t *, void *), void *arg)
 {
     gw_transport_t *t, *next;
 
@@ -80,7 +80,7 @@ void gw_transport_loop_each(gw_transport_loop_t *l, void (*fn)(void *, void *),
     for (t = l->all; t != NULL; t = next) {
         next = t->next;
         if (!t->closed)
-            fn(t->data, arg);
+            fn(t, arg);
     }
 }
 
@@ -108,7 +108,7 @@ static void transport_close_cb(uv_handle_t *h)
     /* A transport still on the flush list is reported by the flush. */
     t->released = 1;
     if (!t->queued)
-        l->cb->on_close(t->data);
+        l->cb->on_close(t);
 }
 
 void gw_transport_close(gw_transport_t *t)
@@ -144,7 +144,7 @@ static void transport_read(gw_transport_t *t)
     }
     gw_stat_add(l->stats, GW_STAT_BYTES_IN, n);
     if (!t->lingering)
-        l->cb->on_data(t->data, l->rbuf, (size_t)n);
+        l->cb->on_data(t, l->rbuf, (size_t)n);
 }
 
 static void transport_poll_cb(uv_poll_t *p, int status, int events)
@@ -167,11 +167,11 @@ static void transport_poll_cb(uv_poll_t *p, int status, int events)
 }
 
 int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
-                      const gw_transport_ops_t *ops, void *data)
+                      const gw_transport_ops_t *ops)
 {
     int rc;
 
-    *t = (gw_transport_t){.ops = ops, .loop = l, .data = data, .fd = fd};
+    *t = (gw_transport_t){.ops = ops, .loop = l, .fd = fd};
     if ((rc = uv_poll_init(l->loop, &t->poll, fd)) != 0) {
         close(fd);
         return rc;
@@ -249,7 +249,7 @@ void gw_transport_flush(gw_transport_t *t)
         }
     }
     t->shed = 0; /* caught up */
-    l->cb->on_drained(t->data);
+    l->cb->on_drained(t);
 }
 
 void gw_transport_linger(gw_transport_t *t)

@@ -134,7 +134,7 @@ static void ws_msg_cb(wslay_event_context_ptr ctx,
 
     if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
         return; /* wslay answers ping and close itself */
-    gw_stat_add(ws->loop->stats, GW_STAT_FRAMES_IN, 1);
+    gw_stat_add(gw_ws_loop_of(ws)->stats, GW_STAT_FRAMES_IN, 1);
     if (ws->state != GW_WS_OPEN)
         return;
     /* The protocol is JSON text; a binary message never reaches it. */
@@ -145,7 +145,8 @@ static void ws_msg_cb(wslay_event_context_ptr ctx,
     }
     /* Text is valid UTF-8 here: wslay (1.1+) checks it as frames arrive and
      * fails the connection with 1007 itself. */
-    ws->loop->cb->on_message(ws->data, (const char *)arg->msg, arg->msg_length);
+    gw_ws_loop_of(ws)->cb->on_message(ws->data, (const char *)arg->msg,
+                                      arg->msg_length);
 }
 
 static const struct wslay_event_callbacks ws_wslay_callbacks = {
@@ -158,7 +159,7 @@ static const struct wslay_event_callbacks ws_wslay_callbacks = {
 
 static gw_ws_ctx_t *ws_borrow(gw_ws_t *ws)
 {
-    gw_ws_loop_t *l = ws->loop;
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
     gw_ws_ctx_t *x = ws->u.ctx;
 
     if (x != NULL)
@@ -189,7 +190,7 @@ static void ws_ctx_free(gw_ws_ctx_t *x)
 /* Returns the context to the pool when it holds no state of this peer. */
 static void ws_maybe_return(gw_ws_t *ws)
 {
-    gw_ws_loop_t *l = ws->loop;
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
     gw_ws_ctx_t *x = ws->u.ctx;
 
     if (x == NULL || ws->state != GW_WS_OPEN || ws->frag ||
@@ -218,7 +219,7 @@ void gw_ws_send_text(gw_ws_t *ws, const char *text, size_t len)
     memcpy(f->data, head, hlen);
     memcpy(f->data + hlen, text, len);
     gw_transport_push(&ws->transport, f, NULL, 0);
-    gw_stat_add(ws->loop->stats, GW_STAT_FRAMES_OUT, 1);
+    gw_stat_add(gw_ws_loop_of(ws)->stats, GW_STAT_FRAMES_OUT, 1);
 }
 
 void gw_ws_send_shared(gw_ws_t *ws, const char *prefix, size_t plen,
@@ -229,18 +230,18 @@ void gw_ws_send_shared(gw_ws_t *ws, const char *prefix, size_t plen,
 
     memcpy(head + hlen, prefix, plen);
     gw_transport_push(&ws->transport, gw_frame_ref(body), head, hlen + plen);
-    gw_stat_add(ws->loop->stats, GW_STAT_FRAMES_OUT, 1);
+    gw_stat_add(gw_ws_loop_of(ws)->stats, GW_STAT_FRAMES_OUT, 1);
 }
 
 int gw_ws_admit(gw_ws_t *ws, uint32_t room, unsigned *dropped)
 {
     return gw_transport_admit(&ws->transport, room,
-                              ws->loop->cfg->write_ring_size, dropped);
+                              gw_ws_loop_of(ws)->cfg->write_ring_size, dropped);
 }
 
 uint32_t gw_ws_ring_size(const gw_ws_t *ws)
 {
-    return ws->loop->cfg->write_ring_size;
+    return gw_ws_loop_of(ws)->cfg->write_ring_size;
 }
 
 void gw_ws_flush(gw_ws_t *ws)
@@ -265,7 +266,7 @@ static void ws_send(gw_ws_t *ws)
 
 void gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason)
 {
-    gw_ws_loop_t *l = ws->loop;
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
     gw_ws_ctx_t *x;
 
     if (ws->state == GW_WS_HANDSHAKE) {
@@ -302,13 +303,13 @@ void gw_ws_peer_name(const gw_ws_t *ws, char *out, size_t len)
  */
 static int ws_backlogged(gw_ws_t *ws)
 {
-    uint32_t size = ws->loop->cfg->write_ring_size;
+    uint32_t size = gw_ws_loop_of(ws)->cfg->write_ring_size;
     unsigned dropped;
 
     if (ws->state != GW_WS_OPEN ||
         gw_transport_admit(&ws->transport, size, size, &dropped) != GW_EFULL)
         return 0;
-    ws->loop->cb->on_backlog(ws->data, dropped);
+    gw_ws_loop_of(ws)->cb->on_backlog(ws->data, dropped);
     return 1;
 }
 
@@ -419,8 +420,8 @@ static void ws_feed(gw_ws_t *ws, const uint8_t *buf, size_t len)
         data = ws->partial;
         n = ws->partial_len;
     }
-    rc = gw_ws_scan(data, n, ws->loop->cfg->max_message_size, &frag, &complete,
-                    &need);
+    rc = gw_ws_scan(data, n, gw_ws_loop_of(ws)->cfg->max_message_size, &frag,
+                    &complete, &need);
     ws->frag = frag;
     if (complete > 0)
         ws_run(ws, data, complete);
@@ -451,7 +452,7 @@ static int ws_close_done(const gw_ws_t *ws)
 /* Answers with an HTTP error and closes once it is written. */
 static void ws_refuse(gw_ws_t *ws, int status)
 {
-    gw_ws_loop_t *l = ws->loop;
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
     char buf[512];
     size_t n = gw_handshake_reject(status, buf, sizeof(buf));
 
@@ -466,8 +467,8 @@ static void ws_refuse(gw_ws_t *ws, int status)
 
 static void ws_reject(gw_ws_t *ws, int status)
 {
-    gw_stat_add(ws->loop->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
-    gw_log_limited(&ws->loop->reject_log, GW_LOG_INFO,
+    gw_stat_add(gw_ws_loop_of(ws)->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
+    gw_log_limited(&gw_ws_loop_of(ws)->reject_log, GW_LOG_INFO,
                    "conn %" PRIu64 ": upgrade rejected with %d", ws->id,
                    status);
     ws_refuse(ws, status);
@@ -476,7 +477,7 @@ static void ws_reject(gw_ws_t *ws, int status)
 /* The upgrade was accepted: answer 101 and hand the connection up. */
 static void ws_upgrade(gw_ws_t *ws)
 {
-    gw_ws_loop_t *l = ws->loop;
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
     gw_handshake_t *hs = ws->u.hs;
     char buf[256];
     size_t n = gw_handshake_accept(hs, buf, sizeof(buf));
@@ -510,9 +511,15 @@ static void ws_handshake(gw_ws_t *ws, const uint8_t *buf, size_t len)
 
 /* ---- the transport's callbacks: data is the gw_ws_t ---- */
 
-static void ws_data_cb(void *data, const uint8_t *buf, size_t len)
+/* The transport is the first member of its connection. */
+static gw_ws_t *ws_of(gw_transport_t *t)
 {
-    gw_ws_t *ws = data;
+    return (gw_ws_t *)t;
+}
+
+static void ws_data_cb(gw_transport_t *t, const uint8_t *buf, size_t len)
+{
+    gw_ws_t *ws = ws_of(t);
 
     switch (ws->state) {
     case GW_WS_HANDSHAKE: ws_handshake(ws, buf, len); break;
@@ -526,9 +533,9 @@ static void ws_data_cb(void *data, const uint8_t *buf, size_t len)
 }
 
 /* All output is written: finish a rejection or a completed close. */
-static void ws_drained_cb(void *data)
+static void ws_drained_cb(gw_transport_t *t)
 {
-    gw_ws_t *ws = data;
+    gw_ws_t *ws = ws_of(t);
     wslay_event_context_ptr c = ws->u.ctx ? ws->u.ctx->wslay : NULL;
 
     if (ws->state == GW_WS_CLOSING && c != NULL &&
@@ -540,10 +547,10 @@ static void ws_drained_cb(void *data)
 }
 
 /* Every resource is released here, never while a callback is running. */
-static void ws_close_cb(void *data)
+static void ws_close_cb(gw_transport_t *t)
 {
-    gw_ws_t *ws = data;
-    gw_ws_loop_t *l = ws->loop;
+    gw_ws_t *ws = ws_of(t);
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
 
     gw_wheel_del(&ws->timer);
     if (ws->state == GW_WS_HANDSHAKE) {
@@ -599,8 +606,8 @@ static void ws_timer_fire(gw_wheel_node_t *node, void *data)
     (void)data;
 
     if (ws->state == GW_WS_HANDSHAKE) {
-        gw_stat_add(ws->loop->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
-        gw_log_limited(&ws->loop->reject_log, GW_LOG_INFO,
+        gw_stat_add(gw_ws_loop_of(ws)->stats, GW_STAT_HANDSHAKE_FAILURES, 1);
+        gw_log_limited(&gw_ws_loop_of(ws)->reject_log, GW_LOG_INFO,
                        "conn %" PRIu64 ": handshake timed out", ws->id);
     }
     gw_ws_abort(ws);
@@ -616,11 +623,11 @@ typedef struct ws_each {
     void *arg;
 } ws_each_t;
 
-static void ws_each_one(void *data, void *arg)
+static void ws_each_one(gw_transport_t *t, void *arg)
 {
     ws_each_t *e = arg;
 
-    e->fn(data, e->arg);
+    e->fn(ws_of(t), e->arg);
 }
 
 void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
@@ -637,7 +644,7 @@ void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
  */
 static void ws_count_address(gw_ws_t *ws)
 {
-    gw_ws_loop_t *l = ws->loop;
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
     uint32_t limit = l->cfg->max_connections_per_ip;
     struct sockaddr_storage ss;
     char name[GW_ADDR_NAME_MAX] = "?";
@@ -664,9 +671,8 @@ void gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
     gw_ws_t *ws = gw_calloc(1, sizeof(*ws));
     int rc;
 
-    ws->loop = l;
     ws->id = (l->next_id++ << 8) | (uint64_t)l->id;
-    if ((rc = open(&ws->transport, &l->io, fd, ws)) != 0) {
+    if ((rc = open(&ws->transport, &l->io, fd)) != 0) {
         gw_warn("worker %d: cannot adopt socket: %s", l->id, uv_strerror(rc));
         free(ws);
         return;

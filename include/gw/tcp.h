@@ -10,6 +10,6 @@
  * Adopts an accepted non-blocking socket as a plain TCP transport (Nagle
  * off: every flush is a whole batch). Same contract as gw_transport_init.
  */
-int gw_tcp_open(gw_transport_t *t, gw_transport_loop_t *l, int fd, void *data);
+int gw_tcp_open(gw_transport_t *t, gw_transport_loop_t *l, int fd);
 
 #endif

@@ -46,16 +46,17 @@ typedef struct gw_transport_ops {
 
 /*
  * What the layer above is told. Every transport of a loop has the same
- * owner kind, so the table is the loop's; `data` is each transport's.
+ * owner kind, so the table is the loop's; the owner embeds the transport
+ * and finds itself from it (as libuv's handles are found).
  */
 typedef struct gw_transport_cb {
     /* Input from the peer, any split; the bytes are valid during the call. */
-    void (*on_data)(void *data, const uint8_t *buf, size_t len);
+    void (*on_data)(gw_transport_t *t, const uint8_t *buf, size_t len);
     /* Everything queued has been written (the ring is empty again). */
-    void (*on_drained)(void *data);
+    void (*on_drained)(gw_transport_t *t);
     /* The socket is closed and off the loop: the last callback, after which
      * the owner may free the memory that holds the transport. */
-    void (*on_close)(void *data);
+    void (*on_close)(gw_transport_t *t);
 } gw_transport_cb_t;
 
 /* The transports of one loop, and what they share. One thread only. */
@@ -74,7 +75,6 @@ struct gw_transport {
     uv_poll_t poll;                /* poll.data = this */
     const gw_transport_ops_t *ops; /* the implementation */
     gw_transport_loop_t *loop;     /* borrowed */
-    void *data;                    /* the owner's, passed to callbacks */
     gw_transport_t *prev, *next;   /* in loop->all */
     gw_transport_t *next_pending;  /* in loop->pending while queued */
     gw_ring_t ring;                /* queued output */
@@ -109,16 +109,16 @@ void gw_transport_loop_flush(gw_transport_loop_t *l);
  */
 void gw_transport_loop_stop(gw_transport_loop_t *l);
 
-/* Calls fn(data, arg) for the owner of every open transport. */
-void gw_transport_loop_each(gw_transport_loop_t *l, void (*fn)(void *, void *),
-                            void *arg);
+/* Calls fn(t, arg) for every open transport. */
+void gw_transport_loop_each(gw_transport_loop_t *l,
+                            void (*fn)(gw_transport_t *, void *), void *arg);
 
 /*
  * Adopts the non-blocking socket fd with the given ops and starts reading.
  * Returns 0, or a libuv error with fd closed and nothing to free.
  */
 int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
-                      const gw_transport_ops_t *ops, void *data);
+                      const gw_transport_ops_t *ops);
 
 /* Appends an entry to the ring (takes the caller's reference on frame) and
  * asks for a flush before the loop next polls. */

@@ -81,8 +81,7 @@ typedef enum gw_ws_state {
 } gw_ws_state_t;
 
 struct gw_ws {
-    gw_transport_t transport; /* transport.data = this */
-    gw_ws_loop_t *loop;       /* borrowed */
+    gw_transport_t transport; /* first: its loop is inside ours */
     void *data;               /* the layer above's, or NULL */
     union {
         gw_handshake_t *hs; /* owned, in GW_WS_HANDSHAKE */
@@ -128,10 +127,17 @@ void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg);
 
 /* Opens the transport of an accepted socket (gw_tcp_open, say). */
 typedef int (*gw_ws_transport_open)(gw_transport_t *t, gw_transport_loop_t *l,
-                                    int fd, void *data);
+                                    int fd);
 
 /* Takes ownership of an accepted socket and starts reading the upgrade. */
 void gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open);
+
+/* The loop of a connection: the one its transport's loop is part of. */
+static inline gw_ws_loop_t *gw_ws_loop_of(const gw_ws_t *ws)
+{
+    return (gw_ws_loop_t *)((char *)ws->transport.loop -
+                            offsetof(gw_ws_loop_t, io));
+}
 
 /* Names the layer above's per-connection data (see on_open). */
 static inline void gw_ws_set_data(gw_ws_t *ws, void *data)
