@@ -291,7 +291,8 @@ static void proto_typing(gw_proto_t *p, gw_session_t *s, const cJSON *data)
     } else if (!proto_typing_allowed(s)) {
         gw_stat_add(s->set->stats, GW_STAT_TYPING_LIMITED, 1);
         proto_error(s, "rate_limited", "too many typing.start events");
-    } else if (p->relay(p->relay_data, s->user->id, guild, channel) != 0) {
+    } else if (p->hooks.relay_typing(p->hooks.data, s->user->id, guild,
+                                     channel) != 0) {
         proto_error(s, "overloaded", "typing.start dropped: broker busy");
     }
 }
@@ -539,11 +540,10 @@ static void proto_jwt_init(gw_proto_t *p)
 
 void gw_proto_init(gw_proto_t *p, gw_ws_loop_t *ws, gw_index_t *index,
                    const gw_config_t *cfg, gw_stats_t *stats,
-                   gw_proto_relay_cb relay, void *relay_data)
+                   const gw_proto_hooks_t *hooks)
 {
-    *p = (gw_proto_t){
-        .index = index, .ws = ws, .relay = relay, .relay_data = relay_data};
-    gw_sessions_init(&p->sessions, ws->io.loop, cfg, stats);
+    *p = (gw_proto_t){.index = index, .ws = ws, .hooks = *hooks};
+    gw_sessions_init(&p->sessions, hooks->now, hooks->data, cfg, stats);
     proto_jwt_init(p);
 }
 

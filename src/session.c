@@ -10,11 +10,12 @@
 
 #define SESSION_TICK_MS 100 /* deadline resolution */
 
-void gw_sessions_init(gw_sessions_t *set, uv_loop_t *loop,
+void gw_sessions_init(gw_sessions_t *set, gw_clock_cb now, void *now_data,
                       const gw_config_t *cfg, gw_stats_t *stats)
 {
-    *set = (gw_sessions_t){.cfg = cfg, .stats = stats, .loop = loop};
-    gw_wheel_init(&set->wheel, SESSION_TICK_MS, uv_now(loop));
+    *set = (gw_sessions_t){
+        .cfg = cfg, .stats = stats, .now = now, .now_data = now_data};
+    gw_wheel_init(&set->wheel, SESSION_TICK_MS, now(now_data));
 }
 
 gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws)

@@ -33,6 +33,13 @@ static void worker_tick_cb(uv_timer_t *h)
     gw_proto_tick(&w->proto, now);
 }
 
+static uint64_t worker_now(void *data)
+{
+    gw_worker_t *w = data;
+
+    return uv_now(&w->loop);
+}
+
 /* The protocol's relay: a client's typing.start goes to the broker. */
 static int worker_relay_typing(void *data, const char *user, const char *guild,
                                const char *channel)
@@ -204,7 +211,7 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_ws_loop_init(&w->ws, &w->loop, &gw_proto_ws_cb, &w->proto, cfg,
                     srv->peers, &w->stats, id);
     gw_proto_init(&w->proto, &w->ws, &w->index, cfg, &w->stats,
-                  worker_relay_typing, w);
+                  &(gw_proto_hooks_t){worker_now, worker_relay_typing, w});
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();

@@ -666,7 +666,7 @@ static void ws_count_address(gw_ws_t *ws)
     ws_refuse(ws, 429);
 }
 
-void gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
+gw_ws_t *gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
 {
     gw_ws_t *ws = gw_calloc(1, sizeof(*ws));
     int rc;
@@ -675,11 +675,12 @@ void gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
     if ((rc = open(&ws->transport, &l->io, fd)) != 0) {
         gw_warn("worker %d: cannot adopt socket: %s", l->id, uv_strerror(rc));
         free(ws);
-        return;
+        return NULL;
     }
     ws->u.hs = gw_malloc(sizeof(*ws->u.hs));
     gw_handshake_init(ws->u.hs, l->cfg->max_header_size);
     gw_wheel_add(&l->wheel, &ws->timer,
                  uv_now(l->io.loop) + l->cfg->handshake_timeout_ms);
     ws_count_address(ws);
+    return ws;
 }

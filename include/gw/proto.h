@@ -17,18 +17,23 @@
 
 #include <stddef.h>
 
-/* Hands a client's typing.start on (copying the strings): 0 or GW_EFULL. */
-typedef int (*gw_proto_relay_cb)(void *data, const char *user,
-                                 const char *guild, const char *channel);
+/* What the owner installs: the rest of the worker, as the protocol sees it. */
+typedef struct gw_proto_hooks {
+    gw_clock_cb now; /* milliseconds of the loop's clock */
+    /* Hands a client's typing.start on (copying the strings): 0 or
+     * GW_EFULL. */
+    int (*relay_typing)(void *data, const char *user, const char *guild,
+                        const char *channel);
+    void *data; /* passed to both */
+} gw_proto_hooks_t;
 
 /* The protocol of one worker. */
 typedef struct gw_proto {
-    gw_sessions_t sessions;  /* every session of the worker */
-    gw_index_t *index;       /* borrowed: the worker's routing tables */
-    gw_ws_loop_t *ws;        /* borrowed: the connections beneath */
-    gw_jwt_verifier_t jwt;   /* of the current configuration */
-    gw_proto_relay_cb relay; /* typing.start goes on through this */
-    void *relay_data;
+    gw_sessions_t sessions;   /* every session of the worker */
+    gw_index_t *index;        /* borrowed: the worker's routing tables */
+    gw_ws_loop_t *ws;         /* borrowed: the connections beneath */
+    gw_jwt_verifier_t jwt;    /* of the current configuration */
+    gw_proto_hooks_t hooks;   /* the owner's */
     gw_log_limit_t flood_log; /* rate-limited closes */
     int draining;             /* closing everyone with 4011 */
 } gw_proto_t;
@@ -39,7 +44,7 @@ extern const gw_ws_cb_t gw_proto_ws_cb;
 
 void gw_proto_init(gw_proto_t *p, gw_ws_loop_t *ws, gw_index_t *index,
                    const gw_config_t *cfg, gw_stats_t *stats,
-                   gw_proto_relay_cb relay, void *relay_data);
+                   const gw_proto_hooks_t *hooks);
 void gw_proto_free(gw_proto_t *p);
 
 /* Takes a new configuration snapshot (SIGHUP): cfg must outlive p. */

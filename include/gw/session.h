@@ -41,13 +41,17 @@ typedef struct gw_guild gw_guild_t;
 typedef struct gw_user gw_user_t;
 typedef struct gw_member gw_member_t;
 
+/* Milliseconds of the owner's clock (the loop's, or a test's). */
+typedef uint64_t (*gw_clock_cb)(void *data);
+
 /* What the sessions of one worker share. */
 typedef struct gw_sessions {
     const gw_config_t *cfg;  /* borrowed: the latest snapshot */
     gw_stats_t *stats;       /* borrowed */
     gw_wheel_t wheel;        /* heartbeat deadlines and drain slots */
     gw_log_limit_t slow_log; /* slow-consumer closes */
-    uv_loop_t *loop;         /* borrowed: its clock */
+    gw_clock_cb now;         /* the time deadlines are measured in */
+    void *now_data;
 } gw_sessions_t;
 
 struct gw_session {
@@ -71,13 +75,12 @@ struct gw_session {
     unsigned identified : 1;
 };
 
-void gw_sessions_init(gw_sessions_t *set, uv_loop_t *loop,
+void gw_sessions_init(gw_sessions_t *set, gw_clock_cb now, void *now_data,
                       const gw_config_t *cfg, gw_stats_t *stats);
 
-/* Milliseconds of the loop's cached clock. */
 static inline uint64_t gw_sessions_now(const gw_sessions_t *set)
 {
-    return uv_now(set->loop);
+    return set->now(set->now_data);
 }
 
 /*

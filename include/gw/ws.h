@@ -129,8 +129,12 @@ void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg);
 typedef int (*gw_ws_transport_open)(gw_transport_t *t, gw_transport_loop_t *l,
                                     int fd);
 
-/* Takes ownership of an accepted socket and starts reading the upgrade. */
-void gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open);
+/*
+ * Takes ownership of an accepted socket and starts reading the upgrade.
+ * Returns the connection, owned by the loop until its on_close, or NULL
+ * (logged) when the socket could not be adopted.
+ */
+gw_ws_t *gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open);
 
 /* The loop of a connection: the one its transport's loop is part of. */
 static inline gw_ws_loop_t *gw_ws_loop_of(const gw_ws_t *ws)

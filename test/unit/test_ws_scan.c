@@ -127,6 +127,13 @@ static void test_protocol_violations(void **state)
     buf[2] = 0x80;
     assert_int_equal(gw_ws_scan(buf, 14, 1024, &frag, &complete, &need),
                      GW_EPARSE);
+    n = client_frame(buf, 1, 8, 1); /* close with a one-byte payload */
+    assert_int_equal(gw_ws_scan(buf, n, 1024, &frag, &complete, &need),
+                     GW_EPARSE);
+    n = client_frame(buf, 1, 8, 0); /* an empty close is fine, */
+    assert_int_equal(gw_ws_scan(buf, n, 1024, &frag, &complete, &need), 0);
+    n = client_frame(buf, 1, 8, 2); /* and so is one with a code */
+    assert_int_equal(gw_ws_scan(buf, n, 1024, &frag, &complete, &need), 0);
     /* The frames before a bad one still count as complete. */
     n = client_frame(buf, 1, 1, 3);
     n += client_frame(buf + n, 0, 10, 1); /* fragmented pong */

@@ -1,0 +1,598 @@
+/*
+ * The gateway protocol alone: sessions driven through the WebSocket
+ * layer's callbacks, on top of a stand-in for that layer (the gw_ws_*
+ * functions below, which the linker takes instead of ws.o) that records
+ * what the protocol sends and closes, and a clock the test sets. Links
+ * proto, session, index, jwt and json; no socket, loop or worker.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "gw/error.h"
+#include "gw/proto.h"
+
+#include <mbedtls/base64.h>
+#include <mbedtls/md.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SECRET "proto-test-secret"
+#define NOUT 16
+
+/* ---- the WebSocket layer, played by the test ---- */
+
+typedef struct fake {
+    gw_ws_t ws; /* first: the protocol sees only this */
+    char out[NOUT][512];
+    int nout;
+    uint16_t close_code;
+    uint32_t room;        /* what the last gw_ws_admit asked for */
+    int admit_rc;         /* what it answers */
+    unsigned admit_drops; /* and drops with GW_EFULL */
+} fake_t;
+
+static fake_t fakes[4];
+static uint32_t ring_size = 8;
+
+static fake_t *fake_of(gw_ws_t *ws)
+{
+    return (fake_t *)ws;
+}
+
+static void fake_record(gw_ws_t *ws, const char *a, size_t alen, const char *b,
+                        size_t blen)
+{
+    fake_t *f = fake_of(ws);
+
+    assert_true(f->nout < NOUT && alen + blen < sizeof(f->out[0]));
+    memcpy(f->out[f->nout], a, alen);
+    memcpy(f->out[f->nout] + alen, b, blen);
+    f->out[f->nout++][alen + blen] = '\0';
+}
+
+void gw_ws_send_text(gw_ws_t *ws, const char *text, size_t len)
+{
+    if (ws->state == GW_WS_OPEN)
+        fake_record(ws, text, len, "", 0);
+}
+
+void gw_ws_send_shared(gw_ws_t *ws, const char *prefix, size_t plen,
+                       gw_frame_t *body)
+{
+    fake_record(ws, prefix, plen, body->data, body->len);
+}
+
+int gw_ws_admit(gw_ws_t *ws, uint32_t room, unsigned *dropped)
+{
+    fake_of(ws)->room = room;
+    *dropped = fake_of(ws)->admit_drops;
+    return fake_of(ws)->admit_rc;
+}
+
+uint32_t gw_ws_ring_size(const gw_ws_t *ws)
+{
+    (void)ws;
+    return ring_size;
+}
+
+void gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason)
+{
+    (void)reason;
+    if (ws->state != GW_WS_OPEN)
+        return;
+    fake_of(ws)->close_code = code;
+    ws->state = GW_WS_CLOSING;
+}
+
+void gw_ws_abort(gw_ws_t *ws)
+{
+    ws->state = GW_WS_CLOSING;
+}
+
+void gw_ws_flush(gw_ws_t *ws)
+{
+    (void)ws;
+}
+
+void gw_ws_peer_name(const gw_ws_t *ws, char *out, size_t len)
+{
+    (void)ws;
+    snprintf(out, len, "127.0.0.1");
+}
+
+void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
+{
+    (void)l;
+    for (int i = 0; i < 4; i++)
+        if (fakes[i].ws.data != NULL)
+            fn(&fakes[i].ws, arg);
+}
+
+/* ---- the owner's hooks: a clock and a relay ---- */
+
+static uint64_t clock_ms;
+static int relays, relay_rc;
+static char relayed[128];
+
+static uint64_t test_now(void *data)
+{
+    (void)data;
+    return clock_ms;
+}
+
+static int test_relay(void *data, const char *user, const char *guild,
+                      const char *channel)
+{
+    (void)data;
+    relays++;
+    snprintf(relayed, sizeof(relayed), "%s/%s/%s", user, guild, channel);
+    return relay_rc;
+}
+
+/* ---- tokens ---- */
+
+/* Appends base64url(data) without padding. */
+static void b64url(char *out, size_t cap, const void *data, size_t n)
+{
+    size_t len;
+
+    assert_int_equal(
+        mbedtls_base64_encode((unsigned char *)out, cap, &len, data, n), 0);
+    while (len > 0 && out[len - 1] == '=')
+        len--;
+    out[len] = '\0';
+    for (char *p = out; *p; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+}
+
+/* An HS256 token for `sub`, with a "guilds" claim unless guilds is NULL. */
+static const char *token(const char *sub, const char *guilds)
+{
+    static char tok[1024];
+    char payload[256], mac_b64[64];
+    uint8_t mac[32];
+    size_t n;
+
+    snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"exp\":%lld%s%s%s}",
+             sub, (long long)time(NULL) + 3600, guilds ? ",\"guilds\":" : "",
+             guilds ? guilds : "", "");
+    b64url(tok, sizeof(tok), "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", 27);
+    n = strlen(tok);
+    tok[n++] = '.';
+    b64url(tok + n, sizeof(tok) - n, payload, strlen(payload));
+    n = strlen(tok);
+    assert_int_equal(
+        mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
+                        (const uint8_t *)SECRET, strlen(SECRET),
+                        (const uint8_t *)tok, n, mac),
+        0);
+    b64url(mac_b64, sizeof(mac_b64), mac, sizeof(mac));
+    snprintf(tok + n, sizeof(tok) - n, ".%s", mac_b64);
+    return tok;
+}
+
+/* ---- fixture ---- */
+
+typedef struct fx {
+    gw_proto_t p;
+    gw_index_t ix;
+    gw_config_t cfg;
+    gw_stats_t stats;
+} fx_t;
+
+static int fx_setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+
+    memset(fakes, 0, sizeof(fakes));
+    clock_ms = 0;
+    relays = relay_rc = 0;
+    ring_size = 8;
+    f->cfg.jwt_algorithm = "HS256";
+    f->cfg.jwt_secret = SECRET;
+    f->cfg.heartbeat_interval_ms = 1000;
+    f->cfg.max_guilds_per_session = 3;
+    f->cfg.typing_limit = 2;
+    f->cfg.typing_window_ms = 1000;
+    f->cfg.event_rate = 100;
+    f->cfg.event_burst = 100;
+    f->cfg.write_ring_size = ring_size;
+    gw_index_init(&f->ix, &f->stats);
+    gw_proto_init(&f->p, NULL, &f->ix, &f->cfg, &f->stats,
+                  &(gw_proto_hooks_t){test_now, test_relay, NULL});
+    *state = f;
+    return 0;
+}
+
+/* The connection goes away: what the WebSocket layer reports last. */
+static void drop(int i)
+{
+    if (fakes[i].ws.data == NULL)
+        return;
+    gw_proto_ws_cb.on_close(fakes[i].ws.data);
+    fakes[i].ws.data = NULL;
+}
+
+static int fx_teardown(void **state)
+{
+    fx_t *f = *state;
+
+    for (int i = 0; i < 4; i++)
+        drop(i);
+    assert_int_equal(f->stats.v[GW_STAT_SESSIONS], 0);
+    assert_int_equal(f->stats.v[GW_STAT_GUILDS], 0);
+    gw_proto_free(&f->p);
+    gw_index_free(&f->ix);
+    free(f);
+    return 0;
+}
+
+/* Opens connection i (with an upgrade token, or NULL). */
+static gw_session_t *open_conn(fx_t *f, int i, const char *tok)
+{
+    fakes[i].ws.state = GW_WS_OPEN;
+    fakes[i].ws.id = (uint64_t)i;
+    gw_proto_ws_cb.on_open(&f->p, &fakes[i].ws, tok);
+    return fakes[i].ws.data;
+}
+
+static void say(int i, const char *msg)
+{
+    gw_proto_ws_cb.on_message(fakes[i].ws.data, msg, strlen(msg));
+}
+
+/* Checks that connection i's next output contains `want`. */
+static void expect(int i, int k, const char *want)
+{
+    assert_true(k < fakes[i].nout);
+    if (strstr(fakes[i].out[k], want) == NULL)
+        fail_msg("output %d of %d: %s\n  lacks: %s", k, i, fakes[i].out[k],
+                 want);
+}
+
+static gw_session_t *identified(fx_t *f, int i, const char *user,
+                                const char *guilds)
+{
+    char msg[1200];
+    gw_session_t *s = open_conn(f, i, NULL);
+
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"identify\",\"data\":{\"userId\":\"%s\","
+             "\"token\":\"%s\",\"guildIds\":%s}}",
+             user, token(user, NULL), guilds);
+    say(i, msg);
+    assert_true(s->identified);
+    fakes[i].nout = 0;
+    return s;
+}
+
+/* ---- tests ---- */
+
+static void test_ready_then_identify(void **state)
+{
+    fx_t *f = *state;
+    char msg[1200], sid[2 * GW_SESSION_ID_LEN + 1], want[96];
+    gw_session_t *s = open_conn(f, 0, NULL);
+
+    gw_session_id_hex(s, sid);
+    snprintf(want, sizeof(want), "\"sessionId\":\"%s\"", sid);
+    expect(0, 0, "{\"event\":\"ready\"");
+    expect(0, 0, want);
+    expect(0, 0, "\"heartbeatInterval\":1000");
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"identify\",\"data\":{\"userId\":\"u1\","
+             "\"token\":\"%s\",\"guildIds\":[\"g1\",\"g3\",\"\",7]}}",
+             token("u1", "[\"g1\",\"g2\"]"));
+    say(0, msg);
+    expect(0, 1, "\"event\":\"identified\"");
+    expect(0, 1, "\"userId\":\"u1\"");
+    expect(0, 1, "\"guildIds\":[\"g1\"]"); /* g3 not in the token */
+    assert_non_null(gw_index_user(&f->ix, "u1"));
+    assert_ptr_equal(gw_index_guild(&f->ix, "g1")->members->session, s);
+    assert_null(gw_index_guild(&f->ix, "g3"));
+    assert_int_equal(f->stats.v[GW_STAT_SESSIONS], 1);
+}
+
+static void test_token_in_upgrade_identifies(void **state)
+{
+    fx_t *f = *state;
+    gw_session_t *s = open_conn(f, 0, token("u2", "[\"g1\",\"g2\"]"));
+
+    assert_true(s->identified);
+    expect(0, 0, "\"event\":\"ready\"");
+    expect(0, 1, "\"guildIds\":[\"g1\",\"g2\"]");
+    assert_int_equal(gw_index_guild(&f->ix, "g2")->count, 1);
+}
+
+/* Each failure closes with its own code from SPEC section 3. */
+static void test_close_codes(void **state)
+{
+    static const struct {
+        const char *msg;
+        uint16_t code;
+    } cases[] = {
+        {"not json", GW_CLOSE_DECODE},
+        {"[1,2]", GW_CLOSE_BAD_ENVELOPE},
+        {"{\"event\":\"identify\",\"data\":[]}", GW_CLOSE_BAD_ENVELOPE},
+        {"{\"event\":\"identify\",\"data\":{\"userId\":\"u1\"}}",
+         GW_CLOSE_BAD_ENVELOPE},
+        {"{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":\"g\"}}",
+         GW_CLOSE_NOT_AUTHENTICATED},
+        {"{\"event\":\"anything\",\"data\":{}}", GW_CLOSE_NOT_AUTHENTICATED},
+        {"{\"event\":\"identify\",\"data\":{\"userId\":\"u1\","
+         "\"token\":\"a.b.c\"}}",
+         GW_CLOSE_AUTH_FAILED},
+    };
+    fx_t *f = *state;
+
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        open_conn(f, 0, NULL);
+        say(0, cases[k].msg);
+        if (fakes[0].close_code != cases[k].code)
+            fail_msg("%s: closed %u, want %u", cases[k].msg,
+                     fakes[0].close_code, cases[k].code);
+        drop(0);
+        fakes[0] = (fake_t){0};
+    }
+    assert_int_equal(f->stats.v[GW_STAT_AUTH_FAILURES], 1);
+}
+
+static void test_identify_as_another_user_fails(void **state)
+{
+    fx_t *f = *state;
+    char msg[1200];
+
+    open_conn(f, 0, NULL);
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"identify\",\"data\":{\"userId\":\"u1\","
+             "\"token\":\"%s\"}}",
+             token("u9", NULL));
+    say(0, msg);
+    assert_int_equal(fakes[0].close_code, GW_CLOSE_AUTH_FAILED);
+    assert_null(gw_index_user(&f->ix, "u1"));
+    assert_null(gw_index_user(&f->ix, "u9"));
+}
+
+static void test_identify_twice_is_4005(void **state)
+{
+    fx_t *f = *state;
+    char msg[1200];
+
+    identified(f, 0, "u1", "[]");
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"identify\",\"data\":{\"userId\":\"u1\","
+             "\"token\":\"%s\"}}",
+             token("u1", NULL));
+    say(0, msg);
+    assert_int_equal(fakes[0].close_code, GW_CLOSE_ALREADY_AUTHENTICATED);
+}
+
+static void test_unknown_event_is_an_error(void **state)
+{
+    fx_t *f = *state;
+
+    identified(f, 0, "u1", "[]");
+    say(0, "{\"event\":\"chat.send\",\"data\":{}}");
+    expect(0, 0, "\"code\":\"unknown_event\"");
+    assert_int_equal(fakes[0].ws.state, GW_WS_OPEN);
+}
+
+/* Heartbeats on the test's clock: one every interval, and a session
+ * silent for two intervals is closed 4009. */
+static void test_heartbeat_deadlines(void **state)
+{
+    fx_t *f = *state;
+
+    open_conn(f, 0, NULL);
+    fakes[0].nout = 0;
+    clock_ms = 900;
+    gw_proto_tick(&f->p, clock_ms);
+    assert_int_equal(fakes[0].nout, 0);
+    clock_ms = 1000;
+    gw_proto_tick(&f->p, clock_ms);
+    assert_int_equal(fakes[0].nout, 1);
+    expect(0, 0, "{\"event\":\"heartbeat\"");
+    clock_ms = 1500;
+    say(0, "{\"event\":\"heartbeat_ack\"}");
+    clock_ms = 1700;
+    say(0, "{\"event\":\"heartbeat\"}");
+    expect(0, 1, "{\"event\":\"heartbeat_ack\"");
+    clock_ms = 3600; /* 1.9 intervals after the last sign of life */
+    gw_proto_tick(&f->p, clock_ms);
+    assert_int_equal(fakes[0].close_code, 0);
+    clock_ms = 3700;
+    gw_proto_tick(&f->p, clock_ms);
+    assert_int_equal(fakes[0].close_code, GW_CLOSE_SESSION_TIMEOUT);
+}
+
+static void test_subscribe_limits(void **state)
+{
+    fx_t *f = *state;
+    gw_session_t *s = identified(f, 0, "u1", "[\"g1\"]");
+
+    say(0, "{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":\"g2\"}}");
+    say(0, "{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":\"g2\"}}");
+    say(0, "{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":\"g3\"}}");
+    say(0, "{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":\"g4\"}}");
+    say(0, "{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":5}}");
+    expect(0, 0, "\"event\":\"guild_subscribed\",\"data\":{\"guildId\":\"g2\"");
+    expect(0, 1, "\"guild_subscribed\""); /* already a member: same answer */
+    expect(0, 2, "\"guildId\":\"g3\"");
+    expect(0, 3, "\"code\":\"limit_exceeded\"");
+    expect(0, 4, "\"code\":\"invalid_request\"");
+    assert_int_equal(s->nguilds, 3);
+    say(0, "{\"event\":\"guild_unsubscribe\",\"data\":{\"guildId\":\"g1\"}}");
+    expect(0, 5, "\"event\":\"guild_unsubscribed\"");
+    assert_null(gw_index_guild(&f->ix, "g1"));
+    assert_int_equal(s->nguilds, 2);
+}
+
+static void test_subscribe_outside_the_token_is_forbidden(void **state)
+{
+    fx_t *f = *state;
+
+    open_conn(f, 0, token("u1", "[\"g1\"]"));
+    fakes[0].nout = 0;
+    say(0, "{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":\"g2\"}}");
+    expect(0, 0, "\"code\":\"forbidden\"");
+    assert_null(gw_index_guild(&f->ix, "g2"));
+}
+
+static void test_typing_limits(void **state)
+{
+    fx_t *f = *state;
+    const char *typing = "{\"event\":\"typing.start\",\"data\":"
+                         "{\"guildId\":\"g1\",\"channelId\":\"c1\"}}";
+
+    identified(f, 0, "u1", "[]");
+    say(0, typing);
+    expect(0, 0, "\"code\":\"forbidden\"");
+    say(0, "{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":\"g1\"}}");
+    say(0, typing);
+    say(0, typing);
+    say(0, typing); /* the third in the window */
+    assert_int_equal(relays, 2);
+    assert_string_equal(relayed, "u1/g1/c1");
+    expect(0, 2, "\"code\":\"rate_limited\"");
+    assert_int_equal(f->stats.v[GW_STAT_TYPING_LIMITED], 1);
+    clock_ms += 1000; /* a new window */
+    relay_rc = GW_EFULL;
+    say(0, typing);
+    expect(0, 3, "\"code\":\"overloaded\"");
+    say(0, "{\"event\":\"typing.start\",\"data\":{\"guildId\":\"g1\"}}");
+    expect(0, 4, "\"code\":\"invalid_request\"");
+}
+
+static void test_flood_is_4008(void **state)
+{
+    fx_t *f = *state;
+
+    f->cfg.event_rate = 1;
+    f->cfg.event_burst = 3;
+    open_conn(f, 0, NULL);
+    for (int i = 0; i < 3; i++)
+        say(0, "{\"event\":\"heartbeat\"}");
+    assert_int_equal(fakes[0].close_code, 0);
+    say(0, "{\"event\":\"heartbeat\"}");
+    assert_int_equal(fakes[0].close_code, GW_CLOSE_RATE_LIMITED);
+    assert_int_equal(f->stats.v[GW_STAT_RATE_LIMITED_CLOSES], 1);
+}
+
+static gw_event_t *event_of(const char *body, int priority)
+{
+    gw_event_t *ev = calloc(1, sizeof(*ev));
+
+    ev->priority = priority;
+    ev->body = gw_frame_new(strlen(body));
+    memcpy(ev->body->data, body, strlen(body));
+    return ev;
+}
+
+static void event_free(gw_event_t *ev)
+{
+    gw_frame_unref(ev->body);
+    free(ev);
+}
+
+/* The seq prefix per recipient, the exclusion, and the room asked of the
+ * ring per priority: the whole ring for 1, half of it for 4. */
+static void test_dispatch_seq_and_shedding(void **state)
+{
+    fx_t *f = *state;
+    gw_session_t *s = identified(f, 0, "u1", "[]");
+    gw_event_t *ev = event_of("\"event\":\"m\",\"data\":{}}", 1);
+
+    gw_session_dispatch(s, ev);
+    gw_session_dispatch(s, ev);
+    assert_string_equal(fakes[0].out[0],
+                        "{\"seq\":1,\"event\":\"m\",\"data\":{}}");
+    assert_string_equal(fakes[0].out[1],
+                        "{\"seq\":2,\"event\":\"m\",\"data\":{}}");
+    assert_int_equal(fakes[0].room, 8);
+    ev->has_exclude = 1;
+    memcpy(ev->exclude, s->id, GW_SESSION_ID_LEN);
+    gw_session_dispatch(s, ev);
+    assert_int_equal(fakes[0].nout, 2);
+    ev->has_exclude = 0;
+    ev->priority = 4;
+    fakes[0].admit_rc = GW_EAGAIN;
+    gw_session_dispatch(s, ev);
+    assert_int_equal(fakes[0].room, 4);
+    assert_int_equal(fakes[0].nout, 2);
+    assert_int_equal(f->stats.v[GW_STAT_SHED_P4], 1);
+    fakes[0].admit_rc = GW_EFULL;
+    fakes[0].admit_drops = 5;
+    gw_session_dispatch(s, ev);
+    assert_int_equal(fakes[0].close_code, GW_CLOSE_SLOW_CONSUMER);
+    assert_int_equal(f->stats.v[GW_STAT_RING_DROPS], 5);
+    fakes[0].admit_rc = 0;
+    gw_session_dispatch(s, ev); /* closing: nothing more */
+    assert_int_equal(fakes[0].nout, 2);
+    assert_int_equal(s->seq, 2);
+    event_free(ev);
+}
+
+/* A drain spreads the closes over the window, and turns away newcomers. */
+static void test_drain(void **state)
+{
+    fx_t *f = *state;
+
+    identified(f, 0, "u1", "[]");
+    identified(f, 1, "u2", "[]");
+    gw_proto_drain(&f->p, 1000);
+    clock_ms = 100; /* the wheel's resolution */
+    gw_proto_tick(&f->p, clock_ms);
+    assert_int_equal(fakes[0].close_code + fakes[1].close_code,
+                     GW_CLOSE_DRAINING);
+    clock_ms = 600;
+    gw_proto_tick(&f->p, clock_ms);
+    assert_int_equal(fakes[0].close_code, GW_CLOSE_DRAINING);
+    assert_int_equal(fakes[1].close_code, GW_CLOSE_DRAINING);
+    assert_null(open_conn(f, 2, NULL));
+    assert_int_equal(fakes[2].close_code, GW_CLOSE_DRAINING);
+}
+
+/* When its connection goes, the session leaves the index. */
+static void test_close_leaves_the_index(void **state)
+{
+    fx_t *f = *state;
+
+    identified(f, 0, "u1", "[\"g1\"]");
+    identified(f, 1, "u1", "[\"g1\"]");
+    assert_int_equal(gw_index_user(&f->ix, "u1")->count, 2);
+    drop(0);
+    assert_int_equal(gw_index_user(&f->ix, "u1")->count, 1);
+    assert_int_equal(gw_index_guild(&f->ix, "g1")->count, 1);
+    drop(1);
+    assert_null(gw_index_user(&f->ix, "u1"));
+    assert_null(gw_index_guild(&f->ix, "g1"));
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_ready_then_identify),
+        T(test_token_in_upgrade_identifies),
+        T(test_close_codes),
+        T(test_identify_as_another_user_fails),
+        T(test_identify_twice_is_4005),
+        T(test_unknown_event_is_an_error),
+        T(test_heartbeat_deadlines),
+        T(test_subscribe_limits),
+        T(test_subscribe_outside_the_token_is_forbidden),
+        T(test_typing_limits),
+        T(test_flood_is_4008),
+        T(test_dispatch_seq_and_shedding),
+        T(test_drain),
+        T(test_close_leaves_the_index),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
