@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from gwtest import (OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Client,
-                    RawConn, T, make_jwt, token_for, uniq, wait_until)
+from gwtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
+                    Client, RawConn, T, make_jwt, token_for, uniq, wait_until)
 
 
 # -- authentication (4004) ----------------------------------------------
@@ -357,3 +357,31 @@ async def test_close_handshake_after_fatal_error_completes_promptly(gw, case):
     # Closing a socket is quick even under sanitizers: cap the scaled bound
     # well below any multi-second lingering timer.
     await r.wait_closed(min(T(1), 2.0))
+
+
+# -- edges found with an RFC 6455 test client ------------------------------
+
+async def test_close_with_one_byte_payload_closes_1002(gw):
+    # RFC 6455 5.5.1: a close body is empty or begins with a 2-byte code.
+    r = await _raw_session(gw)
+    await r.send_frame(OP_CLOSE, b"\x03")
+    await r.expect_close(1002)
+
+
+async def test_binary_identify_closes_1003_unidentified(gw):
+    # The protocol is text: a binary frame must never act, identify least
+    # of all. The close comes before any "identified".
+    user = uniq("binary")
+    identify = json.dumps({"event": "identify", "data": {
+        "userId": user, "token": token_for(user)}}).encode()
+    r = await _raw_session(gw)
+    await r.send_frame(OP_BINARY, identify)
+    await r.expect_close(1003)
+    assert (await gw.totals())["sessions"] == 0
+
+
+async def test_binary_message_from_a_library_client_closes_1003(gw):
+    c = await Client.connect(gw)
+    await c.ready()
+    await c.ws.send(b'{"event":"heartbeat","data":{}}')
+    await c.expect_close(1003)

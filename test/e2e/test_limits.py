@@ -190,6 +190,15 @@ async def test_bad_key_is_400(gw, headers):
                     400)
 
 
+async def test_upgrade_without_host_is_400(gw):
+    # RFC 7230 5.4, RFC 6455 4.1: an HTTP/1.1 request has exactly one Host.
+    await _rejected(gw, RawConn.upgrade_request(
+        gw.ws_port, headers={"Host": None}), 400)
+    req = RawConn.upgrade_request(gw.ws_port)
+    req = req[:-2] + b"Host: other.example\r\n\r\n"
+    await _rejected(gw, req, 400)
+
+
 async def test_not_an_upgrade_is_rejected(gw):
     r = await RawConn.open(gw.ws_port)
     await r.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
