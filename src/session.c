@@ -86,11 +86,9 @@ static const uint8_t session_shed_eighths[5] = {8, 8, 7, 6, 4};
 static const gw_stat_t session_shed_stat[5] = {
     0, 0, GW_STAT_SHED_P2, GW_STAT_SHED_P3, GW_STAT_SHED_P4};
 
-/* Whether the connection's ring can take a message of priority p. */
-static int session_admit(gw_session_t *s, int p)
+/* The ring looked full: written out first, then shed or closed 4010. */
+static int session_admit_full(gw_session_t *s, uint32_t room, int p)
 {
-    uint32_t room = (uint32_t)((uint64_t)gw_ws_ring_size(s->ws) *
-                               session_shed_eighths[p] / 8);
     unsigned dropped;
 
     switch (gw_ws_admit(s->ws, room, &dropped)) {
@@ -102,6 +100,16 @@ static int session_admit(gw_session_t *s, int p)
     return 0;
 }
 
+/* Whether the connection's ring can take a message of priority p; the
+ * common answer costs a compare, here, once per delivery. */
+static inline int session_admit(gw_session_t *s, int p)
+{
+    uint32_t room = (uint32_t)((uint64_t)s->set->cfg->write_ring_size *
+                               session_shed_eighths[p] / 8);
+
+    return gw_ws_queued(s->ws) < room || session_admit_full(s, room, p);
+}
+
 void gw_session_send(gw_session_t *s, const char *json, size_t len)
 {
     if (s->ws == NULL || !gw_ws_is_open(s->ws) || !session_admit(s, 1))
@@ -111,6 +119,8 @@ void gw_session_send(gw_session_t *s, const char *json, size_t len)
 
 /* Writes {"seq":N, into out (at least 28 bytes); returns its length. By
  * hand, because snprintf cost more than the rest of a dispatch. */
+_Static_assert(GW_WS_HEADROOM + 28 <= GW_RING_HEAD_MAX,
+               "a ring entry's head holds the frame header and the prefix");
 static size_t session_seq_prefix(char *out, uint64_t seq)
 {
     char digits[20];
@@ -128,7 +138,7 @@ static size_t session_seq_prefix(char *out, uint64_t seq)
 
 void gw_session_dispatch(gw_session_t *s, const gw_event_t *ev)
 {
-    char seq[32];
+    char head[GW_RING_HEAD_MAX];
     size_t slen;
 
     if (s->ws == NULL || !gw_ws_is_open(s->ws) || !s->identified)
@@ -139,6 +149,6 @@ void gw_session_dispatch(gw_session_t *s, const gw_event_t *ev)
         return;
     /* The per-recipient part: {"seq":N, before the body every recipient
      * shares; the WebSocket layer puts the frame header in front. */
-    slen = session_seq_prefix(seq, ++s->seq);
-    gw_ws_send_shared(s->ws, seq, slen, ev->body);
+    slen = session_seq_prefix(head + GW_WS_HEADROOM, ++s->seq);
+    gw_ws_send_shared(s->ws, head + GW_WS_HEADROOM, slen, ev->body);
 }

@@ -38,15 +38,6 @@ void gw_transport_loop_free(gw_transport_loop_t *l)
     l->rbuf = NULL;
 }
 
-void gw_transport_want_flush(gw_transport_t *t)
-{
-    if (t->queued)
-        return;
-    t->queued = 1;
-    t->next_pending = t->loop->pending;
-    t->loop->pending = t;
-}
-
 void gw_transport_loop_flush(gw_transport_loop_t *l)
 {
     while (l->pending != NULL) {
@@ -187,13 +178,6 @@ int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
     return 0;
 }
 
-void gw_transport_push(gw_transport_t *t, gw_frame_t *frame,
-                       const uint8_t *head, size_t hlen)
-{
-    gw_ring_push(&t->ring, &t->loop->ring_pool, frame, head, hlen);
-    gw_transport_want_flush(t);
-}
-
 void gw_transport_push_copy(gw_transport_t *t, const void *buf, size_t len)
 {
     gw_frame_t *f = gw_frame_new(len);
@@ -249,7 +233,8 @@ void gw_transport_flush(gw_transport_t *t)
         }
     }
     t->shed = 0; /* caught up */
-    l->cb->on_drained(t);
+    if (t->notify_drained)
+        l->cb->on_drained(t);
 }
 
 void gw_transport_linger(gw_transport_t *t)

@@ -222,13 +222,13 @@ void gw_ws_send_text(gw_ws_t *ws, const char *text, size_t len)
     gw_stat_add(gw_ws_loop_of(ws)->stats, GW_STAT_FRAMES_OUT, 1);
 }
 
-void gw_ws_send_shared(gw_ws_t *ws, const char *prefix, size_t plen,
-                       gw_frame_t *body)
+void gw_ws_send_shared(gw_ws_t *ws, char *prefix, size_t plen, gw_frame_t *body)
 {
-    uint8_t head[GW_RING_HEAD_MAX];
-    size_t hlen = gw_frame_header(head, WSLAY_TEXT_FRAME, plen + body->len);
+    uint64_t len = plen + body->len;
+    size_t hlen = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+    uint8_t *head = (uint8_t *)prefix - hlen;
 
-    memcpy(head + hlen, prefix, plen);
+    gw_frame_header(head, WSLAY_TEXT_FRAME, len);
     gw_transport_push(&ws->transport, gw_frame_ref(body), head, hlen + plen);
     gw_stat_add(gw_ws_loop_of(ws)->stats, GW_STAT_FRAMES_OUT, 1);
 }
@@ -237,11 +237,6 @@ int gw_ws_admit(gw_ws_t *ws, uint32_t room, unsigned *dropped)
 {
     return gw_transport_admit(&ws->transport, room,
                               gw_ws_loop_of(ws)->cfg->write_ring_size, dropped);
-}
-
-uint32_t gw_ws_ring_size(const gw_ws_t *ws)
-{
-    return gw_ws_loop_of(ws)->cfg->write_ring_size;
 }
 
 void gw_ws_flush(gw_ws_t *ws)
@@ -279,6 +274,7 @@ void gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason)
         gw_info("conn %" PRIu64 ": closing with %u (%s)", ws->id, code,
                 reason ? reason : "");
     ws->state = GW_WS_CLOSING;
+    gw_transport_notify_drained(&ws->transport);
     x = ws_borrow(ws);
     if (code != 0)
         wslay_event_queue_close(x->wslay, code, (const uint8_t *)reason,
@@ -460,6 +456,7 @@ static void ws_refuse(gw_ws_t *ws, int status)
     free(ws->u.hs);
     ws->u.hs = NULL;
     ws->state = GW_WS_REJECTED;
+    gw_transport_notify_drained(&ws->transport);
     gw_transport_push_copy(&ws->transport, buf, n);
     gw_wheel_add(&l->wheel, &ws->timer,
                  uv_now(l->io.loop) + WS_CLOSE_TIMEOUT_MS);

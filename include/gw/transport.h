@@ -52,7 +52,8 @@ typedef struct gw_transport_ops {
 typedef struct gw_transport_cb {
     /* Input from the peer, any split; the bytes are valid during the call. */
     void (*on_data)(gw_transport_t *t, const uint8_t *buf, size_t len);
-    /* Everything queued has been written (the ring is empty again). */
+    /* Everything queued has been written (the ring is empty again), once
+     * the owner asked with gw_transport_notify_drained. */
     void (*on_drained)(gw_transport_t *t);
     /* The socket is closed and off the loop: the last callback, after which
      * the owner may free the memory that holds the transport. */
@@ -85,6 +86,7 @@ struct gw_transport {
     unsigned lingering : 1;        /* FIN sent; input discarded until EOF */
     unsigned closed : 1;           /* uv_close called */
     unsigned released : 1;         /* closed while queued: told at the flush */
+    unsigned notify_drained : 1;   /* the owner waits for on_drained */
 };
 
 /* Prepares a loop's transports; the read buffer is allocated here. */
@@ -120,10 +122,30 @@ void gw_transport_loop_each(gw_transport_loop_t *l,
 int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
                       const gw_transport_ops_t *ops);
 
+/* Asks for a flush before the loop next polls. */
+static inline void gw_transport_want_flush(gw_transport_t *t)
+{
+    if (t->queued)
+        return;
+    t->queued = 1;
+    t->next_pending = t->loop->pending;
+    t->loop->pending = t;
+}
+
 /* Appends an entry to the ring (takes the caller's reference on frame) and
- * asks for a flush before the loop next polls. */
-void gw_transport_push(gw_transport_t *t, gw_frame_t *frame,
-                       const uint8_t *head, size_t hlen);
+ * asks for a flush before the loop next polls. Inline: once per delivery. */
+static inline void gw_transport_push(gw_transport_t *t, gw_frame_t *frame,
+                                     const uint8_t *head, size_t hlen)
+{
+    gw_ring_push(&t->ring, &t->loop->ring_pool, frame, head, hlen);
+    gw_transport_want_flush(t);
+}
+
+/* Entries queued and not yet written. */
+static inline uint32_t gw_transport_queued(const gw_transport_t *t)
+{
+    return t->ring.count;
+}
 
 /* Queues a copy of len bytes that are already a complete wire unit. */
 void gw_transport_push_copy(gw_transport_t *t, const void *buf, size_t len);
@@ -142,8 +164,15 @@ int gw_transport_admit(gw_transport_t *t, uint32_t room, uint32_t limit,
 /* Writes what is queued now (normally left to gw_transport_loop_flush). */
 void gw_transport_flush(gw_transport_t *t);
 
-/* Asks for a flush before the loop next polls. */
-void gw_transport_want_flush(gw_transport_t *t);
+/*
+ * Asks for on_drained at the end of every flush that leaves nothing
+ * queued, from now on: a closing owner waits for it, and no one else pays
+ * for the call.
+ */
+static inline void gw_transport_notify_drained(gw_transport_t *t)
+{
+    t->notify_drained = 1;
+}
 
 /*
  * Lingering close: sends FIN, then discards input until the peer's end of

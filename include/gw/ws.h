@@ -161,13 +161,25 @@ static inline int gw_ws_is_open(const gw_ws_t *ws)
  */
 void gw_ws_send_text(gw_ws_t *ws, const char *text, size_t len);
 
+/* Bytes the frame header may take in front of a shared message's prefix. */
+#define GW_WS_HEADROOM 10
+
 /*
- * Queues a text message made of `prefix` (at most GW_RING_HEAD_MAX - 10
- * bytes, copied) followed by the shared body; takes one reference on body.
- * The caller checked that the connection is open and has room.
+ * Queues a text message made of `prefix` (at most GW_RING_HEAD_MAX -
+ * GW_WS_HEADROOM bytes) followed by the shared body; takes one reference on
+ * body. The GW_WS_HEADROOM bytes before prefix are the caller's too: the
+ * frame header is written there, so that the prefix is not copied once
+ * more per recipient. The caller checked that the connection is open and
+ * has room (gw_ws_queued, gw_ws_admit).
  */
-void gw_ws_send_shared(gw_ws_t *ws, const char *prefix, size_t plen,
+void gw_ws_send_shared(gw_ws_t *ws, char *prefix, size_t plen,
                        gw_frame_t *body);
+
+/* Messages queued and not yet written: the cheap check before admitting. */
+static inline uint32_t gw_ws_queued(const gw_ws_t *ws)
+{
+    return gw_transport_queued(&ws->transport);
+}
 
 /*
  * Whether the write ring can take a message when at most `room` of the
@@ -176,9 +188,6 @@ void gw_ws_send_shared(gw_ws_t *ws, const char *prefix, size_t plen,
  * as a slow consumer; *dropped counts the backlog dropped then).
  */
 int gw_ws_admit(gw_ws_t *ws, uint32_t room, unsigned *dropped);
-
-/* The configured write ring size, in messages. */
-uint32_t gw_ws_ring_size(const gw_ws_t *ws);
 
 /*
  * Starts the close handshake with `code` (RFC 6455 or the protocol's own),

@@ -38,7 +38,6 @@ typedef struct fake {
 } fake_t;
 
 static fake_t fakes[4];
-static uint32_t ring_size = 8;
 
 static fake_t *fake_of(gw_ws_t *ws)
 {
@@ -62,8 +61,7 @@ void gw_ws_send_text(gw_ws_t *ws, const char *text, size_t len)
         fake_record(ws, text, len, "", 0);
 }
 
-void gw_ws_send_shared(gw_ws_t *ws, const char *prefix, size_t plen,
-                       gw_frame_t *body)
+void gw_ws_send_shared(gw_ws_t *ws, char *prefix, size_t plen, gw_frame_t *body)
 {
     fake_record(ws, prefix, plen, body->data, body->len);
 }
@@ -73,12 +71,6 @@ int gw_ws_admit(gw_ws_t *ws, uint32_t room, unsigned *dropped)
     fake_of(ws)->room = room;
     *dropped = fake_of(ws)->admit_drops;
     return fake_of(ws)->admit_rc;
-}
-
-uint32_t gw_ws_ring_size(const gw_ws_t *ws)
-{
-    (void)ws;
-    return ring_size;
 }
 
 void gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason)
@@ -193,7 +185,6 @@ static int fx_setup(void **state)
     memset(fakes, 0, sizeof(fakes));
     clock_ms = 0;
     relays = relay_rc = 0;
-    ring_size = 8;
     f->cfg.jwt_algorithm = "HS256";
     f->cfg.jwt_secret = SECRET;
     f->cfg.heartbeat_interval_ms = 1000;
@@ -202,7 +193,7 @@ static int fx_setup(void **state)
     f->cfg.typing_window_ms = 1000;
     f->cfg.event_rate = 100;
     f->cfg.event_burst = 100;
-    f->cfg.write_ring_size = ring_size;
+    f->cfg.write_ring_size = 8;
     gw_index_init(&f->ix, &f->stats);
     gw_proto_init(&f->p, NULL, &f->ix, &f->cfg, &f->stats,
                   &(gw_proto_hooks_t){test_now, test_relay, NULL});
@@ -501,40 +492,47 @@ static void event_free(gw_event_t *ev)
 }
 
 /* The seq prefix per recipient, the exclusion, and the room asked of the
- * ring per priority: the whole ring for 1, half of it for 4. */
+ * ring per priority once it looks full: all of it for 1, half for 4. */
 static void test_dispatch_seq_and_shedding(void **state)
 {
     fx_t *f = *state;
     gw_session_t *s = identified(f, 0, "u1", "[]");
     gw_event_t *ev = event_of("\"event\":\"m\",\"data\":{}}", 1);
+    gw_ring_t *ring = &fakes[0].ws.transport.ring;
 
     gw_session_dispatch(s, ev);
+    ring->count = 7; /* room for one more critical event, checked inline */
     gw_session_dispatch(s, ev);
     assert_string_equal(fakes[0].out[0],
                         "{\"seq\":1,\"event\":\"m\",\"data\":{}}");
     assert_string_equal(fakes[0].out[1],
                         "{\"seq\":2,\"event\":\"m\",\"data\":{}}");
+    assert_int_equal(fakes[0].room, 0); /* the ring was never asked */
+    ring->count = 8; /* looks full: asked, and it made room */
+    gw_session_dispatch(s, ev);
     assert_int_equal(fakes[0].room, 8);
+    assert_int_equal(fakes[0].nout, 3);
     ev->has_exclude = 1;
     memcpy(ev->exclude, s->id, GW_SESSION_ID_LEN);
     gw_session_dispatch(s, ev);
-    assert_int_equal(fakes[0].nout, 2);
+    assert_int_equal(fakes[0].nout, 3);
     ev->has_exclude = 0;
     ev->priority = 4;
+    ring->count = 4;
     fakes[0].admit_rc = GW_EAGAIN;
     gw_session_dispatch(s, ev);
     assert_int_equal(fakes[0].room, 4);
-    assert_int_equal(fakes[0].nout, 2);
+    assert_int_equal(fakes[0].nout, 3);
     assert_int_equal(f->stats.v[GW_STAT_SHED_P4], 1);
     fakes[0].admit_rc = GW_EFULL;
     fakes[0].admit_drops = 5;
     gw_session_dispatch(s, ev);
     assert_int_equal(fakes[0].close_code, GW_CLOSE_SLOW_CONSUMER);
     assert_int_equal(f->stats.v[GW_STAT_RING_DROPS], 5);
-    fakes[0].admit_rc = 0;
+    ring->count = 0;
     gw_session_dispatch(s, ev); /* closing: nothing more */
-    assert_int_equal(fakes[0].nout, 2);
-    assert_int_equal(s->seq, 2);
+    assert_int_equal(fakes[0].nout, 3);
+    assert_int_equal(s->seq, 3);
     event_free(ev);
 }
 
