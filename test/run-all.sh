@@ -1,6 +1,6 @@
 #!/bin/sh
 # The whole suite, as `make test` and CI run it:
-#   0. clang-format check of the C sources
+#   0. clang-format check of the C sources, and the layers' calls
 #   1. unit tests (release build)            4. unit tests under ASan+UBSan
 #   2. end-to-end tests against ./gatewayd   5. end-to-end under ASan+UBSan
 #   3. libFuzzer smoke run of every parser   6. end-to-end under TSan
@@ -33,6 +33,7 @@ stage() {
 
 make -s -j"$JOBS" gatewayd || { echo "0 passed, 1 failed"; exit 1; }
 stage format sh -c 'make -s format-check && echo "format: 1 passed, 0 failed"'
+stage layers ./test/check-layers.sh
 stage unit make -s -j"$JOBS" unit
 stage e2e ./test/run-e2e.sh ./gatewayd
 stage fuzz ./test/run-fuzz.sh 20
