@@ -11,6 +11,8 @@
 #                      fails, then --workers 1 vs 2 (bench/sweep.sh, < 5 min)
 #   make bench-unit    the load generator's unit tests
 #   make bench/parsecost  a callgrind subject: the broker's parse per event
+#   make bench-cost    callgrind instructions per delivery of the fan-out
+#                      path (bench/fanoutcost.sh, about 15 s)
 #
 # `make unit` (and so `make test`) already builds and runs
 # $(B)/test_bench_*: UNITBIN takes every test/unit/test_*.c, and the rule
@@ -25,9 +27,10 @@ BENCH_LIBS    := -luv -lwslay -lcjson -lmbedcrypto -lrabbitmq -lpthread -lm
 BENCH_CFLAGS  := $(CPPFLAGS) -Ibench $(CFLAGS) $(WARN)
 BENCH_UNITSRC := $(wildcard test/unit/test_bench_*.c)
 BENCH_UNITBIN := $(BENCH_UNITSRC:test/unit/%.c=$(B)/%)
-DEB_BENCH     := redis-server rabbitmq-server gnuplot-nox libcmocka-dev
+DEB_BENCH     := redis-server rabbitmq-server gnuplot-nox libcmocka-dev valgrind
 
-.PHONY: bench bench-build bench-unit bench-deps bench-format bench-format-check
+.PHONY: bench bench-build bench-unit bench-deps bench-format bench-format-check \
+	bench-cost
 
 bench-build: bench/gwbench
 
@@ -55,6 +58,9 @@ $(B)/test_bench_%: test/unit/test_bench_%.c $(B)/bench/libgwbench.a \
 
 bench-unit: $(BENCH_UNITBIN)
 	@./test/run-unit.sh $(BENCH_UNITBIN)
+
+bench-cost: gatewayd bench/gwbench
+	@./bench/fanoutcost.sh ./gatewayd
 
 bench-deps:
 	@./test/install-deps.sh $(DEB_BUILD) $(DEB_BENCH)
