@@ -11,11 +11,11 @@
  */
 #include "gw/http.h"
 
+#include "gw/addr.h"
 #include "gw/alloc.h"
 #include "gw/error.h"
 #include "gw/log.h"
 
-#include <arpa/inet.h>
 #include <http_parser.h>
 #include <limits.h>
 #include <stdint.h>
@@ -47,37 +47,37 @@ enum { HTTP_HDR_OTHER, HTTP_HDR_API_KEY, HTTP_HDR_AUTH, HTTP_HDR_EXPECT };
 typedef struct http_conn http_conn_t;
 
 struct http_conn {
-    uv_tcp_t tcp;               /* tcp.data = this */
-    uv_timer_t timer;           /* idle keep-alive, then the lingering close */
-    uv_write_t write_req;       /* the response in flight */
-    uv_write_t continue_req;    /* an interim "100 Continue" */
-    uv_shutdown_t shutdown_req; /* FIN after the last response */
-    http_parser parser;         /* parser.data = this */
-    gw_http_server_t *srv;      /* holds a reference until we are freed */
-    http_conn_t *prev, *next;   /* srv->conns */
-    uint64_t id;                /* for log lines */
-    int handles;                /* open libuv handles; freed when none is */
-    unsigned closing : 1;       /* uv_close called */
-    unsigned writing : 1;       /* a response is in flight; parser paused */
-    unsigned close_after : 1;   /* the response in flight is the last one */
-    unsigned lingering : 1;     /* shut down; dropping input until EOF */
-    unsigned head_done : 1;     /* the current request's headers are parsed */
-    unsigned expect_100 : 1;    /* "Expect: 100-continue" */
-    unsigned elem : 2;          /* HTTP_ELEM_* */
-    unsigned cur_header : 2;    /* HTTP_HDR_* */
-    int err_status;             /* answer chosen by a callback that failed */
-    size_t head_bytes;          /* bytes of the current request's head */
-    http_buf_t scratch;         /* the URL, header name or value being read */
-    http_buf_t body;            /* the current request's, up to max_body */
-    char *path;                 /* current request, owned */
-    char *api_key;              /* X-API-Key, owned */
-    char *bearer;               /* Authorization: Bearer, owned */
-    char *out_head;             /* the response in flight, owned */
-    char *out_body;             /* the handler's, owned */
-    size_t in_off;              /* in[in_off..in_len) is not parsed yet */
-    size_t in_len;              /* bytes read into in[] */
-    char peer[64];              /* "address:port" for log lines */
-    char in[HTTP_READ_SIZE];    /* the read buffer */
+    uv_tcp_t tcp;                /* tcp.data = this */
+    uv_timer_t timer;            /* idle keep-alive, then the lingering close */
+    uv_write_t write_req;        /* the response in flight */
+    uv_write_t continue_req;     /* an interim "100 Continue" */
+    uv_shutdown_t shutdown_req;  /* FIN after the last response */
+    http_parser parser;          /* parser.data = this */
+    gw_http_server_t *srv;       /* holds a reference until we are freed */
+    http_conn_t *prev, *next;    /* srv->conns */
+    uint64_t id;                 /* for log lines */
+    int handles;                 /* open libuv handles; freed when none is */
+    unsigned closing : 1;        /* uv_close called */
+    unsigned writing : 1;        /* a response is in flight; parser paused */
+    unsigned close_after : 1;    /* the response in flight is the last one */
+    unsigned lingering : 1;      /* shut down; dropping input until EOF */
+    unsigned head_done : 1;      /* the current request's headers are parsed */
+    unsigned expect_100 : 1;     /* "Expect: 100-continue" */
+    unsigned elem : 2;           /* HTTP_ELEM_* */
+    unsigned cur_header : 2;     /* HTTP_HDR_* */
+    int err_status;              /* answer chosen by a callback that failed */
+    size_t head_bytes;           /* bytes of the current request's head */
+    http_buf_t scratch;          /* the URL, header name or value being read */
+    http_buf_t body;             /* the current request's, up to max_body */
+    char *path;                  /* current request, owned */
+    char *api_key;               /* X-API-Key, owned */
+    char *bearer;                /* Authorization: Bearer, owned */
+    char *out_head;              /* the response in flight, owned */
+    char *out_body;              /* the handler's, owned */
+    size_t in_off;               /* in[in_off..in_len) is not parsed yet */
+    size_t in_len;               /* bytes read into in[] */
+    char peer[GW_ADDR_NAME_MAX]; /* "address:port" for log lines */
+    char in[HTTP_READ_SIZE];     /* the read buffer */
 };
 
 struct gw_http_server {
@@ -602,23 +602,10 @@ static void http_conn_peer(http_conn_t *c)
 {
     struct sockaddr_storage sa;
     int len = sizeof(sa);
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
 
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
-        if (sa.ss_family == AF_INET6) {
-            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
-
-            uv_ip6_name(in6, host, sizeof(host));
-            port = ntohs(in6->sin6_port);
-        } else {
-            struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
-
-            uv_ip4_name(in4, host, sizeof(host));
-            port = ntohs(in4->sin_port);
-        }
-    }
-    snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
+        sa.ss_family = AF_UNSPEC;
+    gw_addr_name((struct sockaddr *)&sa, 1, c->peer, sizeof(c->peer));
 }
 
 /* Refuses connections over HTTP_MAX_CONNS, logging at most once a second. */
