@@ -4,10 +4,12 @@
 #include "gw/broker.h"
 #include "gw/buf.h"
 #include "gw/error.h"
+#include "gw/json.h"
 #include "gw/log.h"
 #include "gw/metrics.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct api_route {
@@ -99,31 +101,70 @@ static int api_key_ok(const char *want, const char *got)
     return diff == 0;
 }
 
-static void api_publish(gw_broker_t *br, const gw_http_request_t *req,
-                        gw_http_response_t *res)
+/* Whether the request carries the API key; refused with 401 when not. */
+static int api_authorized(gw_broker_t *br, const gw_http_request_t *req,
+                          gw_http_response_t *res)
 {
-    const gw_config_t *cfg = gw_broker_config(br);
+    if (api_key_ok(gw_broker_config(br)->publish_api_key, req->api_key))
+        return 1;
+    gw_warn("audit: %s rejected: %s API key", req->path,
+            req->api_key ? "wrong" : "no");
+    api_error(res, 401, "a valid API key is required");
+    return 0;
+}
+
+/* Hands an envelope to the workers, and answers as /publish does. */
+static void api_ingest(gw_broker_t *br, const char *json, size_t len,
+                       gw_http_response_t *res)
+{
     const char *reason;
     gw_buf_t b = {0};
-    int n;
+    int n = gw_broker_ingest(br, GW_SOURCE_HTTP, json, len, &reason);
 
-    if (!api_key_ok(cfg->publish_api_key, req->api_key)) {
-        gw_warn("audit: /publish rejected: %s API key",
-                req->api_key ? "wrong" : "no");
-        api_error(res, 401, "a valid API key is required");
-        return;
-    }
-    n = gw_broker_ingest(br, GW_SOURCE_HTTP, req->body, req->body_len, &reason);
-    if (n == GW_EFULL) {
-        api_error(res, 503, reason);
-        return;
-    }
     if (n < 0) {
-        api_error(res, 400, reason);
+        api_error(res, n == GW_EFULL ? 503 : 400, reason);
         return;
     }
     gw_buf_printf(&b, "{\"accepted\":true,\"workers\":%d}\n", n);
     api_reply(res, 202, &b);
+}
+
+static void api_publish(gw_broker_t *br, const gw_http_request_t *req,
+                        gw_http_response_t *res)
+{
+    if (api_authorized(br, req, res))
+        api_ingest(br, req->body, req->body_len, res);
+}
+
+/*
+ * POST /sessions/{subscribe,unsubscribe,disconnect}: the envelope action
+ * of the path's last part, for the sessions the body names.
+ */
+static void api_session_action(gw_broker_t *br, const gw_http_request_t *req,
+                               gw_http_response_t *res)
+{
+    const char *action = strrchr(req->path, '/') + 1;
+    cJSON *doc;
+    char *text;
+
+    if (!api_authorized(br, req, res))
+        return;
+    doc = gw_json_parse(req->body, req->body_len);
+    if (!cJSON_IsObject(doc) ||
+        cJSON_GetObjectItemCaseSensitive(doc, "action") != NULL) {
+        api_error(res, 400, "the body must be a JSON object without action");
+        cJSON_Delete(doc);
+        return;
+    }
+    cJSON_AddStringToObject(doc, "action", action);
+    text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (text == NULL) {
+        gw_error("out of memory encoding a session action");
+        abort();
+    }
+    api_ingest(br, text, strlen(text), res);
+    cJSON_free(text);
 }
 
 static const api_route_t api_routes[] = {
@@ -131,6 +172,9 @@ static const api_route_t api_routes[] = {
     {"GET", "/stats", api_stats},
     {"GET", "/metrics", api_metrics},
     {"POST", "/publish", api_publish},
+    {"POST", "/sessions/subscribe", api_session_action},
+    {"POST", "/sessions/unsubscribe", api_session_action},
+    {"POST", "/sessions/disconnect", api_session_action},
 };
 
 void gw_api_handle(const gw_http_request_t *req, gw_http_response_t *res,

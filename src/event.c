@@ -11,6 +11,7 @@
 #define EVENT_NAME_MAX 128
 #define EVENT_ID_MAX 128
 #define EVENT_USERS_MAX 10000
+#define EVENT_REASON_MAX 120 /* a close reason's bytes (RFC 6455: 123) */
 
 static int event_id_ok(const cJSON *v)
 {
@@ -58,41 +59,65 @@ static void event_add_id(gw_event_t *ev, const char *id)
     ev->ids[ev->nids++] = gw_strdup(id);
 }
 
-/* Reads exactly one target kind; returns a reason or NULL. */
-static const char *event_target(gw_event_t *ev, const cJSON *doc)
+/* The users of userId or userIds; returns a reason or NULL. */
+static const char *event_users(gw_event_t *ev, const cJSON *user,
+                               const cJSON *users)
 {
-    const cJSON *guild = cJSON_GetObjectItemCaseSensitive(doc, "guildId");
+    const cJSON *u;
+    int n;
+
+    ev->target = GW_TARGET_USERS;
+    if (user != NULL) {
+        if (!event_id_ok(user))
+            return "userId must be a non-empty string";
+        event_add_id(ev, user->valuestring);
+        return NULL;
+    }
+    n = cJSON_GetArraySize(users);
+    if (!cJSON_IsArray(users) || n == 0 || n > EVENT_USERS_MAX)
+        return "userIds must be a non-empty array of strings";
+    cJSON_ArrayForEach(u, users)
+    {
+        if (!event_id_ok(u))
+            return "userIds must be a non-empty array of strings";
+        event_add_id(ev, u->valuestring);
+    }
+    event_unique_ids(ev);
+    return NULL;
+}
+
+/*
+ * Reads exactly one target kind; returns a reason or NULL. An action's
+ * guildId is its argument, not a target, and it has no broadcast.
+ */
+static const char *event_target(gw_event_t *ev, const cJSON *doc, int action)
+{
+    const cJSON *guild =
+        action ? NULL : cJSON_GetObjectItemCaseSensitive(doc, "guildId");
+    const cJSON *all =
+        action ? NULL : cJSON_GetObjectItemCaseSensitive(doc, "broadcast");
     const cJSON *user = cJSON_GetObjectItemCaseSensitive(doc, "userId");
     const cJSON *users = cJSON_GetObjectItemCaseSensitive(doc, "userIds");
-    const cJSON *all = cJSON_GetObjectItemCaseSensitive(doc, "broadcast");
-    const cJSON *u;
+    const cJSON *session = cJSON_GetObjectItemCaseSensitive(doc, "sessionId");
 
-    if ((guild != NULL) + (user != NULL) + (users != NULL) +
+    if ((guild != NULL) + (user != NULL) + (users != NULL) + (session != NULL) +
             (all != NULL && !cJSON_IsFalse(all)) !=
         1)
-        return "exactly one of guildId, userId, userIds, broadcast is required";
+        return action ? "an action needs exactly one of userId, userIds, "
+                        "sessionId"
+                      : "exactly one of guildId, userId, userIds, sessionId, "
+                        "broadcast is required";
     if (guild != NULL) {
         if (!event_id_ok(guild))
             return "guildId must be a non-empty string";
         ev->target = GW_TARGET_GUILD;
         event_add_id(ev, guild->valuestring);
-    } else if (user != NULL) {
-        if (!event_id_ok(user))
-            return "userId must be a non-empty string";
-        ev->target = GW_TARGET_USERS;
-        event_add_id(ev, user->valuestring);
-    } else if (users != NULL) {
-        int n = cJSON_GetArraySize(users);
-        if (!cJSON_IsArray(users) || n == 0 || n > EVENT_USERS_MAX)
-            return "userIds must be a non-empty array of strings";
-        ev->target = GW_TARGET_USERS;
-        cJSON_ArrayForEach(u, users)
-        {
-            if (!event_id_ok(u))
-                return "userIds must be a non-empty array of strings";
-            event_add_id(ev, u->valuestring);
-        }
-        event_unique_ids(ev);
+    } else if (user != NULL || users != NULL) {
+        return event_users(ev, user, users);
+    } else if (session != NULL) {
+        if (event_session_id(session, ev->session) != 0)
+            return "sessionId must be 32 hex characters";
+        ev->target = GW_TARGET_SESSION;
     } else {
         if (!cJSON_IsTrue(all))
             return "broadcast must be true";
@@ -158,9 +183,10 @@ typedef struct event_span {
  * costs a scan, where printing them back from cJSON's tree cost half of
  * the broker's work per event.
  */
-static int event_body(gw_event_t *ev, const char *json, size_t len)
+static int event_body(gw_event_t *ev, const char *json, size_t len, int nonce)
 {
-    event_span_t part[7] = {{"\"event\":", 8}, {"", 0},   {"", 0}, {"", 0},
+    event_span_t part[9] = {{"\"event\":", 8}, {"", 0},   {"", 0},
+                            {"", 0},           {"", 0},   {"", 0},
                             {",\"data\":", 8}, {"{}", 2}, {"}", 1}};
     size_t total = 0;
     char *w;
@@ -175,14 +201,116 @@ static int event_body(gw_event_t *ev, const char *json, size_t len)
                                &part[3].len) != 0)
             return GW_EPARSE;
     }
-    gw_json_member_raw(json, len, "data", &part[5].p, &part[5].len);
-    for (int i = 0; i < 7; i++)
+    if (nonce) {
+        part[4] = (event_span_t){",\"nonce\":", 9};
+        if (gw_json_member_raw(json, len, "nonce", &part[5].p, &part[5].len) !=
+            0)
+            return GW_EPARSE;
+    }
+    gw_json_member_raw(json, len, "data", &part[7].p, &part[7].len);
+    for (int i = 0; i < 9; i++)
         total += part[i].len;
     ev->body = gw_frame_new(total);
     w = ev->body->data;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 9; i++) {
         memcpy(w, part[i].p, part[i].len);
         w += part[i].len;
+    }
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    gw_action_t action;
+} event_actions[] = {
+    {"subscribe", GW_ACTION_SUBSCRIBE},
+    {"unsubscribe", GW_ACTION_UNSUBSCRIBE},
+    {"disconnect", GW_ACTION_DISCONNECT},
+};
+
+/* A disconnect's optional code (4000-4999, default 4000) and reason. */
+static const char *event_disconnect(gw_event_t *ev, const cJSON *doc)
+{
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(doc, "code");
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(doc, "reason");
+
+    ev->code = 4000;
+    if (code != NULL) {
+        if (!cJSON_IsNumber(code) ||
+            code->valuedouble != (double)code->valueint ||
+            code->valueint < 4000 || code->valueint > 4999)
+            return "code must be an integer from 4000 to 4999";
+        ev->code = (uint16_t)code->valueint;
+    }
+    if (reason != NULL && (!cJSON_IsString(reason) ||
+                           strlen(reason->valuestring) > EVENT_REASON_MAX))
+        return "reason must be a string of at most 120 bytes";
+    ev->arg =
+        gw_strdup(reason ? reason->valuestring : "disconnected by the server");
+    return NULL;
+}
+
+/* An envelope with "action": what it asks of its target sessions. */
+static const char *event_action(gw_event_t *ev, const cJSON *doc,
+                                const cJSON *action)
+{
+    const cJSON *guild = cJSON_GetObjectItemCaseSensitive(doc, "guildId");
+    const char *why;
+    size_t i, n = sizeof(event_actions) / sizeof(event_actions[0]);
+
+    for (i = 0; i < n && cJSON_IsString(action); i++)
+        if (strcmp(action->valuestring, event_actions[i].name) == 0)
+            break;
+    if (!cJSON_IsString(action) || i == n)
+        return "action must be subscribe, unsubscribe or disconnect";
+    ev->action = event_actions[i].action;
+    if ((why = event_target(ev, doc, 1)) != NULL ||
+        (why = event_opt_id(doc, "origin", &ev->origin)) != NULL)
+        return why;
+    if (ev->action == GW_ACTION_DISCONNECT)
+        return event_disconnect(ev, doc);
+    if (!event_id_ok(guild))
+        return "subscribe and unsubscribe need a guildId";
+    ev->arg = gw_strdup(guild->valuestring);
+    return NULL;
+}
+
+/* The optional nonce a reply echoes: a string of at most GW_NONCE_MAX. */
+static const char *event_nonce(const cJSON *doc, int *has)
+{
+    const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(doc, "nonce");
+
+    *has = nonce != NULL;
+    if (nonce != NULL &&
+        (!cJSON_IsString(nonce) || strlen(nonce->valuestring) > GW_NONCE_MAX))
+        return "nonce must be a string of at most 64 bytes";
+    return NULL;
+}
+
+/* An envelope to deliver: its name, data, target, options and body. */
+static int event_dispatch(gw_event_t *ev, const cJSON *doc, const char *json,
+                          size_t len, const char **reason)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "event");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");
+    int nonce;
+
+    if (!cJSON_IsString(name) || name->valuestring[0] == '\0' ||
+        strlen(name->valuestring) > EVENT_NAME_MAX) {
+        *reason = "event must be a non-empty string";
+        return GW_EINVAL;
+    }
+    if (data != NULL && !cJSON_IsObject(data)) {
+        *reason = "data must be an object";
+        return GW_EINVAL;
+    }
+    if ((*reason = event_target(ev, doc, 0)) != NULL ||
+        (*reason = event_options(ev, doc)) != NULL ||
+        (*reason = event_nonce(doc, &nonce)) != NULL)
+        return GW_EINVAL;
+    if (event_body(ev, json, len, nonce) != 0) {
+        *reason = "body is not a JSON object";
+        return GW_EPARSE;
     }
     return 0;
 }
@@ -191,7 +319,7 @@ int gw_event_parse(const char *json, size_t len, gw_event_t **out,
                    const char **reason)
 {
     cJSON *doc = gw_json_parse(json, len);
-    cJSON *name, *data;
+    const cJSON *action;
     gw_event_t *ev = NULL;
     int rc = GW_EINVAL;
 
@@ -201,26 +329,15 @@ int gw_event_parse(const char *json, size_t len, gw_event_t **out,
         rc = GW_EPARSE;
         goto Error;
     }
-    name = cJSON_GetObjectItemCaseSensitive(doc, "event");
-    data = cJSON_GetObjectItemCaseSensitive(doc, "data");
-    if (!cJSON_IsString(name) || name->valuestring[0] == '\0' ||
-        strlen(name->valuestring) > EVENT_NAME_MAX) {
-        *reason = "event must be a non-empty string";
-        goto Error;
-    }
-    if (data != NULL && !cJSON_IsObject(data)) {
-        *reason = "data must be an object";
-        goto Error;
-    }
     ev = gw_calloc(1, sizeof(*ev));
     atomic_init(&ev->refs, 1);
-    if ((*reason = event_target(ev, doc)) != NULL ||
-        (*reason = event_options(ev, doc)) != NULL)
+    action = cJSON_GetObjectItemCaseSensitive(doc, "action");
+    if (action != NULL)
+        rc = (*reason = event_action(ev, doc, action)) ? GW_EINVAL : 0;
+    else
+        rc = event_dispatch(ev, doc, json, len, reason);
+    if (rc != 0)
         goto Error;
-    if ((rc = event_body(ev, json, len)) != 0) {
-        *reason = "body is not a JSON object";
-        goto Error;
-    }
     cJSON_Delete(doc);
     *out = ev;
     return 0;
@@ -246,6 +363,7 @@ void gw_event_unref(gw_event_t *ev)
     free(ev->ids);
     free(ev->exclude_user);
     free(ev->origin);
+    free(ev->arg);
     if (ev->body != NULL)
         gw_frame_unref(ev->body);
     free(ev);

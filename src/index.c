@@ -13,6 +13,8 @@
  */
 #define GUILD_OF(key) ((gw_guild_t *)((char *)(key)-offsetof(gw_guild_t, id)))
 #define USER_OF(key) ((gw_user_t *)((char *)(key)-offsetof(gw_user_t, id)))
+#define SESSION_OF(key)                                                        \
+    ((gw_session_t *)((char *)(key)-offsetof(gw_session_t, id)))
 
 static unsigned long index_hash(const void *key, unsigned long seed)
 {
@@ -28,6 +30,21 @@ static bool index_compare(const void *a, const void *b)
     return strcmp(a, b) == 0;
 }
 
+/* Session ids are random bytes of our own: their first word, seeded, is as
+ * good a hash as any, and a backend that names an id only looks it up. */
+static unsigned long index_session_hash(const void *key, unsigned long seed)
+{
+    unsigned long h;
+
+    memcpy(&h, key, sizeof(h));
+    return h ^ seed;
+}
+
+static bool index_session_compare(const void *a, const void *b)
+{
+    return memcmp(a, b, GW_SESSION_ID_LEN) == 0;
+}
+
 void gw_index_init(gw_index_t *ix, gw_stats_t *stats)
 {
     ix->stats = stats;
@@ -36,6 +53,9 @@ void gw_index_init(gw_index_t *ix, gw_stats_t *stats)
                index_compare, &gw_ck_allocator, 64, ix->seed);
     ck_hs_init(&ix->users, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
                index_compare, &gw_ck_allocator, 1024, ix->seed);
+    ck_hs_init(&ix->sessions, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC,
+               index_session_hash, index_session_compare, &gw_ck_allocator,
+               1024, ix->seed);
 }
 
 /* Sessions are freed before this; any entry left is freed here. */
@@ -53,6 +73,8 @@ void gw_index_free(gw_index_t *ix)
 {
     index_free_all(&ix->guilds, offsetof(gw_guild_t, id));
     index_free_all(&ix->users, offsetof(gw_user_t, id));
+    /* Its keys are the sessions' own: nothing of its entries to free. */
+    ck_hs_destroy(&ix->sessions);
 }
 
 gw_guild_t *gw_index_guild(gw_index_t *ix, const char *guild)
@@ -67,6 +89,14 @@ gw_user_t *gw_index_user(gw_index_t *ix, const char *user)
     void *key =
         ck_hs_get(&ix->users, CK_HS_HASH(&ix->users, index_hash, user), user);
     return key != NULL ? USER_OF(key) : NULL;
+}
+
+gw_session_t *gw_index_session(gw_index_t *ix,
+                               const uint8_t id[GW_SESSION_ID_LEN])
+{
+    void *key = ck_hs_get(
+        &ix->sessions, CK_HS_HASH(&ix->sessions, index_session_hash, id), id);
+    return key != NULL ? SESSION_OF(key) : NULL;
 }
 
 static gw_guild_t *index_guild_create(gw_index_t *ix, const char *id)
@@ -162,6 +192,8 @@ void gw_index_add_session(gw_index_t *ix, gw_session_t *s, const char *user)
         memcpy(u->id, user, len + 1);
         ck_hs_put(&ix->users, CK_HS_HASH(&ix->users, index_hash, u->id), u->id);
     }
+    ck_hs_put(&ix->sessions,
+              CK_HS_HASH(&ix->sessions, index_session_hash, s->id), s->id);
     s->user = u;
     s->user_prev = NULL;
     s->user_next = u->sessions;
@@ -182,6 +214,8 @@ static void index_remove_session(gw_index_t *ix, gw_session_t *s)
     if (s->user_next != NULL)
         s->user_next->user_prev = s->user_prev;
     s->user = NULL;
+    ck_hs_remove(&ix->sessions,
+                 CK_HS_HASH(&ix->sessions, index_session_hash, s->id), s->id);
     if (--u->count == 0) {
         ck_hs_remove(&ix->users, CK_HS_HASH(&ix->users, index_hash, u->id),
                      u->id);

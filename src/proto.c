@@ -261,6 +261,30 @@ static void proto_unsubscribe(gw_proto_t *p, gw_session_t *s, const cJSON *data)
     proto_send_guild(s, "guild_unsubscribed", guild);
 }
 
+/*
+ * A backend's action on one of its sessions. A backend speaks with
+ * authority: its subscribe is not bound by the token's guilds claim, only
+ * by max_guilds_per_session.
+ */
+void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
+{
+    switch (ev->action) {
+    case GW_ACTION_SUBSCRIBE:
+        if (s->nguilds >= s->set->cfg->max_guilds_per_session &&
+            !gw_index_is_member(s, ev->arg))
+            proto_error(s, "limit_exceeded", "too many guilds for one session");
+        else if (gw_index_join(p->index, s, ev->arg) == 0)
+            proto_send_guild(s, "guild_subscribed", ev->arg);
+        break;
+    case GW_ACTION_UNSUBSCRIBE:
+        if (gw_index_leave(p->index, s, ev->arg) == 0)
+            proto_send_guild(s, "guild_unsubscribed", ev->arg);
+        break;
+    case GW_ACTION_DISCONNECT: gw_session_close(s, ev->code, ev->arg); break;
+    case GW_ACTION_DISPATCH: gw_session_dispatch(s, ev); break;
+    }
+}
+
 /* A fixed window of session.typing_window_ms holding typing_limit events. */
 static int proto_typing_allowed(gw_session_t *s)
 {

@@ -61,6 +61,7 @@ static int worker_relay_typing(void *data, const char *user, const char *guild,
 
 /* One event's fan-out on this worker. */
 typedef struct worker_fanout {
+    gw_worker_t *w;
     const gw_event_t *ev;
     const gw_user_t *skip; /* sessions of this user are skipped, or NULL */
 } worker_fanout_t;
@@ -69,14 +70,19 @@ static void worker_deliver_one(gw_session_t *s, void *data)
 {
     worker_fanout_t *f = data;
 
-    if (f->skip == NULL || s->user != f->skip)
+    if (f->skip != NULL && s->user == f->skip)
+        return;
+    /* A dispatch, the common case, goes straight to the session. */
+    if (f->ev->action == GW_ACTION_DISPATCH)
         gw_session_dispatch(s, f->ev);
+    else
+        gw_proto_apply(&f->w->proto, s, f->ev);
 }
 
 /* Fans one event out to this worker's recipients, by reference. */
 static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
 {
-    worker_fanout_t f = {ev, NULL};
+    worker_fanout_t f = {w, ev, NULL};
 
     gw_stat_add(&w->stats, GW_STAT_EVENTS_IN, 1);
     /* Resolved once per event, so each recipient costs a pointer compare. */
@@ -100,6 +106,12 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
     case GW_TARGET_ALL:
         gw_index_each_session(&w->index, worker_deliver_one, &f);
         break;
+    case GW_TARGET_SESSION: {
+        gw_session_t *s = gw_index_session(&w->index, ev->session);
+        if (s != NULL)
+            worker_deliver_one(s, &f);
+        break;
+    }
     }
     gw_stats_latency(&w->stats, (uv_hrtime() - ev->ingress_ns) / 1000);
     gw_event_unref(ev);

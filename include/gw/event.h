@@ -12,17 +12,31 @@
 #include <stdint.h>
 
 typedef enum gw_target {
-    GW_TARGET_GUILD, /* ids[0] is the guild */
-    GW_TARGET_USERS, /* ids[0..nids) are users ("userId" or "userIds") */
-    GW_TARGET_ALL,   /* every identified session */
+    GW_TARGET_GUILD,   /* ids[0] is the guild */
+    GW_TARGET_USERS,   /* ids[0..nids) are users ("userId" or "userIds") */
+    GW_TARGET_ALL,     /* every identified session */
+    GW_TARGET_SESSION, /* the one session whose id is `session` */
 } gw_target_t;
 
+/* What an envelope asks of its target sessions. */
+typedef enum gw_action {
+    GW_ACTION_DISPATCH,    /* deliver the body */
+    GW_ACTION_SUBSCRIBE,   /* join guild `arg` */
+    GW_ACTION_UNSUBSCRIBE, /* leave guild `arg` */
+    GW_ACTION_DISCONNECT,  /* close with `code` and reason `arg` */
+} gw_action_t;
+
 #define GW_SESSION_ID_LEN 16 /* bytes; 32 hex characters on the wire */
+#define GW_NONCE_MAX 64      /* bytes in a client's or a reply's nonce */
 
 typedef struct gw_event {
     atomic_uint refs; /* one per queue holding the event */
     gw_target_t target;
-    char **ids; /* owned strings */
+    gw_action_t action;
+    uint8_t session[GW_SESSION_ID_LEN]; /* GW_TARGET_SESSION's */
+    char *arg;     /* owned: an action's guild, or a disconnect's reason */
+    uint16_t code; /* a disconnect's close code */
+    char **ids;    /* owned strings */
     size_t nids;
     int priority; /* 1 critical .. 4 low */
     int has_exclude;
@@ -30,7 +44,8 @@ typedef struct gw_event {
     char *exclude_user;  /* owned: every session of this user is skipped */
     char *origin;        /* owned: the gateway that published it, or NULL */
     uint64_t ingress_ns; /* when the broker took it, for fan-out latency */
-    gw_frame_t *body;    /* owned reference: the dispatch after {"seq":N, */
+    gw_frame_t *body;    /* owned reference: the dispatch after {"seq":N,
+                            (NULL for an action) */
 } gw_event_t;
 
 /*

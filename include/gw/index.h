@@ -34,6 +34,7 @@ struct gw_user {
 typedef struct gw_index {
     ck_hs_t guilds;     /* id -> gw_guild_t */
     ck_hs_t users;      /* id -> gw_user_t */
+    ck_hs_t sessions;   /* session id -> gw_session_t, once identified */
     unsigned long seed; /* of the hash: clients choose the ids */
     gw_stats_t *stats;  /* borrowed: the guild count */
 } gw_index_t;
@@ -50,7 +51,7 @@ int gw_index_leave(gw_index_t *ix, gw_session_t *s, const char *guild);
 /* Whether s is a member of the guild. */
 int gw_index_is_member(const gw_session_t *s, const char *guild);
 
-/* Registers s as a session of `user`. */
+/* Registers s as a session of `user`, found by its id from now on. */
 void gw_index_add_session(gw_index_t *ix, gw_session_t *s, const char *user);
 
 /* Removes every guild membership and the user entry of s. */
@@ -58,6 +59,8 @@ void gw_index_remove(gw_index_t *ix, gw_session_t *s);
 
 gw_guild_t *gw_index_guild(gw_index_t *ix, const char *guild);
 gw_user_t *gw_index_user(gw_index_t *ix, const char *user);
+gw_session_t *gw_index_session(gw_index_t *ix,
+                               const uint8_t id[GW_SESSION_ID_LEN]);
 
 /* Calls cb for every identified session. */
 void gw_index_each_session(gw_index_t *ix, void (*cb)(gw_session_t *, void *),

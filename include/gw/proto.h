@@ -50,6 +50,13 @@ void gw_proto_free(gw_proto_t *p);
 /* Takes a new configuration snapshot (SIGHUP): cfg must outlive p. */
 void gw_proto_reconfigure(gw_proto_t *p, const gw_config_t *cfg);
 
+/*
+ * Applies an envelope to one of its target sessions: a dispatch, or a
+ * backend's subscribe, unsubscribe or disconnect (the client hears
+ * guild_subscribed / guild_unsubscribed, or the close).
+ */
+void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev);
+
 /* Runs the heartbeat deadlines and drain slots up to now_ms. */
 void gw_proto_tick(gw_proto_t *p, uint64_t now_ms);
 

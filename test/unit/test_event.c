@@ -91,6 +91,61 @@ static void test_relay_fields(void **state)
     gw_event_unref(ev);
 }
 
+/* A reply to one session, echoing the request's nonce. */
+static void test_session_target_and_nonce(void **state)
+{
+    gw_event_t *ev =
+        parse_ok("{\"event\":\"chat.sent\",\"sessionId\":"
+                 "\"00112233445566778899AABBccddeeff\",\"nonce\":\"n-1\","
+                 "\"data\":{\"ok\":true}}");
+    static const uint8_t id[GW_SESSION_ID_LEN] = {
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+        0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+    (void)state;
+
+    assert_int_equal(ev->target, GW_TARGET_SESSION);
+    assert_int_equal(ev->action, GW_ACTION_DISPATCH);
+    assert_memory_equal(ev->session, id, GW_SESSION_ID_LEN);
+    assert_body(ev, "\"event\":\"chat.sent\",\"nonce\":\"n-1\","
+                    "\"data\":{\"ok\":true}}");
+    gw_event_unref(ev);
+    ev = parse_ok("{\"event\":\"e\",\"guildId\":\"g\",\"nonce\":\"\"}");
+    assert_body(ev, "\"event\":\"e\",\"guildId\":\"g\",\"nonce\":\"\","
+                    "\"data\":{}}");
+    gw_event_unref(ev);
+}
+
+/* Actions: their target, their argument, and no body. */
+static void test_actions(void **state)
+{
+    gw_event_t *ev = parse_ok("{\"action\":\"subscribe\",\"userIds\":"
+                              "[\"b\",\"a\",\"b\"],\"guildId\":\"g9\"}");
+    (void)state;
+
+    assert_int_equal(ev->action, GW_ACTION_SUBSCRIBE);
+    assert_int_equal(ev->target, GW_TARGET_USERS);
+    assert_int_equal(ev->nids, 2);
+    assert_string_equal(ev->arg, "g9");
+    assert_null(ev->body);
+    gw_event_unref(ev);
+    ev = parse_ok("{\"action\":\"unsubscribe\",\"sessionId\":"
+                  "\"00112233445566778899aabbccddeeff\",\"guildId\":\"g\","
+                  "\"origin\":\"gw-a\"}");
+    assert_int_equal(ev->action, GW_ACTION_UNSUBSCRIBE);
+    assert_int_equal(ev->target, GW_TARGET_SESSION);
+    assert_string_equal(ev->origin, "gw-a");
+    gw_event_unref(ev);
+    ev = parse_ok("{\"action\":\"disconnect\",\"userId\":\"u\"}");
+    assert_int_equal(ev->code, 4000);
+    assert_string_equal(ev->arg, "disconnected by the server");
+    gw_event_unref(ev);
+    ev = parse_ok("{\"action\":\"disconnect\",\"userId\":\"u\","
+                  "\"code\":4999,\"reason\":\"banned\"}");
+    assert_int_equal(ev->code, 4999);
+    assert_string_equal(ev->arg, "banned");
+    gw_event_unref(ev);
+}
+
 static void test_rejections(void **state)
 {
     static const char *bad[] = {
@@ -113,6 +168,22 @@ static void test_rejections(void **state)
         "{\"event\":\"e\",\"guildId\":\"g\",\"excludeSessionId\":\"xyz\"}",
         "{\"event\":\"e\",\"guildId\":\"g\",\"excludeUserId\":\"\"}",
         "{\"event\":\"e\",\"guildId\":\"g\",\"origin\":7}",
+        "{\"event\":\"e\",\"sessionId\":\"00ff\"}",
+        "{\"event\":\"e\",\"sessionId\":\"00112233445566778899aabbccddeefg\"}",
+        "{\"event\":\"e\",\"sessionId\":\"00112233445566778899aabbccddeeff\","
+        "\"userId\":\"u\"}",
+        "{\"event\":\"e\",\"userId\":\"u\",\"nonce\":5}",
+        "{\"event\":\"e\",\"userId\":\"u\",\"nonce\":\""
+        "01234567890123456789012345678901234567890123456789012345678901234\"}",
+        "{\"action\":\"kick\",\"userId\":\"u\"}",
+        "{\"action\":7,\"userId\":\"u\"}",
+        "{\"action\":\"subscribe\",\"userId\":\"u\"}",
+        "{\"action\":\"subscribe\",\"guildId\":\"g\"}",
+        "{\"action\":\"subscribe\",\"broadcast\":true,\"guildId\":\"g\"}",
+        "{\"action\":\"unsubscribe\",\"userId\":\"u\",\"guildId\":\"\"}",
+        "{\"action\":\"disconnect\",\"userId\":\"u\",\"code\":1000}",
+        "{\"action\":\"disconnect\",\"userId\":\"u\",\"code\":4000.5}",
+        "{\"action\":\"disconnect\",\"userId\":\"u\",\"reason\":1}",
     };
     (void)state;
 
@@ -133,6 +204,8 @@ int main(void)
         cmocka_unit_test(test_guild),
         cmocka_unit_test(test_users_broadcast_options),
         cmocka_unit_test(test_relay_fields),
+        cmocka_unit_test(test_session_target_and_nonce),
+        cmocka_unit_test(test_actions),
         cmocka_unit_test(test_rejections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
