@@ -214,6 +214,9 @@ void gw_relay_free(gw_relay_t *r)
     free(r->user);
     free(r->guild);
     free(r->channel);
+    free(r->event);
+    free(r->data);
+    free(r->nonce);
     free(r);
 }
 

@@ -239,6 +239,24 @@ static const config_option_t config_options[] = {
              "down; false = an exclusive queue that dies with the connection"),
     OPT_U32("amqp.prefetch", CONFIG_RESTART_ONLY, amqp_prefetch, "256", 1,
             65535, NULL, "Unacknowledged deliveries RabbitMQ may send ahead"),
+    OPT_STR("amqp.upstream_exchange", CONFIG_RESTART_ONLY,
+            amqp_upstream_exchange, "gateway_upstream", NULL,
+            "Topic exchange (durable, declared by gatewayd) that client "
+            "events go up to, routed by their name"),
+    OPT_STR("relay.events", CONFIG_RELOADABLE, relay_events, "", NULL,
+            "Client events relayed to the backends: comma-separated glob "
+            "patterns (chat.*, location.update); empty = every name of "
+            "[a-z][a-z0-9_.-]{0,63} that is not a built-in"),
+    OPT_U32("relay.limit", CONFIG_RELOADABLE, relay_limit, "20", 1, UINT32_MAX,
+            NULL,
+            "Client events relayed per window per session; more are "
+            "answered rate_limited"),
+    OPT_U32("relay.window_ms", CONFIG_RELOADABLE, relay_window_ms, "1000", 1,
+            UINT32_C(1) << 30, NULL, "The window of relay.limit"),
+    OPT_U32("relay.max_unconfirmed", CONFIG_RESTART_ONLY, relay_max_unconfirmed,
+            "1000", 1, 1000000, NULL,
+            "Upstream publishes that may await RabbitMQ's confirm; past it, "
+            "clients are answered overloaded"),
     OPT_U32("queues.queue_size", CONFIG_RESTART_ONLY, queue_size, "65536", 2,
             UINT32_C(1) << 31, config_check_pow2,
             "Entries of each inter-thread queue; a power of two"),

@@ -348,6 +348,21 @@ Error:
     return rc;
 }
 
+gw_event_t *gw_event_private(const uint8_t session[GW_SESSION_ID_LEN],
+                             const char *json, size_t len)
+{
+    gw_event_t *ev = gw_calloc(1, sizeof(*ev));
+
+    atomic_init(&ev->refs, 1);
+    ev->target = GW_TARGET_SESSION;
+    ev->action = GW_ACTION_SEND;
+    ev->priority = 1;
+    memcpy(ev->session, session, GW_SESSION_ID_LEN);
+    ev->body = gw_frame_new(len);
+    memcpy(ev->body->data, json, len);
+    return ev;
+}
+
 void gw_event_set_refs(gw_event_t *ev, unsigned refs)
 {
     atomic_store_explicit(&ev->refs, refs, memory_order_relaxed);

@@ -40,6 +40,13 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "Events taken from the broker queue.", 0, W},
     [GW_STAT_TYPING_LIMITED] = {"typing_rate_limited",
         "typing.start refused by the per-session limit.", 0, W},
+    [GW_STAT_RELAY_LIMITED] = {"relay_rate_limited",
+        "Client events for the backends refused by relay.limit.", 0, W},
+    [GW_STAT_RELAY_UNAVAILABLE] = {"relay_refused_unavailable",
+        "Client events for the backends refused: RabbitMQ not up.", 0, W},
+    [GW_STAT_RELAY_OVERLOADED] = {"relay_refused_overloaded",
+        "Client events for the backends refused: relay.max_unconfirmed "
+        "reached, or the relay queue full.", 0, W},
     [GW_STAT_QUEUE_HWM] = {"queue_depth_max",
         "Highest depth of the worker's event queue.", 1, W},
     [GW_STAT_ACCEPT_DROPS] = {"accept_drops",
@@ -57,6 +64,18 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "typing.start events relayed from clients.", 0, B},
     [GW_STAT_REDIS_PUBLISH_FAILURES] = {"redis_publish_failures",
         "Events not published to Redis: the link was down or stalled.", 0, B},
+    [GW_STAT_RELAY_PUBLISHED] = {"relay_published",
+        "Client events published to the upstream exchange.", 0, B},
+    [GW_STAT_RELAY_CONFIRMED] = {"relay_confirmed",
+        "Upstream publishes confirmed by RabbitMQ.", 0, B},
+    [GW_STAT_RELAY_NACKED] = {"relay_nacked",
+        "Upstream publishes RabbitMQ refused (nack); the client was told.",
+        0, B},
+    [GW_STAT_RELAY_LOST] = {"relay_lost",
+        "Upstream publishes unconfirmed when the link went down; the client "
+        "was told.", 0, B},
+    [GW_STAT_RELAY_UNCONFIRMED] = {"relay_unconfirmed",
+        "Upstream publishes awaiting RabbitMQ's confirm.", 1, B},
 };
 #undef W
 #undef A

@@ -282,6 +282,9 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
         break;
     case GW_ACTION_DISCONNECT: gw_session_close(s, ev->code, ev->arg); break;
     case GW_ACTION_DISPATCH: gw_session_dispatch(s, ev); break;
+    case GW_ACTION_SEND:
+        gw_session_send(s, ev->body->data, ev->body->len);
+        break;
     }
 }
 

@@ -45,17 +45,16 @@ static int worker_relay_typing(void *data, const char *user, const char *guild,
                                const char *channel)
 {
     gw_worker_t *w = data;
-    gw_relay_t *r = gw_malloc(sizeof(*r));
+    gw_relay_t *r = gw_calloc(1, sizeof(*r));
 
+    r->kind = GW_RELAY_TYPING;
+    r->worker = w->id;
     r->user = gw_strdup(user);
     r->guild = gw_strdup(guild);
     r->channel = gw_strdup(channel);
     if (gw_queue_push(&w->relays, r) == 0)
         return 0;
-    free(r->user);
-    free(r->guild);
-    free(r->channel);
-    free(r);
+    gw_relay_free(r);
     return GW_EFULL;
 }
 

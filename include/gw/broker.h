@@ -23,11 +23,23 @@ typedef enum gw_source {
     GW_SOURCE_CLIENT, /* a client's typing.start, relayed */
 } gw_source_t;
 
-/* A client's typing.start on its way from a worker to the broker. */
+typedef enum gw_relay_kind {
+    GW_RELAY_TYPING,   /* a client's typing.start, for the guild */
+    GW_RELAY_UPSTREAM, /* a client's event, for the backends (RabbitMQ) */
+} gw_relay_kind_t;
+
+/* What a worker hands the broker through its relay queue. */
 typedef struct gw_relay {
-    char *user;    /* owned */
-    char *guild;   /* owned */
-    char *channel; /* owned */
+    gw_relay_kind_t kind;
+    int worker;    /* the sender's worker: an answer goes back there */
+    char *user;    /* owned: the authenticated user */
+    char *guild;   /* owned, typing: the guild */
+    char *channel; /* owned, typing: the channel */
+    char *event;   /* owned, upstream: the event name, the routing key */
+    char *data;    /* owned, upstream: the client's data as it sent it */
+    char *nonce;   /* owned, upstream: the client's nonce, or NULL */
+    uint8_t session[GW_SESSION_ID_LEN]; /* upstream: the sender's session */
+    uint64_t received_ms; /* upstream: wall clock when the worker took it */
 } gw_relay_t;
 
 /* Frees a relay and its strings. */
@@ -55,6 +67,14 @@ void gw_broker_quiesce(gw_broker_t *b);
  * gw_broker_quiesce and after the workers' threads have ended; the relays
  * still queued are freed with the workers (gw_worker_free). */
 void gw_broker_stop(gw_broker_t *b);
+
+/*
+ * Whether an upstream relay may be handed over now: 0, GW_ECLOSED while the
+ * RabbitMQ link is not up, or GW_EFULL while relay.max_unconfirmed
+ * publishes await their confirm. Any thread: the worker asks before it
+ * queues, so that the client hears at once.
+ */
+int gw_broker_upstream_admit(const gw_broker_t *b);
 
 /* The handle that wakes the broker when a relay queue has work. */
 gw_wake_t *gw_broker_relay_wake(gw_broker_t *b);

@@ -56,11 +56,18 @@ typedef struct gw_config {
     char *amqp_user;
     char *amqp_password; /* env GATEWAYD_AMQP_PASSWORD wins */
     char *amqp_vhost;
-    char *amqp_exchange;     /* topic exchange the backends publish to */
-    char *amqp_binding_keys; /* comma-separated routing-key patterns */
-    char *amqp_queue_prefix; /* queue = prefix + instance_id */
-    int amqp_durable;        /* durable named queue, or exclusive one */
-    uint32_t amqp_prefetch;  /* unacknowledged deliveries in flight */
+    char *amqp_exchange;          /* topic exchange the backends publish to */
+    char *amqp_binding_keys;      /* comma-separated routing-key patterns */
+    char *amqp_queue_prefix;      /* queue = prefix + instance_id */
+    int amqp_durable;             /* durable named queue, or exclusive one */
+    uint32_t amqp_prefetch;       /* unacknowledged deliveries in flight */
+    char *amqp_upstream_exchange; /* topic exchange of client events */
+    /* [relay] */
+    char *relay_events;             /* glob patterns, comma-separated; "" =
+                                       every well-formed non-built-in name */
+    uint32_t relay_limit;           /* upstream events per window per session */
+    uint32_t relay_window_ms;       /* the window of relay_limit */
+    uint32_t relay_max_unconfirmed; /* publishes awaiting a confirm */
     /* [queues] */
     uint32_t queue_size; /* entries of each SPSC queue, power of two */
     /* [log] */

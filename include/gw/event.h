@@ -24,6 +24,7 @@ typedef enum gw_action {
     GW_ACTION_SUBSCRIBE,   /* join guild `arg` */
     GW_ACTION_UNSUBSCRIBE, /* leave guild `arg` */
     GW_ACTION_DISCONNECT,  /* close with `code` and reason `arg` */
+    GW_ACTION_SEND,        /* send the body as it is: a private message */
 } gw_action_t;
 
 #define GW_SESSION_ID_LEN 16 /* bytes; 32 hex characters on the wire */
@@ -55,6 +56,14 @@ typedef struct gw_event {
  */
 int gw_event_parse(const char *json, size_t len, gw_event_t **out,
                    const char **reason);
+
+/*
+ * A private message for one session, made by the gateway itself (an
+ * answer to a relay): the body is the whole message, sent without a seq.
+ * One reference, owned by the caller.
+ */
+gw_event_t *gw_event_private(const uint8_t session[GW_SESSION_ID_LEN],
+                             const char *json, size_t len);
 
 /* Sets the number of references before the event is shared. */
 void gw_event_set_refs(gw_event_t *ev, unsigned refs);

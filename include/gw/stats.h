@@ -31,7 +31,10 @@ typedef enum gw_stat {
     GW_STAT_AUTH_FAILURES,
     GW_STAT_EVENTS_IN,
     GW_STAT_TYPING_LIMITED,
-    GW_STAT_QUEUE_HWM, /* written by the broker, the queue's producer */
+    GW_STAT_RELAY_LIMITED,     /* upstream events over relay.limit */
+    GW_STAT_RELAY_UNAVAILABLE, /* refused at once: RabbitMQ not up */
+    GW_STAT_RELAY_OVERLOADED,  /* refused at once: too many unconfirmed */
+    GW_STAT_QUEUE_HWM,         /* written by the broker, the queue's producer */
     /* acceptor */
     GW_STAT_ACCEPT_DROPS,
     /* broker */
@@ -43,6 +46,11 @@ typedef enum gw_stat {
     GW_STAT_OWN_ECHOES,
     GW_STAT_TYPING_RELAYED,
     GW_STAT_REDIS_PUBLISH_FAILURES,
+    GW_STAT_RELAY_PUBLISHED,   /* upstream events published to RabbitMQ */
+    GW_STAT_RELAY_CONFIRMED,   /* and confirmed by it (basic.ack) */
+    GW_STAT_RELAY_NACKED,      /* refused by it (basic.nack, or returned) */
+    GW_STAT_RELAY_LOST,        /* unconfirmed when the link went down */
+    GW_STAT_RELAY_UNCONFIRMED, /* gauge: published, not yet confirmed */
     GW_STAT_COUNT
 } gw_stat_t;
 

@@ -667,6 +667,9 @@ static void test_reloadable_flag_of_every_option(void **state)
         "auth.jwt_audience=aud",
         "auth.jwt_issuer=iss",
         "http.publish_api_key=rotated-key",
+        "relay.events=chat.*",
+        "relay.limit=5",
+        "relay.window_ms=2000",
         "log.level=warn",
     };
     static const char *restart_only[] = {
@@ -696,6 +699,8 @@ static void test_reloadable_flag_of_every_option(void **state)
         "amqp.queue_prefix=q.",
         "amqp.durable=false",
         "amqp.prefetch=10",
+        "amqp.upstream_exchange=up",
+        "relay.max_unconfirmed=10",
         "queues.queue_size=1024",
     };
     const size_t nreload = sizeof(reloadable) / sizeof(reloadable[0]);
