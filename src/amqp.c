@@ -2,11 +2,12 @@
  * The RabbitMQ link. rabbitmq-c blocks, and the broker loop must not, so the
  * work is split in two:
  *
- * - Connecting (TCP connect, login, channel, declarations, basic.qos,
- *   basic.consume) is a uv_queue_work job on libuv's thread pool. The job
- *   touches nothing but its own struct until its after-work callback, back
- *   on the loop, takes the connection over. There is one job per link,
- *   reused for every attempt and for the polite close at stop.
+ * - Connecting (TCP connect, login, channels, declarations,
+ *   confirm.select, basic.qos, basic.consume) is a uv_queue_work job on
+ *   libuv's thread pool. The job touches nothing but its own struct until
+ *   its after-work callback, back on the loop, takes the connection over.
+ *   There is one job per link, reused for every attempt and for the polite
+ *   close at stop.
  * - Consuming runs on the loop: a uv_poll_t on the socket, and frames read
  *   with a zero timeout until the socket is dry. Deliveries are assembled
  *   here from their method, header and body frames rather than with
@@ -16,6 +17,21 @@
  * Writes from the loop (basic.ack, basic.reject, heartbeats) are a few bytes
  * each, so they find room in the socket buffer; rabbitmq-c bounds a stuck
  * one by the heartbeat deadline.
+ *
+ * Publishing (client events for the backends) is on the loop too, on a
+ * channel of its own in confirm mode: amqp_basic_publish writes at once,
+ * and the basic.ack / basic.nack / basic.return that settle it arrive
+ * among the consumer's frames. A publish can be big (a client message), and
+ * rabbitmq-c's write waits until the kernel has taken all of it: bounded
+ * by the heartbeat deadline when the server is gone, but not while it is
+ * alive and does not read (a resource alarm blocks publishing connections
+ * that way). So a publish is refused while RabbitMQ says it blocks us
+ * (connection.blocked), and when the socket's send queue is already half
+ * full (rmq_room): what is written then fits in the buffer, or goes into
+ * an empty one, to a server that has just read everything. At most
+ * max_pending publishes await their confirm, each in a list in tag order;
+ * the list ends with the connection, every entry reported lost. The gate
+ * tells other threads whether a publish would be taken now.
  *
  * Heartbeats are on (RMQ_HEARTBEAT_S, or the server's lower value): a
  * RabbitMQ host that vanishes without a TCP reset is noticed within two
@@ -43,12 +59,18 @@
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
-#define RMQ_CHANNEL 1
+#define RMQ_CHANNEL 1        /* declarations and consuming */
+#define RMQ_PUB_CHANNEL 2    /* publishing, in confirm mode */
+#define RMQ_SHORTSTR_MAX 255 /* an AMQP short string: names, properties */
+/* Bytes of a publish beside its body: method and header frames. */
+#define RMQ_PUB_OVERHEAD 1024
 #define RMQ_TIMEOUT_S 5    /* connect, login, each declaration, close */
 #define RMQ_HEARTBEAT_S 30 /* asked for; the server may lower it */
 #define RMQ_RETRY_MS 10    /* next offer of a delivery the workers refused */
@@ -62,7 +84,8 @@ typedef struct rmq_job {
     gw_amqp_t *link; /* touched only in the after-work callbacks */
     char *host, *user, *password, *vhost;
     char *exchange, *dlx, *dlq, *queue;
-    char *keys; /* comma-separated binding patterns */
+    char *upstream; /* the exchange client events are published to */
+    char *keys;     /* comma-separated binding patterns */
     int port;
     int durable;
     uint16_t prefetch;
@@ -73,7 +96,16 @@ typedef struct rmq_job {
     int aborted; /* gw_amqp_stop came: no more blocking */
 } rmq_job_t;
 
-/* Where a delivery is in its frames. */
+/* One publish awaiting its confirm. */
+typedef struct rmq_pending {
+    struct rmq_pending *next;
+    uint64_t tag;      /* its number on the connection's publish channel */
+    void *msg_data;    /* the owner's, handed back with the outcome */
+    int returned;      /* basic.return came: it fails, whatever the ack */
+    char message_id[]; /* finds it from a basic.return */
+} rmq_pending_t;
+
+/* Where a delivery (or a returned publish) is in its frames. */
 typedef enum rmq_want {
     RMQ_WANT_DELIVER, /* between deliveries */
     RMQ_WANT_HEADER,
@@ -94,12 +126,19 @@ typedef struct rmq_session {
     size_t got;   /* body bytes received so far */
     int paused;   /* poll stopped: delivery held, or turn budget spent */
     int polite;   /* closed by gw_amqp_stop: say goodbye to the server */
+    /* Publishing, on RMQ_PUB_CHANNEL: */
+    rmq_pending_t *pending; /* awaiting their confirm, oldest first */
+    rmq_pending_t **tailp;  /* the last entry's next, to append */
+    uint32_t npending;
+    uint64_t next_tag; /* publishes so far; RabbitMQ numbers them alike */
+    rmq_want_t ret;    /* where a basic.return is in its frames */
+    uint64_t ret_left; /* its body bytes still to skip */
+    int blocked;       /* connection.blocked: RabbitMQ reads no publish */
 } rmq_session_t;
 
 struct gw_amqp {
     uv_loop_t *loop;
-    gw_amqp_message_cb cb;
-    void *data;
+    gw_amqp_hooks_t hooks;
     gw_link_state_t state;
     rmq_job_t *job;         /* NULL when disabled */
     int job_busy;           /* job queued or running on the pool */
@@ -107,6 +146,7 @@ struct gw_amqp {
     uv_timer_t timer;       /* reconnect delay, or resume reading */
     uv_timer_t beat;        /* heartbeat tick while up */
     uint32_t max_body;      /* larger messages are dead-lettered */
+    uint32_t max_pending;   /* publishes that may await their confirm */
     uint32_t min_ms, max_ms;
     unsigned attempt; /* failures since the link was last up */
     uint64_t seed;    /* backoff jitter */
@@ -143,6 +183,7 @@ static rmq_job_t *rmq_job_new(gw_amqp_t *a, const gw_config_t *cfg,
     job->password = gw_strdup(cfg->amqp_password);
     job->vhost = gw_strdup(cfg->amqp_vhost);
     job->exchange = gw_strdup(cfg->amqp_exchange);
+    job->upstream = gw_strdup(cfg->amqp_upstream_exchange);
     job->dlx = rmq_concat(cfg->amqp_exchange, ".dlx");
     job->dlq = rmq_concat(cfg->amqp_exchange, ".dlq");
     job->queue = rmq_concat(cfg->amqp_queue_prefix, instance_id);
@@ -161,6 +202,7 @@ static void rmq_job_free(rmq_job_t *job)
     free(job->password);
     free(job->vhost);
     free(job->exchange);
+    free(job->upstream);
     free(job->dlx);
     free(job->dlq);
     free(job->queue);
@@ -284,6 +326,20 @@ static int rmq_bind_keys(rmq_job_t *job)
     return 0;
 }
 
+/* The exchange client events go up to, and their channel in confirm mode:
+ * RabbitMQ acks each publish once it has taken charge of it (written to
+ * disk, for a persistent message in a durable queue). */
+static int rmq_publisher(rmq_job_t *job)
+{
+    if (rmq_exchange(job, job->upstream) != 0)
+        return GW_ECLOSED;
+    amqp_channel_open(job->conn, RMQ_PUB_CHANNEL);
+    if (rmq_check(job, "channel.open (publishing)") != 0)
+        return GW_ECLOSED;
+    amqp_confirm_select(job->conn, RMQ_PUB_CHANNEL);
+    return rmq_check(job, "confirm.select");
+}
+
 static int rmq_consume(rmq_job_t *job)
 {
     amqp_basic_qos(job->conn, RMQ_CHANNEL, 0, job->prefetch, 0);
@@ -320,6 +376,29 @@ static void rmq_job_abort(rmq_job_t *job)
     uv_mutex_unlock(&job->lock);
 }
 
+/* Logs in, asking RabbitMQ to say when a resource alarm makes it stop
+ * reading our publishes (connection.blocked), rather than go silent. */
+static int rmq_login(rmq_job_t *job)
+{
+    amqp_table_entry_t blocked = {
+        .key = amqp_cstring_bytes("connection.blocked"),
+        .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1},
+    };
+    amqp_table_entry_t caps = {
+        .key = amqp_cstring_bytes("capabilities"),
+        .value = {.kind = AMQP_FIELD_KIND_TABLE,
+                  .value.table = {.num_entries = 1, .entries = &blocked}},
+    };
+    amqp_table_t props = {.num_entries = 1, .entries = &caps};
+
+    return rmq_reply(job,
+                     amqp_login_with_properties(
+                         job->conn, job->vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
+                         RMQ_HEARTBEAT_S, &props, AMQP_SASL_METHOD_PLAIN,
+                         job->user, job->password),
+                     "login");
+}
+
 static int rmq_open(rmq_job_t *job)
 {
     struct timeval tv = {.tv_sec = RMQ_TIMEOUT_S};
@@ -342,11 +421,7 @@ static int rmq_open(rmq_job_t *job)
     }
     amqp_set_handshake_timeout(job->conn, &tv);
     amqp_set_rpc_timeout(job->conn, &tv);
-    if (rmq_reply(job,
-                  amqp_login(job->conn, job->vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
-                             RMQ_HEARTBEAT_S, AMQP_SASL_METHOD_PLAIN, job->user,
-                             job->password),
-                  "login") != 0)
+    if (rmq_login(job) != 0)
         return GW_ECLOSED;
     amqp_channel_open(job->conn, RMQ_CHANNEL);
     return rmq_check(job, "channel.open");
@@ -365,7 +440,8 @@ static void rmq_connect_work(uv_work_t *req)
     }
     if (rmq_open(job) != 0 || rmq_exchange(job, job->exchange) != 0 ||
         rmq_dead_letters(job) != 0 || rmq_queue(job) != 0 ||
-        rmq_bind_keys(job) != 0 || rmq_consume(job) != 0)
+        rmq_bind_keys(job) != 0 || rmq_publisher(job) != 0 ||
+        rmq_consume(job) != 0)
         goto Error;
     rmq_job_publish_fd(job, -1); /* the loop takes the connection over */
     return;
@@ -385,6 +461,76 @@ static void rmq_close_work(uv_work_t *req)
     amqp_connection_close(job->conn, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection(job->conn);
     job->conn = NULL;
+}
+
+/* ---- publishes awaiting their confirm (loop) ------------------------ */
+
+/* Tells other threads what a publish would meet now. */
+static void rmq_gate_update(gw_amqp_t *a)
+{
+    rmq_session_t *s = a->session;
+
+    atomic_store_explicit(&a->hooks.gate->open, s != NULL && !s->blocked,
+                          memory_order_relaxed);
+    atomic_store_explicit(&a->hooks.gate->unconfirmed,
+                          s != NULL ? s->npending : 0, memory_order_relaxed);
+}
+
+static void rmq_pending_add(rmq_session_t *s, void *msg_data, const char *id)
+{
+    size_t n = id != NULL ? strlen(id) : 0;
+    rmq_pending_t *p = gw_malloc(sizeof(*p) + n + 1);
+
+    p->next = NULL;
+    p->tag = ++s->next_tag;
+    p->msg_data = msg_data;
+    p->returned = 0;
+    memcpy(p->message_id, id != NULL ? id : "", n + 1);
+    *s->tailp = p;
+    s->tailp = &p->next;
+    s->npending++;
+}
+
+/*
+ * Settles the publish numbered tag, or with `multiple` every one up to it
+ * (tag 0: all of them), as a basic.ack (status 0) or basic.nack (GW_EIO)
+ * says; a returned one fails whatever the ack says. Each is unlinked before
+ * its callback runs.
+ */
+static void rmq_confirm(rmq_session_t *s, uint64_t tag, int multiple,
+                        int status)
+{
+    gw_amqp_t *a = s->link;
+    rmq_pending_t **pp = &s->pending, *p;
+
+    if (multiple && tag == 0)
+        tag = UINT64_MAX;
+    while ((p = *pp) != NULL && p->tag <= tag) {
+        if (!multiple && p->tag != tag) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        if (*pp == NULL)
+            s->tailp = pp;
+        s->npending--;
+        a->hooks.confirm(a->hooks.data, p->msg_data,
+                         p->returned ? GW_EIO : status);
+        free(p);
+    }
+    rmq_gate_update(a);
+}
+
+/* A basic.return names its publish by the message id it carried. */
+static void rmq_mark_returned(rmq_session_t *s, amqp_bytes_t id)
+{
+    for (rmq_pending_t *p = s->pending; p != NULL && id.len > 0; p = p->next) {
+        if (strlen(p->message_id) == id.len &&
+            memcmp(p->message_id, id.bytes, id.len) == 0) {
+            p->returned = 1;
+            return;
+        }
+    }
 }
 
 /* ---- lifetime ------------------------------------------------------- */
@@ -439,7 +585,8 @@ static void rmq_session_closed_cb(uv_handle_t *h)
 
 /* Stops reading; the connection is destroyed once the poll handle is
  * closed, so its socket is never closed under a watched descriptor. A
- * delivery not yet acknowledged is redelivered by RabbitMQ. */
+ * delivery not yet acknowledged is redelivered by RabbitMQ; publishes not
+ * yet confirmed are reported lost. */
 static void rmq_session_close(gw_amqp_t *a, int polite)
 {
     rmq_session_t *s = a->session;
@@ -447,6 +594,9 @@ static void rmq_session_close(gw_amqp_t *a, int polite)
     a->session = NULL;
     uv_timer_stop(&a->beat);
     s->polite = polite;
+    /* Nothing more will be confirmed on this connection: the rest is lost
+     * to us, whether or not RabbitMQ has it. */
+    rmq_confirm(s, 0, 1, GW_ECLOSED);
     uv_close((uv_handle_t *)&s->poll, rmq_session_closed_cb);
 }
 
@@ -497,7 +647,7 @@ static void rmq_pause(rmq_session_t *s, uint64_t delay_ms)
 static int rmq_deliver(rmq_session_t *s)
 {
     gw_amqp_t *a = s->link;
-    int rc = a->cb(s->body, s->len, a->data);
+    int rc = a->hooks.message(s->body, s->len, a->hooks.data);
 
     if (s->body == NULL)
         rc = GW_ETOOBIG;
@@ -526,6 +676,22 @@ static int rmq_protocol_error(rmq_session_t *s, const char *what)
     return GW_ECLOSED;
 }
 
+/* RabbitMQ stops reading a publishing connection during a resource alarm
+ * (memory, disk), and says so first: publishes are refused until it lifts,
+ * rather than left to fill the socket. */
+static void rmq_blocked(rmq_session_t *s, const amqp_method_t *m)
+{
+    const amqp_connection_blocked_t *b = m->decoded;
+
+    s->blocked = m->id == AMQP_CONNECTION_BLOCKED_METHOD;
+    if (s->blocked)
+        gw_warn("amqp: RabbitMQ blocks publishing: %.*s", (int)b->reason.len,
+                (const char *)b->reason.bytes);
+    else
+        gw_info("amqp: RabbitMQ takes publishes again");
+    rmq_gate_update(s->link);
+}
+
 static int rmq_method(rmq_session_t *s, const amqp_method_t *m)
 {
     char why[256];
@@ -539,6 +705,8 @@ static int rmq_method(rmq_session_t *s, const amqp_method_t *m)
         return 0;
     case AMQP_BASIC_CANCEL_METHOD:
         return rmq_protocol_error(s, "the server cancelled the consumer");
+    case AMQP_CONNECTION_BLOCKED_METHOD:
+    case AMQP_CONNECTION_UNBLOCKED_METHOD: rmq_blocked(s, m); return 0;
     case AMQP_CONNECTION_CLOSE_METHOD:
     case AMQP_CHANNEL_CLOSE_METHOD:
         rmq_close_text(m, why, sizeof(why));
@@ -571,8 +739,57 @@ static int rmq_body(rmq_session_t *s, amqp_bytes_t part)
     return s->got == s->len ? rmq_deliver(s) : 0;
 }
 
+/* The publish channel's methods: confirms, returns, or its end. */
+static int rmq_pub_method(rmq_session_t *s, const amqp_method_t *m)
+{
+    const amqp_basic_ack_t *ack = m->decoded;
+    const amqp_basic_nack_t *nack = m->decoded;
+    char why[256];
+
+    switch (m->id) {
+    case AMQP_BASIC_ACK_METHOD:
+        rmq_confirm(s, ack->delivery_tag, ack->multiple, 0);
+        return 0;
+    case AMQP_BASIC_NACK_METHOD:
+        rmq_confirm(s, nack->delivery_tag, nack->multiple, GW_EIO);
+        return 0;
+    case AMQP_BASIC_RETURN_METHOD: /* its ack follows its content */
+        if (s->ret != RMQ_WANT_DELIVER)
+            return rmq_protocol_error(s, "basic.return inside a return");
+        s->ret = RMQ_WANT_HEADER;
+        return 0;
+    case AMQP_CHANNEL_CLOSE_METHOD:
+        rmq_close_text(m, why, sizeof(why));
+        return rmq_protocol_error(s, why);
+    default: gw_debug("amqp: method 0x%08x ignored", m->id); return 0;
+    }
+}
+
+/* A returned publish's content: its properties name it (the ack that
+ * follows settles it); its body is skipped. */
+static int rmq_pub_content(rmq_session_t *s, const amqp_frame_t *f)
+{
+    if (f->frame_type == AMQP_FRAME_HEADER && s->ret == RMQ_WANT_HEADER) {
+        const amqp_basic_properties_t *p = f->payload.properties.decoded;
+        if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+            rmq_mark_returned(s, p->message_id);
+        s->ret_left = f->payload.properties.body_size;
+    } else if (f->frame_type == AMQP_FRAME_BODY && s->ret == RMQ_WANT_BODY &&
+               f->payload.body_fragment.len <= s->ret_left) {
+        s->ret_left -= f->payload.body_fragment.len;
+    } else {
+        return rmq_protocol_error(s, "content outside a return");
+    }
+    s->ret = s->ret_left > 0 ? RMQ_WANT_BODY : RMQ_WANT_DELIVER;
+    return 0;
+}
+
 static int rmq_frame(rmq_session_t *s, const amqp_frame_t *f)
 {
+    if (f->channel == RMQ_PUB_CHANNEL)
+        return f->frame_type == AMQP_FRAME_METHOD
+                   ? rmq_pub_method(s, &f->payload.method)
+                   : rmq_pub_content(s, f);
     switch (f->frame_type) {
     case AMQP_FRAME_METHOD: return rmq_method(s, &f->payload.method);
     case AMQP_FRAME_HEADER:
@@ -657,6 +874,94 @@ static void rmq_beat_cb(uv_timer_t *t)
         rmq_fail(a, amqp_error_string2(rc));
 }
 
+/* ---- publishing (loop) ---------------------------------------------- */
+
+/*
+ * Whether the socket takes a publish of about len bytes without making
+ * rabbitmq-c's write wait (see the file comment). Linux doubles SO_SNDBUF
+ * for its own bookkeeping, so half of it is what data may fill. A publish
+ * into an empty send queue goes whatever its size: the server has
+ * acknowledged every byte so far, so it was reading a moment ago, and
+ * should it stop now, connection.blocked says why.
+ */
+static int rmq_room(rmq_session_t *s, size_t len)
+{
+    int fd = amqp_get_sockfd(s->conn), queued, sndbuf;
+    socklen_t size = sizeof(sndbuf);
+
+    if (ioctl(fd, SIOCOUTQ, &queued) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &size) != 0)
+        return 1; /* a broken socket: the write reports it */
+    return queued == 0 ||
+           (size_t)queued + len + RMQ_PUB_OVERHEAD <= (size_t)sndbuf / 2;
+}
+
+/* Sets one optional short-string property. */
+static int rmq_prop(amqp_basic_properties_t *p, amqp_bytes_t *field,
+                    amqp_flags_t flag, const char *value)
+{
+    if (value == NULL)
+        return 0;
+    if (strlen(value) > RMQ_SHORTSTR_MAX)
+        return GW_EINVAL;
+    *field = amqp_cstring_bytes(value);
+    p->_flags |= flag;
+    return 0;
+}
+
+static int rmq_props(amqp_basic_properties_t *p, const gw_amqp_props_t *in)
+{
+    memset(p, 0, sizeof(*p));
+    p->_flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG;
+    p->content_type = amqp_cstring_bytes("application/json");
+    p->delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    p->timestamp = in->timestamp;
+    p->app_id = amqp_cstring_bytes("gatewayd");
+    if (rmq_prop(p, &p->message_id, AMQP_BASIC_MESSAGE_ID_FLAG,
+                 in->message_id) != 0 ||
+        rmq_prop(p, &p->correlation_id, AMQP_BASIC_CORRELATION_ID_FLAG,
+                 in->correlation_id) != 0 ||
+        rmq_prop(p, &p->reply_to, AMQP_BASIC_REPLY_TO_FLAG, in->reply_to) != 0)
+        return GW_EINVAL;
+    return 0;
+}
+
+int gw_amqp_publish(gw_amqp_t *a, const char *routing_key, const char *body,
+                    size_t len, const gw_amqp_props_t *props, void *msg_data)
+{
+    rmq_session_t *s = a->session;
+    amqp_basic_properties_t p;
+    amqp_bytes_t content = {.len = len, .bytes = (void *)body};
+    int rc;
+
+    if (s == NULL || s->blocked)
+        return GW_ECLOSED;
+    if (s->npending >= a->max_pending || !rmq_room(s, len))
+        return GW_EFULL;
+    if (strlen(routing_key) > RMQ_SHORTSTR_MAX || rmq_props(&p, props) != 0)
+        return GW_EINVAL;
+    /* Mandatory: a message no queue takes comes back (basic.return) rather
+     * than vanish, and its client hears so. */
+    rc = amqp_basic_publish(s->conn, RMQ_PUB_CHANNEL,
+                            amqp_cstring_bytes(a->job->upstream),
+                            amqp_cstring_bytes(routing_key), 1, 0, &p, content);
+    if (rc != AMQP_STATUS_OK) {
+        /* Part of it may be on the wire: the connection is out of step. */
+        rmq_fail(a, amqp_error_string2(rc));
+        return GW_ECLOSED;
+    }
+    rmq_pending_add(s, msg_data, props->message_id);
+    rmq_gate_update(a);
+    /* rabbitmq-c reads the socket in a publish when the server's heartbeat
+     * is due; what it read then waits in its buffers, which the poll does
+     * not see: the timer drains them. */
+    if (!s->paused &&
+        (amqp_frames_enqueued(s->conn) || amqp_data_in_buffer(s->conn)))
+        rmq_pause(s, 0);
+    return 0;
+}
+
 /* ---- connecting (loop) ---------------------------------------------- */
 
 static void rmq_session_start(gw_amqp_t *a, amqp_connection_state_t conn)
@@ -674,14 +979,17 @@ static void rmq_session_start(gw_amqp_t *a, amqp_connection_state_t conn)
     s->poll.data = s;
     s->link = a;
     s->conn = conn;
+    s->tailp = &s->pending;
     a->session = s;
     a->refs++;
     if (beat_ms > 0)
         uv_timer_start(&a->beat, rmq_beat_cb, beat_ms, beat_ms);
-    gw_info("amqp: up: consuming %s on %s:%d (exchange %s, bindings \"%s\")",
+    gw_info("amqp: up: consuming %s on %s:%d (exchange %s, bindings \"%s\"), "
+            "publishing to %s",
             a->job->queue, a->job->host, a->job->port, a->job->exchange,
-            a->job->keys);
+            a->job->keys, a->job->upstream);
     a->state = GW_LINK_UP;
+    rmq_gate_update(a);
     a->attempt = 0;
     a->why[0] = '\0';
     /* Deliveries that came with the consume-ok are already buffered. */
@@ -722,20 +1030,19 @@ static void rmq_connect(gw_amqp_t *a)
 /* ---- public --------------------------------------------------------- */
 
 gw_amqp_t *gw_amqp_start(uv_loop_t *loop, const gw_config_t *cfg,
-                         const char *instance_id, gw_amqp_message_cb cb,
-                         void *data)
+                         const char *instance_id, const gw_amqp_hooks_t *hooks)
 {
     gw_amqp_t *a = gw_calloc(1, sizeof(*a));
 
     a->loop = loop;
-    a->cb = cb;
-    a->data = data;
+    a->hooks = *hooks;
     a->refs = 1;
     a->state = GW_LINK_DISABLED;
     if (!cfg->amqp_enabled)
         return a;
     a->job = rmq_job_new(a, cfg, instance_id);
     a->max_body = cfg->max_body_size;
+    a->max_pending = cfg->relay_max_unconfirmed;
     a->min_ms = cfg->reconnect_min_ms;
     a->max_ms = cfg->reconnect_max_ms;
     a->seed = uv_hrtime() ^ (uint64_t)(uintptr_t)a;

@@ -46,6 +46,7 @@ struct gw_broker {
     gw_amqp_t *amqp;           /* owned */
     char *instance_id;         /* owned */
     gw_log_limit_t reject_log; /* invalid events, from any source */
+    gw_amqp_gate_t upstream;   /* the link's publishing side, any thread */
     gw_stats_t stats;
 };
 
@@ -95,6 +96,21 @@ gw_link_state_t gw_broker_redis_state(const gw_broker_t *b)
 gw_link_state_t gw_broker_amqp_state(const gw_broker_t *b)
 {
     return gw_amqp_state(b->amqp);
+}
+
+/* Reads only the gate, which the broker owns until after the workers have
+ * stopped: the link itself is freed at quiesce, and is created after the
+ * workers start. */
+int gw_broker_upstream_admit(const gw_broker_t *b)
+{
+    const gw_amqp_gate_t *g = &b->upstream;
+
+    if (!atomic_load_explicit(&g->open, memory_order_relaxed))
+        return GW_ECLOSED;
+    if (atomic_load_explicit(&g->unconfirmed, memory_order_relaxed) >=
+        b->srv->cfg->relay_max_unconfirmed)
+        return GW_EFULL;
+    return 0;
 }
 
 /*
@@ -323,6 +339,8 @@ gw_broker_t *gw_broker_create(gw_server_t *srv)
     }
     b->stop.data = b->reconf.data = b;
     atomic_init(&b->phase, BROKER_RUNNING);
+    atomic_init(&b->upstream.open, 0);
+    atomic_init(&b->upstream.unconfirmed, 0);
     uv_sem_init(&b->quiesced, 0);
     rc = gw_http_server_start(&b->http, &b->loop, cfg->bind, cfg->http_port,
                               cfg->max_body_size, gw_api_handle, b);
@@ -354,7 +372,10 @@ void gw_broker_run(gw_broker_t *b)
     const gw_config_t *cfg = b->srv->cfg;
 
     b->redis = gw_redis_start(&b->loop, cfg, broker_redis_cb, b);
-    b->amqp = gw_amqp_start(&b->loop, cfg, b->instance_id, broker_amqp_cb, b);
+    /* Nothing is published yet: no confirm callback. */
+    b->amqp = gw_amqp_start(
+        &b->loop, cfg, b->instance_id,
+        &(gw_amqp_hooks_t){broker_amqp_cb, NULL, b, &b->upstream});
     gw_info("broker: instance %s, redis %s, amqp %s", b->instance_id,
             cfg->redis_enabled ? "enabled" : "disabled",
             cfg->amqp_enabled ? "enabled" : "disabled");
