@@ -10,9 +10,12 @@
 #include "gw/redis.h"
 #include "gw/worker.h"
 
+#include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 /* Relays taken per loop turn, so that a typing storm cannot starve the
@@ -46,9 +49,23 @@ struct gw_broker {
     gw_amqp_t *amqp;           /* owned */
     char *instance_id;         /* owned */
     gw_log_limit_t reject_log; /* invalid events, from any source */
+    gw_log_limit_t relay_log;  /* upstream events refused or lost */
+    gw_log_limit_t answer_log; /* answers dropped: a worker queue full */
     gw_amqp_gate_t upstream;   /* the link's publishing side, any thread */
+    uint64_t msg_prefix;       /* random: message ids unique across runs */
+    uint64_t msg_seq;          /* message ids published so far */
     gw_stats_t stats;
 };
+
+/* What an upstream event keeps until RabbitMQ confirms it: enough to
+ * answer its client if it does not. */
+typedef struct broker_pending {
+    int worker;                         /* the client's worker */
+    uint8_t session[GW_SESSION_ID_LEN]; /* the client's session */
+    char *nonce;                        /* owned; NULL when none was sent */
+    char *user;                         /* owned, for the log */
+    char *event;                        /* owned, for the log */
+} broker_pending_t;
 
 static const gw_stat_t broker_source_stat[] = {
     [GW_SOURCE_HTTP] = GW_STAT_EVENTS_HTTP,
@@ -237,7 +254,7 @@ void gw_relay_free(gw_relay_t *r)
 }
 
 /* Delivers a typing.start here at once, and to the other instances. */
-static void broker_relay(gw_broker_t *b, gw_relay_t *r)
+static void broker_relay_typing(gw_broker_t *b, gw_relay_t *r)
 {
     char *text = broker_typing_envelope(b, r);
     size_t len = strlen(text);
@@ -250,6 +267,222 @@ static void broker_relay(gw_broker_t *b, gw_relay_t *r)
         gw_stat_add(&b->stats, GW_STAT_REDIS_PUBLISH_FAILURES, 1);
     cJSON_free(text);
     gw_relay_free(r);
+}
+
+/* ---- upstream events (client -> RabbitMQ) --------------------------- */
+
+/* A JSON text being written, or with buf NULL only measured, so that one
+ * function both sizes and writes it. */
+typedef struct broker_out {
+    char *buf;
+    size_t len;
+} broker_out_t;
+
+static void broker_put(broker_out_t *o, const char *s, size_t n)
+{
+    if (o->buf != NULL)
+        memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void broker_puts(broker_out_t *o, const char *s)
+{
+    broker_put(o, s, strlen(s));
+}
+
+/* s as a JSON string literal: quotes, backslashes and control characters
+ * escaped, the rest (UTF-8 included) as it is. */
+static void broker_put_string(broker_out_t *o, const char *s)
+{
+    char esc[8];
+
+    broker_put(o, "\"", 1);
+    while (*s != '\0') {
+        size_t n = strcspn(s, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09"
+                              "\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13"
+                              "\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d"
+                              "\x1e\x1f");
+        broker_put(o, s, n);
+        s += n;
+        if (*s == '\0')
+            break;
+        snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)*s++);
+        broker_put(o, esc, 6);
+    }
+    broker_put(o, "\"", 1);
+}
+
+/* What the backends receive; the client's data goes in as it sent it. */
+static void broker_upstream_body(broker_out_t *o, const gw_broker_t *b,
+                                 const gw_relay_t *r)
+{
+    static const char hex[] = "0123456789abcdef";
+    char id[2 * GW_SESSION_ID_LEN], at[24];
+
+    for (int i = 0; i < GW_SESSION_ID_LEN; i++) {
+        id[2 * i] = hex[r->session[i] >> 4];
+        id[2 * i + 1] = hex[r->session[i] & 15];
+    }
+    broker_puts(o, "{\"event\":");
+    broker_put_string(o, r->event);
+    broker_puts(o, ",\"data\":");
+    broker_puts(o, r->data);
+    broker_puts(o, ",\"userId\":");
+    broker_put_string(o, r->user);
+    broker_puts(o, ",\"sessionId\":\"");
+    broker_put(o, id, sizeof(id));
+    broker_puts(o, "\",\"instanceId\":");
+    broker_put_string(o, b->instance_id);
+    if (r->nonce != NULL) {
+        broker_puts(o, ",\"nonce\":");
+        broker_put_string(o, r->nonce);
+    }
+    snprintf(at, sizeof(at), "%" PRIu64, r->received_ms);
+    broker_puts(o, ",\"receivedAt\":");
+    broker_puts(o, at);
+    broker_puts(o, "}");
+}
+
+/* The error event that answers a client whose event did not go up. */
+typedef struct broker_refusal {
+    const char *nonce; /* or NULL */
+    const char *code;
+    const char *message;
+} broker_refusal_t;
+
+static void broker_refusal_text(broker_out_t *o, const broker_refusal_t *f)
+{
+    broker_puts(o, "{\"event\":\"error\",");
+    if (f->nonce != NULL) {
+        broker_puts(o, "\"nonce\":");
+        broker_put_string(o, f->nonce);
+        broker_puts(o, ",");
+    }
+    broker_puts(o, "\"data\":{\"code\":");
+    broker_put_string(o, f->code);
+    broker_puts(o, ",\"message\":");
+    broker_put_string(o, f->message);
+    broker_puts(o, "}}");
+}
+
+/* Tells the client that sent m why its event did not go up: a private
+ * message through its worker's event queue, of which the broker is the only
+ * producer. Nothing is pushed once the workers are stopping. */
+static void broker_refuse(gw_broker_t *b, const broker_pending_t *m,
+                          const char *code, const char *message)
+{
+    broker_refusal_t f = {m->nonce, code, message};
+    broker_out_t o = {NULL, 0};
+    gw_worker_t *w = b->srv->workers[m->worker];
+    gw_event_t *ev;
+
+    if (atomic_load(&b->phase) >= BROKER_QUIESCED)
+        return;
+    broker_refusal_text(&o, &f);
+    o.buf = gw_malloc(o.len);
+    o.len = 0;
+    broker_refusal_text(&o, &f);
+    ev = gw_event_private(m->session, o.buf, o.len);
+    free(o.buf);
+    ev->ingress_ns = uv_hrtime();
+    if (gw_queue_push(&w->events, ev) != 0) {
+        gw_event_unref(ev);
+        gw_log_limited(&b->answer_log, GW_LOG_WARN,
+                       "broker: worker %d queue full: a client's %s answer "
+                       "dropped",
+                       m->worker, code);
+        return;
+    }
+    gw_stat_max(&w->stats, GW_STAT_QUEUE_HWM, gw_queue_depth(&w->events));
+}
+
+static void broker_pending_free(broker_pending_t *m)
+{
+    free(m->nonce);
+    free(m->user);
+    free(m->event);
+    free(m);
+}
+
+/* Takes what an answer needs from the relay, which is then freed. */
+static broker_pending_t *broker_pending_take(gw_relay_t *r)
+{
+    broker_pending_t *m = gw_malloc(sizeof(*m));
+
+    m->worker = r->worker;
+    memcpy(m->session, r->session, GW_SESSION_ID_LEN);
+    m->nonce = r->nonce;
+    m->user = r->user;
+    m->event = r->event;
+    r->nonce = r->user = r->event = NULL;
+    gw_relay_free(r);
+    return m;
+}
+
+/* The end of a publish: RabbitMQ confirmed it, refused or returned it
+ * (GW_EIO), or the link went down first (GW_ECLOSED). A confirmed event
+ * needs no word to its client: the backend answers through the reply
+ * path. */
+static void broker_confirm_cb(void *data, void *msg_data, int status)
+{
+    gw_broker_t *b = data;
+    broker_pending_t *m = msg_data;
+    int nacked = status == GW_EIO;
+
+    gw_stat_add(&b->stats, GW_STAT_RELAY_UNCONFIRMED, -1);
+    if (status == 0) {
+        gw_stat_add(&b->stats, GW_STAT_RELAY_CONFIRMED, 1);
+        broker_pending_free(m);
+        return;
+    }
+    gw_stat_add(&b->stats, nacked ? GW_STAT_RELAY_NACKED : GW_STAT_RELAY_LOST,
+                1);
+    gw_log_limited(&b->relay_log, GW_LOG_INFO, "broker: %s from user %s %s",
+                   m->event, m->user,
+                   nacked ? "refused or returned by RabbitMQ"
+                          : "lost with the RabbitMQ connection");
+    broker_refuse(b, m, "unavailable",
+                  nacked ? "the backends did not take the event"
+                         : "the event may not have reached the backends");
+    broker_pending_free(m);
+}
+
+/* Publishes a client's event for the backends, routed by its name; the
+ * client hears at once when that cannot be done now. */
+static void broker_relay_upstream(gw_broker_t *b, gw_relay_t *r)
+{
+    broker_out_t o = {NULL, 0};
+    char id[33];
+    uint64_t now_s = r->received_ms / 1000;
+    broker_pending_t *m;
+    int rc;
+
+    broker_upstream_body(&o, b, r);
+    o.buf = gw_malloc(o.len);
+    o.len = 0;
+    broker_upstream_body(&o, b, r);
+    snprintf(id, sizeof(id), "%016" PRIx64 "%016" PRIx64, b->msg_prefix,
+             ++b->msg_seq);
+    m = broker_pending_take(r);
+    rc = gw_amqp_publish(
+        b->amqp, m->event, o.buf, o.len,
+        &(gw_amqp_props_t){id, m->nonce, b->cfg->amqp_exchange, now_s}, m);
+    free(o.buf);
+    if (rc == 0) {
+        gw_stat_add(&b->stats, GW_STAT_RELAY_PUBLISHED, 1);
+        gw_stat_add(&b->stats, GW_STAT_RELAY_UNCONFIRMED, 1);
+        return;
+    }
+    /* The worker asked a moment ago; the link has changed since. */
+    gw_log_limited(&b->relay_log, GW_LOG_INFO,
+                   "broker: %s from user %s not published: %s", m->event,
+                   m->user, gw_strerror(rc));
+    if (rc == GW_EFULL)
+        broker_refuse(b, m, "overloaded",
+                      "too many events on their way to the backends");
+    else
+        broker_refuse(b, m, "unavailable", "the backends cannot be reached");
+    broker_pending_free(m);
 }
 
 static void broker_relay_cb(gw_wake_t *wk)
@@ -265,8 +498,10 @@ static void broker_relay_cb(gw_wake_t *wk)
             /* Once quiesced nothing may reach the stopping workers. */
             if (quiet)
                 gw_relay_free(r);
+            else if (r->kind == GW_RELAY_UPSTREAM)
+                broker_relay_upstream(b, r);
             else
-                broker_relay(b, r);
+                broker_relay_typing(b, r);
             n++;
         }
         more |= gw_queue_depth(&srv->workers[i]->relays) > 0;
@@ -341,6 +576,9 @@ gw_broker_t *gw_broker_create(gw_server_t *srv)
     atomic_init(&b->phase, BROKER_RUNNING);
     atomic_init(&b->upstream.open, 0);
     atomic_init(&b->upstream.unconfirmed, 0);
+    if (getrandom(&b->msg_prefix, sizeof(b->msg_prefix), 0) !=
+        sizeof(b->msg_prefix))
+        b->msg_prefix = uv_hrtime() ^ (uint64_t)getpid() << 32;
     uv_sem_init(&b->quiesced, 0);
     rc = gw_http_server_start(&b->http, &b->loop, cfg->bind, cfg->http_port,
                               cfg->max_body_size, gw_api_handle, b);
@@ -372,10 +610,9 @@ void gw_broker_run(gw_broker_t *b)
     const gw_config_t *cfg = b->srv->cfg;
 
     b->redis = gw_redis_start(&b->loop, cfg, broker_redis_cb, b);
-    /* Nothing is published yet: no confirm callback. */
     b->amqp = gw_amqp_start(
         &b->loop, cfg, b->instance_id,
-        &(gw_amqp_hooks_t){broker_amqp_cb, NULL, b, &b->upstream});
+        &(gw_amqp_hooks_t){broker_amqp_cb, broker_confirm_cb, b, &b->upstream});
     gw_info("broker: instance %s, redis %s, amqp %s", b->instance_id,
             cfg->redis_enabled ? "enabled" : "disabled",
             cfg->amqp_enabled ? "enabled" : "disabled");
