@@ -175,7 +175,7 @@ static const config_option_t config_options[] = {
             UINT32_MAX, NULL,
             "typing.start events a session may send per typing window"),
     OPT_U32("session.typing_window_ms", CONFIG_RELOADABLE, typing_window_ms,
-            "10000", 1, UINT32_MAX, NULL,
+            "10000", 1, UINT32_C(1) << 30, NULL,
             "The window of typing_limit, milliseconds"),
     OPT_SECRET("auth.jwt_secret", CONFIG_RELOADABLE, jwt_secret,
                "GATEWAYD_JWT_SECRET", "HMAC key that signs client tokens"),

@@ -5,13 +5,15 @@
 #include "gw/error.h"
 #include "gw/json.h"
 
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define PROTO_ID_MAX 128 /* bytes in a user or guild id */
+#define PROTO_ID_MAX 128   /* bytes in a user or guild id */
+#define PROTO_EVENT_MAX 64 /* bytes in the name of an event relayed up */
 
 typedef struct proto_handler {
     const char *name;
@@ -59,6 +61,30 @@ static void proto_error(gw_session_t *s, const char *code, const char *message)
                      "{\"event\":\"error\",\"data\":{\"code\":\"%s\","
                      "\"message\":\"%s\"}}",
                      code, message);
+    gw_session_send(s, buf, (size_t)n);
+}
+
+/* The client's nonce, as the JSON text it sent, echoed in an answer. */
+typedef struct proto_nonce {
+    const char *raw; /* a JSON string literal, or NULL when none was sent */
+    size_t len;
+} proto_nonce_t;
+
+/* An error that answers one request: it carries the request's nonce. */
+static void proto_error_to(gw_session_t *s, const proto_nonce_t *nonce,
+                           const char *code, const char *message)
+{
+    char buf[384];
+    int n;
+
+    if (nonce->raw == NULL) {
+        proto_error(s, code, message);
+        return;
+    }
+    n = snprintf(buf, sizeof(buf),
+                 "{\"event\":\"error\",\"nonce\":%.*s,\"data\":{\"code\":"
+                 "\"%s\",\"message\":\"%s\"}}",
+                 (int)nonce->len, nonce->raw, code, message);
     gw_session_send(s, buf, (size_t)n);
 }
 
@@ -289,16 +315,31 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
 }
 
 /* A fixed window of session.typing_window_ms holding typing_limit events. */
+/*
+ * A fixed window of window_ms holding `limit` events, kept in 32 bits of
+ * milliseconds: the unsigned difference is right across the wrap, for any
+ * window under 2^31 ms (config bounds it at 2^30).
+ */
+static int proto_window_take(uint32_t *since, uint32_t *count, uint32_t now,
+                             uint32_t window_ms, uint32_t limit)
+{
+    if (now - *since >= window_ms) {
+        *since = now;
+        *count = 0;
+    }
+    if (*count >= limit)
+        return 0;
+    (*count)++;
+    return 1;
+}
+
 static int proto_typing_allowed(gw_session_t *s)
 {
     const gw_config_t *cfg = s->set->cfg;
-    uint64_t now = gw_sessions_now(s->set);
 
-    if (now - s->typing_since >= cfg->typing_window_ms) {
-        s->typing_since = now;
-        s->typing_count = 0;
-    }
-    return s->typing_count++ < cfg->typing_limit;
+    return proto_window_take(&s->typing_since, &s->typing_count,
+                             (uint32_t)gw_sessions_now(s->set),
+                             cfg->typing_window_ms, cfg->typing_limit);
 }
 
 /* typing.start: relayed through the broker to the guild's members on every
@@ -333,6 +374,86 @@ static const proto_handler_t proto_handlers[] = {
     {"typing.start", 1, proto_typing},
 };
 
+/*
+ * Whether a client event that is not a built-in may go up: a name of
+ * [a-z][a-z0-9_.-]{0,63} (it becomes a routing key), matching one of the
+ * relay.events patterns when there are any.
+ */
+static int proto_relayable(const gw_config_t *cfg, const char *name)
+{
+    const char *pat = cfg->relay_events;
+    char one[128];
+
+    if (name[0] < 'a' || name[0] > 'z' || strlen(name) > PROTO_EVENT_MAX ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(name))
+        return 0;
+    if (pat[0] == '\0')
+        return 1;
+    while (*pat != '\0') {
+        size_t n = strcspn(pat, ",");
+        const char *p = pat;
+        while (n > 0 && *p == ' ')
+            p++, n--;
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
+        if (n > 0 && n < sizeof(one)) {
+            memcpy(one, p, n);
+            one[n] = '\0';
+            if (fnmatch(one, name, 0) == 0)
+                return 1;
+        }
+        pat += strcspn(pat, ",");
+        pat += *pat == ',';
+    }
+    return 0;
+}
+
+/*
+ * A client event for the backends (seed 004): limited per session, then
+ * handed over with the client's data as it sent it; the backend answers
+ * through the reply path (an envelope to its sessionId, echoing the
+ * nonce). What cannot go up is answered at once, never dropped silently.
+ */
+static void proto_relay(gw_proto_t *p, gw_session_t *s, const char *name,
+                        const char *msg, size_t len, const cJSON *doc)
+{
+    const gw_config_t *cfg = s->set->cfg;
+    const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(doc, "nonce");
+    proto_nonce_t echo = {NULL, 0};
+    const char *data = "{}";
+    size_t dlen = 2;
+
+    if (nonce != NULL &&
+        (!cJSON_IsString(nonce) || strlen(nonce->valuestring) > GW_NONCE_MAX)) {
+        proto_error(s, "invalid_request",
+                    "nonce must be a string of at most 64 bytes");
+        return;
+    }
+    if (nonce != NULL)
+        gw_json_member_raw(msg, len, "nonce", &echo.raw, &echo.len);
+    if (!proto_window_take(&s->relay_since, &s->relay_count,
+                           (uint32_t)gw_sessions_now(s->set),
+                           cfg->relay_window_ms, cfg->relay_limit)) {
+        gw_stat_add(s->set->stats, GW_STAT_RELAY_LIMITED, 1);
+        proto_error_to(s, &echo, "rate_limited", "too many events relayed");
+        return;
+    }
+    gw_json_member_raw(msg, len, "data", &data, &dlen);
+    switch (p->hooks.relay_upstream(p->hooks.data, s, name, data, dlen,
+                                    nonce ? nonce->valuestring : NULL)) {
+    case 0: break;
+    case GW_EFULL:
+        gw_stat_add(s->set->stats, GW_STAT_RELAY_OVERLOADED, 1);
+        proto_error_to(s, &echo, "overloaded",
+                       "too many events on their way to the backends");
+        break;
+    default:
+        gw_stat_add(s->set->stats, GW_STAT_RELAY_UNAVAILABLE, 1);
+        proto_error_to(s, &echo, "unavailable",
+                       "the backends cannot be reached");
+    }
+}
+
 static const proto_handler_t *proto_find(const char *name)
 {
     for (size_t i = 0; i < sizeof(proto_handlers) / sizeof(proto_handlers[0]);
@@ -364,6 +485,16 @@ static int proto_admit(gw_proto_t *p, gw_session_t *s)
     return 0;
 }
 
+/* An event that is not a built-in: up to the backends, or unknown. */
+static void proto_other(gw_proto_t *p, gw_session_t *s, const char *name,
+                        const char *msg, size_t len, const cJSON *doc)
+{
+    if (proto_relayable(s->set->cfg, name))
+        proto_relay(p, s, name, msg, len, doc);
+    else
+        proto_error(s, "unknown_event", "unknown event");
+}
+
 /* One complete message from the client (len bytes, not NUL-terminated). */
 static void proto_message_cb(void *data, const char *msg, size_t len)
 {
@@ -391,7 +522,7 @@ static void proto_message_cb(void *data, const char *msg, size_t len)
     if (!s->identified && (h == NULL || h->needs_identify))
         gw_session_close(s, GW_CLOSE_NOT_AUTHENTICATED, "identify first");
     else if (h == NULL)
-        proto_error(s, "unknown_event", "unknown event");
+        proto_other(p, s, event->valuestring, msg, len, doc);
     else
         h->fn(p, s, body);
 Done:

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WORKER_TICK_MS 100 /* deadline resolution */
@@ -52,6 +53,38 @@ static int worker_relay_typing(void *data, const char *user, const char *guild,
     r->user = gw_strdup(user);
     r->guild = gw_strdup(guild);
     r->channel = gw_strdup(channel);
+    if (gw_queue_push(&w->relays, r) == 0)
+        return 0;
+    gw_relay_free(r);
+    return GW_EFULL;
+}
+
+/* The protocol's way up: a client's event goes to the broker, unless the
+ * broker says now that it cannot take it. */
+static int worker_relay_upstream(void *data, const gw_session_t *s,
+                                 const char *event, const char *json,
+                                 size_t len, const char *nonce)
+{
+    gw_worker_t *w = data;
+    gw_relay_t *r;
+    struct timespec ts;
+    int rc = gw_broker_upstream_admit(w->srv->broker);
+
+    if (rc != 0)
+        return rc;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r = gw_calloc(1, sizeof(*r));
+    r->kind = GW_RELAY_UPSTREAM;
+    r->worker = w->id;
+    r->user = gw_strdup(s->user->id);
+    r->event = gw_strdup(event);
+    r->data = gw_malloc(len + 1);
+    memcpy(r->data, json, len);
+    r->data[len] = '\0';
+    r->nonce = nonce ? gw_strdup(nonce) : NULL;
+    memcpy(r->session, s->id, GW_SESSION_ID_LEN);
+    r->received_ms =
+        (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     if (gw_queue_push(&w->relays, r) == 0)
         return 0;
     gw_relay_free(r);
@@ -222,7 +255,8 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_ws_loop_init(&w->ws, &w->loop, &gw_proto_ws_cb, &w->proto, cfg,
                     srv->peers, &w->stats, id);
     gw_proto_init(&w->proto, &w->ws, &w->index, cfg, &w->stats,
-                  &(gw_proto_hooks_t){worker_now, worker_relay_typing, w});
+                  &(gw_proto_hooks_t){worker_now, worker_relay_typing,
+                                      worker_relay_upstream, w});
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();

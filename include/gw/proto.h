@@ -24,7 +24,13 @@ typedef struct gw_proto_hooks {
      * GW_EFULL. */
     int (*relay_typing)(void *data, const char *user, const char *guild,
                         const char *channel);
-    void *data; /* passed to both */
+    /* Hands a client's event to the backends (copying what it keeps):
+     * `json` is its data as sent (len bytes), nonce its nonce or NULL.
+     * 0, GW_ECLOSED while the way up is closed, or GW_EFULL while it is
+     * full: the client is answered unavailable / overloaded at once. */
+    int (*relay_upstream)(void *data, const gw_session_t *s, const char *event,
+                          const char *json, size_t len, const char *nonce);
+    void *data; /* passed to each */
 } gw_proto_hooks_t;
 
 /* The protocol of one worker. */

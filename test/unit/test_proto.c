@@ -109,8 +109,9 @@ void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
 /* ---- the owner's hooks: a clock and a relay ---- */
 
 static uint64_t clock_ms;
-static int relays, relay_rc;
+static int relays, relay_rc, ups, up_rc;
 static char relayed[128];
+static char up_event[80], up_data[256], up_nonce[80];
 
 static uint64_t test_now(void *data)
 {
@@ -125,6 +126,18 @@ static int test_relay(void *data, const char *user, const char *guild,
     relays++;
     snprintf(relayed, sizeof(relayed), "%s/%s/%s", user, guild, channel);
     return relay_rc;
+}
+
+static int test_upstream(void *data, const gw_session_t *s, const char *event,
+                         const char *json, size_t len, const char *nonce)
+{
+    (void)data;
+    assert_true(s->identified);
+    ups++;
+    snprintf(up_event, sizeof(up_event), "%s", event);
+    snprintf(up_data, sizeof(up_data), "%.*s", (int)len, json);
+    snprintf(up_nonce, sizeof(up_nonce), "%s", nonce ? nonce : "(none)");
+    return up_rc;
 }
 
 /* ---- tokens ---- */
@@ -184,7 +197,7 @@ static int fx_setup(void **state)
 
     memset(fakes, 0, sizeof(fakes));
     clock_ms = 0;
-    relays = relay_rc = 0;
+    relays = relay_rc = ups = up_rc = 0;
     f->cfg.jwt_algorithm = "HS256";
     f->cfg.jwt_secret = SECRET;
     f->cfg.heartbeat_interval_ms = 1000;
@@ -194,9 +207,13 @@ static int fx_setup(void **state)
     f->cfg.event_rate = 100;
     f->cfg.event_burst = 100;
     f->cfg.write_ring_size = 8;
+    f->cfg.relay_events = "";
+    f->cfg.relay_limit = 3;
+    f->cfg.relay_window_ms = 1000;
     gw_index_init(&f->ix, &f->stats);
-    gw_proto_init(&f->p, NULL, &f->ix, &f->cfg, &f->stats,
-                  &(gw_proto_hooks_t){test_now, test_relay, NULL});
+    gw_proto_init(
+        &f->p, NULL, &f->ix, &f->cfg, &f->stats,
+        &(gw_proto_hooks_t){test_now, test_relay, test_upstream, NULL});
     *state = f;
     return 0;
 }
@@ -369,9 +386,81 @@ static void test_unknown_event_is_an_error(void **state)
     fx_t *f = *state;
 
     identified(f, 0, "u1", "[]");
-    say(0, "{\"event\":\"chat.send\",\"data\":{}}");
+    say(0, "{\"event\":\"Chat.Send\",\"data\":{}}");
     expect(0, 0, "\"code\":\"unknown_event\"");
     assert_int_equal(fakes[0].ws.state, GW_WS_OPEN);
+}
+
+/* A client event that is not a built-in goes up with its data as sent and
+ * its nonce; what cannot go up is answered with the nonce. */
+static void test_relay_upstream(void **state)
+{
+    fx_t *f = *state;
+
+    f->cfg.relay_limit = 10;
+    identified(f, 0, "u1", "[]");
+    say(0, "{\"event\":\"chat.send\",\"nonce\":\"n\\\"1\","
+           "\"data\":{ \"text\": \"hi\", \"userId\": \"forged\" }}");
+    assert_int_equal(ups, 1);
+    assert_string_equal(up_event, "chat.send");
+    assert_string_equal(up_data,
+                        "{ \"text\": \"hi\", \"userId\": \"forged\" }");
+    assert_string_equal(up_nonce, "n\"1");
+    assert_int_equal(fakes[0].nout, 0); /* the backend answers, not us */
+    say(0, "{\"event\":\"location.update\"}");
+    assert_string_equal(up_data, "{}");
+    assert_string_equal(up_nonce, "(none)");
+    up_rc = GW_ECLOSED;
+    say(0, "{\"event\":\"chat.send\",\"nonce\":\"n2\",\"data\":{}}");
+    assert_string_equal(fakes[0].out[0],
+                        "{\"event\":\"error\",\"nonce\":\"n2\",\"data\":{"
+                        "\"code\":\"unavailable\",\"message\":\"the backends "
+                        "cannot be reached\"}}");
+    up_rc = GW_EFULL;
+    say(0, "{\"event\":\"chat.send\",\"data\":{}}");
+    expect(0, 1, "\"code\":\"overloaded\"");
+    assert_int_equal(f->stats.v[GW_STAT_RELAY_UNAVAILABLE], 1);
+    assert_int_equal(f->stats.v[GW_STAT_RELAY_OVERLOADED], 1);
+    assert_int_equal(fakes[0].ws.state, GW_WS_OPEN);
+}
+
+/* Names that cannot be routing keys, and names outside relay.events, stay
+ * unknown; a bad nonce is a bad request; the window limits. */
+static void test_relay_refusals(void **state)
+{
+    static const char *unknown[] = {
+        "{\"event\":\"Chat.send\"}",
+        "{\"event\":\"9lives\"}",
+        "{\"event\":\"chat send\"}",
+        "{\"event\":\"a\\u0000b\"}",
+        "{\"event\":\"x2345678901234567890123456789012345678901234567890"
+        "12345678901234\"}",
+        "{\"event\":\"presence.update\"}", /* not in relay.events */
+    };
+    fx_t *f = *state;
+    int k = 0;
+
+    f->cfg.relay_events = "chat.*, location.update";
+    identified(f, 0, "u1", "[]");
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        say(0, unknown[i]);
+        expect(0, k++, "\"code\":\"unknown_event\"");
+    }
+    say(0, "{\"event\":\"location.update\",\"nonce\":7}");
+    expect(0, k++, "\"code\":\"invalid_request\"");
+    say(0, "{\"event\":\"chat.x\",\"nonce\":\"0123456789012345678901234567890"
+           "12345678901234567890123456789012345\"}");
+    expect(0, k++, "\"code\":\"invalid_request\"");
+    assert_int_equal(ups, 0);
+    for (int i = 0; i < 4; i++)
+        say(0, "{\"event\":\"chat.x\",\"nonce\":\"r\"}");
+    assert_int_equal(ups, 3);
+    expect(0, k++, "{\"event\":\"error\",\"nonce\":\"r\"");
+    expect(0, k - 1, "\"code\":\"rate_limited\"");
+    assert_int_equal(f->stats.v[GW_STAT_RELAY_LIMITED], 1);
+    clock_ms += 1000;
+    say(0, "{\"event\":\"chat.x\"}");
+    assert_int_equal(ups, 4);
 }
 
 /* Heartbeats on the test's clock: one every interval, and a session
@@ -583,6 +672,8 @@ int main(void)
         T(test_identify_as_another_user_fails),
         T(test_identify_twice_is_4005),
         T(test_unknown_event_is_an_error),
+        T(test_relay_upstream),
+        T(test_relay_refusals),
         T(test_heartbeat_deadlines),
         T(test_subscribe_limits),
         T(test_subscribe_outside_the_token_is_forbidden),
