@@ -8,6 +8,7 @@
 #include "gw/json.h"
 #include "gw/log.h"
 #include "gw/redis.h"
+#include "gw/sync.h"
 #include "gw/worker.h"
 
 #include <inttypes.h>
@@ -250,6 +251,7 @@ void gw_relay_free(gw_relay_t *r)
     free(r->event);
     free(r->data);
     free(r->nonce);
+    free(r->scope);
     free(r);
 }
 
@@ -365,15 +367,36 @@ static void broker_refusal_text(broker_out_t *o, const broker_refusal_t *f)
     broker_puts(o, "}}");
 }
 
-/* Tells the client that sent m why its event did not go up: a private
- * message through its worker's event queue, of which the broker is the only
- * producer. Nothing is pushed once the workers are stopping. */
+/* Hands an answer for one session to the worker that holds it, through
+ * its event queue, of which the broker is the only producer. Nothing is
+ * pushed once the workers are stopping; a full queue drops it, logged. */
+static void broker_answer(gw_broker_t *b, int worker, gw_event_t *ev,
+                          const char *what)
+{
+    gw_worker_t *w = b->srv->workers[worker];
+
+    if (atomic_load(&b->phase) >= BROKER_QUIESCED) {
+        gw_event_unref(ev);
+        return;
+    }
+    ev->ingress_ns = uv_hrtime();
+    if (gw_queue_push(&w->events, ev) != 0) {
+        gw_event_unref(ev);
+        gw_log_limited(&b->answer_log, GW_LOG_WARN,
+                       "broker: worker %d queue full: a client's %s answer "
+                       "dropped",
+                       worker, what);
+        return;
+    }
+    gw_stat_max(&w->stats, GW_STAT_QUEUE_HWM, gw_queue_depth(&w->events));
+}
+
+/* Tells the client that sent m why its event did not go up. */
 static void broker_refuse(gw_broker_t *b, const broker_pending_t *m,
                           const char *code, const char *message)
 {
     broker_refusal_t f = {m->nonce, code, message};
     broker_out_t o = {NULL, 0};
-    gw_worker_t *w = b->srv->workers[m->worker];
     gw_event_t *ev;
 
     if (atomic_load(&b->phase) >= BROKER_QUIESCED)
@@ -384,16 +407,7 @@ static void broker_refuse(gw_broker_t *b, const broker_pending_t *m,
     broker_refusal_text(&o, &f);
     ev = gw_event_private(m->session, o.buf, o.len);
     free(o.buf);
-    ev->ingress_ns = uv_hrtime();
-    if (gw_queue_push(&w->events, ev) != 0) {
-        gw_event_unref(ev);
-        gw_log_limited(&b->answer_log, GW_LOG_WARN,
-                       "broker: worker %d queue full: a client's %s answer "
-                       "dropped",
-                       m->worker, code);
-        return;
-    }
-    gw_stat_max(&w->stats, GW_STAT_QUEUE_HWM, gw_queue_depth(&w->events));
+    broker_answer(b, m->worker, ev, code);
 }
 
 static void broker_pending_free(broker_pending_t *m)
@@ -485,6 +499,78 @@ static void broker_relay_upstream(gw_broker_t *b, gw_relay_t *r)
     broker_pending_free(m);
 }
 
+/* ---- sync_request (client -> Redis, else upstream) ------------------ */
+
+/* Answers a sync_request that cannot be served: r is freed. */
+static void broker_sync_fail(gw_broker_t *b, gw_relay_t *r, int rc)
+{
+    broker_pending_t *m = broker_pending_take(r);
+
+    gw_stat_add(&b->stats, GW_STAT_SYNC_FAILURES, 1);
+    if (rc == GW_EFULL)
+        broker_refuse(b, m, "overloaded", "too many sync requests in flight");
+    else
+        broker_refuse(b, m, "unavailable", "the sync cache cannot be read");
+    broker_pending_free(m);
+}
+
+/* A GET in flight and the request it answers. */
+typedef struct broker_sync {
+    gw_broker_t *b;
+    gw_relay_t *r; /* owned */
+} broker_sync_t;
+
+/*
+ * Redis answered: a hit is sent as sync-data (if it is a JSON object; a
+ * value that is not is never sent to a client), a miss goes up to the
+ * sync service, which fills the cache and answers through the reply path.
+ */
+static void broker_sync_cb(void *data, int status, const char *value,
+                           size_t len)
+{
+    broker_sync_t *q = data;
+    gw_broker_t *b = q->b;
+    gw_relay_t *r = q->r;
+    gw_event_t *ev;
+
+    free(q);
+    if (status == 0 && value == NULL) {
+        gw_stat_add(&b->stats, GW_STAT_SYNC_MISSES, 1);
+        broker_relay_upstream(b, r);
+        return;
+    }
+    if (status != 0 ||
+        (ev = gw_sync_answer(r->session, r->nonce, value, len)) == NULL) {
+        if (status == 0)
+            gw_log_limited(&b->relay_log, GW_LOG_WARN,
+                           "broker: the sync-data of user %s is not a JSON "
+                           "object: not sent",
+                           r->user);
+        broker_sync_fail(b, r, status == 0 ? GW_EIO : status);
+        return;
+    }
+    gw_stat_add(&b->stats, GW_STAT_SYNC_HITS, 1);
+    broker_answer(b, r->worker, ev, "sync-data");
+    gw_relay_free(r);
+}
+
+/* Looks for the user's cached sync-data in Redis (the publishing
+ * connection, never the subscribed one). */
+static void broker_relay_sync(gw_broker_t *b, gw_relay_t *r)
+{
+    char *key = gw_sync_key(b->cfg->sync_key_template, r->user, r->scope);
+    broker_sync_t *q = gw_malloc(sizeof(*q));
+    int rc;
+
+    *q = (broker_sync_t){b, r};
+    rc = gw_redis_get(b->redis, key, broker_sync_cb, q);
+    free(key);
+    if (rc == 0)
+        return;
+    free(q);
+    broker_sync_fail(b, r, rc);
+}
+
 static void broker_relay_cb(gw_wake_t *wk)
 {
     gw_broker_t *b = wk->data;
@@ -500,6 +586,8 @@ static void broker_relay_cb(gw_wake_t *wk)
                 gw_relay_free(r);
             else if (r->kind == GW_RELAY_UPSTREAM)
                 broker_relay_upstream(b, r);
+            else if (r->kind == GW_RELAY_SYNC)
+                broker_relay_sync(b, r);
             else
                 broker_relay_typing(b, r);
             n++;

@@ -158,7 +158,7 @@ static const config_option_t config_options[] = {
             "Frames queued per connection; a client further behind is "
             "closed with 4010"),
     OPT_U32("session.heartbeat_interval_ms", CONFIG_RESTART_ONLY,
-            heartbeat_interval_ms, "30000", 100, UINT32_MAX, NULL,
+            heartbeat_interval_ms, "30000", 100, UINT32_C(1) << 29, NULL,
             "Heartbeat interval announced to clients, milliseconds"),
     OPT_U32("session.max_guilds_per_session", CONFIG_RELOADABLE,
             max_guilds_per_session, "100", 0, UINT32_MAX, NULL,
@@ -257,6 +257,14 @@ static const config_option_t config_options[] = {
             "1000", 1, 1000000, NULL,
             "Upstream publishes that may await RabbitMQ's confirm; past it, "
             "clients are answered overloaded"),
+    OPT_STR("sync.key_template", CONFIG_RELOADABLE, sync_key_template,
+            "sync:{userId}", NULL,
+            "Redis key of a user's sync-data; {userId} and {scope} (the "
+            "request's, or empty) are replaced"),
+    OPT_U32("sync.limit", CONFIG_RELOADABLE, sync_limit, "5", 1, UINT32_MAX,
+            NULL, "sync_request a session may send per window"),
+    OPT_U32("sync.window_ms", CONFIG_RELOADABLE, sync_window_ms, "10000", 1,
+            UINT32_C(1) << 30, NULL, "The window of sync.limit"),
     OPT_U32("queues.queue_size", CONFIG_RESTART_ONLY, queue_size, "65536", 2,
             UINT32_C(1) << 31, config_check_pow2,
             "Entries of each inter-thread queue; a power of two"),

@@ -47,6 +47,8 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_RELAY_OVERLOADED] = {"relay_refused_overloaded",
         "Client events for the backends refused: relay.max_unconfirmed "
         "reached, or the relay queue full.", 0, W},
+    [GW_STAT_SYNC_LIMITED] = {"sync_rate_limited",
+        "sync_request refused by sync.limit.", 0, W},
     [GW_STAT_QUEUE_HWM] = {"queue_depth_max",
         "Highest depth of the worker's event queue.", 1, W},
     [GW_STAT_ACCEPT_DROPS] = {"accept_drops",
@@ -76,6 +78,13 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "was told.", 0, B},
     [GW_STAT_RELAY_UNCONFIRMED] = {"relay_unconfirmed",
         "Upstream publishes awaiting RabbitMQ's confirm.", 1, B},
+    [GW_STAT_SYNC_HITS] = {"sync_hits",
+        "sync_request answered with the copy cached in Redis.", 0, B},
+    [GW_STAT_SYNC_MISSES] = {"sync_misses",
+        "sync_request with no cached copy, sent up to the backends.", 0, B},
+    [GW_STAT_SYNC_FAILURES] = {"sync_failures",
+        "sync_request answered unavailable: Redis down or failing, or a "
+        "cached value that is not a JSON object.", 0, B},
 };
 #undef W
 #undef A

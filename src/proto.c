@@ -15,10 +15,18 @@
 #define PROTO_ID_MAX 128   /* bytes in a user or guild id */
 #define PROTO_EVENT_MAX 64 /* bytes in the name of an event relayed up */
 
+/* One client message, parsed: what a handler may look at. */
+typedef struct proto_msg {
+    const cJSON *doc;  /* the whole message */
+    const cJSON *data; /* its "data", or NULL */
+    const char *text;  /* as it arrived (len bytes), for members kept raw */
+    size_t len;
+} proto_msg_t;
+
 typedef struct proto_handler {
     const char *name;
     int needs_identify;
-    void (*fn)(gw_proto_t *p, gw_session_t *s, const cJSON *data);
+    void (*fn)(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m);
 } proto_handler_t;
 
 /* The protocol a session belongs to: its set is the protocol's. */
@@ -86,6 +94,26 @@ static void proto_error_to(gw_session_t *s, const proto_nonce_t *nonce,
                  "\"%s\",\"message\":\"%s\"}}",
                  (int)nonce->len, nonce->raw, code, message);
     gw_session_send(s, buf, (size_t)n);
+}
+
+/*
+ * The request's optional nonce: a string of at most GW_NONCE_MAX bytes,
+ * kept as the JSON text it came in (*echo) for the answers. 0, or -1 when
+ * it was refused (answered invalid_request).
+ */
+static int proto_nonce(gw_session_t *s, const char *msg, size_t len,
+                       const cJSON *nonce, proto_nonce_t *echo)
+{
+    *echo = (proto_nonce_t){NULL, 0};
+    if (nonce == NULL)
+        return 0;
+    if (!cJSON_IsString(nonce) || strlen(nonce->valuestring) > GW_NONCE_MAX) {
+        proto_error(s, "invalid_request",
+                    "nonce must be a string of at most 64 bytes");
+        return -1;
+    }
+    gw_json_member_raw(msg, len, "nonce", &echo->raw, &echo->len);
+    return 0;
 }
 
 static cJSON *proto_event(const char *name, cJSON **data)
@@ -202,8 +230,9 @@ static void proto_bind(gw_proto_t *p, gw_session_t *s, gw_jwt_claims_t *claims)
     gw_jwt_claims_free(claims);
 }
 
-static void proto_identify(gw_proto_t *p, gw_session_t *s, const cJSON *data)
+static void proto_identify(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
 {
+    const cJSON *data = m->data;
     const char *user =
         proto_id(cJSON_GetObjectItemCaseSensitive(data, "userId"));
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(data, "token");
@@ -230,20 +259,22 @@ static void proto_identify(gw_proto_t *p, gw_session_t *s, const cJSON *data)
 }
 
 static void proto_heartbeat_in(gw_proto_t *p, gw_session_t *s,
-                               const cJSON *data)
+                               const proto_msg_t *m)
 {
+    const cJSON *data = m->data;
     (void)p;
     (void)data;
-    s->last_ack_ms = gw_sessions_now(s->set);
+    s->last_ack_ms = (uint32_t)gw_sessions_now(s->set);
     proto_send_static(s, "{\"event\":\"heartbeat_ack\",\"data\":{}}");
 }
 
 static void proto_heartbeat_ack(gw_proto_t *p, gw_session_t *s,
-                                const cJSON *data)
+                                const proto_msg_t *m)
 {
+    const cJSON *data = m->data;
     (void)p;
     (void)data;
-    s->last_ack_ms = gw_sessions_now(s->set);
+    s->last_ack_ms = (uint32_t)gw_sessions_now(s->set);
 }
 
 static void proto_send_guild(gw_session_t *s, const char *event,
@@ -255,8 +286,10 @@ static void proto_send_guild(gw_session_t *s, const char *event,
     proto_send_json(s, doc);
 }
 
-static void proto_subscribe(gw_proto_t *p, gw_session_t *s, const cJSON *data)
+static void proto_subscribe(gw_proto_t *p, gw_session_t *s,
+                            const proto_msg_t *m)
 {
+    const cJSON *data = m->data;
     const char *guild =
         proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
 
@@ -274,8 +307,10 @@ static void proto_subscribe(gw_proto_t *p, gw_session_t *s, const cJSON *data)
     }
 }
 
-static void proto_unsubscribe(gw_proto_t *p, gw_session_t *s, const cJSON *data)
+static void proto_unsubscribe(gw_proto_t *p, gw_session_t *s,
+                              const proto_msg_t *m)
 {
+    const cJSON *data = m->data;
     const char *guild =
         proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
 
@@ -344,8 +379,9 @@ static int proto_typing_allowed(gw_session_t *s)
 
 /* typing.start: relayed through the broker to the guild's members on every
  * instance, the sender's own sessions skipped. */
-static void proto_typing(gw_proto_t *p, gw_session_t *s, const cJSON *data)
+static void proto_typing(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
 {
+    const cJSON *data = m->data;
     const char *guild =
         proto_id(cJSON_GetObjectItemCaseSensitive(data, "guildId"));
     const char *channel =
@@ -365,6 +401,55 @@ static void proto_typing(gw_proto_t *p, gw_session_t *s, const cJSON *data)
     }
 }
 
+/* A sync scope: what the key template's {scope} becomes. */
+static int proto_scope_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    return n > 0 && n <= PROTO_EVENT_MAX &&
+           strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789_.:-") == n;
+}
+
+/*
+ * sync_request (seed 000): the cached copy from Redis, as a sync-data
+ * dispatch carrying the nonce; a miss goes up to the sync service, which
+ * answers through the reply path. The broker does both and answers what
+ * fails; here only the request is checked and limited.
+ */
+static void proto_sync(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
+{
+    const gw_config_t *cfg = s->set->cfg;
+    const cJSON *scope = cJSON_GetObjectItemCaseSensitive(m->data, "scope");
+    const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(m->doc, "nonce");
+    const char *data = "{}";
+    size_t dlen = 2;
+    proto_nonce_t echo;
+
+    if (proto_nonce(s, m->text, m->len, nonce, &echo) != 0)
+        return;
+    if (scope != NULL &&
+        (!cJSON_IsString(scope) || !proto_scope_ok(scope->valuestring))) {
+        proto_error_to(s, &echo, "invalid_request",
+                       "scope must be 1 to 64 of [A-Za-z0-9_.:-]");
+        return;
+    }
+    if (!proto_window_take(&s->sync_since, &s->sync_count,
+                           (uint32_t)gw_sessions_now(s->set),
+                           cfg->sync_window_ms, cfg->sync_limit)) {
+        gw_stat_add(s->set->stats, GW_STAT_SYNC_LIMITED, 1);
+        proto_error_to(s, &echo, "rate_limited", "too many sync requests");
+        return;
+    }
+    gw_json_member_raw(m->text, m->len, "data", &data, &dlen);
+    if (p->hooks.relay_sync(p->hooks.data, s, scope ? scope->valuestring : NULL,
+                            data, dlen,
+                            nonce ? nonce->valuestring : NULL) != 0) {
+        gw_stat_add(s->set->stats, GW_STAT_RELAY_OVERLOADED, 1);
+        proto_error_to(s, &echo, "overloaded", "sync request dropped: busy");
+    }
+}
+
 static const proto_handler_t proto_handlers[] = {
     {"identify", 0, proto_identify},
     {"heartbeat", 0, proto_heartbeat_in},
@@ -372,6 +457,7 @@ static const proto_handler_t proto_handlers[] = {
     {"guild_subscribe", 1, proto_subscribe},
     {"guild_unsubscribe", 1, proto_unsubscribe},
     {"typing.start", 1, proto_typing},
+    {"sync_request", 1, proto_sync},
 };
 
 /*
@@ -419,18 +505,12 @@ static void proto_relay(gw_proto_t *p, gw_session_t *s, const char *name,
 {
     const gw_config_t *cfg = s->set->cfg;
     const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(doc, "nonce");
-    proto_nonce_t echo = {NULL, 0};
+    proto_nonce_t echo;
     const char *data = "{}";
     size_t dlen = 2;
 
-    if (nonce != NULL &&
-        (!cJSON_IsString(nonce) || strlen(nonce->valuestring) > GW_NONCE_MAX)) {
-        proto_error(s, "invalid_request",
-                    "nonce must be a string of at most 64 bytes");
+    if (proto_nonce(s, msg, len, nonce, &echo) != 0)
         return;
-    }
-    if (nonce != NULL)
-        gw_json_member_raw(msg, len, "nonce", &echo.raw, &echo.len);
     if (!proto_window_take(&s->relay_since, &s->relay_count,
                            (uint32_t)gw_sessions_now(s->set),
                            cfg->relay_window_ms, cfg->relay_limit)) {
@@ -524,7 +604,7 @@ static void proto_message_cb(void *data, const char *msg, size_t len)
     else if (h == NULL)
         proto_other(p, s, event->valuestring, msg, len, doc);
     else
-        h->fn(p, s, body);
+        h->fn(p, s, &(proto_msg_t){doc, body, msg, len});
 Done:
     cJSON_Delete(doc);
 }
@@ -597,22 +677,32 @@ const gw_ws_cb_t gw_proto_ws_cb = {
     .on_close = proto_close_cb,
 };
 
-/* Heartbeat bookkeeping of an open session (SPEC 3, step 5). */
+/*
+ * Heartbeat bookkeeping of an open session (SPEC 3, step 5). Its times are
+ * kept in 32 bits of milliseconds, 8 bytes a session: differences are
+ * right across the wrap while under 2^31 ms, and two intervals are at most
+ * 2^30 (the config's bound).
+ */
 static void proto_heartbeat(gw_session_t *s, uint64_t now)
 {
-    uint64_t interval = s->set->cfg->heartbeat_interval_ms;
-    uint64_t dead = s->last_ack_ms + 2 * interval;
+    uint32_t interval = s->set->cfg->heartbeat_interval_ms;
+    uint32_t since_ack = (uint32_t)now - s->last_ack_ms;
+    int32_t to_beat = (int32_t)(s->next_hb_ms - (uint32_t)now);
+    uint64_t dead;
 
-    if (now >= dead) {
+    if (since_ack >= 2 * interval) {
         gw_session_close(s, GW_CLOSE_SESSION_TIMEOUT, "session timed out");
         return;
     }
-    if (now >= s->next_hb_ms) {
+    if (to_beat <= 0) {
         proto_send_static(s, "{\"event\":\"heartbeat\",\"data\":{}}");
-        s->next_hb_ms = now + interval;
+        s->next_hb_ms = (uint32_t)now + interval;
+        to_beat = (int32_t)interval;
     }
+    dead = now + (2 * interval - since_ack);
     gw_wheel_add(&s->set->wheel, &s->timer,
-                 s->next_hb_ms < dead ? s->next_hb_ms : dead);
+                 now + (uint64_t)to_beat < dead ? now + (uint64_t)to_beat
+                                                : dead);
 }
 
 static void proto_timer_fire(gw_wheel_node_t *node, void *data)

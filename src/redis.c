@@ -33,9 +33,9 @@
 #include <string.h>
 
 /*
- * PUBLISHes sent and not yet answered. Past it Redis is not keeping up (or
- * is stalled with the socket still open), and gw_redis_publish refuses
- * rather than growing the output buffer without bound.
+ * Commands (PUBLISH, GET) sent and not yet answered. Past it Redis is not
+ * keeping up (or is stalled with the socket still open), and the link
+ * refuses rather than growing the output buffer without bound.
  */
 #define REDIS_MAX_PENDING 4096
 
@@ -49,7 +49,7 @@ struct gw_redis {
     redisAsyncContext *pub;  /* the PUBLISHing connection; NULL when none */
     int subscribed;          /* sub has confirmed its SUBSCRIBE */
     int pub_ready;           /* pub is connected: PUBLISH may be queued */
-    unsigned pending;        /* PUBLISHes on pub not yet answered */
+    unsigned pending;        /* commands on pub not yet answered */
     int failed;              /* the link failed; the timer will reap */
     int stopping;            /* gw_redis_stop was called */
     unsigned attempt;        /* failed attempts since the link was last up */
@@ -385,6 +385,52 @@ gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
     /* The first attempt runs on the loop's own thread. */
     uv_timer_start(&r->timer, redis_timer_cb, 0, 0);
     return r;
+}
+
+/* A GET in flight: whom to tell. */
+typedef struct redis_get {
+    gw_redis_get_cb cb;
+    void *data;
+} redis_get_t;
+
+/* hiredis calls this once per GET: with the reply, or with NULL when the
+ * connection is freed or lost first. */
+static void redis_get_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    gw_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    redis_get_t *g = privdata;
+
+    if (ac == r->pub)
+        r->pending--;
+    if (rep == NULL)
+        g->cb(g->data, GW_ECLOSED, NULL, 0);
+    else if (rep->type == REDIS_REPLY_NIL)
+        g->cb(g->data, 0, NULL, 0);
+    else if (rep->type == REDIS_REPLY_STRING)
+        g->cb(g->data, 0, rep->str, rep->len);
+    else
+        g->cb(g->data, GW_EIO, NULL, 0);
+    free(g);
+}
+
+int gw_redis_get(gw_redis_t *r, const char *key, gw_redis_get_cb cb, void *data)
+{
+    redis_get_t *g;
+
+    if (!r->pub_ready)
+        return GW_ECLOSED;
+    if (r->pending >= REDIS_MAX_PENDING)
+        return GW_EFULL;
+    g = gw_malloc(sizeof(*g));
+    *g = (redis_get_t){cb, data};
+    if (redisAsyncCommand(r->pub, redis_get_cb, g, "GET %b", key,
+                          strlen(key)) != REDIS_OK) {
+        free(g);
+        return GW_ECLOSED;
+    }
+    r->pending++;
+    return 0;
 }
 
 int gw_redis_publish(gw_redis_t *r, const char *payload, size_t len)

@@ -30,9 +30,9 @@ gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws)
         abort();
     }
     gw_bucket_init(&s->events, now, set->cfg->event_burst);
-    s->last_ack_ms = now;
-    s->next_hb_ms = now + set->cfg->heartbeat_interval_ms;
-    gw_wheel_add(&set->wheel, &s->timer, s->next_hb_ms);
+    s->last_ack_ms = (uint32_t)now;
+    s->next_hb_ms = (uint32_t)(now + set->cfg->heartbeat_interval_ms);
+    gw_wheel_add(&set->wheel, &s->timer, now + set->cfg->heartbeat_interval_ms);
     return s;
 }
 

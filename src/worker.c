@@ -59,22 +59,17 @@ static int worker_relay_typing(void *data, const char *user, const char *guild,
     return GW_EFULL;
 }
 
-/* The protocol's way up: a client's event goes to the broker, unless the
- * broker says now that it cannot take it. */
-static int worker_relay_upstream(void *data, const gw_session_t *s,
-                                 const char *event, const char *json,
-                                 size_t len, const char *nonce)
+/* A relay of a client's request, with what the backends are told. */
+static gw_relay_t *worker_request(gw_worker_t *w, gw_relay_kind_t kind,
+                                  const gw_session_t *s, const char *event,
+                                  const char *json, size_t len,
+                                  const char *nonce)
 {
-    gw_worker_t *w = data;
-    gw_relay_t *r;
+    gw_relay_t *r = gw_calloc(1, sizeof(*r));
     struct timespec ts;
-    int rc = gw_broker_upstream_admit(w->srv->broker);
 
-    if (rc != 0)
-        return rc;
     clock_gettime(CLOCK_REALTIME, &ts);
-    r = gw_calloc(1, sizeof(*r));
-    r->kind = GW_RELAY_UPSTREAM;
+    r->kind = kind;
     r->worker = w->id;
     r->user = gw_strdup(s->user->id);
     r->event = gw_strdup(event);
@@ -85,10 +80,44 @@ static int worker_relay_upstream(void *data, const gw_session_t *s,
     memcpy(r->session, s->id, GW_SESSION_ID_LEN);
     r->received_ms =
         (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return r;
+}
+
+/* Queues r for the broker: 0, or GW_EFULL with r freed. */
+static int worker_hand_over(gw_worker_t *w, gw_relay_t *r)
+{
     if (gw_queue_push(&w->relays, r) == 0)
         return 0;
     gw_relay_free(r);
     return GW_EFULL;
+}
+
+/* The protocol's way up: a client's event goes to the broker, unless the
+ * broker says now that it cannot take it. */
+static int worker_relay_upstream(void *data, const gw_session_t *s,
+                                 const char *event, const char *json,
+                                 size_t len, const char *nonce)
+{
+    gw_worker_t *w = data;
+    int rc = gw_broker_upstream_admit(w->srv->broker);
+
+    if (rc != 0)
+        return rc;
+    return worker_hand_over(
+        w, worker_request(w, GW_RELAY_UPSTREAM, s, event, json, len, nonce));
+}
+
+/* A sync_request: the broker looks in Redis, and sends it up on a miss. */
+static int worker_relay_sync(void *data, const gw_session_t *s,
+                             const char *scope, const char *json, size_t len,
+                             const char *nonce)
+{
+    gw_worker_t *w = data;
+    gw_relay_t *r =
+        worker_request(w, GW_RELAY_SYNC, s, "sync_request", json, len, nonce);
+
+    r->scope = scope ? gw_strdup(scope) : NULL;
+    return worker_hand_over(w, r);
 }
 
 /* One event's fan-out on this worker. */
@@ -256,7 +285,8 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
                     srv->peers, &w->stats, id);
     gw_proto_init(&w->proto, &w->ws, &w->index, cfg, &w->stats,
                   &(gw_proto_hooks_t){worker_now, worker_relay_typing,
-                                      worker_relay_upstream, w});
+                                      worker_relay_upstream, worker_relay_sync,
+                                      w});
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();

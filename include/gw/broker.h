@@ -26,6 +26,7 @@ typedef enum gw_source {
 typedef enum gw_relay_kind {
     GW_RELAY_TYPING,   /* a client's typing.start, for the guild */
     GW_RELAY_UPSTREAM, /* a client's event, for the backends (RabbitMQ) */
+    GW_RELAY_SYNC,     /* a client's sync_request: Redis, else upstream */
 } gw_relay_kind_t;
 
 /* What a worker hands the broker through its relay queue. */
@@ -35,11 +36,12 @@ typedef struct gw_relay {
     char *user;    /* owned: the authenticated user */
     char *guild;   /* owned, typing: the guild */
     char *channel; /* owned, typing: the channel */
-    char *event;   /* owned, upstream: the event name, the routing key */
-    char *data;    /* owned, upstream: the client's data as it sent it */
-    char *nonce;   /* owned, upstream: the client's nonce, or NULL */
-    uint8_t session[GW_SESSION_ID_LEN]; /* upstream: the sender's session */
-    uint64_t received_ms; /* upstream: wall clock when the worker took it */
+    char *event;   /* owned, upstream, sync: the name, the routing key */
+    char *data;    /* owned, upstream, sync: the client's data as sent */
+    char *nonce;   /* owned, upstream, sync: the client's nonce, or NULL */
+    char *scope;   /* owned, sync: the request's scope, or NULL */
+    uint8_t session[GW_SESSION_ID_LEN]; /* upstream, sync: the sender's */
+    uint64_t received_ms; /* upstream, sync: wall clock when taken */
 } gw_relay_t;
 
 /* Frees a relay and its strings. */

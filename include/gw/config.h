@@ -68,6 +68,10 @@ typedef struct gw_config {
     uint32_t relay_limit;           /* upstream events per window per session */
     uint32_t relay_window_ms;       /* the window of relay_limit */
     uint32_t relay_max_unconfirmed; /* publishes awaiting a confirm */
+    /* [sync] */
+    char *sync_key_template; /* Redis key: {userId}, {scope} replaced */
+    uint32_t sync_limit;     /* sync_request per window per session */
+    uint32_t sync_window_ms; /* the window of sync_limit */
     /* [queues] */
     uint32_t queue_size; /* entries of each SPSC queue, power of two */
     /* [log] */

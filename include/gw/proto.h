@@ -30,6 +30,11 @@ typedef struct gw_proto_hooks {
      * full: the client is answered unavailable / overloaded at once. */
     int (*relay_upstream)(void *data, const gw_session_t *s, const char *event,
                           const char *json, size_t len, const char *nonce);
+    /* Hands a client's sync_request to the broker (copying what it
+     * keeps): scope or NULL, its data as sent, nonce or NULL. 0 or
+     * GW_EFULL. */
+    int (*relay_sync)(void *data, const gw_session_t *s, const char *scope,
+                      const char *json, size_t len, const char *nonce);
     void *data; /* passed to each */
 } gw_proto_hooks_t;
 

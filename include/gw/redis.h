@@ -40,6 +40,23 @@ gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
 int gw_redis_publish(gw_redis_t *r, const char *payload, size_t len);
 
 /*
+ * The answer to a GET: status 0 with the value (len bytes, valid during
+ * the call) or NULL when the key does not exist; GW_EIO when Redis
+ * answered with an error or a value that is not a string; GW_ECLOSED when
+ * the connection went away first. Called exactly once, on the loop.
+ */
+typedef void (*gw_redis_get_cb)(void *data, int status, const char *value,
+                                size_t len);
+
+/*
+ * GETs key on the publishing connection (never the subscribed one).
+ * Returns 0 once queued (cb answers later), or GW_ECLOSED / GW_EFULL as
+ * gw_redis_publish, with cb never called.
+ */
+int gw_redis_get(gw_redis_t *r, const char *key, gw_redis_get_cb cb,
+                 void *data);
+
+/*
  * The link's state: CONNECTING during the first attempt, UP once subscribed
  * with the publishing connection connected, DOWN from a failure until both
  * work again (retries do not go back to CONNECTING), DISABLED when off.

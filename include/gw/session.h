@@ -66,13 +66,15 @@ struct gw_session {
     uint32_t nallowed;
     uint32_t nguilds;
     uint64_t seq;          /* last dispatch sequence number sent */
-    uint64_t last_ack_ms;  /* last heartbeat or heartbeat_ack */
-    uint64_t next_hb_ms;   /* when the next server heartbeat is due */
+    uint32_t last_ack_ms;  /* last heartbeat or heartbeat_ack (mod 2^32) */
+    uint32_t next_hb_ms;   /* next server heartbeat due (mod 2^32) */
     gw_bucket_t events;    /* client events allowed (session.event_rate) */
     uint32_t typing_since; /* start of the typing rate window (ms, mod 2^32) */
     uint32_t typing_count; /* typing.start relayed in that window */
     uint32_t relay_since;  /* start of the relay window (ms, mod 2^32) */
     uint32_t relay_count;  /* events relayed upstream in that window */
+    uint32_t sync_since;   /* start of the sync_request window */
+    uint32_t sync_count;   /* sync_request events in that window */
     uint8_t id[GW_SESSION_ID_LEN];
     unsigned identified : 1;
 };

@@ -34,6 +34,7 @@ typedef enum gw_stat {
     GW_STAT_RELAY_LIMITED,     /* upstream events over relay.limit */
     GW_STAT_RELAY_UNAVAILABLE, /* refused at once: RabbitMQ not up */
     GW_STAT_RELAY_OVERLOADED,  /* refused at once: too many unconfirmed */
+    GW_STAT_SYNC_LIMITED,      /* sync_request over sync.limit */
     GW_STAT_QUEUE_HWM,         /* written by the broker, the queue's producer */
     /* acceptor */
     GW_STAT_ACCEPT_DROPS,
@@ -51,6 +52,9 @@ typedef enum gw_stat {
     GW_STAT_RELAY_NACKED,      /* refused by it (basic.nack, or returned) */
     GW_STAT_RELAY_LOST,        /* unconfirmed when the link went down */
     GW_STAT_RELAY_UNCONFIRMED, /* gauge: published, not yet confirmed */
+    GW_STAT_SYNC_HITS,         /* sync_request answered from Redis */
+    GW_STAT_SYNC_MISSES,       /* sync_request sent up: no cached copy */
+    GW_STAT_SYNC_FAILURES,     /* sync_request answered unavailable */
     GW_STAT_COUNT
 } gw_stat_t;
 

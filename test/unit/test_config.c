@@ -296,7 +296,7 @@ static const bad_file_t bad_files[] = {
     {"[websocket]\nwrite_ring_size = 7\n", GW_EINVAL,
      "2: websocket.write_ring_size: 7 is out of range 8..4294967295"},
     {"[session]\nheartbeat_interval_ms = 99\n", GW_EINVAL,
-     "2: session.heartbeat_interval_ms: 99 is out of range 100..4294967295"},
+     "2: session.heartbeat_interval_ms: 99 is out of range 100..536870912"},
     {"[queues]\nqueue_size = 1\n", GW_EINVAL,
      "2: queues.queue_size: 1 is out of range 2..2147483648"},
     /* checks beyond bounds */
@@ -670,6 +670,9 @@ static void test_reloadable_flag_of_every_option(void **state)
         "relay.events=chat.*",
         "relay.limit=5",
         "relay.window_ms=2000",
+        "sync.key_template=s:{userId}",
+        "sync.limit=2",
+        "sync.window_ms=3000",
         "log.level=warn",
     };
     static const char *restart_only[] = {

@@ -109,7 +109,8 @@ void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
 /* ---- the owner's hooks: a clock and a relay ---- */
 
 static uint64_t clock_ms;
-static int relays, relay_rc, ups, up_rc;
+static int relays, relay_rc, ups, up_rc, syncs, sync_rc;
+static char sync_scope[80];
 static char relayed[128];
 static char up_event[80], up_data[256], up_nonce[80];
 
@@ -138,6 +139,18 @@ static int test_upstream(void *data, const gw_session_t *s, const char *event,
     snprintf(up_data, sizeof(up_data), "%.*s", (int)len, json);
     snprintf(up_nonce, sizeof(up_nonce), "%s", nonce ? nonce : "(none)");
     return up_rc;
+}
+
+static int test_sync(void *data, const gw_session_t *s, const char *scope,
+                     const char *json, size_t len, const char *nonce)
+{
+    (void)data;
+    (void)s;
+    syncs++;
+    snprintf(sync_scope, sizeof(sync_scope), "%s", scope ? scope : "(none)");
+    snprintf(up_data, sizeof(up_data), "%.*s", (int)len, json);
+    snprintf(up_nonce, sizeof(up_nonce), "%s", nonce ? nonce : "(none)");
+    return sync_rc;
 }
 
 /* ---- tokens ---- */
@@ -197,7 +210,7 @@ static int fx_setup(void **state)
 
     memset(fakes, 0, sizeof(fakes));
     clock_ms = 0;
-    relays = relay_rc = ups = up_rc = 0;
+    relays = relay_rc = ups = up_rc = syncs = sync_rc = 0;
     f->cfg.jwt_algorithm = "HS256";
     f->cfg.jwt_secret = SECRET;
     f->cfg.heartbeat_interval_ms = 1000;
@@ -210,10 +223,12 @@ static int fx_setup(void **state)
     f->cfg.relay_events = "";
     f->cfg.relay_limit = 3;
     f->cfg.relay_window_ms = 1000;
+    f->cfg.sync_limit = 2;
+    f->cfg.sync_window_ms = 1000;
     gw_index_init(&f->ix, &f->stats);
-    gw_proto_init(
-        &f->p, NULL, &f->ix, &f->cfg, &f->stats,
-        &(gw_proto_hooks_t){test_now, test_relay, test_upstream, NULL});
+    gw_proto_init(&f->p, NULL, &f->ix, &f->cfg, &f->stats,
+                  &(gw_proto_hooks_t){test_now, test_relay, test_upstream,
+                                      test_sync, NULL});
     *state = f;
     return 0;
 }
@@ -463,6 +478,43 @@ static void test_relay_refusals(void **state)
     assert_int_equal(ups, 4);
 }
 
+/* sync_request goes to the broker with its scope and nonce, limited per
+ * session; a bad scope or nonce is a bad request. */
+static void test_sync_request(void **state)
+{
+    fx_t *f = *state;
+
+    identified(f, 0, "u1", "[]");
+    say(0, "{\"event\":\"sync_request\",\"nonce\":\"s1\","
+           "\"data\":{\"scope\":\"profile:v2\"}}");
+    assert_int_equal(syncs, 1);
+    assert_string_equal(sync_scope, "profile:v2");
+    assert_string_equal(up_nonce, "s1");
+    assert_string_equal(up_data, "{\"scope\":\"profile:v2\"}");
+    say(0, "{\"event\":\"sync_request\"}");
+    assert_string_equal(sync_scope, "(none)");
+    assert_string_equal(up_data, "{}");
+    say(0, "{\"event\":\"sync_request\",\"nonce\":\"s3\"}");
+    assert_int_equal(syncs, 2);
+    assert_string_equal(fakes[0].out[0],
+                        "{\"event\":\"error\",\"nonce\":\"s3\",\"data\":{"
+                        "\"code\":\"rate_limited\",\"message\":\"too many "
+                        "sync requests\"}}");
+    assert_int_equal(f->stats.v[GW_STAT_SYNC_LIMITED], 1);
+    clock_ms += 1000;
+    say(0, "{\"event\":\"sync_request\",\"data\":{\"scope\":\"a b\"}}");
+    expect(0, 1, "\"code\":\"invalid_request\"");
+    say(0, "{\"event\":\"sync_request\",\"data\":{\"scope\":\"\"}}");
+    expect(0, 2, "\"code\":\"invalid_request\"");
+    say(0, "{\"event\":\"sync_request\",\"nonce\":[]}");
+    expect(0, 3, "\"code\":\"invalid_request\"");
+    sync_rc = GW_EFULL;
+    say(0, "{\"event\":\"sync_request\",\"nonce\":\"s9\"}");
+    expect(0, 4, "\"nonce\":\"s9\"");
+    expect(0, 4, "\"code\":\"overloaded\"");
+    assert_int_equal(syncs, 3);
+}
+
 /* Heartbeats on the test's clock: one every interval, and a session
  * silent for two intervals is closed 4009. */
 static void test_heartbeat_deadlines(void **state)
@@ -674,6 +726,7 @@ int main(void)
         T(test_unknown_event_is_an_error),
         T(test_relay_upstream),
         T(test_relay_refusals),
+        T(test_sync_request),
         T(test_heartbeat_deadlines),
         T(test_subscribe_limits),
         T(test_subscribe_outside_the_token_is_forbidden),
