@@ -1,9 +1,10 @@
 /*
  * The backend envelope parser on arbitrary bytes. An accepted envelope's
  * body, behind the "{" of each recipient's head, must read as the object
- * {"event", "guildId" for a guild, "data"} that cJSON reads from the
- * envelope: the body is spliced from the envelope's own text, and this is
- * the check that the splice takes the members cJSON took.
+ * {"event", "guildId" for a guild, "nonce" when there is one, "data"} that
+ * cJSON reads from the envelope: the body is spliced from the envelope's
+ * own text, and this is the check that the splice takes the members cJSON
+ * took. An action has no body.
  */
 #include "gw/event.h"
 #include "gw/json.h"
@@ -36,6 +37,8 @@ static void fuzz_check_body(const uint8_t *data, size_t size,
     fuzz_add(want, doc, "event");
     if (ev->target == GW_TARGET_GUILD)
         fuzz_add(want, doc, "guildId");
+    if (cJSON_GetObjectItemCaseSensitive(doc, "nonce") != NULL)
+        fuzz_add(want, doc, "nonce");
     fuzz_add(want, doc, "data");
     if (doc == NULL || got == NULL)
         abort();
@@ -59,7 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *reason = NULL;
 
     if (gw_event_parse((const char *)data, size, &ev, &reason) == 0) {
-        fuzz_check_body(data, size, ev);
+        if ((ev->action == GW_ACTION_DISPATCH) != (ev->body != NULL))
+            abort();
+        if (ev->body != NULL)
+            fuzz_check_body(data, size, ev);
         gw_event_unref(ev);
     } else if (reason == NULL) {
         abort();
