@@ -157,7 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             .sync_limit = 2,
                             .sync_window_ms = 1000};
         gw_log_level = GW_LOG_ERROR + 1;
-        gw_index_init(&ix, &stats);
+        gw_index_init(&ix, &stats, 0);
         gw_proto_init(&p, NULL, &ix, &cfg, &stats,
                       &(gw_proto_hooks_t){fuzz_now, fuzz_typing, fuzz_upstream,
                                           fuzz_sync, NULL});

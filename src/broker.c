@@ -135,27 +135,40 @@ int gw_broker_upstream_admit(const gw_broker_t *b)
  * Hands ev to every worker, taking the caller's reference. Returns the
  * number of workers reached, or GW_EFULL (then nothing was queued).
  */
+/*
+ * Hands ev to every worker, or to the one worker a session id names; the
+ * number reached (0 when that worker does not exist), or GW_EFULL.
+ */
 static int broker_fanout(gw_broker_t *b, gw_event_t *ev)
 {
     gw_server_t *srv = b->srv;
+    int first = 0, end = srv->nworkers;
 
+    if (ev->target == GW_TARGET_SESSION) {
+        first = (int)gw_session_id_worker(ev->session);
+        end = first < srv->nworkers ? first + 1 : first;
+    }
     /* This thread is every event queue's only producer, so room seen now is
      * still there for the pushes below: all workers get it or none does. */
-    for (int i = 0; i < srv->nworkers; i++) {
+    for (int i = first; i < end; i++) {
         if (gw_queue_room(&srv->workers[i]->events) == 0) {
             gw_event_unref(ev);
             return GW_EFULL;
         }
     }
+    if (end == first) {
+        gw_event_unref(ev);
+        return 0;
+    }
     ev->ingress_ns = uv_hrtime();
-    gw_event_set_refs(ev, (unsigned)srv->nworkers);
-    for (int i = 0; i < srv->nworkers; i++) {
+    gw_event_set_refs(ev, (unsigned)(end - first));
+    for (int i = first; i < end; i++) {
         gw_worker_t *w = srv->workers[i];
         gw_queue_push(&w->events, ev);
         /* The broker is the only writer of this worker counter. */
         gw_stat_max(&w->stats, GW_STAT_QUEUE_HWM, gw_queue_depth(&w->events));
     }
-    return srv->nworkers;
+    return end - first;
 }
 
 int gw_broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,

@@ -13,8 +13,7 @@
  */
 #define GUILD_OF(key) ((gw_guild_t *)((char *)(key)-offsetof(gw_guild_t, id)))
 #define USER_OF(key) ((gw_user_t *)((char *)(key)-offsetof(gw_user_t, id)))
-#define SESSION_OF(key)                                                        \
-    ((gw_session_t *)((char *)(key)-offsetof(gw_session_t, id)))
+#define INDEX_NO_SLOT UINT32_MAX
 
 static unsigned long index_hash(const void *key, unsigned long seed)
 {
@@ -30,32 +29,18 @@ static bool index_compare(const void *a, const void *b)
     return strcmp(a, b) == 0;
 }
 
-/* Session ids are random bytes of our own: their first word, seeded, is as
- * good a hash as any, and a backend that names an id only looks it up. */
-static unsigned long index_session_hash(const void *key, unsigned long seed)
-{
-    unsigned long h;
-
-    memcpy(&h, key, sizeof(h));
-    return h ^ seed;
-}
-
-static bool index_session_compare(const void *a, const void *b)
-{
-    return memcmp(a, b, GW_SESSION_ID_LEN) == 0;
-}
-
-void gw_index_init(gw_index_t *ix, gw_stats_t *stats)
+void gw_index_init(gw_index_t *ix, gw_stats_t *stats, uint8_t tag)
 {
     ix->stats = stats;
+    ix->tag = tag;
+    ix->slots = NULL;
+    ix->nslots = ix->cap = 0;
+    ix->free = INDEX_NO_SLOT;
     ix->seed = (unsigned long)random() ^ (unsigned long)(uintptr_t)ix;
     ck_hs_init(&ix->guilds, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
                index_compare, &gw_ck_allocator, 64, ix->seed);
     ck_hs_init(&ix->users, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
                index_compare, &gw_ck_allocator, 1024, ix->seed);
-    ck_hs_init(&ix->sessions, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC,
-               index_session_hash, index_session_compare, &gw_ck_allocator,
-               1024, ix->seed);
 }
 
 /* Sessions are freed before this; any entry left is freed here. */
@@ -73,8 +58,7 @@ void gw_index_free(gw_index_t *ix)
 {
     index_free_all(&ix->guilds, offsetof(gw_guild_t, id));
     index_free_all(&ix->users, offsetof(gw_user_t, id));
-    /* Its keys are the sessions' own: nothing of its entries to free. */
-    ck_hs_destroy(&ix->sessions);
+    free(ix->slots);
 }
 
 gw_guild_t *gw_index_guild(gw_index_t *ix, const char *guild)
@@ -91,12 +75,70 @@ gw_user_t *gw_index_user(gw_index_t *ix, const char *user)
     return key != NULL ? USER_OF(key) : NULL;
 }
 
+/* A free slot holds the index of the next free one, shifted and tagged
+ * with the low bit, which no session pointer has. */
+static gw_session_t *index_free_mark(uint32_t next)
+{
+    return (gw_session_t *)(((uintptr_t)next << 1) | 1);
+}
+
+static int index_slot_free(const gw_session_t *v)
+{
+    return ((uintptr_t)v & 1) != 0;
+}
+
+void gw_index_place(gw_index_t *ix, gw_session_t *s)
+{
+    uint32_t slot = ix->free;
+
+    if (slot != INDEX_NO_SLOT) {
+        ix->free = (uint32_t)((uintptr_t)ix->slots[slot] >> 1);
+    } else {
+        if (ix->nslots == ix->cap) {
+            ix->cap = ix->cap ? 2 * ix->cap : 1024;
+            ix->slots = gw_realloc(ix->slots, ix->cap * sizeof(*ix->slots));
+        }
+        slot = ix->nslots++;
+    }
+    ix->slots[slot] = s;
+    s->id[0] = ix->tag;
+    s->id[1] = (uint8_t)(slot >> 24);
+    s->id[2] = (uint8_t)(slot >> 16);
+    s->id[3] = (uint8_t)(slot >> 8);
+    s->id[4] = (uint8_t)slot;
+}
+
+static uint32_t index_slot_of(const uint8_t id[GW_SESSION_ID_LEN])
+{
+    return (uint32_t)id[1] << 24 | (uint32_t)id[2] << 16 |
+           (uint32_t)id[3] << 8 | id[4];
+}
+
+/* Frees the slot of s, if it is s's (a session placed, not yet removed). */
+static void index_unplace(gw_index_t *ix, const gw_session_t *s)
+{
+    uint32_t slot = index_slot_of(s->id);
+
+    if (s->id[0] != ix->tag || slot >= ix->nslots || ix->slots[slot] != s)
+        return;
+    ix->slots[slot] = index_free_mark(ix->free);
+    ix->free = slot;
+}
+
 gw_session_t *gw_index_session(gw_index_t *ix,
                                const uint8_t id[GW_SESSION_ID_LEN])
 {
-    void *key = ck_hs_get(
-        &ix->sessions, CK_HS_HASH(&ix->sessions, index_session_hash, id), id);
-    return key != NULL ? SESSION_OF(key) : NULL;
+    uint32_t slot = index_slot_of(id);
+    gw_session_t *s;
+
+    if (id[0] != ix->tag || slot >= ix->nslots)
+        return NULL;
+    s = ix->slots[slot];
+    /* The random rest decides: a guessed slot is not a session. */
+    if (index_slot_free(s) || memcmp(s->id, id, GW_SESSION_ID_LEN) != 0 ||
+        !s->identified)
+        return NULL;
+    return s;
 }
 
 static gw_guild_t *index_guild_create(gw_index_t *ix, const char *id)
@@ -192,8 +234,6 @@ void gw_index_add_session(gw_index_t *ix, gw_session_t *s, const char *user)
         memcpy(u->id, user, len + 1);
         ck_hs_put(&ix->users, CK_HS_HASH(&ix->users, index_hash, u->id), u->id);
     }
-    ck_hs_put(&ix->sessions,
-              CK_HS_HASH(&ix->sessions, index_session_hash, s->id), s->id);
     s->user = u;
     s->user_prev = NULL;
     s->user_next = u->sessions;
@@ -214,8 +254,6 @@ static void index_remove_session(gw_index_t *ix, gw_session_t *s)
     if (s->user_next != NULL)
         s->user_next->user_prev = s->user_prev;
     s->user = NULL;
-    ck_hs_remove(&ix->sessions,
-                 CK_HS_HASH(&ix->sessions, index_session_hash, s->id), s->id);
     if (--u->count == 0) {
         ck_hs_remove(&ix->users, CK_HS_HASH(&ix->users, index_hash, u->id),
                      u->id);
@@ -233,6 +271,7 @@ void gw_index_remove(gw_index_t *ix, gw_session_t *s)
     s->nguilds = 0;
     if (s->user != NULL)
         index_remove_session(ix, s);
+    index_unplace(ix, s);
 }
 
 void gw_index_each_session(gw_index_t *ix, void (*cb)(gw_session_t *, void *),

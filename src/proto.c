@@ -644,6 +644,7 @@ static void proto_open_cb(void *data, gw_ws_t *ws, const char *token)
         return;
     }
     s = gw_session_new(&p->sessions, ws);
+    gw_index_place(p->index, s);
     gw_ws_set_data(ws, s);
     gw_session_id_hex(s, sid);
     n = snprintf(buf, sizeof(buf),

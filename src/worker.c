@@ -280,7 +280,7 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_queue_init(&w->events, cfg->queue_size, &w->wake);
     gw_queue_init(&w->relays, cfg->queue_size,
                   gw_broker_relay_wake(srv->broker));
-    gw_index_init(&w->index, &w->stats);
+    gw_index_init(&w->index, &w->stats, (uint8_t)id);
     gw_ws_loop_init(&w->ws, &w->loop, &gw_proto_ws_cb, &w->proto, cfg,
                     srv->peers, &w->stats, id);
     gw_proto_init(&w->proto, &w->ws, &w->index, cfg, &w->stats,

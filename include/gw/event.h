@@ -30,6 +30,13 @@ typedef enum gw_action {
 #define GW_SESSION_ID_LEN 16 /* bytes; 32 hex characters on the wire */
 #define GW_NONCE_MAX 64      /* bytes in a client's or a reply's nonce */
 
+/* The worker a session id names: its first byte (gw_index_place), so that
+ * an envelope for one session goes to one worker's queue. */
+static inline unsigned gw_session_id_worker(const uint8_t *id)
+{
+    return id[0];
+}
+
 typedef struct gw_event {
     atomic_uint refs; /* one per queue holding the event */
     gw_target_t target;

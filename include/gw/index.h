@@ -32,14 +32,20 @@ struct gw_user {
 };
 
 typedef struct gw_index {
-    ck_hs_t guilds;     /* id -> gw_guild_t */
-    ck_hs_t users;      /* id -> gw_user_t */
-    ck_hs_t sessions;   /* session id -> gw_session_t, once identified */
+    ck_hs_t guilds;       /* id -> gw_guild_t */
+    ck_hs_t users;        /* id -> gw_user_t */
+    gw_session_t **slots; /* owned: sessions by the slot their id names;
+                             a free slot holds the next free one, tagged */
+    uint32_t nslots;      /* slots in use or freed */
+    uint32_t cap;
+    uint32_t free;      /* first free slot, or UINT32_MAX */
+    uint8_t tag;        /* the worker's id: byte 0 of its session ids */
     unsigned long seed; /* of the hash: clients choose the ids */
     gw_stats_t *stats;  /* borrowed: the guild count */
 } gw_index_t;
 
-void gw_index_init(gw_index_t *ix, gw_stats_t *stats);
+/* tag: the worker's id, which the session ids of this index carry. */
+void gw_index_init(gw_index_t *ix, gw_stats_t *stats, uint8_t tag);
 void gw_index_free(gw_index_t *ix);
 
 /* Adds s to the guild; returns 0, or 1 if it already was a member. */
@@ -51,14 +57,23 @@ int gw_index_leave(gw_index_t *ix, gw_session_t *s, const char *guild);
 /* Whether s is a member of the guild. */
 int gw_index_is_member(const gw_session_t *s, const char *guild);
 
-/* Registers s as a session of `user`, found by its id from now on. */
+/*
+ * Gives a new session its place: a slot, which its id names (byte 0 the
+ * worker's tag, bytes 1-4 the slot, the rest stays random), so that a
+ * reply by session id is routed to one worker and found there without a
+ * hash table. Undone by gw_index_remove.
+ */
+void gw_index_place(gw_index_t *ix, gw_session_t *s);
+
+/* Registers s as a session of `user`. */
 void gw_index_add_session(gw_index_t *ix, gw_session_t *s, const char *user);
 
-/* Removes every guild membership and the user entry of s. */
+/* Removes every guild membership, the user entry and the slot of s. */
 void gw_index_remove(gw_index_t *ix, gw_session_t *s);
 
 gw_guild_t *gw_index_guild(gw_index_t *ix, const char *guild);
 gw_user_t *gw_index_user(gw_index_t *ix, const char *user);
+/* The identified session of that id on this worker, or NULL. */
 gw_session_t *gw_index_session(gw_index_t *ix,
                                const uint8_t id[GW_SESSION_ID_LEN]);
 

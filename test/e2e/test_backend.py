@@ -45,8 +45,11 @@ async def test_reply_reaches_exactly_its_session_with_the_nonce(gw):
     a = await Client.session(gw, user)
     b = await Client.session(gw, user)  # the same user, another session
     other = await Client.session(gw)
-    await gw.apublish({"event": "chat.sent", "sessionId": a.session_id,
-                       "nonce": "req-17", "data": {"id": 42}})
+    body = await gw.apublish({"event": "chat.sent",
+                              "sessionId": a.session_id, "nonce": "req-17",
+                              "data": {"id": 42}})
+    # The id names the worker that holds the session: only it is asked.
+    assert body["workers"] == 1, body
     msg = await a.recv()
     assert msg == {"seq": 1, "event": "chat.sent", "nonce": "req-17",
                    "data": {"id": 42}}, msg

@@ -225,7 +225,7 @@ static int fx_setup(void **state)
     f->cfg.relay_window_ms = 1000;
     f->cfg.sync_limit = 2;
     f->cfg.sync_window_ms = 1000;
-    gw_index_init(&f->ix, &f->stats);
+    gw_index_init(&f->ix, &f->stats, 0);
     gw_proto_init(&f->p, NULL, &f->ix, &f->cfg, &f->stats,
                   &(gw_proto_hooks_t){test_now, test_relay, test_upstream,
                                       test_sync, NULL});
@@ -713,6 +713,41 @@ static void test_close_leaves_the_index(void **state)
     assert_null(gw_index_guild(&f->ix, "g1"));
 }
 
+/* A session id names its worker and slot; the rest is random, and it is
+ * what decides: a slot's next session, or a guess, is not the old one. */
+static void test_session_ids_and_slots(void **state)
+{
+    fx_t *f = *state;
+    gw_session_t *a = identified(f, 0, "u1", "[]");
+    gw_session_t *b = open_conn(f, 1, NULL);
+    uint8_t old[GW_SESSION_ID_LEN], guess[GW_SESSION_ID_LEN];
+
+    assert_int_equal(a->id[0], 0); /* the tag this index was given */
+    assert_int_equal(gw_session_id_worker(a->id), 0);
+    assert_memory_equal(a->id + 1, "\0\0\0\0", 4); /* slot 0 */
+    assert_memory_equal(b->id + 1, "\0\0\0\1", 4); /* slot 1 */
+    assert_ptr_equal(gw_index_session(&f->ix, a->id), a);
+    assert_null(gw_index_session(&f->ix, b->id)); /* not identified */
+    memcpy(guess, a->id, GW_SESSION_ID_LEN);
+    guess[15] ^= 1;
+    assert_null(gw_index_session(&f->ix, guess));
+    guess[15] ^= 1;
+    guess[0] = 1; /* another worker's */
+    assert_null(gw_index_session(&f->ix, guess));
+    guess[0] = 0;
+    guess[4] = 9; /* past the slots */
+    assert_null(gw_index_session(&f->ix, guess));
+    memcpy(old, a->id, GW_SESSION_ID_LEN);
+    drop(0);
+    assert_null(gw_index_session(&f->ix, old));
+    fakes[0] = (fake_t){0};
+    a = identified(f, 0, "u2", "[]"); /* takes the freed slot 0 */
+    assert_memory_equal(a->id, old, 5);
+    assert_memory_not_equal(a->id, old, GW_SESSION_ID_LEN);
+    assert_null(gw_index_session(&f->ix, old));
+    assert_ptr_equal(gw_index_session(&f->ix, a->id), a);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -735,6 +770,7 @@ int main(void)
         T(test_dispatch_seq_and_shedding),
         T(test_drain),
         T(test_close_leaves_the_index),
+        T(test_session_ids_and_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
