@@ -368,6 +368,21 @@ static int proto_window_take(uint32_t *since, uint32_t *count, uint32_t now,
     return 1;
 }
 
+/* Takes one event of a per-session window, or answers rate_limited with
+ * the request's nonce, counted under stat: whether it was taken. */
+static int proto_window_admit(gw_session_t *s, uint32_t *since, uint32_t *count,
+                              uint32_t window_ms, uint32_t limit,
+                              gw_stat_t stat, const proto_nonce_t *echo,
+                              const char *message)
+{
+    if (proto_window_take(since, count, (uint32_t)gw_sessions_now(s->set),
+                          window_ms, limit))
+        return 1;
+    gw_stat_add(s->set->stats, stat, 1);
+    proto_error_to(s, echo, "rate_limited", message);
+    return 0;
+}
+
 static int proto_typing_allowed(gw_session_t *s)
 {
     const gw_config_t *cfg = s->set->cfg;
@@ -434,13 +449,11 @@ static void proto_sync(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
                        "scope must be 1 to 64 of [A-Za-z0-9_.:-]");
         return;
     }
-    if (!proto_window_take(&s->sync_since, &s->sync_count,
-                           (uint32_t)gw_sessions_now(s->set),
-                           cfg->sync_window_ms, cfg->sync_limit)) {
-        gw_stat_add(s->set->stats, GW_STAT_SYNC_LIMITED, 1);
-        proto_error_to(s, &echo, "rate_limited", "too many sync requests");
+    if (!proto_window_admit(s, &s->sync_since, &s->sync_count,
+                            cfg->sync_window_ms, cfg->sync_limit,
+                            GW_STAT_SYNC_LIMITED, &echo,
+                            "too many sync requests"))
         return;
-    }
     gw_json_member_raw(m->text, m->len, "data", &data, &dlen);
     if (p->hooks.relay_sync(p->hooks.data, s, scope ? scope->valuestring : NULL,
                             data, dlen,
@@ -511,13 +524,11 @@ static void proto_relay(gw_proto_t *p, gw_session_t *s, const char *name,
 
     if (proto_nonce(s, msg, len, nonce, &echo) != 0)
         return;
-    if (!proto_window_take(&s->relay_since, &s->relay_count,
-                           (uint32_t)gw_sessions_now(s->set),
-                           cfg->relay_window_ms, cfg->relay_limit)) {
-        gw_stat_add(s->set->stats, GW_STAT_RELAY_LIMITED, 1);
-        proto_error_to(s, &echo, "rate_limited", "too many events relayed");
+    if (!proto_window_admit(s, &s->relay_since, &s->relay_count,
+                            cfg->relay_window_ms, cfg->relay_limit,
+                            GW_STAT_RELAY_LIMITED, &echo,
+                            "too many events relayed"))
         return;
-    }
     gw_json_member_raw(msg, len, "data", &data, &dlen);
     switch (p->hooks.relay_upstream(p->hooks.data, s, name, data, dlen,
                                     nonce ? nonce->valuestring : NULL)) {

@@ -38,7 +38,9 @@ void gw_transport_loop_free(gw_transport_loop_t *l)
     l->rbuf = NULL;
 }
 
-void gw_transport_loop_flush(gw_transport_loop_t *l)
+/* Takes every transport off the flush list: writes it (flush), or only
+ * reports the closes the list held back (the loop is stopping). */
+static void transport_loop_pending(gw_transport_loop_t *l, int flush)
 {
     while (l->pending != NULL) {
         gw_transport_t *t = l->pending;
@@ -46,20 +48,19 @@ void gw_transport_loop_flush(gw_transport_loop_t *l)
         t->queued = 0;
         if (t->released)
             l->cb->on_close(t);
-        else
+        else if (flush)
             gw_transport_flush(t);
     }
 }
 
+void gw_transport_loop_flush(gw_transport_loop_t *l)
+{
+    transport_loop_pending(l, 1);
+}
+
 void gw_transport_loop_stop(gw_transport_loop_t *l)
 {
-    while (l->pending != NULL) {
-        gw_transport_t *t = l->pending;
-        l->pending = t->next_pending;
-        t->queued = 0;
-        if (t->released)
-            l->cb->on_close(t);
-    }
+    transport_loop_pending(l, 0);
 }
 
 void gw_transport_loop_each(gw_transport_loop_t *l,
