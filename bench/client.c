@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "gw/alloc.h"
+#include "relay.h"
 #include "token.h"
 #include "upgrade.h"
 #include "util.h"
@@ -86,6 +87,13 @@ struct client_loop {
     uint64_t churn_t0, churn_dropped;
     uint32_t churn_next;
     int finishing;
+
+    /* relay requests: pacing, and those awaiting their answer */
+    double relay_rate;
+    uint64_t relay_t0, relay_due_sent;
+    uint32_t relay_next;
+    relay_table_t relay;
+    char relay_msg[RELAY_MAX_TEXT];
 
     uint64_t last_flush, last_scan;
 
@@ -250,6 +258,64 @@ static int client_is(const char *name, size_t n, const char *want)
     return strlen(want) == n && memcmp(name, want, n) == 0;
 }
 
+/* The request an answer or error names, settled when it is pending and
+ * this is its session; counted otherwise. Returns 1 with *t_sent on a
+ * match. */
+static int client_relay_settle(client_t *c, const uint8_t *data, size_t len,
+                               uint64_t *t_sent)
+{
+    stats_counters_t *s = &c->loop->f.c;
+    uint32_t index;
+    uint64_t seq;
+
+    if (relay_nonce_find(data, len, &index, &seq) != 0) {
+        s->relay_unmatched++;
+        return 0;
+    }
+    switch (relay_table_answer(&c->loop->relay, c->index, index, seq, t_sent)) {
+    case RELAY_MATCH: return 1;
+    case RELAY_MISROUTED: s->relay_misrouted++; return 0;
+    default: s->relay_unmatched++; return 0;
+    }
+}
+
+/* A backend's answer: the round trip, and its way down from the backend's
+ * stamp. */
+static void client_relay_answer(client_t *c, const uint8_t *data, size_t len)
+{
+    static const char ets[] = "\"ets\":";
+    client_loop_t *l = c->loop;
+    uint64_t sent, answered;
+
+    if (!client_relay_settle(c, data, len, &sent))
+        return;
+    l->f.c.relay_answered++;
+    client_delivery(l, sent);
+    answered = client_number_after(data, len, ets, sizeof(ets) - 1);
+    if (answered > 0 && answered <= l->now_us)
+        stats_hist_record(&l->f.down, l->now_us - answered);
+}
+
+/* An error event: 1 when it answers one of our requests (it carries a
+ * nonce), counted by its code. */
+static int client_relay_error(client_t *c, const uint8_t *data, size_t len)
+{
+    stats_counters_t *s = &c->loop->f.c;
+    uint64_t sent;
+
+    if (memmem(data, len, "\"nonce\":", 8) == NULL)
+        return 0;
+    if (!client_relay_settle(c, data, len, &sent))
+        return 1;
+    switch (relay_error_code(data, len)) {
+    case RELAY_ERR_UNAVAILABLE: s->relay_unavailable++; break;
+    case RELAY_ERR_OVERLOADED: s->relay_overloaded++; break;
+    case RELAY_ERR_RATE_LIMITED: s->relay_rate_limited++; break;
+    default: s->relay_other_error++; break;
+    }
+    return 1;
+}
+
 /* A text message. Timestamped events come first: they are the bulk. */
 static void client_text(client_t *c, const uint8_t *data, size_t len)
 {
@@ -263,7 +329,9 @@ static void client_text(client_t *c, const uint8_t *data, size_t len)
         return;
     }
     n = client_event_name(data, len, &name);
-    if (client_is(name, n, "heartbeat")) {
+    if (client_is(name, n, RELAY_ANSWER_EVENT)) {
+        client_relay_answer(c, data, len);
+    } else if (client_is(name, n, "heartbeat")) {
         l->f.c.heartbeats++;
         client_send_text(c, "{\"event\":\"heartbeat_ack\",\"data\":{}}");
     } else if (client_is(name, n, "typing.start")) {
@@ -276,6 +344,8 @@ static void client_text(client_t *c, const uint8_t *data, size_t len)
                c->state == CLIENT_IDENTIFYING) {
         client_identified(c);
     } else if (client_is(name, n, "error")) {
+        if (client_relay_error(c, data, len))
+            return;
         if (memmem(data, len, "\"rate_limited\"", 14) != NULL)
             l->f.c.typing_limited++;
         else
@@ -609,6 +679,34 @@ static void client_pace_typing(client_loop_t *l, uint64_t now)
     }
 }
 
+static void client_relay_send(client_t *c)
+{
+    client_loop_t *l = c->loop;
+    char *msg = l->relay_msg;
+    int expired;
+    uint64_t seq = relay_table_send(&l->relay, c->index, l->now_us, &expired);
+    size_t n = relay_request(msg, RELAY_MAX_TEXT, c->index, seq, l->now_us,
+                             l->conf->payload);
+
+    l->f.c.relay_sent++;
+    l->f.c.relay_expired += (uint64_t)expired;
+    if (n > 0)
+        client_send(c, WSFRAME_TEXT, msg, n);
+}
+
+static void client_pace_relay(client_loop_t *l, uint64_t now)
+{
+    uint64_t due =
+        (uint64_t)(l->relay_rate * (double)(now - l->relay_t0) / 1e6);
+    client_t *c;
+
+    while (l->relay_due_sent < due &&
+           (c = client_next_identified(l, &l->relay_next)) != NULL) {
+        l->relay_due_sent++;
+        client_relay_send(c);
+    }
+}
+
 static void client_pace_churn(client_loop_t *l, uint64_t now)
 {
     uint64_t due = (uint64_t)(l->churn_rate * l->count *
@@ -645,6 +743,7 @@ void client_figures_reset(client_figures_t *f)
 {
     memset(&f->c, 0, sizeof(f->c));
     stats_hist_reset(&f->lat);
+    stats_hist_reset(&f->down);
     stats_hist_reset(&f->conn);
     f->open = f->t_first = f->t_last_ident = f->t_last_deliv = 0;
 }
@@ -663,6 +762,7 @@ void client_figures_add(client_figures_t *dst, const client_figures_t *src)
 {
     stats_counters_add(&dst->c, &src->c);
     stats_hist_merge(&dst->lat, &src->lat);
+    stats_hist_merge(&dst->down, &src->down);
     stats_hist_merge(&dst->conn, &src->conn);
     dst->open += src->open;
     dst->t_first = client_min_stamp(dst->t_first, src->t_first);
@@ -683,6 +783,8 @@ static void client_flush(client_loop_t *l)
     memset(&l->f.c, 0, sizeof(l->f.c));
     if (l->f.lat.count)
         stats_hist_reset(&l->f.lat);
+    if (l->f.down.count)
+        stats_hist_reset(&l->f.down);
     if (l->f.conn.count)
         stats_hist_reset(&l->f.conn);
     l->f.t_first = l->f.t_last_ident = l->f.t_last_deliv = 0;
@@ -693,7 +795,8 @@ static void client_tick_cb(uv_timer_t *t);
 
 static void client_retime(client_loop_t *l)
 {
-    uint64_t ms = l->connecting || l->typing_rate > 0 || l->churn_rate > 0
+    uint64_t ms = l->connecting || l->typing_rate > 0 || l->churn_rate > 0 ||
+                          l->relay_rate > 0
                       ? CLIENT_TICK_FAST_MS
                       : CLIENT_TICK_SLOW_MS;
 
@@ -713,6 +816,8 @@ static void client_tick_cb(uv_timer_t *t)
         client_pace_typing(l, now);
     if (l->churn_rate > 0)
         client_pace_churn(l, now);
+    if (l->relay_rate > 0)
+        client_pace_relay(l, now);
     if (l->inflight > 0 && now - l->last_scan >= CLIENT_SCAN_US) {
         l->last_scan = now;
         client_scan_timeouts(l, now);
@@ -730,7 +835,7 @@ static void client_finish(client_loop_t *l)
 
     l->finishing = 1;
     l->connecting = 0;
-    l->typing_rate = l->churn_rate = 0;
+    l->typing_rate = l->churn_rate = l->relay_rate = 0;
     for (uint32_t i = 0; i < l->count; i++) {
         client_t *c = &l->clients[i];
 
@@ -739,6 +844,18 @@ static void client_finish(client_loop_t *l)
     }
     uv_close((uv_handle_t *)&l->tick, NULL);
     uv_close((uv_handle_t *)&l->wake, NULL);
+}
+
+/* Requests from now on at cmd->rate per second; the table holds at least
+ * what is sent in cmd->span_s, so that no request is given up sooner. */
+static void client_relay_begin(client_loop_t *l, const client_cmd_t *cmd,
+                               uint64_t now)
+{
+    relay_table_free(&l->relay);
+    relay_table_init(&l->relay, (uint64_t)(cmd->rate * cmd->span_s) + 1);
+    l->relay_rate = cmd->rate;
+    l->relay_t0 = now;
+    l->relay_due_sent = 0;
 }
 
 static void client_apply(client_loop_t *l, const client_cmd_t *cmd)
@@ -765,7 +882,10 @@ static void client_apply(client_loop_t *l, const client_cmd_t *cmd)
         l->churn_t0 = now;
         l->churn_dropped = 0;
         break;
-    case CLIENT_CMD_QUIET: l->typing_rate = l->churn_rate = 0; break;
+    case CLIENT_CMD_RELAY: client_relay_begin(l, cmd, now); break;
+    case CLIENT_CMD_QUIET:
+        l->typing_rate = l->churn_rate = l->relay_rate = 0;
+        break;
     case CLIENT_CMD_FINISH: client_finish(l); return;
     }
     client_retime(l);
@@ -864,6 +984,7 @@ void client_loop_free(client_loop_t *l)
     for (uint32_t i = 0; i < l->count; i++)
         free(l->clients[i].identify);
     free(l->clients);
+    relay_table_free(&l->relay);
     wsframe_enc_free(l->enc);
     pthread_mutex_destroy(&l->lock);
     free(l);

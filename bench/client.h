@@ -2,7 +2,8 @@
  * Simulated gateway clients: one libuv loop on its own thread drives a slice
  * of the run's sessions through TCP connect, the WebSocket upgrade, ready,
  * identify (an HS256 JWT) and then the session's life: heartbeats answered,
- * dispatches timed, typing.start sent, drops and reconnects.
+ * dispatches timed, typing.start sent, drops and reconnects, requests sent
+ * up to the backends and their answers timed (relay.h).
  *
  * Client i (a global index) is user "u<i>" and, when the run has guilds,
  * member of guild "g<i / members>". Every figure is kept in the loop's own
@@ -34,26 +35,31 @@ typedef struct client_conf {
     uint32_t src_addrs;        /* 127.0.0.2 .. 127.0.0.(1+N); 0 = any */
     uint32_t stage_timeout_ms; /* each handshake stage's budget */
     uint32_t max_msg;          /* largest message accepted from the server */
+    uint32_t payload;          /* bytes of a relay request */
 } client_conf_t;
 
 typedef enum {
     CLIENT_CMD_CONNECT, /* connect every idle client at rate, inflight cap */
     CLIENT_CMD_TYPING,  /* send typing.start at rate per second */
     CLIENT_CMD_CHURN,   /* drop and reconnect rate x sessions per second */
-    CLIENT_CMD_QUIET,   /* stop typing and churn */
+    CLIENT_CMD_RELAY,   /* send relay requests at rate per second */
+    CLIENT_CMD_QUIET,   /* stop typing, churn and requests */
     CLIENT_CMD_FINISH,  /* close every connection and end the thread */
 } client_op_t;
 
 typedef struct client_cmd {
     uint32_t op;
     uint32_t inflight;
-    double rate; /* per loop; 0 with CONNECT = no pacing */
+    double rate;   /* per loop; 0 with CONNECT = no pacing */
+    double span_s; /* RELAY: how long a request may await its answer
+                      before it is given up, at least */
 } client_cmd_t;
 
 /* What client loops count; additive except where said. */
 typedef struct client_figures {
     stats_counters_t c;
-    stats_hist_t lat;      /* delivery latency, us */
+    stats_hist_t lat;      /* delivery latency (relay: round trip), us */
+    stats_hist_t down;     /* relay: backend's answer -> received, us */
     stats_hist_t conn;     /* attempt start (or drop) to identified, us */
     uint64_t open;         /* sessions identified now (a gauge: summed) */
     uint64_t t_first;      /* earliest attempt start, us; 0 = none */

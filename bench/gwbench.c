@@ -33,6 +33,9 @@ static const gwbench_cmd_t gwbench_cmds[] = {
      "guild members send typing.start at --typing-rate, relayed"},
     {"reconnect", scenario_reconnect,
      "drop and reconnect --churn % of N sessions per second"},
+    {"relay", scenario_relay,
+     "N sessions send requests at --rate/s up through RabbitMQ to an echo "
+     "backend: round trips"},
 };
 
 #define GWBENCH_NCMDS (sizeof(gwbench_cmds) / sizeof(gwbench_cmds[0]))

@@ -30,11 +30,12 @@ typedef struct opt {
 
 static const opt_t opts_table[] = {
     OPTN("sessions", OPT_LONG, sessions, "5000", 1, 1e6,
-         "sessions (connect, idle, reconnect); fanout and typing use "
+         "sessions (connect, idle, reconnect, relay); fanout and typing use "
          "guilds x members"),
     OPTN("rate", OPT_DOUBLE, rate, "0", 0, 1e6,
          "connects per second over all clients; 0 = as fast as --inflight "
-         "allows"),
+         "allows. relay: requests per second over all sessions, 0 = 2000 "
+         "(its connects are unpaced)"),
     OPTN("inflight", OPT_LONG, inflight, "256", 1, 1e5,
          "unfinished handshakes per client loop"),
     OPTN("duration", OPT_DOUBLE, duration, "10", 0, 3600,
@@ -89,16 +90,21 @@ static const opt_t opts_table[] = {
     OPT("exchange", OPT_STR, exchange, "discord_events",
         "AMQP topic exchange (also amqp.exchange of the started daemon)"),
     OPT("routing-key", OPT_STR, routing_key, "gwbench.fanout",
-        "AMQP routing key of the events"),
+        "AMQP routing key of the events (fanout) and of the echo backend's "
+        "answers (relay)"),
+    OPT("upstream", OPT_STR, upstream, "gateway_upstream",
+        "AMQP exchange client events go up to (relay; also "
+        "amqp.upstream_exchange of the started daemon)"),
     OPT("publish-url", OPT_STR, publish_url, NULL,
         "http://127.0.0.1:PORT/publish of a --target server (http path)"),
     OPT("api-key", OPT_STR, api_key, "gwbench-key", "X-API-Key of /publish"),
     OPTN("payload", OPT_LONG, payload, "200", 64, 65000,
-         "bytes of each event envelope"),
+         "bytes of each event envelope (fanout) or request (relay)"),
     OPTN("publishers", OPT_LONG, publishers, "4", 1, 64,
          "HTTP connections of the http publish path"),
     OPTN("drain", OPT_DOUBLE, drain, "5", 0, 600,
-         "most seconds to wait for the last deliveries"),
+         "most seconds to wait for the last deliveries (relay: answers; "
+         "what has none by then is lost)"),
     OPTN("typing-rate", OPT_DOUBLE, typing_rate, "500", 0, 1e6,
          "typing.start sent per second over all sessions"),
     OPTN("churn", OPT_DOUBLE, churn, "5", 0, 100,

@@ -13,7 +13,8 @@
 typedef struct opts {
     /* sessions */
     long sessions;         /* connect, idle, reconnect: N */
-    double rate;           /* connects per second; 0 = as fast as inflight */
+    double rate;           /* connects per second; 0 = as fast as inflight;
+                              relay: requests per second, 0 = 2,000 */
     long inflight;         /* unfinished handshakes per client loop */
     double duration;       /* seconds of the measured phase */
     long procs;            /* worker processes; 0 = one per 15,000 sessions */
@@ -40,6 +41,7 @@ typedef struct opts {
     const char *redis; /* host:port of a running Redis; NULL = start one */
     const char *amqp;  /* host:port of a running RabbitMQ; NULL = start one */
     const char *exchange;    /* AMQP topic exchange */
+    const char *upstream;    /* AMQP exchange client events go up to */
     const char *routing_key; /* AMQP routing key of the events */
     const char *publish_url;
     const char *api_key;

@@ -226,9 +226,10 @@ void pool_command(pool_t *p, const client_cmd_t *cmd)
 {
     client_cmd_t c = *cmd;
 
-    /* Connect and typing rates are totals; churn is a share of each
-     * loop's own sessions already. */
-    if (c.op == CLIENT_CMD_CONNECT || c.op == CLIENT_CMD_TYPING)
+    /* Connect, typing and relay rates are totals; churn is a share of
+     * each loop's own sessions already. */
+    if (c.op == CLIENT_CMD_CONNECT || c.op == CLIENT_CMD_TYPING ||
+        c.op == CLIENT_CMD_RELAY)
         c.rate /= (double)(p->procs * p->threads);
     for (unsigned i = 0; i < p->procs; i++)
         if (!p->w[i].done && write(p->w[i].cmd_fd, &c, sizeof(c)) < 0)

@@ -88,6 +88,11 @@ static cJSON *report_series(const run_t *r)
                 o, "p99_ms", (double)stats_hist_quantile(&s->f.lat, .99) / 1e3);
             cJSON_AddNumberToObject(o, "max_ms", (double)s->f.lat.max / 1e3);
         }
+        /* relay: the way down alone (the backend's answer to the client) */
+        if (s->f.down.count > 0)
+            cJSON_AddNumberToObject(
+                o, "down_p99_ms",
+                (double)stats_hist_quantile(&s->f.down, .99) / 1e3);
         if (s->sampled) {
             cJSON_AddNumberToObject(o, "server_cpu_pct", 100 * s->srv_cpu_s);
             cJSON_AddNumberToObject(o, "server_rss_kb", (double)s->srv_rss_kb);

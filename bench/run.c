@@ -307,6 +307,7 @@ static void run_client_conf(run_t *r, uint32_t guilds, uint32_t members)
     c->src_addrs = (uint32_t)(o->src_addrs > 250 ? 250 : o->src_addrs);
     c->stage_timeout_ms = (uint32_t)o->stage_timeout_ms;
     c->max_msg = 1u << 20;
+    c->payload = (uint32_t)o->payload;
 }
 
 static unsigned run_procs(const opts_t *o, uint32_t sessions)

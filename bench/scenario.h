@@ -23,4 +23,8 @@ int scenario_typing(const opts_t *o);
 /* A share of the sessions dropped and reconnected every second. */
 int scenario_reconnect(const opts_t *o);
 
+/* N sessions send requests up through RabbitMQ; an echo backend answers
+ * each; round trips timed. */
+int scenario_relay(const opts_t *o);
+
 #endif

@@ -14,7 +14,7 @@ typedef struct summary_field {
 
 typedef struct summary_scenario {
     const char *name;
-    summary_field_t fields[10]; /* ended by a NULL label */
+    summary_field_t fields[12]; /* ended by a NULL label */
 } summary_scenario_t;
 
 static const summary_scenario_t summary_table[] = {
@@ -49,6 +49,18 @@ static const summary_scenario_t summary_table[] = {
       {"relays", "relays_received"},
       {"share", "delivered_share"},
       {"p99_ms", "latency.p99_ms"},
+      {"relays/srv_cpu_s", "relays_per_server_cpu_s"}}},
+    {"relay",
+     {{"sent", "sent"},
+      {"answered", "answered"},
+      {"lost", "lost"},
+      {"unavail", "errors.unavailable"},
+      {"overload", "errors.overloaded"},
+      {"limited", "errors.rate_limited"},
+      {"p50_ms", "latency.p50_ms"},
+      {"p99_ms", "latency.p99_ms"},
+      {"p999_ms", "latency.p999_ms"},
+      {"max_ms", "latency.max_ms"},
       {"relays/srv_cpu_s", "relays_per_server_cpu_s"}}},
     {"reconnect",
      {{"dropped", "dropped"},

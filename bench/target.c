@@ -456,11 +456,11 @@ static int target_write_config(const target_t *t, const opts_t *o,
      * broker (--amqp) keeps no queue of ours filling up after the run. */
     fprintf(f,
             "[amqp]\nenabled = %s\nhost = \"%s\"\nport = %d\n"
-            "exchange = \"%s\"\ndurable = false\n\n[log]\nlevel = "
-            "\"warn\"\n",
+            "exchange = \"%s\"\nupstream_exchange = \"%s\"\n"
+            "durable = false\n\n[log]\nlevel = \"warn\"\n",
             t->amqp_port ? "true" : "false",
             t->amqp_port ? t->amqp_host : "127.0.0.1",
-            t->amqp_port ? t->amqp_port : 5672, o->exchange);
+            t->amqp_port ? t->amqp_port : 5672, o->exchange, o->upstream);
     return fclose(f);
 }
 
