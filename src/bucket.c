@@ -29,3 +29,16 @@ int gw_bucket_take(gw_bucket_t *b, uint64_t now_ms, uint32_t rate,
     b->level = (uint32_t)(level - 1000);
     return 1;
 }
+
+int gw_window_take(uint32_t *since, uint32_t *count, uint32_t now_ms,
+                   uint32_t window_ms, uint32_t limit)
+{
+    if (now_ms - *since >= window_ms) {
+        *since = now_ms;
+        *count = 0;
+    }
+    if (*count >= limit)
+        return 0;
+    (*count)++;
+    return 1;
+}

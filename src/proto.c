@@ -4,8 +4,8 @@
 #include "gw/alloc.h"
 #include "gw/error.h"
 #include "gw/json.h"
+#include "gw/match.h"
 
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 
 #define PROTO_ID_MAX 128   /* bytes in a user or guild id */
-#define PROTO_EVENT_MAX 64 /* bytes in the name of an event relayed up */
+#define PROTO_SCOPE_MAX 64 /* bytes in a sync_request's scope */
 
 /* One client message, parsed: what a handler may look at. */
 typedef struct proto_msg {
@@ -350,24 +350,6 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
 }
 
 /* A fixed window of session.typing_window_ms holding typing_limit events. */
-/*
- * A fixed window of window_ms holding `limit` events, kept in 32 bits of
- * milliseconds: the unsigned difference is right across the wrap, for any
- * window under 2^31 ms (config bounds it at 2^30).
- */
-static int proto_window_take(uint32_t *since, uint32_t *count, uint32_t now,
-                             uint32_t window_ms, uint32_t limit)
-{
-    if (now - *since >= window_ms) {
-        *since = now;
-        *count = 0;
-    }
-    if (*count >= limit)
-        return 0;
-    (*count)++;
-    return 1;
-}
-
 /* Takes one event of a per-session window, or answers rate_limited with
  * the request's nonce, counted under stat: whether it was taken. */
 static int proto_window_admit(gw_session_t *s, uint32_t *since, uint32_t *count,
@@ -375,8 +357,8 @@ static int proto_window_admit(gw_session_t *s, uint32_t *since, uint32_t *count,
                               gw_stat_t stat, const proto_nonce_t *echo,
                               const char *message)
 {
-    if (proto_window_take(since, count, (uint32_t)gw_sessions_now(s->set),
-                          window_ms, limit))
+    if (gw_window_take(since, count, (uint32_t)gw_sessions_now(s->set),
+                       window_ms, limit))
         return 1;
     gw_stat_add(s->set->stats, stat, 1);
     proto_error_to(s, echo, "rate_limited", message);
@@ -387,9 +369,9 @@ static int proto_typing_allowed(gw_session_t *s)
 {
     const gw_config_t *cfg = s->set->cfg;
 
-    return proto_window_take(&s->typing_since, &s->typing_count,
-                             (uint32_t)gw_sessions_now(s->set),
-                             cfg->typing_window_ms, cfg->typing_limit);
+    return gw_window_take(&s->typing_since, &s->typing_count,
+                          (uint32_t)gw_sessions_now(s->set),
+                          cfg->typing_window_ms, cfg->typing_limit);
 }
 
 /* typing.start: relayed through the broker to the guild's members on every
@@ -421,7 +403,7 @@ static int proto_scope_ok(const char *v)
 {
     size_t n = strlen(v);
 
-    return n > 0 && n <= PROTO_EVENT_MAX &&
+    return n > 0 && n <= PROTO_SCOPE_MAX &&
            strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                      "0123456789_.:-") == n;
 }
@@ -472,40 +454,6 @@ static const proto_handler_t proto_handlers[] = {
     {"typing.start", 1, proto_typing},
     {"sync_request", 1, proto_sync},
 };
-
-/*
- * Whether a client event that is not a built-in may go up: a name of
- * [a-z][a-z0-9_.-]{0,63} (it becomes a routing key), matching one of the
- * relay.events patterns when there are any.
- */
-static int proto_relayable(const gw_config_t *cfg, const char *name)
-{
-    const char *pat = cfg->relay_events;
-    char one[128];
-
-    if (name[0] < 'a' || name[0] > 'z' || strlen(name) > PROTO_EVENT_MAX ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(name))
-        return 0;
-    if (pat[0] == '\0')
-        return 1;
-    while (*pat != '\0') {
-        size_t n = strcspn(pat, ",");
-        const char *p = pat;
-        while (n > 0 && *p == ' ')
-            p++, n--;
-        while (n > 0 && p[n - 1] == ' ')
-            n--;
-        if (n > 0 && n < sizeof(one)) {
-            memcpy(one, p, n);
-            one[n] = '\0';
-            if (fnmatch(one, name, 0) == 0)
-                return 1;
-        }
-        pat += strcspn(pat, ",");
-        pat += *pat == ',';
-    }
-    return 0;
-}
 
 /*
  * A client event for the backends (seed 004): limited per session, then
@@ -580,7 +528,7 @@ static int proto_admit(gw_proto_t *p, gw_session_t *s)
 static void proto_other(gw_proto_t *p, gw_session_t *s, const char *name,
                         const char *msg, size_t len, const cJSON *doc)
 {
-    if (proto_relayable(s->set->cfg, name))
+    if (gw_match_event(s->set->cfg->relay_events, name))
         proto_relay(p, s, name, msg, len, doc);
     else
         proto_error(s, "unknown_event", "unknown event");

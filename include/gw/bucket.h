@@ -26,4 +26,14 @@ void gw_bucket_init(gw_bucket_t *b, uint64_t now_ms, uint32_t burst);
 int gw_bucket_take(gw_bucket_t *b, uint64_t now_ms, uint32_t rate,
                    uint32_t burst);
 
+/*
+ * A fixed window: at most `limit` events per window_ms, for limits that
+ * must cost a session little (8 bytes: the window's start and its count,
+ * in 32 bits of milliseconds; the unsigned difference is right across the
+ * wrap for any window under 2^31 ms). Takes one event at now_ms: 1, or 0
+ * when the window is full (nothing taken).
+ */
+int gw_window_take(uint32_t *since, uint32_t *count, uint32_t now_ms,
+                   uint32_t window_ms, uint32_t limit);
+
 #endif

@@ -75,6 +75,23 @@ static void test_clock_going_back_adds_nothing(void **state)
     assert_int_equal(gw_bucket_take(&b, 5100, 10, 2), 1);
 }
 
+/* The fixed window: limit per window, a fresh window after it, and the
+ * same across the 32-bit wrap of the clock. */
+static void test_window(void **state)
+{
+    uint32_t since = 0, count = 0, t0 = UINT32_MAX - 500;
+    (void)state;
+
+    for (int i = 0; i < 3; i++)
+        assert_true(gw_window_take(&since, &count, t0, 1000, 3));
+    assert_false(gw_window_take(&since, &count, t0 + 999u, 1000, 3));
+    assert_int_equal(count, 3);
+    /* t0 + 1000 wraps past zero: still one window later. */
+    assert_true(gw_window_take(&since, &count, t0 + 1000u, 1000, 3));
+    assert_int_equal(count, 1);
+    assert_int_equal(since, t0 + 1000u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -82,6 +99,7 @@ int main(void)
         cmocka_unit_test(test_refills_at_the_rate),
         cmocka_unit_test(test_never_holds_more_than_burst),
         cmocka_unit_test(test_clock_going_back_adds_nothing),
+        cmocka_unit_test(test_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
