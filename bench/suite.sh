@@ -1,9 +1,10 @@
 #!/bin/sh
 # The default benchmark suite (`make bench`): each scenario against a fresh
 # release ./gatewayd started by gwbench on free loopback ports, a private
-# redis-server for fanout. Writes one JSON report per run and a fanout plot
-# to $OUT (build/bench), then prints one line of headline figures per run.
-# Takes about two minutes; every run is bounded by gwbench's --timeout.
+# redis-server for fanout and a private RabbitMQ node for relay. Writes one
+# JSON report per run and a fanout plot to $OUT (build/bench), then prints
+# one line of headline figures per run. Takes about two minutes; every run
+# is bounded by gwbench's --timeout.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build/bench}
@@ -31,6 +32,7 @@ run fanout-5k     fanout --guilds 50 --members 100 --event-rate 1000 \
 run typing-1k     typing --guilds 10 --members 100 --typing-rate 150 \
                   --duration 10
 run reconnect-5k  reconnect -n 5000 --churn 5 --duration 10
+run relay-5k      relay -n 5000 --rate 2000 --duration 10
 
 echo "== summary (JSON and plot in $OUT)"
 "$GWBENCH" summary "$OUT"/*.json || failed=1
