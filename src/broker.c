@@ -501,6 +501,7 @@ static void broker_relay_upstream(gw_broker_t *b, gw_relay_t *r)
         return;
     }
     /* The worker asked a moment ago; the link has changed since. */
+    gw_stat_add(&b->stats, GW_STAT_RELAY_REFUSED, 1);
     gw_log_limited(&b->relay_log, GW_LOG_INFO,
                    "broker: %s from user %s not published: %s", m->event,
                    m->user, gw_strerror(rc));

@@ -76,6 +76,10 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_RELAY_LOST] = {"relay_lost",
         "Upstream publishes unconfirmed when the link went down; the client "
         "was told.", 0, B},
+    [GW_STAT_RELAY_REFUSED] = {"relay_refused_at_publish",
+        "Client events the RabbitMQ link refused when the broker published "
+        "them (it went down or filled up after the worker asked); the client "
+        "was told.", 0, B},
     [GW_STAT_RELAY_UNCONFIRMED] = {"relay_unconfirmed",
         "Upstream publishes awaiting RabbitMQ's confirm.", 1, B},
     [GW_STAT_SYNC_HITS] = {"sync_hits",

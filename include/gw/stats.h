@@ -51,6 +51,7 @@ typedef enum gw_stat {
     GW_STAT_RELAY_CONFIRMED,   /* and confirmed by it (basic.ack) */
     GW_STAT_RELAY_NACKED,      /* refused by it (basic.nack, or returned) */
     GW_STAT_RELAY_LOST,        /* unconfirmed when the link went down */
+    GW_STAT_RELAY_REFUSED,     /* not published: the link refused it */
     GW_STAT_RELAY_UNCONFIRMED, /* gauge: published, not yet confirmed */
     GW_STAT_SYNC_HITS,         /* sync_request answered from Redis */
     GW_STAT_SYNC_MISSES,       /* sync_request sent up: no cached copy */
