@@ -18,10 +18,25 @@ void gw_sessions_init(gw_sessions_t *set, gw_clock_cb now, void *now_data,
     gw_wheel_init(&set->wheel, SESSION_TICK_MS, now(now_data));
 }
 
+/*
+ * When the first server heartbeat is due: up to a quarter interval early,
+ * at a point of the session's own (two random bytes of its id), so that
+ * sessions that connected in the same moment, after a deploy or in a
+ * reconnect storm, do not beat in step for the rest of their lives.
+ */
+static uint32_t session_first_beat(uint32_t interval,
+                                   const uint8_t id[GW_SESSION_ID_LEN])
+{
+    uint32_t r =
+        (uint32_t)id[GW_SESSION_ID_LEN - 2] << 8 | id[GW_SESSION_ID_LEN - 1];
+
+    return interval - (uint32_t)((uint64_t)(interval / 4) * r >> 16);
+}
+
 gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws)
 {
     gw_session_t *s = gw_calloc(1, sizeof(*s));
-    uint64_t now = gw_sessions_now(set);
+    uint64_t now = gw_sessions_now(set), first;
 
     s->ws = ws;
     s->set = set;
@@ -31,8 +46,9 @@ gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws)
     }
     gw_bucket_init(&s->events, now, set->cfg->event_burst);
     s->last_ack_ms = (uint32_t)now;
-    s->next_hb_ms = (uint32_t)(now + set->cfg->heartbeat_interval_ms);
-    gw_wheel_add(&set->wheel, &s->timer, now + set->cfg->heartbeat_interval_ms);
+    first = now + session_first_beat(set->cfg->heartbeat_interval_ms, s->id);
+    s->next_hb_ms = (uint32_t)first;
+    gw_wheel_add(&set->wheel, &s->timer, first);
     return s;
 }
 

@@ -520,10 +520,14 @@ static void test_sync_request(void **state)
 static void test_heartbeat_deadlines(void **state)
 {
     fx_t *f = *state;
+    gw_session_t *s = open_conn(f, 0, NULL);
 
-    open_conn(f, 0, NULL);
+    /* The first beat comes up to a quarter interval early, at a point the
+     * session's id picks: sessions that connected together do not beat
+     * together. */
+    assert_true(s->next_hb_ms >= 750 && s->next_hb_ms <= 1000);
     fakes[0].nout = 0;
-    clock_ms = 900;
+    clock_ms = 700;
     gw_proto_tick(&f->p, clock_ms);
     assert_int_equal(fakes[0].nout, 0);
     clock_ms = 1000;
@@ -715,6 +719,23 @@ static void test_close_leaves_the_index(void **state)
 
 /* A session id names its worker and slot; the rest is random, and it is
  * what decides: a slot's next session, or a guess, is not the old one. */
+/* Sessions opened in one moment spread their first beats over a quarter
+ * interval. */
+static void test_first_heartbeats_spread(void **state)
+{
+    fx_t *f = *state;
+    uint32_t lo = UINT32_MAX, hi = 0;
+
+    for (int i = 0; i < 4; i++) {
+        gw_session_t *s = open_conn(f, i, NULL);
+        lo = s->next_hb_ms < lo ? s->next_hb_ms : lo;
+        hi = s->next_hb_ms > hi ? s->next_hb_ms : hi;
+        assert_true(s->next_hb_ms >= 750 && s->next_hb_ms <= 1000);
+    }
+    /* Four random points in 250 ms all within 2 ms: about 2^-21. */
+    assert_true(hi - lo > 2);
+}
+
 static void test_session_ids_and_slots(void **state)
 {
     fx_t *f = *state;
@@ -771,6 +792,7 @@ int main(void)
         T(test_drain),
         T(test_close_leaves_the_index),
         T(test_session_ids_and_slots),
+        T(test_first_heartbeats_spread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
