@@ -52,37 +52,12 @@ PY=/usr/bin/python3
 JWT_SECRET=gwbench-secret # gwbench's default --jwt-secret
 
 PIDS=""   # servers started here and not stopped yet
+# shellcheck source=bench/common.sh
+. bench/common.sh
 FAILED=0
 TMP=""
 
 # --- processes ---------------------------------------------------------------
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    case $st in Z*) return 1 ;; esac
-    return 0
-}
-
-# stop_pid PID: SIGTERM, SIGKILL (with its children) after 5 s, then reap.
-stop_pid() {
-    sp=$1
-    kill -TERM "$sp" 2>/dev/null
-    i=0
-    while alive "$sp" && [ $i -lt 50 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    if alive "$sp"; then
-        echo "   pid $sp ignored SIGTERM for 5 s: SIGKILL" >&2
-        # shellcheck disable=SC2046 # one word per child pid
-        kill -KILL "$sp" $(ps -o pid= --ppid "$sp" 2>/dev/null) 2>/dev/null
-    fi
-    wait "$sp" 2>/dev/null
-    rest=""
-    for p in $PIDS; do [ "$p" = "$sp" ] || rest="$rest $p"; done
-    PIDS=$rest
-}
 
 # shellcheck disable=SC2317 # called by the traps
 cleanup() {
@@ -96,28 +71,6 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 # --- loopback ports and readiness ----------------------------------------------
-
-# free_port: sets PORT to a loopback TCP port below the ephemeral range that
-# no socket uses and that this run has not handed out yet.
-USED_PORTS=" "
-free_port() {
-    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-    [ "${lo:-0}" -gt 12000 ] 2>/dev/null || lo=32768
-    i=0
-    while [ $i -lt 100 ]; do
-        r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-        PORT=$((10000 + r % (lo - 10000)))
-        case $USED_PORTS in *" $PORT "*) ;; *)
-            if [ -z "$(ss -Htan "sport = :$PORT" 2>/dev/null)" ]; then
-                USED_PORTS="$USED_PORTS$PORT "
-                return 0
-            fi ;;
-        esac
-        i=$((i + 1))
-    done
-    echo "no free loopback port found" >&2
-    return 1
-}
 
 # wait_listen PID PORT SECONDS [LOG WORD]: waits until PID listens on PORT
 # (and LOG contains WORD); fails when PID exits or the time is up.

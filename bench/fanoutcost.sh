@@ -48,34 +48,8 @@ SECRET=gwbench-secret # gwbench's default --jwt-secret
 
 PIDS="" # started here and not stopped yet
 TMP=""
-
-alive() {
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    case $st in Z*) return 1 ;; esac
-    return 0
-}
-
-# stop_pid PID SECONDS: SIGTERM, SIGKILL after SECONDS, reap. Fails when it
-# took the SIGKILL.
-stop_pid() {
-    kill -TERM "$1" 2>/dev/null
-    i=0
-    while alive "$1" && [ $i -lt $(($2 * 10)) ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    termed=0
-    if alive "$1"; then
-        echo "   pid $1 ignored SIGTERM for $2 s: SIGKILL" >&2
-        kill -KILL "$1" 2>/dev/null
-        termed=1
-    fi
-    wait "$1" 2>/dev/null
-    rest=""
-    for p in $PIDS; do [ "$p" = "$1" ] || rest="$rest $p"; done
-    PIDS=$rest
-    return $termed
-}
+# shellcheck source=bench/common.sh
+. "$(dirname "$0")/common.sh"
 
 # shellcheck disable=SC2317 # called by the traps
 cleanup() {
@@ -91,27 +65,6 @@ trap 'exit 129' HUP
 die() {
     echo "fanoutcost: $*" >&2
     exit 1
-}
-
-# free_port: PORT, a loopback TCP port below the ephemeral range that no
-# socket uses and that this run has not handed out (as bench/compare.sh).
-USED_PORTS=" "
-free_port() {
-    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-    [ "${lo:-0}" -gt 12000 ] 2>/dev/null || lo=32768
-    i=0
-    while [ $i -lt 100 ]; do
-        r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-        PORT=$((10000 + r % (lo - 10000)))
-        case $USED_PORTS in *" $PORT "*) ;; *)
-            if [ -z "$(ss -Htan "sport = :$PORT" 2>/dev/null)" ]; then
-                USED_PORTS="$USED_PORTS$PORT "
-                return 0
-            fi ;;
-        esac
-        i=$((i + 1))
-    done
-    die "no free loopback port found"
 }
 
 # wait_for PID SECONDS COMMAND...: until COMMAND succeeds; fails when PID
@@ -157,7 +110,8 @@ echo "== fanoutcost $(date -u +%Y-%m-%dT%H:%M:%SZ): $GATEWAYD" \
     "(commit $(git describe --always --dirty 2>/dev/null || echo '?')), nproc" \
     "$(nproc), kernel $(uname -r), load $(cut -d' ' -f1 /proc/loadavg)"
 
-free_port && RPORT=$PORT
+free_port || die "no free loopback port"
+RPORT=$PORT
 redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
     --dir "$TMP" --daemonize no --client-output-buffer-limit \
     "pubsub 256mb 128mb 60" >"$OUT/redis.log" 2>&1 </dev/null 9>&- &
@@ -165,8 +119,10 @@ RPID=$!
 PIDS="$PIDS $RPID"
 wait_for "$RPID" 10 redis_up || die "redis-server did not answer on $RPORT (see $OUT/redis.log)"
 
-free_port && WPORT=$PORT
-free_port && HPORT=$PORT
+free_port || die "no free loopback port"
+WPORT=$PORT
+free_port || die "no free loopback port"
+HPORT=$PORT
 cat >"$TMP/gateway.toml" <<EOF
 [server]
 bind = "127.0.0.1"
