@@ -2,7 +2,6 @@
 
 #include "gw/alloc.h"
 #include "gw/amqp.h"
-#include "gw/api.h"
 #include "gw/error.h"
 #include "gw/http.h"
 #include "gw/json.h"
@@ -657,7 +656,7 @@ static char *broker_instance_id(const gw_config_t *cfg)
     return gw_strdup(host);
 }
 
-gw_broker_t *gw_broker_create(gw_server_t *srv)
+gw_broker_t *gw_broker_create(gw_server_t *srv, gw_http_handler_cb api)
 {
     gw_broker_t *b = gw_calloc(1, sizeof(*b));
     const gw_config_t *cfg = srv->cfg;
@@ -683,7 +682,7 @@ gw_broker_t *gw_broker_create(gw_server_t *srv)
         b->msg_prefix = uv_hrtime() ^ (uint64_t)getpid() << 32;
     uv_sem_init(&b->quiesced, 0);
     rc = gw_http_server_start(&b->http, &b->loop, cfg->bind, cfg->http_port,
-                              cfg->max_body_size, gw_api_handle, b);
+                              cfg->max_body_size, api, b);
     if (rc != 0) {
         gw_error("cannot listen on %s:%d for HTTP: %s", cfg->bind,
                  cfg->http_port, gw_strerror(rc));

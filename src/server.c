@@ -2,6 +2,7 @@
 
 #include "gw/acceptor.h"
 #include "gw/alloc.h"
+#include "gw/api.h"
 #include "gw/broker.h"
 #include "gw/error.h"
 #include "gw/log.h"
@@ -11,11 +12,6 @@
 
 #include <stdlib.h>
 #include <unistd.h>
-
-uint64_t gw_now_ms(void)
-{
-    return uv_hrtime() / 1000000;
-}
 
 static int server_nworkers(const gw_config_t *cfg)
 {
@@ -40,7 +36,7 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
     srv->cfg = cfg;
     srv->start_ms = gw_now_ms();
     atomic_init(&srv->draining, 0);
-    srv->broker = gw_broker_create(srv);
+    srv->broker = gw_broker_create(srv, gw_api_handle);
     if (srv->broker == NULL)
         return GW_EIO;
     /* Always there: a SIGHUP may turn the limit on. */

@@ -8,6 +8,7 @@
 #define GW_BROKER_H
 
 #include "gw/event.h"
+#include "gw/http.h"
 #include "gw/link.h"
 #include "gw/server.h"
 #include "gw/stats.h"
@@ -50,9 +51,11 @@ void gw_relay_free(gw_relay_t *r);
 /*
  * Creates the broker and binds the HTTP port, without starting its thread:
  * the workers, created next, need its wake-up handle for their relay
- * queues. NULL on failure (logged).
+ * queues. `api` answers every request of the HTTP port, with the broker as
+ * its data (the owner installs it: the broker never names the API).
+ * NULL on failure (logged).
  */
-gw_broker_t *gw_broker_create(gw_server_t *srv);
+gw_broker_t *gw_broker_create(gw_server_t *srv, gw_http_handler_cb api);
 
 /* Starts the links and the thread, once every worker exists. */
 void gw_broker_run(gw_broker_t *b);

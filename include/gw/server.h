@@ -10,6 +10,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <uv.h>
 
 #define GW_MAX_WORKERS 256 /* the bound of server.workers */
 
@@ -55,6 +56,9 @@ uint64_t gw_server_connections(const gw_server_t *srv);
 void gw_server_stop(gw_server_t *srv);
 
 /* Milliseconds of a monotonic clock. */
-uint64_t gw_now_ms(void);
+static inline uint64_t gw_now_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
 
 #endif

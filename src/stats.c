@@ -1,0 +1,112 @@
+/*
+ * The counters' table and the latency histogram (include/gw/stats.h): what
+ * every thread writes, below what /stats and /metrics render (metrics.c).
+ */
+#include "gw/stats.h"
+
+// clang-format off
+#define W GW_OWNER_WORKER
+#define A GW_OWNER_ACCEPTOR
+#define B GW_OWNER_BROKER
+const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
+    [GW_STAT_CONNECTIONS] = {"connections", "Open client connections.", 1, W},
+    [GW_STAT_SESSIONS] = {"sessions", "Identified sessions.", 1, W},
+    [GW_STAT_GUILDS] = {"guilds", "Guilds with members on the worker.", 1, W},
+    [GW_STAT_FRAMES_IN] = {"frames_in", "Messages received from clients.", 0, W},
+    [GW_STAT_FRAMES_OUT] = {"frames_out", "Messages queued to clients.", 0, W},
+    [GW_STAT_BYTES_IN] = {"bytes_in", "Bytes read from clients.", 0, W},
+    [GW_STAT_BYTES_OUT] = {"bytes_out", "Bytes written to clients.", 0, W},
+    [GW_STAT_RING_DROPS] = {"ring_drops",
+        "Queued frames dropped when a slow consumer was closed.", 0, W},
+    [GW_STAT_SLOW_CONSUMER_CLOSES] = {"slow_consumer_closes",
+        "Connections closed with 4010.", 0, W},
+    [GW_STAT_RATE_LIMITED_CLOSES] = {"rate_limited_closes",
+        "Sessions closed with 4008: over session.event_rate.", 0, W},
+    [GW_STAT_ADDRESS_LIMITED] = {"address_limited",
+        "Connections refused with 429: over server.max_connections_per_ip.",
+        0, W},
+    [GW_STAT_SHED_P2] = {"shed_priority_2",
+        "Priority-2 events not queued: ring 7/8 full.", 0, W},
+    [GW_STAT_SHED_P3] = {"shed_priority_3",
+        "Priority-3 events not queued: ring 3/4 full.", 0, W},
+    [GW_STAT_SHED_P4] = {"shed_priority_4",
+        "Priority-4 events not queued: ring half full.", 0, W},
+    [GW_STAT_HANDSHAKE_FAILURES] = {"handshake_failures",
+        "Upgrades rejected or timed out.", 0, W},
+    [GW_STAT_AUTH_FAILURES] = {"auth_failures", "Tokens rejected.", 0, W},
+    [GW_STAT_EVENTS_IN] = {"events_in",
+        "Events taken from the broker queue.", 0, W},
+    [GW_STAT_TYPING_LIMITED] = {"typing_rate_limited",
+        "typing.start refused by the per-session limit.", 0, W},
+    [GW_STAT_RELAY_LIMITED] = {"relay_rate_limited",
+        "Client events for the backends refused by relay.limit.", 0, W},
+    [GW_STAT_RELAY_UNAVAILABLE] = {"relay_refused_unavailable",
+        "Client events for the backends refused: RabbitMQ not up.", 0, W},
+    [GW_STAT_RELAY_OVERLOADED] = {"relay_refused_overloaded",
+        "Client events for the backends refused: relay.max_unconfirmed "
+        "reached, or the relay queue full.", 0, W},
+    [GW_STAT_SYNC_LIMITED] = {"sync_rate_limited",
+        "sync_request refused by sync.limit.", 0, W},
+    [GW_STAT_QUEUE_HWM] = {"queue_depth_max",
+        "Highest depth of the worker's event queue.", 1, W},
+    [GW_STAT_ACCEPT_DROPS] = {"accept_drops",
+        "Sockets closed because a worker queue was full.", 0, A},
+    [GW_STAT_EVENTS_HTTP] = {"events_http", "Events from POST /publish.", 0, B},
+    [GW_STAT_EVENTS_REDIS] = {"events_redis", "Events from Redis.", 0, B},
+    [GW_STAT_EVENTS_AMQP] = {"events_amqp", "Events from RabbitMQ.", 0, B},
+    [GW_STAT_PARSE_FAILURES] = {"parse_failures",
+        "Broker events that were not a valid envelope.", 0, B},
+    [GW_STAT_DEAD_LETTERED] = {"dead_lettered",
+        "RabbitMQ deliveries rejected to the dead-letter exchange.", 0, B},
+    [GW_STAT_OWN_ECHOES] = {"own_echoes",
+        "Redis events of this instance, already delivered, skipped.", 0, B},
+    [GW_STAT_TYPING_RELAYED] = {"typing_relayed",
+        "typing.start events relayed from clients.", 0, B},
+    [GW_STAT_REDIS_PUBLISH_FAILURES] = {"redis_publish_failures",
+        "Events not published to Redis: the link was down or stalled.", 0, B},
+    [GW_STAT_RELAY_PUBLISHED] = {"relay_published",
+        "Client events published to the upstream exchange.", 0, B},
+    [GW_STAT_RELAY_CONFIRMED] = {"relay_confirmed",
+        "Upstream publishes confirmed by RabbitMQ.", 0, B},
+    [GW_STAT_RELAY_NACKED] = {"relay_nacked",
+        "Upstream publishes RabbitMQ refused (nack); the client was told.",
+        0, B},
+    [GW_STAT_RELAY_LOST] = {"relay_lost",
+        "Upstream publishes unconfirmed when the link went down; the client "
+        "was told.", 0, B},
+    [GW_STAT_RELAY_REFUSED] = {"relay_refused_at_publish",
+        "Client events the RabbitMQ link refused when the broker published "
+        "them (it went down or filled up after the worker asked); the client "
+        "was told.", 0, B},
+    [GW_STAT_RELAY_UNCONFIRMED] = {"relay_unconfirmed",
+        "Upstream publishes awaiting RabbitMQ's confirm.", 1, B},
+    [GW_STAT_SYNC_HITS] = {"sync_hits",
+        "sync_request answered with the copy cached in Redis.", 0, B},
+    [GW_STAT_SYNC_MISSES] = {"sync_misses",
+        "sync_request with no cached copy, sent up to the backends.", 0, B},
+    [GW_STAT_SYNC_FAILURES] = {"sync_failures",
+        "sync_request answered unavailable: Redis down or failing, or a "
+        "cached value that is not a JSON object.", 0, B},
+};
+#undef W
+#undef A
+#undef B
+// clang-format on
+
+const uint32_t gw_lat_bounds_us[GW_LAT_BUCKETS - 1] = {
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 100000};
+
+void gw_stats_latency(gw_stats_t *s, uint64_t us)
+{
+    int i = 0;
+
+    while (i < GW_LAT_BUCKETS - 1 && us > gw_lat_bounds_us[i])
+        i++;
+    atomic_store_explicit(
+        &s->lat[i], atomic_load_explicit(&s->lat[i], memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    atomic_store_explicit(
+        &s->lat_sum_us,
+        atomic_load_explicit(&s->lat_sum_us, memory_order_relaxed) + us,
+        memory_order_relaxed);
+}
