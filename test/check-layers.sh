@@ -2,7 +2,8 @@
 # The layers of a connection call only downward: worker -> proto -> session
 # -> ws -> transport (tcp beside it, as one of its implementations). Reads
 # the undefined symbols of each layer's object (nm -u) and fails when one
-# takes a symbol that a layer above it defines.
+# takes a symbol that a layer above it defines, or when any two of the
+# daemon's modules call each other in a loop.
 #   test/check-layers.sh [BUILD_DIR]      default build/release
 set -u
 dir=${1:-build/release}
@@ -33,9 +34,10 @@ for l in $layers; do
     bad=""
     for a in $(above "$l"); do
         hits=$(nm -u "$dir/$l.o" | awk '{print $2}' | sort -u |
-               comm -12 - "$(defined "$a" > "$dir/.defs.$a"; echo "$dir/.defs.$a")")
+               comm -12 - "$(defined "$a" > "$dir/.defs.$a"; echo "$dir/.defs.$a")" |
+               tr '\n' ' ')
         rm -f "$dir/.defs.$a"
-        [ -n "$hits" ] && bad="$bad $a:($(echo $hits))"
+        [ -n "$hits" ] && bad="$bad $a:(${hits% })"
     done
     if [ -n "$bad" ]; then
         echo "FAIL $l calls upward:$bad"
@@ -45,5 +47,25 @@ for l in $layers; do
         passed=$((passed + 1))
     fi
 done
+# And no loop at all among the daemon's objects: every pair "a b" where a
+# takes a symbol b defines, through tsort, which names any loop it finds.
+for o in "$dir"/*.o; do
+    nm --defined-only -g "$o" | awk -v o="$(basename "$o" .o)" '{print $3, o}'
+done | sort > "$dir/.defs"
+edges=$(for o in "$dir"/*.o; do
+    a=$(basename "$o" .o)
+    [ "$a" = main ] && continue
+    nm -u "$o" | awk '{print $2}' | sort -u | join - "$dir/.defs" |
+        awk -v a="$a" '$2 != a {print a, $2}' | sort -u
+done)
+rm -f "$dir/.defs"
+if loops=$(printf '%s\n' "$edges" | tsort 2>&1 >/dev/null) && [ -z "$loops" ]; then
+    echo "ok   no module calls another in a loop"
+    passed=$((passed + 1))
+else
+    echo "FAIL modules call each other in a loop:"
+    printf '%s\n' "$loops"
+    failed=$((failed + 1))
+fi
 echo "layers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
