@@ -2,7 +2,9 @@
 
 #include "gw/alloc.h"
 #include "gw/amqp.h"
+#include "gw/buf.h"
 #include "gw/error.h"
+#include "gw/hex.h"
 #include "gw/http.h"
 #include "gw/json.h"
 #include "gw/log.h"
@@ -285,76 +287,25 @@ static void broker_relay_typing(gw_broker_t *b, gw_relay_t *r)
 
 /* ---- upstream events (client -> RabbitMQ) --------------------------- */
 
-/* A JSON text being written, or with buf NULL only measured, so that one
- * function both sizes and writes it. */
-typedef struct broker_out {
-    char *buf;
-    size_t len;
-} broker_out_t;
-
-static void broker_put(broker_out_t *o, const char *s, size_t n)
-{
-    if (o->buf != NULL)
-        memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-static void broker_puts(broker_out_t *o, const char *s)
-{
-    broker_put(o, s, strlen(s));
-}
-
-/* s as a JSON string literal: quotes, backslashes and control characters
- * escaped, the rest (UTF-8 included) as it is. */
-static void broker_put_string(broker_out_t *o, const char *s)
-{
-    char esc[8];
-
-    broker_put(o, "\"", 1);
-    while (*s != '\0') {
-        size_t n = strcspn(s, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09"
-                              "\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13"
-                              "\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d"
-                              "\x1e\x1f");
-        broker_put(o, s, n);
-        s += n;
-        if (*s == '\0')
-            break;
-        snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)*s++);
-        broker_put(o, esc, 6);
-    }
-    broker_put(o, "\"", 1);
-}
-
 /* What the backends receive; the client's data goes in as it sent it. */
-static void broker_upstream_body(broker_out_t *o, const gw_broker_t *b,
+static void broker_upstream_body(gw_buf_t *o, const gw_broker_t *b,
                                  const gw_relay_t *r)
 {
-    static const char hex[] = "0123456789abcdef";
-    char id[2 * GW_SESSION_ID_LEN], at[24];
+    char id[2 * GW_SESSION_ID_LEN];
 
-    for (int i = 0; i < GW_SESSION_ID_LEN; i++) {
-        id[2 * i] = hex[r->session[i] >> 4];
-        id[2 * i + 1] = hex[r->session[i] & 15];
-    }
-    broker_puts(o, "{\"event\":");
-    broker_put_string(o, r->event);
-    broker_puts(o, ",\"data\":");
-    broker_puts(o, r->data);
-    broker_puts(o, ",\"userId\":");
-    broker_put_string(o, r->user);
-    broker_puts(o, ",\"sessionId\":\"");
-    broker_put(o, id, sizeof(id));
-    broker_puts(o, "\",\"instanceId\":");
-    broker_put_string(o, b->instance_id);
+    gw_hex_encode(r->session, GW_SESSION_ID_LEN, id);
+    gw_buf_printf(o, "{\"event\":");
+    gw_buf_json_string(o, r->event);
+    gw_buf_printf(o, ",\"data\":%s,\"userId\":", r->data);
+    gw_buf_json_string(o, r->user);
+    gw_buf_printf(o, ",\"sessionId\":\"%.*s\",\"instanceId\":", (int)sizeof(id),
+                  id);
+    gw_buf_json_string(o, b->instance_id);
     if (r->nonce != NULL) {
-        broker_puts(o, ",\"nonce\":");
-        broker_put_string(o, r->nonce);
+        gw_buf_printf(o, ",\"nonce\":");
+        gw_buf_json_string(o, r->nonce);
     }
-    snprintf(at, sizeof(at), "%" PRIu64, r->received_ms);
-    broker_puts(o, ",\"receivedAt\":");
-    broker_puts(o, at);
-    broker_puts(o, "}");
+    gw_buf_printf(o, ",\"receivedAt\":%" PRIu64 "}", r->received_ms);
 }
 
 /* The error event that answers a client whose event did not go up. */
@@ -364,19 +315,19 @@ typedef struct broker_refusal {
     const char *message;
 } broker_refusal_t;
 
-static void broker_refusal_text(broker_out_t *o, const broker_refusal_t *f)
+static void broker_refusal_text(gw_buf_t *o, const broker_refusal_t *f)
 {
-    broker_puts(o, "{\"event\":\"error\",");
+    gw_buf_printf(o, "{\"event\":\"error\",");
     if (f->nonce != NULL) {
-        broker_puts(o, "\"nonce\":");
-        broker_put_string(o, f->nonce);
-        broker_puts(o, ",");
+        gw_buf_printf(o, "\"nonce\":");
+        gw_buf_json_string(o, f->nonce);
+        gw_buf_printf(o, ",");
     }
-    broker_puts(o, "\"data\":{\"code\":");
-    broker_put_string(o, f->code);
-    broker_puts(o, ",\"message\":");
-    broker_put_string(o, f->message);
-    broker_puts(o, "}}");
+    gw_buf_printf(o, "\"data\":{\"code\":");
+    gw_buf_json_string(o, f->code);
+    gw_buf_printf(o, ",\"message\":");
+    gw_buf_json_string(o, f->message);
+    gw_buf_printf(o, "}}");
 }
 
 /* Hands an answer for one session to the worker that holds it, through
@@ -408,17 +359,14 @@ static void broker_refuse(gw_broker_t *b, const broker_pending_t *m,
                           const char *code, const char *message)
 {
     broker_refusal_t f = {m->nonce, code, message};
-    broker_out_t o = {NULL, 0};
+    gw_buf_t o = {0};
     gw_event_t *ev;
 
     if (atomic_load(&b->phase) >= BROKER_QUIESCED)
         return;
     broker_refusal_text(&o, &f);
-    o.buf = gw_malloc(o.len);
-    o.len = 0;
-    broker_refusal_text(&o, &f);
-    ev = gw_event_private(m->session, o.buf, o.len);
-    free(o.buf);
+    ev = gw_event_private(m->session, o.data, o.len);
+    free(o.data);
     broker_answer(b, m->worker, ev, code);
 }
 
@@ -477,23 +425,20 @@ static void broker_confirm_cb(void *data, void *msg_data, int status)
  * client hears at once when that cannot be done now. */
 static void broker_relay_upstream(gw_broker_t *b, gw_relay_t *r)
 {
-    broker_out_t o = {NULL, 0};
+    gw_buf_t o = {0};
     char id[33];
     uint64_t now_s = r->received_ms / 1000;
     broker_pending_t *m;
     int rc;
 
     broker_upstream_body(&o, b, r);
-    o.buf = gw_malloc(o.len);
-    o.len = 0;
-    broker_upstream_body(&o, b, r);
     snprintf(id, sizeof(id), "%016" PRIx64 "%016" PRIx64, b->msg_prefix,
              ++b->msg_seq);
     m = broker_pending_take(r);
     rc = gw_amqp_publish(
-        b->amqp, m->event, o.buf, o.len,
+        b->amqp, m->event, o.data, o.len,
         &(gw_amqp_props_t){id, m->nonce, b->cfg->amqp_exchange, now_s}, m);
-    free(o.buf);
+    free(o.data);
     if (rc == 0) {
         gw_stat_add(&b->stats, GW_STAT_RELAY_PUBLISHED, 1);
         gw_stat_add(&b->stats, GW_STAT_RELAY_UNCONFIRMED, 1);

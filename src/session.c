@@ -2,6 +2,7 @@
 
 #include "gw/alloc.h"
 #include "gw/error.h"
+#include "gw/hex.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -66,12 +67,7 @@ void gw_session_free(gw_session_t *s)
 void gw_session_id_hex(const gw_session_t *s,
                        char out[2 * GW_SESSION_ID_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-
-    for (int i = 0; i < GW_SESSION_ID_LEN; i++) {
-        out[2 * i] = hex[s->id[i] >> 4];
-        out[2 * i + 1] = hex[s->id[i] & 15];
-    }
+    gw_hex_encode(s->id, GW_SESSION_ID_LEN, out);
     out[2 * GW_SESSION_ID_LEN] = '\0';
 }
 

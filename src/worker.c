@@ -41,6 +41,15 @@ static uint64_t worker_now(void *data)
     return uv_now(&w->loop);
 }
 
+/* Queues r for the broker: 0, or GW_EFULL with r freed. */
+static int worker_hand_over(gw_worker_t *w, gw_relay_t *r)
+{
+    if (gw_queue_push(&w->relays, r) == 0)
+        return 0;
+    gw_relay_free(r);
+    return GW_EFULL;
+}
+
 /* The protocol's relay: a client's typing.start goes to the broker. */
 static int worker_relay_typing(void *data, const char *user, const char *guild,
                                const char *channel)
@@ -53,10 +62,7 @@ static int worker_relay_typing(void *data, const char *user, const char *guild,
     r->user = gw_strdup(user);
     r->guild = gw_strdup(guild);
     r->channel = gw_strdup(channel);
-    if (gw_queue_push(&w->relays, r) == 0)
-        return 0;
-    gw_relay_free(r);
-    return GW_EFULL;
+    return worker_hand_over(w, r);
 }
 
 /* A relay of a client's request, with what the backends are told. */
@@ -81,15 +87,6 @@ static gw_relay_t *worker_request(gw_worker_t *w, gw_relay_kind_t kind,
     r->received_ms =
         (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     return r;
-}
-
-/* Queues r for the broker: 0, or GW_EFULL with r freed. */
-static int worker_hand_over(gw_worker_t *w, gw_relay_t *r)
-{
-    if (gw_queue_push(&w->relays, r) == 0)
-        return 0;
-    gw_relay_free(r);
-    return GW_EFULL;
 }
 
 /* The protocol's way up: a client's event goes to the broker, unless the

@@ -13,6 +13,13 @@ typedef struct gw_buf {
 void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Appends n bytes of s. */
+void gw_buf_append(gw_buf_t *b, const char *s, size_t n);
+
+/* Appends s (NUL-terminated, valid UTF-8) as a JSON string literal:
+ * quotes, backslashes and control characters escaped, the rest as it is. */
+void gw_buf_json_string(gw_buf_t *b, const char *s);
+
 /* Hands the bytes to the caller (free them) and empties b. */
 char *gw_buf_steal(gw_buf_t *b, size_t *len);
 

@@ -15,4 +15,15 @@ static inline int gw_hex_value(char c)
     return -1;
 }
 
+/* Writes the 2n lowercase hex digits of in[0..n) into out (no NUL). */
+static inline void gw_hex_encode(const unsigned char *in, int n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (int i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+}
+
 #endif
