@@ -2,12 +2,16 @@
  * The API port: a small HTTP/1.1 server on the caller's libuv loop.
  *
  * Each connection reads into its own buffer and runs http-parser over it.
- * When a request is complete the parser is paused, the handler answers
- * synchronously and the response is written; only when that write has
- * completed does parsing resume on the bytes left over (pipelined requests)
- * or reading start again. So a connection holds at most one read buffer of
- * input and one response, whatever the client sends, and responses go out in
- * request order without a queue.
+ * When a request is complete the parser is paused and the handler answers,
+ * at once or later (gw_http_defer, gw_http_answer); the response is written,
+ * and only when that write has completed does parsing resume on the bytes
+ * left over (pipelined requests) or reading start again. So a connection
+ * holds at most one read buffer of input and one response, whatever the
+ * client sends, and responses go out in request order without a queue.
+ *
+ * A deferred request is a small object of its own, owned by the handler:
+ * the connection may be freed before the answer comes, and then only
+ * clears the object's pointer to it.
  */
 #include "gw/http.h"
 
@@ -70,10 +74,12 @@ struct http_conn {
     http_buf_t scratch;          /* the URL, header name or value being read */
     http_buf_t body;             /* the current request's, up to max_body */
     char *path;                  /* current request, owned */
+    char *query;                 /* current request, owned; NULL if none */
     char *api_key;               /* X-API-Key, owned */
     char *bearer;                /* Authorization: Bearer, owned */
     char *out_head;              /* the response in flight, owned */
     char *out_body;              /* the handler's, owned */
+    gw_http_later_t *later;      /* deferred request, not owned; or NULL */
     size_t in_off;               /* in[in_off..in_len) is not parsed yet */
     size_t in_len;               /* bytes read into in[] */
     char peer[GW_ADDR_NAME_MAX]; /* "address:port" for log lines */
@@ -92,6 +98,23 @@ struct gw_http_server {
     uint64_t next_id;      /* id of the next connection */
     uint64_t full_log_ms;  /* last "too many connections" line */
     unsigned closing : 1;  /* gw_http_server_close was called */
+};
+
+/* What the handler is given for one request. res comes first, so that
+ * gw_http_defer can find the rest from the pointer it is passed. */
+typedef struct http_exchange {
+    gw_http_response_t res; /* first; see above */
+    http_conn_t *conn;      /* the request's */
+    unsigned with_body : 1; /* not a HEAD request */
+    unsigned deferred : 1;  /* gw_http_defer was called */
+} http_exchange_t;
+
+/* Owned by the handler, from gw_http_defer until gw_http_answer frees it.
+ * The connection points back (c->later) only to clear conn when it is
+ * freed first. */
+struct gw_http_later {
+    http_conn_t *conn;      /* NULL once the connection is gone */
+    unsigned with_body : 1; /* not a HEAD request */
 };
 
 static int http_on_url(http_parser *p, const char *at, size_t len);
@@ -174,6 +197,9 @@ static int http_url_done(http_conn_t *c)
                 u.field_data[UF_PATH].len);
     else
         set_str(&c->path, "/", 1);
+    if (u.field_set & (1 << UF_QUERY))
+        set_str(&c->query, c->scratch.base + u.field_data[UF_QUERY].off,
+                u.field_data[UF_QUERY].len);
     return 0;
 }
 
@@ -311,9 +337,10 @@ static int http_on_body(http_parser *p, const char *at, size_t len)
 static void http_conn_reset_request(http_conn_t *c)
 {
     free(c->path);
+    free(c->query);
     free(c->api_key);
     free(c->bearer);
-    c->path = c->api_key = c->bearer = NULL;
+    c->path = c->query = c->api_key = c->bearer = NULL;
     buf_free(&c->scratch);
     buf_free(&c->body);
     c->elem = HTTP_ELEM_NONE;
@@ -329,6 +356,21 @@ static void http_conn_free_output(http_conn_t *c)
     free(c->out_head);
     free(c->out_body);
     c->out_head = c->out_body = NULL;
+}
+
+/* A request is being answered: its handler deferred it, or its response is
+ * being written. Nothing more is parsed meanwhile. */
+static int http_conn_busy(const http_conn_t *c)
+{
+    return c->writing || c->later != NULL;
+}
+
+/* Reads go into the whole buffer, so only once it is parsed to its end; and
+ * not while a response is in flight, whose write callback reads again. A
+ * deferred request does read, to notice a client that goes away. */
+static int http_conn_can_read(const http_conn_t *c)
+{
+    return !c->writing && c->in_off == c->in_len;
 }
 
 static void http_conn_timeout_cb(uv_timer_t *timer)
@@ -363,7 +405,7 @@ static void http_conn_read_cb(uv_stream_t *s, ssize_t nread,
     c->in_off = 0;
     c->in_len = (size_t)nread;
     http_conn_parse(c);
-    if (c->writing)
+    if (!http_conn_can_read(c))
         uv_read_stop(s);
 }
 
@@ -425,7 +467,7 @@ static void http_conn_write_cb(uv_write_t *req, int status)
     uv_timer_start(&c->timer, http_conn_timeout_cb, HTTP_IDLE_MS, 0);
     http_parser_pause(&c->parser, 0);
     http_conn_parse(c);
-    if (!c->writing && !c->closing)
+    if (!c->closing && http_conn_can_read(c))
         http_conn_read_start(c);
 }
 
@@ -450,6 +492,9 @@ static void http_conn_send(http_conn_t *c, int status, const char *ctype,
     c->out_body = body;
     bufs[0] = uv_buf_init(c->out_head, (unsigned)n);
     bufs[1] = uv_buf_init(body, (unsigned)len);
+    /* A deferred answer finds the connection reading (http_conn_can_read);
+     * the write callback starts again. */
+    uv_read_stop((uv_stream_t *)&c->tcp);
     c->writing = 1;
     if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs,
                  with_body && len > 0 ? 2 : 1, http_conn_write_cb) != 0) {
@@ -482,25 +527,30 @@ static int http_on_message_complete(http_parser *p)
     gw_http_request_t req = {
         .method = http_method_str((enum http_method)p->method),
         .path = c->path,
+        .query = c->query ? c->query : "",
         .api_key = c->api_key ? c->api_key : c->bearer,
         .body = c->body.base ? c->body.base : "",
         .body_len = c->body.len,
     };
-    gw_http_response_t res = {.status = 200};
+    http_exchange_t x = {
+        .res = {.status = 200},
+        .conn = c,
+        .with_body = p->method != HTTP_HEAD,
+    };
 
     /* http_parser_execute returns right after this request; parsing
      * resumes once its response has been written. */
     http_parser_pause(p, 1);
     c->close_after = !http_should_keep_alive(p);
-    srv->cb(&req, &res, srv->data);
+    srv->cb(&req, &x.res, srv->data);
     http_conn_reset_request(c);
-    /* The handler may have closed the server, and with it this connection. */
-    if (c->closing) {
-        free(res.body);
-        return 0;
-    }
-    http_conn_send(c, res.status, res.content_type, res.body, res.body_len,
-                   p->method != HTTP_HEAD);
+    /* A deferred request is answered by gw_http_answer. The handler may
+     * also have closed the server, and with it this connection. */
+    if (x.deferred || c->closing)
+        free(x.res.body);
+    else
+        http_conn_send(c, x.res.status, x.res.content_type, x.res.body,
+                       x.res.body_len, x.with_body);
     return 0;
 }
 
@@ -512,7 +562,7 @@ static int http_on_message_complete(http_parser *p)
  */
 static void http_conn_parse(http_conn_t *c)
 {
-    while (c->in_off < c->in_len && !c->writing && !c->closing) {
+    while (c->in_off < c->in_len && !http_conn_busy(c) && !c->closing) {
         size_t n = c->in_len - c->in_off, used;
         enum http_errno err;
 
@@ -531,9 +581,9 @@ static void http_conn_parse(http_conn_t *c)
             http_conn_fail(c, c->err_status ? c->err_status : 400);
             return;
         }
-        /* Once the head is done (or the request answered and reset), the
-         * count starts again with the next request. */
-        if (!c->head_done && !c->writing)
+        /* Once the head is done (or the request is being answered, and was
+         * reset), the count starts again with the next request. */
+        if (!c->head_done && !http_conn_busy(c))
             c->head_bytes += used;
         c->in_off += used;
     }
@@ -561,6 +611,9 @@ static void http_conn_close_cb(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
+    /* An answer still to come finds no connection and is dropped. */
+    if (c->later != NULL)
+        c->later->conn = NULL;
     http_conn_reset_request(c);
     http_conn_free_output(c);
     free(c);
@@ -715,4 +768,38 @@ void gw_http_server_close(gw_http_server_t *srv)
     uv_close((uv_handle_t *)&srv->listener, srv_close_cb);
     for (http_conn_t *c = srv->conns; c != NULL; c = c->next)
         http_conn_close(c);
+}
+
+/* ---- deferred answers ---- */
+
+gw_http_later_t *gw_http_defer(gw_http_response_t *res)
+{
+    http_exchange_t *x = (http_exchange_t *)res;
+    http_conn_t *c = x->conn;
+    gw_http_later_t *l = gw_malloc(sizeof(*l));
+
+    l->conn = c;
+    l->with_body = x->with_body;
+    c->later = l;
+    x->deferred = 1;
+    /* The answer gets a whole idle period, however long the request took
+     * to arrive. A closing timer cannot be started. */
+    if (!c->closing)
+        uv_timer_start(&c->timer, http_conn_timeout_cb, HTTP_IDLE_MS, 0);
+    return l;
+}
+
+void gw_http_answer(gw_http_later_t *l, int status, const char *content_type,
+                    char *body, size_t body_len)
+{
+    http_conn_t *c = l->conn;
+
+    /* A closing connection is freed later: it must not point to l then. */
+    if (c != NULL)
+        c->later = NULL;
+    if (c != NULL && !c->closing)
+        http_conn_send(c, status, content_type, body, body_len, l->with_body);
+    else
+        free(body);
+    free(l);
 }

@@ -32,7 +32,11 @@ typedef struct fixture {
     uv_loop_t loop;
     gw_http_server_t *srv;
     int port;
-    int calls; /* handler invocations */
+    int calls;              /* handler invocations */
+    char query[64];         /* the last request's */
+    uv_timer_t timer;       /* answers /later */
+    gw_http_later_t *later; /* the last deferred request, until answered */
+    int calls_at_answer;    /* calls when /later was answered */
 } fixture_t;
 
 typedef struct client {
@@ -58,7 +62,42 @@ typedef struct response {
     char body[512];
 } response_t;
 
-/* ---- the handler: echoes what it saw ---- */
+/* ---- the handler: echoes what it saw, or defers ---- */
+
+static void answer(gw_http_later_t *l, int status, const char *body)
+{
+    gw_http_answer(l, status, "text/plain", strdup(body), strlen(body));
+}
+
+static void answer_later_cb(uv_timer_t *t)
+{
+    fixture_t *f = t->data;
+
+    f->calls_at_answer = f->calls;
+    answer(f->later, 202, "later");
+    f->later = NULL;
+}
+
+/* /later is answered by f->timer a few ms after, /hold when the test says
+ * so, /now from inside the handler. Returns whether req was one of them. */
+static int defer_route(fixture_t *f, const gw_http_request_t *req,
+                       gw_http_response_t *res)
+{
+    if (strcmp(req->path, "/later") == 0) {
+        f->later = gw_http_defer(res);
+        uv_timer_start(&f->timer, answer_later_cb, 5, 0);
+    } else if (strcmp(req->path, "/hold") == 0) {
+        f->later = gw_http_defer(res);
+    } else if (strcmp(req->path, "/now") == 0) {
+        /* Ignored and freed by the server once deferred. */
+        res->body = strdup("dropped");
+        res->body_len = 7;
+        answer(gw_http_defer(res), 201, "now");
+    } else {
+        return 0;
+    }
+    return 1;
+}
 
 static void echo_cb(const gw_http_request_t *req, gw_http_response_t *res,
                     void *data)
@@ -67,6 +106,11 @@ static void echo_cb(const gw_http_request_t *req, gw_http_response_t *res,
     int n;
 
     f->calls++;
+    assert_non_null(req->query);
+    assert_true(strlen(req->query) < sizeof(f->query));
+    strcpy(f->query, req->query);
+    if (defer_route(f, req, res))
+        return;
     if (strcmp(req->path, "/quit") == 0) {
         gw_http_server_close(f->srv);
         f->srv = NULL;
@@ -112,6 +156,8 @@ static int setup(void **state)
     assert_int_equal(gw_http_server_start(&f->srv, &f->loop, "127.0.0.1",
                                           f->port, MAX_BODY, echo_cb, f),
                      0);
+    uv_timer_init(&f->loop, &f->timer);
+    f->timer.data = f;
     *state = f;
     return 0;
 }
@@ -130,7 +176,9 @@ static int teardown(void **state)
     fixture_t *f = *state;
     int open = 0;
 
+    assert_null(f->later);
     gw_http_server_close(f->srv);
+    uv_close((uv_handle_t *)&f->timer, NULL);
     uv_walk(&f->loop, count_open_cb, &open);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(open, 0);
@@ -267,6 +315,46 @@ static void client_close(client_t *cl)
     uv_close((uv_handle_t *)&cl->tcp, NULL);
     uv_close((uv_handle_t *)&cl->timer, NULL);
     uv_run(&cl->f->loop, UV_RUN_NOWAIT);
+}
+
+static int handler_called(const client_t *cl)
+{
+    return cl->f->calls > 0;
+}
+
+static void count_tcp_cb(uv_handle_t *h, void *arg)
+{
+    if (h->type == UV_TCP)
+        (*(int *)arg)++;
+}
+
+/* Every TCP handle the loop still has, closing or not. */
+static int tcp_handles(uv_loop_t *loop)
+{
+    int n = 0;
+
+    uv_walk(loop, count_tcp_cb, &n);
+    return n;
+}
+
+static void noop_timer_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs f's loop until it has `want` TCP handles left, failing the test
+ * after TIMEOUT_MS. */
+static void wait_tcp_handles(fixture_t *f, int want)
+{
+    uv_timer_t t;
+
+    uv_timer_init(&f->loop, &t);
+    uv_timer_start(&t, noop_timer_cb, TIMEOUT_MS, 0);
+    while (tcp_handles(&f->loop) != want && uv_timer_get_due_in(&t) > 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(tcp_handles(&f->loop), want);
 }
 
 /* ---- parsing what a client received ---- */
@@ -698,6 +786,164 @@ static void test_ipv6(void **state)
     gw_http_server_close(srv);
 }
 
+static void test_query(void **state)
+{
+    fixture_t *f = *state;
+    response_t r[MAX_RESP];
+    client_t cl;
+
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "GET /x?a=1&b=2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_wait(&cl, 1, 0);
+    assert_string_equal(f->query, "a=1&b=2");
+    client_sends(&cl, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_wait(&cl, 2, 0);
+    assert_string_equal(f->query, "");
+    client_sends(&cl, "GET /x? HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_wait(&cl, 3, 0);
+    assert_string_equal(f->query, "");
+    client_sends(&cl, "GET http://h/y?q#frag HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_wait(&cl, 4, 0);
+    assert_string_equal(f->query, "q");
+
+    assert_int_equal(client_responses(&cl, r, MAX_RESP), 4);
+    check_response(&r[0], 200, "keep-alive", "GET /x - 0:");
+    check_response(&r[3], 200, "keep-alive", "GET /y - 0:");
+    client_close(&cl);
+}
+
+static void test_deferred(void **state)
+{
+    fixture_t *f = *state;
+    response_t r[MAX_RESP];
+    client_t cl;
+
+    /* Answered from a timer, then the connection serves the next one. */
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_wait(&cl, 1, 0);
+    client_sends(&cl, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_wait(&cl, 2, 0);
+    assert_int_equal(client_responses(&cl, r, MAX_RESP), 2);
+    check_response(&r[0], 202, "keep-alive", "later");
+    assert_string_equal(r[0].content_type, "text/plain");
+    check_response(&r[1], 200, "keep-alive", "GET /a - 0:");
+    client_close(&cl);
+
+    /* Answered from inside the handler; what res held is dropped. */
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "GET /now HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_wait(&cl, 1, 0);
+    assert_int_equal(client_responses(&cl, r, MAX_RESP), 1);
+    check_response(&r[0], 201, "keep-alive", "now");
+    client_close(&cl);
+
+    /* HEAD: the head only, then the close the request asked for. */
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "HEAD /later HTTP/1.1\r\nHost: x\r\n"
+                      "Connection: close\r\n\r\n");
+    client_wait(&cl, 0, 1);
+    cl.raw[cl.raw_len] = '\0';
+    assert_non_null(strstr(cl.raw, "HTTP/1.1 202 Accepted\r\n"));
+    assert_non_null(strstr(cl.raw, "\r\nContent-Length: 5\r\n"));
+    assert_non_null(strstr(cl.raw, "\r\nConnection: close\r\n"));
+    assert_string_equal(cl.raw + cl.raw_len - 4, "\r\n\r\n");
+    client_close(&cl);
+}
+
+static void test_deferred_pipelined(void **state)
+{
+    fixture_t *f = *state;
+    response_t r[MAX_RESP];
+    client_t cl;
+
+    /* The second request is not even parsed before the first is answered. */
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /two HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_wait(&cl, 2, 0);
+    assert_int_equal(f->calls_at_answer, 1);
+    assert_int_equal(client_responses(&cl, r, MAX_RESP), 2);
+    check_response(&r[0], 202, "keep-alive", "later");
+    check_response(&r[1], 200, "keep-alive", "GET /two - 0:");
+    client_close(&cl);
+
+    /* A request sent while one is held waits for it. Whether the server
+     * reads it before the answer or after, the order is the same. */
+    f->calls = 0;
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_run(&cl, handler_called);
+    client_sends(&cl, "GET /three HTTP/1.1\r\nHost: x\r\n\r\n");
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->calls, 1);
+    answer(f->later, 200, "held");
+    f->later = NULL;
+    client_wait(&cl, 2, 0);
+    assert_int_equal(client_responses(&cl, r, MAX_RESP), 2);
+    check_response(&r[0], 200, "keep-alive", "held");
+    check_response(&r[1], 200, "keep-alive", "GET /three - 0:");
+    client_close(&cl);
+}
+
+static void test_deferred_client_gone(void **state)
+{
+    fixture_t *f = *state;
+    client_t cl;
+
+    /* The server notices the close while the request is held, and frees
+     * the connection; the answer is dropped. */
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_run(&cl, handler_called);
+    client_close(&cl);
+    wait_tcp_handles(f, 1); /* the listener */
+    answer(f->later, 200, "nobody");
+    f->later = NULL;
+
+    /* The server still serves others. */
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_wait(&cl, 1, 0);
+    client_close(&cl);
+}
+
+static void test_deferred_server_closed(void **state)
+{
+    fixture_t *f = *state;
+    client_t cl;
+
+    /* Answered while the connection is closing but not yet freed. */
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_run(&cl, handler_called);
+    gw_http_server_close(f->srv);
+    f->srv = NULL;
+    answer(f->later, 200, "nobody");
+    f->later = NULL;
+    client_wait(&cl, 0, 1);
+    assert_int_equal(cl.raw_len, 0);
+    client_close(&cl);
+}
+
+static void test_deferred_after_server_freed(void **state)
+{
+    fixture_t *f = *state;
+    client_t cl;
+
+    /* Answered once the server and its connections are all freed. */
+    client_open(&cl, f, "127.0.0.1", f->port);
+    client_sends(&cl, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_run(&cl, handler_called);
+    gw_http_server_close(f->srv);
+    f->srv = NULL;
+    client_wait(&cl, 0, 1);
+    client_close(&cl);
+    wait_tcp_handles(f, 0);
+    answer(f->later, 200, "nobody");
+    f->later = NULL;
+}
+
 #define TEST(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void)
@@ -717,6 +963,12 @@ int main(void)
         TEST(test_handler_closes_server),
         TEST(test_start_errors),
         TEST(test_ipv6),
+        TEST(test_query),
+        TEST(test_deferred),
+        TEST(test_deferred_pipelined),
+        TEST(test_deferred_client_gone),
+        TEST(test_deferred_server_closed),
+        TEST(test_deferred_after_server_freed),
     };
 
     /* The expected failures of test_start_errors still show as errors. */
