@@ -10,7 +10,7 @@
 
 #include "gw/alloc.h"
 #include "gw/error.h"
-#include "gw/hex.h"
+#include "gw/query.h"
 
 #include <limits.h>
 #include <mbedtls/base64.h>
@@ -118,41 +118,6 @@ static int hs_has_token(const char *s, size_t len, const char *token)
     }
 }
 
-/*
- * Percent-decodes s[0..len) into a new string, or returns NULL for a broken
- * escape or an encoded NUL (it would cut the C string short). '+' stays '+'
- * (RFC 3986, not form encoding): a token pasted into the URL unencoded keeps
- * its '+', and tokens never contain spaces.
- */
-static char *hs_url_decode(const char *s, size_t len)
-{
-    char *out = gw_malloc(len + 1);
-    size_t n = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-
-        if (s[i] != '%') {
-            out[n++] = s[i];
-            continue;
-        }
-        if (len - i < 3)
-            goto Error;
-        hi = gw_hex_value(s[i + 1]);
-        lo = gw_hex_value(s[i + 2]);
-        if (hi < 0 || lo < 0 || (hi | lo) == 0)
-            goto Error;
-        out[n++] = (char)(hi << 4 | lo);
-        i += 2;
-    }
-    out[n] = '\0';
-    return out;
-
-Error:
-    free(out);
-    return NULL;
-}
-
 static void hs_set_token(gw_handshake_t *hs, char *token)
 {
     free(hs->token);
@@ -162,26 +127,16 @@ static void hs_set_token(gw_handshake_t *hs, char *token)
 /* Takes the first "token" parameter of the query; an empty one is absent. */
 static int hs_query_token(gw_handshake_t *hs, const char *q, size_t len)
 {
-    static const char name[] = "token=";
-    const size_t nlen = sizeof(name) - 1;
+    char *token;
+    int rc = gw_query_get(q, len, "token", &token);
 
-    for (;;) {
-        const char *amp = memchr(q, '&', len);
-        size_t n = amp ? (size_t)(amp - q) : len;
-
-        if (n > nlen && memcmp(q, name, nlen) == 0) {
-            char *token = hs_url_decode(q + nlen, n - nlen);
-
-            if (token == NULL)
-                return hs_reject(hs, 400, GW_EPARSE);
-            hs_set_token(hs, token);
-            return 0;
-        }
-        if (amp == NULL)
-            return 0;
-        q += n + 1;
-        len -= n + 1;
-    }
+    if (rc == GW_EPARSE)
+        return hs_reject(hs, 400, GW_EPARSE);
+    if (rc == 0 && token[0] != '\0')
+        hs_set_token(hs, token);
+    else
+        free(token);
+    return 0;
 }
 
 /* The request target is complete: keep its path, look for ?token=. */
