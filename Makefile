@@ -42,6 +42,13 @@ gatewayd: $(B)/main.o $(LIBOBJ)
 $(B)/%.o: src/%.c $(wildcard include/gw/*.h) | $(B)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
+# The presence script is Lua in its own file, compiled in as a string.
+build/lua/presence.lua.h: src/presence.lua
+	@mkdir -p build/lua
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+$(B)/presence.o build/fuzz/presence.o: build/lua/presence.lua.h
+$(B)/presence.o build/fuzz/presence.o: CPPFLAGS += -Ibuild/lua
+
 # Tests link the archive, so each pulls in only the modules it uses.
 $(B)/libgw.a: $(LIBOBJ)
 	$(AR) rcs $@ $^

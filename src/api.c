@@ -7,6 +7,8 @@
 #include "gw/json.h"
 #include "gw/log.h"
 #include "gw/metrics.h"
+#include "gw/presence.h"
+#include "gw/query.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +169,118 @@ static void api_session_action(gw_broker_t *br, const gw_http_request_t *req,
     cJSON_free(text);
 }
 
+/* ---- presence ------------------------------------------------------ */
+
+#define API_PRESENCE_MAX_USERS 100 /* ids one GET /presence may ask for */
+
+/* Presence answered: the deferred request gets the document, or 503. */
+static void api_presence_cb(void *data, int status, char *json, size_t len)
+{
+    gw_buf_t b = {0};
+
+    if (status == 0) {
+        gw_http_answer(data, 200, NULL, json, len);
+        return;
+    }
+    free(json);
+    gw_buf_printf(&b, "{\"error\":\"%s\"}\n",
+                  status == GW_ECLOSED ? "the cluster view needs Redis, "
+                                         "which is not connected"
+                                       : "Redis failed to answer");
+    gw_http_answer(data, 503, NULL, gw_buf_steal(&b, &len), len);
+}
+
+/* A query that could not be asked is answered at once. */
+static void api_presence_asked(gw_http_later_t *l, int rc)
+{
+    if (rc != 0)
+        api_presence_cb(l, rc == GW_EFULL ? GW_EIO : rc, NULL, 0);
+}
+
+/* Whether presence is on; 404 as for a route that does not exist when
+ * not. */
+static gw_presence_t *api_presence(gw_broker_t *br, gw_http_response_t *res)
+{
+    gw_presence_t *p = gw_broker_presence(br);
+
+    if (p == NULL)
+        api_error(res, 404, "presence is disabled (presence.enabled)");
+    return p;
+}
+
+/* Splits "a,b,c" in place into at most max ids: how many, or -1 past max. */
+static int api_split_ids(char *list, const char **ids, int max)
+{
+    int n = 0;
+
+    for (char *save, *id = strtok_r(list, ",", &save); id != NULL;
+         id = strtok_r(NULL, ",", &save)) {
+        if (n == max)
+            return -1;
+        ids[n++] = id;
+    }
+    return n;
+}
+
+/* GET /presence?userIds=a,b,c: each user's status and session count. */
+static void api_presence_users(gw_broker_t *br, const gw_http_request_t *req,
+                               gw_http_response_t *res)
+{
+    const char *ids[API_PRESENCE_MAX_USERS];
+    gw_presence_t *p;
+    gw_http_later_t *l;
+    char *list = NULL;
+    int n;
+
+    if (!api_authorized(br, req, res) || (p = api_presence(br, res)) == NULL)
+        return;
+    if (gw_query_get(req->query, strlen(req->query), "userIds", &list) != 0 ||
+        (n = api_split_ids(list, ids, API_PRESENCE_MAX_USERS)) <= 0) {
+        api_error(res, 400,
+                  "userIds must list 1 to 100 user ids, comma-separated");
+        goto Done;
+    }
+    l = gw_http_defer(res);
+    api_presence_asked(l, gw_presence_users(p, ids, n, api_presence_cb, l));
+Done:
+    free(list);
+}
+
+/* The guild of a /guilds/{id}/presence path (heap), or NULL for any other
+ * path. */
+static char *api_presence_guild_of(const char *path)
+{
+    static const char head[] = "/guilds/", tail[] = "/presence";
+    size_t len = strlen(path), h = sizeof(head) - 1, t = sizeof(tail) - 1;
+    char *guild;
+
+    if (len <= h + t || strncmp(path, head, h) != 0 ||
+        strcmp(path + len - t, tail) != 0 ||
+        memchr(path + h, '/', len - h - t) != NULL)
+        return NULL;
+    guild = gw_malloc(len - h - t + 1);
+    memcpy(guild, path + h, len - h - t);
+    guild[len - h - t] = '\0';
+    return guild;
+}
+
+/* GET /guilds/{id}/presence: how many members are online, and some. */
+static void api_presence_guild(gw_broker_t *br, const gw_http_request_t *req,
+                               gw_http_response_t *res, const char *guild)
+{
+    gw_presence_t *p;
+    gw_http_later_t *l;
+
+    if (strcmp(req->method, "GET") != 0) {
+        api_error(res, 405, "method not allowed");
+        return;
+    }
+    if (!api_authorized(br, req, res) || (p = api_presence(br, res)) == NULL)
+        return;
+    l = gw_http_defer(res);
+    api_presence_asked(l, gw_presence_guild(p, guild, api_presence_cb, l));
+}
+
 static const api_route_t api_routes[] = {
     {"GET", "/health", api_health},
     {"GET", "/stats", api_stats},
@@ -175,13 +289,20 @@ static const api_route_t api_routes[] = {
     {"POST", "/sessions/subscribe", api_session_action},
     {"POST", "/sessions/unsubscribe", api_session_action},
     {"POST", "/sessions/disconnect", api_session_action},
+    {"GET", "/presence", api_presence_users},
 };
 
 void gw_api_handle(const gw_http_request_t *req, gw_http_response_t *res,
                    void *data)
 {
+    char *guild = api_presence_guild_of(req->path);
     int path_found = 0;
 
+    if (guild != NULL) {
+        api_presence_guild(data, req, res, guild);
+        free(guild);
+        return;
+    }
     for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++) {
         if (strcmp(api_routes[i].path, req->path) != 0)
             continue;

@@ -8,6 +8,7 @@
 #include "gw/http.h"
 #include "gw/json.h"
 #include "gw/log.h"
+#include "gw/presence.h"
 #include "gw/redis.h"
 #include "gw/sync.h"
 #include "gw/worker.h"
@@ -49,6 +50,9 @@ struct gw_broker {
     gw_http_server_t *http;    /* owned; freed by its close callbacks */
     gw_redis_t *redis;         /* owned */
     gw_amqp_t *amqp;           /* owned */
+    gw_presence_t *presence;   /* owned; NULL when presence is off */
+    uv_timer_t census_timer;   /* retries a census the queues refused */
+    uint32_t census;           /* the census to hand the workers */
     char *instance_id;         /* owned */
     gw_log_limit_t reject_log; /* invalid events, from any source */
     gw_log_limit_t relay_log;  /* upstream events refused or lost */
@@ -74,6 +78,13 @@ static const gw_stat_t broker_source_stat[] = {
     [GW_SOURCE_REDIS] = GW_STAT_EVENTS_REDIS,
     [GW_SOURCE_AMQP] = GW_STAT_EVENTS_AMQP,
     [GW_SOURCE_CLIENT] = GW_STAT_TYPING_RELAYED,
+    [GW_SOURCE_PRESENCE] = GW_STAT_COUNT, /* counted by presence */
+};
+
+static const char *const broker_source_name[] = {
+    [GW_SOURCE_HTTP] = "HTTP",         [GW_SOURCE_REDIS] = "Redis",
+    [GW_SOURCE_AMQP] = "AMQP",         [GW_SOURCE_CLIENT] = "typing",
+    [GW_SOURCE_PRESENCE] = "presence",
 };
 
 gw_server_t *gw_broker_server(gw_broker_t *b)
@@ -181,10 +192,7 @@ int gw_broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
     if (rc != 0) {
         gw_stat_add(&b->stats, GW_STAT_PARSE_FAILURES, 1);
         gw_log_limited(&b->reject_log, GW_LOG_INFO,
-                       "broker: %s event rejected: %s",
-                       src == GW_SOURCE_HTTP    ? "HTTP"
-                       : src == GW_SOURCE_REDIS ? "Redis"
-                                                : "AMQP",
+                       "broker: %s event rejected: %s", broker_source_name[src],
                        *reason);
         return rc;
     }
@@ -196,7 +204,7 @@ int gw_broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
         return 0;
     }
     rc = broker_fanout(b, ev);
-    if (rc >= 0)
+    if (rc >= 0 && broker_source_stat[src] != GW_STAT_COUNT)
         gw_stat_add(&b->stats, broker_source_stat[src], 1);
     else
         *reason = "worker queues are full";
@@ -269,20 +277,91 @@ void gw_relay_free(gw_relay_t *r)
     free(r);
 }
 
-/* Delivers a typing.start here at once, and to the other instances. */
-static void broker_relay_typing(gw_broker_t *b, gw_relay_t *r)
+/* Delivers an envelope of the gateway's own here at once, and to the
+ * other instances through Redis (which skip their own echo). */
+static void broker_spread(gw_broker_t *b, gw_source_t src, const char *text,
+                          size_t len)
 {
-    char *text = broker_typing_envelope(b, r);
-    size_t len = strlen(text);
     const char *reason;
 
-    if (gw_broker_ingest(b, GW_SOURCE_CLIENT, text, len, &reason) < 0)
-        gw_warn("broker: typing.start not delivered: %s", reason);
+    if (gw_broker_ingest(b, src, text, len, &reason) < 0)
+        gw_log_limited(&b->reject_log, GW_LOG_WARN,
+                       "broker: %s event not delivered: %s",
+                       broker_source_name[src], reason);
     if (gw_redis_state(b->redis) != GW_LINK_DISABLED &&
         gw_redis_publish(b->redis, text, len) != 0)
         gw_stat_add(&b->stats, GW_STAT_REDIS_PUBLISH_FAILURES, 1);
+}
+
+static void broker_relay_typing(gw_broker_t *b, gw_relay_t *r)
+{
+    char *text = broker_typing_envelope(b, r);
+
+    broker_spread(b, GW_SOURCE_CLIENT, text, strlen(text));
     cJSON_free(text);
     gw_relay_free(r);
+}
+
+/* ---- presence --------------------------------------------------------- */
+
+static void broker_announce(void *data, const char *json, size_t len)
+{
+    broker_spread(data, GW_SOURCE_PRESENCE, json, len);
+}
+
+/* Asks every worker for the census; queues that are full now are tried
+ * again shortly, and a later census replaces one not yet handed over. */
+static void broker_census_cb(uv_timer_t *t)
+{
+    gw_broker_t *b = t->data;
+
+    if (atomic_load(&b->phase) >= BROKER_QUIESCED)
+        return;
+    if (broker_fanout(b, gw_event_census(b->census)) == GW_EFULL)
+        uv_timer_start(t, broker_census_cb, 100, 0);
+}
+
+static void broker_census(void *data, uint32_t census)
+{
+    gw_broker_t *b = data;
+
+    b->census = census;
+    broker_census_cb(&b->census_timer);
+}
+
+static void broker_redis_state_cb(gw_link_state_t state, void *data)
+{
+    gw_broker_t *b = data;
+
+    if (b->presence != NULL)
+        gw_presence_link(b->presence, state);
+}
+
+static void broker_relay_presence(gw_broker_t *b, gw_relay_t *r)
+{
+    gw_presence_report_t rep = {r->worker, r->census, r->counted, r->before,
+                                r->after,  r->user,   r->data};
+
+    if (b->presence != NULL)
+        gw_presence_report(b->presence, &rep);
+    gw_relay_free(r);
+}
+
+/* A worker dropped a presence report: a census sets the count right. */
+static void broker_presence_check(gw_broker_t *b)
+{
+    gw_server_t *srv = b->srv;
+    int lost = 0;
+
+    for (int i = 0; i < srv->nworkers; i++)
+        lost |= atomic_exchange(&srv->workers[i]->presence_lost, 0);
+    if (lost && b->presence != NULL)
+        gw_presence_resync(b->presence);
+}
+
+gw_presence_t *gw_broker_presence(const gw_broker_t *b)
+{
+    return b->presence;
 }
 
 /* ---- upstream events (client -> RabbitMQ) --------------------------- */
@@ -546,6 +625,8 @@ static void broker_relay_cb(gw_wake_t *wk)
                 broker_relay_upstream(b, r);
             else if (r->kind == GW_RELAY_SYNC)
                 broker_relay_sync(b, r);
+            else if (r->kind == GW_RELAY_PRESENCE)
+                broker_relay_presence(b, r);
             else
                 broker_relay_typing(b, r);
             n++;
@@ -554,6 +635,8 @@ static void broker_relay_cb(gw_wake_t *wk)
     }
     if (more)
         gw_wake_signal(&b->relay_wake);
+    if (!quiet)
+        broker_presence_check(b);
 }
 
 static void broker_reconf_cb(uv_async_t *h)
@@ -573,6 +656,10 @@ static void broker_stop_cb(uv_async_t *h)
     if (atomic_load(&b->phase) == BROKER_QUIESCED) {
         gw_http_server_close(b->http);
         gw_redis_stop(b->redis);
+        /* After the link: its script calls have all been answered. */
+        if (b->presence != NULL)
+            gw_presence_stop(b->presence);
+        uv_close((uv_handle_t *)&b->census_timer, NULL);
         gw_amqp_stop(b->amqp);
         uv_sem_post(&b->quiesced);
         return;
@@ -655,7 +742,16 @@ void gw_broker_run(gw_broker_t *b)
 {
     const gw_config_t *cfg = b->srv->cfg;
 
-    b->redis = gw_redis_start(&b->loop, cfg, broker_redis_cb, b);
+    b->redis = gw_redis_start(
+        &b->loop, cfg,
+        &(gw_redis_hooks_t){broker_redis_cb, broker_redis_state_cb, b});
+    uv_timer_init(&b->loop, &b->census_timer);
+    b->census_timer.data = b;
+    if (cfg->presence_enabled)
+        b->presence = gw_presence_start(
+            &b->loop, b->redis, cfg, b->instance_id, b->srv->nworkers,
+            &b->stats,
+            &(gw_presence_hooks_t){broker_announce, broker_census, b});
     b->amqp = gw_amqp_start(
         &b->loop, cfg, b->instance_id,
         &(gw_amqp_hooks_t){broker_amqp_cb, broker_confirm_cb, b, &b->upstream});

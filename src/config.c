@@ -265,6 +265,24 @@ static const config_option_t config_options[] = {
             NULL, "sync_request a session may send per window"),
     OPT_U32("sync.window_ms", CONFIG_RELOADABLE, sync_window_ms, "10000", 1,
             UINT32_C(1) << 30, NULL, "The window of sync.limit"),
+    OPT_BOOL("presence.enabled", CONFIG_RESTART_ONLY, presence_enabled, "true",
+             "Announce presence.update online/offline to a user's guilds, "
+             "counted across the instances in Redis"),
+    OPT_U32("presence.offline_grace_ms", CONFIG_RESTART_ONLY,
+            presence_offline_grace_ms, "5000", 0, 3600000, NULL,
+            "After a user's last session closes, offline is announced this "
+            "long later; a reconnect inside it announces nothing"),
+    OPT_U32("presence.instance_ttl_ms", CONFIG_RESTART_ONLY,
+            presence_instance_ttl_ms, "15000", 1000, 3600000, NULL,
+            "An instance that stops refreshing its liveness in Redis (one "
+            "that died without a word) has its users marked offline by the "
+            "others within this time"),
+    OPT_STR("presence.key_prefix", CONFIG_RESTART_ONLY, presence_key_prefix,
+            "presence:", NULL, "Prefix of every Redis key presence uses"),
+    OPT_U32("presence.guild_limit", CONFIG_RELOADABLE, presence_guild_limit,
+            "100", 0, 10000, NULL,
+            "Online members GET /guilds/{id}/presence lists at most (it "
+            "always counts them all)"),
     OPT_U32("queues.queue_size", CONFIG_RESTART_ONLY, queue_size, "65536", 2,
             UINT32_C(1) << 31, config_check_pow2,
             "Entries of each inter-thread queue; a power of two"),

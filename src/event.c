@@ -363,6 +363,18 @@ gw_event_t *gw_event_private(const uint8_t session[GW_SESSION_ID_LEN],
     return ev;
 }
 
+gw_event_t *gw_event_census(uint32_t census)
+{
+    gw_event_t *ev = gw_calloc(1, sizeof(*ev));
+
+    atomic_init(&ev->refs, 1);
+    ev->target = GW_TARGET_ALL;
+    ev->action = GW_ACTION_CENSUS;
+    ev->priority = 1;
+    ev->census = census;
+    return ev;
+}
+
 void gw_event_set_refs(gw_event_t *ev, unsigned refs)
 {
     atomic_store_explicit(&ev->refs, refs, memory_order_relaxed);

@@ -1,6 +1,7 @@
 #include "gw/index.h"
 
 #include "gw/alloc.h"
+#include "gw/hs.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,20 +16,6 @@
 #define USER_OF(key) ((gw_user_t *)((char *)(key)-offsetof(gw_user_t, id)))
 #define INDEX_NO_SLOT UINT32_MAX
 
-static unsigned long index_hash(const void *key, unsigned long seed)
-{
-    /* FNV-1a, seeded so that ids chosen by clients cannot aim at a bucket. */
-    unsigned long h = 14695981039346656037UL ^ seed;
-    for (const unsigned char *p = key; *p != '\0'; p++)
-        h = (h ^ *p) * 1099511628211UL;
-    return h;
-}
-
-static bool index_compare(const void *a, const void *b)
-{
-    return strcmp(a, b) == 0;
-}
-
 void gw_index_init(gw_index_t *ix, gw_stats_t *stats, uint8_t tag)
 {
     ix->stats = stats;
@@ -37,10 +24,10 @@ void gw_index_init(gw_index_t *ix, gw_stats_t *stats, uint8_t tag)
     ix->nslots = ix->cap = 0;
     ix->free = INDEX_NO_SLOT;
     ix->seed = (unsigned long)random() ^ (unsigned long)(uintptr_t)ix;
-    ck_hs_init(&ix->guilds, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
-               index_compare, &gw_ck_allocator, 64, ix->seed);
-    ck_hs_init(&ix->users, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, index_hash,
-               index_compare, &gw_ck_allocator, 1024, ix->seed);
+    ck_hs_init(&ix->guilds, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, gw_hs_hash,
+               gw_hs_equal, &gw_ck_allocator, 64, ix->seed);
+    ck_hs_init(&ix->users, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, gw_hs_hash,
+               gw_hs_equal, &gw_ck_allocator, 1024, ix->seed);
 }
 
 /* Sessions are freed before this; any entry left is freed here. */
@@ -64,14 +51,14 @@ void gw_index_free(gw_index_t *ix)
 gw_guild_t *gw_index_guild(gw_index_t *ix, const char *guild)
 {
     void *key = ck_hs_get(&ix->guilds,
-                          CK_HS_HASH(&ix->guilds, index_hash, guild), guild);
+                          CK_HS_HASH(&ix->guilds, gw_hs_hash, guild), guild);
     return key != NULL ? GUILD_OF(key) : NULL;
 }
 
 gw_user_t *gw_index_user(gw_index_t *ix, const char *user)
 {
     void *key =
-        ck_hs_get(&ix->users, CK_HS_HASH(&ix->users, index_hash, user), user);
+        ck_hs_get(&ix->users, CK_HS_HASH(&ix->users, gw_hs_hash, user), user);
     return key != NULL ? USER_OF(key) : NULL;
 }
 
@@ -149,7 +136,7 @@ static gw_guild_t *index_guild_create(gw_index_t *ix, const char *id)
     g->members = NULL;
     g->count = 0;
     memcpy(g->id, id, len + 1);
-    ck_hs_put(&ix->guilds, CK_HS_HASH(&ix->guilds, index_hash, g->id), g->id);
+    ck_hs_put(&ix->guilds, CK_HS_HASH(&ix->guilds, gw_hs_hash, g->id), g->id);
     gw_stat_add(ix->stats, GW_STAT_GUILDS, 1);
     return g;
 }
@@ -191,7 +178,7 @@ static void index_unlink_member(gw_index_t *ix, gw_member_t *m)
     if (m->next != NULL)
         m->next->prev = m->prev;
     if (--g->count == 0) {
-        ck_hs_remove(&ix->guilds, CK_HS_HASH(&ix->guilds, index_hash, g->id),
+        ck_hs_remove(&ix->guilds, CK_HS_HASH(&ix->guilds, gw_hs_hash, g->id),
                      g->id);
         gw_stat_add(ix->stats, GW_STAT_GUILDS, -1);
         free(g);
@@ -232,7 +219,7 @@ void gw_index_add_session(gw_index_t *ix, gw_session_t *s, const char *user)
         u->sessions = NULL;
         u->count = 0;
         memcpy(u->id, user, len + 1);
-        ck_hs_put(&ix->users, CK_HS_HASH(&ix->users, index_hash, u->id), u->id);
+        ck_hs_put(&ix->users, CK_HS_HASH(&ix->users, gw_hs_hash, u->id), u->id);
     }
     s->user = u;
     s->user_prev = NULL;
@@ -255,7 +242,7 @@ static void index_remove_session(gw_index_t *ix, gw_session_t *s)
         s->user_next->user_prev = s->user_prev;
     s->user = NULL;
     if (--u->count == 0) {
-        ck_hs_remove(&ix->users, CK_HS_HASH(&ix->users, index_hash, u->id),
+        ck_hs_remove(&ix->users, CK_HS_HASH(&ix->users, gw_hs_hash, u->id),
                      u->id);
         free(u);
     }
@@ -272,6 +259,16 @@ void gw_index_remove(gw_index_t *ix, gw_session_t *s)
     if (s->user != NULL)
         index_remove_session(ix, s);
     index_unplace(ix, s);
+}
+
+void gw_index_each_user(gw_index_t *ix, void (*cb)(gw_user_t *, void *),
+                        void *data)
+{
+    ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+    void *key;
+
+    while (ck_hs_next(&ix->users, &it, &key))
+        cb(USER_OF(key), data);
 }
 
 void gw_index_each_session(gw_index_t *ix, void (*cb)(gw_session_t *, void *),

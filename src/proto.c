@@ -191,6 +191,28 @@ static int proto_join(gw_proto_t *p, gw_session_t *s, const char *guild)
     return gw_index_join(p->index, s, guild);
 }
 
+/* Tells the owner that the sessions of s's user here changed: `leaving`
+ * is the session going away, or NULL; before is the count until now. */
+static void proto_presence(gw_proto_t *p, gw_session_t *s,
+                           const gw_session_t *leaving, uint32_t before)
+{
+    if (p->hooks.presence != NULL)
+        p->hooks.presence(p->hooks.data, s->user, leaving, before);
+}
+
+/* After s joined or left `guild`: the guilds of its user here changed
+ * unless another of the user's sessions is a member too. */
+static void proto_presence_guild(gw_proto_t *p, gw_session_t *s,
+                                 const char *guild)
+{
+    if (!s->identified)
+        return;
+    for (const gw_session_t *o = s->user->sessions; o != NULL; o = o->user_next)
+        if (o != s && gw_index_is_member(o, guild))
+            return;
+    proto_presence(p, s, NULL, s->user->count);
+}
+
 static void proto_identified(gw_proto_t *p, gw_session_t *s,
                              const cJSON *guilds)
 {
@@ -215,6 +237,7 @@ static void proto_identified(gw_proto_t *p, gw_session_t *s,
     proto_send_json(s, doc);
     if (over)
         proto_error(s, "limit_exceeded", "too many guilds for one session");
+    proto_presence(p, s, NULL, s->user->count - 1);
 }
 
 /* Identifies the session as claims->sub, taking the guild bound. */
@@ -295,6 +318,9 @@ static void proto_subscribe(gw_proto_t *p, gw_session_t *s,
 
     switch (guild ? proto_join(p, s, guild) : GW_EINVAL) {
     case 0:
+        proto_send_guild(s, "guild_subscribed", guild);
+        proto_presence_guild(p, s, guild);
+        break;
     case 1: proto_send_guild(s, "guild_subscribed", guild); break;
     case GW_EAUTH:
         proto_error(s, "forbidden", "the token does not allow this guild");
@@ -318,7 +344,8 @@ static void proto_unsubscribe(gw_proto_t *p, gw_session_t *s,
         proto_error(s, "invalid_request", "guildId must be a non-empty string");
         return;
     }
-    gw_index_leave(p->index, s, guild);
+    if (gw_index_leave(p->index, s, guild) == 0)
+        proto_presence_guild(p, s, guild);
     proto_send_guild(s, "guild_unsubscribed", guild);
 }
 
@@ -334,18 +361,23 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
         if (s->nguilds >= s->set->cfg->max_guilds_per_session &&
             !gw_index_is_member(s, ev->arg))
             proto_error(s, "limit_exceeded", "too many guilds for one session");
-        else if (gw_index_join(p->index, s, ev->arg) == 0)
+        else if (gw_index_join(p->index, s, ev->arg) == 0) {
             proto_send_guild(s, "guild_subscribed", ev->arg);
+            proto_presence_guild(p, s, ev->arg);
+        }
         break;
     case GW_ACTION_UNSUBSCRIBE:
-        if (gw_index_leave(p->index, s, ev->arg) == 0)
+        if (gw_index_leave(p->index, s, ev->arg) == 0) {
             proto_send_guild(s, "guild_unsubscribed", ev->arg);
+            proto_presence_guild(p, s, ev->arg);
+        }
         break;
     case GW_ACTION_DISCONNECT: gw_session_close(s, ev->code, ev->arg); break;
     case GW_ACTION_DISPATCH: gw_session_dispatch(s, ev); break;
     case GW_ACTION_SEND:
         gw_session_send(s, ev->body->data, ev->body->len);
         break;
+    case GW_ACTION_CENSUS: break; /* the worker's own, never a session's */
     }
 }
 
@@ -624,9 +656,12 @@ static void proto_backlog_cb(void *data, unsigned dropped)
 static void proto_close_cb(void *data)
 {
     gw_session_t *s = data;
+    gw_proto_t *p = proto_of(s);
 
     s->ws = NULL;
-    gw_index_remove(proto_of(s)->index, s);
+    if (s->user != NULL)
+        proto_presence(p, s, s, s->user->count);
+    gw_index_remove(p->index, s);
     gw_session_free(s);
 }
 

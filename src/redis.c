@@ -23,11 +23,13 @@
 
 #include "gw/alloc.h"
 #include "gw/error.h"
+#include "gw/hex.h"
 #include "gw/log.h"
 #include "gw/redisuv.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <mbedtls/sha1.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +44,7 @@
 struct gw_redis {
     uv_loop_t *loop;         /* borrowed: the broker thread's */
     const gw_config_t *cfg;  /* borrowed: outlives the link */
-    gw_redis_message_cb cb;  /* each message of the channel */
-    void *data;              /* cb's argument */
+    gw_redis_hooks_t hooks;  /* the owner's */
     gw_link_state_t state;   /* as /health reports it */
     redisAsyncContext *sub;  /* the SUBSCRIBEd connection; NULL when none */
     redisAsyncContext *pub;  /* the PUBLISHing connection; NULL when none */
@@ -90,6 +91,8 @@ static void redis_set_state(gw_redis_t *r, gw_link_state_t s, const char *why)
                 cfg->redis_host, cfg->redis_port, why);
     else
         gw_info("redis %s:%d: %s", cfg->redis_host, cfg->redis_port, why);
+    if (r->hooks.state != NULL)
+        r->hooks.state(s, r->hooks.data);
 }
 
 /*
@@ -197,7 +200,8 @@ static void redis_sub_cb(redisAsyncContext *ac, void *reply, void *privdata)
     kind = rep->element[0]->str;
     if (strcmp(kind, "message") == 0 &&
         rep->element[2]->type == REDIS_REPLY_STRING) {
-        r->cb(rep->element[2]->str, rep->element[2]->len, r->data);
+        r->hooks.message(rep->element[2]->str, rep->element[2]->len,
+                         r->hooks.data);
     } else if (strcmp(kind, "subscribe") == 0) {
         r->subscribed = 1;
         redis_up_if_ready(r);
@@ -366,14 +370,13 @@ static void redis_timer_cb(uv_timer_t *t)
 }
 
 gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
-                           gw_redis_message_cb cb, void *data)
+                           const gw_redis_hooks_t *hooks)
 {
     gw_redis_t *r = gw_calloc(1, sizeof(*r));
 
     r->loop = loop;
     r->cfg = cfg;
-    r->cb = cb;
-    r->data = data;
+    r->hooks = *hooks;
     r->seed = uv_hrtime() ^ (uintptr_t)r;
     uv_timer_init(loop, &r->timer);
     r->timer.data = r->lookup.data = r;
@@ -387,6 +390,20 @@ gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
     return r;
 }
 
+/* Hands a string reply (a GET's, a script's) to its owner's callback:
+ * NULL when the connection was freed or lost first. */
+static void redis_answer(gw_redis_get_cb cb, void *data, const redisReply *rep)
+{
+    if (rep == NULL)
+        cb(data, GW_ECLOSED, NULL, 0);
+    else if (rep->type == REDIS_REPLY_NIL)
+        cb(data, 0, NULL, 0);
+    else if (rep->type == REDIS_REPLY_STRING)
+        cb(data, 0, rep->str, rep->len);
+    else
+        cb(data, GW_EIO, NULL, 0);
+}
+
 /* A GET in flight: whom to tell. */
 typedef struct redis_get {
     gw_redis_get_cb cb;
@@ -398,30 +415,31 @@ typedef struct redis_get {
 static void redis_get_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     gw_redis_t *r = ac->data;
-    redisReply *rep = reply;
     redis_get_t *g = privdata;
 
     if (ac == r->pub)
         r->pending--;
-    if (rep == NULL)
-        g->cb(g->data, GW_ECLOSED, NULL, 0);
-    else if (rep->type == REDIS_REPLY_NIL)
-        g->cb(g->data, 0, NULL, 0);
-    else if (rep->type == REDIS_REPLY_STRING)
-        g->cb(g->data, 0, rep->str, rep->len);
-    else
-        g->cb(g->data, GW_EIO, NULL, 0);
+    redis_answer(g->cb, g->data, reply);
     free(g);
+}
+
+/* Whether a command may be queued on the publishing connection now. */
+static int redis_room(const gw_redis_t *r)
+{
+    if (!r->pub_ready)
+        return GW_ECLOSED;
+    if (r->pending >= REDIS_MAX_PENDING)
+        return GW_EFULL;
+    return 0;
 }
 
 int gw_redis_get(gw_redis_t *r, const char *key, gw_redis_get_cb cb, void *data)
 {
     redis_get_t *g;
+    int rc = redis_room(r);
 
-    if (!r->pub_ready)
-        return GW_ECLOSED;
-    if (r->pending >= REDIS_MAX_PENDING)
-        return GW_EFULL;
+    if (rc != 0)
+        return rc;
     g = gw_malloc(sizeof(*g));
     *g = (redis_get_t){cb, data};
     if (redisAsyncCommand(r->pub, redis_get_cb, g, "GET %b", key,
@@ -433,14 +451,114 @@ int gw_redis_get(gw_redis_t *r, const char *key, gw_redis_get_cb cb, void *data)
     return 0;
 }
 
+void gw_redis_script_init(gw_redis_script_t *s, const char *text)
+{
+    unsigned char sum[20];
+
+    s->text = text;
+    mbedtls_sha1_ret((const unsigned char *)text, strlen(text), sum);
+    gw_hex_encode(sum, sizeof(sum), s->sha);
+    s->sha[40] = '\0';
+}
+
+/*
+ * A script call in flight. Its command is kept whole: "EVALSHA sha 0
+ * args...", whose first two words become "EVAL text" for the one retry a
+ * Redis that lost its script cache (a restart, SCRIPT FLUSH) needs.
+ */
+typedef struct redis_eval {
+    gw_redis_get_cb cb;
+    void *data;
+    const gw_redis_script_t *script; /* borrowed */
+    int retried;                     /* sent as EVAL already */
+    int argc;                        /* words of the command */
+    const char **argv;               /* owned array; words from [3] owned */
+    size_t *lens;                    /* owned */
+} redis_eval_t;
+
+static void redis_eval_free(redis_eval_t *e)
+{
+    for (int i = 3; i < e->argc; i++)
+        free((char *)e->argv[i]);
+    free(e->argv);
+    free(e->lens);
+    free(e);
+}
+
+static void redis_eval_cb(redisAsyncContext *ac, void *reply, void *privdata);
+
+static int redis_eval_send(gw_redis_t *r, redis_eval_t *e)
+{
+    if (redisAsyncCommandArgv(r->pub, redis_eval_cb, e, e->argc, e->argv,
+                              e->lens) != REDIS_OK)
+        return GW_ECLOSED;
+    r->pending++;
+    return 0;
+}
+
+/* Redis forgot the script: sent again with its text, once. */
+static int redis_eval_retry(gw_redis_t *r, redis_eval_t *e)
+{
+    const gw_redis_script_t *s = e->script;
+
+    e->retried = 1;
+    e->argv[0] = "EVAL";
+    e->lens[0] = 4;
+    e->argv[1] = s->text;
+    e->lens[1] = strlen(s->text);
+    return redis_room(r) == 0 ? redis_eval_send(r, e) : GW_ECLOSED;
+}
+
+static void redis_eval_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    gw_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    redis_eval_t *e = privdata;
+
+    if (ac == r->pub)
+        r->pending--;
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && !e->retried &&
+        strncmp(rep->str, "NOSCRIPT", 8) == 0 && ac == r->pub &&
+        redis_eval_retry(r, e) == 0)
+        return;
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+        gw_warn("redis: script failed: %s", rep->str);
+    redis_answer(e->cb, e->data, rep);
+    redis_eval_free(e);
+}
+
+int gw_redis_eval(gw_redis_t *r, const gw_redis_script_t *s, int argc,
+                  const char *const *argv, gw_redis_get_cb cb, void *data)
+{
+    redis_eval_t *e;
+    int rc = redis_room(r);
+
+    if (rc != 0)
+        return rc;
+    e = gw_calloc(1, sizeof(*e));
+    *e = (redis_eval_t){cb, data, s, 0, argc + 3, NULL, NULL};
+    e->argv = gw_malloc(sizeof(*e->argv) * (size_t)e->argc);
+    e->lens = gw_malloc(sizeof(*e->lens) * (size_t)e->argc);
+    e->argv[0] = "EVALSHA";
+    e->argv[1] = s->sha;
+    e->argv[2] = "0";
+    for (int i = 0; i < argc; i++)
+        e->argv[i + 3] = gw_strdup(argv[i]);
+    for (int i = 0; i < e->argc; i++)
+        e->lens[i] = strlen(e->argv[i]);
+    rc = redis_eval_send(r, e);
+    if (rc != 0)
+        redis_eval_free(e);
+    return rc;
+}
+
 int gw_redis_publish(gw_redis_t *r, const char *payload, size_t len)
 {
     const char *channel = r->cfg->redis_channel;
+    int rc = redis_room(r);
 
-    if (!r->pub_ready)
-        return GW_ECLOSED;
-    if (r->pending >= REDIS_MAX_PENDING)
-        return GW_EFULL;
+    if (rc != 0)
+        return rc;
     if (redisAsyncCommand(r->pub, redis_publish_cb, NULL, "PUBLISH %b %b",
                           channel, strlen(channel), payload, len) != REDIS_OK)
         return GW_ECLOSED;

@@ -47,6 +47,9 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "reached, or the relay queue full.", 0, W},
     [GW_STAT_SYNC_LIMITED] = {"sync_rate_limited",
         "sync_request refused by sync.limit.", 0, W},
+    [GW_STAT_PRESENCE_LOST] = {"presence_reports_lost",
+        "Presence changes the full relay queue refused; the broker takes a "
+        "census instead.", 0, W},
     [GW_STAT_QUEUE_HWM] = {"queue_depth_max",
         "Highest depth of the worker's event queue.", 1, W},
     [GW_STAT_ACCEPT_DROPS] = {"accept_drops",
@@ -87,6 +90,21 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_SYNC_FAILURES] = {"sync_failures",
         "sync_request answered unavailable: Redis down or failing, or a "
         "cached value that is not a JSON object.", 0, B},
+    [GW_STAT_PRESENCE_ONLINE] = {"presence_online",
+        "Users announced online (their first session in the cluster).", 0, B},
+    [GW_STAT_PRESENCE_OFFLINE] = {"presence_offline",
+        "Users announced offline (their last session gone, after the grace)."
+        , 0, B},
+    [GW_STAT_PRESENCE_REAPED] = {"presence_reaped",
+        "Users announced offline because the instance holding them stopped "
+        "refreshing its liveness.", 0, B},
+    [GW_STAT_PRESENCE_COMMANDS] = {"presence_commands",
+        "Presence scripts run in Redis.", 0, B},
+    [GW_STAT_PRESENCE_FAILURES] = {"presence_failures",
+        "Presence scripts not run or failed (Redis down or erring).", 0, B},
+    [GW_STAT_PRESENCE_CENSUSES] = {"presence_censuses",
+        "Censuses of the workers' users, taken when the Redis link comes up "
+        "or goes down.", 0, B},
 };
 #undef W
 #undef A

@@ -2,6 +2,7 @@
 
 #include "gw/alloc.h"
 #include "gw/broker.h"
+#include "gw/buf.h"
 #include "gw/error.h"
 #include "gw/log.h"
 #include "gw/tcp.h"
@@ -117,6 +118,96 @@ static int worker_relay_sync(void *data, const gw_session_t *s,
     return worker_hand_over(w, r);
 }
 
+/* Writes the JSON array of the guilds of u's sessions here, `leaving`
+ * left out; or, when leaving is the last one, that session's own guilds
+ * (what an offline is announced to). */
+static void worker_guilds(gw_buf_t *o, const gw_user_t *u,
+                          const gw_session_t *leaving)
+{
+    const gw_guild_t **seen = NULL;
+    size_t n = 0, cap = 0;
+    const char *sep = "";
+
+    gw_buf_printf(o, "[");
+    for (const gw_session_t *s = u->sessions; s != NULL; s = s->user_next) {
+        if (s == leaving && u->count > 1)
+            continue;
+        for (const gw_member_t *m = s->guilds; m != NULL; m = m->session_next) {
+            size_t i = 0;
+            while (i < n && seen[i] != m->guild)
+                i++;
+            if (i < n)
+                continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                seen = gw_realloc(seen, cap * sizeof(*seen));
+            }
+            seen[n++] = m->guild;
+            gw_buf_printf(o, "%s", sep);
+            gw_buf_json_string(o, m->guild->id);
+            sep = ",";
+        }
+    }
+    gw_buf_printf(o, "]");
+    free(seen);
+}
+
+/* Hands a presence report over; one that does not fit is replaced by a
+ * census, which the broker takes when it sees the flag. */
+static void worker_presence_report(gw_worker_t *w, const char *user,
+                                   uint32_t before, uint32_t after,
+                                   gw_buf_t *guilds, int counted)
+{
+    gw_relay_t *r = gw_calloc(1, sizeof(*r));
+    size_t len;
+
+    r->kind = GW_RELAY_PRESENCE;
+    r->worker = w->id;
+    r->user = user ? gw_strdup(user) : NULL;
+    r->data = guilds ? gw_buf_steal(guilds, &len) : NULL;
+    r->census = w->census;
+    r->counted = counted;
+    r->before = before;
+    r->after = after;
+    if (worker_hand_over(w, r) != 0) {
+        gw_stat_add(&w->stats, GW_STAT_PRESENCE_LOST, 1);
+        atomic_store(&w->presence_lost, 1);
+    }
+}
+
+/* The protocol's word that a user's sessions here changed. */
+static void worker_presence(void *data, const gw_user_t *u,
+                            const gw_session_t *leaving, uint32_t before)
+{
+    gw_worker_t *w = data;
+    gw_buf_t guilds = {0};
+
+    if (!w->cfg->presence_enabled)
+        return;
+    worker_guilds(&guilds, u, leaving);
+    worker_presence_report(w, u->id, before, u->count - (leaving != NULL),
+                           &guilds, 0);
+}
+
+static void worker_census_one(gw_user_t *u, void *data)
+{
+    gw_worker_t *w = data;
+    gw_buf_t guilds = {0};
+
+    worker_guilds(&guilds, u, NULL);
+    worker_presence_report(w, u->id, 0, u->count, &guilds, 1);
+}
+
+/* The broker asks for every user held here, then the end mark. */
+static void worker_census(gw_worker_t *w, uint32_t census)
+{
+    w->census = census;
+    if (!w->cfg->presence_enabled)
+        return;
+    gw_index_each_user(&w->index, worker_census_one, w);
+    worker_presence_report(w, NULL, 0, 0, NULL, 1);
+}
+
 /* One event's fan-out on this worker. */
 typedef struct worker_fanout {
     gw_worker_t *w;
@@ -142,6 +233,11 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
 {
     worker_fanout_t f = {w, ev, NULL};
 
+    if (ev->action == GW_ACTION_CENSUS) {
+        worker_census(w, ev->census);
+        gw_event_unref(ev);
+        return;
+    }
     gw_stat_add(&w->stats, GW_STAT_EVENTS_IN, 1);
     /* Resolved once per event, so each recipient costs a pointer compare. */
     if (ev->exclude_user != NULL)
@@ -263,6 +359,7 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     w->srv = srv;
     w->cfg = cfg;
     atomic_init(&w->next_cfg, NULL);
+    atomic_init(&w->presence_lost, 0);
     uv_loop_init(&w->loop);
     if (gw_wake_init(&w->loop, &w->wake, worker_wake_cb, w) != 0) {
         gw_error("worker %d: cannot create its wake-up eventfd", id);
@@ -283,7 +380,7 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_proto_init(&w->proto, &w->ws, &w->index, cfg, &w->stats,
                   &(gw_proto_hooks_t){worker_now, worker_relay_typing,
                                       worker_relay_upstream, worker_relay_sync,
-                                      w});
+                                      worker_presence, w});
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();

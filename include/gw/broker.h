@@ -10,6 +10,7 @@
 #include "gw/event.h"
 #include "gw/http.h"
 #include "gw/link.h"
+#include "gw/presence.h"
 #include "gw/server.h"
 #include "gw/stats.h"
 #include "gw/wake.h"
@@ -21,28 +22,36 @@ typedef enum gw_source {
     GW_SOURCE_HTTP,
     GW_SOURCE_REDIS,
     GW_SOURCE_AMQP,
-    GW_SOURCE_CLIENT, /* a client's typing.start, relayed */
+    GW_SOURCE_CLIENT,   /* a client's typing.start, relayed */
+    GW_SOURCE_PRESENCE, /* a presence.update of this instance */
 } gw_source_t;
 
 typedef enum gw_relay_kind {
     GW_RELAY_TYPING,   /* a client's typing.start, for the guild */
     GW_RELAY_UPSTREAM, /* a client's event, for the backends (RabbitMQ) */
     GW_RELAY_SYNC,     /* a client's sync_request: Redis, else upstream */
+    GW_RELAY_PRESENCE, /* a user's sessions on the worker changed */
 } gw_relay_kind_t;
 
 /* What a worker hands the broker through its relay queue. */
 typedef struct gw_relay {
     gw_relay_kind_t kind;
     int worker;    /* the sender's worker: an answer goes back there */
-    char *user;    /* owned: the authenticated user */
+    char *user;    /* owned: the authenticated user; presence: NULL at
+                      the end of a census */
     char *guild;   /* owned, typing: the guild */
     char *channel; /* owned, typing: the channel */
     char *event;   /* owned, upstream, sync: the name, the routing key */
-    char *data;    /* owned, upstream, sync: the client's data as sent */
+    char *data;    /* owned, upstream, sync: the client's data as sent;
+                      presence: the user's guilds, a JSON array */
     char *nonce;   /* owned, upstream, sync: the client's nonce, or NULL */
     char *scope;   /* owned, sync: the request's scope, or NULL */
     uint8_t session[GW_SESSION_ID_LEN]; /* upstream, sync: the sender's */
     uint64_t received_ms; /* upstream, sync: wall clock when taken */
+    uint32_t census;      /* presence: the worker's last census */
+    int counted;          /* presence: part of that census */
+    uint32_t before;      /* presence: the user's sessions here before */
+    uint32_t after;       /* presence: and after */
 } gw_relay_t;
 
 /* Frees a relay and its strings. */
@@ -98,6 +107,10 @@ const char *gw_broker_instance_id(const gw_broker_t *b);
 /* The state of the Redis and RabbitMQ links, for /health. */
 gw_link_state_t gw_broker_redis_state(const gw_broker_t *b);
 gw_link_state_t gw_broker_amqp_state(const gw_broker_t *b);
+
+/* Presence, for the HTTP API; NULL when presence.enabled is false.
+ * Broker thread. */
+gw_presence_t *gw_broker_presence(const gw_broker_t *b);
 
 /* The broker's counters. */
 const gw_stats_t *gw_broker_stats(const gw_broker_t *b);

@@ -72,6 +72,12 @@ typedef struct gw_config {
     char *sync_key_template; /* Redis key: {userId}, {scope} replaced */
     uint32_t sync_limit;     /* sync_request per window per session */
     uint32_t sync_window_ms; /* the window of sync_limit */
+    /* [presence] */
+    int presence_enabled; /* online/offline tracked and announced */
+    uint32_t presence_offline_grace_ms; /* a reconnect inside it is silent */
+    uint32_t presence_instance_ttl_ms;  /* a silent instance is reaped */
+    char *presence_key_prefix;          /* of every Redis key presence uses */
+    uint32_t presence_guild_limit;      /* members listed by guild presence */
     /* [queues] */
     uint32_t queue_size; /* entries of each SPSC queue, power of two */
     /* [log] */

@@ -25,6 +25,7 @@ typedef enum gw_action {
     GW_ACTION_UNSUBSCRIBE, /* leave guild `arg` */
     GW_ACTION_DISCONNECT,  /* close with `code` and reason `arg` */
     GW_ACTION_SEND,        /* send the body as it is: a private message */
+    GW_ACTION_CENSUS,      /* the broker's: report every user (presence) */
 } gw_action_t;
 
 #define GW_SESSION_ID_LEN 16 /* bytes; 32 hex characters on the wire */
@@ -42,9 +43,10 @@ typedef struct gw_event {
     gw_target_t target;
     gw_action_t action;
     uint8_t session[GW_SESSION_ID_LEN]; /* GW_TARGET_SESSION's */
-    char *arg;     /* owned: an action's guild, or a disconnect's reason */
-    uint16_t code; /* a disconnect's close code */
-    char **ids;    /* owned strings */
+    char *arg;       /* owned: an action's guild, or a disconnect's reason */
+    uint16_t code;   /* a disconnect's close code */
+    uint32_t census; /* a census's number */
+    char **ids;      /* owned strings */
     size_t nids;
     int priority; /* 1 critical .. 4 low */
     int has_exclude;
@@ -71,6 +73,10 @@ int gw_event_parse(const char *json, size_t len, gw_event_t **out,
  */
 gw_event_t *gw_event_private(const uint8_t session[GW_SESSION_ID_LEN],
                              const char *json, size_t len);
+
+/* The broker's request for census number `census`, for every worker.
+ * One reference, owned by the caller. */
+gw_event_t *gw_event_census(uint32_t census);
 
 /* Sets the number of references before the event is shared. */
 void gw_event_set_refs(gw_event_t *ev, unsigned refs);

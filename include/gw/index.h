@@ -77,6 +77,11 @@ gw_user_t *gw_index_user(gw_index_t *ix, const char *user);
 gw_session_t *gw_index_session(gw_index_t *ix,
                                const uint8_t id[GW_SESSION_ID_LEN]);
 
+/* Calls cb for every user with a session here; cb must not change the
+ * user table. */
+void gw_index_each_user(gw_index_t *ix, void (*cb)(gw_user_t *, void *),
+                        void *data);
+
 /* Calls cb for every identified session. */
 void gw_index_each_session(gw_index_t *ix, void (*cb)(gw_session_t *, void *),
                            void *data);

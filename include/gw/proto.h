@@ -35,6 +35,12 @@ typedef struct gw_proto_hooks {
      * GW_EFULL. */
     int (*relay_sync)(void *data, const gw_session_t *s, const char *scope,
                       const char *json, size_t len, const char *nonce);
+    /* The sessions of user u here changed (presence): one identified (u
+     * counts it), one is `leaving` (u still counts it), or one joined or
+     * left a guild; `before` is the count before the change. NULL when
+     * unwanted. */
+    void (*presence)(void *data, const gw_user_t *u,
+                     const gw_session_t *leaving, uint32_t before);
     void *data; /* passed to each */
 } gw_proto_hooks_t;
 

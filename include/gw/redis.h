@@ -17,19 +17,25 @@
 
 typedef struct gw_redis gw_redis_t;
 
-/* One message from the channel (payload not NUL-terminated). */
-typedef void (*gw_redis_message_cb)(const char *payload, size_t len,
-                                    void *data);
+/* What the owner hears from the link, on the loop's thread; neither
+ * callback may call gw_redis_stop. */
+typedef struct gw_redis_hooks {
+    /* One message from the channel (payload not NUL-terminated). */
+    void (*message)(const char *payload, size_t len, void *data);
+    /* The link's state changed (see gw_redis_state); NULL when unwanted. */
+    void (*state)(gw_link_state_t state, void *data);
+    void *data; /* passed to each */
+} gw_redis_hooks_t;
 
 /*
  * Starts connecting to cfg->redis_host:redis_port once loop runs (the first
  * attempt is made on the loop's thread). Returns the link even when Redis is
  * unreachable: it keeps retrying. When !cfg->redis_enabled the link does
  * nothing and stays GW_LINK_DISABLED. cfg is borrowed and must outlive the
- * link; cb runs on the loop's thread, and must not call gw_redis_stop.
+ * link; hooks are copied.
  */
 gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
-                           gw_redis_message_cb cb, void *data);
+                           const gw_redis_hooks_t *hooks);
 
 /*
  * PUBLISHes payload (binary-safe, copied) on the channel. Returns 0 once
@@ -55,6 +61,26 @@ typedef void (*gw_redis_get_cb)(void *data, int status, const char *value,
  */
 int gw_redis_get(gw_redis_t *r, const char *key, gw_redis_get_cb cb,
                  void *data);
+
+/* A Lua script, run by its SHA1 so that its text crosses the network
+ * once per Redis restart, not once per call. */
+typedef struct gw_redis_script {
+    const char *text; /* borrowed: static, NUL-terminated */
+    char sha[41];     /* hex SHA1 of text */
+} gw_redis_script_t;
+
+/* Names a script: text must outlive s. */
+void gw_redis_script_init(gw_redis_script_t *s, const char *text);
+
+/*
+ * Runs script s with no keys and the argc NUL-terminated strings of argv
+ * (copied) as ARGV, on the publishing connection: EVALSHA, and EVAL once
+ * if Redis does not know the script yet. cb answers as for a GET: the
+ * script's string result, NULL for nil, GW_EIO for an error (the script's
+ * or Redis's) or a result of another type. Returns as gw_redis_get.
+ */
+int gw_redis_eval(gw_redis_t *r, const gw_redis_script_t *s, int argc,
+                  const char *const *argv, gw_redis_get_cb cb, void *data);
 
 /*
  * The link's state: CONNECTING during the first attempt, UP once subscribed

@@ -35,6 +35,7 @@ typedef enum gw_stat {
     GW_STAT_RELAY_UNAVAILABLE, /* refused at once: RabbitMQ not up */
     GW_STAT_RELAY_OVERLOADED,  /* refused at once: too many unconfirmed */
     GW_STAT_SYNC_LIMITED,      /* sync_request over sync.limit */
+    GW_STAT_PRESENCE_LOST,     /* presence reports the relay queue refused */
     GW_STAT_QUEUE_HWM,         /* written by the broker, the queue's producer */
     /* acceptor */
     GW_STAT_ACCEPT_DROPS,
@@ -56,6 +57,12 @@ typedef enum gw_stat {
     GW_STAT_SYNC_HITS,         /* sync_request answered from Redis */
     GW_STAT_SYNC_MISSES,       /* sync_request sent up: no cached copy */
     GW_STAT_SYNC_FAILURES,     /* sync_request answered unavailable */
+    GW_STAT_PRESENCE_ONLINE,   /* presence.update online announced */
+    GW_STAT_PRESENCE_OFFLINE,  /* presence.update offline announced */
+    GW_STAT_PRESENCE_REAPED,   /* offline because their instance died */
+    GW_STAT_PRESENCE_COMMANDS, /* presence scripts run in Redis */
+    GW_STAT_PRESENCE_FAILURES, /* presence scripts that failed */
+    GW_STAT_PRESENCE_CENSUSES, /* worker censuses asked for */
     GW_STAT_COUNT
 } gw_stat_t;
 

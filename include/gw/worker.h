@@ -29,18 +29,21 @@ struct gw_worker {
     _Atomic(const gw_config_t *) next_cfg; /* from a SIGHUP, not yet taken */
     uv_thread_t thread;
     uv_loop_t loop;
-    gw_wake_t wake;      /* new fds, events, stop */
-    uv_prepare_t flush;  /* writes pending output before polling */
-    uv_timer_t tick;     /* advances the deadlines */
-    gw_queue_t fds;      /* acceptor -> worker: accepted sockets */
-    gw_queue_t events;   /* broker -> worker: gw_event_t */
-    gw_queue_t relays;   /* worker -> broker: gw_relay_t */
-    atomic_int stopping; /* set by the main thread */
-    atomic_int drain;    /* set by the main thread: start draining */
-    int draining;        /* the worker's own view, once it has started */
-    gw_ws_loop_t ws;     /* the connections, and their transports */
-    gw_proto_t proto;    /* the sessions */
-    gw_index_t index;    /* guild and user routing tables */
+    gw_wake_t wake;           /* new fds, events, stop */
+    uv_prepare_t flush;       /* writes pending output before polling */
+    uv_timer_t tick;          /* advances the deadlines */
+    gw_queue_t fds;           /* acceptor -> worker: accepted sockets */
+    gw_queue_t events;        /* broker -> worker: gw_event_t */
+    gw_queue_t relays;        /* worker -> broker: gw_relay_t */
+    atomic_int stopping;      /* set by the main thread */
+    atomic_int drain;         /* set by the main thread: start draining */
+    atomic_int presence_lost; /* a presence report did not fit the relay
+                                 queue: the broker takes a census */
+    uint32_t census;          /* the last census the broker asked for */
+    int draining;             /* the worker's own view, once it has started */
+    gw_ws_loop_t ws;          /* the connections, and their transports */
+    gw_proto_t proto;         /* the sessions */
+    gw_index_t index;         /* guild and user routing tables */
     gw_stats_t stats;
 };
 

@@ -132,6 +132,9 @@ def default_config(ws_port, http_port):
         # Broker links are off unless a test starts a server for them.
         "redis": {"enabled": False},
         "amqp": {"enabled": False},
+        # Announcements would interleave with what the tests expect; the
+        # presence tests turn it on.
+        "presence": {"enabled": False},
     }
 
 
@@ -162,6 +165,7 @@ class Gateway:
         self.api_key = API_KEY
         self._seen = 0  # stderr bytes already scanned for sanitizer reports
         self.stopped_by_test = False
+        self.killed = False  # by the test, with SIGKILL
 
     # -- lifecycle
 
@@ -225,6 +229,13 @@ class Gateway:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def kill(self):
+        """SIGKILL, as a crash or an OOM kill would; stop() then expects
+        the signal."""
+        self.stopped_by_test = self.killed = True
+        self.proc.kill()
+        self.proc.wait()
+
     def stop(self):
         """SIGTERM, wait (kill -9 after 10 s); returns a list of problems."""
         problems = []
@@ -240,6 +251,8 @@ class Gateway:
                 self.proc.kill()
                 self.proc.wait()
         rc = self.proc.returncode
+        if self.killed and rc == -signal.SIGKILL:
+            rc = None
         if rc is not None and rc < 0 and not problems:
             problems.append("exited with signal %d (%s)" % (
                 -rc, signal.Signals(-rc).name))

@@ -673,6 +673,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "sync.key_template=s:{userId}",
         "sync.limit=2",
         "sync.window_ms=3000",
+        "presence.guild_limit=7",
         "log.level=warn",
     };
     static const char *restart_only[] = {
@@ -704,6 +705,10 @@ static void test_reloadable_flag_of_every_option(void **state)
         "amqp.prefetch=10",
         "amqp.upstream_exchange=up",
         "relay.max_unconfirmed=10",
+        "presence.enabled=false",
+        "presence.offline_grace_ms=100",
+        "presence.instance_ttl_ms=2000",
+        "presence.key_prefix=p:",
         "queues.queue_size=1024",
     };
     const size_t nreload = sizeof(reloadable) / sizeof(reloadable[0]);

@@ -153,6 +153,21 @@ static int test_sync(void *data, const gw_session_t *s, const char *scope,
     return sync_rc;
 }
 
+/* What the presence hook heard, one line per call:
+ * "user before->after leaving-or-not". */
+static char presence_log[8][64];
+static int npresence;
+
+static void test_presence(void *data, const gw_user_t *u,
+                          const gw_session_t *leaving, uint32_t before)
+{
+    (void)data;
+    assert_true(npresence < 8);
+    snprintf(presence_log[npresence++], sizeof(presence_log[0]), "%s %u->%u%s",
+             u->id, before, u->count - (leaving != NULL),
+             leaving ? " leaving" : "");
+}
+
 /* ---- tokens ---- */
 
 /* Appends base64url(data) without padding. */
@@ -210,7 +225,7 @@ static int fx_setup(void **state)
 
     memset(fakes, 0, sizeof(fakes));
     clock_ms = 0;
-    relays = relay_rc = ups = up_rc = syncs = sync_rc = 0;
+    relays = relay_rc = ups = up_rc = syncs = sync_rc = npresence = 0;
     f->cfg.jwt_algorithm = "HS256";
     f->cfg.jwt_secret = SECRET;
     f->cfg.heartbeat_interval_ms = 1000;
@@ -228,7 +243,7 @@ static int fx_setup(void **state)
     gw_index_init(&f->ix, &f->stats, 0);
     gw_proto_init(&f->p, NULL, &f->ix, &f->cfg, &f->stats,
                   &(gw_proto_hooks_t){test_now, test_relay, test_upstream,
-                                      test_sync, NULL});
+                                      test_sync, test_presence, NULL});
     *state = f;
     return 0;
 }
@@ -717,6 +732,30 @@ static void test_close_leaves_the_index(void **state)
     assert_null(gw_index_guild(&f->ix, "g1"));
 }
 
+/* The owner hears each change of a user's sessions here, and of their
+ * guilds when no other session of the user has the guild. */
+static void test_presence_changes(void **state)
+{
+    fx_t *f = *state;
+
+    identified(f, 0, "u1", "[\"g1\"]");
+    identified(f, 1, "u1", "[\"g1\"]");
+    open_conn(f, 2, NULL); /* never identified: not a presence change */
+    say(0, "{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":\"g2\"}}");
+    say(1, "{\"event\":\"guild_subscribe\",\"data\":{\"guildId\":\"g2\"}}");
+    say(0, "{\"event\":\"guild_unsubscribe\",\"data\":{\"guildId\":\"g1\"}}");
+    drop(2);
+    drop(0);
+    drop(1);
+    assert_int_equal(npresence, 5);
+    assert_string_equal(presence_log[0], "u1 0->1");
+    assert_string_equal(presence_log[1], "u1 1->2");
+    assert_string_equal(presence_log[2], "u1 2->2"); /* g2 is new to u1 */
+    /* Session 1's g2 and session 0's leaving g1 change nothing of u1's. */
+    assert_string_equal(presence_log[3], "u1 2->1 leaving");
+    assert_string_equal(presence_log[4], "u1 1->0 leaving");
+}
+
 /* A session id names its worker and slot; the rest is random, and it is
  * what decides: a slot's next session, or a guess, is not the old one. */
 /* Sessions opened in one moment spread their first beats over a quarter
@@ -791,6 +830,7 @@ int main(void)
         T(test_dispatch_seq_and_shedding),
         T(test_drain),
         T(test_close_leaves_the_index),
+        T(test_presence_changes),
         T(test_session_ids_and_slots),
         T(test_first_heartbeats_spread),
     };
