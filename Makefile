@@ -47,7 +47,8 @@ build/lua/presence.lua.h: src/presence.lua
 	@mkdir -p build/lua
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
 $(B)/presence.o build/fuzz/presence.o: build/lua/presence.lua.h
-$(B)/presence.o build/fuzz/presence.o: CPPFLAGS += -Ibuild/lua
+$(B)/presence.o: CPPFLAGS += -Ibuild/lua
+build/fuzz/presence.o: FUZZFLAGS += -Ibuild/lua
 
 # Tests link the archive, so each pulls in only the modules it uses.
 $(B)/libgw.a: $(LIBOBJ)
