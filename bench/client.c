@@ -42,7 +42,8 @@ typedef struct client {
     client_loop_t *loop;
     uint32_t index;    /* global: user u<index> */
     uint8_t state;     /* client_state_t */
-    uint8_t reconnect; /* connect again once closed (churn) */
+    uint8_t reconnect; /* connect again once closed (churn, storm) */
+    uint8_t target;    /* index of the server in conf->target */
     uint64_t t_start;  /* attempt start (or drop), us: latency origin */
     uint64_t t_stage;  /* current stage's start, us: its timeout origin */
     char *identify;    /* the identify message, signed at setup */
@@ -316,6 +317,18 @@ static int client_relay_error(client_t *c, const uint8_t *data, size_t len)
     return 1;
 }
 
+/* presence.update: counted by the status it announces. */
+static void client_presence(client_loop_t *l, const uint8_t *data, size_t len)
+{
+    static const char off[] = "\"status\":\"offline\"";
+    static const char on[] = "\"status\":\"online\"";
+
+    if (memmem(data, len, off, sizeof(off) - 1) != NULL)
+        l->f.c.presence_offline++;
+    else if (memmem(data, len, on, sizeof(on) - 1) != NULL)
+        l->f.c.presence_online++;
+}
+
 /* A text message. Timestamped events come first: they are the bulk. */
 static void client_text(client_t *c, const uint8_t *data, size_t len)
 {
@@ -343,6 +356,8 @@ static void client_text(client_t *c, const uint8_t *data, size_t len)
     } else if (client_is(name, n, "identified") &&
                c->state == CLIENT_IDENTIFYING) {
         client_identified(c);
+    } else if (client_is(name, n, "presence.update")) {
+        client_presence(l, data, len);
     } else if (client_is(name, n, "error")) {
         if (client_relay_error(c, data, len))
             return;
@@ -416,11 +431,11 @@ static void client_close_cb(uv_handle_t *h)
 }
 
 /*
- * Ends the connection. counter, when given, is what to count; otherwise the
- * state decides (a failure by stage, or a server-side close). Harmless when
- * the connection is already closing.
+ * Ends the connection, with a reset when reset is set. counter, when given,
+ * is what to count; otherwise the state decides (a failure by stage, or a
+ * server-side close). Harmless when the connection is already closing.
  */
-static void client_end(client_t *c, uint64_t *counter)
+static void client_finish_conn(client_t *c, uint64_t *counter, int reset)
 {
     client_loop_t *l = c->loop;
 
@@ -435,7 +450,21 @@ static void client_end(client_t *c, uint64_t *counter)
     else
         l->inflight--;
     c->state = CLIENT_CLOSING;
-    uv_close((uv_handle_t *)&c->tcp, client_close_cb);
+    /* A reset the socket cannot take (a write still queued) is a close. */
+    if (!reset || uv_tcp_close_reset(&c->tcp, client_close_cb) != 0)
+        uv_close((uv_handle_t *)&c->tcp, client_close_cb);
+}
+
+static void client_end(client_t *c, uint64_t *counter)
+{
+    client_finish_conn(c, counter, 0);
+}
+
+/* Ends the connection with a TCP reset: the server sees it die at once,
+ * with no close frame, as on a network loss that the peer notices. */
+static void client_abort(client_t *c, uint64_t *counter)
+{
+    client_finish_conn(c, counter, 1);
 }
 
 static void client_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -535,15 +564,16 @@ static void client_send_upgrade(client_t *c)
     uint8_t key[16];
     uint64_t r0 = client_rand(l), r1 = client_rand(l);
     size_t n;
+    const client_target_t *t = &l->conf->target[c->target];
 
     memcpy(key, &r0, 8);
     memcpy(key + 8, &r1, 8);
     if (l->conf->proto == CLIENT_PROTO_NCHAN)
-        snprintf(path, sizeof(path), "%sg%u", l->conf->path,
+        snprintf(path, sizeof(path), "%sg%u", t->path,
                  l->conf->members ? c->index / l->conf->members : 0);
     else
-        snprintf(path, sizeof(path), "%s", l->conf->path);
-    n = upgrade_request(req, sizeof(req), l->conf->host, path, key, c->accept);
+        snprintf(path, sizeof(path), "%s", t->path);
+    n = upgrade_request(req, sizeof(req), t->host, path, key, c->accept);
     if (n == 0 || client_write(c, (const uint8_t *)req, n) != 0)
         client_end(c, NULL);
 }
@@ -612,9 +642,10 @@ static void client_connect(client_t *c)
     c->creq.data = c;
     c->state = CLIENT_CONNECTING;
     if (client_socket(c) != 0 ||
-        uv_tcp_connect(&c->creq, &c->tcp,
-                       (const struct sockaddr *)&l->conf->target,
-                       client_connect_cb) != 0)
+        uv_tcp_connect(
+            &c->creq, &c->tcp,
+            (const struct sockaddr *)&l->conf->target[c->target].addr,
+            client_connect_cb) != 0)
         client_end(c, NULL);
 }
 
@@ -719,6 +750,22 @@ static void client_pace_churn(client_loop_t *l, uint64_t now)
         c->t_start = now;
         c->reconnect = 1;
         client_end(c, &l->f.c.drops);
+    }
+}
+
+/* Drops every identified session at once with a reset, each to come back
+ * at once to the next target; the reconnect is timed from the drop. */
+static void client_storm(client_loop_t *l, uint64_t now)
+{
+    for (uint32_t i = 0; i < l->count; i++) {
+        client_t *c = &l->clients[i];
+
+        if (c->state != CLIENT_IDENTIFIED)
+            continue;
+        c->target = (uint8_t)((c->target + 1) % l->conf->ntargets);
+        c->t_start = now;
+        c->reconnect = 1;
+        client_abort(c, &l->f.c.drops);
     }
 }
 
@@ -886,6 +933,7 @@ static void client_apply(client_loop_t *l, const client_cmd_t *cmd)
     case CLIENT_CMD_QUIET:
         l->typing_rate = l->churn_rate = l->relay_rate = 0;
         break;
+    case CLIENT_CMD_STORM: client_storm(l, now); break;
     case CLIENT_CMD_FINISH: client_finish(l); return;
     }
     client_retime(l);
@@ -929,6 +977,7 @@ client_loop_t *client_loop_new(const client_conf_t *conf, uint32_t first,
 
         c->loop = l;
         c->index = first + i;
+        c->target = (uint8_t)(c->index % conf->ntargets);
         wsframe_reader_init(&c->rd);
         if (conf->proto == CLIENT_PROTO_GW)
             c->identify = client_identify_text(conf, c->index);

@@ -6,7 +6,9 @@
  * up to the backends and their answers timed (relay.h).
  *
  * Client i (a global index) is user "u<i>" and, when the run has guilds,
- * member of guild "g<i / members>". Every figure is kept in the loop's own
+ * member of guild "g<i / members>". With several targets (presence's
+ * instances) client i connects to target i % n first, and each storm
+ * moves it to the next. Every figure is kept in the loop's own
  * counters and histograms; another thread takes them with
  * client_loop_collect(), which is the only lock on the path.
  */
@@ -23,11 +25,19 @@ typedef enum {
     CLIENT_PROTO_NCHAN, /* nchan: subscribed once upgraded to /sub/<guild> */
 } client_proto_t;
 
-/* What every client of a run shares; read-only once the loops start. */
-typedef struct client_conf {
-    struct sockaddr_in target;
+#define CLIENT_MAX_TARGETS 8
+
+/* A server the clients connect to. */
+typedef struct client_target {
+    struct sockaddr_in addr;
     char host[64];  /* Host header, "127.0.0.1:PORT" */
     char path[128]; /* request path; nchan: prefix the guild id follows */
+} client_target_t;
+
+/* What every client of a run shares; read-only once the loops start. */
+typedef struct client_conf {
+    client_target_t target[CLIENT_MAX_TARGETS];
+    uint32_t ntargets; /* at least 1 */
     client_proto_t proto;
     const char *jwt_secret;
     uint32_t guilds;           /* 0 = sessions join no guild */
@@ -44,6 +54,9 @@ typedef enum {
     CLIENT_CMD_CHURN,   /* drop and reconnect rate x sessions per second */
     CLIENT_CMD_RELAY,   /* send relay requests at rate per second */
     CLIENT_CMD_QUIET,   /* stop typing, churn and requests */
+    CLIENT_CMD_STORM,   /* abort every identified session (a reset, as a
+                           network loss would) and reconnect it at once to
+                           the next target */
     CLIENT_CMD_FINISH,  /* close every connection and end the thread */
 } client_op_t;
 

@@ -40,7 +40,8 @@ static const opt_t opts_table[] = {
          "unfinished handshakes per client loop"),
     OPTN("duration", OPT_DOUBLE, duration, "10", 0, 3600,
          "seconds of the measured phase (idle hold, fanout publishing, "
-         "typing, reconnect churn)"),
+         "typing, reconnect churn; presence: watched after the storm "
+         "settled, for late announcements: longer than the offline grace)"),
     OPTN("procs", OPT_LONG, procs, "0", 0, 32,
          "client processes; 0 = one per 15,000 sessions (20,000 open files "
          "each)"),
@@ -52,13 +53,17 @@ static const opt_t opts_table[] = {
          "choose"),
     OPTN("stage-timeout-ms", OPT_LONG, stage_timeout_ms, "10000", 1, 6e5,
          "time each handshake stage may take before it counts as failed"),
-    OPT("target", OPT_STR, target, NULL,
+    OPT("target", OPT_LIST, target, NULL,
         "ws://127.0.0.1:PORT[/path] of a running server; default: start "
-        "--gatewayd"),
+        "--gatewayd. presence: repeat it for each instance (at most 8)"),
+    OPT("http-url", OPT_LIST, http_url, NULL,
+        "http://127.0.0.1:PORT of each --target's HTTP API, in the same "
+        "order (presence: GET /presence and /stats)"),
     OPT("proto", OPT_STR, proto, "gw",
         "gw (ready/identify/heartbeat) or nchan (/sub/<guild>, no identify)"),
-    OPTN("pid", OPT_LONG, pid, "0", 0, 4194304,
-         "PID of the --target server (and its children) for CPU and RSS"),
+    OPTN("pid", OPT_LIST, pid, NULL, 1, 4194304,
+         "PID of the --target server (and its children) for CPU and RSS; "
+         "presence: one per --target, their sum is the server's"),
     OPT("gatewayd", OPT_STR, gatewayd, "./gatewayd", "daemon binary to start"),
     OPTN("workers", OPT_LONG, workers, "0", 0, 256,
          "server.workers of the started daemon; 0 = one per core"),
@@ -70,7 +75,8 @@ static const opt_t opts_table[] = {
         "extra key=value for the started daemon's -s (repeatable)"),
     OPT("jwt-secret", OPT_STR, jwt_secret, "gwbench-secret",
         "HS256 key of the identify tokens"),
-    OPTN("guilds", OPT_LONG, guilds, "50", 1, 1e5, "guilds (fanout, typing)"),
+    OPTN("guilds", OPT_LONG, guilds, "50", 1, 1e5,
+         "guilds (fanout, typing; presence: the sessions share them)"),
     OPTN("members", OPT_LONG, members, "100", 1, 1e6,
          "sessions per guild (fanout, typing)"),
     OPTN("event-rate", OPT_DOUBLE, event_rate, "1000", 0, 1e6,
@@ -109,6 +115,16 @@ static const opt_t opts_table[] = {
          "typing.start sent per second over all sessions"),
     OPTN("churn", OPT_DOUBLE, churn, "5", 0, 100,
          "percent of the sessions dropped and reconnected per second"),
+    OPTN("settle-timeout", OPT_DOUBLE, settle_timeout, "30", 1, 600,
+         "presence: most seconds each step may take (the connects, the "
+         "cluster view settling, the reconnects, the quiet before the "
+         "storm)"),
+    OPTN("redis-pid", OPT_LONG, redis_pid, "0", 0, 4194304,
+         "presence: PID of the redis-server the --target instances share, "
+         "for its CPU (the one gwbench starts is measured anyway)"),
+    OPTN("presence-ttl-ms", OPT_LONG, presence_ttl_ms, "15000", 1000, 3.6e6,
+         "presence: the instances' presence.instance_ttl_ms, from which "
+         "their liveness calls in Redis (one per quarter) are estimated"),
     OPT("json", OPT_STR, json, NULL, "write the JSON report here, not stdout"),
     OPT("plot", OPT_STR, plot, NULL,
         "draw latency percentiles and deliveries over time (PNG, gnuplot)"),
@@ -134,6 +150,25 @@ static int opts_in_bounds(opts_t *o, const opt_t *t)
     return v >= t->lo && v <= t->hi;
 }
 
+/* Appends v to a repeatable flag's list; a list with bounds holds
+ * integers within them. */
+static int opts_list_add(const opt_t *t, opts_list_t *l, const char *v)
+{
+    char *end;
+    long n;
+
+    if (l->n == OPTS_MAX_LIST)
+        return -1;
+    if (t->hi > t->lo) {
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || n < t->lo || n > t->hi)
+            return -1;
+    }
+    l->v[l->n++] = v;
+    return 0;
+}
+
 static int opts_set(opts_t *o, const opt_t *t, const char *v)
 {
     void *f = opts_field(o, t);
@@ -145,11 +180,7 @@ static int opts_set(opts_t *o, const opt_t *t, const char *v)
     case OPT_DOUBLE: *(double *)f = strtod(v, &end); break;
     case OPT_STR: *(const char **)f = v; return 0;
     case OPT_FLAG: *(int *)f = 1; return 0;
-    case OPT_LIST:
-        if (o->ngw_set == OPTS_MAX_GW_SET)
-            return -1;
-        o->gw_set[o->ngw_set++] = v;
-        return 0;
+    case OPT_LIST: return opts_list_add(t, f, v);
     }
     if (errno != 0 || end == v || *end != '\0')
         return -1;
@@ -225,10 +256,21 @@ void opts_usage(void)
     }
 }
 
+/* A list as a JSON array: numbers when it has bounds, else strings. */
+static cJSON *opts_list_json(const opt_t *t, const opts_list_t *l)
+{
+    cJSON *a = cJSON_CreateArray();
+
+    for (size_t i = 0; i < l->n; i++)
+        cJSON_AddItemToArray(a, t->hi > t->lo
+                                    ? cJSON_CreateNumber(atof(l->v[i]))
+                                    : cJSON_CreateString(l->v[i]));
+    return a;
+}
+
 static void opts_field_json(cJSON *obj, const opts_t *o, const opt_t *t)
 {
     const void *f = (const char *)o + t->offset;
-    cJSON *list;
 
     switch (t->type) {
     case OPT_LONG:
@@ -243,9 +285,7 @@ static void opts_field_json(cJSON *obj, const opts_t *o, const opt_t *t)
         break;
     case OPT_FLAG: cJSON_AddBoolToObject(obj, t->name, *(const int *)f); break;
     case OPT_LIST:
-        list = cJSON_AddArrayToObject(obj, t->name);
-        for (size_t i = 0; i < o->ngw_set; i++)
-            cJSON_AddItemToArray(list, cJSON_CreateString(o->gw_set[i]));
+        cJSON_AddItemToObject(obj, t->name, opts_list_json(t, f));
         break;
     }
 }

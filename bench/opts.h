@@ -8,7 +8,13 @@
 
 #include <stddef.h>
 
-#define OPTS_MAX_GW_SET 16
+#define OPTS_MAX_LIST 16
+
+/* A repeatable flag's values, in the order given. */
+typedef struct opts_list {
+    const char *v[OPTS_MAX_LIST];
+    size_t n;
+} opts_list_t;
 
 typedef struct opts {
     /* sessions */
@@ -22,15 +28,16 @@ typedef struct opts {
     long src_addrs;        /* source addresses 127.0.0.2 ...; 0 = kernel's */
     long stage_timeout_ms; /* budget of each handshake stage */
     /* server */
-    const char *target; /* ws://127.0.0.1:PORT[/path]; NULL = start gatewayd */
-    const char *proto;  /* "gw" or "nchan" */
-    long pid;           /* external server's PID, for /proc figures */
+    opts_list_t target;   /* ws://127.0.0.1:PORT[/path]; none = start
+                             gatewayd; several: presence's instances */
+    opts_list_t http_url; /* http://127.0.0.1:PORT of each target's API */
+    const char *proto;    /* "gw" or "nchan" */
+    opts_list_t pid;      /* each target's PID, for /proc figures */
     const char *gatewayd;
     long workers;
     long heartbeat_ms;
     long typing_limit;
-    const char *gw_set[OPTS_MAX_GW_SET]; /* extra -s key=value */
-    size_t ngw_set;
+    opts_list_t gw_set; /* extra -s key=value */
     const char *jwt_secret;
     /* fanout and typing */
     long guilds;
@@ -50,6 +57,10 @@ typedef struct opts {
     double drain;
     double typing_rate;
     double churn;
+    /* presence */
+    double settle_timeout; /* most seconds of each step */
+    long redis_pid;        /* the instances' redis-server, for its CPU */
+    long presence_ttl_ms;  /* the instances' presence.instance_ttl_ms */
     /* output */
     const char *json;
     const char *plot;

@@ -102,19 +102,36 @@ static cJSON *report_series(const run_t *r)
     return a;
 }
 
+/* The instances of a run that has several, as their WebSocket URLs. */
+static cJSON *report_instances(const target_t *t)
+{
+    cJSON *a = cJSON_CreateArray();
+    char url[256];
+
+    for (unsigned i = 0; i < t->ninst; i++) {
+        snprintf(url, sizeof(url), "ws://%s:%d%s", t->inst[i].host,
+                 t->inst[i].ws_port, t->inst[i].path);
+        cJSON_AddItemToArray(a, cJSON_CreateString(url));
+    }
+    return a;
+}
+
 static cJSON *report_server(const run_t *r)
 {
     cJSON *s = cJSON_CreateObject();
     char url[256];
 
-    cJSON_AddStringToObject(s, "kind", r->o->target ? "external" : "gatewayd");
+    cJSON_AddStringToObject(s, "kind",
+                            r->o->target.n > 0 ? "external" : "gatewayd");
     snprintf(url, sizeof(url), "ws://%s:%d%s", r->tgt.host, r->tgt.ws_port,
              r->tgt.path);
     cJSON_AddStringToObject(s, "url", url);
     if (r->tgt.pid > 0)
         cJSON_AddNumberToObject(s, "pid", r->tgt.pid);
-    if (!r->o->target)
+    if (r->o->target.n == 0)
         cJSON_AddStringToObject(s, "binary", r->o->gatewayd);
+    if (r->tgt.ninst > 1)
+        cJSON_AddItemToObject(s, "instances", report_instances(&r->tgt));
     if (r->tgt.redis_port > 0)
         cJSON_AddNumberToObject(s, "redis_port", r->tgt.redis_port);
     return s;
@@ -175,7 +192,7 @@ static void report_summary(const run_t *r)
 {
     fprintf(stderr, "gwbench %s: %s (%s)\n", r->scenario,
             r->failed ? "FAILED" : "ok",
-            r->o->target ? r->o->target : r->o->gatewayd);
+            r->o->target.n > 0 ? r->o->target.v[0] : r->o->gatewayd);
     report_print(r->results, 0);
 }
 

@@ -70,6 +70,25 @@ static void run_report_cb(void *ud, const pool_report_t *rep)
     r->win.open = r->total.open;
 }
 
+/* The servers' CPU and memory: every instance with a known PID, each
+ * with its descendants, summed. Returns 0, or -1 when one is unknown or
+ * unreadable. */
+static int run_srv_sample(const run_t *r, proc_sample_t *s)
+{
+    proc_sample_t one;
+
+    memset(s, 0, sizeof(*s));
+    if (r->tgt.ninst == 0)
+        return r->tgt.pid > 0 ? proc_read_tree(r->tgt.pid, s) : -1;
+    for (unsigned i = 0; i < r->tgt.ninst; i++) {
+        if (r->tgt.inst[i].pid <= 0 ||
+            proc_read_tree(r->tgt.inst[i].pid, &one) != 0)
+            return -1;
+        proc_add(s, &one);
+    }
+    return 0;
+}
+
 static void run_tick_cb(uv_timer_t *t)
 {
     run_t *r = t->data;
@@ -77,8 +96,7 @@ static void run_tick_cb(uv_timer_t *t)
     proc_sample_t s;
     run_second_t *sec;
 
-    if (now < r->t0 + 1000000 || r->tgt.pid <= 0 ||
-        proc_read_tree(r->tgt.pid, &s) != 0) {
+    if (now < r->t0 + 1000000 || run_srv_sample(r, &s) != 0) {
         report_progress(r);
         return;
     }
@@ -212,7 +230,7 @@ void run_mark(run_t *r, run_mark_t *m)
     memset(m, 0, sizeof(*m));
     m->t_us = util_now_us();
     m->c = r->total.c;
-    m->srv_ok = r->tgt.pid > 0 && proc_read_tree(r->tgt.pid, &m->srv) == 0;
+    m->srv_ok = run_srv_sample(r, &m->srv) == 0;
     run_gen_sample(r, &m->gen);
     m->steal_s = proc_steal_s();
 }
@@ -287,20 +305,30 @@ cJSON *run_counters_json(const stats_counters_t *a, const stats_counters_t *b)
     return o;
 }
 
-/* Fills the clients' view of the target. */
+/* The clients' view of one server. */
+static void run_client_target(client_target_t *ct, const target_inst_t *in,
+                              client_proto_t proto)
+{
+    uv_ip4_addr(in->host, in->ws_port, &ct->addr);
+    snprintf(ct->host, sizeof(ct->host), "%s:%d", in->host, in->ws_port);
+    snprintf(ct->path, sizeof(ct->path), "%s", in->path);
+    if (proto == CLIENT_PROTO_NCHAN && strcmp(ct->path, "/") == 0)
+        snprintf(ct->path, sizeof(ct->path), "/sub/");
+}
+
+/* Fills the clients' view of the targets. */
 static void run_client_conf(run_t *r, uint32_t guilds, uint32_t members)
 {
     client_conf_t *c = &r->cconf;
     const opts_t *o = r->o;
 
     memset(c, 0, sizeof(*c));
-    uv_ip4_addr(r->tgt.host, r->tgt.ws_port, &c->target);
-    snprintf(c->host, sizeof(c->host), "%s:%d", r->tgt.host, r->tgt.ws_port);
-    snprintf(c->path, sizeof(c->path), "%s", r->tgt.path);
     c->proto =
         strcmp(o->proto, "nchan") == 0 ? CLIENT_PROTO_NCHAN : CLIENT_PROTO_GW;
-    if (c->proto == CLIENT_PROTO_NCHAN && strcmp(c->path, "/") == 0)
-        snprintf(c->path, sizeof(c->path), "/sub/");
+    c->ntargets =
+        r->tgt.ninst < CLIENT_MAX_TARGETS ? r->tgt.ninst : CLIENT_MAX_TARGETS;
+    for (uint32_t i = 0; i < c->ntargets; i++)
+        run_client_target(&c->target[i], &r->tgt.inst[i], c->proto);
     c->jwt_secret = o->jwt_secret;
     c->guilds = guilds;
     c->members = members;

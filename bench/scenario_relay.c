@@ -52,7 +52,7 @@ static cJSON *relay_gw_stats(const run_t *r)
     static char body[RELAY_STATS_MAX];
     cJSON *doc, *totals;
 
-    if (r->tgt.http_port == 0 || r->o->target != NULL ||
+    if (r->tgt.http_port == 0 || r->o->target.n > 0 ||
         target_http_get(&r->tgt, "/stats", body, sizeof(body), 1000) != 200)
         return NULL;
     doc = cJSON_Parse(body);

@@ -50,7 +50,7 @@ typedef struct stats_hist {
     X(typing_limited, "typing.start answered rate_limited")                    \
     X(errors, "other error events received")                                   \
     X(protocol_errors, "malformed frames from the server")                     \
-    X(drops, "sessions dropped on purpose (reconnect churn)")                  \
+    X(drops, "sessions dropped on purpose (reconnect churn, storm)")           \
     X(relay_sent, "relay requests sent")                                       \
     X(relay_answered, "relay requests answered (also deliveries)")             \
     X(relay_unavailable, "relay requests answered error unavailable")          \
@@ -59,7 +59,9 @@ typedef struct stats_hist {
     X(relay_other_error, "relay requests answered another error")              \
     X(relay_unmatched, "relay answers naming no pending request")              \
     X(relay_misrouted, "relay answers on another session than the sender")     \
-    X(relay_expired, "relay requests given up when their slot was reused")
+    X(relay_expired, "relay requests given up when their slot was reused")     \
+    X(presence_online, "presence.update online received")                      \
+    X(presence_offline, "presence.update offline received")
 
 typedef struct stats_counters {
 #define STATS_FIELD(name, doc) uint64_t name;

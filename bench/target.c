@@ -82,23 +82,46 @@ static ssize_t target_exchange(int fd, const char *req, char *out, size_t cap)
     return (ssize_t)have;
 }
 
-int target_http_get(const target_t *t, const char *path, char *out, size_t cap,
-                    int timeout_ms)
+/* GET path from host:port (with X-API-Key unless api_key is NULL); the
+ * body replaces the response in out. Returns the HTTP status, or -1. */
+static int target_get(const char *host, int port, const char *path,
+                      const char *api_key, char *out, size_t cap,
+                      int timeout_ms)
 {
-    char req[256], *body;
-    int fd = target_dial(t->host, t->http_port, timeout_ms), status = -1;
+    char req[2048], key[160] = "", *body;
+    int fd, status = -1, n;
 
-    if (fd < 0)
+    if (api_key != NULL)
+        snprintf(key, sizeof(key), "X-API-Key: %s\r\n", api_key);
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%sConnection: close\r\n"
+                 "\r\n",
+                 path, host, port, key);
+    if (n < 0 || (size_t)n >= sizeof(req) ||
+        (fd = target_dial(host, port, timeout_ms)) < 0)
         return -1;
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
-             t->host);
     if (target_exchange(fd, req, out, cap) > 12 &&
         sscanf(out, "HTTP/1.%*d %d", &status) == 1 &&
         (body = strstr(out, "\r\n\r\n")) != NULL)
         memmove(out, body + 4, strlen(body + 4) + 1);
     close(fd);
     return status;
+}
+
+int target_http_get(const target_t *t, const char *path, char *out, size_t cap,
+                    int timeout_ms)
+{
+    return target_get(t->host, t->http_port, path, NULL, out, cap, timeout_ms);
+}
+
+int target_http_get_inst(const target_t *t, unsigned i, const char *path,
+                         const char *api_key, char *out, size_t cap,
+                         int timeout_ms)
+{
+    if (i >= t->ninst || t->inst[i].http_port == 0)
+        return -1;
+    return target_get(t->inst[i].host, t->inst[i].http_port, path, api_key, out,
+                      cap, timeout_ms);
 }
 
 static int target_redis_ping(const target_t *t)
@@ -480,7 +503,7 @@ static int target_gw_ready(const target_t *t)
 static int target_start_gatewayd(target_t *t, const opts_t *o)
 {
     char conf[128];
-    char *argv[4 + 2 * OPTS_MAX_GW_SET];
+    char *argv[4 + 2 * OPTS_MAX_LIST];
     int argc = 0;
 
     t->ws_port = target_free_port();
@@ -491,9 +514,9 @@ static int target_start_gatewayd(target_t *t, const opts_t *o)
     argv[argc++] = (char *)o->gatewayd;
     argv[argc++] = "-c";
     argv[argc++] = conf;
-    for (size_t i = 0; i < o->ngw_set; i++) {
+    for (size_t i = 0; i < o->gw_set.n; i++) {
         argv[argc++] = "-s";
-        argv[argc++] = (char *)o->gw_set[i];
+        argv[argc++] = (char *)o->gw_set.v[i];
     }
     argv[argc] = NULL;
     if ((t->gw_pid = target_spawn(argv, NULL, 0, t->dir, "gatewayd.log")) < 0)
@@ -533,17 +556,52 @@ static int target_parse_url(const char *url, const char *scheme, char *host,
     return 0;
 }
 
+/* Instance i of the --target, --http-url and --pid lists. */
+static int target_external_inst(target_t *t, const opts_t *o, unsigned i)
+{
+    target_inst_t *in = &t->inst[i];
+    char host[64], path[128];
+
+    if (target_parse_url(o->target.v[i], "ws://", in->host, sizeof(in->host),
+                         &in->ws_port, in->path, sizeof(in->path)) != 0) {
+        util_warn("--target must be ws://127.x.y.z:PORT[/path]");
+        return -1;
+    }
+    if (i < o->http_url.n &&
+        (target_parse_url(o->http_url.v[i], "http://", host, sizeof(host),
+                          &in->http_port, path, sizeof(path)) != 0 ||
+         strcmp(host, in->host) != 0)) {
+        util_warn("--http-url must be http://HOST:PORT on its --target's "
+                  "host");
+        return -1;
+    }
+    if (i < o->pid.n)
+        in->pid = (pid_t)atol(o->pid.v[i]);
+    return 0;
+}
+
+/* Every --target is an instance; the first also fills t's own fields. */
 static int target_external(target_t *t, const opts_t *o)
 {
     char host[64];
     int port;
 
-    if (target_parse_url(o->target, "ws://", t->host, sizeof(t->host),
-                         &t->ws_port, t->path, sizeof(t->path)) != 0) {
-        util_warn("--target must be ws://127.x.y.z:PORT[/path]");
+    if (o->target.n > TARGET_MAX_INST ||
+        (o->http_url.n > 0 && o->http_url.n != o->target.n) ||
+        (o->pid.n > 0 && o->pid.n != o->target.n)) {
+        util_warn("at most %d --target, and as many --http-url and --pid "
+                  "when given",
+                  TARGET_MAX_INST);
         return -1;
     }
-    t->pid = (pid_t)o->pid;
+    for (t->ninst = 0; t->ninst < o->target.n; t->ninst++)
+        if (target_external_inst(t, o, t->ninst) != 0)
+            return -1;
+    snprintf(t->host, sizeof(t->host), "%s", t->inst[0].host);
+    snprintf(t->path, sizeof(t->path), "%s", t->inst[0].path);
+    t->ws_port = t->inst[0].ws_port;
+    t->pid = t->inst[0].pid;
+    t->http_port = t->inst[0].http_port;
     if (o->publish_url == NULL)
         return 0;
     if (target_parse_url(o->publish_url, "http://", host, sizeof(host), &port,
@@ -592,7 +650,7 @@ static int target_redis(target_t *t, const opts_t *o)
  * one would have no consumer. */
 static int target_amqp(target_t *t, const opts_t *o)
 {
-    if (o->amqp == NULL && o->target != NULL) {
+    if (o->amqp == NULL && o->target.n > 0) {
         util_warn("--via amqp with --target needs --amqp HOST:PORT, the "
                   "broker that server consumes from");
         return -1;
@@ -625,9 +683,17 @@ int target_open(target_t *t, const opts_t *o, int broker)
         return -1;
     if (broker == TARGET_BROKER_AMQP && target_amqp(t, o) != 0)
         return -1;
-    if (o->target != NULL)
+    if (o->target.n > 0)
         return target_external(t, o);
-    return target_start_gatewayd(t, o);
+    if (target_start_gatewayd(t, o) != 0)
+        return -1;
+    t->ninst = 1;
+    snprintf(t->inst[0].host, sizeof(t->inst[0].host), "%s", t->host);
+    snprintf(t->inst[0].path, sizeof(t->inst[0].path), "%s", t->path);
+    t->inst[0].ws_port = t->ws_port;
+    t->inst[0].http_port = t->http_port;
+    t->inst[0].pid = t->pid;
+    return 0;
 }
 
 int target_alive(target_t *t)

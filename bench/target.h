@@ -29,6 +29,17 @@
 #define TARGET_BROKER_REDIS 1
 #define TARGET_BROKER_AMQP 2
 
+#define TARGET_MAX_INST 8 /* instances of one run (presence) */
+
+/* One server of a run: the first is also in target_t's own fields. */
+typedef struct target_inst {
+    char host[64];  /* always loopback */
+    int ws_port;    /* WebSocket port */
+    char path[128]; /* WebSocket path */
+    int http_port;  /* HTTP API port; 0 = none */
+    pid_t pid;      /* for /proc; 0 = unknown */
+} target_inst_t;
+
 typedef struct target {
     char host[64];  /* server address, always loopback */
     int ws_port;    /* WebSocket port */
@@ -47,10 +58,13 @@ typedef struct target {
     pid_t epmd_pid;   /* its private epmd, or 0 */
     char dir[64];     /* config and logs of what we started */
     int keep;         /* leave dir behind */
+    target_inst_t inst[TARGET_MAX_INST]; /* every --target, or ours */
+    unsigned ninst;
 } target_t;
 
-/* Sets up t from the options: parses --target, --redis, --amqp and
- * --publish-url, or starts gatewayd (and redis-server or rabbitmq-server,
+/* Sets up t from the options: parses --target (each one an instance, with
+ * its --http-url and --pid), --redis, --amqp and --publish-url, or starts
+ * gatewayd (and redis-server or rabbitmq-server,
  * after broker, a TARGET_BROKER_*) on free ports. Returns 0, or -1 after a
  * message (call target_close() either way). */
 int target_open(target_t *t, const opts_t *o, int broker);
@@ -62,6 +76,12 @@ int target_alive(target_t *t);
  * the HTTP status, or -1. Blocking, bounded by timeout_ms. */
 int target_http_get(const target_t *t, const char *path, char *out, size_t cap,
                     int timeout_ms);
+
+/* The same from instance i's HTTP API, with X-API-Key: api_key unless it
+ * is NULL. */
+int target_http_get_inst(const target_t *t, unsigned i, const char *path,
+                         const char *api_key, char *out, size_t cap,
+                         int timeout_ms);
 
 /* Stops what target_open() started and removes its directory. */
 void target_close(target_t *t);
