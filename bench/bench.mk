@@ -13,6 +13,9 @@
 #   make bench/parsecost  a callgrind subject: the broker's parse per event
 #   make bench-cost    callgrind instructions per delivery of the fan-out
 #                      path (bench/fanoutcost.sh, about 15 s)
+#   make bench-presence a reconnect storm on three instances sharing one
+#                      Redis: presence view settling, announcements, Redis
+#                      calls per session change (bench/presence.sh, ~20 s)
 #
 # `make unit` (and so `make test`) already builds and runs
 # $(B)/test_bench_*: UNITBIN takes every test/unit/test_*.c, and the rule
@@ -81,6 +84,14 @@ bench-compare: bench-deps
 bench-sweep: bench-deps
 	$(MAKE) FLAVOR=release gatewayd bench/gwbench
 	./bench/sweep.sh
+
+# A reconnect storm on three gatewayd sharing one Redis (presence), on the
+# same release build. The script takes no lock itself: it runs under
+# /tmp/gw-measure.lock here (bench/presence.sh, about 20 s).
+.PHONY: bench-presence
+bench-presence: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	flock -w 600 /tmp/gw-measure.lock ./bench/presence.sh
 
 bench-format:
 	clang-format -i bench/*.c bench/*.h test/unit/test_bench_*.c

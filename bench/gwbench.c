@@ -19,23 +19,30 @@ typedef struct gwbench_cmd {
     const char *name;
     int (*run)(const opts_t *o);
     const char *what;
+    int instances; /* takes several --target: a cluster */
 } gwbench_cmd_t;
 
 static const gwbench_cmd_t gwbench_cmds[] = {
     {"connect", scenario_connect,
-     "N clients connect, upgrade and identify at --rate"},
+     "N clients connect, upgrade and identify at --rate", 0},
     {"idle", scenario_idle,
-     "N identified sessions held --duration s: server RSS and CPU"},
+     "N identified sessions held --duration s: server RSS and CPU", 0},
     {"fanout", scenario_fanout,
      "--guilds x --members sessions, --event-rate events/s --via "
-     "redis|http|amqp"},
+     "redis|http|amqp",
+     0},
     {"typing", scenario_typing,
-     "guild members send typing.start at --typing-rate, relayed"},
+     "guild members send typing.start at --typing-rate, relayed", 0},
     {"reconnect", scenario_reconnect,
-     "drop and reconnect --churn % of N sessions per second"},
+     "drop and reconnect --churn % of N sessions per second", 0},
     {"relay", scenario_relay,
      "N sessions send requests at --rate/s up through RabbitMQ to an echo "
-     "backend: round trips"},
+     "backend: round trips",
+     0},
+    {"presence", scenario_presence,
+     "N users over the --target instances: the cluster's presence view "
+     "after connects and after a reconnect storm",
+     1},
 };
 
 #define GWBENCH_NCMDS (sizeof(gwbench_cmds) / sizeof(gwbench_cmds[0]))
@@ -75,9 +82,15 @@ int main(int argc, char **argv)
         gwbench_usage();
         return rc > 0 ? 0 : 2;
     }
-    for (size_t i = 0; i < GWBENCH_NCMDS; i++)
-        if (strcmp(argv[1], gwbench_cmds[i].name) == 0)
-            return gwbench_cmds[i].run(&o);
+    for (size_t i = 0; i < GWBENCH_NCMDS; i++) {
+        if (strcmp(argv[1], gwbench_cmds[i].name) != 0)
+            continue;
+        if (o.target.n > 1 && !gwbench_cmds[i].instances) {
+            fprintf(stderr, "gwbench: %s takes one --target\n", argv[1]);
+            return 2;
+        }
+        return gwbench_cmds[i].run(&o);
+    }
     gwbench_usage();
     return 2;
 }

@@ -27,4 +27,9 @@ int scenario_reconnect(const opts_t *o);
  * each; round trips timed. */
 int scenario_relay(const opts_t *o);
 
+/* N users over one or more instances: how long the cluster's presence
+ * view takes to settle after the connects and after a reconnect storm,
+ * what the storm announced, and the Redis calls per session change. */
+int scenario_presence(const opts_t *o);
+
 #endif

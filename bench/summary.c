@@ -69,6 +69,16 @@ static const summary_scenario_t summary_table[] = {
       {"p50_ms", "drop_to_identified.p50_ms"},
       {"p99_ms", "drop_to_identified.p99_ms"},
       {"srv_cpu%", "server_cpu_pct"}}},
+    {"presence",
+     {{"sessions", "sessions"},
+      {"instances", "instances"},
+      {"settle_s", "connect.settle_s"},
+      {"storm_identify_s", "storm.identify_s"},
+      {"storm_settle_s", "storm.settle_s"},
+      {"offline", "storm.offline_received"},
+      {"online", "storm.online_received"},
+      {"cmd/change", "storm.redis_to_settle.commands_per_change"},
+      {"cmd/change_grace", "storm.redis_with_grace.commands_per_change"}}},
 };
 
 static const cJSON *summary_get(const cJSON *obj, const char *path)
