@@ -655,10 +655,11 @@ static void broker_stop_cb(uv_async_t *h)
 
     if (atomic_load(&b->phase) == BROKER_QUIESCED) {
         gw_http_server_close(b->http);
-        gw_redis_stop(b->redis);
-        /* After the link: its script calls have all been answered. */
+        /* Before the link, whose calls in flight then answer into
+         * nothing; presence is freed on a later turn. */
         if (b->presence != NULL)
             gw_presence_stop(b->presence);
+        gw_redis_stop(b->redis);
         uv_close((uv_handle_t *)&b->census_timer, NULL);
         gw_amqp_stop(b->amqp);
         uv_sem_post(&b->quiesced);

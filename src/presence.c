@@ -23,13 +23,35 @@ static const char presence_lua[] =
 #define PRESENCE_ENTRY_OF(key)                                                 \
     ((presence_entry_t *)((char *)(key)-offsetof(presence_entry_t, id)))
 
-/* A user of this instance, in the table kept while Redis is away. */
+/* A user of this instance, in the table kept while Redis is away: 7
+ * bytes and the id, so that 24-byte ids still fit a 32-byte chunk. */
 typedef struct presence_entry {
-    uint32_t holders;  /* workers holding a session of the user */
-    uint32_t sessions; /* on all of them */
-    int pending;       /* offline is pending: the grace runs */
+    uint32_t sessions; /* on all of the workers */
+    uint16_t holders;  /* workers holding a session (server.workers <= 256) */
+    uint8_t pending;   /* offline is pending: the grace runs */
     char id[];
 } presence_entry_t;
+
+/* What a holder reports to Redis, queued so that one script call carries
+ * many, in order (a connect storm costs a call per loop turn, not one per
+ * session). */
+typedef enum presence_op_kind {
+    PRESENCE_CHANGE, /* a user's sessions on the holder changed */
+    PRESENCE_SETTLE, /* a grace is over */
+    PRESENCE_PRUNE,  /* the end of the holder's census */
+} presence_op_kind_t;
+
+typedef struct presence_op {
+    struct presence_op *next;
+    presence_op_kind_t kind;
+    int worker;   /* the holder */
+    uint32_t n;   /* change: its sessions of the user now */
+    int flag;     /* change: a census report; settle: begun without Redis */
+    char tag[48]; /* change, prune: the census tag */
+    char *user;   /* owned; NULL for a prune */
+    char *guilds; /* owned: change: the union; settle: what to announce
+                     if Redis cannot decide */
+} presence_op_t;
 
 /* An offline waiting out its grace. */
 typedef struct presence_grace {
@@ -58,6 +80,10 @@ struct gw_presence {
     uv_timer_t grace_timer;          /* the first grace's due time */
     uv_timer_t beat_timer;           /* liveness, and reaping the dead */
     uv_timer_t ready_timer;          /* answers made here, next turn */
+    uv_timer_t flush_timer;          /* sends the queued ops, next turn */
+    presence_op_t *ops, *ops_last;   /* queued, owned */
+    int batches;                     /* script calls of ops in flight */
+    int stopping;                    /* answers change nothing any more */
     struct presence_call *ready;     /* those answers, owned */
     int nworkers;                    /* the instance's holders */
     int handles;                     /* open timers; p is freed at 0 */
@@ -159,6 +185,19 @@ static void presence_announce_text(gw_presence_t *p, const char *user,
     cJSON_Delete(doc);
 }
 
+/* Decides a grace without Redis: offline unless the user is back here. */
+static void presence_settle_here(gw_presence_t *p, const char *user,
+                                 const char *guilds)
+{
+    presence_entry_t *e = presence_table_get(p, user);
+
+    if (e != NULL && e->holders > 0)
+        return;
+    if (e != NULL)
+        presence_table_del(p, e);
+    presence_announce_text(p, user, "offline", guilds);
+}
+
 /* ---- script calls ---------------------------------------------------- */
 
 /* One script call in flight, and what its answer needs. */
@@ -201,7 +240,9 @@ static void presence_call_cb(void *data, int status, const char *value,
         answer = gw_json_parse(value, len);
     if (answer == NULL)
         gw_stat_add(p->stats, GW_STAT_PRESENCE_FAILURES, 1);
-    c->done(p, c, answer);
+    /* Once stopping, only a query still hears back (into nothing). */
+    if (!p->stopping || c->cb != NULL)
+        c->done(p, c, answer);
     cJSON_Delete(answer);
     presence_call_free(c);
 }
@@ -260,6 +301,206 @@ static void presence_offline_list(gw_presence_t *p, const cJSON *list,
     }
 }
 
+/* ---- queued ops, sent in batches ------------------------------------ */
+
+#define PRESENCE_BATCH_OPS 256 /* records in one script call */
+#define PRESENCE_BATCHES 4     /* calls of ops in flight; more wait, and grow */
+#define PRESENCE_RETRY_MS 10   /* after Redis's queue refused a call */
+
+static void presence_flush_cb(uv_timer_t *t);
+static void presence_grace_begin(gw_presence_t *p, int worker, const char *user,
+                                 const char *guilds);
+
+static void presence_op_free(presence_op_t *op)
+{
+    free(op->user);
+    free(op->guilds);
+    free(op);
+}
+
+/* Queues an op; the queue is sent on the next loop turn, so that what one
+ * turn brings goes in one call. The new op is p->ops_last, for the caller
+ * to fill in. */
+static void presence_enqueue(gw_presence_t *p, presence_op_kind_t kind,
+                             int worker, const char *user, const char *guilds)
+{
+    presence_op_t *op = gw_calloc(1, sizeof(*op));
+
+    op->kind = kind;
+    op->worker = worker;
+    op->user = user ? gw_strdup(user) : NULL;
+    op->guilds = guilds ? gw_strdup(guilds) : NULL;
+    if (p->ops_last != NULL)
+        p->ops_last->next = op;
+    else
+        p->ops = op;
+    p->ops_last = op;
+    if (!uv_is_active((uv_handle_t *)&p->flush_timer))
+        uv_timer_start(&p->flush_timer, presence_flush_cb, 0, 0);
+}
+
+/* Redis said what one op did; answer is NULL when the call failed. */
+static void presence_op_done(gw_presence_t *p, const presence_op_t *op,
+                             const cJSON *answer)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(answer, "t");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(answer, "g");
+    const char *what = cJSON_IsString(t) ? t->valuestring : "";
+
+    if (answer == NULL && op->kind == PRESENCE_SETTLE)
+        presence_settle_here(p, op->user, op->guilds);
+    else if (strcmp(what, "online") == 0)
+        presence_announce(p, op->user, "online", g);
+    else if (strcmp(what, "grace") == 0)
+        presence_grace_begin(p, op->worker, op->user, op->guilds);
+    else if (strcmp(what, "offline") == 0 && g != NULL)
+        presence_announce(p, op->user, "offline", g);
+    else if (strcmp(what, "offline") == 0)
+        presence_announce_text(p, op->user, "offline", op->guilds);
+    else if (strcmp(what, "gone") == 0)
+        presence_offline_list(p, cJSON_GetObjectItemCaseSensitive(answer, "l"),
+                              GW_STAT_PRESENCE_OFFLINE);
+}
+
+/* Ends a batch: each op with its answer, in order. */
+static void presence_batch_done(gw_presence_t *p, presence_op_t *ops,
+                                const cJSON *answers)
+{
+    const cJSON *a = cJSON_IsArray(answers) ? answers->child : NULL;
+
+    while (ops != NULL) {
+        presence_op_t *next = ops->next;
+        if (!p->stopping)
+            presence_op_done(p, ops, a);
+        if (a != NULL)
+            a = a->next;
+        presence_op_free(ops);
+        ops = next;
+    }
+}
+
+/* A batch in flight. */
+typedef struct presence_batch {
+    gw_presence_t *p;
+    presence_op_t *ops; /* owned */
+} presence_batch_t;
+
+static void presence_flush(gw_presence_t *p);
+
+static void presence_batch_cb(void *data, int status, const char *value,
+                              size_t len)
+{
+    presence_batch_t *b = data;
+    gw_presence_t *p = b->p;
+    cJSON *answers = NULL;
+
+    if (status == 0 && value != NULL)
+        answers = gw_json_parse(value, len);
+    if (!cJSON_IsArray(answers))
+        gw_stat_add(p->stats, GW_STAT_PRESENCE_FAILURES, 1);
+    presence_batch_done(p, b->ops, answers);
+    cJSON_Delete(answers);
+    free(b);
+    p->batches--;
+    if (!p->stopping)
+        presence_flush(p);
+}
+
+/* The words of op, after "batch" and the prefix; holder and n are its
+ * scratch. Returns how many. */
+static int presence_op_words(const gw_presence_t *p, const presence_op_t *op,
+                             const char **w, char *holder, char *n)
+{
+    presence_holder(p, op->worker, holder);
+    w[1] = holder;
+    switch (op->kind) {
+    case PRESENCE_CHANGE:
+        snprintf(n, 16, "%" PRIu32, op->n);
+        w[0] = "change";
+        w[2] = op->user;
+        w[3] = n;
+        w[4] = op->guilds;
+        w[5] = op->tag;
+        w[6] = op->flag ? "1" : "0";
+        return 7;
+    case PRESENCE_SETTLE:
+        w[0] = "settle";
+        w[2] = op->user;
+        w[3] = op->flag ? "1" : "0";
+        return 4;
+    case PRESENCE_PRUNE:
+        w[0] = "prune";
+        w[2] = p->run;
+        w[3] = op->tag;
+        return 4;
+    }
+    return 0;
+}
+
+/* Sends the first k queued ops in one call: 0, or the error of the
+ * call with nothing sent. */
+static int presence_send(gw_presence_t *p, presence_batch_t *b, int k)
+{
+    const char **argv = gw_malloc(sizeof(*argv) * (size_t)(7 * k + 2));
+    char *scratch = gw_malloc((size_t)k * (PRESENCE_HOLDER_MAX + 16));
+    int argc = 2, i = 0, rc;
+
+    argv[0] = "batch";
+    argv[1] = p->cfg->presence_key_prefix;
+    for (presence_op_t *op = b->ops; i < k; op = op->next, i++) {
+        char *h = scratch + (size_t)i * (PRESENCE_HOLDER_MAX + 16);
+        argc +=
+            presence_op_words(p, op, argv + argc, h, h + PRESENCE_HOLDER_MAX);
+    }
+    rc = gw_redis_eval(p->redis, &p->script, argc, argv, presence_batch_cb, b);
+    free(argv);
+    free(scratch);
+    return rc;
+}
+
+/* Sends what is queued, a batch at a time, while few are in flight; the
+ * rest waits for an answer, and makes the next batch bigger. */
+static void presence_flush(gw_presence_t *p)
+{
+    while (p->ops != NULL && p->batches < PRESENCE_BATCHES) {
+        presence_batch_t *b = gw_malloc(sizeof(*b));
+        presence_op_t *last = p->ops;
+        int k = 1, rc;
+
+        while (last->next != NULL && k < PRESENCE_BATCH_OPS) {
+            last = last->next;
+            k++;
+        }
+        *b = (presence_batch_t){p, p->ops};
+        rc = presence_send(p, b, k);
+        if (rc == GW_EFULL) {
+            free(b);
+            uv_timer_start(&p->flush_timer, presence_flush_cb,
+                           PRESENCE_RETRY_MS, 0);
+            return;
+        }
+        p->ops = last->next;
+        if (p->ops == NULL)
+            p->ops_last = NULL;
+        last->next = NULL;
+        gw_stat_add(
+            p->stats,
+            rc == 0 ? GW_STAT_PRESENCE_COMMANDS : GW_STAT_PRESENCE_FAILURES, 1);
+        if (rc == 0) {
+            p->batches++;
+            continue;
+        }
+        /* Redis went away: a census will register everything again. */
+        presence_batch_done(p, b->ops, NULL);
+        free(b);
+    }
+}
+
+static void presence_flush_cb(uv_timer_t *t)
+{
+    presence_flush(t->data);
+}
+
 /* ---- the offline grace ---------------------------------------------- */
 
 static void presence_grace_free(presence_grace_t *g)
@@ -293,47 +534,19 @@ static void presence_grace_begin(gw_presence_t *p, int worker, const char *user,
                        p->cfg->presence_offline_grace_ms, 0);
 }
 
-static void presence_settled(gw_presence_t *p, presence_call_t *c,
-                             cJSON *answer)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(answer, "t");
-    const cJSON *g = cJSON_GetObjectItemCaseSensitive(answer, "g");
-
-    if (!cJSON_IsString(t) || strcmp(t->valuestring, "offline") != 0)
-        return;
-    if (g != NULL)
-        presence_announce(p, c->user, "offline", g);
-    else
-        presence_announce_text(p, c->user, "offline", c->guilds);
-}
-
-/* Decides a grace without Redis: offline unless the user is back here. */
-static void presence_settle_here(gw_presence_t *p, presence_grace_t *g)
-{
-    presence_entry_t *e = presence_table_get(p, g->user);
-
-    if (e != NULL && e->holders > 0)
-        return;
-    if (e != NULL)
-        presence_table_del(p, e);
-    presence_announce_text(p, g->user, "offline", g->guilds);
-}
+static void presence_enqueue(gw_presence_t *p, presence_op_kind_t kind,
+                             int worker, const char *user, const char *guilds);
 
 /* A grace is over: Redis decides whether the user is still gone anywhere,
  * or this instance does while Redis is away. */
 static void presence_settle(gw_presence_t *p, presence_grace_t *g)
 {
-    char holder[PRESENCE_HOLDER_MAX];
-    const char *argv[4] = {"settle", holder, g->user, g->local ? "1" : "0"};
-
     if (!p->up) {
-        presence_settle_here(p, g);
+        presence_settle_here(p, g->user, g->guilds);
         return;
     }
-    presence_holder(p, g->worker, holder);
-    presence_call(
-        p, presence_call_new(presence_settled, g->worker, g->user, g->guilds),
-        4, argv);
+    presence_enqueue(p, PRESENCE_SETTLE, g->worker, g->user, g->guilds);
+    p->ops_last->flag = g->local;
 }
 
 static void presence_grace_cb(uv_timer_t *t)
@@ -355,21 +568,6 @@ static void presence_grace_cb(uv_timer_t *t)
 
 /* ---- reports ---------------------------------------------------------- */
 
-/* Redis says what a change did to the user's count in the cluster. */
-static void presence_changed(gw_presence_t *p, presence_call_t *c,
-                             cJSON *answer)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(answer, "t");
-
-    if (!cJSON_IsString(t))
-        return;
-    if (strcmp(t->valuestring, "online") == 0)
-        presence_announce(p, c->user, "online",
-                          cJSON_GetObjectItemCaseSensitive(answer, "g"));
-    else if (strcmp(t->valuestring, "grace") == 0)
-        presence_grace_begin(p, c->worker, c->user, c->guilds);
-}
-
 /* The record's census tag: this run's, numbered. */
 static void presence_census_tag(const gw_presence_t *p, uint32_t census,
                                 char *out, size_t len)
@@ -382,34 +580,19 @@ static void presence_census_tag(const gw_presence_t *p, uint32_t census,
 static void presence_report_redis(gw_presence_t *p,
                                   const gw_presence_report_t *r)
 {
-    char holder[PRESENCE_HOLDER_MAX], n[16], tag[48];
-    const char *argv[7] = {
-        "change", holder, r->user, n, r->guilds, tag, r->counted ? "1" : "0"};
-
-    presence_holder(p, r->worker, holder);
-    snprintf(n, sizeof(n), "%" PRIu32, r->after);
-    presence_census_tag(p, r->census, tag, sizeof(tag));
-    presence_call(
-        p, presence_call_new(presence_changed, r->worker, r->user, r->guilds),
-        7, argv);
+    presence_enqueue(p, PRESENCE_CHANGE, r->worker, r->user, r->guilds);
+    p->ops_last->n = r->after;
+    p->ops_last->flag = r->counted;
+    presence_census_tag(p, r->census, p->ops_last->tag,
+                        sizeof(p->ops_last->tag));
 }
 
 /* The end of a worker's census: what it did not report is gone. */
-static void presence_pruned(gw_presence_t *p, presence_call_t *c, cJSON *answer)
-{
-    (void)c;
-    presence_offline_list(p, answer, GW_STAT_PRESENCE_OFFLINE);
-}
-
 static void presence_prune(gw_presence_t *p, const gw_presence_report_t *r)
 {
-    char holder[PRESENCE_HOLDER_MAX], tag[48];
-    const char *argv[4] = {"prune", holder, p->run, tag};
-
-    presence_holder(p, r->worker, holder);
-    presence_census_tag(p, r->census, tag, sizeof(tag));
-    presence_call(p, presence_call_new(presence_pruned, r->worker, NULL, NULL),
-                  4, argv);
+    presence_enqueue(p, PRESENCE_PRUNE, r->worker, NULL, NULL);
+    presence_census_tag(p, r->census, p->ops_last->tag,
+                        sizeof(p->ops_last->tag));
 }
 
 /* Without Redis: the instance's own count decides. A census report only
@@ -716,8 +899,10 @@ gw_presence_t *gw_presence_start(uv_loop_t *loop, gw_redis_t *redis,
     uv_timer_init(loop, &p->grace_timer);
     uv_timer_init(loop, &p->beat_timer);
     uv_timer_init(loop, &p->ready_timer);
-    p->grace_timer.data = p->beat_timer.data = p->ready_timer.data = p;
-    p->handles = 3;
+    uv_timer_init(loop, &p->flush_timer);
+    p->grace_timer.data = p->beat_timer.data = p;
+    p->ready_timer.data = p->flush_timer.data = p;
+    p->handles = 4;
     return p;
 }
 
@@ -732,6 +917,7 @@ static void presence_close_cb(uv_handle_t *h)
         p->graces = g->next;
         presence_grace_free(g);
     }
+    presence_batch_done(p, p->ops, NULL);
     if (!p->up)
         presence_table_free(p);
     free(p->instance);
@@ -740,9 +926,11 @@ static void presence_close_cb(uv_handle_t *h)
 
 void gw_presence_stop(gw_presence_t *p)
 {
+    p->stopping = 1;
     /* Queries answered here are answered before the end, as promised. */
     presence_ready_cb(&p->ready_timer);
     uv_close((uv_handle_t *)&p->grace_timer, presence_close_cb);
     uv_close((uv_handle_t *)&p->beat_timer, presence_close_cb);
     uv_close((uv_handle_t *)&p->ready_timer, presence_close_cb);
+    uv_close((uv_handle_t *)&p->flush_timer, presence_close_cb);
 }

@@ -50,22 +50,21 @@ local function move_guilds(U, old, new)
     end
 end
 
-local NONE = '{"t":"none"}'
+local NONE = {t = 'none'}
 
--- A holder reports the sessions of U it holds now (n, the union of their
--- guilds). The answer says what the cluster's total did: "online" when U
--- had no session anywhere and no offline pending, "grace" when this was
--- the last session anywhere (the reporter owns the offline and settles it
--- after the grace), else "none". A census report (ARGV[8] == "1")
--- registers again what an instance held while Redis was away: online
--- only for a user announced offline meanwhile, as a reaped one was.
-local function change()
-    local H, U, n, c = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[7]
-    local census = ARGV[8] == '1'
+-- A holder H reports the sessions of U it holds now: n, and the union of
+-- their guilds (JSON g). The answer says what the cluster's total did:
+-- "online" when U had no session anywhere and no offline pending, "grace"
+-- when this was the last session anywhere (the reporter owns the offline
+-- and settles it after the grace), else "none". A census report (census
+-- "1") registers again what an instance held while Redis was away: online
+-- only for a user announced offline meanwhile, as a reaped one was. c tags
+-- the record with the census it belongs to.
+local function change(H, U, n, g, c, census)
     local hk, uk = P .. 'h:' .. H, P .. 'u:' .. U
     local old = redis.call('HGET', hk, U)
     local oldg = old and cjson.decode(old).g or {}
-    local newg = n > 0 and cjson.decode(ARGV[6]) or {}
+    local newg = n > 0 and cjson.decode(g) or {}
     local before = total(uk)
     move_guilds(U, oldg, newg)
     if n > 0 then
@@ -79,23 +78,22 @@ local function change()
     if before == 0 and after > 0 then
         if redis.call('HDEL', uk, '~') == 1 then return NONE end
         local was_gone = redis.call('DEL', P .. 'gone:' .. U) == 1
-        if census and not was_gone then return NONE end
-        return cjson.encode({t = 'online', g = newg})
+        if census == '1' and not was_gone then return NONE end
+        return {t = 'online', g = newg}
     end
     if before > 0 and after == 0 then
         redis.call('HSET', uk, '~', cjson.encode({h = H, g = oldg}))
         redis.call('HSET', hk, U, cjson.encode({n = 0, g = {}, c = c}))
-        return '{"t":"grace"}'
+        return {t = 'grace'}
     end
     return NONE
 end
 
 -- The grace H started for U is over: offline if H still owns the pending
--- offline and nobody came back. With ARGV[5] == "1" (a grace begun while
--- Redis was away, so never recorded here) offline when U has no session
--- and no pending offline at all.
-local function settle()
-    local H, U, lapse = ARGV[3], ARGV[4], ARGV[5] == '1'
+-- offline and nobody came back. With lapse "1" (a grace begun while Redis
+-- was away, so never recorded here) offline when U has no session and no
+-- pending offline at all.
+local function settle(H, U, lapse)
     local hk, uk = P .. 'h:' .. H, P .. 'u:' .. U
     local rec = redis.call('HGET', hk, U)
     if rec and cjson.decode(rec).n == 0 then redis.call('HDEL', hk, U) end
@@ -104,9 +102,9 @@ local function settle()
         local d = cjson.decode(p)
         if d.h ~= H or total(uk) > 0 then return NONE end
         redis.call('DEL', uk)
-        return cjson.encode({t = 'offline', g = d.g})
+        return {t = 'offline', g = d.g}
     end
-    if lapse and total(uk) == 0 then return '{"t":"offline"}' end
+    if lapse == '1' and total(uk) == 0 then return {t = 'offline'} end
     return NONE
 end
 
@@ -153,18 +151,40 @@ local function beat()
     return cjson.encode(out)
 end
 
--- The end of a census of holder H: what it did not report again (census
--- ARGV[5]) is gone. A pending offline of this run (its census starts with
--- ARGV[4]) is left to the timer that settles it; one of an earlier run of
--- the instance has no timer and is settled now.
-local function prune()
-    local H, run, census, out = ARGV[3], ARGV[4], ARGV[5], {}
+-- The end of a census of holder H: what it did not report again (tagged
+-- census) is gone. A pending offline of this run (its tag starts with
+-- run) is left to the timer that settles it; one of an earlier run of the
+-- instance has no timer and is settled now.
+local function prune(H, run, census)
+    local out = {}
     local recs = redis.call('HGETALL', P .. 'h:' .. H)
     for i = 1, #recs, 2 do
         local r = cjson.decode(recs[i + 1])
         local ours = string.sub(r.c, 1, #run) == run
         if r.c ~= census and not (r.n == 0 and ours) then
             drop(H, recs[i], recs[i + 1], out)
+        end
+    end
+    return {t = 'gone', l = out}
+end
+
+-- What holders report, in the order it happened, many records a call:
+-- "change" H U n g c census, "settle" H U lapse, or "prune" H run census.
+-- Answers one result per record, in order.
+local function batch()
+    local out, i = {}, 3
+    while i <= #ARGV do
+        if ARGV[i] == 'change' then
+            out[#out + 1] = change(ARGV[i + 1], ARGV[i + 2],
+                                   tonumber(ARGV[i + 3]), ARGV[i + 4],
+                                   ARGV[i + 5], ARGV[i + 6])
+            i = i + 7
+        elseif ARGV[i] == 'settle' then
+            out[#out + 1] = settle(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+            i = i + 4
+        else
+            out[#out + 1] = prune(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+            i = i + 4
         end
     end
     return cjson.encode(out)
@@ -198,6 +218,5 @@ local function guild()
     return cjson.encode({online = n, userIds = ids})
 end
 
-local ops = {change = change, settle = settle, beat = beat, prune = prune,
-             users = users, guild = guild}
+local ops = {batch = batch, beat = beat, users = users, guild = guild}
 return ops[op]()

@@ -95,8 +95,9 @@ int gw_presence_users(gw_presence_t *p, const char *const *users, int n,
 int gw_presence_guild(gw_presence_t *p, const char *guild,
                       gw_presence_answer_cb cb, void *data);
 
-/* Closes the timers; p is freed by their close callbacks. Call it after
- * gw_redis_stop, which has answered every script call in flight. */
+/* Closes the timers; p is freed by their close callbacks. Call it before
+ * gw_redis_stop: the script calls that stop answers (as failed) then
+ * change nothing, and p outlives them. */
 void gw_presence_stop(gw_presence_t *p);
 
 #endif
