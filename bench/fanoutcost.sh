@@ -144,6 +144,10 @@ port = $RPORT
 [amqp]
 enabled = false
 
+# Fan-out alone: presence would add its announcements to the deliveries.
+[presence]
+enabled = false
+
 [log]
 level = "warn"
 EOF

@@ -480,7 +480,11 @@ static int target_write_config(const target_t *t, const opts_t *o,
     fprintf(f,
             "[amqp]\nenabled = %s\nhost = \"%s\"\nport = %d\n"
             "exchange = \"%s\"\nupstream_exchange = \"%s\"\n"
-            "durable = false\n\n[log]\nlevel = \"warn\"\n",
+            "durable = false\n\n[log]\nlevel = \"warn\"\n\n"
+            /* The scenarios measure fan-out, memory and relays alone;
+             * presence has its own (bench/presence.sh), and --gw-set
+             * presence.enabled=true measures it beside them. */
+            "[presence]\nenabled = false\n",
             t->amqp_port ? "true" : "false",
             t->amqp_port ? t->amqp_host : "127.0.0.1",
             t->amqp_port ? t->amqp_port : 5672, o->exchange, o->upstream);
