@@ -94,6 +94,7 @@ int presview_stats_parse(const char *body, size_t len, presview_stats_t *s)
         size_t offset;
     } fields[] = {
         {"presence_commands", offsetof(presview_stats_t, commands)},
+        {"presence_changes", offsetof(presview_stats_t, changes)},
         {"presence_failures", offsetof(presview_stats_t, failures)},
         {"presence_online", offsetof(presview_stats_t, online)},
         {"presence_offline", offsetof(presview_stats_t, offline)},
@@ -127,6 +128,7 @@ presview_stats_t presview_stats_delta(const presview_stats_t *a,
 {
     presview_stats_t d = {
         .commands = b->commands - a->commands,
+        .changes = b->changes - a->changes,
         .failures = b->failures - a->failures,
         .online = b->online - a->online,
         .offline = b->offline - a->offline,

@@ -48,6 +48,7 @@ int presview_check(const char *body, size_t len, uint32_t first, uint32_t count,
  * reads: counters since its start, except sessions (a gauge). */
 typedef struct presview_stats {
     double commands; /* presence_commands: scripts run in Redis */
+    double changes;  /* presence_changes: session changes Redis applied */
     double failures; /* presence_failures */
     double online;   /* presence_online: users announced online */
     double offline;  /* presence_offline */

@@ -21,14 +21,11 @@
  * "Right" is read in two parts, because a view taken too early shows the
  * old state (one session each) as right too. First the gate: each
  * instance's /stats shows the sessions it should hold (so every close and
- * identify of the step has happened on the workers) and presence_commands
- * have grown, over all instances, by the step's session changes at least
- * (so the changes have left for Redis; our own GET /presence, one script
- * call each, are taken off). Then batches of PRESVIEW_BATCH users are
- * asked until each batch has answered all right once. Liveness calls (one
- * per instance per quarter TTL) also count as commands, so the gate may
- * open with as many changes still on their way; those users then answer
- * wrong and are asked again, or are still in the final check.
+ * identify of the step has happened on the workers) and presence_changes
+ * (the session changes Redis has applied, many a script call) have grown,
+ * over all instances, by the step's session changes. Then batches of
+ * PRESVIEW_BATCH users are asked until each batch has answered all right
+ * once.
  *
  * Redis calls per session change = presence_commands grown over all
  * instances, less our GET /presence and the liveness calls estimated from
@@ -165,16 +162,16 @@ static int presence_begin(presence_run_t *x, double changes)
 static int presence_gate(presence_run_t *x)
 {
     presview_stats_t now[TARGET_MAX_INST];
-    double commands = 0;
+    double changes = 0;
 
     if (presence_stats_all(x, now) != 0)
         return 0;
     for (unsigned i = 0; i < x->k; i++) {
         if (now[i].sessions != presence_expected(x, i))
             return 0;
-        commands += now[i].commands - x->base.s[i].commands;
+        changes += now[i].changes - x->base.s[i].changes;
     }
-    return commands - (double)(x->queries - x->base.queries) >= x->changes;
+    return changes >= x->changes;
 }
 
 /* Asks the next batch not yet right. */
@@ -264,8 +261,10 @@ static void presence_fail_step(presence_run_t *x, const char *step)
         for (unsigned i = 0; i < x->k; i++)
             if (presence_stats(x, i, &now) == 0)
                 util_warn("  instance %u: %.0f sessions (%.0f expected), "
-                          "%.0f commands, %.0f failures, %.0f reports lost",
+                          "%.0f changes applied in %.0f commands, "
+                          "%.0f failures, %.0f reports lost",
                           i, now.sessions, presence_expected(x, i),
+                          now.changes - x->base.s[i].changes,
                           now.commands - x->base.s[i].commands,
                           now.failures - x->base.s[i].failures,
                           now.lost - x->base.s[i].lost);

@@ -370,6 +370,8 @@ static void presence_batch_done(gw_presence_t *p, presence_op_t *ops,
 
     while (ops != NULL) {
         presence_op_t *next = ops->next;
+        if (a != NULL && ops->kind == PRESENCE_CHANGE)
+            gw_stat_add(p->stats, GW_STAT_PRESENCE_CHANGES, 1);
         if (!p->stopping)
             presence_op_done(p, ops, a);
         if (a != NULL)

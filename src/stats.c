@@ -98,6 +98,9 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_PRESENCE_REAPED] = {"presence_reaped",
         "Users announced offline because the instance holding them stopped "
         "refreshing its liveness.", 0, B},
+    [GW_STAT_PRESENCE_CHANGES] = {"presence_changes",
+        "Changes of a user's sessions Redis has applied (many a script "
+        "call).", 0, B},
     [GW_STAT_PRESENCE_COMMANDS] = {"presence_commands",
         "Presence scripts run in Redis.", 0, B},
     [GW_STAT_PRESENCE_FAILURES] = {"presence_failures",

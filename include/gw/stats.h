@@ -60,6 +60,7 @@ typedef enum gw_stat {
     GW_STAT_PRESENCE_ONLINE,   /* presence.update online announced */
     GW_STAT_PRESENCE_OFFLINE,  /* presence.update offline announced */
     GW_STAT_PRESENCE_REAPED,   /* offline because their instance died */
+    GW_STAT_PRESENCE_CHANGES,  /* session changes Redis has applied */
     GW_STAT_PRESENCE_COMMANDS, /* presence scripts run in Redis */
     GW_STAT_PRESENCE_FAILURES, /* presence scripts that failed */
     GW_STAT_PRESENCE_CENSUSES, /* worker censuses asked for */

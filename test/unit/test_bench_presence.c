@@ -170,7 +170,8 @@ static const char stats_body[] =
     "\"totals\":{\"workers\":2,\"connections\":1700,\"sessions\":1667,"
     "\"presence_reports_lost\":2,\"presence_online\":1667,"
     "\"presence_offline\":4,\"presence_reaped\":1,"
-    "\"presence_commands\":5123,\"presence_failures\":5,"
+    "\"presence_commands\":5123,\"presence_changes\":9000,"
+    "\"presence_failures\":5,"
     "\"presence_censuses\":1}}";
 
 static void test_stats_parse(void **state)
@@ -183,6 +184,7 @@ static void test_stats_parse(void **state)
     assert_int_equal(presview_stats_parse(stats_body, strlen(stats_body), &s),
                      0);
     assert_true(s.commands == 5123);
+    assert_true(s.changes == 9000);
     assert_true(s.failures == 5);
     assert_true(s.online == 1667);
     assert_true(s.offline == 4);
@@ -191,9 +193,11 @@ static void test_stats_parse(void **state)
     assert_true(s.sessions == 1667);
     later = s;
     later.commands += 100;
+    later.changes += 250;
     later.sessions = 1666;
     d = presview_stats_delta(&s, &later);
     assert_true(d.commands == 100);
+    assert_true(d.changes == 250);
     assert_true(d.online == 0);
     assert_true(d.sessions == 1666);
     /* A daemon without presence: no figure, all zero. */
