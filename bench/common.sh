@@ -1,7 +1,9 @@
 # shellcheck shell=sh
-# Shell helpers of the bench scripts (compare.sh, fanoutcost.sh), sourced:
-# processes they start, and the loopback ports they take. Each script keeps
-# the pids it started in PIDS, so that its cleanup stops what is left.
+# Shell helpers of the bench scripts (compare.sh, fanoutcost.sh,
+# presence.sh), sourced: processes they start, the loopback ports they
+# take, and waiting for servers. Each script keeps the pids it started in
+# PIDS and its scratch directory in TMP, so that cleanup, installed for
+# exit and the signals, stops what is left and removes TMP.
 
 # alive PID: the process exists and is not a zombie.
 alive() {
@@ -55,4 +57,40 @@ free_port() {
     done
     echo "no free loopback port found" >&2
     return 1
+}
+
+# shellcheck disable=SC2317 # called by the traps
+cleanup() {
+    trap - EXIT INT TERM HUP
+    for p in $PIDS; do stop_pid "$p" 5; done
+    [ -n "$TMP" ] && rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# wait_for PID SECONDS COMMAND...: until COMMAND succeeds; fails when PID
+# exits or the time is up.
+wait_for() {
+    wp=$1
+    i=$(($2 * 10))
+    shift 2
+    while [ $i -gt 0 ]; do
+        alive "$wp" || return 1
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+        i=$((i - 1))
+    done
+    return 1
+}
+
+# shellcheck disable=SC2317 # called by wait_for
+# redis_up PORT: a redis-server on 127.0.0.1:PORT answers PING.
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping)" = PONG ]; }
+
+# shellcheck disable=SC2317 # called by wait_for
+# gw_redis_up PORT: the gatewayd whose HTTP API is on PORT has Redis up.
+gw_redis_up() {
+    curl -sf -m 1 "http://127.0.0.1:$1/health" | grep -q '"redis":"up"'
 }

@@ -57,19 +57,6 @@ PIDS=""   # servers started here and not stopped yet
 FAILED=0
 TMP=""
 
-# --- processes ---------------------------------------------------------------
-
-# shellcheck disable=SC2317 # called by the traps
-cleanup() {
-    trap - EXIT INT TERM HUP
-    for p in $PIDS; do stop_pid "$p"; done
-    [ -n "$TMP" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
 # --- loopback ports and readiness ----------------------------------------------
 
 # wait_listen PID PORT SECONDS [LOG WORD]: waits until PID listens on PORT

@@ -51,43 +51,11 @@ TMP=""
 # shellcheck source=bench/common.sh
 . "$(dirname "$0")/common.sh"
 
-# shellcheck disable=SC2317 # called by the traps
-cleanup() {
-    trap - EXIT INT TERM HUP
-    for p in $PIDS; do stop_pid "$p" 5; done
-    [ -n "$TMP" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
 die() {
     echo "fanoutcost: $*" >&2
     exit 1
 }
 
-# wait_for PID SECONDS COMMAND...: until COMMAND succeeds; fails when PID
-# exits or the time is up.
-wait_for() {
-    wp=$1
-    i=$(($2 * 10))
-    shift 2
-    while [ $i -gt 0 ]; do
-        alive "$wp" || return 1
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-        i=$((i - 1))
-    done
-    return 1
-}
-
-# shellcheck disable=SC2317 # called by wait_for
-redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$RPORT" ping)" = PONG ]; }
-# shellcheck disable=SC2317 # called by wait_for
-gw_up() {
-    curl -sf -m 1 "http://127.0.0.1:$HPORT/health" | grep -q '"redis":"up"'
-}
 
 for t in valgrind callgrind_annotate redis-server redis-cli curl ss flock; do
     command -v $t >/dev/null || die "$t missing (Debian: valgrind redis-server curl iproute2 util-linux)"
@@ -117,7 +85,7 @@ redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
     "pubsub 256mb 128mb 60" >"$OUT/redis.log" 2>&1 </dev/null 9>&- &
 RPID=$!
 PIDS="$PIDS $RPID"
-wait_for "$RPID" 10 redis_up || die "redis-server did not answer on $RPORT (see $OUT/redis.log)"
+wait_for "$RPID" 10 redis_up "$RPORT" || die "redis-server did not answer on $RPORT (see $OUT/redis.log)"
 
 free_port || die "no free loopback port"
 WPORT=$PORT
@@ -156,7 +124,7 @@ valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
     </dev/null 9>&- &
 GPID=$!
 PIDS="$PIDS $GPID"
-wait_for "$GPID" "$START_WAIT" gw_up ||
+wait_for "$GPID" "$START_WAIT" gw_redis_up "$HPORT" ||
     die "gatewayd under callgrind not healthy with Redis after ${START_WAIT}s (see $OUT/gatewayd.log)"
 
 echo "== gwbench fanout --guilds $GUILDS --members $MEMBERS --event-rate" \

@@ -50,43 +50,11 @@ TMP=""
 # shellcheck source=bench/common.sh
 . bench/common.sh
 
-# shellcheck disable=SC2317 # called by the traps
-cleanup() {
-    trap - EXIT INT TERM HUP
-    for p in $PIDS; do stop_pid "$p" 5; done
-    [ -n "$TMP" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
 die() {
     echo "presence: $*" >&2
     exit 1
 }
 
-# wait_for PID SECONDS COMMAND...: until COMMAND succeeds; fails when PID
-# exits or the time is up.
-wait_for() {
-    wp=$1
-    i=$(($2 * 10))
-    shift 2
-    while [ $i -gt 0 ]; do
-        alive "$wp" || return 1
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-        i=$((i - 1))
-    done
-    return 1
-}
-
-# shellcheck disable=SC2317 # called by wait_for
-redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$RPORT" ping)" = PONG ]; }
-# shellcheck disable=SC2317 # called by wait_for
-gw_up() {
-    curl -sf -m 1 "http://127.0.0.1:$1/health" | grep -q '"redis":"up"'
-}
 
 # gw_config N WPORT HPORT: instance N's config on stdout.
 gw_config() {
@@ -137,7 +105,7 @@ start_gw() {
         </dev/null &
     gpid=$!
     PIDS="$PIDS $gpid"
-    wait_for "$gpid" "$START_WAIT" gw_up "$hport" ||
+    wait_for "$gpid" "$START_WAIT" gw_redis_up "$hport" ||
         die "gatewayd $1 not healthy with Redis after ${START_WAIT}s (see $OUT/gatewayd-$1.log)"
     ARGS="$ARGS --target ws://127.0.0.1:$wport/"
     ARGS="$ARGS --http-url http://127.0.0.1:$hport --pid $gpid"
@@ -181,7 +149,7 @@ redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
     --dir "$TMP/redis" --daemonize no >"$OUT/redis.log" 2>&1 </dev/null &
 RPID=$!
 PIDS="$PIDS $RPID"
-wait_for "$RPID" 10 redis_up ||
+wait_for "$RPID" 10 redis_up "$RPORT" ||
     die "redis-server did not answer on $RPORT (see $OUT/redis.log)"
 
 ARGS=""
