@@ -177,6 +177,18 @@ static const config_option_t config_options[] = {
     OPT_U32("session.typing_window_ms", CONFIG_RELOADABLE, typing_window_ms,
             "10000", 1, UINT32_C(1) << 30, NULL,
             "The window of typing_limit, milliseconds"),
+    OPT_U32("session.resume_window_ms", CONFIG_RELOADABLE, resume_window_ms,
+            "120000", 0, 3600000, NULL,
+            "A session whose connection drops waits this long for a resume "
+            "(docs/continuity.md); 0 = no resume, nothing kept"),
+    OPT_U32("session.replay_size", CONFIG_RELOADABLE, replay_size, "256", 1,
+            65536, NULL,
+            "Dispatches each session keeps for a resume; a parked session "
+            "that receives more cannot resume"),
+    OPT_U32("session.replay_bytes", CONFIG_RELOADABLE, replay_bytes, "1048576",
+            1024, UINT32_MAX, NULL,
+            "Bytes of the dispatches a session keeps, at most (the bodies "
+            "are shared with every recipient)"),
     OPT_SECRET("auth.jwt_secret", CONFIG_RELOADABLE, jwt_secret,
                "GATEWAYD_JWT_SECRET", "HMAC key that signs client tokens"),
     OPT_STR("auth.jwt_algorithm", CONFIG_RELOADABLE, jwt_algorithm, "HS256",

@@ -21,15 +21,9 @@ static int event_id_ok(const cJSON *v)
 
 static int event_session_id(const cJSON *v, uint8_t out[GW_SESSION_ID_LEN])
 {
-    if (!cJSON_IsString(v) || strlen(v->valuestring) != 2 * GW_SESSION_ID_LEN)
+    if (!cJSON_IsString(v) || strlen(v->valuestring) != 2 * GW_SESSION_ID_LEN ||
+        gw_hex_decode(v->valuestring, GW_SESSION_ID_LEN, out) != 0)
         return GW_EINVAL;
-    for (int i = 0; i < GW_SESSION_ID_LEN; i++) {
-        int hi = gw_hex_value(v->valuestring[2 * i]);
-        int lo = gw_hex_value(v->valuestring[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return GW_EINVAL;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "gw/addr.h"
 #include "gw/alloc.h"
 #include "gw/error.h"
+#include "gw/hex.h"
 #include "gw/json.h"
 #include "gw/match.h"
 
@@ -191,26 +192,36 @@ static int proto_join(gw_proto_t *p, gw_session_t *s, const char *guild)
     return gw_index_join(p->index, s, guild);
 }
 
-/* Tells the owner that the sessions of s's user here changed: `leaving`
- * is the session going away, or NULL; before is the count until now. */
-static void proto_presence(gw_proto_t *p, gw_session_t *s,
-                           const gw_session_t *leaving, uint32_t before)
+/* The sessions of a user here that are online: parked ones are not. */
+static uint32_t proto_online(const gw_user_t *u)
 {
+    return u->count - u->parked;
+}
+
+/* Tells the owner that the online sessions of s's user here went from
+ * before to one more (delta 1), one fewer (-1: s is leaving) or as many
+ * (0: a guild changed). */
+static void proto_presence(gw_proto_t *p, gw_session_t *s, int delta)
+{
+    uint32_t now = proto_online(s->user);
+    uint32_t before = delta > 0 ? now - 1 : now;
+
     if (p->hooks.presence != NULL)
-        p->hooks.presence(p->hooks.data, s->user, leaving, before);
+        p->hooks.presence(p->hooks.data, s->user, delta < 0 ? s : NULL, before,
+                          before + (uint32_t)delta);
 }
 
 /* After s joined or left `guild`: the guilds of its user here changed
- * unless another of the user's sessions is a member too. */
+ * unless another of the user's online sessions is a member too. */
 static void proto_presence_guild(gw_proto_t *p, gw_session_t *s,
                                  const char *guild)
 {
     if (!s->identified)
         return;
     for (const gw_session_t *o = s->user->sessions; o != NULL; o = o->user_next)
-        if (o != s && gw_index_is_member(o, guild))
+        if (o != s && !o->parked && gw_index_is_member(o, guild))
             return;
-    proto_presence(p, s, NULL, s->user->count);
+    proto_presence(p, s, 0);
 }
 
 static void proto_identified(gw_proto_t *p, gw_session_t *s,
@@ -237,7 +248,7 @@ static void proto_identified(gw_proto_t *p, gw_session_t *s,
     proto_send_json(s, doc);
     if (over)
         proto_error(s, "limit_exceeded", "too many guilds for one session");
-    proto_presence(p, s, NULL, s->user->count - 1);
+    proto_presence(p, s, 1);
 }
 
 /* Identifies the session as claims->sub, taking the guild bound. */
@@ -477,8 +488,138 @@ static void proto_sync(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
     }
 }
 
+/* ---- resume (docs/continuity.md) ---------------------------------- */
+
+/* Frees a session and its index entries. */
+static void proto_end(gw_proto_t *p, gw_session_t *s)
+{
+    if (s->parked)
+        s->user->parked--;
+    gw_index_remove(p->index, s);
+    gw_session_free(s);
+}
+
+/* The session cannot be resumed: the client identifies afresh. */
+static void proto_invalid_session(gw_session_t *s)
+{
+    gw_stat_add(s->set->stats, GW_STAT_RESUME_INVALID, 1);
+    proto_send_static(
+        s, "{\"event\":\"invalid_session\",\"data\":{\"resumable\":false}}");
+}
+
+/* Re-arms a resumed session's heartbeat: it starts again from now. */
+static void proto_rearm(gw_session_t *t)
+{
+    uint64_t now = gw_sessions_now(t->set);
+    uint32_t interval = t->set->cfg->heartbeat_interval_ms;
+
+    t->last_ack_ms = (uint32_t)now;
+    t->next_hb_ms = (uint32_t)(now + interval);
+    gw_wheel_del(&t->timer);
+    gw_wheel_add(&t->set->wheel, &t->timer, now + interval);
+}
+
+/*
+ * The connection of fresh session s takes session t over from the
+ * client's last seq: an open connection of t is closed 4012 (and does not
+ * park), s ends, t is replayed on the connection, then `resumed`.
+ */
+static void proto_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,
+                            uint64_t seq)
+{
+    gw_ws_t *ws = s->ws, *old = t->ws;
+    char sid[2 * GW_SESSION_ID_LEN + 1], buf[128];
+    uint32_t n;
+    int was_parked = t->parked;
+
+    if (old != NULL) {
+        gw_ws_set_data(old, NULL);
+        gw_ws_close(old, GW_CLOSE_TAKEN_OVER, "session resumed elsewhere");
+    }
+    gw_ws_set_data(ws, t);
+    s->ws = NULL;
+    proto_end(p, s);
+    if (was_parked)
+        t->user->parked--;
+    n = gw_session_resume(t, ws, seq);
+    gw_session_id_hex(t, sid);
+    snprintf(buf, sizeof(buf),
+             "{\"event\":\"resumed\",\"data\":{\"sessionId\":\"%s\","
+             "\"replayed\":%" PRIu32 "}}",
+             sid, n);
+    gw_session_send(t, buf, strlen(buf));
+    proto_rearm(t);
+    gw_stat_add(t->set->stats, GW_STAT_RESUMED, 1);
+    if (was_parked)
+        proto_presence(p, t, 1);
+}
+
+/* The fields of a resume: 0, or GW_EINVAL when one is missing or bad. */
+static int proto_resume_fields(const cJSON *data, uint8_t id[GW_SESSION_ID_LEN],
+                               const char **token, uint64_t *seq)
+{
+    const cJSON *sid = cJSON_GetObjectItemCaseSensitive(data, "sessionId");
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(data, "token");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(data, "seq");
+
+    if (!cJSON_IsString(sid) || !cJSON_IsString(tok) || !cJSON_IsNumber(n) ||
+        n->valuedouble < 0 || n->valuedouble > 9007199254740992.0 ||
+        n->valuedouble != (double)(uint64_t)n->valuedouble)
+        return GW_EINVAL;
+    *token = tok->valuestring;
+    *seq = (uint64_t)n->valuedouble;
+    /* A malformed id names no session: invalid, not a protocol error. */
+    if (strlen(sid->valuestring) != 2 * GW_SESSION_ID_LEN ||
+        gw_hex_decode(sid->valuestring, GW_SESSION_ID_LEN, id) != 0)
+        memset(id, 0xff, GW_SESSION_ID_LEN);
+    return 0;
+}
+
+/*
+ * resume {"sessionId","token","seq"} instead of identify. The token must
+ * verify (4004 if not); a session that is not here, ended, overflowed, or
+ * of another user is invalid_session; a seq ahead of what was sent closes
+ * 4007; otherwise the connection takes the session over.
+ */
+static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
+{
+    uint8_t id[GW_SESSION_ID_LEN];
+    gw_jwt_claims_t claims;
+    const char *token;
+    gw_session_t *t;
+    uint64_t seq;
+    int rc;
+
+    if (s->identified) {
+        gw_session_close(s, GW_CLOSE_ALREADY_AUTHENTICATED,
+                         "already authenticated");
+        return;
+    }
+    if (proto_resume_fields(m->data, id, &token, &seq) != 0) {
+        gw_session_close(s, GW_CLOSE_BAD_ENVELOPE,
+                         "resume needs sessionId, token and seq");
+        return;
+    }
+    if (proto_verify(p, s, token, NULL, &claims) != 0) {
+        gw_session_close(s, GW_CLOSE_AUTH_FAILED, "authentication failed");
+        return;
+    }
+    t = gw_index_session(p->index, id);
+    rc = t == NULL || strcmp(t->user->id, claims.sub) != 0
+             ? GW_ECLOSED
+             : gw_session_can_resume(t, seq);
+    gw_jwt_claims_free(&claims);
+    if (rc == GW_EINVAL)
+        gw_session_close(s, GW_CLOSE_INVALID_SEQ, "seq ahead of the session");
+    else if (rc != 0)
+        proto_invalid_session(s);
+    else
+        proto_take_over(p, s, t, seq);
+}
+
 static const proto_handler_t proto_handlers[] = {
     {"identify", 0, proto_identify},
+    {"resume", 0, proto_resume},
     {"heartbeat", 0, proto_heartbeat_in},
     {"heartbeat_ack", 0, proto_heartbeat_ack},
     {"guild_subscribe", 1, proto_subscribe},
@@ -652,17 +793,39 @@ static void proto_backlog_cb(void *data, unsigned dropped)
     gw_session_slow_consumer(data, dropped);
 }
 
-/* The connection is gone; without resume, so is its session. */
-static void proto_close_cb(void *data)
+/*
+ * Whether a session whose connection ended may wait for a resume
+ * (docs/continuity.md): an identified one, unless the client closed it
+ * as done (1000, 1001) or the server closed it for a cause a resume would
+ * not mend; a connection lost without a close frame, a heartbeat timeout
+ * and a drain park.
+ */
+static int proto_parks(const gw_proto_t *p, const gw_session_t *s,
+                       uint16_t sent, uint16_t received)
+{
+    if (!s->identified || p->stopping || s->set->cfg->resume_window_ms == 0)
+        return 0;
+    if (received != 0)
+        return received != GW_WS_CLOSE_NORMAL && received != 1001;
+    return sent == 0 || sent == GW_CLOSE_SESSION_TIMEOUT ||
+           sent == GW_CLOSE_DRAINING;
+}
+
+/* The connection is gone: the session is parked for a resume, or ends. */
+static void proto_close_cb(void *data, uint16_t sent, uint16_t received)
 {
     gw_session_t *s = data;
     gw_proto_t *p = proto_of(s);
 
     s->ws = NULL;
     if (s->user != NULL)
-        proto_presence(p, s, s, s->user->count);
-    gw_index_remove(p->index, s);
-    gw_session_free(s);
+        proto_presence(p, s, -1);
+    if (!proto_parks(p, s, sent, received)) {
+        proto_end(p, s);
+        return;
+    }
+    s->user->parked++;
+    gw_session_park(s, gw_sessions_now(s->set) + s->set->cfg->resume_window_ms);
 }
 
 const gw_ws_cb_t gw_proto_ws_cb = {
@@ -706,6 +869,14 @@ static void proto_timer_fire(gw_wheel_node_t *node, void *data)
         (gw_session_t *)((char *)node - offsetof(gw_session_t, timer));
     gw_proto_t *p = data;
 
+    /* A parked session's deadline is the end of its window, or now once
+     * it could keep no more. */
+    if (s->parked) {
+        if (!s->lost)
+            gw_stat_add(s->set->stats, GW_STAT_RESUME_EXPIRED, 1);
+        proto_end(p, s);
+        return;
+    }
     /* While draining, the deadline is this session's drain slot. */
     if (p->draining)
         gw_session_close(s, GW_CLOSE_DRAINING, "server draining");
@@ -760,9 +931,38 @@ static void proto_shutdown_one(gw_ws_t *ws, void *arg)
     gw_ws_abort(ws);
 }
 
+/* The parked sessions of one user, gathered to be ended. */
+typedef struct proto_parked {
+    gw_session_t **v;
+    size_t n, cap;
+} proto_parked_t;
+
+static void proto_gather_parked(gw_user_t *u, void *arg)
+{
+    proto_parked_t *g = arg;
+
+    for (gw_session_t *s = u->sessions; s != NULL; s = s->user_next) {
+        if (!s->parked)
+            continue;
+        if (g->n == g->cap) {
+            g->cap = g->cap ? 2 * g->cap : 64;
+            g->v = gw_realloc(g->v, g->cap * sizeof(*g->v));
+        }
+        g->v[g->n++] = s;
+    }
+}
+
 void gw_proto_shutdown(gw_proto_t *p)
 {
+    proto_parked_t g = {0};
+
+    p->stopping = 1;
     gw_ws_loop_each(p->ws, proto_shutdown_one, NULL);
+    /* Gathered first: ending one changes the table being walked. */
+    gw_index_each_user(p->index, proto_gather_parked, &g);
+    for (size_t i = 0; i < g.n; i++)
+        proto_end(p, g.v[i]);
+    free(g.v);
 }
 
 /* The token verifier of the current configuration. */

@@ -58,9 +58,12 @@ void gw_session_free(gw_session_t *s)
     gw_wheel_del(&s->timer);
     if (s->identified)
         gw_stat_add(s->set->stats, GW_STAT_SESSIONS, -1);
+    if (s->parked)
+        gw_stat_add(s->set->stats, GW_STAT_PARKED, -1);
     for (uint32_t i = 0; i < s->nallowed; i++)
         free(s->allowed[i]);
     free(s->allowed);
+    gw_replay_free(s->replay);
     free(s);
 }
 
@@ -148,19 +151,89 @@ static size_t session_seq_prefix(char *out, uint64_t seq)
     return len;
 }
 
+/* Keeps a dispatch for resume: whether it fits (it always does while the
+ * session is connected: the oldest go). */
+static int session_keep(gw_session_t *s, gw_frame_t *body)
+{
+    const gw_config_t *cfg = s->set->cfg;
+
+    if (cfg->resume_window_ms == 0)
+        return 1;
+    return gw_replay_push(&s->replay, body, cfg->replay_size,
+                          cfg->replay_bytes) == 0 ||
+           !s->parked;
+}
+
+/* A dispatch for a parked session: kept, or the session is lost. Low
+ * priority ones (typing, presence) are not kept while it is away. */
+static void session_dispatch_parked(gw_session_t *s, const gw_event_t *ev)
+{
+    if (s->lost || ev->priority >= 4)
+        return;
+    ++s->seq;
+    if (session_keep(s, ev->body))
+        return;
+    s->lost = 1;
+    gw_stat_add(s->set->stats, GW_STAT_RESUME_OVERFLOWS, 1);
+    gw_wheel_del(&s->timer);
+    gw_wheel_add(&s->set->wheel, &s->timer, gw_sessions_now(s->set));
+}
+
 void gw_session_dispatch(gw_session_t *s, const gw_event_t *ev)
 {
     char head[GW_RING_HEAD_MAX];
     size_t slen;
 
-    if (s->ws == NULL || !gw_ws_is_open(s->ws) || !s->identified)
+    if (!s->identified)
         return;
     if (ev->has_exclude && memcmp(ev->exclude, s->id, GW_SESSION_ID_LEN) == 0)
         return;
-    if (!session_admit(s, ev->priority))
+    if (s->ws == NULL) {
+        session_dispatch_parked(s, ev);
+        return;
+    }
+    if (!gw_ws_is_open(s->ws) || !session_admit(s, ev->priority))
         return;
     /* The per-recipient part: {"seq":N, before the body every recipient
      * shares; the WebSocket layer puts the frame header in front. */
     slen = session_seq_prefix(head + GW_WS_HEADROOM, ++s->seq);
+    session_keep(s, ev->body);
     gw_ws_send_shared(s->ws, head + GW_WS_HEADROOM, slen, ev->body);
+}
+
+void gw_session_park(gw_session_t *s, uint64_t deadline)
+{
+    s->ws = NULL;
+    s->parked = 1;
+    gw_stat_add(s->set->stats, GW_STAT_PARKED, 1);
+    gw_wheel_del(&s->timer);
+    gw_wheel_add(&s->set->wheel, &s->timer, deadline);
+}
+
+int gw_session_can_resume(const gw_session_t *s, uint64_t seq)
+{
+    if (seq > s->seq)
+        return GW_EINVAL;
+    if (s->lost || seq < s->seq - gw_replay_count(s->replay))
+        return GW_ECLOSED;
+    return 0;
+}
+
+uint32_t gw_session_resume(gw_session_t *s, gw_ws_t *ws, uint64_t seq)
+{
+    uint32_t count = gw_replay_count(s->replay);
+    uint32_t n = (uint32_t)(s->seq - seq), first = count - n;
+    char head[GW_RING_HEAD_MAX];
+
+    if (s->parked)
+        gw_stat_add(s->set->stats, GW_STAT_PARKED, -1);
+    s->parked = 0;
+    s->ws = ws;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t slen = session_seq_prefix(head + GW_WS_HEADROOM, seq + 1 + i);
+        gw_ws_send_shared(ws, head + GW_WS_HEADROOM, slen,
+                          gw_replay_get(s->replay, first + i));
+    }
+    gw_stat_add(s->set->stats, GW_STAT_REPLAYED, n);
+    return n;
 }

@@ -118,11 +118,11 @@ static int worker_relay_sync(void *data, const gw_session_t *s,
     return worker_hand_over(w, r);
 }
 
-/* Writes the JSON array of the guilds of u's sessions here, `leaving`
- * left out; or, when leaving is the last one, that session's own guilds
- * (what an offline is announced to). */
+/* Writes the JSON array of the guilds of u's online sessions here,
+ * `leaving` left out; or, when none is left (after == 0), the guilds of
+ * `leaving` (what an offline is announced to). */
 static void worker_guilds(gw_buf_t *o, const gw_user_t *u,
-                          const gw_session_t *leaving)
+                          const gw_session_t *leaving, uint32_t after)
 {
     const gw_guild_t **seen = NULL;
     size_t n = 0, cap = 0;
@@ -130,7 +130,7 @@ static void worker_guilds(gw_buf_t *o, const gw_user_t *u,
 
     gw_buf_printf(o, "[");
     for (const gw_session_t *s = u->sessions; s != NULL; s = s->user_next) {
-        if (s == leaving && u->count > 1)
+        if (after == 0 ? s != leaving : s == leaving || s->parked)
             continue;
         for (const gw_member_t *m = s->guilds; m != NULL; m = m->session_next) {
             size_t i = 0;
@@ -177,25 +177,28 @@ static void worker_presence_report(gw_worker_t *w, const char *user,
 
 /* The protocol's word that a user's sessions here changed. */
 static void worker_presence(void *data, const gw_user_t *u,
-                            const gw_session_t *leaving, uint32_t before)
+                            const gw_session_t *leaving, uint32_t before,
+                            uint32_t after)
 {
     gw_worker_t *w = data;
     gw_buf_t guilds = {0};
 
     if (!w->cfg->presence_enabled)
         return;
-    worker_guilds(&guilds, u, leaving);
-    worker_presence_report(w, u->id, before, u->count - (leaving != NULL),
-                           &guilds, 0);
+    worker_guilds(&guilds, u, leaving, after);
+    worker_presence_report(w, u->id, before, after, &guilds, 0);
 }
 
 static void worker_census_one(gw_user_t *u, void *data)
 {
     gw_worker_t *w = data;
+    uint32_t online = u->count - u->parked;
     gw_buf_t guilds = {0};
 
-    worker_guilds(&guilds, u, NULL);
-    worker_presence_report(w, u->id, 0, u->count, &guilds, 1);
+    if (online == 0)
+        return;
+    worker_guilds(&guilds, u, NULL, online);
+    worker_presence_report(w, u->id, 0, online, &guilds, 1);
 }
 
 /* The broker asks for every user held here, then the end mark. */

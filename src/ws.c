@@ -270,9 +270,12 @@ void gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason)
     }
     if (ws->state != GW_WS_OPEN)
         return;
-    if (code != 0)
+    if (code != 0) {
         gw_info("conn %" PRIu64 ": closing with %u (%s)", ws->id, code,
                 reason ? reason : "");
+        if (ws->recv_code == 0)
+            ws->sent_code = code;
+    }
     ws->state = GW_WS_CLOSING;
     gw_transport_notify_drained(&ws->transport);
     x = ws_borrow(ws);
@@ -330,6 +333,9 @@ static void ws_run(gw_ws_t *ws, const uint8_t *data, size_t len)
         rc = wslay_event_recv(x->wslay);
         x->in_recv = 0;
         x->in_len = 0;
+        if (ws->recv_code == 0 && ws->sent_code == 0 &&
+            wslay_event_get_close_received(x->wslay))
+            ws->recv_code = wslay_event_get_status_code_received(x->wslay);
         if (rc != 0) {
             gw_ws_abort(ws);
             return;
@@ -345,6 +351,8 @@ static void ws_run(gw_ws_t *ws, const uint8_t *data, size_t len)
                                                         : GW_LOG_INFO,
                "conn %" PRIu64 ": closed with %u by the WebSocket layer",
                ws->id, wslay_event_get_status_code_sent(x->wslay));
+        if (ws->recv_code == 0) /* not an echo: wslay failed the peer */
+            ws->sent_code = wslay_event_get_status_code_sent(x->wslay);
         gw_ws_close(ws, 0, NULL);
     }
 }
@@ -560,7 +568,7 @@ static void ws_close_cb(gw_transport_t *t)
     if (ws->peer != NULL)
         gw_peers_release(l->peers, ws->peer);
     if (ws->data != NULL)
-        l->cb->on_close(ws->data);
+        l->cb->on_close(ws->data, ws->sent_code, ws->recv_code);
     free(ws);
 }
 

@@ -26,4 +26,18 @@ static inline void gw_hex_encode(const unsigned char *in, int n, char *out)
     }
 }
 
+/* Reads the 2n hex digits of in (either case) into out[0..n): 0, or -1
+ * at the first character that is not a hex digit. */
+static inline int gw_hex_decode(const char *in, int n, unsigned char *out)
+{
+    for (int i = 0; i < n; i++) {
+        int hi = gw_hex_value(in[2 * i]), lo = gw_hex_value(in[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 #endif

@@ -27,7 +27,8 @@ struct gw_guild {
 
 struct gw_user {
     gw_session_t *sessions;
-    uint32_t count;
+    uint32_t count;  /* sessions, parked ones included */
+    uint32_t parked; /* of which parked: not online */
     char id[];
 };
 

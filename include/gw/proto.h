@@ -35,12 +35,13 @@ typedef struct gw_proto_hooks {
      * GW_EFULL. */
     int (*relay_sync)(void *data, const gw_session_t *s, const char *scope,
                       const char *json, size_t len, const char *nonce);
-    /* The sessions of user u here changed (presence): one identified (u
-     * counts it), one is `leaving` (u still counts it), or one joined or
-     * left a guild; `before` is the count before the change. NULL when
+    /* The online sessions of user u here changed (presence) from before
+     * to after: one identified or resumed, one is `leaving` (closed or
+     * parked; u still lists it), or one joined or left a guild. NULL when
      * unwanted. */
     void (*presence)(void *data, const gw_user_t *u,
-                     const gw_session_t *leaving, uint32_t before);
+                     const gw_session_t *leaving, uint32_t before,
+                     uint32_t after);
     void *data; /* passed to each */
 } gw_proto_hooks_t;
 
@@ -53,6 +54,7 @@ typedef struct gw_proto {
     gw_proto_hooks_t hooks;   /* the owner's */
     gw_log_limit_t flood_log; /* rate-limited closes */
     int draining;             /* closing everyone with 4011 */
+    int stopping;             /* shutting down: nothing parks */
 } gw_proto_t;
 
 /* The callbacks to install on the WebSocket loop, with the gw_proto_t as

@@ -15,11 +15,11 @@
 #include <stdint.h>
 
 typedef struct gw_replay {
-    uint32_t cap;          /* entries, a power of two */
-    uint32_t head;         /* index of the oldest */
-    uint32_t count;        /* entries held */
-    uint64_t bytes;        /* bytes of the bodies held */
-    gw_frame_t *frames[];  /* owned references */
+    uint32_t cap;         /* entries, a power of two */
+    uint32_t head;        /* index of the oldest */
+    uint32_t count;       /* entries held */
+    uint64_t bytes;       /* bytes of the bodies held */
+    gw_frame_t *frames[]; /* owned references */
 } gw_replay_t;
 
 /*

@@ -15,6 +15,7 @@
 #include "gw/config.h"
 #include "gw/event.h"
 #include "gw/log.h"
+#include "gw/replay.h"
 #include "gw/stats.h"
 #include "gw/wheel.h"
 #include "gw/ws.h"
@@ -34,6 +35,7 @@ enum {
     GW_CLOSE_SESSION_TIMEOUT = 4009,
     GW_CLOSE_SLOW_CONSUMER = 4010,
     GW_CLOSE_DRAINING = 4011,
+    GW_CLOSE_TAKEN_OVER = 4012, /* the session was resumed elsewhere */
 };
 
 typedef struct gw_session gw_session_t;
@@ -75,8 +77,11 @@ struct gw_session {
     uint32_t relay_count;  /* events relayed upstream in that window */
     uint32_t sync_since;   /* start of the sync_request window */
     uint32_t sync_count;   /* sync_request events in that window */
+    gw_replay_t *replay;   /* owned: the dispatches sent, for resume */
     uint8_t id[GW_SESSION_ID_LEN];
     unsigned identified : 1;
+    unsigned parked : 1; /* no connection; resumable until its deadline */
+    unsigned lost : 1;   /* parked, and more arrived than it could keep */
 };
 
 void gw_sessions_init(gw_sessions_t *set, gw_clock_cb now, void *now_data,
@@ -107,9 +112,27 @@ void gw_session_id_hex(const gw_session_t *s,
  */
 void gw_session_send(gw_session_t *s, const char *json, size_t len);
 
-/* Queues a shared dispatch with the next seq; takes no reference of the
- * caller's. Only identified sessions with an open connection receive. */
+/* Queues a shared dispatch with the next seq, and keeps it for resume;
+ * takes no reference of the caller's. Only identified sessions receive: a
+ * parked one only keeps it (not a priority 4 one), and one that can keep
+ * no more is lost: its deadline is moved to now. */
 void gw_session_dispatch(gw_session_t *s, const gw_event_t *ev);
+
+/* The connection is gone: the session waits for a resume until deadline
+ * (loop milliseconds), receiving into its buffer only. */
+void gw_session_park(gw_session_t *s, uint64_t deadline);
+
+/*
+ * Whether a resume from the client's last seq can be served: 0; GW_EINVAL
+ * when seq is ahead of what was sent (close 4007); GW_ECLOSED when what
+ * came after seq is no longer all kept (invalid_session).
+ */
+int gw_session_can_resume(const gw_session_t *s, uint64_t seq);
+
+/* Carries the session on ws from now on (it was parked, or ws replaces
+ * its connection), sends the dispatches after seq again with their own
+ * seq, and returns how many. gw_session_can_resume said yes. */
+uint32_t gw_session_resume(gw_session_t *s, gw_ws_t *ws, uint64_t seq);
 
 /* Closes the session's connection with `code` (SPEC section 3). */
 void gw_session_close(gw_session_t *s, uint16_t code, const char *reason);

@@ -36,6 +36,12 @@ typedef enum gw_stat {
     GW_STAT_RELAY_OVERLOADED,  /* refused at once: too many unconfirmed */
     GW_STAT_SYNC_LIMITED,      /* sync_request over sync.limit */
     GW_STAT_PRESENCE_LOST,     /* presence reports the relay queue refused */
+    GW_STAT_PARKED,            /* gauge: sessions waiting for a resume */
+    GW_STAT_RESUMED,           /* resumes served */
+    GW_STAT_RESUME_INVALID,    /* resumes answered invalid_session */
+    GW_STAT_REPLAYED,          /* dispatches sent again by resumes */
+    GW_STAT_RESUME_OVERFLOWS,  /* parked sessions lost: too much arrived */
+    GW_STAT_RESUME_EXPIRED,    /* parked sessions past their window */
     GW_STAT_QUEUE_HWM,         /* written by the broker, the queue's producer */
     /* acceptor */
     GW_STAT_ACCEPT_DROPS,

@@ -53,8 +53,12 @@ typedef struct gw_ws_cb {
      * write ring stayed full, and its `dropped` unsent messages are gone.
      * The owner closes the connection. */
     void (*on_backlog)(void *data, unsigned dropped);
-    /* The connection is gone (data as set): the last callback. */
-    void (*on_close)(void *data);
+    /* The connection is gone (data as set): the last callback. Who closed
+     * first, with what: `sent` when this side did, `received` when the
+     * peer did (1005 for a close frame without a code); both 0 when the
+     * connection ended without a close frame (a reset, an end of stream,
+     * a timeout). The echo of a close is not counted. */
+    void (*on_close)(void *data, uint16_t sent, uint16_t received);
 } gw_ws_cb_t;
 
 /* The WebSocket connections of one loop, and what they share. */
@@ -96,6 +100,8 @@ struct gw_ws {
     uint64_t id;           /* for log lines */
     uint8_t state;         /* gw_ws_state_t */
     unsigned frag : 1;     /* inside a fragmented message */
+    uint16_t sent_code;    /* the close code we closed with first, or 0 */
+    uint16_t recv_code;    /* the peer's, if it closed first, or 0 */
 };
 
 /*

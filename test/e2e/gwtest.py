@@ -124,8 +124,10 @@ def default_config(ws_port, http_port):
                    "http_port": http_port, "workers": 4, "drain_ms": 300},
         "websocket": {"max_message_size": 65536, "max_header_size": 8192,
                       "handshake_timeout_ms": 2000, "write_ring_size": 1024},
+        # Sessions end with their connection unless a test parks them
+        # for a resume (test_resume.py).
         "session": {"heartbeat_interval_ms": 60000,
-                    "max_guilds_per_session": 100},
+                    "max_guilds_per_session": 100, "resume_window_ms": 0},
         "auth": {"jwt_secret": SECRET, "jwt_algorithm": "HS256"},
         "http": {"publish_api_key": API_KEY},
         "log": {"level": "info"},

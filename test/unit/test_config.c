@@ -662,6 +662,9 @@ static void test_reloadable_flag_of_every_option(void **state)
         "session.event_burst=9",
         "session.typing_limit=3",
         "session.typing_window_ms=5000",
+        "session.resume_window_ms=1000",
+        "session.replay_size=16",
+        "session.replay_bytes=4096",
         "auth.jwt_secret=rotated",
         /* auth.jwt_algorithm has one valid value: set directly below. */
         "auth.jwt_audience=aud",

@@ -159,13 +159,13 @@ static char presence_log[8][64];
 static int npresence;
 
 static void test_presence(void *data, const gw_user_t *u,
-                          const gw_session_t *leaving, uint32_t before)
+                          const gw_session_t *leaving, uint32_t before,
+                          uint32_t after)
 {
     (void)data;
     assert_true(npresence < 8);
     snprintf(presence_log[npresence++], sizeof(presence_log[0]), "%s %u->%u%s",
-             u->id, before, u->count - (leaving != NULL),
-             leaving ? " leaving" : "");
+             u->id, before, after, leaving ? " leaving" : "");
 }
 
 /* ---- tokens ---- */
@@ -253,7 +253,7 @@ static void drop(int i)
 {
     if (fakes[i].ws.data == NULL)
         return;
-    gw_proto_ws_cb.on_close(fakes[i].ws.data);
+    gw_proto_ws_cb.on_close(fakes[i].ws.data, 0, 0);
     fakes[i].ws.data = NULL;
 }
 

@@ -108,8 +108,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grows_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_count_bound_drops_the_oldest,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_byte_bound_keeps_the_newest,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_byte_bound_keeps_the_newest, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

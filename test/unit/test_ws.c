@@ -75,6 +75,7 @@ static int cap_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
 static struct {
     gw_ws_t *ws;
     int opened, closed, backlog;
+    uint16_t sent, received; /* what on_close said */
     unsigned dropped;
     char token[64];
     int nmsgs;
@@ -107,10 +108,12 @@ static void up_backlog(void *data, unsigned dropped)
     gw_ws_close(up.ws, 4010, "slow consumer");
 }
 
-static void up_close(void *data)
+static void up_close(void *data, uint16_t sent, uint16_t received)
 {
     assert_ptr_equal(data, &up);
     up.closed++;
+    up.sent = sent;
+    up.received = received;
 }
 
 static const gw_ws_cb_t up_cb = {up_open, up_message, up_backlog, up_close};
@@ -341,6 +344,9 @@ static void test_close_handshake(void **state)
     uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(up.closed, 1);
     assert_int_equal(io.shutdowns, 0); /* nothing more can come */
+    /* The client closed first with 1000; our echo is not a code of ours. */
+    assert_int_equal(up.received, 1000);
+    assert_int_equal(up.sent, 0);
 }
 
 /* The server closes: its frame, then the client's answer ends it. */
@@ -359,6 +365,9 @@ static void test_server_close(void **state)
     flush(f);
     uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(up.closed, 1);
+    /* We closed first: the client's echo is not its own close. */
+    assert_int_equal(up.sent, 4000);
+    assert_int_equal(up.received, 0);
 }
 
 /* RFC 6455 5.5.1: a close payload is empty or starts with a 2-byte code. */

@@ -1,0 +1,206 @@
+"""Resume on the same instance (SPEC 3 item 7, docs/continuity.md): a
+session whose connection drops is parked with its recent dispatches, and a
+`resume` on a new connection replays what the client missed, in order,
+with its original seq, then `resumed`, then live delivery: nothing
+missing, nothing twice. And every way a resume is refused."""
+
+import asyncio
+
+import pytest
+
+from gwtest import Client, T, token_for, uniq, wait_until
+
+
+def resume_gateway(gateway_factory, **overrides):
+    sections = {"server": {"workers": 1},
+                "session": {"resume_window_ms": 30000}}
+    for name, keys in overrides.items():
+        sections.setdefault(name, {}).update(keys)
+    return gateway_factory(**sections)
+
+
+async def publish(gw, guild, n, start=0):
+    for i in range(start, start + n):
+        await gw.apublish({"event": "tick", "guildId": guild,
+                           "data": {"i": i}})
+
+
+async def resume(gw, c, seq, token=None, session=None):
+    """A new connection that resumes c's session from seq."""
+    r = await Client.connect(gw)
+    await r.ready()
+    await r.send({"event": "resume",
+                  "data": {"sessionId": session or c.session_id,
+                           "token": token or token_for(c.user,
+                                                       secret=gw.secret),
+                           "seq": seq}})
+    return r
+
+
+async def expect_ticks(c, first_seq, first_i, n):
+    for k in range(n):
+        msg = await c.recv()
+        assert msg.get("event") == "tick", msg
+        assert msg["seq"] == first_seq + k, msg
+        assert msg["data"] == {"i": first_i + k}, msg
+
+
+async def expect_invalid(r):
+    msg = await r.expect("invalid_session")
+    assert msg["data"] == {"resumable": False}, msg
+
+
+async def parked(gw, n):
+    async def check():
+        return (await gw.totals())["parked"] == n
+    await wait_until(check, T(5), "%d parked" % n)
+
+
+@pytest.mark.time_limit(60)
+async def test_a_dropped_connection_resumes_with_nothing_lost(gateway_factory):
+    gw = resume_gateway(gateway_factory)
+    guild = uniq("g")
+    c = await Client.session(gw, uniq("u"), [guild])
+    await publish(gw, guild, 3)
+    await expect_ticks(c, 1, 0, 3)
+    c.abort()  # the network goes away: no close frame
+    await parked(gw, 1)
+    await publish(gw, guild, 5, start=3)  # the gap
+    r = await resume(gw, c, 3)
+    await expect_ticks(r, 4, 3, 5)
+    msg = await r.expect("resumed")
+    assert msg["data"] == {"sessionId": c.session_id, "replayed": 5}, msg
+    await publish(gw, guild, 2, start=8)  # live again, seq goes on
+    await expect_ticks(r, 9, 8, 2)
+    await r.heartbeat_roundtrip()
+    totals = await gw.totals()
+    assert totals["resumed"] == 1 and totals["replayed"] == 5, totals
+    assert totals["parked"] == 0, totals
+
+
+@pytest.mark.time_limit(60)
+async def test_resume_from_an_older_seq_and_twice(gateway_factory):
+    gw = resume_gateway(gateway_factory)
+    guild = uniq("g")
+    c = await Client.session(gw, uniq("u"), [guild])
+    await publish(gw, guild, 4)
+    await expect_ticks(c, 1, 0, 4)
+    c.abort()
+    await parked(gw, 1)
+    # The client lost the last two it was sent as well: they come again.
+    r = await resume(gw, c, 2)
+    await expect_ticks(r, 3, 2, 2)
+    await r.expect("resumed")
+    # A second resume of the live session takes it over; the first
+    # connection is closed 4012 and does not park.
+    r2 = await resume(gw, c, 4)
+    msg = await r2.expect("resumed")
+    assert msg["data"]["replayed"] == 0, msg
+    await r.expect_close(4012)
+    await publish(gw, guild, 1, start=4)
+    await expect_ticks(r2, 5, 4, 1)
+    assert (await gw.totals())["parked"] == 0
+
+
+@pytest.mark.time_limit(60)
+async def test_resume_while_the_old_connection_lives(gateway_factory):
+    gw = resume_gateway(gateway_factory)
+    guild = uniq("g")
+    c = await Client.session(gw, uniq("u"), [guild])
+    await publish(gw, guild, 2)
+    await expect_ticks(c, 1, 0, 2)
+    r = await resume(gw, c, 1)
+    await expect_ticks(r, 2, 1, 1)
+    await r.expect("resumed")
+    await c.expect_close(4012)
+    await publish(gw, guild, 1, start=2)
+    await expect_ticks(r, 3, 2, 1)
+
+
+@pytest.mark.time_limit(60)
+async def test_refused_resumes(gateway_factory):
+    gw = resume_gateway(gateway_factory)
+    guild = uniq("g")
+    c = await Client.session(gw, uniq("u"), [guild])
+    await publish(gw, guild, 2)
+    await expect_ticks(c, 1, 0, 2)
+    c.abort()
+    await parked(gw, 1)
+
+    # Another user's valid token: as if the session did not exist.
+    r = await resume(gw, c, 2, token=token_for(uniq("other"),
+                                               secret=gw.secret))
+    await expect_invalid(r)
+    await r.identify(uniq("x"))  # the connection stays usable
+    # An unknown session, and one that is not even an id.
+    for sid in ("0" * 32, "not-an-id"):
+        r = await resume(gw, c, 0, session=sid)
+        await expect_invalid(r)
+    # A seq ahead of what the session sent closes 4007.
+    r = await resume(gw, c, 3)
+    await r.expect_close(4007)
+    # A forged token fails authentication.
+    r = await resume(gw, c, 2, token=token_for(c.user, secret="wrong"))
+    await r.expect_close(4004)
+    # Fields missing or of the wrong type.
+    r = await Client.connect(gw)
+    await r.ready()
+    await r.send({"event": "resume", "data": {"sessionId": c.session_id,
+                                              "seq": "2"}})
+    await r.expect_close(4001)
+    # None of that touched the session: it still resumes.
+    r = await resume(gw, c, 2)
+    msg = await r.expect("resumed")
+    assert msg["data"]["replayed"] == 0, msg
+    totals = await gw.totals()
+    assert totals["resume_invalid"] == 3, totals
+
+
+@pytest.mark.time_limit(60)
+async def test_what_does_not_park(gateway_factory):
+    gw = resume_gateway(gateway_factory)
+    c = await Client.session(gw, uniq("u"))
+    await c.close(1000)  # done: the session ends
+    d = await Client.session(gw, uniq("u"))
+    await d.send_text("not json")  # closed 4002 by the server: ends
+    await d.expect_close(4002)
+    await asyncio.sleep(T(0.2))
+    assert (await gw.totals())["parked"] == 0
+    for gone in (c, d):
+        r = await resume(gw, gone, 0)
+        await expect_invalid(r)
+    # A client closing with another code may come back.
+    e = await Client.session(gw, uniq("u"))
+    await e.close(4000)
+    await parked(gw, 1)
+    r = await resume(gw, e, 0)
+    await r.expect("resumed")
+
+
+@pytest.mark.time_limit(60)
+async def test_the_window_and_the_buffer_bound(gateway_factory):
+    gw = resume_gateway(gateway_factory,
+                        session={"resume_window_ms": 600, "replay_size": 4})
+    guild = uniq("g")
+    late = await Client.session(gw, uniq("u"), [guild])
+    late.abort()
+    full = await Client.session(gw, uniq("u"), [guild])
+    full.abort()
+    await parked(gw, 2)
+    await publish(gw, guild, 5)  # one more than the buffer keeps
+
+    async def overflowed():
+        t = await gw.totals()
+        return t["resume_overflows"] == 2 and t["parked"] == 0
+    await wait_until(overflowed, T(5), "both overflowed and freed")
+    r = await resume(gw, full, 0)
+    await expect_invalid(r)
+
+    # Within the bound, but past the window.
+    slow = await Client.session(gw, uniq("u"), [guild])
+    slow.abort()
+    await parked(gw, 1)
+    await asyncio.sleep(T(1.2))
+    r = await resume(gw, slow, 0)
+    await expect_invalid(r)
+    assert (await gw.totals())["resume_expired"] == 1
