@@ -267,6 +267,8 @@ static char *broker_typing_envelope(gw_broker_t *b, const gw_relay_t *r)
 
 void gw_relay_free(gw_relay_t *r)
 {
+    if (r->kind == GW_RELAY_HANDOVER && r->fd >= 0)
+        close(r->fd); /* the connection never reached its worker */
     free(r->user);
     free(r->guild);
     free(r->channel);
@@ -344,6 +346,23 @@ static void broker_relay_presence(gw_broker_t *b, gw_relay_t *r)
 
     if (b->presence != NULL)
         gw_presence_report(b->presence, &rep);
+    gw_relay_free(r);
+}
+
+/* A connection resuming a session of another worker goes to that
+ * worker; one that cannot (no such worker, its queue full) is closed, and
+ * its client reconnects. */
+static void broker_relay_handover(gw_broker_t *b, gw_relay_t *r)
+{
+    gw_event_t *ev = gw_event_adopt(r->session, r->fd, (uint8_t *)r->data,
+                                    r->len, r->seq, r->user);
+
+    r->fd = -1;
+    if (broker_fanout(b, ev) <= 0)
+        gw_log_limited(&b->answer_log, GW_LOG_WARN,
+                       "broker: a resuming connection for worker %u "
+                       "dropped: no such worker, or its queue is full",
+                       gw_session_id_worker(r->session));
     gw_relay_free(r);
 }
 
@@ -627,6 +646,8 @@ static void broker_relay_cb(gw_wake_t *wk)
                 broker_relay_sync(b, r);
             else if (r->kind == GW_RELAY_PRESENCE)
                 broker_relay_presence(b, r);
+            else if (r->kind == GW_RELAY_HANDOVER)
+                broker_relay_handover(b, r);
             else
                 broker_relay_typing(b, r);
             n++;

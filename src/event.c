@@ -7,6 +7,7 @@
 #include "gw/json.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define EVENT_NAME_MAX 128
 #define EVENT_ID_MAX 128
@@ -369,6 +370,25 @@ gw_event_t *gw_event_census(uint32_t census)
     return ev;
 }
 
+gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
+                           const uint8_t *rest, size_t len, uint64_t seq,
+                           const char *user)
+{
+    gw_event_t *ev = gw_calloc(1, sizeof(*ev));
+
+    atomic_init(&ev->refs, 1);
+    ev->target = GW_TARGET_SESSION;
+    ev->action = GW_ACTION_ADOPT;
+    ev->priority = 1;
+    memcpy(ev->session, session, GW_SESSION_ID_LEN);
+    ev->fd = fd;
+    ev->seq = seq;
+    ev->arg = gw_strdup(user);
+    ev->body = gw_frame_new(len);
+    memcpy(ev->body->data, rest, len);
+    return ev;
+}
+
 void gw_event_set_refs(gw_event_t *ev, unsigned refs)
 {
     atomic_store_explicit(&ev->refs, refs, memory_order_relaxed);
@@ -387,5 +407,7 @@ void gw_event_unref(gw_event_t *ev)
     free(ev->arg);
     if (ev->body != NULL)
         gw_frame_unref(ev->body);
+    if (ev->action == GW_ACTION_ADOPT && ev->fd >= 0)
+        close(ev->fd); /* no worker took the connection */
     free(ev);
 }

@@ -47,6 +47,20 @@ static void proto_send_static(gw_session_t *s, const char *json)
     gw_session_send(s, json, strlen(json));
 }
 
+/* `ready`: the session's id and the heartbeat interval. */
+static void proto_ready(gw_session_t *s)
+{
+    char sid[2 * GW_SESSION_ID_LEN + 1], buf[160];
+    int n;
+
+    gw_session_id_hex(s, sid);
+    n = snprintf(buf, sizeof(buf),
+                 "{\"event\":\"ready\",\"data\":{\"sessionId\":\"%s\","
+                 "\"heartbeatInterval\":%u}}",
+                 sid, s->set->cfg->heartbeat_interval_ms);
+    gw_session_send(s, buf, (size_t)n);
+}
+
 /* Sends a cJSON document and frees it. */
 static void proto_send_json(gw_session_t *s, cJSON *doc)
 {
@@ -388,7 +402,8 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
     case GW_ACTION_SEND:
         gw_session_send(s, ev->body->data, ev->body->len);
         break;
-    case GW_ACTION_CENSUS: break; /* the worker's own, never a session's */
+    case GW_ACTION_CENSUS: /* the worker's own, never a session's */
+    case GW_ACTION_ADOPT: break;
     }
 }
 
@@ -499,12 +514,15 @@ static void proto_end(gw_proto_t *p, gw_session_t *s)
     gw_session_free(s);
 }
 
-/* The session cannot be resumed: the client identifies afresh. */
+/* The session cannot be resumed: the client identifies afresh, on this
+ * connection's session, which a new `ready` names (a connection handed
+ * to another worker has a new one there). */
 static void proto_invalid_session(gw_session_t *s)
 {
     gw_stat_add(s->set->stats, GW_STAT_RESUME_INVALID, 1);
     proto_send_static(
         s, "{\"event\":\"invalid_session\",\"data\":{\"resumable\":false}}");
+    proto_ready(s);
 }
 
 /* Re-arms a resumed session's heartbeat: it starts again from now. */
@@ -576,19 +594,77 @@ static int proto_resume_fields(const cJSON *data, uint8_t id[GW_SESSION_ID_LEN],
 }
 
 /*
+ * The resume of fresh session s, for session id of `user` from seq, here:
+ * a session that is not here, ended, lost or of another user is
+ * invalid_session; a seq ahead of what was sent closes 4007; otherwise
+ * the connection takes the session over.
+ */
+static void proto_resume_here(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
+                              const char *user, uint64_t seq)
+{
+    gw_session_t *t = gw_index_session(p->index, id);
+    int rc = t == NULL || strcmp(t->user->id, user) != 0
+                 ? GW_ECLOSED
+                 : gw_session_can_resume(t, seq);
+
+    if (rc == GW_EINVAL)
+        gw_session_close(s, GW_CLOSE_INVALID_SEQ, "seq ahead of the session");
+    else if (rc != 0)
+        proto_invalid_session(s);
+    else
+        proto_take_over(p, s, t, seq);
+}
+
+/* A resume on its way to the worker that holds the session: the
+ * connection's data while it leaves this loop. */
+typedef struct proto_handoff {
+    gw_proto_t *p;
+    uint8_t id[GW_SESSION_ID_LEN];
+    uint64_t seq;
+    char *user; /* owned */
+} proto_handoff_t;
+
+/* The session lives on another worker: fresh session s ends, and its
+ * connection goes there once this message is run (proto_hand_off_cb). */
+static void proto_resume_elsewhere(gw_proto_t *p, gw_session_t *s,
+                                   const uint8_t *id, const char *user,
+                                   uint64_t seq)
+{
+    proto_handoff_t *h = gw_malloc(sizeof(*h));
+    gw_ws_t *ws = s->ws;
+
+    gw_stat_add(s->set->stats, GW_STAT_RESUME_HANDED, 1);
+    *h = (proto_handoff_t){p, {0}, seq, gw_strdup(user)};
+    memcpy(h->id, id, GW_SESSION_ID_LEN);
+    gw_ws_set_data(ws, h);
+    s->ws = NULL;
+    proto_end(p, s);
+    gw_ws_hand_off(ws);
+}
+
+static void proto_hand_off_cb(void *data, int fd, const uint8_t *rest,
+                              size_t len)
+{
+    proto_handoff_t *h = data;
+    gw_proto_t *p = h->p;
+
+    if (fd >= 0)
+        p->hooks.hand_over(p->hooks.data, fd, rest, len, h->id, h->seq,
+                           h->user);
+    free(h->user);
+    free(h);
+}
+
+/*
  * resume {"sessionId","token","seq"} instead of identify. The token must
- * verify (4004 if not); a session that is not here, ended, overflowed, or
- * of another user is invalid_session; a seq ahead of what was sent closes
- * 4007; otherwise the connection takes the session over.
+ * verify (4004 if not); then the session's worker decides.
  */
 static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
 {
     uint8_t id[GW_SESSION_ID_LEN];
     gw_jwt_claims_t claims;
     const char *token;
-    gw_session_t *t;
     uint64_t seq;
-    int rc;
 
     if (s->identified) {
         gw_session_close(s, GW_CLOSE_ALREADY_AUTHENTICATED,
@@ -604,17 +680,27 @@ static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
         gw_session_close(s, GW_CLOSE_AUTH_FAILED, "authentication failed");
         return;
     }
-    t = gw_index_session(p->index, id);
-    rc = t == NULL || strcmp(t->user->id, claims.sub) != 0
-             ? GW_ECLOSED
-             : gw_session_can_resume(t, seq);
-    gw_jwt_claims_free(&claims);
-    if (rc == GW_EINVAL)
-        gw_session_close(s, GW_CLOSE_INVALID_SEQ, "seq ahead of the session");
-    else if (rc != 0)
-        proto_invalid_session(s);
+    /* An id of no worker (or no id at all) is looked up here, in vain. */
+    if (gw_session_id_worker(id) == p->index->tag ||
+        gw_session_id_worker(id) >= p->workers || p->hooks.hand_over == NULL)
+        proto_resume_here(p, s, id, claims.sub, seq);
     else
-        proto_take_over(p, s, t, seq);
+        proto_resume_elsewhere(p, s, id, claims.sub, seq);
+    gw_jwt_claims_free(&claims);
+}
+
+void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
+                    const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
+                    const char *user)
+{
+    gw_session_t *s = gw_session_new(&p->sessions, ws);
+
+    gw_index_place(p->index, s);
+    gw_ws_set_data(ws, s);
+    if (p->draining)
+        gw_session_close(s, GW_CLOSE_DRAINING, "server draining");
+    else
+        proto_resume_here(p, s, id, user, seq);
 }
 
 static const proto_handler_t proto_handlers[] = {
@@ -767,9 +853,7 @@ static void proto_identify_by_upgrade(gw_proto_t *p, gw_session_t *s,
 static void proto_open_cb(void *data, gw_ws_t *ws, const char *token)
 {
     gw_proto_t *p = data;
-    char sid[2 * GW_SESSION_ID_LEN + 1], buf[160];
     gw_session_t *s;
-    int n;
 
     if (p->draining) {
         gw_ws_close(ws, GW_CLOSE_DRAINING, "server draining");
@@ -778,12 +862,7 @@ static void proto_open_cb(void *data, gw_ws_t *ws, const char *token)
     s = gw_session_new(&p->sessions, ws);
     gw_index_place(p->index, s);
     gw_ws_set_data(ws, s);
-    gw_session_id_hex(s, sid);
-    n = snprintf(buf, sizeof(buf),
-                 "{\"event\":\"ready\",\"data\":{\"sessionId\":\"%s\","
-                 "\"heartbeatInterval\":%u}}",
-                 sid, s->set->cfg->heartbeat_interval_ms);
-    gw_session_send(s, buf, (size_t)n);
+    proto_ready(s);
     if (token != NULL)
         proto_identify_by_upgrade(p, s, token);
 }
@@ -831,6 +910,7 @@ static void proto_close_cb(void *data, uint16_t sent, uint16_t received)
 const gw_ws_cb_t gw_proto_ws_cb = {
     .on_open = proto_open_cb,
     .on_message = proto_message_cb,
+    .on_hand_off = proto_hand_off_cb,
     .on_backlog = proto_backlog_cb,
     .on_close = proto_close_cb,
 };

@@ -93,7 +93,8 @@ static void transport_close_cb(uv_handle_t *h)
     gw_transport_t *t = h->data;
     gw_transport_loop_t *l = t->loop;
 
-    close(t->fd);
+    if (!t->detached)
+        close(t->fd);
     gw_ring_clear(&t->ring, &l->ring_pool);
     transport_unlink(t);
     gw_stat_add(l->stats, GW_STAT_CONNECTIONS, -1);
@@ -109,6 +110,16 @@ void gw_transport_close(gw_transport_t *t)
         return;
     t->closed = 1;
     uv_close((uv_handle_t *)&t->poll, transport_close_cb);
+}
+
+int gw_transport_detach(gw_transport_t *t, int *fd)
+{
+    if (t->closed || t->ring.count > 0)
+        return GW_EAGAIN;
+    t->detached = 1;
+    *fd = t->fd;
+    gw_transport_close(t);
+    return 0;
 }
 
 static void transport_poll_cb(uv_poll_t *p, int status, int events);

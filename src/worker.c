@@ -211,6 +211,42 @@ static void worker_census(gw_worker_t *w, uint32_t census)
     worker_presence_report(w, NULL, 0, 0, NULL, 1);
 }
 
+/* The protocol's way to move a resuming connection to the session's
+ * worker, through the broker (the only producer of worker queues). */
+static void worker_hand_over_conn(void *data, int fd, const uint8_t *rest,
+                                  size_t len,
+                                  const uint8_t id[GW_SESSION_ID_LEN],
+                                  uint64_t seq, const char *user)
+{
+    gw_worker_t *w = data;
+    gw_relay_t *r = gw_calloc(1, sizeof(*r));
+
+    r->kind = GW_RELAY_HANDOVER;
+    r->worker = w->id;
+    r->fd = fd;
+    memcpy(r->session, id, GW_SESSION_ID_LEN);
+    r->seq = seq;
+    r->user = gw_strdup(user);
+    r->data = gw_malloc(len ? len : 1);
+    memcpy(r->data, rest, len);
+    r->len = len;
+    if (worker_hand_over(w, r) != 0)
+        gw_warn("worker %d: relay queue full: a resuming connection dropped",
+                w->id);
+}
+
+/* A connection handed over to resume a session held here. */
+static void worker_adopt(gw_worker_t *w, gw_event_t *ev)
+{
+    gw_ws_t *ws = gw_ws_adopt(&w->ws, ev->fd, gw_tcp_open);
+
+    ev->fd = -1; /* the ws layer's now, or closed */
+    if (ws == NULL)
+        return;
+    gw_proto_adopt(&w->proto, ws, ev->session, ev->seq, ev->arg);
+    gw_ws_input(ws, (const uint8_t *)ev->body->data, ev->body->len);
+}
+
 /* One event's fan-out on this worker. */
 typedef struct worker_fanout {
     gw_worker_t *w;
@@ -236,8 +272,11 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
 {
     worker_fanout_t f = {w, ev, NULL};
 
-    if (ev->action == GW_ACTION_CENSUS) {
-        worker_census(w, ev->census);
+    if (ev->action == GW_ACTION_CENSUS || ev->action == GW_ACTION_ADOPT) {
+        if (ev->action == GW_ACTION_CENSUS)
+            worker_census(w, ev->census);
+        else
+            worker_adopt(w, ev);
         gw_event_unref(ev);
         return;
     }
@@ -383,7 +422,9 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_proto_init(&w->proto, &w->ws, &w->index, cfg, &w->stats,
                   &(gw_proto_hooks_t){worker_now, worker_relay_typing,
                                       worker_relay_upstream, worker_relay_sync,
-                                      worker_presence, w});
+                                      worker_presence, worker_hand_over_conn,
+                                      w});
+    w->proto.workers = (unsigned)srv->nworkers;
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();

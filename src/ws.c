@@ -317,14 +317,16 @@ static int ws_backlogged(gw_ws_t *ws)
  * what wslay queued after each: a pong goes out before the reply to a
  * message that arrived after the ping.
  */
-static void ws_run(gw_ws_t *ws, const uint8_t *data, size_t len)
+static size_t ws_run(gw_ws_t *ws, const uint8_t *data, size_t len)
 {
     gw_ws_ctx_t *x = ws_borrow(ws);
     size_t pos = 0, hlen;
     uint64_t plen;
     int rc;
 
-    while (pos < len && !ws->transport.closed &&
+    /* A hand-off asked for by the message just run stops here: what
+     * follows is the adopting loop's to run. */
+    while (pos < len && !ws->transport.closed && !ws->handoff &&
            ws_header(data + pos, len - pos, &hlen, &plen) == 0) {
         x->in = data + pos;
         x->in_len = hlen + (size_t)plen;
@@ -338,7 +340,7 @@ static void ws_run(gw_ws_t *ws, const uint8_t *data, size_t len)
             ws->recv_code = wslay_event_get_status_code_received(x->wslay);
         if (rc != 0) {
             gw_ws_abort(ws);
-            return;
+            return pos;
         }
         ws_send(ws);
         /* Each frame adds at most a reply and a pong: bound them here. */
@@ -355,6 +357,7 @@ static void ws_run(gw_ws_t *ws, const uint8_t *data, size_t len)
             ws->sent_code = wslay_event_get_status_code_sent(x->wslay);
         gw_ws_close(ws, 0, NULL);
     }
+    return pos;
 }
 
 /*
@@ -410,11 +413,13 @@ static void ws_drop_partial(gw_ws_t *ws)
     ws->partial_len = ws->partial_cap = 0;
 }
 
+static void ws_hand_off_now(gw_ws_t *ws, const uint8_t *rest, size_t len);
+
 /* WebSocket bytes from the peer, any split. */
 static void ws_feed(gw_ws_t *ws, const uint8_t *buf, size_t len)
 {
     const uint8_t *data = buf;
-    size_t n = len, complete, need;
+    size_t n = len, complete, need, ran = 0;
     int frag = ws->frag, rc;
 
     if (ws->partial_len > 0) {
@@ -428,7 +433,11 @@ static void ws_feed(gw_ws_t *ws, const uint8_t *buf, size_t len)
                     &complete, &need);
     ws->frag = frag;
     if (complete > 0)
-        ws_run(ws, data, complete);
+        ran = ws_run(ws, data, complete);
+    if (ws->handoff) {
+        ws_hand_off_now(ws, data + ran, n - ran);
+        return;
+    }
     if (rc == GW_ETOOBIG)
         ws_fail(ws, GW_WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
     else if (rc == GW_EPARSE)
@@ -578,6 +587,47 @@ static const gw_transport_cb_t ws_transport_cb = {
     .on_close = ws_close_cb,
 };
 
+/* ---- handing a connection to another loop ---- */
+
+void gw_ws_hand_off(gw_ws_t *ws)
+{
+    if (ws->state == GW_WS_OPEN)
+        ws->handoff = 1;
+}
+
+/*
+ * The message that asked is run: what is queued is written now, the socket
+ * leaves this loop, and the owner gets it with the bytes read but not run
+ * (frames after the request, and a partial one), to hand to the loop that
+ * adopts it. If the output cannot all be written now the connection is
+ * dropped instead (fd -1): the client reconnects.
+ */
+static void ws_hand_off_now(gw_ws_t *ws, const uint8_t *rest, size_t len)
+{
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
+    uint8_t *copy = gw_malloc(len ? len : 1);
+    void *data = ws->data;
+    int fd = -1;
+
+    memcpy(copy, rest, len);
+    ws_drop_partial(ws);
+    ws_maybe_return(ws);
+    gw_transport_flush(&ws->transport);
+    ws->data = NULL; /* the owner is told here, not by on_close */
+    if (gw_transport_detach(&ws->transport, &fd) != 0) {
+        gw_ws_abort(ws);
+        fd = -1;
+    }
+    l->cb->on_hand_off(data, fd, copy, fd >= 0 ? len : 0);
+    free(copy);
+}
+
+void gw_ws_input(gw_ws_t *ws, const uint8_t *buf, size_t len)
+{
+    if (len > 0 && ws->state == GW_WS_OPEN)
+        ws_feed(ws, buf, len);
+}
+
 /* ---- the loop ---- */
 
 void gw_ws_loop_init(gw_ws_loop_t *l, uv_loop_t *loop, const gw_ws_cb_t *cb,
@@ -647,10 +697,9 @@ void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
  * and refuses it with 429 when the address has its fill; the refusal is
  * written and the socket closed as for any rejected upgrade.
  */
-static void ws_count_address(gw_ws_t *ws)
+static void ws_count_address(gw_ws_t *ws, uint32_t limit)
 {
     gw_ws_loop_t *l = gw_ws_loop_of(ws);
-    uint32_t limit = l->cfg->max_connections_per_ip;
     struct sockaddr_storage ss;
     char name[GW_ADDR_NAME_MAX] = "?";
 
@@ -671,7 +720,9 @@ static void ws_count_address(gw_ws_t *ws)
     ws_refuse(ws, 429);
 }
 
-gw_ws_t *gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
+/* A connection on fd with its transport open; NULL on failure (fd
+ * closed). */
+static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
 {
     gw_ws_t *ws = gw_calloc(1, sizeof(*ws));
     int rc;
@@ -682,10 +733,33 @@ gw_ws_t *gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
         free(ws);
         return NULL;
     }
+    return ws;
+}
+
+gw_ws_t *gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
+{
+    gw_ws_t *ws = ws_new(l, fd, open);
+
+    if (ws == NULL)
+        return NULL;
     ws->u.hs = gw_malloc(sizeof(*ws->u.hs));
     gw_handshake_init(ws->u.hs, l->cfg->max_header_size);
     gw_wheel_add(&l->wheel, &ws->timer,
                  uv_now(l->io.loop) + l->cfg->handshake_timeout_ms);
-    ws_count_address(ws);
+    ws_count_address(ws, l->cfg->max_connections_per_ip);
+    return ws;
+}
+
+gw_ws_t *gw_ws_adopt(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
+{
+    gw_ws_t *ws = ws_new(l, fd, open);
+
+    if (ws == NULL)
+        return NULL;
+    ws->state = GW_WS_OPEN;
+    /* Counted again (the other loop let it go), never refused: it was
+     * accepted already. */
+    if (l->cfg->max_connections_per_ip != 0)
+        ws_count_address(ws, UINT32_MAX);
     return ws;
 }

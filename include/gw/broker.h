@@ -31,6 +31,8 @@ typedef enum gw_relay_kind {
     GW_RELAY_UPSTREAM, /* a client's event, for the backends (RabbitMQ) */
     GW_RELAY_SYNC,     /* a client's sync_request: Redis, else upstream */
     GW_RELAY_PRESENCE, /* a user's sessions on the worker changed */
+    GW_RELAY_HANDOVER, /* a connection resuming a session of another
+                          worker, to hand to that worker */
 } gw_relay_kind_t;
 
 /* What a worker hands the broker through its relay queue. */
@@ -43,15 +45,20 @@ typedef struct gw_relay {
     char *channel; /* owned, typing: the channel */
     char *event;   /* owned, upstream, sync: the name, the routing key */
     char *data;    /* owned, upstream, sync: the client's data as sent;
-                      presence: the user's guilds, a JSON array */
+                      presence: the user's guilds, a JSON array;
+                      handover: the bytes read after the resume (len) */
     char *nonce;   /* owned, upstream, sync: the client's nonce, or NULL */
     char *scope;   /* owned, sync: the request's scope, or NULL */
-    uint8_t session[GW_SESSION_ID_LEN]; /* upstream, sync: the sender's */
+    uint8_t session[GW_SESSION_ID_LEN]; /* upstream, sync: the sender's;
+                                           handover: the one resumed */
     uint64_t received_ms; /* upstream, sync: wall clock when taken */
     uint32_t census;      /* presence: the worker's last census */
     int counted;          /* presence: part of that census */
     uint32_t before;      /* presence: the user's sessions here before */
     uint32_t after;       /* presence: and after */
+    int fd;               /* handover: owned, the connection; else -1 */
+    size_t len;           /* handover: bytes of data (binary) */
+    uint64_t seq;         /* handover: the client's last seq */
 } gw_relay_t;
 
 /* Frees a relay and its strings. */

@@ -26,6 +26,9 @@ typedef enum gw_action {
     GW_ACTION_DISCONNECT,  /* close with `code` and reason `arg` */
     GW_ACTION_SEND,        /* send the body as it is: a private message */
     GW_ACTION_CENSUS,      /* the broker's: report every user (presence) */
+    GW_ACTION_ADOPT,       /* a connection resuming the session, handed
+                              over from another worker: fd, body = the
+                              bytes it read, arg = the token's user */
 } gw_action_t;
 
 #define GW_SESSION_ID_LEN 16 /* bytes; 32 hex characters on the wire */
@@ -46,6 +49,8 @@ typedef struct gw_event {
     char *arg;       /* owned: an action's guild, or a disconnect's reason */
     uint16_t code;   /* a disconnect's close code */
     uint32_t census; /* a census's number */
+    int fd;          /* owned by GW_ACTION_ADOPT until taken, else -1 */
+    uint64_t seq;    /* GW_ACTION_ADOPT: the client's last seq */
     char **ids;      /* owned strings */
     size_t nids;
     int priority; /* 1 critical .. 4 low */
@@ -77,6 +82,16 @@ gw_event_t *gw_event_private(const uint8_t session[GW_SESSION_ID_LEN],
 /* The broker's request for census number `census`, for every worker.
  * One reference, owned by the caller. */
 gw_event_t *gw_event_census(uint32_t census);
+
+/*
+ * A connection handed over to resume session `session` from the client's
+ * last seq: fd (owned by the event until a worker takes it: the last
+ * unref closes it otherwise), the len bytes read with it, and the user
+ * its token names. One reference, owned by the caller.
+ */
+gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
+                           const uint8_t *rest, size_t len, uint64_t seq,
+                           const char *user);
 
 /* Sets the number of references before the event is shared. */
 void gw_event_set_refs(gw_event_t *ev, unsigned refs);

@@ -42,6 +42,12 @@ typedef struct gw_proto_hooks {
     void (*presence)(void *data, const gw_user_t *u,
                      const gw_session_t *leaving, uint32_t before,
                      uint32_t after);
+    /* Hands a connection resuming a session of worker id[0] to that
+     * worker: fd is the hook's (closed if it cannot go), rest the len
+     * bytes read after the resume, user the token's. */
+    void (*hand_over)(void *data, int fd, const uint8_t *rest, size_t len,
+                      const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
+                      const char *user);
     void *data; /* passed to each */
 } gw_proto_hooks_t;
 
@@ -55,6 +61,8 @@ typedef struct gw_proto {
     gw_log_limit_t flood_log; /* rate-limited closes */
     int draining;             /* closing everyone with 4011 */
     int stopping;             /* shutting down: nothing parks */
+    unsigned workers;         /* workers of the process: a session id
+                                 naming another one is handed over */
 } gw_proto_t;
 
 /* The callbacks to install on the WebSocket loop, with the gw_proto_t as
@@ -75,6 +83,16 @@ void gw_proto_reconfigure(gw_proto_t *p, const gw_config_t *cfg);
  * guild_subscribed / guild_unsubscribed, or the close).
  */
 void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev);
+
+/*
+ * A connection handed over by another worker to resume session id from
+ * seq, for the user its token named (gw_proto_hooks_t.hand_over): it
+ * resumes here as if the resume had been read here, or is answered
+ * invalid_session and may identify afresh.
+ */
+void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
+                    const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
+                    const char *user);
 
 /* Runs the heartbeat deadlines and drain slots up to now_ms. */
 void gw_proto_tick(gw_proto_t *p, uint64_t now_ms);

@@ -42,6 +42,7 @@ typedef enum gw_stat {
     GW_STAT_REPLAYED,          /* dispatches sent again by resumes */
     GW_STAT_RESUME_OVERFLOWS,  /* parked sessions lost: too much arrived */
     GW_STAT_RESUME_EXPIRED,    /* parked sessions past their window */
+    GW_STAT_RESUME_HANDED,     /* resuming connections sent to their worker */
     GW_STAT_QUEUE_HWM,         /* written by the broker, the queue's producer */
     /* acceptor */
     GW_STAT_ACCEPT_DROPS,

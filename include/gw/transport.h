@@ -87,6 +87,7 @@ struct gw_transport {
     unsigned closed : 1;           /* uv_close called */
     unsigned released : 1;         /* closed while queued: told at the flush */
     unsigned notify_drained : 1;   /* the owner waits for on_drained */
+    unsigned detached : 1;         /* the fd was handed on: not closed */
 };
 
 /* Prepares a loop's transports; the read buffer is allocated here. */
@@ -160,6 +161,14 @@ void gw_transport_push_copy(gw_transport_t *t, const void *buf, size_t len);
  */
 int gw_transport_admit(gw_transport_t *t, uint32_t room, uint32_t limit,
                        unsigned *dropped);
+
+/*
+ * Takes the socket off this loop without closing it, for another loop to
+ * adopt: its output must be all written (GW_EAGAIN if not: nothing done).
+ * The transport then closes as by gw_transport_close (on_close follows),
+ * but the fd, returned in *fd, is the caller's.
+ */
+int gw_transport_detach(gw_transport_t *t, int *fd);
 
 /* Writes what is queued now (normally left to gw_transport_loop_flush). */
 void gw_transport_flush(gw_transport_t *t);

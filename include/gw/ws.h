@@ -53,6 +53,12 @@ typedef struct gw_ws_cb {
      * write ring stayed full, and its `dropped` unsent messages are gone.
      * The owner closes the connection. */
     void (*on_backlog)(void *data, unsigned dropped);
+    /* The connection left this loop at the owner's request
+     * (gw_ws_hand_off): fd is the socket, now the owner's (or -1 when it
+     * could not be handed over: the connection is dropped), and rest the
+     * len bytes read after the requesting message and not run, valid
+     * during the call. No on_close follows. */
+    void (*on_hand_off)(void *data, int fd, const uint8_t *rest, size_t len);
     /* The connection is gone (data as set): the last callback. Who closed
      * first, with what: `sent` when this side did, `received` when the
      * peer did (1005 for a close frame without a code); both 0 when the
@@ -100,6 +106,7 @@ struct gw_ws {
     uint64_t id;           /* for log lines */
     uint8_t state;         /* gw_ws_state_t */
     unsigned frag : 1;     /* inside a fragmented message */
+    unsigned handoff : 1;  /* leaving for another loop after this message */
     uint16_t sent_code;    /* the close code we closed with first, or 0 */
     uint16_t recv_code;    /* the peer's, if it closed first, or 0 */
 };
@@ -194,6 +201,25 @@ static inline uint32_t gw_ws_queued(const gw_ws_t *ws)
  * as a slow consumer; *dropped counts the backlog dropped then).
  */
 int gw_ws_admit(gw_ws_t *ws, uint32_t room, unsigned *dropped);
+
+/*
+ * From within on_message: once this message is run, the connection leaves
+ * this loop (on_hand_off says with what), for another loop to adopt with
+ * gw_ws_adopt. Workers never share a connection: it is watched by one
+ * loop at a time.
+ */
+void gw_ws_hand_off(gw_ws_t *ws);
+
+/*
+ * Adopts an open WebSocket connection handed off by another loop: no
+ * upgrade, no on_open; the caller names its data with gw_ws_set_data,
+ * then gives it the bytes that came with it (gw_ws_input). NULL on
+ * failure, with fd closed.
+ */
+gw_ws_t *gw_ws_adopt(gw_ws_loop_t *l, int fd, gw_ws_transport_open open);
+
+/* Runs bytes read elsewhere (a hand-off's rest) as if read here. */
+void gw_ws_input(gw_ws_t *ws, const uint8_t *buf, size_t len);
 
 /*
  * Starts the close handshake with `code` (RFC 6455 or the protocol's own),

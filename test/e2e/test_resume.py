@@ -12,7 +12,9 @@ from gwtest import Client, T, token_for, uniq, wait_until
 
 
 def resume_gateway(gateway_factory, **overrides):
-    sections = {"server": {"workers": 1},
+    # Four workers: a resume lands on any of them, and one that does not
+    # hold the session hands the connection over.
+    sections = {"server": {"workers": 4},
                 "session": {"resume_window_ms": 30000}}
     for name, keys in overrides.items():
         sections.setdefault(name, {}).update(keys)
@@ -46,8 +48,10 @@ async def expect_ticks(c, first_seq, first_i, n):
 
 
 async def expect_invalid(r):
+    """invalid_session, then a new ready naming the session to identify."""
     msg = await r.expect("invalid_session")
     assert msg["data"] == {"resumable": False}, msg
+    await r.ready()
 
 
 async def parked(gw, n):
@@ -204,3 +208,33 @@ async def test_the_window_and_the_buffer_bound(gateway_factory):
     r = await resume(gw, slow, 0)
     await expect_invalid(r)
     assert (await gw.totals())["resume_expired"] == 1
+
+
+@pytest.mark.time_limit(60)
+async def test_resumes_across_workers(gateway_factory):
+    gw = resume_gateway(gateway_factory)
+    guild = uniq("g")
+    clients = [await Client.session(gw, uniq("u"), [guild]) for _ in range(8)]
+    await publish(gw, guild, 2)
+    for c in clients:
+        await expect_ticks(c, 1, 0, 2)
+        c.abort()
+    await parked(gw, 8)
+    await publish(gw, guild, 3, start=2)
+    resumed = []
+    for c in clients:
+        r = await resume(gw, c, 2)
+        await expect_ticks(r, 3, 2, 3)
+        msg = await r.expect("resumed")
+        assert msg["data"]["replayed"] == 3, msg
+        resumed.append(r)
+    await publish(gw, guild, 1, start=5)
+    for r in resumed:
+        await expect_ticks(r, 6, 5, 1)
+        await r.heartbeat_roundtrip()  # the adopting worker reads it
+    totals = await gw.totals()
+    # Eight resumes over four workers: some landed elsewhere (3/4 of them
+    # expected; all eight on the right worker has odds of 1 in 65,536).
+    assert totals["resume_handed_over"] >= 1, totals
+    assert totals["resumed"] == 8 and totals["parked"] == 0, totals
+    assert totals["connections"] == 8, totals

@@ -32,6 +32,7 @@ typedef struct fake {
     char out[NOUT][512];
     int nout;
     uint16_t close_code;
+    int handed_off;       /* gw_ws_hand_off was called */
     uint32_t room;        /* what the last gw_ws_admit asked for */
     int admit_rc;         /* what it answers */
     unsigned admit_drops; /* and drops with GW_EFULL */
@@ -106,6 +107,11 @@ void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
             fn(&fakes[i].ws, arg);
 }
 
+void gw_ws_hand_off(gw_ws_t *ws)
+{
+    fake_of(ws)->handed_off = 1;
+}
+
 /* ---- the owner's hooks: a clock and a relay ---- */
 
 static uint64_t clock_ms;
@@ -168,6 +174,27 @@ static void test_presence(void *data, const gw_user_t *u,
              u->id, before, after, leaving ? " leaving" : "");
 }
 
+/* What the hand_over hook was given last. */
+static struct {
+    int calls, fd;
+    char rest[32], user[32];
+    uint8_t id[GW_SESSION_ID_LEN];
+    uint64_t seq;
+} handed;
+
+static void test_hand_over(void *data, int fd, const uint8_t *rest, size_t len,
+                           const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
+                           const char *user)
+{
+    (void)data;
+    handed.calls++;
+    handed.fd = fd;
+    snprintf(handed.rest, sizeof(handed.rest), "%.*s", (int)len, rest);
+    snprintf(handed.user, sizeof(handed.user), "%s", user);
+    memcpy(handed.id, id, GW_SESSION_ID_LEN);
+    handed.seq = seq;
+}
+
 /* ---- tokens ---- */
 
 /* Appends base64url(data) without padding. */
@@ -226,6 +253,7 @@ static int fx_setup(void **state)
     memset(fakes, 0, sizeof(fakes));
     clock_ms = 0;
     relays = relay_rc = ups = up_rc = syncs = sync_rc = npresence = 0;
+    memset(&handed, 0, sizeof(handed));
     f->cfg.jwt_algorithm = "HS256";
     f->cfg.jwt_secret = SECRET;
     f->cfg.heartbeat_interval_ms = 1000;
@@ -243,7 +271,9 @@ static int fx_setup(void **state)
     gw_index_init(&f->ix, &f->stats, 0);
     gw_proto_init(&f->p, NULL, &f->ix, &f->cfg, &f->stats,
                   &(gw_proto_hooks_t){test_now, test_relay, test_upstream,
-                                      test_sync, test_presence, NULL});
+                                      test_sync, test_presence, test_hand_over,
+                                      NULL});
+    f->p.workers = 8;
     *state = f;
     return 0;
 }
@@ -756,6 +786,36 @@ static void test_presence_changes(void **state)
     assert_string_equal(presence_log[4], "u1 1->0 leaving");
 }
 
+/* A resume of a session that another worker holds: the fresh session
+ * ends, the connection leaves with what the token said, and the owner's
+ * hook carries it on. */
+static void test_resume_elsewhere_hands_the_connection_over(void **state)
+{
+    fx_t *f = *state;
+    char msg[1200];
+    gw_session_t *s = open_conn(f, 0, NULL);
+
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"resume\",\"data\":{\"sessionId\":"
+             "\"07000000000000000000000000000abc\",\"token\":\"%s\","
+             "\"seq\":42}}",
+             token("u9", NULL));
+    assert_non_null(s);
+    say(0, msg);
+    assert_int_equal(fakes[0].handed_off, 1);
+    assert_int_equal(f->stats.v[GW_STAT_SESSIONS], 0);
+    /* The WebSocket layer lets go of the socket: the hook gets it. */
+    gw_proto_ws_cb.on_hand_off(fakes[0].ws.data, 9, (const uint8_t *)"xy", 2);
+    fakes[0].ws.data = NULL;
+    assert_int_equal(handed.calls, 1);
+    assert_int_equal(handed.fd, 9);
+    assert_string_equal(handed.rest, "xy");
+    assert_string_equal(handed.user, "u9");
+    assert_int_equal(handed.seq, 42);
+    assert_int_equal(handed.id[0], 7);
+    assert_int_equal(handed.id[15], 0xbc);
+}
+
 /* A session id names its worker and slot; the rest is random, and it is
  * what decides: a slot's next session, or a guess, is not the old one. */
 /* Sessions opened in one moment spread their first beats over a quarter
@@ -831,6 +891,7 @@ int main(void)
         T(test_drain),
         T(test_close_leaves_the_index),
         T(test_presence_changes),
+        T(test_resume_elsewhere_hands_the_connection_over),
         T(test_session_ids_and_slots),
         T(test_first_heartbeats_spread),
     };

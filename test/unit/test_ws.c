@@ -116,7 +116,8 @@ static void up_close(void *data, uint16_t sent, uint16_t received)
     up.received = received;
 }
 
-static const gw_ws_cb_t up_cb = {up_open, up_message, up_backlog, up_close};
+static const gw_ws_cb_t up_cb = {up_open, up_message, up_backlog, NULL,
+                                 up_close};
 
 /* ---- fixture ---- */
 
