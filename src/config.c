@@ -185,10 +185,11 @@ static const config_option_t config_options[] = {
             65536, NULL,
             "Dispatches each session keeps for a resume; a parked session "
             "that receives more cannot resume"),
-    OPT_U32("session.replay_bytes", CONFIG_RELOADABLE, replay_bytes, "1048576",
-            1024, UINT32_MAX, NULL,
-            "Bytes of the dispatches a session keeps, at most (the bodies "
-            "are shared with every recipient)"),
+    OPT_U32("session.replay_log_bytes", CONFIG_RELOADABLE, replay_log_bytes,
+            "33554432", 65536, UINT32_MAX, NULL,
+            "Bytes of dispatch bodies each worker keeps for resumes, each "
+            "body once however many sessions received it; a resume whose "
+            "dispatches have left is invalid_session"),
     OPT_SECRET("auth.jwt_secret", CONFIG_RELOADABLE, jwt_secret,
                "GATEWAYD_JWT_SECRET", "HMAC key that signs client tokens"),
     OPT_STR("auth.jwt_algorithm", CONFIG_RELOADABLE, jwt_algorithm, "HS256",

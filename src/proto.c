@@ -1073,6 +1073,7 @@ void gw_proto_init(gw_proto_t *p, gw_ws_loop_t *ws, gw_index_t *index,
 void gw_proto_free(gw_proto_t *p)
 {
     gw_jwt_verifier_free(&p->jwt);
+    gw_sessions_free(&p->sessions);
 }
 
 /* Everything reads the snapshot at its next use, so only the verifier,

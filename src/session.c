@@ -17,6 +17,12 @@ void gw_sessions_init(gw_sessions_t *set, gw_clock_cb now, void *now_data,
     *set = (gw_sessions_t){
         .cfg = cfg, .stats = stats, .now = now, .now_data = now_data};
     gw_wheel_init(&set->wheel, SESSION_TICK_MS, now(now_data));
+    gw_replay_log_init(&set->log);
+}
+
+void gw_sessions_free(gw_sessions_t *set)
+{
+    gw_replay_log_free(&set->log);
 }
 
 /*
@@ -151,17 +157,19 @@ static size_t session_seq_prefix(char *out, uint64_t seq)
     return len;
 }
 
-/* Keeps a dispatch for resume: whether it fits (it always does while the
- * session is connected: the oldest go). */
-static int session_keep(gw_session_t *s, gw_frame_t *body)
+/* Keeps a dispatch for resume: its body in the worker's log (once per
+ * event), its position in the session's buffer. Whether it fit without
+ * dropping one (a connected session's oldest just go). */
+static inline int session_keep(gw_session_t *s, gw_frame_t *body)
 {
-    const gw_config_t *cfg = s->set->cfg;
+    gw_sessions_t *set = s->set;
+    const gw_config_t *cfg = set->cfg;
+    uint64_t pos;
 
     if (cfg->resume_window_ms == 0)
         return 1;
-    return gw_replay_push(&s->replay, body, cfg->replay_size,
-                          cfg->replay_bytes) == 0 ||
-           !s->parked;
+    pos = gw_replay_log_add(&set->log, body, cfg->replay_log_bytes);
+    return !gw_replay_push(&s->replay, (uint32_t)pos, cfg->replay_size);
 }
 
 /* A dispatch for a parked session: kept, or the session is lost. Low
@@ -171,7 +179,7 @@ static void session_dispatch_parked(gw_session_t *s, const gw_event_t *ev)
     if (s->lost || ev->priority >= 4)
         return;
     ++s->seq;
-    if (session_keep(s, ev->body))
+    if (session_keep(s, ev->body) || !s->parked)
         return;
     s->lost = 1;
     gw_stat_add(s->set->stats, GW_STAT_RESUME_OVERFLOWS, 1);
@@ -212,9 +220,18 @@ void gw_session_park(gw_session_t *s, uint64_t deadline)
 
 int gw_session_can_resume(const gw_session_t *s, uint64_t seq)
 {
+    uint32_t count = gw_replay_count(s->replay);
+
     if (seq > s->seq)
         return GW_EINVAL;
-    if (s->lost || seq < s->seq - gw_replay_count(s->replay))
+    if (s->lost || seq < s->seq - count)
+        return GW_ECLOSED;
+    /* The log drops the oldest first: if the first body to send again is
+     * there, so are the rest. */
+    if (seq < s->seq &&
+        gw_replay_log_get(
+            &s->set->log,
+            gw_replay_get(s->replay, count - (uint32_t)(s->seq - seq))) == NULL)
         return GW_ECLOSED;
     return 0;
 }
@@ -231,8 +248,10 @@ uint32_t gw_session_resume(gw_session_t *s, gw_ws_t *ws, uint64_t seq)
     s->ws = ws;
     for (uint32_t i = 0; i < n; i++) {
         size_t slen = session_seq_prefix(head + GW_WS_HEADROOM, seq + 1 + i);
-        gw_ws_send_shared(ws, head + GW_WS_HEADROOM, slen,
-                          gw_replay_get(s->replay, first + i));
+        gw_ws_send_shared(
+            ws, head + GW_WS_HEADROOM, slen,
+            gw_replay_log_get(&s->set->log,
+                              gw_replay_get(s->replay, first + i)));
     }
     gw_stat_add(s->set->stats, GW_STAT_REPLAYED, n);
     return n;

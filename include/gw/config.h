@@ -32,7 +32,7 @@ typedef struct gw_config {
     uint32_t typing_window_ms;
     uint32_t resume_window_ms; /* a parked session waits this long */
     uint32_t replay_size;      /* dispatches kept per session, for resume */
-    uint32_t replay_bytes;     /* bytes of their bodies, at most */
+    uint32_t replay_log_bytes; /* bodies a worker keeps for resumes */
     /* [auth] */
     char *jwt_secret;    /* HS256 key; env GATEWAYD_JWT_SECRET wins */
     char *jwt_algorithm; /* only "HS256" for now */

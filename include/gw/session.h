@@ -54,6 +54,7 @@ typedef struct gw_sessions {
     gw_log_limit_t slow_log; /* slow-consumer closes */
     gw_clock_cb now;         /* the time deadlines are measured in */
     void *now_data;
+    gw_replay_log_t log; /* the bodies the sessions were sent */
 } gw_sessions_t;
 
 struct gw_session {
@@ -86,6 +87,9 @@ struct gw_session {
 
 void gw_sessions_init(gw_sessions_t *set, gw_clock_cb now, void *now_data,
                       const gw_config_t *cfg, gw_stats_t *stats);
+
+/* Frees what the sessions share; they are gone. */
+void gw_sessions_free(gw_sessions_t *set);
 
 static inline uint64_t gw_sessions_now(const gw_sessions_t *set)
 {

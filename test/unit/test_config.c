@@ -664,7 +664,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "session.typing_window_ms=5000",
         "session.resume_window_ms=1000",
         "session.replay_size=16",
-        "session.replay_bytes=4096",
+        "session.replay_log_bytes=100000",
         "auth.jwt_secret=rotated",
         /* auth.jwt_algorithm has one valid value: set directly below. */
         "auth.jwt_audience=aud",

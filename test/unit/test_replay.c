@@ -1,5 +1,5 @@
-/* The replay buffer: order, both bounds, growth, and every reference
- * given back. */
+/* The replay log and buffers: order, bounds, growth, positions that left
+ * the log, and every reference given back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,78 +37,96 @@ static int teardown(void **state)
     return 0;
 }
 
-static void expect_held(const gw_replay_t *r, int first, int n)
-{
-    uint64_t bytes = 0;
-
-    assert_int_equal(gw_replay_count(r), n);
-    for (int i = 0; i < n; i++) {
-        assert_ptr_equal(gw_replay_get(r, (uint32_t)i), frames[first + i]);
-        assert_int_equal(atomic_load(&frames[first + i]->refs), 2);
-        bytes += frames[first + i]->len;
-    }
-    assert_true(r == NULL || r->bytes == bytes);
-}
-
-static void test_empty_is_null(void **state)
+static void test_empty_buffer_is_null(void **state)
 {
     (void)state;
     assert_int_equal(gw_replay_count(NULL), 0);
     gw_replay_free(NULL);
 }
 
-static void test_grows_in_order(void **state)
+/* An event's recipients share one entry; each new body is one more. */
+static void test_log_adds_each_body_once(void **state)
 {
-    gw_replay_t *r = NULL;
+    gw_replay_log_t l;
     (void)state;
 
-    for (int i = 0; i < 9; i++)
-        assert_int_equal(gw_replay_push(&r, frames[i], 100, 1 << 20), 0);
-    expect_held(r, 0, 9);
-    assert_int_equal(r->cap, 16);
-    gw_replay_free(r);
+    gw_replay_log_init(&l);
+    assert_int_equal(gw_replay_log_add(&l, frames[0], 1 << 20), 0);
+    assert_int_equal(gw_replay_log_add(&l, frames[0], 1 << 20), 0);
+    assert_int_equal(gw_replay_log_add(&l, frames[1], 1 << 20), 1);
+    assert_int_equal(atomic_load(&frames[0]->refs), 2);
+    assert_ptr_equal(gw_replay_log_get(&l, 0), frames[0]);
+    assert_ptr_equal(gw_replay_log_get(&l, 1), frames[1]);
+    assert_null(gw_replay_log_get(&l, 2)); /* not yet */
+    gw_replay_log_free(&l);
 }
 
-static void test_count_bound_drops_the_oldest(void **state)
+/* Past its bytes the log drops the oldest; their positions read NULL. */
+static void test_log_byte_bound(void **state)
 {
-    gw_replay_t *r = NULL;
-    uint32_t dropped = 0;
+    gw_replay_log_t l;
     (void)state;
 
-    for (int i = 0; i < 30; i++)
-        dropped += gw_replay_push(&r, frames[i], 8, 1 << 20);
-    assert_int_equal(dropped, 22);
-    expect_held(r, 22, 8);
-    assert_int_equal(r->cap, 8); /* wrapped, never grown past the bound */
-    for (int i = 0; i < 8; i++)
-        assert_int_not_equal(atomic_load(&frames[i]->refs), 2);
-    gw_replay_free(r);
-}
-
-static void test_byte_bound_keeps_the_newest(void **state)
-{
-    gw_replay_t *r = NULL;
-    (void)state;
-
-    /* Frames of 10..49 bytes: of 10 + 11 + 12 + 13 + 14, 45 bytes hold
-     * the last three (39; with 11, 50). */
+    gw_replay_log_init(&l);
+    /* Bodies of 10..14 bytes: 45 bytes hold the last three (39). */
     for (int i = 0; i < 5; i++)
-        gw_replay_push(&r, frames[i], 100, 45);
-    expect_held(r, 2, 3);
-    /* One body larger than the bound: it stays, alone. */
-    assert_int_equal(gw_replay_push(&r, frames[39], 100, 20), 3);
-    expect_held(r, 39, 1);
+        assert_int_equal(gw_replay_log_add(&l, frames[i], 45), (uint64_t)i);
+    assert_null(gw_replay_log_get(&l, 0));
+    assert_null(gw_replay_log_get(&l, 1));
+    for (uint32_t i = 2; i < 5; i++)
+        assert_ptr_equal(gw_replay_log_get(&l, i), frames[i]);
+    assert_int_equal(l.bytes, 12 + 13 + 14);
+    /* A body larger than the bound stays, alone. */
+    gw_replay_log_add(&l, frames[39], 20);
+    assert_null(gw_replay_log_get(&l, 4));
+    assert_ptr_equal(gw_replay_log_get(&l, 5), frames[39]);
+    gw_replay_log_free(&l);
+}
+
+/* The log grows past its first ring and keeps positions right. */
+static void test_log_grows(void **state)
+{
+    gw_replay_log_t l;
+    (void)state;
+
+    gw_replay_log_init(&l);
+    for (uint32_t i = 0; i < 3000; i++)
+        gw_replay_log_add(&l, frames[i % 2 ? 1 : 2], UINT64_MAX);
+    assert_true(l.cap >= 4096);
+    for (uint32_t i = 0; i < 3000; i++)
+        assert_ptr_equal(gw_replay_log_get(&l, i), frames[i % 2 ? 1 : 2]);
+    gw_replay_log_free(&l);
+}
+
+static void test_buffer_grows_and_bounds(void **state)
+{
+    gw_replay_t *r = NULL;
+    int dropped = 0;
+    (void)state;
+
+    for (uint32_t i = 0; i < 9; i++)
+        assert_int_equal(gw_replay_push(&r, 100 + i, 16), 0);
+    assert_int_equal(gw_replay_count(r), 9);
+    assert_int_equal(r->cap, 16);
+    for (uint32_t i = 9; i < 30; i++)
+        dropped += gw_replay_push(&r, 100 + i, 16);
+    assert_int_equal(dropped, 14);
+    assert_int_equal(gw_replay_count(r), 16);
+    for (uint32_t i = 0; i < 16; i++)
+        assert_int_equal(gw_replay_get(r, i), 114 + i);
     gw_replay_free(r);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_empty_is_null, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_grows_in_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_count_bound_drops_the_oldest,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_byte_bound_keeps_the_newest, setup,
+        cmocka_unit_test_setup_teardown(test_empty_buffer_is_null, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_adds_each_body_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_byte_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_grows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_grows_and_bounds, setup,
                                         teardown),
     };
 
