@@ -161,7 +161,7 @@ static const config_option_t config_options[] = {
             heartbeat_interval_ms, "30000", 100, UINT32_C(1) << 29, NULL,
             "Heartbeat interval announced to clients, milliseconds"),
     OPT_U32("session.max_guilds_per_session", CONFIG_RELOADABLE,
-            max_guilds_per_session, "100", 0, UINT32_MAX, NULL,
+            max_guilds_per_session, "100", 0, 65535, NULL,
             "Most guilds one session may subscribe to"),
     OPT_U32("session.event_rate", CONFIG_RELOADABLE, event_rate, "50", 0,
             GW_BUCKET_MAX_BURST, NULL,

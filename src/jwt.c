@@ -27,6 +27,10 @@
  * the decoded parts live on the stack.
  */
 #define JWT_MAX_LEN 8192
+/* Each guild of a claim takes at least 4 bytes ("g",) of a payload that
+ * is shorter than the token: the count fits a session's 16 bits. */
+_Static_assert(JWT_MAX_LEN / 4 <= GW_JWT_MAX_GUILDS,
+               "a token cannot list more guilds than a session counts");
 /* The largest decoded part of a JWT_MAX_LEN token. */
 #define JWT_MAX_DECODED (JWT_MAX_LEN / 4 * 3)
 /* The longest MAC (HMAC-SHA-512), its base64url length, and the largest

@@ -272,7 +272,7 @@ static void proto_bind(gw_proto_t *p, gw_session_t *s, gw_jwt_claims_t *claims)
     s->identified = 1;
     gw_stat_add(s->set->stats, GW_STAT_SESSIONS, 1);
     s->allowed = claims->guilds;
-    s->nallowed = (uint32_t)claims->nguilds;
+    s->nallowed = (uint16_t)claims->nguilds;
     claims->guilds = NULL;
     claims->nguilds = 0;
     gw_jwt_claims_free(claims);

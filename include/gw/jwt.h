@@ -32,6 +32,10 @@ typedef struct gw_jwt_verifier {
 void gw_jwt_verifier_init(gw_jwt_verifier_t *v);
 void gw_jwt_verifier_free(gw_jwt_verifier_t *v);
 
+/* Entries a "guilds" claim can list: more than a token's size allows (a
+ * session counts them in 16 bits; jwt.c asserts the bound). */
+#define GW_JWT_MAX_GUILDS 65535
+
 typedef struct gw_jwt_claims {
     char *sub;     /* owned; always set on success */
     int64_t exp;   /* 0 when absent */

@@ -66,8 +66,11 @@ struct gw_session {
     gw_session_t *user_next;
     gw_member_t *guilds; /* owned list of memberships (index.c) */
     char **allowed;      /* owned: the token's "guilds" claim, or NULL */
-    uint32_t nallowed;
-    uint32_t nguilds;
+    uint16_t nallowed;   /* at most GW_JWT_MAX_GUILDS */
+    uint16_t nguilds;    /* at most session.max_guilds_per_session */
+    unsigned identified : 1;
+    unsigned parked : 1;   /* no connection; resumable until its deadline */
+    unsigned lost : 1;     /* parked, and more arrived than it could keep */
     uint64_t seq;          /* last dispatch sequence number sent */
     uint32_t last_ack_ms;  /* last heartbeat or heartbeat_ack (mod 2^32) */
     uint32_t next_hb_ms;   /* next server heartbeat due (mod 2^32) */
@@ -80,9 +83,6 @@ struct gw_session {
     uint32_t sync_count;   /* sync_request events in that window */
     gw_replay_t *replay;   /* owned: the dispatches sent, for resume */
     uint8_t id[GW_SESSION_ID_LEN];
-    unsigned identified : 1;
-    unsigned parked : 1; /* no connection; resumable until its deadline */
-    unsigned lost : 1;   /* parked, and more arrived than it could keep */
 };
 
 void gw_sessions_init(gw_sessions_t *set, gw_clock_cb now, void *now_data,
