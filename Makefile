@@ -89,7 +89,7 @@ test: test-deps
 
 # libFuzzer drivers: one binary per parser, built with clang; the library
 # is compiled once with coverage instrumentation and shared by all drivers.
-FUZZFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=address,undefined
+FUZZFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=address,undefined -Wall -Wextra -Werror
 FUZZOBJ := $(LIBSRC:src/%.c=build/fuzz/%.o)
 fuzz: $(FUZZSRC:fuzz/fuzz_%.c=build/fuzz/fuzz_%)
 build/fuzz/%.o: src/%.c $(wildcard include/gw/*.h)

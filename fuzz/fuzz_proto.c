@@ -86,6 +86,14 @@ void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
         fn(&fake_ws, arg);
 }
 
+/* Every session id names this one worker (proto.workers is 0): a resume
+ * is never handed to another. */
+void gw_ws_hand_off(gw_ws_t *ws)
+{
+    (void)ws;
+    abort();
+}
+
 /* ---- the owner's hooks ---- */
 
 static uint64_t fuzz_now(void *data)
@@ -159,8 +167,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gw_log_level = GW_LOG_ERROR + 1;
         gw_index_init(&ix, &stats, 0);
         gw_proto_init(&p, NULL, &ix, &cfg, &stats,
-                      &(gw_proto_hooks_t){fuzz_now, fuzz_typing, fuzz_upstream,
-                                          fuzz_sync, NULL});
+                      &(gw_proto_hooks_t){.now = fuzz_now,
+                                          .relay_typing = fuzz_typing,
+                                          .relay_upstream = fuzz_upstream,
+                                          .relay_sync = fuzz_sync});
         ready = 1;
     }
     if (size == 0)
@@ -176,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gw_proto_ws_cb.on_message(fake_ws.data, (const char *)data + pos, n);
         pos += n + 1;
     }
-    gw_proto_ws_cb.on_close(fake_ws.data);
+    gw_proto_ws_cb.on_close(fake_ws.data, 0, 0);
     fake_ws.data = NULL;
     if (gw_index_user(&ix, "fuzz-user") != NULL ||
         gw_index_guild(&ix, "g1") != NULL ||

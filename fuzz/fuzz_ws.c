@@ -72,13 +72,18 @@ static void up_backlog(void *data, unsigned dropped)
     gw_ws_close(data, 4010, "slow consumer");
 }
 
-static void up_close(void *data)
+static void up_close(void *data, uint16_t sent, uint16_t received)
 {
+    (void)sent;
+    (void)received;
     (void)data;
     closed++;
 }
 
-static const gw_ws_cb_t up_cb = {up_open, up_message, up_backlog, up_close};
+static const gw_ws_cb_t up_cb = {.on_open = up_open,
+                                 .on_message = up_message,
+                                 .on_backlog = up_backlog,
+                                 .on_close = up_close};
 
 static const char upgrade[] =
     "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
