@@ -5,10 +5,13 @@ with its original seq, then `resumed`, then live delivery: nothing
 missing, nothing twice. And every way a resume is refused."""
 
 import asyncio
+import threading
+import time
 
 import pytest
 
-from gwtest import Client, T, token_for, uniq, wait_until
+from gwtest import (Client, KeepAlivePublisher, T, token_for, uniq,
+                    wait_until)
 
 
 def resume_gateway(gateway_factory, **overrides):
@@ -238,3 +241,77 @@ async def test_resumes_across_workers(gateway_factory):
     assert totals["resume_handed_over"] >= 1, totals
     assert totals["resumed"] == 8 and totals["parked"] == 0, totals
     assert totals["connections"] == 8, totals
+
+
+class SteadyPublisher:
+    """Publishes tick i to a guild every `interval` seconds from a thread,
+    so that events keep flowing while a client is away."""
+
+    def __init__(self, gw, guild, interval):
+        self.pub = KeepAlivePublisher(gw)
+        self.guild, self.interval = guild, interval
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        deadline = time.monotonic() + T(120)  # bounded, whatever happens
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            self.pub.publish({"event": "tick", "guildId": self.guild,
+                              "data": {"i": self.sent}})
+            self.sent += 1
+            self.stop.wait(self.interval)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(T(10))
+        self.pub.close()
+        return self.sent
+
+
+async def drop_and_resume_under_flow(gw, away_s):
+    """Events flow at about 50/s; the client's TCP connection is reset,
+    it comes back after away_s and resumes: every tick arrives once, in
+    order, seq contiguous, across both connections."""
+    guild = uniq("g")
+    c = await Client.session(gw, uniq("u"), [guild])
+    flow = SteadyPublisher(gw, guild, 0.02)
+    flow.thread.start()
+    got = []
+    while len(got) < 20:
+        got.append(await c.recv())
+    c.abort()
+    await asyncio.sleep(away_s)  # real time: the window is the server's
+    r = await resume(gw, c, got[-1]["seq"])
+    while True:
+        msg = await r.recv(timeout=10)
+        assert msg.get("event") != "invalid_session", msg
+        if msg.get("event") == "resumed":
+            break
+        got.append(msg)
+    # Some live ticks after the resume, then the flow stops and the rest
+    # arrives.
+    while len(got) < 20 + 10:
+        got.append(await r.recv(timeout=10))
+    sent = await asyncio.get_running_loop().run_in_executor(None, flow.finish)
+    while len(got) < sent:
+        got.append(await r.recv(timeout=10))
+    assert [m["data"]["i"] for m in got] == list(range(sent)), (
+        "ticks out of order, missing or twice")
+    assert [m["seq"] for m in got] == list(range(1, sent + 1))
+    return sent
+
+
+@pytest.mark.time_limit(60)
+async def test_a_drop_under_steady_flow_loses_nothing(gateway_factory):
+    gw = resume_gateway(gateway_factory)
+    assert await drop_and_resume_under_flow(gw, 1.0) > 50
+
+
+@pytest.mark.time_limit(120)
+async def test_thirty_seconds_away_under_steady_flow(gateway_factory):
+    # About 1,500 ticks arrive while the client is away: the buffer keeps
+    # them all.
+    gw = resume_gateway(gateway_factory, session={"replay_size": 4096,
+                                                  "resume_window_ms": 60000})
+    assert await drop_and_resume_under_flow(gw, 30.0) > 1000
