@@ -397,7 +397,13 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
             proto_presence_guild(p, s, ev->arg);
         }
         break;
-    case GW_ACTION_DISCONNECT: gw_session_close(s, ev->code, ev->arg); break;
+    case GW_ACTION_DISCONNECT:
+        /* A parked session is ended too: it must not come back. */
+        if (s->parked)
+            gw_session_forget(s);
+        else
+            gw_session_close(s, ev->code, ev->arg);
+        break;
     case GW_ACTION_DISPATCH: gw_session_dispatch(s, ev); break;
     case GW_ACTION_SEND:
         gw_session_send(s, ev->body->data, ev->body->len);

@@ -181,8 +181,13 @@ static void session_dispatch_parked(gw_session_t *s, const gw_event_t *ev)
     ++s->seq;
     if (session_keep(s, ev->body) || !s->parked)
         return;
-    s->lost = 1;
     gw_stat_add(s->set->stats, GW_STAT_RESUME_OVERFLOWS, 1);
+    gw_session_forget(s);
+}
+
+void gw_session_forget(gw_session_t *s)
+{
+    s->lost = 1;
     gw_wheel_del(&s->timer);
     gw_wheel_add(&s->set->wheel, &s->timer, gw_sessions_now(s->set));
 }

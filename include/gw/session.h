@@ -126,6 +126,11 @@ void gw_session_dispatch(gw_session_t *s, const gw_event_t *ev);
  * (loop milliseconds), receiving into its buffer only. */
 void gw_session_park(gw_session_t *s, uint64_t deadline);
 
+/* A parked session that must not be resumed (a backend disconnected it,
+ * or it could keep no more) ends at the next tick, not now: it may be in
+ * the middle of a fan-out walk. */
+void gw_session_forget(gw_session_t *s);
+
 /*
  * Whether a resume from the client's last seq can be served: 0; GW_EINVAL
  * when seq is ahead of what was sent (close 4007); GW_ECLOSED when what

@@ -315,3 +315,17 @@ async def test_thirty_seconds_away_under_steady_flow(gateway_factory):
     gw = resume_gateway(gateway_factory, session={"replay_size": 4096,
                                                   "resume_window_ms": 60000})
     assert await drop_and_resume_under_flow(gw, 30.0) > 1000
+
+
+@pytest.mark.time_limit(60)
+async def test_a_backend_disconnect_ends_a_parked_session(gateway_factory):
+    gw = resume_gateway(gateway_factory)
+    user = uniq("u")
+    c = await Client.session(gw, user)
+    c.abort()
+    await parked(gw, 1)
+    await gw.apublish({"action": "disconnect", "userId": user, "code": 4321,
+                       "reason": "account suspended"})
+    await parked(gw, 0)
+    r = await resume(gw, c, 0)
+    await expect_invalid(r)
