@@ -13,7 +13,7 @@ import time
 import pytest
 import websockets
 
-from gwtest import Client, T, free_port, socket_from, uniq
+from gwtest import Client, T, free_port, socket_from, token_for, uniq
 
 CFG = os.path.join(os.path.dirname(__file__), "..", "..", "deploy",
                    "haproxy.cfg")
@@ -162,3 +162,32 @@ async def test_new_connections_per_address_are_rate_limited(gateway_factory,
     assert await _refused_from(gw1, port, "127.0.0.9")
     c = await _session_from(gw1, port, "127.0.0.10")
     await c.close()
+
+
+@pytest.mark.time_limit(60)
+async def test_a_dropped_client_resumes_through_the_proxy(gateway_factory,
+                                                         haproxy):
+    """The cookie brings a reconnecting client back to the instance that
+    parked its session, and the resume replays what it missed."""
+    resume = {"session": {"resume_window_ms": 30000}}
+    gw1, gw2 = gateway_factory(**resume), gateway_factory(**resume)
+    port = haproxy(gw1, gw2)
+    guild = uniq("g")
+    c = await Client.session(_via(gw1, port), uniq("u"), [guild])
+    cookie = c.ws.response_headers.get("Set-Cookie", "").split(";")[0]
+    home = gw1 if cookie.startswith("GWID=gw1") else gw2
+    home.publish_ok({"event": "tick", "guildId": guild, "data": {"i": 0}})
+    assert (await c.recv())["seq"] == 1
+    c.abort()  # the client's network goes away
+    await asyncio.sleep(T(0.2))
+    for i in (1, 2):
+        home.publish_ok({"event": "tick", "guildId": guild, "data": {"i": i}})
+    r = await Client.connect(_via(gw1, port), extra_headers={"Cookie": cookie})
+    await r.ready()
+    await r.send({"event": "resume",
+                  "data": {"sessionId": c.session_id, "seq": 1,
+                           "token": token_for(c.user, secret=home.secret)}})
+    got = [await r.recv() for _ in range(3)]
+    assert [(m.get("seq"), m["event"]) for m in got] == [
+        (2, "tick"), (3, "tick"), (None, "resumed")], got
+    assert [m["data"]["i"] for m in got[:2]] == [1, 2]
