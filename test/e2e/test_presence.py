@@ -11,7 +11,7 @@ import urllib.parse
 
 import pytest
 
-from gwtest import Client, T, uniq, wait_until
+from gwtest import Client, T, token_for, uniq, wait_until
 from redisserver import redis_server, redis_server_factory  # noqa: F401
 
 # The grace is the server's, so it is scaled like the tests' timeouts: a
@@ -274,3 +274,26 @@ def link_is(gw, state):
     async def check():
         return (await gw.aget_json("/health"))["links"]["redis"] == state
     return check
+
+
+@pytest.mark.time_limit(60)
+async def test_a_parked_session_is_away_and_a_resume_is_back(gateway_factory):
+    gw = gateway_factory(presence={"enabled": True,
+                                   "offline_grace_ms": GRACE_MS},
+                         session={"resume_window_ms": 30000})
+    guild, user = uniq("g"), uniq("u")
+    watcher = await Client.session(gw, uniq("w"), [guild])
+    c = await Client.session(gw, user, [guild])
+    await expect_presence(watcher, user, "online", guild)
+    c.abort()  # parked: resumable, but not online
+    await expect_presence(watcher, user, "offline", guild)
+    status = await users(gw, user)
+    assert status["users"][0]["sessions"] == 0, status
+    r = await Client.connect(gw)
+    await r.ready()
+    await r.send({"event": "resume",
+                  "data": {"sessionId": c.session_id, "seq": 0,
+                           "token": token_for(user, secret=gw.secret)}})
+    await r.expect("resumed")
+    await expect_presence(watcher, user, "online", guild)
+    assert (await users(gw, user))["users"][0]["sessions"] == 1
