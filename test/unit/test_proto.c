@@ -169,9 +169,10 @@ static void test_presence(void *data, const gw_user_t *u,
                           uint32_t after)
 {
     (void)data;
-    assert_true(npresence < 8);
-    snprintf(presence_log[npresence++], sizeof(presence_log[0]), "%s %u->%u%s",
-             u->id, before, after, leaving ? " leaving" : "");
+    if (npresence++ >= 8)
+        return; /* counted; the first eight are kept */
+    snprintf(presence_log[npresence - 1], sizeof(presence_log[0]),
+             "%s %u->%u%s", u->id, before, after, leaving ? " leaving" : "");
 }
 
 /* What the hand_over hook was given last. */
@@ -816,6 +817,51 @@ static void test_resume_elsewhere_hands_the_connection_over(void **state)
     assert_int_equal(handed.id[15], 0xbc);
 }
 
+/* The connection ends as given: the session parks, or ends. */
+static void end_conn(int i, uint16_t sent, uint16_t received)
+{
+    gw_proto_ws_cb.on_close(fakes[i].ws.data, sent, received);
+    fakes[i].ws.data = NULL;
+}
+
+/* Which ends park a session (docs/continuity.md), and the window. */
+static void test_what_parks(void **state)
+{
+    fx_t *f = *state;
+    static const struct {
+        uint16_t sent, received;
+        int parks;
+    } cases[] = {
+        {0, 0, 1},                        /* reset, end of stream */
+        {GW_CLOSE_SESSION_TIMEOUT, 0, 1}, /* heartbeats stopped */
+        {GW_CLOSE_DRAINING, 0, 1},        /* drained */
+        {0, 4000, 1},                     /* the client's own code */
+        {0, 1000, 0},                     /* the client is done */
+        {0, 1001, 0},
+        {GW_CLOSE_SLOW_CONSUMER, 0, 0}, /* lost what it missed */
+        {GW_CLOSE_AUTH_FAILED, 0, 0},
+        {GW_WS_CLOSE_PROTOCOL_ERROR, 0, 0},
+    };
+
+    f->cfg.resume_window_ms = 1000;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        gw_session_t *s = identified(f, 0, "u1", "[\"g1\"]");
+        uint64_t parked = f->stats.v[GW_STAT_PARKED];
+
+        end_conn(0, cases[i].sent, cases[i].received);
+        assert_int_equal(f->stats.v[GW_STAT_PARKED] - parked, cases[i].parks);
+        if (cases[i].parks)
+            assert_true(s->parked && s->ws == NULL);
+    }
+    /* Parked ones stay in the index until their window ends. */
+    assert_int_equal(gw_index_user(&f->ix, "u1")->parked, 4);
+    clock_ms += 1200;
+    gw_proto_tick(&f->p, clock_ms);
+    assert_null(gw_index_user(&f->ix, "u1"));
+    assert_int_equal(f->stats.v[GW_STAT_PARKED], 0);
+    assert_int_equal(f->stats.v[GW_STAT_RESUME_EXPIRED], 4);
+}
+
 /* A session id names its worker and slot; the rest is random, and it is
  * what decides: a slot's next session, or a guess, is not the old one. */
 /* Sessions opened in one moment spread their first beats over a quarter
@@ -891,6 +937,7 @@ int main(void)
         T(test_drain),
         T(test_close_leaves_the_index),
         T(test_presence_changes),
+        T(test_what_parks),
         T(test_resume_elsewhere_hands_the_connection_over),
         T(test_session_ids_and_slots),
         T(test_first_heartbeats_spread),
