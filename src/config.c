@@ -184,7 +184,8 @@ static const config_option_t config_options[] = {
     OPT_U32("session.replay_size", CONFIG_RELOADABLE, replay_size, "256", 1,
             65536, NULL,
             "Dispatches each session keeps for a resume; a parked session "
-            "that receives more cannot resume"),
+            "that receives more cannot resume. A resume sends them at once: "
+            "keep it within websocket.write_ring_size"),
     OPT_U32("session.replay_log_bytes", CONFIG_RELOADABLE, replay_log_bytes,
             "33554432", 65536, UINT32_MAX, NULL,
             "Bytes of dispatch bodies each worker keeps for resumes, each "
