@@ -10,6 +10,7 @@
 
 #include "gw/alloc.h"
 #include "relay.h"
+#include "resume.h"
 #include "token.h"
 #include "upgrade.h"
 #include "util.h"
@@ -32,7 +33,8 @@ typedef enum {
     CLIENT_UPGRADING,   /* request sent, waiting for 101 */
     CLIENT_WAIT_READY,  /* upgraded, waiting for ready */
     CLIENT_IDENTIFYING, /* identify sent */
-    CLIENT_IDENTIFIED,  /* a live session */
+    CLIENT_RESUMING,    /* resume sent, waiting for resumed */
+    CLIENT_IDENTIFIED,  /* a live session (resumed included) */
     CLIENT_CLOSING,     /* uv_close called, waiting for its callback */
 } client_state_t;
 
@@ -44,13 +46,20 @@ typedef struct client {
     uint8_t state;     /* client_state_t */
     uint8_t reconnect; /* connect again once closed (churn, storm) */
     uint8_t target;    /* index of the server in conf->target */
-    uint64_t t_start;  /* attempt start (or drop), us: latency origin */
-    uint64_t t_stage;  /* current stage's start, us: its timeout origin */
-    char *identify;    /* the identify message, signed at setup */
-    char *hs;          /* upgrade response so far, when split; else NULL */
+    uint8_t resumable; /* sid names our session: resume it when cut */
+    uint8_t renewed;   /* invalid_session came: the identify that follows
+                          begins a new life and is not timed */
+    uint16_t tok_off;  /* the token inside identify */
+    uint16_t tok_len;
+    uint64_t t_start; /* attempt start (or drop), us: latency origin */
+    uint64_t t_stage; /* current stage's start, us: its timeout origin */
+    char *identify;   /* the identify message, signed at setup */
+    char *hs;         /* upgrade response so far, when split; else NULL */
     size_t hs_len;
     wsframe_reader_t rd;
     char accept[UPGRADE_ACCEPT_SIZE];
+    char sid[RESUME_SID_LEN]; /* when resumable */
+    resume_track_t track;     /* resume: what the session received */
 } client_t;
 
 typedef struct client_write {
@@ -75,8 +84,9 @@ struct client_loop {
     int connecting;   /* CONNECT is in effect */
     double conn_rate; /* per second; 0 = inflight bound only */
     uint32_t max_inflight;
-    uint32_t inflight; /* clients between connect and identified */
-    uint32_t next;     /* next idle client to connect */
+    uint32_t inflight;         /* clients between connect and identified */
+    uint32_t next;             /* next idle client to connect */
+    uint32_t conn_lo, conn_hi; /* only clients of these global indexes */
     uint64_t conn_t0;
     uint64_t conn_started;
 
@@ -123,6 +133,15 @@ static uint64_t client_rand(client_loop_t *l)
 static int client_has_guild(const client_conf_t *conf, uint32_t index)
 {
     return conf->members > 0 && index / conf->members < conf->guilds;
+}
+
+/* Bits of a session's bitmap of received events: what the record holds
+ * of one guild's. */
+static uint32_t client_track_bits(const client_conf_t *conf)
+{
+    if (conf->record == NULL || conf->guilds == 0)
+        return 0;
+    return (uint32_t)((conf->record_cap + conf->guilds - 1) / conf->guilds);
 }
 
 /* The identify message: userId, an HS256 token whose sub is that user and
@@ -203,15 +222,26 @@ static int client_send_text(client_t *c, const char *text)
 
 /* ---- session events --------------------------------------------------- */
 
-static void client_identified(client_t *c)
+/* The session is live again (identified or resumed), timed from the
+ * attempt's start or the cut, unless an invalid_session came between. */
+static void client_live(client_t *c)
 {
     client_loop_t *l = c->loop;
 
     c->state = CLIENT_IDENTIFIED;
     l->inflight--;
     l->f.open++;
+    if (!c->renewed)
+        stats_hist_record(&l->f.conn, l->now_us - c->t_start);
+    c->renewed = 0;
+}
+
+static void client_identified(client_t *c)
+{
+    client_loop_t *l = c->loop;
+
+    client_live(c);
     l->f.c.identified++;
-    stats_hist_record(&l->f.conn, l->now_us - c->t_start);
     l->f.t_last_ident = l->now_us;
 }
 
@@ -234,6 +264,114 @@ static void client_delivery(client_loop_t *l, uint64_t sent_us)
     l->f.c.deliveries++;
     l->f.t_last_deliv = l->now_us;
     stats_hist_record(&l->f.lat, l->now_us > sent_us ? l->now_us - sent_us : 0);
+}
+
+/* ---- resume ----------------------------------------------------------- */
+
+/* A timestamped dispatch: timed and, under resume, checked for its seq
+ * and its event (resume.h). */
+static void client_dispatch(client_t *c, const uint8_t *data, size_t len,
+                            uint64_t sent_us)
+{
+    client_loop_t *l = c->loop;
+    stats_counters_t *s = &l->f.c;
+    resume_dispatch_t d;
+    unsigned v;
+
+    client_delivery(l, sent_us);
+    if (!l->conf->resume)
+        return;
+    if (resume_dispatch_parse(data, len, &d) != 0 ||
+        !client_has_guild(l->conf, c->index)) {
+        s->event_foreign++;
+        return;
+    }
+    v = resume_track_dispatch(&c->track, d.seq, d.n,
+                              c->index / l->conf->members, 0, l->conf->guilds);
+    s->seq_gaps += (v & RESUME_GAP) != 0;
+    s->seq_repeats += (v & RESUME_REPEAT) != 0;
+    s->event_dups += (v & RESUME_DUP) != 0;
+    s->event_disorder += (v & RESUME_DISORDER) != 0;
+    s->event_foreign += (v & RESUME_FOREIGN) != 0;
+}
+
+/* The events of the client's guild published in (from_us, to_us) that it
+ * has not received: 0 without a record. */
+static uint64_t client_missing(const client_t *c, uint64_t sent,
+                               uint64_t from_us, uint64_t to_us)
+{
+    const client_conf_t *conf = c->loop->conf;
+
+    if (conf->record == NULL || !client_has_guild(conf, c->index))
+        return 0;
+    if (sent > conf->record_cap)
+        sent = conf->record_cap;
+    return resume_track_missing(&c->track, conf->record, sent,
+                                c->index / conf->members, 0, conf->guilds,
+                                from_us, to_us);
+}
+
+/* ready: identify, or resume the session the client had (resume.h). */
+static void client_ready(client_t *c)
+{
+    client_loop_t *l = c->loop;
+    char msg[1024];
+    size_t n;
+
+    c->t_stage = l->now_us;
+    if (!c->resumable) {
+        c->state = CLIENT_IDENTIFYING;
+        client_send_text(c, c->identify);
+        return;
+    }
+    n = resume_request(msg, sizeof(msg), c->sid, c->identify + c->tok_off,
+                       c->tok_len, c->track.last_seq);
+    c->state = CLIENT_RESUMING;
+    l->f.c.resumes_sent++;
+    if (n == 0 || client_send(c, WSFRAME_TEXT, msg, n) != 0)
+        client_end(c, NULL);
+}
+
+/* identified: under resume the session's id is kept and its life begins. */
+static void client_identified_msg(client_t *c, const uint8_t *data, size_t len)
+{
+    client_loop_t *l = c->loop;
+
+    if (l->conf->resume) {
+        c->resumable = resume_session_id(data, len, c->sid) == 0;
+        resume_track_begin(&c->track, l->now_us);
+    }
+    client_identified(c);
+}
+
+/* resumed: the replay is in (it came first); live again, timed from the
+ * cut. */
+static void client_resumed(client_t *c, const uint8_t *data, size_t len)
+{
+    client_loop_t *l = c->loop;
+    uint64_t k;
+
+    l->f.c.resumed++;
+    if (resume_replayed(data, len, &k) == 0)
+        l->f.c.replayed += k;
+    client_live(c);
+}
+
+/* invalid_session: the session is gone. Its life ends at the cut (what it
+ * had not received of it by then went with it); the ready that follows
+ * is answered with identify: a new session and a new life. */
+static void client_invalid(client_t *c)
+{
+    client_loop_t *l = c->loop;
+
+    l->f.c.resume_invalid++;
+    l->f.c.lost_at_invalid +=
+        client_missing(c, UINT64_MAX, c->track.life_from, c->t_start);
+    c->track.life_from = 0;
+    c->resumable = 0;
+    c->renewed = 1;
+    c->state = CLIENT_WAIT_READY;
+    c->t_stage = l->now_us;
 }
 
 /* The event name of a message: what follows "event":" near its start. */
@@ -338,7 +476,7 @@ static void client_text(client_t *c, const uint8_t *data, size_t len)
     size_t n;
 
     if (memmem(data, len < 160 ? len : 160, bts, sizeof(bts) - 1) != NULL) {
-        client_delivery(l, client_number_after(data, len, bts, 6));
+        client_dispatch(c, data, len, client_number_after(data, len, bts, 6));
         return;
     }
     n = client_event_name(data, len, &name);
@@ -350,12 +488,15 @@ static void client_text(client_t *c, const uint8_t *data, size_t len)
     } else if (client_is(name, n, "typing.start")) {
         client_delivery(l, client_number_after(data, len, chan, 14));
     } else if (client_is(name, n, "ready") && c->state == CLIENT_WAIT_READY) {
-        c->state = CLIENT_IDENTIFYING;
-        c->t_stage = l->now_us;
-        client_send_text(c, c->identify);
+        client_ready(c);
     } else if (client_is(name, n, "identified") &&
                c->state == CLIENT_IDENTIFYING) {
-        client_identified(c);
+        client_identified_msg(c, data, len);
+    } else if (client_is(name, n, "resumed") && c->state == CLIENT_RESUMING) {
+        client_resumed(c, data, len);
+    } else if (client_is(name, n, "invalid_session") &&
+               c->state == CLIENT_RESUMING) {
+        client_invalid(c);
     } else if (client_is(name, n, "presence.update")) {
         client_presence(l, data, len);
     } else if (client_is(name, n, "error")) {
@@ -380,6 +521,10 @@ static void client_close_frame(client_t *c, const uint8_t *data, size_t len)
         l->f.c.close_4010++;
     else if (code == 4011)
         l->f.c.close_4011++;
+    else if (code == 4007)
+        l->f.c.close_4007++;
+    else if (code == 4012)
+        l->f.c.close_4012++;
     client_send(c, WSFRAME_CLOSE, data, len >= 2 ? 2 : 0);
     client_end(c, NULL);
 }
@@ -412,6 +557,7 @@ static uint64_t *client_fail_counter(client_t *c)
     case CLIENT_UPGRADING: return &s->fail_upgrade;
     case CLIENT_WAIT_READY: return &s->fail_ready;
     case CLIENT_IDENTIFYING: return &s->fail_identify;
+    case CLIENT_RESUMING: return &s->fail_resume;
     case CLIENT_IDENTIFIED: return &s->closed_by_server;
     default: return NULL;
     }
@@ -661,7 +807,8 @@ static void client_pace_connects(client_loop_t *l, uint64_t now)
            l->inflight < l->max_inflight) {
         client_t *c = &l->clients[l->next++];
 
-        if (c->state != CLIENT_IDLE)
+        if (c->state != CLIENT_IDLE || c->index < l->conn_lo ||
+            c->index >= l->conn_hi)
             continue;
         l->conn_started++;
         client_connect(c);
@@ -749,7 +896,11 @@ static void client_pace_churn(client_loop_t *l, uint64_t now)
         l->churn_dropped++;
         c->t_start = now;
         c->reconnect = 1;
-        client_end(c, &l->f.c.drops);
+        /* A resume follows a loss the server notices: a reset. */
+        if (l->conf->resume)
+            client_abort(c, &l->f.c.drops);
+        else
+            client_end(c, &l->f.c.drops);
     }
 }
 
@@ -893,6 +1044,36 @@ static void client_finish(client_loop_t *l)
     uv_close((uv_handle_t *)&l->wake, NULL);
 }
 
+/* Resets every identified session, to stay away: the server parks them. */
+static void client_cut(client_loop_t *l)
+{
+    for (uint32_t i = 0; i < l->count; i++)
+        if (l->clients[i].state == CLIENT_IDENTIFIED)
+            client_abort(&l->clients[i], &l->f.c.drops);
+}
+
+/* Counts each session's lost events: those of its guild published in its
+ * current life, among the first sent of the record, that it never
+ * received; apart for a session that is not back from its last cut. Every
+ * client counts as tallied, and the figures go at once. */
+static void client_tally(client_loop_t *l, uint64_t sent)
+{
+    for (uint32_t i = 0; i < l->count; i++) {
+        client_t *c = &l->clients[i];
+        uint64_t lost =
+            c->track.life_from == 0
+                ? 0
+                : client_missing(c, sent, c->track.life_from, UINT64_MAX);
+
+        if (c->state == CLIENT_IDENTIFIED)
+            l->f.c.lost += lost;
+        else
+            l->f.c.lost_not_back += lost;
+        l->f.c.tallied++;
+    }
+    client_flush(l);
+}
+
 /* Requests from now on at cmd->rate per second; the table holds at least
  * what is sent in cmd->span_s, so that no request is given up sooner. */
 static void client_relay_begin(client_loop_t *l, const client_cmd_t *cmd,
@@ -917,6 +1098,8 @@ static void client_apply(client_loop_t *l, const client_cmd_t *cmd)
         l->conn_t0 = now;
         l->conn_started = 0;
         l->next = 0;
+        l->conn_lo = cmd->lo;
+        l->conn_hi = cmd->hi ? cmd->hi : UINT32_MAX;
         client_pace_connects(l, now);
         break;
     case CLIENT_CMD_TYPING:
@@ -934,6 +1117,8 @@ static void client_apply(client_loop_t *l, const client_cmd_t *cmd)
         l->typing_rate = l->churn_rate = l->relay_rate = 0;
         break;
     case CLIENT_CMD_STORM: client_storm(l, now); break;
+    case CLIENT_CMD_CUT: client_cut(l); break;
+    case CLIENT_CMD_TALLY: client_tally(l, cmd->count); break;
     case CLIENT_CMD_FINISH: client_finish(l); return;
     }
     client_retime(l);
@@ -962,6 +1147,19 @@ static void client_thread(void *arg)
     client_flush(l);
 }
 
+/* The identify message, and where its token lies for a resume. */
+static void client_identity(client_t *c)
+{
+    size_t off = 0, len = 0;
+
+    c->identify = client_identify_text(c->loop->conf, c->index);
+    if (resume_token_span(c->identify, &off, &len) != 0 || off > UINT16_MAX ||
+        len > UINT16_MAX)
+        util_die("identify has no token");
+    c->tok_off = (uint16_t)off;
+    c->tok_len = (uint16_t)len;
+}
+
 client_loop_t *client_loop_new(const client_conf_t *conf, uint32_t first,
                                uint32_t count, uint64_t seed)
 {
@@ -980,7 +1178,9 @@ client_loop_t *client_loop_new(const client_conf_t *conf, uint32_t first,
         c->target = (uint8_t)(c->index % conf->ntargets);
         wsframe_reader_init(&c->rd);
         if (conf->proto == CLIENT_PROTO_GW)
-            c->identify = client_identify_text(conf, c->index);
+            client_identity(c);
+        if (conf->resume)
+            resume_track_init(&c->track, client_track_bits(conf));
     }
     client_figures_reset(&l->f);
     client_figures_reset(&l->shared);
@@ -1030,8 +1230,10 @@ void client_loop_join(client_loop_t *l)
 void client_loop_free(client_loop_t *l)
 {
     uv_loop_close(&l->uv);
-    for (uint32_t i = 0; i < l->count; i++)
+    for (uint32_t i = 0; i < l->count; i++) {
         free(l->clients[i].identify);
+        resume_track_free(&l->clients[i].track);
+    }
     free(l->clients);
     relay_table_free(&l->relay);
     wsframe_enc_free(l->enc);

@@ -2,8 +2,9 @@
  * Simulated gateway clients: one libuv loop on its own thread drives a slice
  * of the run's sessions through TCP connect, the WebSocket upgrade, ready,
  * identify (an HS256 JWT) and then the session's life: heartbeats answered,
- * dispatches timed, typing.start sent, drops and reconnects, requests sent
- * up to the backends and their answers timed (relay.h).
+ * dispatches timed, typing.start sent, drops and reconnects (with resume:
+ * the session resumed, and what it receives checked, resume.h), requests
+ * sent up to the backends and their answers timed (relay.h).
  *
  * Client i (a global index) is user "u<i>" and, when the run has guilds,
  * member of guild "g<i / members>". With several targets (presence's
@@ -46,26 +47,40 @@ typedef struct client_conf {
     uint32_t stage_timeout_ms; /* each handshake stage's budget */
     uint32_t max_msg;          /* largest message accepted from the server */
     uint32_t payload;          /* bytes of a relay request */
+    int resume;                /* a session cut resumes on its next
+                                  connection, and its dispatches are
+                                  checked (resume.h) */
+    const uint64_t *record;    /* resume: the publisher's record, shared
+                                  with the coordinator (publish time of
+                                  event n, 0 = not yet); NULL = none */
+    uint64_t record_cap;       /* events it has room for */
 } client_conf_t;
 
 typedef enum {
     CLIENT_CMD_CONNECT, /* connect every idle client at rate, inflight cap */
     CLIENT_CMD_TYPING,  /* send typing.start at rate per second */
-    CLIENT_CMD_CHURN,   /* drop and reconnect rate x sessions per second */
+    CLIENT_CMD_CHURN,   /* drop and reconnect rate x sessions per second
+                           (resume: a reset, and the session resumed) */
     CLIENT_CMD_RELAY,   /* send relay requests at rate per second */
     CLIENT_CMD_QUIET,   /* stop typing, churn and requests */
     CLIENT_CMD_STORM,   /* abort every identified session (a reset, as a
                            network loss would) and reconnect it at once to
                            the next target */
+    CLIENT_CMD_CUT,     /* reset every identified session, no reconnect:
+                           the server parks them */
+    CLIENT_CMD_TALLY,   /* count each session's lost events, of the
+                           first count published (resume) */
     CLIENT_CMD_FINISH,  /* close every connection and end the thread */
 } client_op_t;
 
 typedef struct client_cmd {
     uint32_t op;
     uint32_t inflight;
-    double rate;   /* per loop; 0 with CONNECT = no pacing */
-    double span_s; /* RELAY: how long a request may await its answer
-                      before it is given up, at least */
+    double rate;     /* per loop; 0 with CONNECT = no pacing */
+    double span_s;   /* RELAY: how long a request may await its answer
+                        before it is given up, at least */
+    uint32_t lo, hi; /* CONNECT: only clients lo .. hi - 1; hi 0 = all */
+    uint64_t count;  /* TALLY: events published */
 } client_cmd_t;
 
 /* What client loops count; additive except where said. */

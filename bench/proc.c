@@ -98,19 +98,38 @@ int proc_read_tree(pid_t pid, proc_sample_t *s)
     return 0;
 }
 
-double proc_steal_s(void)
+/* The first line of /proc/stat: cpu user nice system idle iowait irq
+ * softirq steal, in ticks. Returns 0, or -1. */
+static int proc_stat_cpu(unsigned long long v[8])
 {
-    unsigned long long v[8];
     FILE *f = fopen("/proc/stat", "r");
     int n = 0;
 
     if (f == NULL)
         return -1;
-    /* cpu user nice system idle iowait irq softirq steal */
     n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
                &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
     fclose(f);
-    return n == 8 ? (double)v[7] / (double)sysconf(_SC_CLK_TCK) : -1;
+    return n == 8 ? 0 : -1;
+}
+
+double proc_steal_s(void)
+{
+    unsigned long long v[8];
+
+    if (proc_stat_cpu(v) != 0)
+        return -1;
+    return (double)v[7] / (double)sysconf(_SC_CLK_TCK);
+}
+
+double proc_busy_s(void)
+{
+    unsigned long long v[8];
+
+    if (proc_stat_cpu(v) != 0)
+        return -1;
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6]) /
+           (double)sysconf(_SC_CLK_TCK);
 }
 
 void proc_add(proc_sample_t *a, const proc_sample_t *b)

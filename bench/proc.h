@@ -30,6 +30,12 @@ int proc_read_tree(pid_t pid, proc_sample_t *s);
  * virtual machine it explains noise that neither process caused. */
 double proc_steal_s(void);
 
+/* CPU time all of the machine's CPUs spent busy (user, nice, system, irq
+ * and softirq of /proc/stat), in seconds summed over CPUs; -1 when
+ * unknown. Less the server's and the generator's, what else ran meanwhile
+ * (a shared machine's builds and tests, a private Redis). */
+double proc_busy_s(void);
+
 /* Adds b into a. */
 void proc_add(proc_sample_t *a, const proc_sample_t *b);
 

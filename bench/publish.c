@@ -48,7 +48,7 @@ size_t publish_envelope(const publish_conf_t *conf, uint64_t n, uint64_t t_us,
     int len = snprintf(out, cap,
                        "{\"event\":\"bench\",\"guildId\":\"g%llu\",\"data\":{"
                        "\"bts\":%llu,\"n\":%llu,\"pad\":\"",
-                       (unsigned long long)(n % conf->guilds),
+                       (unsigned long long)(conf->guild0 + n % conf->guilds),
                        (unsigned long long)t_us, (unsigned long long)n);
     size_t o = len > 0 ? (size_t)len : 0;
 
@@ -184,6 +184,13 @@ static void publish_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 /* ---- sending ---------------------------------------------------------- */
 
+/* Notes when event n was published, for whoever shares the record. */
+static void publish_note(publish_t *p, uint64_t n, uint64_t t_us)
+{
+    if (p->conf.record != NULL && n < p->conf.record_cap)
+        __atomic_store_n(&p->conf.record[n], t_us, __ATOMIC_RELAXED);
+}
+
 static void publish_redis_batch(publish_t *p, uint64_t n, uint64_t now)
 {
     size_t clen = strlen(p->conf.channel);
@@ -193,7 +200,10 @@ static void publish_redis_batch(publish_t *p, uint64_t n, uint64_t now)
     size_t o = 0;
 
     for (uint64_t i = 0; i < n; i++) {
-        size_t blen =
+        size_t blen;
+
+        publish_note(p, p->st.sent, now);
+        blen =
             publish_envelope(&p->conf, p->st.sent++, now, body, sizeof(body));
 
         o += (size_t)snprintf(buf + o, cap - o,
@@ -214,9 +224,10 @@ static void publish_http_one(publish_t *p, publish_conn_t *c, uint64_t now)
     size_t blen = publish_envelope(&p->conf, n, now, body, sizeof(body));
     int hlen;
 
+    publish_note(p, n, now);
     if (p->conf.nchan)
         snprintf(path, sizeof(path), "%sg%llu", p->conf.path,
-                 (unsigned long long)(n % p->conf.guilds));
+                 (unsigned long long)(p->conf.guild0 + n % p->conf.guilds));
     else
         snprintf(path, sizeof(path), "%s", p->conf.path);
     hlen = snprintf(req, sizeof(req),

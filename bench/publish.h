@@ -29,9 +29,15 @@ typedef struct publish_conf {
     const char *channel;     /* Redis channel */
     const char *exchange;    /* AMQP topic exchange */
     const char *routing_key; /* AMQP routing key of every event */
-    uint32_t guilds;         /* event n goes to guild n % guilds */
-    size_t payload;          /* bytes of each envelope, padded */
-    unsigned conns;          /* HTTP connections */
+    uint32_t guilds;         /* event n goes to guild guild0 + n % guilds */
+    uint32_t guild0;
+    size_t payload;   /* bytes of each envelope, padded */
+    unsigned conns;   /* HTTP connections */
+    uint64_t *record; /* Redis and HTTP paths: record[n] = event n's
+                         "bts", for n < record_cap, written before it is
+                         sent (the resume scenario shares it with its
+                         clients); NULL = none */
+    uint64_t record_cap;
 } publish_conf_t;
 
 typedef struct publish_stats {

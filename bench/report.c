@@ -162,15 +162,17 @@ static cJSON *report_json(const run_t *r)
     return root;
 }
 
-/* "name: value" lines of an object, nested objects indented. */
+/* "name: value" lines of an object, nested objects and arrays indented
+ * (an array's items named "-"). */
 static void report_print(const cJSON *obj, int depth)
 {
     const cJSON *it;
 
     cJSON_ArrayForEach(it, obj)
     {
-        fprintf(stderr, "%*s%-24s", 2 + 2 * depth, "", it->string);
-        if (cJSON_IsObject(it)) {
+        fprintf(stderr, "%*s%-24s", 2 + 2 * depth, "",
+                it->string != NULL ? it->string : "-");
+        if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
             fputc('\n', stderr);
             report_print(it, depth + 1);
         } else if (cJSON_IsNumber(it)) {

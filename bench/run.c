@@ -149,40 +149,59 @@ void run_sleep(run_t *r, double s)
     run_until(r, run_never, NULL, s);
 }
 
+void run_command_full(run_t *r, const client_cmd_t *cmd)
+{
+    client_cmd_t c = *cmd;
+
+    c.inflight = (uint32_t)r->o->inflight;
+    pool_command(r->pool, &c);
+}
+
 void run_command(run_t *r, uint32_t op, double rate)
 {
     client_cmd_t cmd = {.op = op, .rate = rate};
 
-    cmd.inflight = (uint32_t)r->o->inflight;
-    pool_command(r->pool, &cmd);
+    run_command_full(r, &cmd);
 }
 
 uint64_t run_concluded(const stats_counters_t *c)
 {
     return c->identified + c->fail_tcp + c->fail_upgrade + c->fail_ready +
-           c->fail_identify;
+           c->fail_identify + c->fail_resume;
 }
 
 static int run_all_concluded(run_t *r, void *ud)
 {
-    (void)ud;
-    return run_concluded(&r->total.c) >= r->sessions;
+    const uint64_t *want = ud;
+
+    return run_concluded(&r->total.c) >= *want;
+}
+
+int run_connect_range(run_t *r, uint32_t lo, uint32_t hi, double rate)
+{
+    uint32_t n = hi - lo;
+    /* Paced: the schedule plus the stage budget; unpaced: generous. */
+    double max_s = (rate > 0 ? n / rate : n / 1000.0) +
+                   3 * r->o->stage_timeout_ms / 1000.0 + 5;
+    client_cmd_t cmd = {.op = CLIENT_CMD_CONNECT, .rate = rate};
+    uint64_t want = run_concluded(&r->total.c) + n;
+
+    r->phase = "connect";
+    cmd.lo = lo;
+    cmd.hi = hi;
+    run_command_full(r, &cmd);
+    if (run_until(r, run_all_concluded, &want, max_s) != 0) {
+        util_warn("only %llu of %u sessions concluded their handshake",
+                  (unsigned long long)(run_concluded(&r->total.c) + n - want),
+                  n);
+        return -1;
+    }
+    return 0;
 }
 
 int run_connect_all(run_t *r, double rate)
 {
-    /* Paced: the schedule plus the stage budget; unpaced: generous. */
-    double max_s = (rate > 0 ? r->sessions / rate : r->sessions / 1000.0) +
-                   3 * r->o->stage_timeout_ms / 1000.0 + 5;
-
-    r->phase = "connect";
-    run_command(r, CLIENT_CMD_CONNECT, rate);
-    if (run_until(r, run_all_concluded, NULL, max_s) != 0) {
-        util_warn("only %llu of %u sessions concluded their handshake",
-                  (unsigned long long)run_concluded(&r->total.c), r->sessions);
-        return -1;
-    }
-    return 0;
+    return run_connect_range(r, 0, r->sessions, rate);
 }
 
 typedef struct run_drain_state {
@@ -233,6 +252,7 @@ void run_mark(run_t *r, run_mark_t *m)
     m->srv_ok = run_srv_sample(r, &m->srv) == 0;
     run_gen_sample(r, &m->gen);
     m->steal_s = proc_steal_s();
+    m->busy_s = proc_busy_s();
 }
 
 void run_window_begin(run_t *r, run_mark_t *m)
@@ -267,6 +287,11 @@ double run_window_json(const run_mark_t *a, const run_mark_t *b, cJSON *obj)
     if (a->steal_s >= 0 && b->steal_s >= 0)
         cJSON_AddNumberToObject(obj, "machine_steal_s",
                                 b->steal_s - a->steal_s);
+    /* What else kept the machine busy: other work on a shared machine,
+     * and any broker the run started. */
+    if (a->busy_s >= 0 && b->busy_s >= 0 && a->srv_ok && b->srv_ok)
+        cJSON_AddNumberToObject(obj, "machine_other_cpu_s",
+                                b->busy_s - a->busy_s - srv - gen);
     return srv;
 }
 
@@ -317,7 +342,7 @@ static void run_client_target(client_target_t *ct, const target_inst_t *in,
 }
 
 /* Fills the clients' view of the targets. */
-static void run_client_conf(run_t *r, uint32_t guilds, uint32_t members)
+static void run_client_conf(run_t *r, const run_spec_t *spec)
 {
     client_conf_t *c = &r->cconf;
     const opts_t *o = r->o;
@@ -330,8 +355,11 @@ static void run_client_conf(run_t *r, uint32_t guilds, uint32_t members)
     for (uint32_t i = 0; i < c->ntargets; i++)
         run_client_target(&c->target[i], &r->tgt.inst[i], c->proto);
     c->jwt_secret = o->jwt_secret;
-    c->guilds = guilds;
-    c->members = members;
+    c->guilds = spec->guilds;
+    c->members = spec->members;
+    c->resume = spec->resume;
+    c->record = spec->record;
+    c->record_cap = spec->record_cap;
     c->src_addrs = (uint32_t)(o->src_addrs > 250 ? 250 : o->src_addrs);
     c->stage_timeout_ms = (uint32_t)o->stage_timeout_ms;
     c->max_msg = 1u << 20;
@@ -348,9 +376,18 @@ static unsigned run_procs(const opts_t *o, uint32_t sessions)
 int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
              uint32_t guilds, uint32_t members, int broker)
 {
+    run_spec_t spec = {scenario, sessions, guilds, members, broker, 0, NULL, 0};
+
+    return run_open_spec(r, o, &spec);
+}
+
+int run_open_spec(run_t *r, const opts_t *o, const run_spec_t *spec)
+{
+    uint32_t sessions = spec->sessions;
+
     memset(r, 0, sizeof(*r));
     r->o = o;
-    r->scenario = scenario;
+    r->scenario = spec->scenario;
     r->sessions = sessions;
     r->t0 = util_now_us();
     r->deadline = r->t0 + (uint64_t)(o->timeout * 1e6);
@@ -361,9 +398,9 @@ int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
     client_figures_reset(&r->total);
     client_figures_reset(&r->win);
     uv_loop_init(&r->loop);
-    if (target_open(&r->tgt, o, broker) != 0)
+    if (target_open(&r->tgt, o, spec->broker) != 0)
         goto Error;
-    run_client_conf(r, guilds, members);
+    run_client_conf(r, spec);
     /* Fork the clients before the coordinator's loop has threads. */
     r->pool = pool_start(&r->loop, &r->cconf, sessions, run_procs(o, sessions),
                          (unsigned)o->threads, run_report_cb, r);

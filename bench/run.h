@@ -38,6 +38,7 @@ typedef struct run_mark {
     proc_sample_t srv;  /* the server, when srv_ok */
     proc_sample_t gen;  /* gwbench: coordinator plus client processes */
     double steal_s;     /* the machine's stolen CPU time; -1 unknown */
+    double busy_s;      /* the machine's busy CPU time; -1 unknown */
     int srv_ok;
 } run_mark_t;
 
@@ -74,6 +75,21 @@ typedef struct run {
 int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
              uint32_t guilds, uint32_t members, int broker);
 
+/* What run_open() takes, and what only some scenarios need. */
+typedef struct run_spec {
+    const char *scenario;
+    uint32_t sessions, guilds, members;
+    int broker;
+    int resume;             /* client_conf_t's resume */
+    const uint64_t *record; /* client_conf_t's record: memory shared with
+                               the client processes (MAP_SHARED), made
+                               before the run opens */
+    uint64_t record_cap;
+} run_spec_t;
+
+/* run_open() with a spec. */
+int run_open_spec(run_t *r, const opts_t *o, const run_spec_t *spec);
+
 /* Turns the loop until done(r, ud) is true (0), max_s seconds pass or the
  * run's deadline comes (-1). */
 int run_until(run_t *r, int (*done)(run_t *, void *), void *ud, double max_s);
@@ -84,9 +100,15 @@ void run_sleep(run_t *r, double s);
 /* Sends a command to every client loop. */
 void run_command(run_t *r, uint32_t op, double rate);
 
+/* Sends a command with all its fields (rate is a total, as above). */
+void run_command_full(run_t *r, const client_cmd_t *cmd);
+
 /* Connects every client at rate (0 = unpaced) and waits until each has
  * identified or failed. Returns 0, or -1 when that took too long. */
 int run_connect_all(run_t *r, double rate);
+
+/* The same for clients lo .. hi - 1 alone. */
+int run_connect_range(run_t *r, uint32_t lo, uint32_t hi, double rate);
 
 /* Attempts concluded (identified or failed at some stage). */
 uint64_t run_concluded(const stats_counters_t *c);

@@ -61,7 +61,23 @@ typedef struct stats_hist {
     X(relay_misrouted, "relay answers on another session than the sender")     \
     X(relay_expired, "relay requests given up when their slot was reused")     \
     X(presence_online, "presence.update online received")                      \
-    X(presence_offline, "presence.update offline received")
+    X(presence_offline, "presence.update offline received")                    \
+    X(fail_resume, "closed or timed out before resumed")                       \
+    X(close_4007, "closes with 4007 (resume seq ahead of the session)")        \
+    X(close_4012, "closes with 4012 (session resumed elsewhere)")              \
+    X(resumes_sent, "resume sent on a new connection")                         \
+    X(resumed, "resumed received")                                             \
+    X(resume_invalid, "invalid_session received")                              \
+    X(replayed, "dispatches replayed, as the resumed messages said")           \
+    X(seq_gaps, "dispatches whose seq skipped past the last + 1")              \
+    X(seq_repeats, "dispatches whose seq was not above the last")              \
+    X(event_dups, "events received a second time")                             \
+    X(event_disorder, "events received after a later one, not twice")          \
+    X(event_foreign, "events of another guild or past the record")             \
+    X(lost, "events of the guild published in a life, never received")         \
+    X(lost_at_invalid, "the same, in a life invalid_session ended")            \
+    X(lost_not_back, "the same, of sessions not back at the tally")            \
+    X(tallied, "sessions whose losses were counted")
 
 typedef struct stats_counters {
 #define STATS_FIELD(name, doc) uint64_t name;

@@ -79,6 +79,23 @@ static const summary_scenario_t summary_table[] = {
       {"online", "storm.online_received"},
       {"cmd/change", "storm.redis_to_settle.commands_per_change"},
       {"cmd/change_grace", "storm.redis_with_grace.commands_per_change"}}},
+    {"resume",
+     {{"cuts", "cuts"},
+      {"resumed", "resumed"},
+      {"invalid", "invalid_session"},
+      {"lost", "lost"},
+      {"dup", "duplicated"},
+      {"gaps", "seq_gaps"},
+      {"p50_ms", "resume_latency.p50_ms"},
+      {"p99_ms", "resume_latency.p99_ms"},
+      {"p999_ms", "resume_latency.p999_ms"},
+      {"srv_cpu%", "server_cpu_pct"},
+      {"other_cpu_s", "machine_other_cpu_s"}}},
+    {"park",
+     {{"fill", "fill"},
+      {"B/parked", "bytes_per_parked_session"},
+      {"B/round1", "first_round_bytes_per_session"},
+      {"overflows", "resume_overflows"}}},
 };
 
 static const cJSON *summary_get(const cJSON *obj, const char *path)
