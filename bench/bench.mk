@@ -16,6 +16,9 @@
 #   make bench-presence a reconnect storm on three instances sharing one
 #                      Redis: presence view settling, announcements, Redis
 #                      calls per session change (bench/presence.sh, ~20 s)
+#   make bench-resume  resume under churn (nothing lost or twice, resume
+#                      latency) and server RSS per parked session, three
+#                      runs each (bench/resume.sh, about 5 minutes)
 #
 # `make unit` (and so `make test`) already builds and runs
 # $(B)/test_bench_*: UNITBIN takes every test/unit/test_*.c, and the rule
@@ -97,3 +100,11 @@ bench-format:
 	clang-format -i bench/*.c bench/*.h test/unit/test_bench_*.c
 bench-format-check:
 	clang-format --dry-run --Werror bench/*.c bench/*.h test/unit/test_bench_*.c
+
+# Resume under churn and the memory of parked sessions, on the same release
+# build. The script takes /tmp/gw-measure.lock for each run itself (do not
+# wrap it in flock): bench/resume.sh, about 5 minutes of runs.
+.PHONY: bench-resume
+bench-resume: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/resume.sh

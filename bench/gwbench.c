@@ -19,30 +19,43 @@ typedef struct gwbench_cmd {
     const char *name;
     int (*run)(const opts_t *o);
     const char *what;
-    int instances; /* takes several --target: a cluster */
+    int instances;               /* takes several --target: a cluster */
+    const char *const *defaults; /* flags of its own defaults, parsed
+                                    before the command line's; NULL ended */
 } gwbench_cmd_t;
+
+static const char *const gwbench_resume_defaults[] = {"--duration", "20", NULL};
 
 static const gwbench_cmd_t gwbench_cmds[] = {
     {"connect", scenario_connect,
-     "N clients connect, upgrade and identify at --rate", 0},
+     "N clients connect, upgrade and identify at --rate", 0, NULL},
     {"idle", scenario_idle,
-     "N identified sessions held --duration s: server RSS and CPU", 0},
+     "N identified sessions held --duration s: server RSS and CPU", 0, NULL},
     {"fanout", scenario_fanout,
      "--guilds x --members sessions, --event-rate events/s --via "
      "redis|http|amqp",
-     0},
+     0, NULL},
     {"typing", scenario_typing,
-     "guild members send typing.start at --typing-rate, relayed", 0},
+     "guild members send typing.start at --typing-rate, relayed", 0, NULL},
     {"reconnect", scenario_reconnect,
-     "drop and reconnect --churn % of N sessions per second", 0},
+     "drop and reconnect --churn % of N sessions per second", 0, NULL},
     {"relay", scenario_relay,
      "N sessions send requests at --rate/s up through RabbitMQ to an echo "
      "backend: round trips",
-     0},
+     0, NULL},
     {"presence", scenario_presence,
      "N users over the --target instances: the cluster's presence view "
      "after connects and after a reconnect storm",
-     1},
+     1, NULL},
+    {"resume", scenario_resume,
+     "N sessions get --event-rate events while --churn % a second are reset "
+     "and resume: lost, duplicated, out of order, resume latency "
+     "(--duration defaults to 20)",
+     0, gwbench_resume_defaults},
+    {"park", scenario_park,
+     "server RSS per parked session, after --fill dispatches each (0: an "
+     "empty replay buffer), over rounds of N sessions reset",
+     0, NULL},
 };
 
 #define GWBENCH_NCMDS (sizeof(gwbench_cmds) / sizeof(gwbench_cmds[0]))
@@ -57,6 +70,21 @@ static void gwbench_usage(void)
                 gwbench_cmds[i].what);
     fputs("\noptions:\n", stderr);
     opts_usage();
+}
+
+/* The defaults, the scenario's own, then the command line. Returns
+ * opts_parse's answer. */
+static int gwbench_options(const gwbench_cmd_t *cmd, opts_t *o, int argc,
+                           char **argv)
+{
+    int n = 0;
+
+    opts_defaults(o);
+    while (cmd->defaults != NULL && cmd->defaults[n] != NULL)
+        n++;
+    if (n > 0 && opts_parse(o, n, (char **)cmd->defaults) != 0)
+        return -1;
+    return opts_parse(o, argc, argv);
 }
 
 int main(int argc, char **argv)
@@ -76,15 +104,14 @@ int main(int argc, char **argv)
         return summary_main(argc - 2, argv + 2);
     /* A client socket the server reset must not kill us on write. */
     signal(SIGPIPE, SIG_IGN);
-    opts_defaults(&o);
-    rc = opts_parse(&o, argc - 2, argv + 2);
-    if (rc != 0) {
-        gwbench_usage();
-        return rc > 0 ? 0 : 2;
-    }
     for (size_t i = 0; i < GWBENCH_NCMDS; i++) {
         if (strcmp(argv[1], gwbench_cmds[i].name) != 0)
             continue;
+        rc = gwbench_options(&gwbench_cmds[i], &o, argc - 2, argv + 2);
+        if (rc != 0) {
+            gwbench_usage();
+            return rc > 0 ? 0 : 2;
+        }
         if (o.target.n > 1 && !gwbench_cmds[i].instances) {
             fprintf(stderr, "gwbench: %s takes one --target\n", argv[1]);
             return 2;

@@ -114,7 +114,11 @@ static const opt_t opts_table[] = {
     OPTN("typing-rate", OPT_DOUBLE, typing_rate, "500", 0, 1e6,
          "typing.start sent per second over all sessions"),
     OPTN("churn", OPT_DOUBLE, churn, "5", 0, 100,
-         "percent of the sessions dropped and reconnected per second"),
+         "percent of the sessions dropped and reconnected (resume: reset "
+         "and resumed) per second"),
+    OPTN("fill", OPT_LONG, fill, "0", 0, 100000,
+         "park: dispatches each session receives before it is reset "
+         "(256 fills session.replay_size); 0 = an empty replay buffer"),
     OPTN("settle-timeout", OPT_DOUBLE, settle_timeout, "30", 1, 600,
          "presence: most seconds each step may take (the connects, the "
          "cluster view settling, the reconnects, the quiet before the "

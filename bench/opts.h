@@ -57,6 +57,7 @@ typedef struct opts {
     double drain;
     double typing_rate;
     double churn;
+    long fill; /* park: dispatches each session gets before its cut */
     /* presence */
     double settle_timeout; /* most seconds of each step */
     long redis_pid;        /* the instances' redis-server, for its CPU */

@@ -32,4 +32,12 @@ int scenario_relay(const opts_t *o);
  * what the storm announced, and the Redis calls per session change. */
 int scenario_presence(const opts_t *o);
 
+/* N sessions receive events while a share of them a second is cut with a
+ * reset and resumed: nothing lost, nothing twice, resume latency. */
+int scenario_resume(const opts_t *o);
+
+/* What a parked session costs the server in memory, with an empty or a
+ * filled replay buffer. */
+int scenario_park(const opts_t *o);
+
 #endif
