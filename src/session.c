@@ -172,14 +172,16 @@ static inline int session_keep(gw_session_t *s, gw_frame_t *body)
     return !gw_replay_push(&s->replay, (uint32_t)pos, cfg->replay_size);
 }
 
-/* A dispatch for a parked session: kept, or the session is lost. Low
- * priority ones (typing, presence) are not kept while it is away. */
+/* A dispatch for a parked session: kept, or, once more have come while
+ * it is away than it keeps, the session is lost. Low priority ones
+ * (typing, presence) are not kept while it is away. */
 static void session_dispatch_parked(gw_session_t *s, const gw_event_t *ev)
 {
     if (s->lost || ev->priority >= 4)
         return;
     ++s->seq;
-    if (session_keep(s, ev->body) || !s->parked)
+    session_keep(s, ev->body);
+    if (s->seq - s->park_seq <= s->set->cfg->replay_size)
         return;
     gw_stat_add(s->set->stats, GW_STAT_RESUME_OVERFLOWS, 1);
     gw_session_forget(s);
@@ -218,6 +220,7 @@ void gw_session_park(gw_session_t *s, uint64_t deadline)
 {
     s->ws = NULL;
     s->parked = 1;
+    s->park_seq = s->seq;
     gw_stat_add(s->set->stats, GW_STAT_PARKED, 1);
     gw_wheel_del(&s->timer);
     gw_wheel_add(&s->set->wheel, &s->timer, deadline);

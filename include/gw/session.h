@@ -69,11 +69,16 @@ struct gw_session {
     uint16_t nallowed;   /* at most GW_JWT_MAX_GUILDS */
     uint16_t nguilds;    /* at most session.max_guilds_per_session */
     unsigned identified : 1;
-    unsigned parked : 1;   /* no connection; resumable until its deadline */
-    unsigned lost : 1;     /* parked, and more arrived than it could keep */
-    uint64_t seq;          /* last dispatch sequence number sent */
-    uint32_t last_ack_ms;  /* last heartbeat or heartbeat_ack (mod 2^32) */
-    uint32_t next_hb_ms;   /* next server heartbeat due (mod 2^32) */
+    unsigned parked : 1; /* no connection; resumable until its deadline */
+    unsigned lost : 1;   /* parked, and more arrived than it could keep */
+    uint64_t seq;        /* last dispatch sequence number sent */
+    union {
+        struct {                  /* while connected */
+            uint32_t last_ack_ms; /* last heartbeat or its ack (mod 2^32) */
+            uint32_t next_hb_ms;  /* next server heartbeat due (mod 2^32) */
+        };
+        uint64_t park_seq; /* while parked: seq when the connection went */
+    };
     gw_bucket_t events;    /* client events allowed (session.event_rate) */
     uint32_t typing_since; /* start of the typing rate window (ms, mod 2^32) */
     uint32_t typing_count; /* typing.start relayed in that window */
@@ -118,8 +123,9 @@ void gw_session_send(gw_session_t *s, const char *json, size_t len);
 
 /* Queues a shared dispatch with the next seq, and keeps it for resume;
  * takes no reference of the caller's. Only identified sessions receive: a
- * parked one only keeps it (not a priority 4 one), and one that can keep
- * no more is lost: its deadline is moved to now. */
+ * parked one only keeps it (not a priority 4 one), and one to which more
+ * came while it was away than it keeps is lost: its deadline is moved to
+ * now. */
 void gw_session_dispatch(gw_session_t *s, const gw_event_t *ev);
 
 /* The connection is gone: the session waits for a resume until deadline

@@ -329,3 +329,22 @@ async def test_a_backend_disconnect_ends_a_parked_session(gateway_factory):
     await parked(gw, 0)
     r = await resume(gw, c, 0)
     await expect_invalid(r)
+
+
+@pytest.mark.time_limit(60)
+async def test_a_session_past_its_buffer_still_resumes(gateway_factory):
+    """Its buffer full before it parked (found by gwbench resume): what
+    counts is how many arrive while it is away."""
+    gw = resume_gateway(gateway_factory, session={"replay_size": 4})
+    guild = uniq("g")
+    c = await Client.session(gw, uniq("u"), [guild])
+    await publish(gw, guild, 6)
+    await expect_ticks(c, 1, 0, 6)
+    c.abort()
+    await parked(gw, 1)
+    await publish(gw, guild, 4, start=6)  # as many as it keeps
+    r = await resume(gw, c, 6)
+    await expect_ticks(r, 7, 6, 4)
+    msg = await r.expect("resumed")
+    assert msg["data"]["replayed"] == 4, msg
+    assert (await gw.totals())["resume_overflows"] == 0
