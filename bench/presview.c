@@ -1,4 +1,5 @@
 #include "presview.h"
+#include "totals.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -89,10 +90,7 @@ int presview_check(const char *body, size_t len, uint32_t first, uint32_t count,
 
 int presview_stats_parse(const char *body, size_t len, presview_stats_t *s)
 {
-    static const struct {
-        const char *name;
-        size_t offset;
-    } fields[] = {
+    static const totals_field_t fields[] = {
         {"presence_commands", offsetof(presview_stats_t, commands)},
         {"presence_changes", offsetof(presview_stats_t, changes)},
         {"presence_failures", offsetof(presview_stats_t, failures)},
@@ -103,23 +101,10 @@ int presview_stats_parse(const char *body, size_t len, presview_stats_t *s)
         {"sessions", offsetof(presview_stats_t, sessions)},
     };
     cJSON *doc = cJSON_ParseWithLength(body, len);
-    const cJSON *totals = cJSON_GetObjectItemCaseSensitive(doc, "totals");
-    int rc = 0;
+    int rc = totals_read(doc, fields, sizeof(fields) / sizeof(fields[0]), s,
+                         sizeof(*s));
 
-    memset(s, 0, sizeof(*s));
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        const cJSON *v =
-            cJSON_GetObjectItemCaseSensitive(totals, fields[i].name);
-
-        if (!cJSON_IsNumber(v)) {
-            rc = -1;
-            break;
-        }
-        *(double *)((char *)s + fields[i].offset) = v->valuedouble;
-    }
     cJSON_Delete(doc);
-    if (rc != 0)
-        memset(s, 0, sizeof(*s));
     return rc;
 }
 

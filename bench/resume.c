@@ -1,4 +1,5 @@
 #include "resume.h"
+#include "totals.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -185,10 +186,7 @@ uint64_t resume_track_missing(const resume_track_t *t, const uint64_t *record,
 
 int resume_stats_parse(const char *body, size_t len, resume_stats_t *s)
 {
-    static const struct {
-        const char *name;
-        size_t offset;
-    } fields[] = {
+    static const totals_field_t fields[] = {
         {"parked", offsetof(resume_stats_t, parked)},
         {"resumed", offsetof(resume_stats_t, resumed)},
         {"resume_invalid", offsetof(resume_stats_t, invalid)},
@@ -200,26 +198,16 @@ int resume_stats_parse(const char *body, size_t len, resume_stats_t *s)
         {"connections", offsetof(resume_stats_t, connections)},
     };
     cJSON *doc = cJSON_ParseWithLength(body, len);
-    const cJSON *totals = cJSON_GetObjectItemCaseSensitive(doc, "totals");
-    int rc = 0;
+    const cJSON *workers = cJSON_GetObjectItemCaseSensitive(doc, "workers");
+    int rc = totals_read(doc, fields, sizeof(fields) / sizeof(fields[0]), s,
+                         sizeof(*s));
 
-    memset(s, 0, sizeof(*s));
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        const cJSON *v =
-            cJSON_GetObjectItemCaseSensitive(totals, fields[i].name);
-
-        if (!cJSON_IsNumber(v)) {
-            rc = -1;
-            break;
-        }
-        *(double *)((char *)s + fields[i].offset) = v->valuedouble;
-    }
-    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "workers")))
-        rc = -1;
-    s->workers =
-        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "workers"));
-    cJSON_Delete(doc);
-    if (rc != 0)
+    if (rc == 0 && cJSON_IsArray(workers))
+        s->workers = cJSON_GetArraySize(workers);
+    else if (rc == 0) {
         memset(s, 0, sizeof(*s));
+        rc = -1;
+    }
+    cJSON_Delete(doc);
     return rc;
 }
