@@ -177,6 +177,7 @@ static void api_session_action(gw_broker_t *br, const gw_http_request_t *req,
 static void api_presence_cb(void *data, int status, char *json, size_t len)
 {
     gw_buf_t b = {0};
+    char *body;
 
     if (status == 0) {
         gw_http_answer(data, 200, NULL, json, len);
@@ -187,7 +188,9 @@ static void api_presence_cb(void *data, int status, char *json, size_t len)
                   status == GW_ECLOSED ? "the cluster view needs Redis, "
                                          "which is not connected"
                                        : "Redis failed to answer");
-    gw_http_answer(data, 503, NULL, gw_buf_steal(&b, &len), len);
+    /* Stolen first: the order of a call's arguments is not defined. */
+    body = gw_buf_steal(&b, &len);
+    gw_http_answer(data, 503, NULL, body, len);
 }
 
 /* A query that could not be asked is answered at once. */

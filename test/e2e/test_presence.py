@@ -236,6 +236,7 @@ async def test_presence_within_one_instance_without_redis(gateway_factory):
     await expect_presence(watcher, user, "offline", guild)
     r = await api(gw, "/guilds/%s/presence" % guild)
     assert r.status == 503, r
+    assert "needs Redis" in r.json()["error"], r
 
 
 @pytest.mark.time_limit(90)
