@@ -217,7 +217,7 @@ void gw_index_add_session(gw_index_t *ix, gw_session_t *s, const char *user)
         size_t len = strlen(user);
         u = gw_malloc(sizeof(*u) + len + 1);
         u->sessions = NULL;
-        u->count = u->parked = 0;
+        u->count = 0;
         memcpy(u->id, user, len + 1);
         ck_hs_put(&ix->users, CK_HS_HASH(&ix->users, gw_hs_hash, u->id), u->id);
     }

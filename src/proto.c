@@ -206,18 +206,12 @@ static int proto_join(gw_proto_t *p, gw_session_t *s, const char *guild)
     return gw_index_join(p->index, s, guild);
 }
 
-/* The sessions of a user here that are online: parked ones are not. */
-static uint32_t proto_online(const gw_user_t *u)
-{
-    return u->count - u->parked;
-}
-
 /* Tells the owner that the online sessions of s's user here went from
  * before to one more (delta 1), one fewer (-1: s is leaving) or as many
  * (0: a guild changed). */
 static void proto_presence(gw_proto_t *p, gw_session_t *s, int delta)
 {
-    uint32_t now = proto_online(s->user);
+    uint32_t now = gw_user_online(s->user);
     uint32_t before = delta > 0 ? now - 1 : now;
 
     if (p->hooks.presence != NULL)
@@ -514,8 +508,6 @@ static void proto_sync(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
 /* Frees a session and its index entries. */
 static void proto_end(gw_proto_t *p, gw_session_t *s)
 {
-    if (s->parked)
-        s->user->parked--;
     gw_index_remove(p->index, s);
     gw_session_free(s);
 }
@@ -563,8 +555,6 @@ static void proto_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,
     gw_ws_set_data(ws, t);
     s->ws = NULL;
     proto_end(p, s);
-    if (was_parked)
-        t->user->parked--;
     n = gw_session_resume(t, ws, seq);
     gw_session_id_hex(t, sid);
     snprintf(buf, sizeof(buf),
@@ -909,7 +899,6 @@ static void proto_close_cb(void *data, uint16_t sent, uint16_t received)
         proto_end(p, s);
         return;
     }
-    s->user->parked++;
     gw_session_park(s, gw_sessions_now(s->set) + s->set->cfg->resume_window_ms);
 }
 

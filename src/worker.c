@@ -192,7 +192,7 @@ static void worker_presence(void *data, const gw_user_t *u,
 static void worker_census_one(gw_user_t *u, void *data)
 {
     gw_worker_t *w = data;
-    uint32_t online = u->count - u->parked;
+    uint32_t online = gw_user_online(u);
     gw_buf_t guilds = {0};
 
     if (online == 0)

@@ -605,12 +605,9 @@ void gw_ws_hand_off(gw_ws_t *ws)
 static void ws_hand_off_now(gw_ws_t *ws, const uint8_t *rest, size_t len)
 {
     gw_ws_loop_t *l = gw_ws_loop_of(ws);
-    uint8_t *copy = gw_malloc(len ? len : 1);
     void *data = ws->data;
     int fd = -1;
 
-    memcpy(copy, rest, len);
-    ws_drop_partial(ws);
     ws_maybe_return(ws);
     gw_transport_flush(&ws->transport);
     ws->data = NULL; /* the owner is told here, not by on_close */
@@ -618,8 +615,9 @@ static void ws_hand_off_now(gw_ws_t *ws, const uint8_t *rest, size_t len)
         gw_ws_abort(ws);
         fd = -1;
     }
-    l->cb->on_hand_off(data, fd, copy, fd >= 0 ? len : 0);
-    free(copy);
+    /* rest may lie in the partial buffer: dropped only after the call. */
+    l->cb->on_hand_off(data, fd, rest, fd >= 0 ? len : 0);
+    ws_drop_partial(ws);
 }
 
 void gw_ws_input(gw_ws_t *ws, const uint8_t *buf, size_t len)

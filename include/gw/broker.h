@@ -56,7 +56,8 @@ typedef struct gw_relay {
     int counted;          /* presence: part of that census */
     uint32_t before;      /* presence: the user's sessions here before */
     uint32_t after;       /* presence: and after */
-    int fd;               /* handover: owned, the connection; else -1 */
+    int fd;               /* handover: owned, the connection (-1 once
+                             passed on); unused by other kinds */
     size_t len;           /* handover: bytes of data (binary) */
     uint64_t seq;         /* handover: the client's last seq */
 } gw_relay_t;

@@ -49,7 +49,8 @@ typedef struct gw_event {
     char *arg;       /* owned: an action's guild, or a disconnect's reason */
     uint16_t code;   /* a disconnect's close code */
     uint32_t census; /* a census's number */
-    int fd;          /* owned by GW_ACTION_ADOPT until taken, else -1 */
+    int fd;          /* GW_ACTION_ADOPT's, owned until a worker takes it
+                        (-1 then); unused by other actions */
     uint64_t seq;    /* GW_ACTION_ADOPT: the client's last seq */
     char **ids;      /* owned strings */
     size_t nids;

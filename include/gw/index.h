@@ -27,10 +27,20 @@ struct gw_guild {
 
 struct gw_user {
     gw_session_t *sessions;
-    uint32_t count;  /* sessions, parked ones included */
-    uint32_t parked; /* of which parked: not online */
+    uint32_t count; /* sessions, parked ones included */
     char id[];
 };
+
+/* The user's sessions here that are online (parked ones are not): a walk
+ * of a short list, not a count kept beside it. */
+static inline uint32_t gw_user_online(const gw_user_t *u)
+{
+    uint32_t n = 0;
+
+    for (const gw_session_t *s = u->sessions; s != NULL; s = s->user_next)
+        n += !s->parked;
+    return n;
+}
 
 typedef struct gw_index {
     ck_hs_t guilds;       /* id -> gw_guild_t */
