@@ -283,6 +283,39 @@ static const char *event_nonce(const cJSON *doc, int *has)
 }
 
 /* An envelope to deliver: its name, data, target, options and body. */
+/* 64-bit FNV-1a with a fixed seed: every instance must compute the same
+ * identity for the same event. */
+static uint64_t event_hash(uint64_t h, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * UINT64_C(1099511628211);
+    return h;
+}
+
+/*
+ * The dispatch's identity across instances (docs/continuity.md section
+ * 3): the backend's "id" when it set one, else the envelope's bytes, so
+ * that a drained session's old and new instance agree on which events
+ * both saw. Never 0, which means none.
+ */
+static const char *event_identity(gw_event_t *ev, const cJSON *doc,
+                                  const char *json, size_t len)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "id");
+    uint64_t h = UINT64_C(14695981039346656037);
+
+    if (id != NULL && (!cJSON_IsString(id) || id->valuestring[0] == '\0' ||
+                       strlen(id->valuestring) > EVENT_ID_MAX))
+        return "id must be a non-empty string of at most 128 bytes";
+    if (id != NULL)
+        h = event_hash(event_hash(h, "id:", 3), id->valuestring,
+                       strlen(id->valuestring));
+    else
+        h = event_hash(h, json, len);
+    ev->body->id = h != 0 ? h : 1;
+    return NULL;
+}
+
 static int event_dispatch(gw_event_t *ev, const cJSON *doc, const char *json,
                           size_t len, const char **reason)
 {
@@ -307,6 +340,8 @@ static int event_dispatch(gw_event_t *ev, const cJSON *doc, const char *json,
         *reason = "body is not a JSON object";
         return GW_EPARSE;
     }
+    if ((*reason = event_identity(ev, doc, json, len)) != NULL)
+        return GW_EINVAL;
     return 0;
 }
 

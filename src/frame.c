@@ -10,6 +10,7 @@ gw_frame_t *gw_frame_new(size_t len)
 
     atomic_init(&f->refs, 1);
     f->len = (uint32_t)len;
+    f->id = 0;
     return f;
 }
 

@@ -14,10 +14,13 @@
 typedef struct gw_frame {
     atomic_uint refs;
     uint32_t len; /* bytes in data */
+    uint64_t id;  /* the event's identity across instances, the same on
+                     every instance that parsed it (docs/continuity.md
+                     section 3), or 0: set once, before the frame is shared */
     char data[];
 } gw_frame_t;
 
-/* A frame of len bytes with one reference, owned by the caller. */
+/* A frame of len bytes, id 0, with one reference, owned by the caller. */
 gw_frame_t *gw_frame_new(size_t len);
 
 /* Takes one more reference. */
