@@ -51,6 +51,7 @@ struct gw_broker {
     gw_redis_t *redis;         /* owned */
     gw_amqp_t *amqp;           /* owned */
     gw_presence_t *presence;   /* owned; NULL when presence is off */
+    gw_handoff_t *handoff;     /* owned; NULL when handoff or Redis is off */
     uv_timer_t census_timer;   /* retries a census the queues refused */
     uint32_t census;           /* the census to hand the workers */
     char *instance_id;         /* owned */
@@ -366,6 +367,47 @@ static void broker_relay_handover(gw_broker_t *b, gw_relay_t *r)
     gw_relay_free(r);
 }
 
+/* ---- drain handoff (docs/continuity.md section 3) --------------------- */
+
+static void broker_handoff_answer(void *data, gw_event_t *ev)
+{
+    gw_broker_t *b = data;
+    unsigned worker = gw_session_id_worker(ev->session);
+
+    if (atomic_load(&b->phase) >= BROKER_QUIESCED) {
+        gw_event_unref(ev);
+        return;
+    }
+    if (broker_fanout(b, ev) <= 0)
+        gw_log_limited(&b->answer_log, GW_LOG_WARN,
+                       "broker: a handoff answer for worker %u dropped: no "
+                       "such worker, or its queue is full",
+                       worker);
+}
+
+static void broker_handoff_control_cb(const char *payload, size_t len,
+                                      void *data)
+{
+    gw_broker_t *b = data;
+
+    if (b->handoff != NULL)
+        gw_handoff_control(b->handoff, payload, len);
+}
+
+static void broker_relay_handoff(gw_broker_t *b, gw_relay_t *r)
+{
+    gw_handoff_msg_t m = {r->step, {0},    {0},      r->event,
+                          r->data, r->len, r->ttl_ms};
+
+    memcpy(m.session, r->session, GW_SESSION_ID_LEN);
+    memcpy(m.requester, r->requester, GW_SESSION_ID_LEN);
+    /* Without Redis (or with handoff off) the workers ask nothing: the
+     * protocol checks, but a relay queued before a reload may still come. */
+    if (b->handoff != NULL)
+        gw_handoff_request(b->handoff, &m);
+    gw_relay_free(r);
+}
+
 /* A worker dropped a presence report: a census sets the count right. */
 static void broker_presence_check(gw_broker_t *b)
 {
@@ -648,6 +690,8 @@ static void broker_relay_cb(gw_wake_t *wk)
                 broker_relay_presence(b, r);
             else if (r->kind == GW_RELAY_HANDOVER)
                 broker_relay_handover(b, r);
+            else if (r->kind == GW_RELAY_HANDOFF)
+                broker_relay_handoff(b, r);
             else
                 broker_relay_typing(b, r);
             n++;
@@ -681,6 +725,9 @@ static void broker_stop_cb(uv_async_t *h)
         if (b->presence != NULL)
             gw_presence_stop(b->presence);
         gw_redis_stop(b->redis);
+        /* After the link: its stop answered every call in flight. */
+        if (b->handoff != NULL)
+            gw_handoff_free(b->handoff);
         uv_close((uv_handle_t *)&b->census_timer, NULL);
         gw_amqp_stop(b->amqp);
         uv_sem_post(&b->quiesced);
@@ -763,10 +810,21 @@ Error:
 void gw_broker_run(gw_broker_t *b)
 {
     const gw_config_t *cfg = b->srv->cfg;
+    char control[256];
+    int handoff = cfg->redis_enabled && cfg->handoff;
 
+    gw_handoff_channel(cfg, control, sizeof(control));
     b->redis = gw_redis_start(
         &b->loop, cfg,
-        &(gw_redis_hooks_t){broker_redis_cb, broker_redis_state_cb, b});
+        &(gw_redis_hooks_t){.message = broker_redis_cb,
+                            .state = broker_redis_state_cb,
+                            .control = handoff ? control : NULL,
+                            .control_message = broker_handoff_control_cb,
+                            .data = b});
+    if (handoff)
+        b->handoff =
+            gw_handoff_new(b->redis, cfg, b->instance_id, &b->stats,
+                           &(gw_handoff_hooks_t){broker_handoff_answer, b});
     uv_timer_init(&b->loop, &b->census_timer);
     b->census_timer.data = b;
     if (cfg->presence_enabled)

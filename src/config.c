@@ -191,6 +191,22 @@ static const config_option_t config_options[] = {
             "Bytes of dispatch bodies each worker keeps for resumes, each "
             "body once however many sessions received it; a resume whose "
             "dispatches have left is invalid_session"),
+    OPT_BOOL("session.handoff", CONFIG_RESTART_ONLY, handoff, "true",
+             "Hand drained sessions to the instance their clients resume "
+             "on, through Redis (docs/continuity.md section 3)"),
+    OPT_U32("session.handoff_margin_ms", CONFIG_RELOADABLE, handoff_margin_ms,
+            "1000", 0, 60000, NULL,
+            "A drained session keeps buffering this long after it was "
+            "claimed, for events that reach the instances at different "
+            "times (RabbitMQ); 0 is exact when events come through Redis"),
+    OPT_U32("session.handoff_timeout_ms", CONFIG_RELOADABLE, handoff_timeout_ms,
+            "3000", 100, 60000, NULL,
+            "How long past the margin a resuming client waits for the old "
+            "instance's answer before invalid_session"),
+    OPT_U32("session.handoff_wait_ms", CONFIG_RESTART_ONLY, handoff_wait_ms,
+            "10000", 0, 3600000, NULL,
+            "After the drain window, how long a draining instance waits for "
+            "its handed-off sessions to be claimed before it exits"),
     OPT_SECRET("auth.jwt_secret", CONFIG_RELOADABLE, jwt_secret,
                "GATEWAYD_JWT_SECRET", "HMAC key that signs client tokens"),
     OPT_STR("auth.jwt_algorithm", CONFIG_RELOADABLE, jwt_algorithm, "HS256",

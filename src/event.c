@@ -424,6 +424,26 @@ gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
     return ev;
 }
 
+gw_event_t *gw_event_handoff(gw_action_t action,
+                             const uint8_t session[GW_SESSION_ID_LEN],
+                             const char *blob, size_t len, const char *arg)
+{
+    gw_event_t *ev = gw_calloc(1, sizeof(*ev));
+
+    atomic_init(&ev->refs, 1);
+    ev->target = GW_TARGET_SESSION;
+    ev->action = action;
+    ev->priority = 1;
+    memcpy(ev->session, session, GW_SESSION_ID_LEN);
+    ev->fd = -1;
+    ev->arg = arg != NULL ? gw_strdup(arg) : NULL;
+    if (blob != NULL) {
+        ev->body = gw_frame_new(len);
+        memcpy(ev->body->data, blob, len);
+    }
+    return ev;
+}
+
 void gw_event_set_refs(gw_event_t *ev, unsigned refs)
 {
     atomic_store_explicit(&ev->refs, refs, memory_order_relaxed);

@@ -112,8 +112,7 @@ static void index_unplace(gw_index_t *ix, const gw_session_t *s)
     ix->free = slot;
 }
 
-gw_session_t *gw_index_session(gw_index_t *ix,
-                               const uint8_t id[GW_SESSION_ID_LEN])
+gw_session_t *gw_index_find(gw_index_t *ix, const uint8_t id[GW_SESSION_ID_LEN])
 {
     uint32_t slot = index_slot_of(id);
     gw_session_t *s;
@@ -122,10 +121,17 @@ gw_session_t *gw_index_session(gw_index_t *ix,
         return NULL;
     s = ix->slots[slot];
     /* The random rest decides: a guessed slot is not a session. */
-    if (index_slot_free(s) || memcmp(s->id, id, GW_SESSION_ID_LEN) != 0 ||
-        !s->identified)
+    if (index_slot_free(s) || memcmp(s->id, id, GW_SESSION_ID_LEN) != 0)
         return NULL;
     return s;
+}
+
+gw_session_t *gw_index_session(gw_index_t *ix,
+                               const uint8_t id[GW_SESSION_ID_LEN])
+{
+    gw_session_t *s = gw_index_find(ix, id);
+
+    return s != NULL && s->identified ? s : NULL;
 }
 
 static gw_guild_t *index_guild_create(gw_index_t *ix, const char *id)

@@ -101,8 +101,20 @@ static void main_drain_cb(uv_timer_t *t)
 {
     main_ctx_t *m = t->data;
 
-    if (gw_server_connections(m->srv) == 0 || uv_now(t->loop) >= m->deadline)
+    /* Drained sessions handed off wait for their claim: their clients are
+     * resuming elsewhere and ask this instance for them. */
+    if ((gw_server_connections(m->srv) == 0 &&
+         gw_server_handoffs_waiting(m->srv) == 0) ||
+        uv_now(t->loop) >= m->deadline)
         uv_stop(t->loop);
+}
+
+/* How long past the drain its handed-off sessions may wait for a claim. */
+static uint64_t main_handoff_wait(const gw_config_t *cfg)
+{
+    return cfg->redis_enabled && cfg->handoff && cfg->resume_window_ms > 0
+               ? cfg->handoff_wait_ms
+               : 0;
 }
 
 /* SIGTERM drains (once); SIGINT, or SIGTERM during a drain, stops now. */
@@ -116,8 +128,8 @@ static void main_signal_cb(uv_signal_t *h, int signum)
     }
     if (signum == SIGTERM && !m->draining) {
         m->draining = 1;
-        m->deadline =
-            uv_now(h->loop) + m->srv->cfg->drain_ms + MAIN_DRAIN_GRACE_MS;
+        m->deadline = uv_now(h->loop) + m->srv->cfg->drain_ms +
+                      MAIN_DRAIN_GRACE_MS + main_handoff_wait(m->srv->cfg);
         gw_server_drain(m->srv);
         uv_timer_start(&m->drain, main_drain_cb, 0, MAIN_DRAIN_POLL_MS);
         return;

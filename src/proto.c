@@ -403,7 +403,11 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
         gw_session_send(s, ev->body->data, ev->body->len);
         break;
     case GW_ACTION_CENSUS: /* the worker's own, never a session's */
-    case GW_ACTION_ADOPT: break;
+    case GW_ACTION_ADOPT:
+    case GW_ACTION_OPENED: /* gw_proto_handoff's */
+    case GW_ACTION_CLAIM:
+    case GW_ACTION_FOUND:
+    case GW_ACTION_RESTORE: break;
     }
 }
 
@@ -505,9 +509,13 @@ static void proto_sync(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
 
 /* ---- resume (docs/continuity.md) ---------------------------------- */
 
-/* Frees a session and its index entries. */
+static void proto_transfer_end(gw_proto_t *p, gw_session_t *s);
+
+/* Frees a session and its index entries, and any handoff it was in. */
 static void proto_end(gw_proto_t *p, gw_session_t *s)
 {
+    if (s->handing || s->serving || s->waiting || s->restoring)
+        proto_transfer_end(p, s);
     gw_index_remove(p->index, s);
     gw_session_free(s);
 }
@@ -568,6 +576,420 @@ static void proto_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,
         proto_presence(p, t, 1);
 }
 
+/* ---- drain handoff (docs/continuity.md section 3) ------------------- */
+
+/* Time a drained session's connection stays open waiting for its offer to
+ * be in Redis: past it the connection closes anyway. */
+#define PROTO_OFFER_WAIT_MS 2000
+
+/* A handoff in progress on this worker: on the old instance, a claimed
+ * session served once the margin is over; on the new one, a resuming
+ * connection's session waiting for the session it restores. */
+struct gw_proto_transfer {
+    gw_proto_transfer_t *next;
+    gw_session_t *s;    /* old: the claimed session; new: the resuming
+                           connection's (waiting) */
+    gw_session_t *held; /* new: holding live events (restoring) since the
+                           header came, or NULL before */
+    uint8_t id[GW_SESSION_ID_LEN]; /* the handed-off session's id */
+    uint64_t seq;                  /* new: the client's last seq */
+    uint64_t deadline; /* loop ms: old: serve then; new: give up then */
+    char *user;        /* new, owned: the token's user */
+    char *reply;       /* old, owned: the claim's answer address */
+};
+
+static int proto_handoffs_on(const gw_proto_t *p)
+{
+    const gw_config_t *cfg = p->sessions.cfg;
+
+    return p->hooks.handoff != NULL && cfg->handoff &&
+           cfg->resume_window_ms > 0;
+}
+
+static gw_proto_transfer_t *proto_transfer_add(gw_proto_t *p, gw_session_t *s,
+                                               const uint8_t *id,
+                                               uint64_t deadline)
+{
+    gw_proto_transfer_t *t = gw_calloc(1, sizeof(*t));
+
+    t->s = s;
+    memcpy(t->id, id, GW_SESSION_ID_LEN);
+    t->deadline = deadline;
+    t->next = p->transfers;
+    p->transfers = t;
+    return t;
+}
+
+static gw_proto_transfer_t *proto_transfer_of(const gw_proto_t *p,
+                                              const gw_session_t *s)
+{
+    gw_proto_transfer_t *t = p->transfers;
+
+    while (t != NULL && t->s != s && t->held != s)
+        t = t->next;
+    return t;
+}
+
+static void proto_transfer_free(gw_proto_t *p, gw_proto_transfer_t *t)
+{
+    gw_proto_transfer_t **pp = &p->transfers;
+
+    while (*pp != t)
+        pp = &(*pp)->next;
+    *pp = t->next;
+    free(t->user);
+    free(t->reply);
+    free(t);
+}
+
+/* Session s ends while in a handoff: what it was in ends with it. A
+ * waiting connection's held session ends too; a held session's
+ * connection is answered by proto_restore_fail, never here. */
+static void proto_transfer_end(gw_proto_t *p, gw_session_t *s)
+{
+    gw_proto_transfer_t *t = proto_transfer_of(p, s);
+    gw_session_t *held = NULL;
+
+    if (s->handing || s->serving)
+        gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_WAITING, -1);
+    s->handing = s->serving = s->waiting = s->restoring = 0;
+    if (t == NULL)
+        return;
+    if (t->s == s)
+        held = t->held;
+    else
+        t->s->waiting = 0;
+    proto_transfer_free(p, t);
+    if (held != NULL) {
+        held->restoring = 0;
+        proto_end(p, held);
+    }
+}
+
+/* Asks the broker for one step of a handoff: 0, or GW_EFULL. */
+static int proto_ask(gw_proto_t *p, gw_handoff_step_t step, const uint8_t *id,
+                     const uint8_t *requester, const char *text,
+                     const gw_buf_t *blob)
+{
+    gw_handoff_msg_t m = {
+        .step = step,
+        .text = text,
+        .blob = blob != NULL ? blob->data : NULL,
+        .len = blob != NULL ? blob->len : 0,
+        .ttl_ms = p->sessions.cfg->resume_window_ms,
+    };
+
+    memcpy(m.session, id, GW_SESSION_ID_LEN);
+    if (requester != NULL)
+        memcpy(m.requester, requester, GW_SESSION_ID_LEN);
+    return p->hooks.handoff(p->hooks.data, &m);
+}
+
+/*
+ * Encodes s into out: who it is and what it joined, and when full its
+ * buffered dispatches too (those whose body is still in the log: the log
+ * drops the oldest first, so they are the newest). The snapshot borrows
+ * s's strings and bodies.
+ */
+static void proto_snapshot(const gw_proto_t *p, const gw_session_t *s, int full,
+                           gw_buf_t *out)
+{
+    uint32_t count = full ? gw_replay_count(s->replay) : 0, first = 0;
+    gw_snapshot_t snap = {
+        .owner = (char *)p->instance,
+        .user = (char *)s->user->id,
+        .bounded = s->allowed != NULL,
+        .allowed = s->allowed,
+        .nallowed = s->nallowed,
+        .seq = s->seq,
+    };
+    const gw_member_t *m = s->guilds;
+
+    snap.guilds = gw_malloc((s->nguilds ? s->nguilds : 1) * sizeof(char *));
+    for (; m != NULL; m = m->session_next)
+        snap.guilds[snap.nguilds++] = m->guild->id;
+    while (first < count &&
+           gw_replay_log_get(&s->set->log, gw_replay_get(s->replay, first)) ==
+               NULL)
+        first++;
+    snap.entries = gw_malloc((count - first + 1) * sizeof(*snap.entries));
+    for (uint32_t i = first; i < count; i++)
+        snap.entries[snap.nentries++].body =
+            gw_replay_log_get(&s->set->log, gw_replay_get(s->replay, i));
+    gw_snapshot_encode(&snap, out);
+    free(snap.guilds);
+    free(snap.entries);
+}
+
+/*
+ * A drained session's slot came: it is offered in Redis first, and its
+ * connection closed 4011 once the offer is there (GW_ACTION_OPENED), so
+ * that the client cannot ask the next instance before it can be
+ * answered. Without handoffs, or when the offer cannot be asked for, it
+ * closes now.
+ */
+static void proto_drain_one(gw_proto_t *p, gw_session_t *s)
+{
+    gw_buf_t blob = {0};
+
+    if (!s->identified || s->handing || !proto_handoffs_on(p)) {
+        gw_session_close(s, GW_CLOSE_DRAINING, "server draining");
+        return;
+    }
+    proto_snapshot(p, s, 0, &blob);
+    if (proto_ask(p, GW_HANDOFF_OPEN, s->id, NULL, NULL, &blob) != 0) {
+        gw_session_close(s, GW_CLOSE_DRAINING, "server draining");
+    } else {
+        s->handing = 1;
+        gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_WAITING, 1);
+        gw_wheel_add(&s->set->wheel, &s->timer,
+                     gw_sessions_now(s->set) + PROTO_OFFER_WAIT_MS);
+    }
+    free(blob.data);
+}
+
+/* The offer of drained session s is in Redis (ok) or could not be made:
+ * its connection closes now. */
+static void proto_opened(gw_session_t *s, int ok)
+{
+    if (s == NULL || !s->handing)
+        return;
+    if (!ok) {
+        s->handing = 0;
+        gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_WAITING, -1);
+    }
+    gw_session_close(s, GW_CLOSE_DRAINING, "server draining");
+}
+
+/* Another instance claimed session id (s here, or no longer): it is
+ * served once the margin is over, or answered lost now. */
+static void proto_claimed(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
+                          const char *reply)
+{
+    const gw_config_t *cfg = p->sessions.cfg;
+    gw_proto_transfer_t *t;
+
+    if (s == NULL || !s->handing || s->lost) {
+        proto_ask(p, GW_HANDOFF_SERVE, id, NULL, reply, NULL);
+        return;
+    }
+    s->handing = 0;
+    s->serving = 1;
+    t = proto_transfer_add(p, s, id,
+                           gw_sessions_now(s->set) + cfg->handoff_margin_ms);
+    t->reply = gw_strdup(reply);
+}
+
+/* The margin is over: the claimed session goes, whole, and ends here. */
+static void proto_serve(gw_proto_t *p, gw_proto_transfer_t *t)
+{
+    gw_session_t *s = t->s;
+    gw_buf_t blob = {0};
+
+    if (!s->lost)
+        proto_snapshot(p, s, 1, &blob);
+    if (proto_ask(p, GW_HANDOFF_SERVE, s->id, NULL, t->reply,
+                  s->lost ? NULL : &blob) == 0)
+        gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_SERVED, 1);
+    free(blob.data);
+    /* Claimed before its close completed: the client is elsewhere. */
+    if (s->ws != NULL) {
+        gw_ws_set_data(s->ws, NULL);
+        gw_ws_close(s->ws, GW_CLOSE_TAKEN_OVER, "session resumed elsewhere");
+        s->ws = NULL;
+        proto_presence(p, s, -1);
+    }
+    proto_end(p, s);
+}
+
+/* The resume of a handed-off session cannot be served (`why`): the
+ * connection identifies afresh, the held session ends. */
+static void proto_restore_fail(gw_proto_t *p, gw_proto_transfer_t *t,
+                               const char *why)
+{
+    gw_session_t *s = t->s, *held = t->held;
+
+    gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_FAILED, 1);
+    if (gw_log_on(GW_LOG_INFO)) {
+        char sid[2 * GW_SESSION_ID_LEN + 1];
+        gw_hex_encode(t->id, GW_SESSION_ID_LEN, sid);
+        sid[2 * GW_SESSION_ID_LEN] = '\0';
+        gw_info("conn %" PRIu64 ": session %s of another instance cannot be "
+                "restored: %s",
+                proto_conn_id(s), sid, why);
+    }
+    s->waiting = 0;
+    proto_transfer_free(p, t);
+    if (held != NULL) {
+        held->restoring = 0;
+        proto_end(p, held);
+    }
+    proto_invalid_session(s);
+}
+
+/* The session to resume is not here: perhaps another instance drained
+ * it. Its offer is looked up while the connection waits. */
+static void proto_restore_begin(gw_proto_t *p, gw_session_t *s,
+                                const uint8_t *id, const char *user,
+                                uint64_t seq)
+{
+    const gw_config_t *cfg = p->sessions.cfg;
+    gw_proto_transfer_t *t =
+        proto_transfer_add(p, s, id,
+                           gw_sessions_now(s->set) + cfg->handoff_margin_ms +
+                               cfg->handoff_timeout_ms);
+
+    t->user = gw_strdup(user);
+    t->seq = seq;
+    s->waiting = 1;
+    if (proto_ask(p, GW_HANDOFF_LOOKUP, id, s->id, NULL, NULL) != 0)
+        proto_restore_fail(p, t, "the broker is busy");
+}
+
+/* A session of snap's user, bound and joined as snap says, parked: from
+ * now on it holds every dispatch that reaches it. Takes snap's allowed. */
+static gw_session_t *proto_hold(gw_proto_t *p, gw_snapshot_t *snap)
+{
+    const gw_config_t *cfg = p->sessions.cfg;
+    gw_session_t *h = gw_session_new(&p->sessions, NULL);
+
+    gw_index_place(p->index, h);
+    gw_index_add_session(p->index, h, snap->user);
+    h->identified = 1;
+    gw_stat_add(h->set->stats, GW_STAT_SESSIONS, 1);
+    if (snap->bounded) {
+        h->allowed = snap->allowed ? snap->allowed : gw_calloc(1, 1);
+        h->nallowed = snap->nallowed;
+        snap->allowed = NULL;
+        snap->nallowed = 0;
+    }
+    for (uint16_t i = 0; i < snap->nguilds; i++)
+        if (h->nguilds < cfg->max_guilds_per_session)
+            gw_index_join(p->index, h, snap->guilds[i]);
+    gw_session_park(h, gw_sessions_now(h->set) + cfg->resume_window_ms);
+    h->restoring = 1;
+    return h;
+}
+
+/* The offer came (or none): a session holds live events first, then the
+ * claim goes, so that nothing falls between the two instances. */
+static void proto_found(gw_proto_t *p, gw_proto_transfer_t *t,
+                        const gw_frame_t *body)
+{
+    gw_snapshot_t snap;
+
+    if (body == NULL || gw_snapshot_decode(body->data, body->len, &snap) != 0) {
+        proto_restore_fail(p, t,
+                           body ? "its offer is not a snapshot"
+                                : "no instance offers it");
+        return;
+    }
+    if (strcmp(snap.user, t->user) != 0) {
+        proto_restore_fail(p, t, "it is another user's");
+        goto Done;
+    }
+    t->held = proto_hold(p, &snap);
+    if (proto_ask(p, GW_HANDOFF_CLAIM, t->id, t->s->id, snap.owner, NULL) != 0)
+        proto_restore_fail(p, t, "the broker is busy");
+Done:
+    gw_snapshot_free(&snap);
+}
+
+/* The old instance's snapshot came (or will not): the held session
+ * becomes the one resumed, and the connection takes it over. */
+static void proto_restore(gw_proto_t *p, gw_proto_transfer_t *t,
+                          const gw_frame_t *body)
+{
+    gw_session_t *s = t->s, *held = t->held;
+    uint64_t seq = t->seq;
+    gw_snapshot_t snap = {0};
+    uint32_t overlap;
+
+    if (held == NULL || body == NULL ||
+        gw_snapshot_decode(body->data, body->len, &snap) != 0) {
+        proto_restore_fail(p, t,
+                           body ? "its snapshot does not decode"
+                                : "claimed before, or lost");
+        return;
+    }
+    if (strcmp(snap.user, t->user) != 0 || seq + snap.nentries < snap.seq ||
+        gw_session_restore(held, &snap, &overlap) != 0 ||
+        (seq <= snap.seq && gw_session_can_resume(held, seq) != 0)) {
+        proto_restore_fail(p, t, "it no longer holds what the client missed");
+        goto Done;
+    }
+    s->waiting = held->restoring = 0;
+    proto_transfer_free(p, t);
+    if (seq > snap.seq) {
+        proto_end(p, held);
+        gw_session_close(s, GW_CLOSE_INVALID_SEQ, "seq ahead of the session");
+        goto Done;
+    }
+    gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_RESTORED, 1);
+    gw_stat_add(s->set->stats, GW_STAT_HANDOFF_OVERLAP, overlap);
+    proto_take_over(p, s, held, seq);
+Done:
+    gw_snapshot_free(&snap);
+}
+
+void gw_proto_handoff(gw_proto_t *p, const gw_event_t *ev)
+{
+    /* A resuming connection's session is not identified yet. */
+    gw_session_t *s = gw_index_find(p->index, ev->session);
+    gw_proto_transfer_t *t;
+
+    if (ev->action == GW_ACTION_OPENED) {
+        proto_opened(s, ev->code == 0);
+        return;
+    }
+    if (ev->action == GW_ACTION_CLAIM) {
+        proto_claimed(p, s, ev->session, ev->arg);
+        return;
+    }
+    /* The connection may have gone meanwhile, and its transfer with it. */
+    if (s == NULL || !s->waiting || (t = proto_transfer_of(p, s)) == NULL)
+        return;
+    if (ev->action == GW_ACTION_FOUND && t->held == NULL)
+        proto_found(p, t, ev->body);
+    else if (ev->action == GW_ACTION_RESTORE)
+        proto_restore(p, t, ev->body);
+}
+
+/* Shutting down: no handoff goes on. Held sessions end; the others end
+ * with their connection or as parked sessions. */
+static void proto_transfers_drop(gw_proto_t *p)
+{
+    while (p->transfers != NULL) {
+        gw_proto_transfer_t *t = p->transfers;
+        gw_session_t *held = t->held;
+
+        if (t->s->serving)
+            gw_stat_add(p->sessions.stats, GW_STAT_HANDOFFS_WAITING, -1);
+        t->s->serving = t->s->waiting = 0;
+        proto_transfer_free(p, t);
+        if (held != NULL) {
+            held->restoring = 0;
+            proto_end(p, held);
+        }
+    }
+}
+
+/* Serves what the margin held, gives up what waited too long. */
+static void proto_transfers_due(gw_proto_t *p, uint64_t now)
+{
+    gw_proto_transfer_t *t, *next;
+
+    for (t = p->transfers; t != NULL; t = next) {
+        next = t->next;
+        if (now < t->deadline)
+            continue;
+        if (t->s->serving)
+            proto_serve(p, t);
+        else
+            proto_restore_fail(p, t, "its instance did not answer in time");
+    }
+}
+
 /* The fields of a resume: 0, or GW_EINVAL when one is missing or bad. */
 static int proto_resume_fields(const cJSON *data, uint8_t id[GW_SESSION_ID_LEN],
                                const char **token, uint64_t *seq)
@@ -603,7 +1025,9 @@ static void proto_resume_here(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
                  ? GW_ECLOSED
                  : gw_session_can_resume(t, seq);
 
-    if (rc == GW_EINVAL)
+    if (t == NULL && proto_handoffs_on(p))
+        proto_restore_begin(p, s, id, user, seq);
+    else if (rc == GW_EINVAL)
         gw_session_close(s, GW_CLOSE_INVALID_SEQ, "seq ahead of the session");
     else if (rc != 0)
         proto_invalid_session(s);
@@ -613,12 +1037,12 @@ static void proto_resume_here(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
 
 /* A resume on its way to the worker that holds the session: the
  * connection's data while it leaves this loop. */
-typedef struct proto_handoff {
+typedef struct proto_moving {
     gw_proto_t *p;
     uint8_t id[GW_SESSION_ID_LEN];
     uint64_t seq;
     char *user; /* owned */
-} proto_handoff_t;
+} proto_moving_t;
 
 /* The session lives on another worker: fresh session s ends, and its
  * connection goes there once this message is run (proto_hand_off_cb). */
@@ -626,11 +1050,11 @@ static void proto_resume_elsewhere(gw_proto_t *p, gw_session_t *s,
                                    const uint8_t *id, const char *user,
                                    uint64_t seq)
 {
-    proto_handoff_t *h = gw_malloc(sizeof(*h));
+    proto_moving_t *h = gw_malloc(sizeof(*h));
     gw_ws_t *ws = s->ws;
 
     gw_stat_add(s->set->stats, GW_STAT_RESUME_HANDED, 1);
-    *h = (proto_handoff_t){p, {0}, seq, gw_strdup(user)};
+    *h = (proto_moving_t){p, {0}, seq, gw_strdup(user)};
     memcpy(h->id, id, GW_SESSION_ID_LEN);
     gw_ws_set_data(ws, h);
     s->ws = NULL;
@@ -641,7 +1065,7 @@ static void proto_resume_elsewhere(gw_proto_t *p, gw_session_t *s,
 static void proto_hand_off_cb(void *data, int fd, const uint8_t *rest,
                               size_t len)
 {
-    proto_handoff_t *h = data;
+    proto_moving_t *h = data;
     gw_proto_t *p = h->p;
 
     if (fd >= 0)
@@ -946,6 +1370,15 @@ static void proto_timer_fire(gw_wheel_node_t *node, void *data)
 
     /* A parked session's deadline is the end of its window, or now once
      * it could keep no more. */
+    if (s->serving || s->restoring) {
+        /* Lost while claimed: answered now; lost while held: given up. */
+        gw_proto_transfer_t *t = proto_transfer_of(p, s);
+        if (s->serving)
+            proto_serve(p, t);
+        else
+            proto_restore_fail(p, t, "more came than it could hold");
+        return;
+    }
     if (s->parked) {
         if (!s->lost)
             gw_stat_add(s->set->stats, GW_STAT_RESUME_EXPIRED, 1);
@@ -954,7 +1387,7 @@ static void proto_timer_fire(gw_wheel_node_t *node, void *data)
     }
     /* While draining, the deadline is this session's drain slot. */
     if (p->draining)
-        gw_session_close(s, GW_CLOSE_DRAINING, "server draining");
+        proto_drain_one(p, s);
     else
         proto_heartbeat(s, gw_sessions_now(s->set));
 }
@@ -962,6 +1395,7 @@ static void proto_timer_fire(gw_wheel_node_t *node, void *data)
 void gw_proto_tick(gw_proto_t *p, uint64_t now_ms)
 {
     gw_wheel_advance(&p->sessions.wheel, now_ms, proto_timer_fire, p);
+    proto_transfers_due(p, now_ms);
 }
 
 typedef struct proto_drain {
@@ -1032,6 +1466,7 @@ void gw_proto_shutdown(gw_proto_t *p)
     proto_parked_t g = {0};
 
     p->stopping = 1;
+    proto_transfers_drop(p);
     gw_ws_loop_each(p->ws, proto_shutdown_one, NULL);
     /* Gathered first: ending one changes the table being walked. */
     gw_index_each_user(p->index, proto_gather_parked, &g);

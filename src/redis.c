@@ -44,7 +44,7 @@
 struct gw_redis {
     uv_loop_t *loop;         /* borrowed: the broker thread's */
     const gw_config_t *cfg;  /* borrowed: outlives the link */
-    gw_redis_hooks_t hooks;  /* the owner's */
+    gw_redis_hooks_t hooks;  /* the owner's; hooks.control owned */
     gw_link_state_t state;   /* as /health reports it */
     redisAsyncContext *sub;  /* the SUBSCRIBEd connection; NULL when none */
     redisAsyncContext *pub;  /* the PUBLISHing connection; NULL when none */
@@ -66,8 +66,10 @@ static void redis_timer_cb(uv_timer_t *t);
 /* Frees the link once stopped and nothing of it is left on the loop. */
 static void redis_release(gw_redis_t *r)
 {
-    if (r->stopping && r->closed && !r->resolving)
-        free(r);
+    if (!r->stopping || !r->closed || r->resolving)
+        return;
+    free((char *)r->hooks.control);
+    free(r);
 }
 
 static void redis_close_cb(uv_handle_t *h)
@@ -179,6 +181,20 @@ static void redis_disconnect_cb(const redisAsyncContext *ac, int status)
         redis_fail(r, "connection lost", ac->c.errstr);
 }
 
+/* A message of one of the two channels, to its hook. */
+static void redis_deliver(gw_redis_t *r, const redisReply *channel,
+                          const redisReply *payload)
+{
+    const char *control = r->hooks.control;
+
+    if (control != NULL && channel->type == REDIS_REPLY_STRING &&
+        channel->len == strlen(control) &&
+        memcmp(channel->str, control, channel->len) == 0)
+        r->hooks.control_message(payload->str, payload->len, r->hooks.data);
+    else
+        r->hooks.message(payload->str, payload->len, r->hooks.data);
+}
+
 /*
  * Every reply of the subscribed connection: the confirmation, then one
  * ["message", channel, payload] per event; NULL while hiredis frees it. An
@@ -200,8 +216,7 @@ static void redis_sub_cb(redisAsyncContext *ac, void *reply, void *privdata)
     kind = rep->element[0]->str;
     if (strcmp(kind, "message") == 0 &&
         rep->element[2]->type == REDIS_REPLY_STRING) {
-        r->hooks.message(rep->element[2]->str, rep->element[2]->len,
-                         r->hooks.data);
+        redis_deliver(r, rep->element[1], rep->element[2]);
     } else if (strcmp(kind, "subscribe") == 0) {
         r->subscribed = 1;
         redis_up_if_ready(r);
@@ -271,8 +286,13 @@ static void redis_open_both(gw_redis_t *r, const char *ip)
     r->sub = redis_open(r, ip, "subscriber");
     if (r->sub == NULL)
         return;
-    redisAsyncCommand(r->sub, redis_sub_cb, NULL, "SUBSCRIBE %b", channel,
-                      strlen(channel));
+    if (r->hooks.control != NULL)
+        redisAsyncCommand(r->sub, redis_sub_cb, NULL, "SUBSCRIBE %b %b",
+                          channel, strlen(channel), r->hooks.control,
+                          strlen(r->hooks.control));
+    else
+        redisAsyncCommand(r->sub, redis_sub_cb, NULL, "SUBSCRIBE %b", channel,
+                          strlen(channel));
     r->pending = 0;
     r->pub = redis_open(r, ip, "publisher");
 }
@@ -377,6 +397,8 @@ gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
     r->loop = loop;
     r->cfg = cfg;
     r->hooks = *hooks;
+    if (hooks->control != NULL)
+        r->hooks.control = gw_strdup(hooks->control);
     r->seed = uv_hrtime() ^ (uintptr_t)r;
     uv_timer_init(loop, &r->timer);
     r->timer.data = r->lookup.data = r;
@@ -527,8 +549,9 @@ static void redis_eval_cb(redisAsyncContext *ac, void *reply, void *privdata)
     redis_eval_free(e);
 }
 
-int gw_redis_eval(gw_redis_t *r, const gw_redis_script_t *s, int argc,
-                  const char *const *argv, gw_redis_get_cb cb, void *data)
+int gw_redis_eval_bin(gw_redis_t *r, const gw_redis_script_t *s, int argc,
+                      const char *const *argv, const size_t *lens,
+                      gw_redis_get_cb cb, void *data)
 {
     redis_eval_t *e;
     int rc = redis_room(r);
@@ -542,14 +565,26 @@ int gw_redis_eval(gw_redis_t *r, const gw_redis_script_t *s, int argc,
     e->argv[0] = "EVALSHA";
     e->argv[1] = s->sha;
     e->argv[2] = "0";
-    for (int i = 0; i < argc; i++)
-        e->argv[i + 3] = gw_strdup(argv[i]);
-    for (int i = 0; i < e->argc; i++)
+    for (int i = 0; i < 3; i++)
         e->lens[i] = strlen(e->argv[i]);
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens != NULL ? lens[i] : strlen(argv[i]);
+        char *copy = gw_malloc(n + 1);
+        memcpy(copy, argv[i], n);
+        copy[n] = '\0';
+        e->argv[i + 3] = copy;
+        e->lens[i + 3] = n;
+    }
     rc = redis_eval_send(r, e);
     if (rc != 0)
         redis_eval_free(e);
     return rc;
+}
+
+int gw_redis_eval(gw_redis_t *r, const gw_redis_script_t *s, int argc,
+                  const char *const *argv, gw_redis_get_cb cb, void *data)
+{
+    return gw_redis_eval_bin(r, s, argc, argv, NULL, cb, data);
 }
 
 int gw_redis_publish(gw_redis_t *r, const char *payload, size_t len)

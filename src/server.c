@@ -78,6 +78,11 @@ uint64_t gw_server_connections(const gw_server_t *srv)
     return gw_metrics_total(srv, GW_STAT_CONNECTIONS);
 }
 
+uint64_t gw_server_handoffs_waiting(const gw_server_t *srv)
+{
+    return gw_metrics_total(srv, GW_STAT_HANDOFFS_WAITING);
+}
+
 /*
  * Producers stop before the queues they feed: the acceptor, then the
  * broker's ingress (quiesce), then the workers, and the broker last, as it

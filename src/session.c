@@ -187,6 +187,16 @@ static void session_dispatch_parked(gw_session_t *s, const gw_event_t *ev)
     gw_session_forget(s);
 }
 
+/* A dispatch for a session whose connection is closing (4009, 4011):
+ * not sent, but kept, so that the resume that may follow has it. */
+static void session_dispatch_closing(gw_session_t *s, const gw_event_t *ev)
+{
+    if (ev->priority >= 4)
+        return;
+    ++s->seq;
+    session_keep(s, ev->body);
+}
+
 void gw_session_forget(gw_session_t *s)
 {
     s->lost = 1;
@@ -207,7 +217,11 @@ void gw_session_dispatch(gw_session_t *s, const gw_event_t *ev)
         session_dispatch_parked(s, ev);
         return;
     }
-    if (!gw_ws_is_open(s->ws) || !session_admit(s, ev->priority))
+    if (!gw_ws_is_open(s->ws)) {
+        session_dispatch_closing(s, ev);
+        return;
+    }
+    if (!session_admit(s, ev->priority))
         return;
     /* The per-recipient part: {"seq":N, before the body every recipient
      * shares; the WebSocket layer puts the frame header in front. */
@@ -263,4 +277,70 @@ uint32_t gw_session_resume(gw_session_t *s, gw_ws_t *ws, uint64_t seq)
     }
     gw_stat_add(s->set->stats, GW_STAT_REPLAYED, n);
     return n;
+}
+
+/* The frames of s's buffer, referenced, with their identities; NULL
+ * when one has left the log. */
+static gw_frame_t **session_held(const gw_session_t *s, uint32_t n,
+                                 uint64_t *ids)
+{
+    gw_frame_t **held = gw_malloc((n ? n : 1) * sizeof(*held));
+
+    for (uint32_t i = 0; i < n; i++) {
+        gw_frame_t *f =
+            gw_replay_log_get(&s->set->log, gw_replay_get(s->replay, i));
+        if (f == NULL) {
+            while (i-- > 0)
+                gw_frame_unref(held[i]);
+            free(held);
+            return NULL;
+        }
+        held[i] = gw_frame_ref(f);
+        ids[i] = f->id;
+    }
+    return held;
+}
+
+/* Appends body to the log and s's buffer. */
+static void session_push(gw_session_t *s, gw_frame_t *body)
+{
+    const gw_config_t *cfg = s->set->cfg;
+    uint64_t pos = gw_replay_log_add(&s->set->log, body, cfg->replay_log_bytes);
+
+    gw_replay_push(&s->replay, (uint32_t)pos, cfg->replay_size);
+}
+
+int gw_session_restore(gw_session_t *s, const gw_snapshot_t *snap,
+                       uint32_t *overlap)
+{
+    uint32_t n = gw_replay_count(s->replay), kept = 0;
+    uint64_t *ids = gw_malloc((n ? n : 1) * sizeof(*ids));
+    uint8_t *keep = gw_malloc(n ? n : 1);
+    gw_frame_t **held = NULL;
+    int rc = GW_ECLOSED;
+
+    /* Held since it was made: its seq is what it held, unless some went. */
+    if (s->lost || s->seq != n || (held = session_held(s, n, ids)) == NULL)
+        goto Done;
+    kept = (uint32_t)gw_snapshot_dedupe(snap, ids, n, keep);
+    gw_replay_free(s->replay);
+    s->replay = NULL;
+    /* Appended anew, held ones included, so that log positions rise
+     * along the buffer as gw_session_can_resume expects. */
+    for (uint32_t i = 0; i < snap->nentries; i++)
+        session_push(s, snap->entries[i].body);
+    for (uint32_t i = 0; i < n; i++)
+        if (keep[i])
+            session_push(s, held[i]);
+    s->seq = snap->seq + kept;
+    s->park_seq = s->seq;
+    *overlap = n - kept;
+    rc = 0;
+Done:
+    for (uint32_t i = 0; held != NULL && i < n; i++)
+        gw_frame_unref(held[i]);
+    free(held);
+    free(keep);
+    free(ids);
+    return rc;
 }

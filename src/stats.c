@@ -64,6 +64,19 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_RESUME_HANDED] = {"resume_handed_over",
         "Resuming connections handed to the worker holding their session.",
         0, W},
+    [GW_STAT_HANDOFFS_WAITING] = {"handoffs_waiting",
+        "Drained sessions handed off through Redis, not yet claimed by the "
+        "instance their client resumed on.", 1, W},
+    [GW_STAT_HANDOFFS_SERVED] = {"handoffs_served",
+        "Drained sessions sent to the instance that claimed them.", 0, W},
+    [GW_STAT_HANDOFFS_RESTORED] = {"handoffs_restored",
+        "Sessions of another instance restored and resumed here.", 0, W},
+    [GW_STAT_HANDOFFS_FAILED] = {"handoffs_failed",
+        "Resumes of another instance's session answered invalid_session.",
+        0, W},
+    [GW_STAT_HANDOFF_OVERLAP] = {"handoff_overlap",
+        "Dispatches held during a handoff that the old instance had sent "
+        "too, dropped.", 0, W},
     [GW_STAT_QUEUE_HWM] = {"queue_depth_max",
         "Highest depth of the worker's event queue.", 1, W},
     [GW_STAT_ACCEPT_DROPS] = {"accept_drops",
@@ -119,6 +132,8 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "Presence scripts run in Redis.", 0, B},
     [GW_STAT_PRESENCE_FAILURES] = {"presence_failures",
         "Presence scripts not run or failed (Redis down or erring).", 0, B},
+    [GW_STAT_HANDOFF_REDIS_FAILURES] = {"handoff_redis_failures",
+        "Handoff commands that Redis refused or could not run.", 0, B},
     [GW_STAT_PRESENCE_CENSUSES] = {"presence_censuses",
         "Censuses of the workers' users, taken when the Redis link comes up "
         "or goes down.", 0, B},

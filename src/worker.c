@@ -235,6 +235,28 @@ static void worker_hand_over_conn(void *data, int fd, const uint8_t *rest,
                 w->id);
 }
 
+/* The protocol's step of a drain handoff, to the broker. */
+static int worker_handoff(void *data, const gw_handoff_msg_t *m)
+{
+    gw_worker_t *w = data;
+    gw_relay_t *r = gw_calloc(1, sizeof(*r));
+
+    r->kind = GW_RELAY_HANDOFF;
+    r->worker = w->id;
+    r->fd = -1;
+    r->step = m->step;
+    memcpy(r->session, m->session, GW_SESSION_ID_LEN);
+    memcpy(r->requester, m->requester, GW_SESSION_ID_LEN);
+    r->event = m->text != NULL ? gw_strdup(m->text) : NULL;
+    if (m->blob != NULL) {
+        r->data = gw_malloc(m->len ? m->len : 1);
+        memcpy(r->data, m->blob, m->len);
+        r->len = m->len;
+    }
+    r->ttl_ms = m->ttl_ms;
+    return worker_hand_over(w, r);
+}
+
 /* A connection handed over to resume a session held here. */
 static void worker_adopt(gw_worker_t *w, gw_event_t *ev)
 {
@@ -272,11 +294,14 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
 {
     worker_fanout_t f = {w, ev, NULL};
 
-    if (ev->action == GW_ACTION_CENSUS || ev->action == GW_ACTION_ADOPT) {
+    if (ev->action == GW_ACTION_CENSUS || ev->action == GW_ACTION_ADOPT ||
+        gw_action_is_handoff(ev->action)) {
         if (ev->action == GW_ACTION_CENSUS)
             worker_census(w, ev->census);
-        else
+        else if (ev->action == GW_ACTION_ADOPT)
             worker_adopt(w, ev);
+        else
+            gw_proto_handoff(&w->proto, ev);
         gw_event_unref(ev);
         return;
     }
@@ -420,11 +445,20 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_ws_loop_init(&w->ws, &w->loop, &gw_proto_ws_cb, &w->proto, cfg,
                     srv->peers, &w->stats, id);
     gw_proto_init(&w->proto, &w->ws, &w->index, cfg, &w->stats,
-                  &(gw_proto_hooks_t){worker_now, worker_relay_typing,
-                                      worker_relay_upstream, worker_relay_sync,
-                                      worker_presence, worker_hand_over_conn,
-                                      w});
+                  &(gw_proto_hooks_t){
+                      .now = worker_now,
+                      .relay_typing = worker_relay_typing,
+                      .relay_upstream = worker_relay_upstream,
+                      .relay_sync = worker_relay_sync,
+                      .presence = worker_presence,
+                      .hand_over = worker_hand_over_conn,
+                      .handoff = cfg->redis_enabled && cfg->handoff
+                                     ? worker_handoff
+                                     : NULL,
+                      .data = w,
+                  });
     w->proto.workers = (unsigned)srv->nworkers;
+    w->proto.instance = gw_broker_instance_id(srv->broker);
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();

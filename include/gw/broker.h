@@ -8,6 +8,7 @@
 #define GW_BROKER_H
 
 #include "gw/event.h"
+#include "gw/handoff.h"
 #include "gw/http.h"
 #include "gw/link.h"
 #include "gw/presence.h"
@@ -33,6 +34,7 @@ typedef enum gw_relay_kind {
     GW_RELAY_PRESENCE, /* a user's sessions on the worker changed */
     GW_RELAY_HANDOVER, /* a connection resuming a session of another
                           worker, to hand to that worker */
+    GW_RELAY_HANDOFF,  /* a step of a drain handoff (step), through Redis */
 } gw_relay_kind_t;
 
 /* What a worker hands the broker through its relay queue. */
@@ -43,23 +45,28 @@ typedef struct gw_relay {
                       the end of a census */
     char *guild;   /* owned, typing: the guild */
     char *channel; /* owned, typing: the channel */
-    char *event;   /* owned, upstream, sync: the name, the routing key */
+    char *event;   /* owned, upstream, sync: the name, the routing key;
+                      handoff: the step's text, or NULL */
     char *data;    /* owned, upstream, sync: the client's data as sent;
                       presence: the user's guilds, a JSON array;
-                      handover: the bytes read after the resume (len) */
+                      handover: the bytes read after the resume (len);
+                      handoff: the snapshot (len), or NULL */
     char *nonce;   /* owned, upstream, sync: the client's nonce, or NULL */
     char *scope;   /* owned, sync: the request's scope, or NULL */
     uint8_t session[GW_SESSION_ID_LEN]; /* upstream, sync: the sender's;
                                            handover: the one resumed */
-    uint64_t received_ms; /* upstream, sync: wall clock when taken */
-    uint32_t census;      /* presence: the worker's last census */
-    int counted;          /* presence: part of that census */
-    uint32_t before;      /* presence: the user's sessions here before */
-    uint32_t after;       /* presence: and after */
-    int fd;               /* handover: owned, the connection (-1 once
-                             passed on); unused by other kinds */
-    size_t len;           /* handover: bytes of data (binary) */
-    uint64_t seq;         /* handover: the client's last seq */
+    uint64_t received_ms;   /* upstream, sync: wall clock when taken */
+    uint32_t census;        /* presence: the worker's last census */
+    int counted;            /* presence: part of that census */
+    uint32_t before;        /* presence: the user's sessions here before */
+    uint32_t after;         /* presence: and after */
+    int fd;                 /* handover: owned, the connection (-1 once
+                               passed on); unused by other kinds */
+    size_t len;             /* handover: bytes of data (binary) */
+    uint64_t seq;           /* handover: the client's last seq */
+    gw_handoff_step_t step; /* handoff */
+    uint8_t requester[GW_SESSION_ID_LEN]; /* handoff: LOOKUP, CLAIM */
+    uint32_t ttl_ms;                      /* handoff: OPEN */
 } gw_relay_t;
 
 /* Frees a relay and its strings. */

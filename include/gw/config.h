@@ -30,9 +30,13 @@ typedef struct gw_config {
     uint32_t event_burst;  /* client events at once */
     uint32_t typing_limit; /* typing.start events per window */
     uint32_t typing_window_ms;
-    uint32_t resume_window_ms; /* a parked session waits this long */
-    uint32_t replay_size;      /* dispatches kept per session, for resume */
-    uint32_t replay_log_bytes; /* bodies a worker keeps for resumes */
+    uint32_t resume_window_ms;   /* a parked session waits this long */
+    uint32_t replay_size;        /* dispatches kept per session, for resume */
+    uint32_t replay_log_bytes;   /* bodies a worker keeps for resumes */
+    int handoff;                 /* drained sessions go through Redis */
+    uint32_t handoff_margin_ms;  /* buffering past a claim */
+    uint32_t handoff_timeout_ms; /* a claim's answer, past the margin */
+    uint32_t handoff_wait_ms;    /* a drain waits for claims this long */
     /* [auth] */
     char *jwt_secret;    /* HS256 key; env GATEWAYD_JWT_SECRET wins */
     char *jwt_algorithm; /* only "HS256" for now */

@@ -29,7 +29,26 @@ typedef enum gw_action {
     GW_ACTION_ADOPT,       /* a connection resuming the session, handed
                               over from another worker: fd, body = the
                               bytes it read, arg = the token's user */
+    /* The drain handoff's steps (docs/continuity.md section 3), each for
+     * one session of the worker: */
+    GW_ACTION_OPENED,  /* the drained session is offered in Redis (code
+                          0), or could not be (code 1) */
+    GW_ACTION_CLAIM,   /* the drained session was claimed: arg = the
+                          address to answer */
+    GW_ACTION_FOUND,   /* to a resuming session: body = the handed-off
+                          session's snapshot without dispatches, or NULL
+                          when there is none */
+    GW_ACTION_RESTORE, /* to a resuming session: body = the full
+                          snapshot, or NULL when it will not come */
 } gw_action_t;
+
+/* Whether an action is one of the handoff's, which the protocol takes
+ * whole rather than per recipient. */
+static inline int gw_action_is_handoff(gw_action_t a)
+{
+    return a == GW_ACTION_OPENED || a == GW_ACTION_CLAIM ||
+           a == GW_ACTION_FOUND || a == GW_ACTION_RESTORE;
+}
 
 #define GW_SESSION_ID_LEN 16 /* bytes; 32 hex characters on the wire */
 #define GW_NONCE_MAX 64      /* bytes in a client's or a reply's nonce */
@@ -93,6 +112,16 @@ gw_event_t *gw_event_census(uint32_t census);
 gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
                            const uint8_t *rest, size_t len, uint64_t seq,
                            const char *user);
+
+/*
+ * A step of the drain handoff for session `session`: action is one of
+ * gw_action_is_handoff's, body the len bytes of blob (none when blob is
+ * NULL), arg copied when not NULL, code 0. One reference, owned by
+ * the caller.
+ */
+gw_event_t *gw_event_handoff(gw_action_t action,
+                             const uint8_t session[GW_SESSION_ID_LEN],
+                             const char *blob, size_t len, const char *arg);
 
 /* Sets the number of references before the event is shared. */
 void gw_event_set_refs(gw_event_t *ev, unsigned refs);

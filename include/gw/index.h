@@ -87,6 +87,9 @@ gw_user_t *gw_index_user(gw_index_t *ix, const char *user);
 /* The identified session of that id on this worker, or NULL. */
 gw_session_t *gw_index_session(gw_index_t *ix,
                                const uint8_t id[GW_SESSION_ID_LEN]);
+/* The session of that id on this worker, identified or not, or NULL. */
+gw_session_t *gw_index_find(gw_index_t *ix,
+                            const uint8_t id[GW_SESSION_ID_LEN]);
 
 /* Calls cb for every user with a session here; cb must not change the
  * user table. */

@@ -9,6 +9,7 @@
 #ifndef GW_PROTO_H
 #define GW_PROTO_H
 
+#include "gw/handoff.h"
 #include "gw/index.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
@@ -48,8 +49,14 @@ typedef struct gw_proto_hooks {
     void (*hand_over)(void *data, int fd, const uint8_t *rest, size_t len,
                       const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
                       const char *user);
+    /* Asks the broker for a step of a drain handoff (docs/continuity.md
+     * section 3), copying m's strings and blob: 0, or GW_EFULL. NULL
+     * when there are no handoffs (no Redis). */
+    int (*handoff)(void *data, const gw_handoff_msg_t *m);
     void *data; /* passed to each */
 } gw_proto_hooks_t;
+
+typedef struct gw_proto_transfer gw_proto_transfer_t;
 
 /* The protocol of one worker. */
 typedef struct gw_proto {
@@ -63,6 +70,10 @@ typedef struct gw_proto {
     int stopping;             /* shutting down: nothing parks */
     unsigned workers;         /* workers of the process: a session id
                                  naming another one is handed over */
+    const char *instance;     /* borrowed: this instance's id, which a drained
+                                 session's snapshot names as its owner */
+    gw_proto_transfer_t *transfers; /* owned list: the drain handoffs in
+                                       progress on this worker */
 } gw_proto_t;
 
 /* The callbacks to install on the WebSocket loop, with the gw_proto_t as
@@ -93,6 +104,10 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev);
 void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
                     const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
                     const char *user);
+
+/* A step of the drain handoff for one of the worker's sessions
+ * (gw_action_is_handoff(ev->action)); the event is the caller's. */
+void gw_proto_handoff(gw_proto_t *p, const gw_event_t *ev);
 
 /* Runs the heartbeat deadlines and drain slots up to now_ms. */
 void gw_proto_tick(gw_proto_t *p, uint64_t now_ms);

@@ -24,6 +24,11 @@ typedef struct gw_redis_hooks {
     void (*message)(const char *payload, size_t len, void *data);
     /* The link's state changed (see gw_redis_state); NULL when unwanted. */
     void (*state)(gw_link_state_t state, void *data);
+    /* A second channel subscribed beside the configured one, for the
+     * instances to talk among themselves (copied), or NULL; its messages
+     * go to control_message instead of message. */
+    const char *control;
+    void (*control_message)(const char *payload, size_t len, void *data);
     void *data; /* passed to each */
 } gw_redis_hooks_t;
 
@@ -81,6 +86,12 @@ void gw_redis_script_init(gw_redis_script_t *s, const char *text);
  */
 int gw_redis_eval(gw_redis_t *r, const gw_redis_script_t *s, int argc,
                   const char *const *argv, gw_redis_get_cb cb, void *data);
+
+/* As gw_redis_eval, with arguments of lens[i] bytes that may hold any
+ * byte (NUL included). */
+int gw_redis_eval_bin(gw_redis_t *r, const gw_redis_script_t *s, int argc,
+                      const char *const *argv, const size_t *lens,
+                      gw_redis_get_cb cb, void *data);
 
 /*
  * The link's state: CONNECTING during the first attempt, UP once subscribed

@@ -52,6 +52,10 @@ void gw_server_drain(gw_server_t *srv);
 /* Open client connections, all workers together. Any thread. */
 uint64_t gw_server_connections(const gw_server_t *srv);
 
+/* Drained sessions offered to other instances and not yet claimed, all
+ * workers together (docs/continuity.md section 3). Any thread. */
+uint64_t gw_server_handoffs_waiting(const gw_server_t *srv);
+
 /* Stops accepting, closes every client with 4011, joins the threads. */
 void gw_server_stop(gw_server_t *srv);
 

@@ -16,6 +16,7 @@
 #include "gw/event.h"
 #include "gw/log.h"
 #include "gw/replay.h"
+#include "gw/snapshot.h"
 #include "gw/stats.h"
 #include "gw/wheel.h"
 #include "gw/ws.h"
@@ -71,7 +72,12 @@ struct gw_session {
     unsigned identified : 1;
     unsigned parked : 1; /* no connection; resumable until its deadline */
     unsigned lost : 1;   /* parked, and more arrived than it could keep */
-    uint64_t seq;        /* last dispatch sequence number sent */
+    /* The drain handoff (docs/continuity.md section 3): */
+    unsigned handing : 1;   /* drained; offered in Redis, not yet claimed */
+    unsigned serving : 1;   /* claimed: sent once the margin is over */
+    unsigned restoring : 1; /* another instance's, held until it comes */
+    unsigned waiting : 1;   /* its connection waits for a restore */
+    uint64_t seq;           /* last dispatch sequence number sent */
     union {
         struct {                  /* while connected */
             uint32_t last_ack_ms; /* last heartbeat or its ack (mod 2^32) */
@@ -148,6 +154,17 @@ int gw_session_can_resume(const gw_session_t *s, uint64_t seq);
  * its connection), sends the dispatches after seq again with their own
  * seq, and returns how many. gw_session_can_resume said yes. */
 uint32_t gw_session_resume(gw_session_t *s, gw_ws_t *ws, uint64_t seq);
+
+/*
+ * Makes held session s (parked since it was made, its buffer holding
+ * every dispatch that reached it) the continuation of a handed-off
+ * session: its buffer becomes the snapshot's dispatches, then those it
+ * held whose identity the snapshot lacks, and its seq goes on from the
+ * snapshot's. *overlap counts the held ones dropped. 0, or GW_ECLOSED
+ * when s lost some of what it held.
+ */
+int gw_session_restore(gw_session_t *s, const gw_snapshot_t *snap,
+                       uint32_t *overlap);
 
 /* Closes the session's connection with `code` (SPEC section 3). */
 void gw_session_close(gw_session_t *s, uint16_t code, const char *reason);

@@ -43,6 +43,11 @@ typedef enum gw_stat {
     GW_STAT_RESUME_OVERFLOWS,  /* parked sessions lost: too much arrived */
     GW_STAT_RESUME_EXPIRED,    /* parked sessions past their window */
     GW_STAT_RESUME_HANDED,     /* resuming connections sent to their worker */
+    GW_STAT_HANDOFFS_WAITING,  /* gauge: drained sessions not yet claimed */
+    GW_STAT_HANDOFFS_SERVED,   /* drained sessions sent to their claimer */
+    GW_STAT_HANDOFFS_RESTORED, /* sessions of another instance resumed */
+    GW_STAT_HANDOFFS_FAILED,   /* and those answered invalid_session */
+    GW_STAT_HANDOFF_OVERLAP,   /* held dispatches the snapshot had too */
     GW_STAT_QUEUE_HWM,         /* written by the broker, the queue's producer */
     /* acceptor */
     GW_STAT_ACCEPT_DROPS,
@@ -71,6 +76,7 @@ typedef enum gw_stat {
     GW_STAT_PRESENCE_COMMANDS, /* presence scripts run in Redis */
     GW_STAT_PRESENCE_FAILURES, /* presence scripts that failed */
     GW_STAT_PRESENCE_CENSUSES, /* worker censuses asked for */
+    GW_STAT_HANDOFF_REDIS_FAILURES, /* handoff commands Redis failed */
     GW_STAT_COUNT
 } gw_stat_t;
 

@@ -665,6 +665,8 @@ static void test_reloadable_flag_of_every_option(void **state)
         "session.resume_window_ms=1000",
         "session.replay_size=16",
         "session.replay_log_bytes=100000",
+        "session.handoff_margin_ms=10",
+        "session.handoff_timeout_ms=200",
         "auth.jwt_secret=rotated",
         /* auth.jwt_algorithm has one valid value: set directly below. */
         "auth.jwt_audience=aud",
@@ -686,6 +688,8 @@ static void test_reloadable_flag_of_every_option(void **state)
         "server.workers=3",
         "server.drain_ms=5000",
         "session.heartbeat_interval_ms=20000",
+        "session.handoff=false",
+        "session.handoff_wait_ms=100",
         "http.max_body_size=2048",
         "broker.instance_id=gw2",
         "broker.reconnect_min_ms=200",

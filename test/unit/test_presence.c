@@ -65,8 +65,9 @@ static int setup(void **state)
     gw_config_init(&f->cfg);
     f->cfg.redis_enabled = 0;
     f->cfg.presence_offline_grace_ms = GRACE_MS;
-    f->redis = gw_redis_start(&f->loop, &f->cfg,
-                              &(gw_redis_hooks_t){no_message, NULL, f});
+    f->redis =
+        gw_redis_start(&f->loop, &f->cfg,
+                       &(gw_redis_hooks_t){.message = no_message, .data = f});
     f->p = gw_presence_start(&f->loop, f->redis, &f->cfg, "i1", 2, &f->stats,
                              &(gw_presence_hooks_t){announce, census, f});
     *state = f;

