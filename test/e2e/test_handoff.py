@@ -120,7 +120,10 @@ class Follower:
             try:
                 r = await Client.connect(self.via)
                 await r.ready()
-            except (websockets.ConnectionClosed, AssertionError):
+            except (websockets.WebSocketException, OSError, AssertionError,
+                    asyncio.TimeoutError):
+                # The drained instance refuses (4011 before ready, or its
+                # port closed) until the proxy has taken it out.
                 await asyncio.sleep(0.1)
                 continue
             await r.send({"event": "resume",
@@ -174,7 +177,8 @@ async def test_a_drained_instance_hands_its_sessions_over(
     await asyncio.sleep(T(0.5))
     for f in followers:
         f.abort()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    ends = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(e == -1 for e in ends), ends  # each read until aborted
     moved = [f for f in followers if f.resumes]
     assert len(moved) == on_a, [f.resumes for f in followers]
     for f in followers:
@@ -185,3 +189,129 @@ async def test_a_drained_instance_hands_its_sessions_over(
     stats = b.get_json("/stats")["totals"]
     assert stats["handoffs_restored"] == on_a, stats
     assert stats["handoffs_failed"] == 0, stats
+
+
+async def drained(a, clients, read=None):
+    """SIGTERMs a and reads each client to its 4011; returns the last seq
+    each received (read: the seq each had read before)."""
+    a.stopped_by_test = True
+    a.proc.send_signal(signal.SIGTERM)
+    seqs = []
+    for c, last in zip(clients, read or [0] * len(clients)):
+        seen = await c.expect_close(4011, timeout=10, allow_dispatches=True)
+        seqs.append(max([m["seq"] for m in seen if "seq" in m], default=last))
+    return seqs
+
+
+async def exited(gw):
+    """The drained instance exits once nothing it handed off waits."""
+    await wait_until(lambda: gw.proc.poll() is not None, T(15),
+                     "the drained instance to exit")
+    assert gw.proc.returncode == 0, gw.tail()
+
+
+async def resume_on(gw, session_id, seq, user, secret):
+    r = await Client.connect(gw)
+    await r.ready()
+    await r.send({"event": "resume",
+                  "data": {"sessionId": session_id, "seq": seq,
+                           "token": token_for(user, secret=secret)}})
+    return r
+
+
+async def expect_invalid(r):
+    msg = await r.expect("invalid_session", timeout=10)
+    assert msg["data"] == {"resumable": False}, msg
+    await r.ready()
+
+
+async def tick(redis, channel, guild, i):
+    redis.publish(channel, json.dumps({"event": "tick", "guildId": guild,
+                                       "data": {"i": i}}))
+
+
+@pytest.mark.time_limit(90)
+async def test_a_handoff_is_restored_once_and_only_for_its_user(
+        redis_server, gateway_factory):
+    """Another user's token is refused without using the handoff up; the
+    owner's resume restores it; a second resume of the same session is
+    invalid_session; the restored session resumes again on its new
+    instance."""
+    a, b, channel = await pair(gateway_factory, redis_server)
+    guild = uniq("g")
+    c = await Client.session(a, uniq("u"), [guild])
+    await tick(redis_server, channel, guild, 0)
+    assert (await c.recv())["data"] == {"i": 0}
+    [seq] = await drained(a, [c], [1])
+    await tick(redis_server, channel, guild, 1)  # reaches both instances
+
+    thief = await resume_on(b, c.session_id, seq, uniq("u"), b.secret)
+    await expect_invalid(thief)
+
+    r = await resume_on(b, c.session_id, seq, c.user, b.secret)
+    got = [await r.recv(timeout=10) for _ in range(2)]
+    assert [(m.get("seq"), m["event"]) for m in got] == [
+        (2, "tick"), (None, "resumed")], got
+    new_id = got[1]["data"]["sessionId"]
+    assert new_id != c.session_id
+    await tick(redis_server, channel, guild, 2)
+    msg = await r.recv()
+    assert (msg["seq"], msg["data"]) == (3, {"i": 2}), msg
+
+    again = await resume_on(b, c.session_id, seq, c.user, b.secret)
+    await expect_invalid(again)
+
+    r.abort()
+    await asyncio.sleep(T(0.2))
+    await tick(redis_server, channel, guild, 3)
+    back = await resume_on(b, new_id, 3, c.user, b.secret)
+    got = [await back.recv() for _ in range(2)]
+    assert [(m.get("seq"), m["event"]) for m in got] == [
+        (4, "tick"), (None, "resumed")], got
+    stats = b.get_json("/stats")["totals"]
+    assert (stats["handoffs_restored"], stats["handoffs_failed"]) == (1, 2), \
+        stats
+    await exited(a)
+
+
+@pytest.mark.time_limit(60)
+async def test_a_seq_ahead_of_the_handoff_closes_4007(redis_server,
+                                                      gateway_factory):
+    a, b, channel = await pair(gateway_factory, redis_server)
+    c = await Client.session(a, uniq("u"), [uniq("g")])
+    [seq] = await drained(a, [c])
+    r = await resume_on(b, c.session_id, seq + 5, c.user, b.secret)
+    await r.expect_close(4007, timeout=10)
+    await exited(a)
+
+
+@pytest.mark.time_limit(60)
+async def test_redis_down_during_the_drain_means_invalid_session(
+        redis_server, gateway_factory):
+    """A cannot offer, B cannot look up: invalid_session, and the client
+    identifies afresh on B."""
+    a, b, channel = await pair(gateway_factory, redis_server)
+    clients = [await Client.session(a, uniq("u"), [uniq("g")])
+               for _ in range(3)]
+    redis_server.stop()  # SIGKILL
+    seqs = await drained(a, clients)
+    for c, seq in zip(clients, seqs):
+        r = await resume_on(b, c.session_id, seq, c.user, b.secret)
+        await expect_invalid(r)
+        await r.identify(c.user, [uniq("g")])
+    await exited(a)
+
+
+@pytest.mark.time_limit(60)
+async def test_a_killed_instance_hands_nothing_off(redis_server,
+                                                   gateway_factory):
+    """SIGKILL: nothing was offered, so the resume on the survivor is
+    invalid_session (crash recovery is not built: docs/continuity.md
+    section 4)."""
+    a, b, channel = await pair(gateway_factory, redis_server)
+    c = await Client.session(a, uniq("u"), [uniq("g")])
+    a.kill()
+    with pytest.raises(websockets.ConnectionClosed):
+        await c.ws.recv()
+    r = await resume_on(b, c.session_id, 0, c.user, b.secret)
+    await expect_invalid(r)
