@@ -335,8 +335,9 @@ int gw_handoff_parse(const char *payload, size_t len, gw_handoff_note_t *out)
     if (out->kind == GW_HANDOFF_CLAIMED &&
         handoff_line(&p, end, &out->owner, &out->owner_len) != 0)
         return GW_EPARSE;
+    /* The last line ends the message: no newline after it. */
     if (handoff_line(&p, end, &out->claimer, &out->claimer_len) != 0 ||
-        p != end)
+        p != end || end[-1] == '\n')
         return GW_EPARSE;
     return 0;
 }
