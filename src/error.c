@@ -15,6 +15,7 @@ const char *gw_strerror(int err)
     case GW_EFULL: return "queue full";
     case GW_EIO: return "i/o error";
     case GW_ECLOSED: return "closed";
+    case GW_ENOENT: return "not found";
     }
     return "unknown error";
 }

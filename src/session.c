@@ -66,6 +66,8 @@ void gw_session_free(gw_session_t *s)
         gw_stat_add(s->set->stats, GW_STAT_SESSIONS, -1);
     if (s->parked)
         gw_stat_add(s->set->stats, GW_STAT_PARKED, -1);
+    if (s->handing || s->serving)
+        gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_WAITING, -1);
     for (uint16_t i = 0; i < s->nallowed; i++)
         free(s->allowed[i]);
     free(s->allowed);

@@ -6,6 +6,7 @@
 #include "gw/error.h"
 #include "gw/log.h"
 #include "gw/tcp.h"
+#include "gw/transfer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -301,7 +302,7 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
         else if (ev->action == GW_ACTION_ADOPT)
             worker_adopt(w, ev);
         else
-            gw_proto_handoff(&w->proto, ev);
+            gw_transfer_event(&w->proto, ev);
         gw_event_unref(ev);
         return;
     }

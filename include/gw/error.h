@@ -21,6 +21,7 @@ typedef enum gw_err {
     GW_EFULL = -20,   /* bounded queue or ring is full */
     GW_EIO = -21,     /* system call failed; errno is logged */
     GW_ECLOSED = -22, /* peer or link is gone */
+    GW_ENOENT = -23,  /* no such thing here */
 } gw_err_t;
 
 /* A static, human-readable description of `err`. */

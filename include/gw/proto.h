@@ -56,7 +56,7 @@ typedef struct gw_proto_hooks {
     void *data; /* passed to each */
 } gw_proto_hooks_t;
 
-typedef struct gw_proto_transfer gw_proto_transfer_t;
+typedef struct gw_transfer gw_transfer_t;
 
 /* The protocol of one worker. */
 typedef struct gw_proto {
@@ -72,9 +72,30 @@ typedef struct gw_proto {
                                  naming another one is handed over */
     const char *instance;     /* borrowed: this instance's id, which a drained
                                  session's snapshot names as its owner */
-    gw_proto_transfer_t *transfers; /* owned list: the drain handoffs in
-                                       progress on this worker */
+    gw_transfer_t *transfers; /* owned list: the drain handoffs in progress
+                                 on this worker (transfer.c) */
 } gw_proto_t;
+
+/* Frees a session and its index entries. A session in a drain handoff
+ * ends through gw_transfer_* only, which keeps track of it. */
+static inline void gw_proto_end(gw_proto_t *p, gw_session_t *s)
+{
+    gw_index_remove(p->index, s);
+    gw_session_free(s);
+}
+
+/* Tells the owner that the online sessions of s's user here went from
+ * before to one more (delta 1), one fewer (-1: s is leaving) or as many
+ * (0: a guild changed). */
+static inline void gw_proto_presence(gw_proto_t *p, gw_session_t *s, int delta)
+{
+    uint32_t now = gw_user_online(s->user);
+    uint32_t before = delta > 0 ? now - 1 : now;
+
+    if (p->hooks.presence != NULL)
+        p->hooks.presence(p->hooks.data, s->user, delta < 0 ? s : NULL, before,
+                          before + (uint32_t)delta);
+}
 
 /* The callbacks to install on the WebSocket loop, with the gw_proto_t as
  * its data. */
@@ -104,10 +125,6 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev);
 void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
                     const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
                     const char *user);
-
-/* A step of the drain handoff for one of the worker's sessions
- * (gw_action_is_handoff(ev->action)); the event is the caller's. */
-void gw_proto_handoff(gw_proto_t *p, const gw_event_t *ev);
 
 /* Runs the heartbeat deadlines and drain slots up to now_ms. */
 void gw_proto_tick(gw_proto_t *p, uint64_t now_ms);

@@ -76,7 +76,6 @@ struct gw_session {
     unsigned handing : 1;   /* drained; offered in Redis, not yet claimed */
     unsigned serving : 1;   /* claimed: sent once the margin is over */
     unsigned restoring : 1; /* another instance's, held until it comes */
-    unsigned waiting : 1;   /* its connection waits for a restore */
     uint64_t seq;           /* last dispatch sequence number sent */
     union {
         struct {                  /* while connected */
@@ -115,6 +114,12 @@ gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws);
 
 /* Frees a session whose index entries are gone (gw_index_remove). */
 void gw_session_free(gw_session_t *s);
+
+/* The id of the session's connection, for log lines; 0 without one. */
+static inline uint64_t gw_session_conn_id(const gw_session_t *s)
+{
+    return s->ws != NULL ? s->ws->id : 0;
+}
 
 /* Writes the session id as 32 lowercase hex characters plus NUL. */
 void gw_session_id_hex(const gw_session_t *s,

@@ -1,0 +1,27 @@
+/*
+ * Client authentication (seed 003 layer 2, SPEC section 5): a session's
+ * token verified against the configuration's verifier, with the audit
+ * line and the failure counter every attempt owes.
+ */
+#ifndef GW_AUTH_H
+#define GW_AUTH_H
+
+#include "gw/config.h"
+#include "gw/jwt.h"
+#include "gw/session.h"
+
+/* Prepares v from cfg's auth section; free it with gw_jwt_verifier_free.
+ * cfg must outlive v (v borrows its strings). */
+void gw_auth_verifier_init(gw_jwt_verifier_t *v, const gw_config_t *cfg);
+
+/*
+ * Verifies token for session s, now: 0 with claims filled (the caller
+ * frees them with gw_jwt_claims_free), or a negative gw_err_t. When user
+ * is not NULL the token must be that user's (GW_EAUTH otherwise). Every
+ * attempt is audited; a failure is counted.
+ */
+int gw_auth_verify(const gw_jwt_verifier_t *v, gw_session_t *s,
+                   const char *token, const char *user,
+                   gw_jwt_claims_t *claims);
+
+#endif
