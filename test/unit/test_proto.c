@@ -14,6 +14,8 @@
 
 #include "gw/error.h"
 #include "gw/proto.h"
+#include "gw/snapshot.h"
+#include "gw/transfer.h"
 
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>
@@ -196,6 +198,35 @@ static void test_hand_over(void *data, int fd, const uint8_t *rest, size_t len,
     handed.seq = seq;
 }
 
+/* The drain handoff's steps asked of the broker, copied. */
+static struct {
+    int n;
+    gw_handoff_step_t step[8];
+    uint8_t session[8][GW_SESSION_ID_LEN], requester[8][GW_SESSION_ID_LEN];
+    char text[8][64];
+    char blob[8][4096];
+    size_t len[8];
+    int has_blob[8];
+} asked;
+
+static int test_handoff(void *data, const gw_handoff_msg_t *m)
+{
+    int i = asked.n++;
+
+    (void)data;
+    assert_true(i < 8 && m->len <= sizeof(asked.blob[0]));
+    asked.step[i] = m->step;
+    memcpy(asked.session[i], m->session, GW_SESSION_ID_LEN);
+    memcpy(asked.requester[i], m->requester, GW_SESSION_ID_LEN);
+    snprintf(asked.text[i], sizeof(asked.text[i]), "%s",
+             m->text ? m->text : "");
+    asked.has_blob[i] = m->blob != NULL;
+    if (m->blob != NULL)
+        memcpy(asked.blob[i], m->blob, m->len);
+    asked.len[i] = m->len;
+    return 0;
+}
+
 /* ---- tokens ---- */
 
 /* Appends base64url(data) without padding. */
@@ -255,6 +286,7 @@ static int fx_setup(void **state)
     clock_ms = 0;
     relays = relay_rc = ups = up_rc = syncs = sync_rc = npresence = 0;
     memset(&handed, 0, sizeof(handed));
+    memset(&asked, 0, sizeof(asked));
     f->cfg.jwt_algorithm = "HS256";
     f->cfg.jwt_secret = SECRET;
     f->cfg.heartbeat_interval_ms = 1000;
@@ -919,6 +951,293 @@ static void test_session_ids_and_slots(void **state)
     assert_ptr_equal(gw_index_session(&f->ix, a->id), a);
 }
 
+/* ---- the drain handoff (docs/continuity.md section 3) ---- */
+
+/* Handoffs on: Redis is there (the hook), and resume. */
+static void handoffs_on(fx_t *f, const char *instance)
+{
+    f->cfg.resume_window_ms = 10000;
+    f->cfg.replay_size = 16;
+    f->cfg.replay_log_bytes = 1 << 20;
+    f->cfg.handoff = 1;
+    f->cfg.handoff_margin_ms = 200;
+    f->cfg.handoff_timeout_ms = 1000;
+    f->p.hooks.handoff = test_handoff;
+    f->p.instance = instance;
+}
+
+static void handoff_event(fx_t *f, gw_action_t action, const uint8_t *to,
+                          const char *blob, size_t len, const char *arg)
+{
+    gw_event_t *ev = gw_event_handoff(action, to, blob, len, arg);
+
+    gw_transfer_event(&f->p, ev);
+    gw_event_unref(ev);
+}
+
+static void advance(fx_t *f, uint64_t ms)
+{
+    clock_ms += ms;
+    gw_proto_tick(&f->p, clock_ms);
+}
+
+/* A dispatch with identity id to guild g1's members here. */
+static void to_guild(fx_t *f, const char *body, uint64_t id)
+{
+    gw_event_t *ev = event_of(body, 1);
+    gw_guild_t *g = gw_index_guild(&f->ix, "g1");
+
+    ev->body->id = id;
+    for (gw_member_t *m = g->members; m != NULL; m = m->next)
+        gw_session_dispatch(m->session, ev);
+    event_free(ev);
+}
+
+/* The drained session is offered before its connection closes, keeps
+ * buffering once parked, and is served whole once the claim's margin is
+ * over; then it is gone. */
+static void test_a_drained_session_is_offered_then_served(void **state)
+{
+    fx_t *f = *state;
+    gw_session_t *s;
+    uint8_t id[GW_SESSION_ID_LEN];
+    gw_snapshot_t snap;
+
+    handoffs_on(f, "gwA");
+    s = identified(f, 0, "u1", "[\"g1\"]");
+    memcpy(id, s->id, GW_SESSION_ID_LEN);
+    to_guild(f, "\"event\":\"m\",\"data\":{\"i\":1}}", 11);
+    gw_proto_drain(&f->p, 0);
+    advance(f, 100);
+    assert_int_equal(asked.n, 1);
+    assert_int_equal(asked.step[0], GW_HANDOFF_OPEN);
+    assert_memory_equal(asked.session[0], id, GW_SESSION_ID_LEN);
+    assert_int_equal(gw_snapshot_decode(asked.blob[0], asked.len[0], &snap), 0);
+    assert_string_equal(snap.owner, "gwA");
+    assert_string_equal(snap.user, "u1");
+    assert_int_equal(snap.nguilds, 1);
+    assert_string_equal(snap.guilds[0], "g1");
+    assert_int_equal(snap.seq, 1);
+    assert_int_equal(snap.nentries, 0); /* the offer: no dispatches */
+    gw_snapshot_free(&snap);
+    assert_int_equal(fakes[0].close_code, 0); /* not before the offer */
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_WAITING], 1);
+
+    handoff_event(f, GW_ACTION_OPENED, id, NULL, 0, NULL);
+    assert_int_equal(fakes[0].close_code, GW_CLOSE_DRAINING);
+    to_guild(f, "\"event\":\"m\",\"data\":{\"i\":2}}", 12); /* closing */
+    end_conn(0, GW_CLOSE_DRAINING, 0);
+    assert_true(s->parked && s->handing);
+    to_guild(f, "\"event\":\"m\",\"data\":{\"i\":3}}", 13); /* parked */
+
+    handoff_event(f, GW_ACTION_CLAIM, id, NULL, 0, "R\ngwB");
+    to_guild(f, "\"event\":\"m\",\"data\":{\"i\":4}}", 14); /* margin */
+    advance(f, 100);
+    assert_int_equal(asked.n, 1);
+    advance(f, 200);
+    assert_int_equal(asked.n, 2);
+    assert_int_equal(asked.step[1], GW_HANDOFF_SERVE);
+    assert_string_equal(asked.text[1], "R\ngwB");
+    assert_int_equal(gw_snapshot_decode(asked.blob[1], asked.len[1], &snap), 0);
+    assert_int_equal(snap.seq, 4);
+    assert_int_equal(snap.nentries, 4);
+    for (uint32_t i = 0; i < 4; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "\"event\":\"m\",\"data\":{\"i\":%u}}",
+                 i + 1);
+        assert_int_equal(snap.entries[i].body->id, 11 + i);
+        assert_memory_equal(snap.entries[i].body->data, want, strlen(want));
+    }
+    gw_snapshot_free(&snap);
+    assert_null(gw_index_session(&f->ix, id));
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_SERVED], 1);
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_WAITING], 0);
+}
+
+/* A claim for a session that is not (or no longer) offered here is
+ * answered lost at once; an offer that failed closes the connection and
+ * leaves an ordinary parked session. */
+static void test_a_claim_of_nothing_is_answered_lost(void **state)
+{
+    fx_t *f = *state;
+    const uint8_t nobody[GW_SESSION_ID_LEN] = {0, 0, 0, 9, 9};
+    gw_session_t *s;
+
+    handoffs_on(f, "gwA");
+    handoff_event(f, GW_ACTION_CLAIM, nobody, NULL, 0, "R\ngwB");
+    assert_int_equal(asked.n, 1);
+    assert_int_equal(asked.step[0], GW_HANDOFF_SERVE);
+    assert_false(asked.has_blob[0]);
+    s = identified(f, 0, "u1", "[]");
+    gw_proto_drain(&f->p, 0);
+    advance(f, 100);
+    assert_int_equal(asked.step[1], GW_HANDOFF_OPEN);
+    {
+        gw_event_t *ev =
+            gw_event_handoff(GW_ACTION_OPENED, s->id, NULL, 0, NULL);
+        ev->code = 1;
+        gw_transfer_event(&f->p, ev);
+        gw_event_unref(ev);
+    }
+    assert_int_equal(fakes[0].close_code, GW_CLOSE_DRAINING);
+    assert_false(s->handing);
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_WAITING], 0);
+    f->cfg.resume_window_ms = 0;
+}
+
+/* The encoding of a snapshot of u1 in g1 from gwA: seq, and dispatches
+ * i = first.. with identities 10 + i. */
+static size_t snapshot_of(char *out, size_t cap, uint64_t seq, uint32_t n,
+                          uint32_t first, const char *user)
+{
+    char *guilds[] = {(char *)"g1"};
+    gw_snapshot_entry_t entries[8];
+    gw_snapshot_t snap = {.owner = (char *)"gwA",
+                          .user = (char *)user,
+                          .guilds = guilds,
+                          .nguilds = 1,
+                          .seq = seq,
+                          .entries = entries,
+                          .nentries = n};
+    gw_buf_t b = {0};
+    size_t len;
+
+    for (uint32_t i = 0; i < n; i++) {
+        char body[64];
+        int k = snprintf(body, sizeof(body),
+                         "\"event\":\"m\",\"data\":{\"i\":%u}}", first + i);
+        entries[i].body = gw_frame_new((size_t)k);
+        memcpy(entries[i].body->data, body, (size_t)k);
+        entries[i].body->id = 10 + first + i;
+    }
+    gw_snapshot_encode(&snap, &b);
+    for (uint32_t i = 0; i < n; i++)
+        gw_frame_unref(entries[i].body);
+    assert_true(b.len <= cap);
+    memcpy(out, b.data, b.len);
+    len = b.len;
+    free(b.data);
+    return len;
+}
+
+/* The connection resuming the drained session of another instance. */
+static gw_session_t *resuming(fx_t *f, const char *user, uint64_t seq)
+{
+    char msg[1200];
+    gw_session_t *s = open_conn(f, 0, NULL);
+
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"resume\",\"data\":{\"sessionId\":"
+             "\"00000000000000000000000000000abc\",\"token\":\"%s\","
+             "\"seq\":%llu}}",
+             token(user, NULL), (unsigned long long)seq);
+    say(0, msg);
+    fakes[0].nout = 0;
+    return s;
+}
+
+/* The new instance holds live events before it claims, and restores the
+ * session from the snapshot, dropping what both had, with seq going on:
+ * nothing lost, nothing twice. */
+static void test_a_resume_restores_a_drained_session(void **state)
+{
+    fx_t *f = *state;
+    gw_session_t *s;
+    char blob[4096];
+    size_t len;
+
+    handoffs_on(f, "gwB");
+    s = resuming(f, "u1", 1);
+    assert_int_equal(asked.n, 1);
+    assert_int_equal(asked.step[0], GW_HANDOFF_LOOKUP);
+    assert_memory_equal(asked.requester[0], s->id, GW_SESSION_ID_LEN);
+    len = snapshot_of(blob, sizeof(blob), 1, 0, 0, "u1");
+    handoff_event(f, GW_ACTION_FOUND, s->id, blob, len, NULL);
+    assert_int_equal(asked.n, 2);
+    assert_int_equal(asked.step[1], GW_HANDOFF_CLAIM);
+    assert_string_equal(asked.text[1], "gwA");
+    /* Held from now on: i = 2 reached both instances, i = 3 only here. */
+    to_guild(f, "\"event\":\"m\",\"data\":{\"i\":2}}", 12);
+    to_guild(f, "\"event\":\"m\",\"data\":{\"i\":3}}", 13);
+    assert_int_equal(fakes[0].nout, 0);
+    len = snapshot_of(blob, sizeof(blob), 2, 2, 1, "u1");
+    handoff_event(f, GW_ACTION_RESTORE, s->id, blob, len, NULL);
+    assert_int_equal(fakes[0].nout, 3);
+    assert_string_equal(fakes[0].out[0],
+                        "{\"seq\":2,\"event\":\"m\",\"data\":{\"i\":2}}");
+    assert_string_equal(fakes[0].out[1],
+                        "{\"seq\":3,\"event\":\"m\",\"data\":{\"i\":3}}");
+    expect(0, 2, "\"event\":\"resumed\"");
+    expect(0, 2, "\"replayed\":2");
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_RESTORED], 1);
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFF_OVERLAP], 1);
+    to_guild(f, "\"event\":\"m\",\"data\":{\"i\":4}}", 14);
+    assert_string_equal(fakes[0].out[3],
+                        "{\"seq\":4,\"event\":\"m\",\"data\":{\"i\":4}}");
+    f->cfg.resume_window_ms = 0;
+}
+
+/* Every failure is invalid_session and a new ready, never a replay: no
+ * offer, another user's, no answer in time; the held session ends. */
+static void test_a_restore_that_fails_is_invalid_session(void **state)
+{
+    fx_t *f = *state;
+    gw_session_t *s;
+    char blob[4096];
+    size_t len;
+
+    handoffs_on(f, "gwB");
+    f->cfg.heartbeat_interval_ms = 10000; /* no beat in the way */
+    s = resuming(f, "u1", 0);
+    handoff_event(f, GW_ACTION_FOUND, s->id, NULL, 0, NULL);
+    expect(0, 0, "\"event\":\"invalid_session\"");
+    expect(0, 1, "\"event\":\"ready\"");
+    drop(0);
+
+    s = resuming(f, "u2", 0);
+    len = snapshot_of(blob, sizeof(blob), 1, 0, 0, "u1");
+    handoff_event(f, GW_ACTION_FOUND, s->id, blob, len, NULL);
+    expect(0, 0, "\"event\":\"invalid_session\"");
+    assert_int_equal(asked.n, 2); /* no claim for another user's */
+    drop(0);
+
+    s = resuming(f, "u1", 0);
+    handoff_event(f, GW_ACTION_FOUND, s->id, blob, len, NULL);
+    assert_non_null(gw_index_user(&f->ix, "u1")); /* held */
+    advance(f, 1100);
+    assert_int_equal(fakes[0].nout, 0);
+    advance(f, 200);
+    expect(0, 0, "\"event\":\"invalid_session\"");
+    assert_null(gw_index_user(&f->ix, "u1"));
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_FAILED], 3);
+    assert_int_equal(f->stats.v[GW_STAT_RESUME_INVALID], 3);
+    /* The answer that comes late finds nothing waiting. */
+    handoff_event(f, GW_ACTION_RESTORE, s->id, blob, len, NULL);
+    assert_int_equal(fakes[0].nout, 2);
+}
+
+/* A resuming connection that goes while it waits: its held session ends
+ * with the answer, or the deadline. */
+static void test_a_waiting_connection_that_goes(void **state)
+{
+    fx_t *f = *state;
+    gw_session_t *s;
+    uint8_t id[GW_SESSION_ID_LEN];
+    char blob[4096];
+    size_t len;
+
+    handoffs_on(f, "gwB");
+    s = resuming(f, "u1", 0);
+    memcpy(id, s->id, GW_SESSION_ID_LEN);
+    len = snapshot_of(blob, sizeof(blob), 1, 0, 0, "u1");
+    handoff_event(f, GW_ACTION_FOUND, id, blob, len, NULL);
+    drop(0);
+    assert_non_null(gw_index_user(&f->ix, "u1"));
+    handoff_event(f, GW_ACTION_RESTORE, id, blob, len, NULL);
+    assert_null(gw_index_user(&f->ix, "u1"));
+    assert_int_equal(f->stats.v[GW_STAT_SESSIONS], 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -946,6 +1265,11 @@ int main(void)
         T(test_resume_elsewhere_hands_the_connection_over),
         T(test_session_ids_and_slots),
         T(test_first_heartbeats_spread),
+        T(test_a_drained_session_is_offered_then_served),
+        T(test_a_claim_of_nothing_is_answered_lost),
+        T(test_a_resume_restores_a_drained_session),
+        T(test_a_restore_that_fails_is_invalid_session),
+        T(test_a_waiting_connection_that_goes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
