@@ -19,6 +19,11 @@
 #   make bench-resume  resume under churn (nothing lost or twice, resume
 #                      latency) and server RSS per parked session, three
 #                      runs each (bench/resume.sh, about 5 minutes)
+#   make bench-drain   the drain handoff: two instances behind HAProxy, one
+#                      drained with SIGTERM while events flow (nothing lost
+#                      or twice, time to all resumed, handoff counters),
+#                      three runs at margin 1000 and at 0 (bench/drain.sh,
+#                      about 2 minutes)
 #
 # `make unit` (and so `make test`) already builds and runs
 # $(B)/test_bench_*: UNITBIN takes every test/unit/test_*.c, and the rule
@@ -108,3 +113,12 @@ bench-format-check:
 bench-resume: bench-deps
 	$(MAKE) FLAVOR=release gatewayd bench/gwbench
 	./bench/resume.sh
+
+# The drain handoff on two instances behind HAProxy (deploy/haproxy.cfg),
+# on the same release build. The script takes /tmp/gw-measure.lock for each
+# run itself (do not wrap it in flock): bench/drain.sh, about 2 minutes.
+.PHONY: bench-drain
+bench-drain: bench-deps
+	@./test/install-deps.sh haproxy
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/drain.sh

@@ -2,12 +2,14 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <uv.h>
 
+#include "drain.h"
 #include "gw/alloc.h"
 #include "relay.h"
 #include "resume.h"
@@ -26,6 +28,10 @@
 #define CLIENT_SCAN_US 250000
 #define CLIENT_READ_BUF 65536
 #define CLIENT_MAILBOX 8
+/* Lines a loop writes about what a drain's checks found (a dispatch lost,
+ * twice or out of order, an invalid_session), at most: enough to name the
+ * clients and the events, bounded however wrong the server is. */
+#define CLIENT_FAULT_LINES 20
 
 typedef enum {
     CLIENT_IDLE,        /* no socket */
@@ -49,12 +55,18 @@ typedef struct client {
     uint8_t resumable; /* sid names our session: resume it when cut */
     uint8_t renewed;   /* invalid_session came: the identify that follows
                           begins a new life and is not timed */
+    uint8_t moving;    /* closed 4011, not live again yet: a failed
+                          connection is retried (follow_drain) */
+    uint8_t moved;     /* closed 4011 while live, at least once */
+    uint8_t retries;   /* connections of this move that failed */
     uint16_t tok_off;  /* the token inside identify */
     uint16_t tok_len;
-    uint64_t t_start; /* attempt start (or drop), us: latency origin */
-    uint64_t t_stage; /* current stage's start, us: its timeout origin */
-    char *identify;   /* the identify message, signed at setup */
-    char *hs;         /* upgrade response so far, when split; else NULL */
+    uint32_t replay_got; /* dispatches between resume and resumed */
+    uint64_t t_start;    /* attempt start (or drop), us: latency origin */
+    uint64_t t_stage;    /* current stage's start, us: its timeout origin */
+    uint64_t retry_at;   /* when a moving client's retry may connect, us */
+    char *identify;      /* the identify message, signed at setup */
+    char *hs;            /* upgrade response so far, when split; else NULL */
     size_t hs_len;
     wsframe_reader_t rd;
     char accept[UPGRADE_ACCEPT_SIZE];
@@ -107,6 +119,13 @@ struct client_loop {
     char relay_msg[RELAY_MAX_TEXT];
 
     uint64_t last_flush, last_scan;
+
+    /* following a drain: moving clients that wait out a backoff */
+    int follow;        /* conf->follow_drain until QUIET */
+    uint32_t *waiting; /* their indexes in clients, unordered */
+    uint32_t nwaiting;
+    uint64_t next_retry;  /* the earliest retry_at among them */
+    unsigned fault_lines; /* CLIENT_FAULT_LINES written so far */
 
     client_figures_t f; /* this loop's figures since the last flush */
 
@@ -234,6 +253,8 @@ static void client_live(client_t *c)
     if (!c->renewed)
         stats_hist_record(&l->f.conn, l->now_us - c->t_start);
     c->renewed = 0;
+    c->moving = 0;
+    c->retries = 0;
 }
 
 static void client_identified(client_t *c)
@@ -268,6 +289,51 @@ static void client_delivery(client_loop_t *l, uint64_t sent_us)
 
 /* ---- resume ----------------------------------------------------------- */
 
+/* Where a client is in a drain, for the lines about what went wrong. */
+static const char *client_phase(const client_t *c)
+{
+    if (c->state == CLIENT_RESUMING)
+        return "resuming";
+    return c->moved ? "after the move" : "before any move";
+}
+
+/* One line about client c (following a drain only; at most
+ * CLIENT_FAULT_LINES a loop). */
+static void client_fault_line(client_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void client_fault_line(client_t *c, const char *fmt, ...)
+{
+    client_loop_t *l = c->loop;
+    char text[256];
+    va_list ap;
+
+    if (!l->conf->follow_drain || l->fault_lines >= CLIENT_FAULT_LINES)
+        return;
+    l->fault_lines++;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    util_warn("u%u (%s): %s", c->index, client_phase(c), text);
+}
+
+/* One line about a dispatch the checks flagged: the event (its guild and
+ * its number there, the per-guild counter), its seq after which. */
+static void client_fault_dispatch(client_t *c, const resume_dispatch_t *d,
+                                  uint64_t last_seq, unsigned v)
+{
+    uint32_t g = c->loop->conf->guilds;
+
+    client_fault_line(
+        c, "event n=%llu (g%llu #%llu), seq %llu after %llu:%s%s%s%s%s",
+        (unsigned long long)d->n, (unsigned long long)(d->n % g),
+        (unsigned long long)(d->n / g), (unsigned long long)d->seq,
+        (unsigned long long)last_seq, v & RESUME_GAP ? " seq-gap" : "",
+        v & RESUME_REPEAT ? " seq-repeat" : "",
+        v & RESUME_DUP ? " duplicate" : "",
+        v & RESUME_DISORDER ? " out-of-order" : "",
+        v & RESUME_FOREIGN ? " foreign" : "");
+}
+
 /* A timestamped dispatch: timed and, under resume, checked for its seq
  * and its event (resume.h). */
 static void client_dispatch(client_t *c, const uint8_t *data, size_t len,
@@ -276,6 +342,7 @@ static void client_dispatch(client_t *c, const uint8_t *data, size_t len,
     client_loop_t *l = c->loop;
     stats_counters_t *s = &l->f.c;
     resume_dispatch_t d;
+    uint64_t last;
     unsigned v;
 
     client_delivery(l, sent_us);
@@ -286,8 +353,12 @@ static void client_dispatch(client_t *c, const uint8_t *data, size_t len,
         s->event_foreign++;
         return;
     }
+    last = c->track.last_seq;
     v = resume_track_dispatch(&c->track, d.seq, d.n,
                               c->index / l->conf->members, 0, l->conf->guilds);
+    c->replay_got += c->state == CLIENT_RESUMING;
+    if (v != 0)
+        client_fault_dispatch(c, &d, last, v);
     s->seq_gaps += (v & RESUME_GAP) != 0;
     s->seq_repeats += (v & RESUME_REPEAT) != 0;
     s->event_dups += (v & RESUME_DUP) != 0;
@@ -327,6 +398,7 @@ static void client_ready(client_t *c)
     n = resume_request(msg, sizeof(msg), c->sid, c->identify + c->tok_off,
                        c->tok_len, c->track.last_seq);
     c->state = CLIENT_RESUMING;
+    c->replay_got = 0;
     l->f.c.resumes_sent++;
     if (n == 0 || client_send(c, WSFRAME_TEXT, msg, n) != 0)
         client_end(c, NULL);
@@ -352,8 +424,20 @@ static void client_resumed(client_t *c, const uint8_t *data, size_t len)
     uint64_t k;
 
     l->f.c.resumed++;
-    if (resume_replayed(data, len, &k) == 0)
+    l->f.t_last_resumed = l->now_us;
+    if (resume_replayed(data, len, &k) == 0) {
         l->f.c.replayed += k;
+        if (k != c->replay_got) {
+            l->f.c.replay_mismatch++;
+            client_fault_line(c, "resumed says %llu replayed, %u came",
+                              (unsigned long long)k, c->replay_got);
+        }
+    } else {
+        l->f.c.replay_mismatch++;
+    }
+    /* The session's id from now on (another instance gives a new one). */
+    if (resume_session_id(data, len, c->sid) != 0)
+        c->resumable = 0;
     client_live(c);
 }
 
@@ -365,6 +449,11 @@ static void client_invalid(client_t *c)
     client_loop_t *l = c->loop;
 
     l->f.c.resume_invalid++;
+    client_fault_line(c,
+                      "invalid_session for session %.*s, seq %llu, after "
+                      "%u failed connections",
+                      RESUME_SID_LEN, c->sid,
+                      (unsigned long long)c->track.last_seq, c->retries);
     l->f.c.lost_at_invalid +=
         client_missing(c, UINT64_MAX, c->track.life_from, c->t_start);
     c->track.life_from = 0;
@@ -509,6 +598,44 @@ static void client_text(client_t *c, const uint8_t *data, size_t len)
     }
 }
 
+/* A live session closed 4011: its server drains. It connects again at
+ * once (through the proxy, to another instance) and resumes, timed from
+ * now; until it is live again every failure is retried. */
+static void client_move(client_t *c)
+{
+    client_loop_t *l = c->loop;
+
+    c->moving = 1;
+    c->moved = 1;
+    c->retries = 0;
+    c->retry_at = 0;
+    c->t_start = l->now_us;
+    c->reconnect = 1;
+    if (l->f.t_first_4011 == 0)
+        l->f.t_first_4011 = l->now_us;
+    l->f.t_last_4011 = l->now_us;
+    client_end(c, &l->f.c.drain_moved);
+}
+
+/* A connection of a moving client failed before it was live: it is tried
+ * again after the backoff, or given up after DRAIN_MAX_RETRIES. Returns
+ * the counter to add to. */
+static uint64_t *client_retry(client_t *c)
+{
+    client_loop_t *l = c->loop;
+
+    if (c->retries >= DRAIN_MAX_RETRIES) {
+        c->moving = 0;
+        c->reconnect = 0;
+        client_fault_line(c, "gave up after %u failed connections", c->retries);
+        return &l->f.c.drain_gave_up;
+    }
+    c->retries++;
+    c->reconnect = 1;
+    c->retry_at = util_now_us() + drain_backoff_us(c->retries, client_rand(l));
+    return &l->f.c.drain_retries;
+}
+
 /* The server closed: count its code, answer the close, drop the socket. */
 static void client_close_frame(client_t *c, const uint8_t *data, size_t len)
 {
@@ -526,7 +653,10 @@ static void client_close_frame(client_t *c, const uint8_t *data, size_t len)
     else if (code == 4012)
         l->f.c.close_4012++;
     client_send(c, WSFRAME_CLOSE, data, len >= 2 ? 2 : 0);
-    client_end(c, NULL);
+    if (code == 4011 && c->state == CLIENT_IDENTIFIED && l->follow)
+        client_move(c);
+    else
+        client_end(c, NULL);
 }
 
 static int client_msg_cb(void *ud, unsigned opcode, const uint8_t *data,
@@ -563,6 +693,16 @@ static uint64_t *client_fail_counter(client_t *c)
     }
 }
 
+/* A retry waits among the loop's waiting clients until its time. */
+static void client_defer(client_t *c)
+{
+    client_loop_t *l = c->loop;
+
+    l->waiting[l->nwaiting++] = (uint32_t)(c - l->clients);
+    if (l->nwaiting == 1 || c->retry_at < l->next_retry)
+        l->next_retry = c->retry_at;
+}
+
 static void client_close_cb(uv_handle_t *h)
 {
     client_t *c = h->data;
@@ -572,7 +712,11 @@ static void client_close_cb(uv_handle_t *h)
     c->hs_len = 0;
     wsframe_reader_reset(&c->rd);
     c->state = CLIENT_IDLE;
-    if (c->reconnect && !c->loop->finishing)
+    if (!c->reconnect || c->loop->finishing)
+        return;
+    if (c->retry_at > util_now_us())
+        client_defer(c);
+    else
         client_connect(c);
 }
 
@@ -587,6 +731,9 @@ static void client_finish_conn(client_t *c, uint64_t *counter, int reset)
 
     if (c->state == CLIENT_CLOSING || c->state == CLIENT_IDLE)
         return;
+    if (counter == NULL && c->moving && l->follow && !l->finishing &&
+        c->state != CLIENT_IDENTIFIED)
+        counter = client_retry(c);
     if (counter == NULL)
         counter = client_fail_counter(c);
     if (counter != NULL)
@@ -920,6 +1067,26 @@ static void client_storm(client_loop_t *l, uint64_t now)
     }
 }
 
+/* Connects the waiting clients whose backoff is over. */
+static void client_pace_retries(client_loop_t *l, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+
+    for (uint32_t i = 0; i < l->nwaiting;) {
+        client_t *c = &l->clients[l->waiting[i]];
+
+        if (c->retry_at > now) {
+            next = c->retry_at < next ? c->retry_at : next;
+            i++;
+            continue;
+        }
+        l->waiting[i] = l->waiting[--l->nwaiting];
+        c->retry_at = 0;
+        client_connect(c);
+    }
+    l->next_retry = next;
+}
+
 /* Fails handshakes that stalled in one stage past the budget. */
 static void client_scan_timeouts(client_loop_t *l, uint64_t now)
 {
@@ -944,6 +1111,7 @@ void client_figures_reset(client_figures_t *f)
     stats_hist_reset(&f->down);
     stats_hist_reset(&f->conn);
     f->open = f->t_first = f->t_last_ident = f->t_last_deliv = 0;
+    f->t_first_4011 = f->t_last_4011 = f->t_last_resumed = 0;
 }
 
 static uint64_t client_min_stamp(uint64_t a, uint64_t b)
@@ -966,6 +1134,10 @@ void client_figures_add(client_figures_t *dst, const client_figures_t *src)
     dst->t_first = client_min_stamp(dst->t_first, src->t_first);
     dst->t_last_ident = client_max_stamp(dst->t_last_ident, src->t_last_ident);
     dst->t_last_deliv = client_max_stamp(dst->t_last_deliv, src->t_last_deliv);
+    dst->t_first_4011 = client_min_stamp(dst->t_first_4011, src->t_first_4011);
+    dst->t_last_4011 = client_max_stamp(dst->t_last_4011, src->t_last_4011);
+    dst->t_last_resumed =
+        client_max_stamp(dst->t_last_resumed, src->t_last_resumed);
 }
 
 /* Hands the figures since the last flush to the shared copy. The open gauge
@@ -986,6 +1158,7 @@ static void client_flush(client_loop_t *l)
     if (l->f.conn.count)
         stats_hist_reset(&l->f.conn);
     l->f.t_first = l->f.t_last_ident = l->f.t_last_deliv = 0;
+    l->f.t_first_4011 = l->f.t_last_4011 = l->f.t_last_resumed = 0;
     l->f.open = open;
 }
 
@@ -994,7 +1167,7 @@ static void client_tick_cb(uv_timer_t *t);
 static void client_retime(client_loop_t *l)
 {
     uint64_t ms = l->connecting || l->typing_rate > 0 || l->churn_rate > 0 ||
-                          l->relay_rate > 0
+                          l->relay_rate > 0 || l->nwaiting > 0
                       ? CLIENT_TICK_FAST_MS
                       : CLIENT_TICK_SLOW_MS;
 
@@ -1016,6 +1189,8 @@ static void client_tick_cb(uv_timer_t *t)
         client_pace_churn(l, now);
     if (l->relay_rate > 0)
         client_pace_relay(l, now);
+    if (l->nwaiting > 0 && now >= l->next_retry)
+        client_pace_retries(l, now);
     if (l->inflight > 0 && now - l->last_scan >= CLIENT_SCAN_US) {
         l->last_scan = now;
         client_scan_timeouts(l, now);
@@ -1033,6 +1208,7 @@ static void client_finish(client_loop_t *l)
 
     l->finishing = 1;
     l->connecting = 0;
+    l->nwaiting = 0;
     l->typing_rate = l->churn_rate = l->relay_rate = 0;
     for (uint32_t i = 0; i < l->count; i++) {
         client_t *c = &l->clients[i];
@@ -1069,6 +1245,11 @@ static void client_tally(client_loop_t *l, uint64_t sent)
             l->f.c.lost += lost;
         else
             l->f.c.lost_not_back += lost;
+        if (lost > 0)
+            client_fault_line(
+                c, "%llu events of g%u never received (%s)",
+                (unsigned long long)lost, c->index / l->conf->members,
+                c->state == CLIENT_IDENTIFIED ? "live" : "not back");
         l->f.c.tallied++;
     }
     client_flush(l);
@@ -1115,6 +1296,7 @@ static void client_apply(client_loop_t *l, const client_cmd_t *cmd)
     case CLIENT_CMD_RELAY: client_relay_begin(l, cmd, now); break;
     case CLIENT_CMD_QUIET:
         l->typing_rate = l->churn_rate = l->relay_rate = 0;
+        l->follow = 0;
         break;
     case CLIENT_CMD_STORM: client_storm(l, now); break;
     case CLIENT_CMD_CUT: client_cut(l); break;
@@ -1170,6 +1352,8 @@ client_loop_t *client_loop_new(const client_conf_t *conf, uint32_t first,
     l->rng = seed | 1;
     l->enc = wsframe_enc_new(seed * 0x9e3779b97f4a7c15ull + 1);
     l->clients = gw_calloc(count ? count : 1, sizeof(client_t));
+    l->waiting = gw_calloc(count ? count : 1, sizeof(uint32_t));
+    l->follow = conf->follow_drain;
     for (uint32_t i = 0; i < count; i++) {
         client_t *c = &l->clients[i];
 
@@ -1235,6 +1419,7 @@ void client_loop_free(client_loop_t *l)
         resume_track_free(&l->clients[i].track);
     }
     free(l->clients);
+    free(l->waiting);
     relay_table_free(&l->relay);
     wsframe_enc_free(l->enc);
     pthread_mutex_destroy(&l->lock);

@@ -54,6 +54,12 @@ typedef struct client_conf {
                                   with the coordinator (publish time of
                                   event n, 0 = not yet); NULL = none */
     uint64_t record_cap;       /* events it has room for */
+    int follow_drain;          /* a live session closed 4011 (its server
+                                  drains) connects again at once and
+                                  resumes; until it is live again each
+                                  failed connection is retried after a
+                                  backoff, a bounded number of times
+                                  (drain.h). QUIET ends it */
 } client_conf_t;
 
 typedef enum {
@@ -62,7 +68,8 @@ typedef enum {
     CLIENT_CMD_CHURN,   /* drop and reconnect rate x sessions per second
                            (resume: a reset, and the session resumed) */
     CLIENT_CMD_RELAY,   /* send relay requests at rate per second */
-    CLIENT_CMD_QUIET,   /* stop typing, churn and requests */
+    CLIENT_CMD_QUIET,   /* stop typing, churn, requests and following
+                           drains */
     CLIENT_CMD_STORM,   /* abort every identified session (a reset, as a
                            network loss would) and reconnect it at once to
                            the next target */
@@ -86,13 +93,16 @@ typedef struct client_cmd {
 /* What client loops count; additive except where said. */
 typedef struct client_figures {
     stats_counters_t c;
-    stats_hist_t lat;      /* delivery latency (relay: round trip), us */
-    stats_hist_t down;     /* relay: backend's answer -> received, us */
-    stats_hist_t conn;     /* attempt start (or drop) to identified, us */
-    uint64_t open;         /* sessions identified now (a gauge: summed) */
-    uint64_t t_first;      /* earliest attempt start, us; 0 = none */
-    uint64_t t_last_ident; /* latest identified, us; 0 = none */
-    uint64_t t_last_deliv; /* latest delivery, us; 0 = none */
+    stats_hist_t lat;        /* delivery latency (relay: round trip), us */
+    stats_hist_t down;       /* relay: backend's answer -> received, us */
+    stats_hist_t conn;       /* attempt start (or drop) to identified, us */
+    uint64_t open;           /* sessions identified now (a gauge: summed) */
+    uint64_t t_first;        /* earliest attempt start, us; 0 = none */
+    uint64_t t_last_ident;   /* latest identified, us; 0 = none */
+    uint64_t t_last_deliv;   /* latest delivery, us; 0 = none */
+    uint64_t t_first_4011;   /* earliest live session closed 4011, us */
+    uint64_t t_last_4011;    /* latest of those, us; 0 = none */
+    uint64_t t_last_resumed; /* latest resumed, us; 0 = none */
 } client_figures_t;
 
 /* Empties f. */

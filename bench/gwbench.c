@@ -25,6 +25,8 @@ typedef struct gwbench_cmd {
 } gwbench_cmd_t;
 
 static const char *const gwbench_resume_defaults[] = {"--duration", "20", NULL};
+static const char *const gwbench_drain_defaults[] = {
+    "--sessions", "2000", "--guilds", "20", "--event-rate", "500", NULL};
 
 static const gwbench_cmd_t gwbench_cmds[] = {
     {"connect", scenario_connect,
@@ -56,6 +58,12 @@ static const gwbench_cmd_t gwbench_cmds[] = {
      "server RSS per parked session, after --fill dispatches each (0: an "
      "empty replay buffer), over rounds of N sessions reset",
      0, NULL},
+    {"drain", scenario_drain,
+     "two instances behind HAProxy, one drained with SIGTERM while events "
+     "flow: its sessions resume on the other (lost, duplicated, out of "
+     "order, resume latency, handoff counters; -n defaults to 2000, "
+     "--guilds to 20, --event-rate to 500)",
+     0, gwbench_drain_defaults},
 };
 
 #define GWBENCH_NCMDS (sizeof(gwbench_cmds) / sizeof(gwbench_cmds[0]))

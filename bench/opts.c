@@ -119,6 +119,14 @@ static const opt_t opts_table[] = {
     OPTN("fill", OPT_LONG, fill, "0", 0, 100000,
          "park: dispatches each session receives before it is reset "
          "(256 fills session.replay_size); 0 = an empty replay buffer"),
+    OPTN("margin", OPT_LONG, margin_ms, "1000", 0, 60000,
+         "drain: session.handoff_margin_ms of both instances (1000 is "
+         "gatewayd's default; 0 is exact for events through Redis)"),
+    OPTN("drain-ms", OPT_LONG, drain_ms, "5000", 0, 600000,
+         "drain: server.drain_ms of both instances, the window the drained "
+         "one spreads its 4011 closes over"),
+    OPT("haproxy-cfg", OPT_STR, haproxy_cfg, "deploy/haproxy.cfg",
+        "drain: HAProxy's config, its addresses from the environment"),
     OPTN("settle-timeout", OPT_DOUBLE, settle_timeout, "30", 1, 600,
          "presence: most seconds each step may take (the connects, the "
          "cluster view settling, the reconnects, the quiet before the "

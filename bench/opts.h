@@ -58,6 +58,10 @@ typedef struct opts {
     double typing_rate;
     double churn;
     long fill; /* park: dispatches each session gets before its cut */
+    /* drain */
+    long margin_ms;          /* the instances' session.handoff_margin_ms */
+    long drain_ms;           /* the instances' server.drain_ms */
+    const char *haproxy_cfg; /* HAProxy's config (deploy/haproxy.cfg) */
     /* presence */
     double settle_timeout; /* most seconds of each step */
     long redis_pid;        /* the instances' redis-server, for its CPU */

@@ -340,6 +340,12 @@ void publish_start(publish_t *p, double rate, uint64_t count)
     uv_timer_start(&p->tick, publish_tick_cb, 0, PUBLISH_TICK_MS);
 }
 
+void publish_stop(publish_t *p)
+{
+    p->running = 0;
+    p->count = p->st.sent;
+}
+
 int publish_done(publish_t *p)
 {
     if (p->amqp != NULL)

@@ -60,6 +60,10 @@ int publish_ready(publish_t *p);
 /* Publishes count events at rate per second from now on. */
 void publish_start(publish_t *p, double rate, uint64_t count);
 
+/* Sends no more events from now on (Redis and HTTP paths): the count
+ * becomes what was sent. */
+void publish_stop(publish_t *p);
+
 /* 1 once every event is sent and answered (or the path broke). */
 int publish_done(publish_t *p);
 

@@ -360,6 +360,7 @@ static void run_client_conf(run_t *r, const run_spec_t *spec)
     c->resume = spec->resume;
     c->record = spec->record;
     c->record_cap = spec->record_cap;
+    c->follow_drain = spec->follow_drain;
     c->src_addrs = (uint32_t)(o->src_addrs > 250 ? 250 : o->src_addrs);
     c->stage_timeout_ms = (uint32_t)o->stage_timeout_ms;
     c->max_msg = 1u << 20;
@@ -376,7 +377,8 @@ static unsigned run_procs(const opts_t *o, uint32_t sessions)
 int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
              uint32_t guilds, uint32_t members, int broker)
 {
-    run_spec_t spec = {scenario, sessions, guilds, members, broker, 0, NULL, 0};
+    run_spec_t spec = {scenario, sessions, guilds, members, broker,
+                       0,        NULL,     0,      0};
 
     return run_open_spec(r, o, &spec);
 }

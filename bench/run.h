@@ -85,6 +85,7 @@ typedef struct run_spec {
                                the client processes (MAP_SHARED), made
                                before the run opens */
     uint64_t record_cap;
+    int follow_drain; /* client_conf_t's follow_drain */
 } run_spec_t;
 
 /* run_open() with a spec. */

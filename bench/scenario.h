@@ -40,4 +40,9 @@ int scenario_resume(const opts_t *o);
  * filled replay buffer. */
 int scenario_park(const opts_t *o);
 
+/* Two instances behind HAProxy on one Redis; one is drained with SIGTERM
+ * while events flow, and its sessions resume on the other: nothing lost,
+ * nothing twice, how long the move takes. */
+int scenario_drain(const opts_t *o);
+
 #endif

@@ -282,6 +282,7 @@ int scenario_park(const opts_t *o)
                         TARGET_BROKER_REDIS,
                         0,
                         NULL,
+                        0,
                         0};
     if (run_open_spec(&x.r, o, &spec) == 0) {
         x.before_kb = park_rss(&x);

@@ -391,7 +391,8 @@ int scenario_resume(const opts_t *o)
                         TARGET_BROKER_REDIS,
                         1,
                         x.record,
-                        x.count};
+                        x.count,
+                        0};
     if (run_open_spec(&x.r, o, &spec) == 0)
         resrun_steps(&x);
     else

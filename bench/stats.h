@@ -77,7 +77,11 @@ typedef struct stats_hist {
     X(lost, "events of the guild published in a life, never received")         \
     X(lost_at_invalid, "the same, in a life invalid_session ended")            \
     X(lost_not_back, "the same, of sessions not back at the tally")            \
-    X(tallied, "sessions whose losses were counted")
+    X(tallied, "sessions whose losses were counted")                           \
+    X(drain_moved, "identified sessions closed 4011, going to resume")         \
+    X(drain_retries, "their connections that failed before resumed, retried")  \
+    X(drain_gave_up, "moving sessions that ran out of retries")                \
+    X(replay_mismatch, "resumes whose replay was not as resumed said")
 
 typedef struct stats_counters {
 #define STATS_FIELD(name, doc) uint64_t name;

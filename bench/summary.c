@@ -14,7 +14,7 @@ typedef struct summary_field {
 
 typedef struct summary_scenario {
     const char *name;
-    summary_field_t fields[12]; /* ended by a NULL label */
+    summary_field_t fields[16]; /* ended by a NULL label */
 } summary_scenario_t;
 
 static const summary_scenario_t summary_table[] = {
@@ -91,6 +91,22 @@ static const summary_scenario_t summary_table[] = {
       {"p999_ms", "resume_latency.p999_ms"},
       {"srv_cpu%", "server_cpu_pct"},
       {"other_cpu_s", "machine_other_cpu_s"}}},
+    {"drain",
+     {{"margin_ms", "margin_ms"},
+      {"moved", "moved"},
+      {"resumed", "resumed"},
+      {"invalid", "invalid_session"},
+      {"lost", "lost"},
+      {"dup", "duplicated"},
+      {"ooo", "out_of_order"},
+      {"gaps", "seq_gaps"},
+      {"all_resumed_s", "all_resumed_s"},
+      {"exit_s", "drained_exit_s"},
+      {"p50_ms", "resume_latency.p50_ms"},
+      {"p99_ms", "resume_latency.p99_ms"},
+      {"max_ms", "resume_latency.max_ms"},
+      {"restored", "survivor.handoffs_restored"},
+      {"overlap", "survivor.handoff_overlap"}}},
     {"park",
      {{"fill", "fill"},
       {"B/parked", "bytes_per_parked_session"},

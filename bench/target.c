@@ -29,9 +29,7 @@
 
 extern char **environ;
 
-/* A port nobody listens on now, from the kernel's ephemeral range. Another
- * process may take it before the server binds; start() then fails loudly. */
-static int target_free_port(void)
+int target_free_port(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     socklen_t len = sizeof(sa);
@@ -82,11 +80,8 @@ static ssize_t target_exchange(int fd, const char *req, char *out, size_t cap)
     return (ssize_t)have;
 }
 
-/* GET path from host:port (with X-API-Key unless api_key is NULL); the
- * body replaces the response in out. Returns the HTTP status, or -1. */
-static int target_get(const char *host, int port, const char *path,
-                      const char *api_key, char *out, size_t cap,
-                      int timeout_ms)
+int target_get(const char *host, int port, const char *path,
+               const char *api_key, char *out, size_t cap, int timeout_ms)
 {
     char req[2048], key[160] = "", *body;
     int fd, status = -1, n;
@@ -164,12 +159,8 @@ static int target_port_open(int port)
     return 1;
 }
 
-/* Forks and execs argv with its output in dir/log; the child dies with
- * us. envp: its whole environment (argv[0] is then a path), or NULL for
- * ours. group: the child leads a new session and process group, so that
- * what it starts can be stopped with it. */
-static pid_t target_spawn(char *const argv[], char *const envp[], int group,
-                          const char *dir, const char *log)
+pid_t target_spawn(char *const argv[], char *const envp[], int group,
+                   const char *dir, const char *log)
 {
     char path[160];
     pid_t pid;
@@ -713,12 +704,11 @@ int target_alive(target_t *t)
     return t->pid > 0 ? kill(t->pid, 0) == 0 : 1;
 }
 
-/* SIGTERM, a bounded wait, then SIGKILL. Returns the wait status. */
-static int target_stop_pid(pid_t pid)
+int target_stop_pid(pid_t pid, int sig)
 {
     int status = 0;
 
-    kill(pid, SIGTERM);
+    kill(pid, sig);
     for (int waited = 0; waited < TARGET_STOP_TIMEOUT_MS; waited += 20) {
         if (waitpid(pid, &status, WNOHANG) == pid)
             return status;
@@ -750,13 +740,13 @@ void target_close(target_t *t)
     char cmd[128];
 
     if (t->gw_pid > 0 && target_alive(t))
-        t->gw_status = target_stop_pid(t->gw_pid);
+        t->gw_status = target_stop_pid(t->gw_pid, SIGTERM);
     if (t->redis_pid > 0)
-        target_stop_pid(t->redis_pid);
+        target_stop_pid(t->redis_pid, SIGTERM);
     if (t->rabbit_pid > 0)
         target_stop_group(t->rabbit_pid, TARGET_RABBIT_STOP_MS);
     if (t->epmd_pid > 0)
-        target_stop_pid(t->epmd_pid);
+        target_stop_pid(t->epmd_pid, SIGTERM);
     t->gw_pid = t->redis_pid = t->rabbit_pid = t->epmd_pid = 0;
     if (t->dir[0] != '\0' && !t->keep) {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);

@@ -86,4 +86,29 @@ int target_http_get_inst(const target_t *t, unsigned i, const char *path,
 /* Stops what target_open() started and removes its directory. */
 void target_close(target_t *t);
 
+/* ---- what other modules start with the same means (cluster.h) -------- */
+
+/* A port nobody listens on now, from the kernel's ephemeral range. Another
+ * process may take it before the server binds; the start then fails
+ * loudly. -1 when none could be had. */
+int target_free_port(void);
+
+/* GET path from host:port (with X-API-Key unless api_key is NULL); the
+ * body replaces the response in out (NUL-terminated). Returns the HTTP
+ * status, or -1. Blocking, bounded by timeout_ms. */
+int target_get(const char *host, int port, const char *path,
+               const char *api_key, char *out, size_t cap, int timeout_ms);
+
+/* Forks and execs argv with its output in dir/log; the child dies with
+ * us (PR_SET_PDEATHSIG). envp: its whole environment (argv[0] is then a
+ * path), or NULL for ours. group: the child leads a new session and
+ * process group, so that what it starts can be stopped with it. Returns
+ * the child's PID, or -1. */
+pid_t target_spawn(char *const argv[], char *const envp[], int group,
+                   const char *dir, const char *log);
+
+/* Sends sig to pid, waits a bounded time (5 s) for it to exit, then
+ * SIGKILL. Reaps it and returns its wait status. */
+int target_stop_pid(pid_t pid, int sig);
+
 #endif
