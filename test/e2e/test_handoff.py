@@ -16,6 +16,7 @@ import pytest
 import websockets
 
 from gwtest import Client, T, token_for, uniq, wait_until
+from rabbitserver import rabbit_fixture  # noqa: F401 (fixture)
 from redisserver import redis_server, redis_server_factory  # noqa: F401
 from test_haproxy import _via, haproxy  # noqa: F401
 
@@ -55,24 +56,34 @@ async def pair(gateway_factory, redis, **overrides):
 
 
 class Flow:
-    """Publishes {"i": n} to a guild through Redis at a steady rate, on a
-    thread, as a backend would, until stopped (bounded by `limit`)."""
+    """Publishes {"i": n} to a guild at a steady rate, on a thread, as a
+    backend would, until stopped (bounded by `limit`): through Redis, or
+    through RabbitMQ when `rabbit` is given (each publish confirmed)."""
 
-    def __init__(self, redis, channel, guild, limit=2000):
+    def __init__(self, redis, channel, guild, limit=2000, rabbit=None):
         self.redis, self.channel, self.guild = redis, channel, guild
+        self.rabbit = rabbit
         self.limit = limit
         self.sent = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _envelopes(self):
+        while not self._stop.is_set() and self.sent < self.limit:
+            yield json.dumps({"event": "tick", "guildId": self.guild,
+                              "data": {"i": self.sent}})
+            self.sent += 1
+            time.sleep(1 / RATE_HZ)
+
     def _run(self):
+        if self.rabbit is not None:
+            # One confirmed publish at a time, so that `sent` is exact.
+            for env in self._envelopes():
+                self.rabbit.publish([env], routing_key="tick")
+            return
         with self.redis.client() as r:
-            while not self._stop.is_set() and self.sent < self.limit:
-                r.publish(self.channel, json.dumps(
-                    {"event": "tick", "guildId": self.guild,
-                     "data": {"i": self.sent}}))
-                self.sent += 1
-                time.sleep(1 / RATE_HZ)
+            for env in self._envelopes():
+                r.publish(self.channel, env)
 
     def start(self):
         self._thread.start()
@@ -152,19 +163,15 @@ def contiguous(ticks, sent):
     return got == list(range(got[0], sent)) if got else False
 
 
-@pytest.mark.time_limit(120)
-async def test_a_drained_instance_hands_its_sessions_over(
-        redis_server, gateway_factory, haproxy):
-    """SIGTERM while events flow: every client of the drained instance
-    resumes on the other with nothing lost, nothing twice."""
-    a, b, channel = await pair(gateway_factory, redis_server)
-    port = haproxy(a, b)
-    guild = uniq("g")
+async def drain_under_flow(a, b, port, flow):
+    """SIGTERMs a while flow runs: every client of a resumes on b with
+    nothing lost, nothing twice."""
+    guild = flow.guild
     via = _via(a, port)
     clients = [await Client.session(via, uniq("u"), [guild]) for _ in range(8)]
     followers = [Follower(c, via, a.secret) for c in clients]
     tasks = [asyncio.ensure_future(f.run()) for f in followers]
-    flow = Flow(redis_server, channel, guild).start()
+    flow.start()
     await asyncio.sleep(T(0.5))
     on_a = a.get_json("/stats")["totals"]["connections"]
     assert 0 < on_a < len(clients), on_a
@@ -189,6 +196,32 @@ async def test_a_drained_instance_hands_its_sessions_over(
     stats = b.get_json("/stats")["totals"]
     assert stats["handoffs_restored"] == on_a, stats
     assert stats["handoffs_failed"] == 0, stats
+
+
+@pytest.mark.time_limit(120)
+async def test_a_drained_instance_hands_its_sessions_over(
+        redis_server, gateway_factory, haproxy):
+    """Events through Redis pub/sub: exact even without a margin."""
+    a, b, channel = await pair(gateway_factory, redis_server,
+                               session={"handoff_margin_ms": 0})
+    await drain_under_flow(a, b, haproxy(a, b),
+                           Flow(redis_server, channel, uniq("g")))
+
+
+@pytest.mark.time_limit(180)
+async def test_a_drain_with_events_from_rabbitmq(redis_server, rabbit,
+                                                 gateway_factory, haproxy):
+    """Events through RabbitMQ, each instance's own queue: the margin
+    covers what reaches the two instances at different times."""
+    a, b, channel = await pair(
+        gateway_factory, redis_server,
+        amqp={"enabled": True, "port": rabbit.port, "binding_keys": "#"})
+    for gw in (a, b):
+        await wait_until(lambda: gw.get_json("/health")["links"]["amqp"]
+                         == "up", T(15), "the AMQP link up")
+    await drain_under_flow(a, b, haproxy(a, b),
+                           Flow(redis_server, channel, uniq("g"),
+                                rabbit=rabbit))
 
 
 async def drained(a, clients, read=None):
