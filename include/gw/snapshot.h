@@ -18,7 +18,7 @@
 #define GW_SNAPSHOT_MAX_OWNER 255 /* of an instance id */
 #define GW_SNAPSHOT_MAX_ID 128    /* of a user or guild id */
 /* Counts: */
-#define GW_SNAPSHOT_MAX_ALLOWED 1024
+#define GW_SNAPSHOT_MAX_ALLOWED 65535 /* as many as a token may claim */
 #define GW_SNAPSHOT_MAX_GUILDS 65535
 #define GW_SNAPSHOT_MAX_ENTRIES 65536
 /* Bytes of one entry's body, and of all of them together: */
