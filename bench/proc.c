@@ -63,6 +63,12 @@ int proc_read(pid_t pid, proc_sample_t *s)
     return 0;
 }
 
+int proc_read_cpu(pid_t pid, proc_sample_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    return proc_read_stat(pid, s);
+}
+
 /* Adds the descendants of pid, depth levels down, into s. */
 static void proc_add_children(pid_t pid, proc_sample_t *s, int depth)
 {

@@ -18,6 +18,11 @@ typedef struct proc_sample {
 /* Reads pid alone. Returns 0, or -1 when it is gone or unreadable. */
 int proc_read(pid_t pid, proc_sample_t *s);
 
+/* Reads pid's CPU time alone (rss_kb 0): also of a process that exited
+ * and is not reaped yet, which has no memory left to read. Returns 0, or
+ * -1 when it is gone or unreadable. */
+int proc_read_cpu(pid_t pid, proc_sample_t *s);
+
 /*
  * Reads pid plus its descendants, three levels down (a start script, the
  * server it runs and the workers that forks, as with nginx, count as their

@@ -378,16 +378,26 @@ Error:
     return rc;
 }
 
-gw_event_t *gw_event_private(const uint8_t session[GW_SESSION_ID_LEN],
-                             const char *json, size_t len)
+/* A gateway-made event for one session: one reference, priority 1. */
+static gw_event_t *event_for(const uint8_t session[GW_SESSION_ID_LEN],
+                             gw_action_t action)
 {
     gw_event_t *ev = gw_calloc(1, sizeof(*ev));
 
     atomic_init(&ev->refs, 1);
     ev->target = GW_TARGET_SESSION;
-    ev->action = GW_ACTION_SEND;
+    ev->action = action;
     ev->priority = 1;
+    ev->fd = -1;
     memcpy(ev->session, session, GW_SESSION_ID_LEN);
+    return ev;
+}
+
+gw_event_t *gw_event_private(const uint8_t session[GW_SESSION_ID_LEN],
+                             const char *json, size_t len)
+{
+    gw_event_t *ev = event_for(session, GW_ACTION_SEND);
+
     ev->body = gw_frame_new(len);
     memcpy(ev->body->data, json, len);
     return ev;
@@ -409,13 +419,8 @@ gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
                            const uint8_t *rest, size_t len, uint64_t seq,
                            const char *user)
 {
-    gw_event_t *ev = gw_calloc(1, sizeof(*ev));
+    gw_event_t *ev = event_for(session, GW_ACTION_ADOPT);
 
-    atomic_init(&ev->refs, 1);
-    ev->target = GW_TARGET_SESSION;
-    ev->action = GW_ACTION_ADOPT;
-    ev->priority = 1;
-    memcpy(ev->session, session, GW_SESSION_ID_LEN);
     ev->fd = fd;
     ev->seq = seq;
     ev->arg = gw_strdup(user);
@@ -428,14 +433,8 @@ gw_event_t *gw_event_handoff(gw_action_t action,
                              const uint8_t session[GW_SESSION_ID_LEN],
                              const char *blob, size_t len, const char *arg)
 {
-    gw_event_t *ev = gw_calloc(1, sizeof(*ev));
+    gw_event_t *ev = event_for(session, action);
 
-    atomic_init(&ev->refs, 1);
-    ev->target = GW_TARGET_SESSION;
-    ev->action = action;
-    ev->priority = 1;
-    memcpy(ev->session, session, GW_SESSION_ID_LEN);
-    ev->fd = -1;
     ev->arg = arg != NULL ? gw_strdup(arg) : NULL;
     if (blob != NULL) {
         ev->body = gw_frame_new(len);
