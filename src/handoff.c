@@ -152,7 +152,9 @@ static void handoff_claim_cb(void *data, int status, const char *value,
     free(c);
 }
 
-/* A serve's answer: nothing to tell anyone; the claimer times out. */
+/* A serve's answer: its worker waits no more (a draining instance
+ * exits once every serve is done). A failed one is the claimer's to
+ * time out. */
 static void handoff_serve_cb(void *data, int status, const char *value,
                              size_t len)
 {
@@ -162,6 +164,7 @@ static void handoff_serve_cb(void *data, int status, const char *value,
     (void)len;
     if (status != 0)
         handoff_failed(c->h, "a serve", status);
+    handoff_answer(c->h, GW_ACTION_SERVED, c->to, NULL, 0);
     free(c);
 }
 
@@ -232,7 +235,7 @@ static int handoff_serve(gw_handoff_t *h, const gw_handoff_msg_t *m,
                            h->channel, NULL};
     size_t lens[5] = {strlen(key), m->blob ? m->len : 0,
                       strlen(HANDOFF_SNAP_TTL_MS), strlen(h->channel), 0};
-    handoff_call_t *c = handoff_call(h, GW_ACTION_RESTORE, m->session);
+    handoff_call_t *c = handoff_call(h, GW_ACTION_SERVED, m->session);
     int rc;
 
     gw_hex_encode(m->session, GW_SESSION_ID_LEN, hex);
@@ -282,6 +285,8 @@ void gw_handoff_request(gw_handoff_t *h, const gw_handoff_msg_t *m)
         handoff_answer(h, GW_ACTION_FOUND, m->requester, NULL, 0);
     else if (m->step == GW_HANDOFF_CLAIM)
         handoff_answer(h, GW_ACTION_RESTORE, m->requester, NULL, 0);
+    else
+        handoff_answer(h, GW_ACTION_SERVED, m->session, NULL, 0);
 }
 
 /* The hex id at p (32 digits) into id: 0 or GW_EPARSE. */

@@ -268,6 +268,7 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
     case GW_ACTION_ADOPT:
     case GW_ACTION_OPENED: /* gw_transfer_event's */
     case GW_ACTION_CLAIM:
+    case GW_ACTION_SERVED:
     case GW_ACTION_FOUND:
     case GW_ACTION_RESTORE: break;
     }

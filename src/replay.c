@@ -7,6 +7,7 @@
 
 #define REPLAY_FIRST_CAP 4    /* entries of a session's first buffer */
 #define REPLAY_LOG_FIRST 1024 /* entries of a log's first ring */
+#define REPLAY_INTERNED 4096  /* remembered interned positions */
 
 void gw_replay_log_init(gw_replay_log_t *l)
 {
@@ -28,6 +29,7 @@ void gw_replay_log_free(gw_replay_log_t *l)
     while (l->first < l->next)
         replay_log_drop(l);
     free(l->frames);
+    free(l->interned);
     gw_replay_log_init(l);
 }
 
@@ -59,6 +61,29 @@ uint64_t gw_replay_log_append(gw_replay_log_t *l, gw_frame_t *body,
     while (l->bytes > max_bytes && l->next - l->first > 0)
         replay_log_drop(l);
     return l->next++;
+}
+
+uint64_t gw_replay_log_intern(gw_replay_log_t *l, gw_frame_t *body,
+                              uint64_t max_bytes)
+{
+    /* The identity is already a hash: its low bits pick the slot. */
+    size_t slot = (size_t)(body->id & (REPLAY_INTERNED - 1));
+    gw_frame_t *held;
+    uint64_t pos;
+
+    if (body->id == 0)
+        return gw_replay_log_append(l, body, max_bytes);
+    if (l->interned == NULL)
+        l->interned = gw_calloc(REPLAY_INTERNED, sizeof(*l->interned));
+    pos = l->interned[slot];
+    held =
+        pos >= l->first && pos < l->next ? l->frames[pos & (l->cap - 1)] : NULL;
+    if (held != NULL && held->id == body->id && held->len == body->len &&
+        memcmp(held->data, body->data, body->len) == 0)
+        return pos;
+    pos = gw_replay_log_append(l, body, max_bytes);
+    l->interned[slot] = pos;
+    return pos;
 }
 
 /* A session buffer of twice the capacity (or the first), in order: the

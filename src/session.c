@@ -250,13 +250,14 @@ int gw_session_can_resume(const gw_session_t *s, uint64_t seq)
         return GW_EINVAL;
     if (s->lost || seq < s->seq - count)
         return GW_ECLOSED;
-    /* The log drops the oldest first: if the first body to send again is
-     * there, so are the rest. */
-    if (seq < s->seq &&
-        gw_replay_log_get(
-            &s->set->log,
-            gw_replay_get(s->replay, count - (uint32_t)(s->seq - seq))) == NULL)
-        return GW_ECLOSED;
+    /* Every body to send again must still be in the log. Their positions
+     * mostly rise along the buffer, but not after a drain handoff's
+     * restore (gw_session_restore), so each is looked at: at most
+     * replay_size, once per resume. */
+    for (uint32_t i = count - (uint32_t)(s->seq - seq); i < count; i++)
+        if (gw_replay_log_get(&s->set->log, gw_replay_get(s->replay, i)) ==
+            NULL)
+            return GW_ECLOSED;
     return 0;
 }
 
@@ -281,68 +282,54 @@ uint32_t gw_session_resume(gw_session_t *s, gw_ws_t *ws, uint64_t seq)
     return n;
 }
 
-/* The frames of s's buffer, referenced, with their identities; NULL
- * when one has left the log. */
-static gw_frame_t **session_held(const gw_session_t *s, uint32_t n,
-                                 uint64_t *ids)
+/* The identities of s's n buffered dispatches, and their positions;
+ * -1 when one has left the log. */
+static int session_held(const gw_session_t *s, uint32_t n, uint64_t *ids,
+                        uint32_t *pos)
 {
-    gw_frame_t **held = gw_malloc((n ? n : 1) * sizeof(*held));
-
     for (uint32_t i = 0; i < n; i++) {
-        gw_frame_t *f =
-            gw_replay_log_get(&s->set->log, gw_replay_get(s->replay, i));
-        if (f == NULL) {
-            while (i-- > 0)
-                gw_frame_unref(held[i]);
-            free(held);
-            return NULL;
-        }
-        held[i] = gw_frame_ref(f);
+        gw_frame_t *f;
+        pos[i] = gw_replay_get(s->replay, i);
+        f = gw_replay_log_get(&s->set->log, pos[i]);
+        if (f == NULL)
+            return -1;
         ids[i] = f->id;
     }
-    return held;
-}
-
-/* Appends body to the log and s's buffer. */
-static void session_push(gw_session_t *s, gw_frame_t *body)
-{
-    const gw_config_t *cfg = s->set->cfg;
-    uint64_t pos = gw_replay_log_add(&s->set->log, body, cfg->replay_log_bytes);
-
-    gw_replay_push(&s->replay, (uint32_t)pos, cfg->replay_size);
+    return 0;
 }
 
 int gw_session_restore(gw_session_t *s, const gw_snapshot_t *snap,
                        uint32_t *overlap)
 {
+    const gw_config_t *cfg = s->set->cfg;
     uint32_t n = gw_replay_count(s->replay), kept = 0;
     uint64_t *ids = gw_malloc((n ? n : 1) * sizeof(*ids));
+    uint32_t *pos = gw_malloc((n ? n : 1) * sizeof(*pos));
     uint8_t *keep = gw_malloc(n ? n : 1);
-    gw_frame_t **held = NULL;
     int rc = GW_ECLOSED;
 
     /* Held since it was made: its seq is what it held, unless some went. */
-    if (s->lost || s->seq != n || (held = session_held(s, n, ids)) == NULL)
+    if (s->lost || s->seq != n || session_held(s, n, ids, pos) != 0)
         goto Done;
     kept = (uint32_t)gw_snapshot_dedupe(snap, ids, n, keep);
     gw_replay_free(s->replay);
     s->replay = NULL;
-    /* Appended anew, held ones included, so that log positions rise
-     * along the buffer as gw_session_can_resume expects. */
     for (uint32_t i = 0; i < snap->nentries; i++)
-        session_push(s, snap->entries[i].body);
+        gw_replay_push(&s->replay,
+                       (uint32_t)gw_replay_log_intern(&s->set->log,
+                                                      snap->entries[i].body,
+                                                      cfg->replay_log_bytes),
+                       cfg->replay_size);
     for (uint32_t i = 0; i < n; i++)
         if (keep[i])
-            session_push(s, held[i]);
+            gw_replay_push(&s->replay, pos[i], cfg->replay_size);
     s->seq = snap->seq + kept;
     s->park_seq = s->seq;
     *overlap = n - kept;
     rc = 0;
 Done:
-    for (uint32_t i = 0; held != NULL && i < n; i++)
-        gw_frame_unref(held[i]);
-    free(held);
     free(keep);
+    free(pos);
     free(ids);
     return rc;
 }

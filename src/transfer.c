@@ -118,9 +118,9 @@ static int transfer_ask(gw_proto_t *p, gw_handoff_step_t step,
 
 /*
  * Encodes s into out: who it is and what it joined, and when full its
- * buffered dispatches too (those whose body is still in the log: the log
- * drops the oldest first, so they are the newest). The snapshot borrows
- * s's strings and bodies.
+ * buffered dispatches too: the newest run of them whose bodies are all
+ * still in the log (a restored session's may have left out of order).
+ * The snapshot borrows s's strings and bodies.
  */
 static void transfer_snapshot(const gw_proto_t *p, const gw_session_t *s,
                               int full, gw_buf_t *out)
@@ -139,9 +139,11 @@ static void transfer_snapshot(const gw_proto_t *p, const gw_session_t *s,
     snap.guilds = gw_malloc((s->nguilds ? s->nguilds : 1) * sizeof(char *));
     for (const gw_member_t *m = s->guilds; m != NULL; m = m->session_next)
         snap.guilds[snap.nguilds++] = m->guild->id;
-    while (first < count &&
-           gw_replay_log_get(log, gw_replay_get(s->replay, first)) == NULL)
-        first++;
+    for (uint32_t i = count; i > 0; i--)
+        if (gw_replay_log_get(log, gw_replay_get(s->replay, i - 1)) == NULL) {
+            first = i;
+            break;
+        }
     snap.entries = gw_malloc((count - first + 1) * sizeof(*snap.entries));
     for (uint32_t i = first; i < count; i++)
         snap.entries[snap.nentries++].body =
@@ -187,6 +189,21 @@ static void transfer_opened(gw_session_t *s, int ok)
     gw_session_close(s, GW_CLOSE_DRAINING, "server draining");
 }
 
+/*
+ * Asks for a serve: the snapshot, or none (lost). Until the broker says
+ * it is done (GW_ACTION_SERVED) it counts as waiting, so that a draining
+ * instance does not exit with the serve still on its way to Redis.
+ */
+static int transfer_send(gw_proto_t *p, const uint8_t *id, const char *reply,
+                         const gw_buf_t *blob)
+{
+    int rc = transfer_ask(p, GW_HANDOFF_SERVE, id, NULL, reply, blob);
+
+    if (rc == 0)
+        gw_stat_add(p->sessions.stats, GW_STAT_HANDOFFS_WAITING, 1);
+    return rc;
+}
+
 /* Another instance claimed session id (s here, or no longer): it is
  * served once the margin is over, or answered lost now. */
 static void transfer_claimed(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
@@ -195,7 +212,7 @@ static void transfer_claimed(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
     gw_transfer_t *t;
 
     if (s == NULL || !s->handing || s->lost) {
-        transfer_ask(p, GW_HANDOFF_SERVE, id, NULL, reply, NULL);
+        transfer_send(p, id, reply, NULL);
         return;
     }
     s->handing = 0;
@@ -214,8 +231,7 @@ static void transfer_serve(gw_proto_t *p, gw_transfer_t *t)
 
     if (!s->lost)
         transfer_snapshot(p, s, 1, &blob);
-    if (transfer_ask(p, GW_HANDOFF_SERVE, s->id, NULL, t->reply,
-                     s->lost ? NULL : &blob) == 0)
+    if (transfer_send(p, s->id, t->reply, s->lost ? NULL : &blob) == 0)
         gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_SERVED, 1);
     free(blob.data);
     transfer_free(p, t);
@@ -382,6 +398,9 @@ void gw_transfer_event(gw_proto_t *p, const gw_event_t *ev)
     case GW_ACTION_CLAIM:
         transfer_claimed(p, gw_index_session(p->index, ev->session),
                          ev->session, ev->arg);
+        break;
+    case GW_ACTION_SERVED:
+        gw_stat_add(p->sessions.stats, GW_STAT_HANDOFFS_WAITING, -1);
         break;
     case GW_ACTION_FOUND:
     case GW_ACTION_RESTORE: transfer_answer(p, ev); break;

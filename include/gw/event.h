@@ -35,6 +35,8 @@ typedef enum gw_action {
                           0), or could not be (code 1) */
     GW_ACTION_CLAIM,   /* the drained session was claimed: arg = the
                           address to answer */
+    GW_ACTION_SERVED,  /* the claimed session's snapshot is in Redis, or
+                          could not be put there: its worker waits no more */
     GW_ACTION_FOUND,   /* to a resuming session: body = the handed-off
                           session's snapshot without dispatches, or NULL
                           when there is none */
@@ -47,7 +49,8 @@ typedef enum gw_action {
 static inline int gw_action_is_handoff(gw_action_t a)
 {
     return a == GW_ACTION_OPENED || a == GW_ACTION_CLAIM ||
-           a == GW_ACTION_FOUND || a == GW_ACTION_RESTORE;
+           a == GW_ACTION_SERVED || a == GW_ACTION_FOUND ||
+           a == GW_ACTION_RESTORE;
 }
 
 #define GW_SESSION_ID_LEN 16 /* bytes; 32 hex characters on the wire */

@@ -27,6 +27,8 @@ typedef struct gw_replay_log {
     uint64_t next;       /* position of the next added */
     uint64_t bytes;      /* of the bodies held */
     gw_frame_t *last;    /* the newest: an event added once, for all */
+    uint64_t *interned;  /* owned, NULL until the first intern: log
+                            positions by a hash of the body's identity */
 } gw_replay_log_t;
 
 #define GW_REPLAY_LOG_MAX (UINT32_C(1) << 22) /* entries, at most */
@@ -49,6 +51,18 @@ static inline uint64_t gw_replay_log_add(gw_replay_log_t *l, gw_frame_t *body,
         return l->next - 1;
     return gw_replay_log_append(l, body, max_bytes);
 }
+
+/*
+ * The log position of a body with identity (body->id != 0) that another
+ * instance sent (a drain handoff's snapshot, docs/continuity.md section
+ * 3): that of a body the log holds with the same identity and bytes,
+ * when one of the recently interned is, else body is appended. Each
+ * restored session carries its own copy of the events it shares with
+ * the others; this keeps one. Interned positions are remembered in a
+ * fixed table (a collision forgets the older), so the cost is bounded.
+ */
+uint64_t gw_replay_log_intern(gw_replay_log_t *l, gw_frame_t *body,
+                              uint64_t max_bytes);
 
 /*
  * The body at the position whose low 32 bits are pos32, or NULL when it

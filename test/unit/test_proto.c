@@ -1051,6 +1051,9 @@ static void test_a_drained_session_is_offered_then_served(void **state)
     gw_snapshot_free(&snap);
     assert_null(gw_index_session(&f->ix, id));
     assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_SERVED], 1);
+    /* Waiting until the broker says the serve is done. */
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_WAITING], 1);
+    handoff_event(f, GW_ACTION_SERVED, id, NULL, 0, NULL);
     assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_WAITING], 0);
 }
 
@@ -1068,6 +1071,9 @@ static void test_a_claim_of_nothing_is_answered_lost(void **state)
     assert_int_equal(asked.n, 1);
     assert_int_equal(asked.step[0], GW_HANDOFF_SERVE);
     assert_false(asked.has_blob[0]);
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_WAITING], 1);
+    handoff_event(f, GW_ACTION_SERVED, nobody, NULL, 0, NULL);
+    assert_int_equal(f->stats.v[GW_STAT_HANDOFFS_WAITING], 0);
     s = identified(f, 0, "u1", "[]");
     gw_proto_drain(&f->p, 0);
     advance(f, 100);

@@ -61,6 +61,48 @@ static void test_log_adds_each_body_once(void **state)
     gw_replay_log_free(&l);
 }
 
+/* A copy of this body from another instance: the same identity and
+ * bytes in another frame. */
+static gw_frame_t *copy_of(const gw_frame_t *f, uint64_t id)
+{
+    gw_frame_t *c = gw_frame_new(f->len);
+
+    memcpy(c->data, f->data, f->len);
+    c->id = id;
+    return c;
+}
+
+/* Restored sessions' copies of one event share its first entry; a body
+ * with other bytes, no identity, or whose entry left, is appended. */
+static void test_log_interns_copies(void **state)
+{
+    gw_replay_log_t l;
+    gw_frame_t *a, *b, *other, *anon;
+    (void)state;
+
+    gw_replay_log_init(&l);
+    frames[0]->id = 7;
+    a = copy_of(frames[0], 7);
+    b = copy_of(frames[0], 7);
+    other = copy_of(frames[1], 7); /* same identity, other bytes */
+    anon = copy_of(frames[0], 0);
+    assert_int_equal(gw_replay_log_intern(&l, a, 1 << 20), 0);
+    assert_int_equal(gw_replay_log_intern(&l, b, 1 << 20), 0);
+    assert_int_equal(atomic_load(&b->refs), 1); /* not taken */
+    assert_int_equal(gw_replay_log_intern(&l, other, 1 << 20), 1);
+    assert_int_equal(gw_replay_log_intern(&l, anon, 1 << 20), 2);
+    assert_int_equal(gw_replay_log_intern(&l, anon, 1 << 20), 3);
+    /* The first entry leaves: its copy is appended anew. */
+    assert_int_equal(gw_replay_log_intern(&l, b, l.bytes - a->len), 4);
+    assert_null(gw_replay_log_get(&l, 0));
+    gw_replay_log_free(&l);
+    frames[0]->id = 0;
+    gw_frame_unref(a);
+    gw_frame_unref(b);
+    gw_frame_unref(other);
+    gw_frame_unref(anon);
+}
+
 /* Past its bytes the log drops the oldest; their positions read NULL. */
 static void test_log_byte_bound(void **state)
 {
@@ -125,6 +167,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_adds_each_body_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_byte_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_interns_copies, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_log_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buffer_grows_and_bounds, setup,
                                         teardown),
