@@ -204,25 +204,6 @@ static int transfer_send(gw_proto_t *p, const uint8_t *id, const char *reply,
     return rc;
 }
 
-/* Another instance claimed session id (s here, or no longer): it is
- * served once the margin is over, or answered lost now. */
-static void transfer_claimed(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
-                             const char *reply)
-{
-    gw_transfer_t *t;
-
-    if (s == NULL || !s->handing || s->lost) {
-        transfer_send(p, id, reply, NULL);
-        return;
-    }
-    s->handing = 0;
-    s->serving = 1;
-    t = transfer_add(
-        p, id, gw_sessions_now(s->set) + p->sessions.cfg->handoff_margin_ms);
-    t->served = s;
-    t->reply = gw_strdup(reply);
-}
-
 /* The margin is over: the claimed session goes, whole, and ends here. */
 static void transfer_serve(gw_proto_t *p, gw_transfer_t *t)
 {
@@ -243,6 +224,30 @@ static void transfer_serve(gw_proto_t *p, gw_transfer_t *t)
         gw_proto_presence(p, s, -1);
     }
     gw_proto_end(p, s);
+}
+
+/* Another instance claimed session id (s here, or no longer): it is
+ * served once the margin is over (at once without one), or answered lost
+ * now. */
+static void transfer_claimed(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
+                             const char *reply)
+{
+    gw_transfer_t *t;
+
+    if (s == NULL || !s->handing || s->lost) {
+        transfer_send(p, id, reply, NULL);
+        return;
+    }
+    s->handing = 0;
+    s->serving = 1;
+    t = transfer_add(
+        p, id, gw_sessions_now(s->set) + p->sessions.cfg->handoff_margin_ms);
+    t->served = s;
+    t->reply = gw_strdup(reply);
+    /* Without a margin there is nothing to wait for: every event before
+     * the claim came through this worker's queue before it did. */
+    if (p->sessions.cfg->handoff_margin_ms == 0)
+        transfer_serve(p, t);
 }
 
 /* ---- the new instance ------------------------------------------------- */

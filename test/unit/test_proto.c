@@ -1091,6 +1091,27 @@ static void test_a_claim_of_nothing_is_answered_lost(void **state)
     f->cfg.resume_window_ms = 0;
 }
 
+/* Without a margin the claimed session is served at once. */
+static void test_no_margin_serves_at_once(void **state)
+{
+    fx_t *f = *state;
+    gw_session_t *s;
+    uint8_t id[GW_SESSION_ID_LEN];
+
+    handoffs_on(f, "gwA");
+    f->cfg.handoff_margin_ms = 0;
+    s = identified(f, 0, "u1", "[\"g1\"]");
+    memcpy(id, s->id, GW_SESSION_ID_LEN);
+    gw_proto_drain(&f->p, 0);
+    advance(f, 100);
+    handoff_event(f, GW_ACTION_OPENED, id, NULL, 0, NULL);
+    end_conn(0, GW_CLOSE_DRAINING, 0);
+    handoff_event(f, GW_ACTION_CLAIM, id, NULL, 0, "R\ngwB");
+    assert_int_equal(asked.n, 2);
+    assert_int_equal(asked.step[1], GW_HANDOFF_SERVE);
+    assert_null(gw_index_session(&f->ix, id));
+}
+
 /* The encoding of a snapshot of u1 in g1 from gwA: seq, and dispatches
  * i = first.. with identities 10 + i. */
 static size_t snapshot_of(char *out, size_t cap, uint64_t seq, uint32_t n,
@@ -1273,6 +1294,7 @@ int main(void)
         T(test_first_heartbeats_spread),
         T(test_a_drained_session_is_offered_then_served),
         T(test_a_claim_of_nothing_is_answered_lost),
+        T(test_no_margin_serves_at_once),
         T(test_a_resume_restores_a_drained_session),
         T(test_a_restore_that_fails_is_invalid_session),
         T(test_a_waiting_connection_that_goes),
