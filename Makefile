@@ -5,7 +5,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude
-LIBS    := -luv -lwslay -lhttp_parser -lcjson -lmbedcrypto -lck -lhiredis -lrabbitmq -lpthread -lm
+LIBS    := -luv -lwslay -lhttp_parser -lcjson -lmbedtls -lmbedx509 -lmbedcrypto -lck -lhiredis -lrabbitmq -lpthread -lm
 
 SRC     := $(wildcard src/*.c)
 LIBSRC  := $(filter-out src/main.c,$(SRC))

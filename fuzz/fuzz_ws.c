@@ -42,7 +42,8 @@ static int fz_shutdown(gw_transport_t *t)
     return 0;
 }
 
-static const gw_transport_ops_t fz_ops = {fz_read, fz_writev, fz_shutdown};
+static const gw_transport_ops_t fz_ops = {
+    .read = fz_read, .writev = fz_writev, .shutdown = fz_shutdown};
 
 static int fz_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
 {

@@ -32,12 +32,22 @@ enum acceptor_phase {
     ACCEPTOR_STOPPING,  /* the loop's handles close and the thread ends */
 };
 
+/* One listening socket: the plain WebSocket port, or the TLS one. */
+typedef struct acceptor_port {
+    gw_acceptor_t *a;
+    int fd;         /* listening socket, owned; -1 once closed or unused */
+    int tls;        /* its sockets are handed over as TLS ones */
+    uv_poll_t poll; /* readability of fd */
+} acceptor_port_t;
+
+enum { ACCEPTOR_PLAIN, ACCEPTOR_TLS, ACCEPTOR_PORTS };
+
 struct gw_acceptor {
     gw_server_t *srv; /* borrowed */
-    int fd;           /* listening socket, owned */
+    acceptor_port_t port[ACCEPTOR_PORTS];
+    unsigned nports; /* listening: 1, or 2 with TLS */
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_poll_t poll;   /* readability of fd */
     uv_timer_t pause; /* resumes accepting after EMFILE */
     uv_async_t stop;  /* main thread -> acceptor: pause or stop */
     atomic_int phase; /* enum acceptor_phase */
@@ -69,14 +79,14 @@ static unsigned acceptor_hash(const struct sockaddr_storage *ss, socklen_t len)
     return h;
 }
 
-static void acceptor_handoff(gw_acceptor_t *a, int fd,
+static void acceptor_handoff(gw_acceptor_t *a, int fd, int tls,
                              const struct sockaddr_storage *ss, socklen_t len)
 {
     gw_server_t *srv = a->srv;
     gw_worker_t *w =
         srv->workers[acceptor_hash(ss, len) % (unsigned)srv->nworkers];
 
-    if (gw_queue_push(&w->fds, (void *)(intptr_t)fd) != 0) {
+    if (gw_queue_push(&w->fds, gw_accepted(fd, tls)) != 0) {
         gw_stat_add(&a->stats, GW_STAT_ACCEPT_DROPS, 1);
         gw_log_limited(&a->drop_log, GW_LOG_WARN,
                        "acceptor: worker %d queue full, connection dropped",
@@ -87,9 +97,22 @@ static void acceptor_handoff(gw_acceptor_t *a, int fd,
 
 static void acceptor_resume_cb(uv_timer_t *t);
 
+static void acceptor_poll_cb(uv_poll_t *p, int status, int events);
+
+/* Stops or starts watching every listening socket. */
+static void acceptor_watch(gw_acceptor_t *a, int on)
+{
+    for (unsigned i = 0; i < a->nports; i++)
+        if (on)
+            uv_poll_start(&a->port[i].poll, UV_READABLE, acceptor_poll_cb);
+        else
+            uv_poll_stop(&a->port[i].poll);
+}
+
 static void acceptor_poll_cb(uv_poll_t *p, int status, int events)
 {
-    gw_acceptor_t *a = p->data;
+    acceptor_port_t *port = p->data;
+    gw_acceptor_t *a = port->a;
     (void)events;
 
     if (status < 0)
@@ -97,10 +120,10 @@ static void acceptor_poll_cb(uv_poll_t *p, int status, int events)
     for (int i = 0; i < ACCEPTOR_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
-        int fd = accept4(a->fd, (struct sockaddr *)&ss, &len,
+        int fd = accept4(port->fd, (struct sockaddr *)&ss, &len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            acceptor_handoff(a, fd, &ss, len);
+            acceptor_handoff(a, fd, port->tls, &ss, len);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -109,7 +132,7 @@ static void acceptor_poll_cb(uv_poll_t *p, int status, int events)
             errno == ENOMEM) {
             gw_warn("acceptor: %s; pausing accepts for %d ms", strerror(errno),
                     ACCEPTOR_PAUSE_MS);
-            uv_poll_stop(&a->poll);
+            acceptor_watch(a, 0);
             uv_timer_start(&a->pause, acceptor_resume_cb, ACCEPTOR_PAUSE_MS, 0);
         }
         return;
@@ -121,26 +144,26 @@ static void acceptor_resume_cb(uv_timer_t *t)
     gw_acceptor_t *a = t->data;
 
     if (atomic_load(&a->phase) == ACCEPTOR_ACCEPTING)
-        uv_poll_start(&a->poll, UV_READABLE, acceptor_poll_cb);
+        acceptor_watch(a, 1);
 }
 
-/* The socket closes only after libuv has stopped watching it. */
+/* A socket closes only after libuv has stopped watching it. */
 static void acceptor_poll_close_cb(uv_handle_t *h)
 {
-    gw_acceptor_t *a = h->data;
+    acceptor_port_t *port = h->data;
 
-    close(a->fd);
-    a->fd = -1;
+    close(port->fd);
+    port->fd = -1;
 }
 
 static void acceptor_stop_cb(uv_async_t *h)
 {
     gw_acceptor_t *a = h->data;
 
-    if (!uv_is_closing((uv_handle_t *)&a->poll)) {
-        uv_timer_stop(&a->pause);
-        uv_close((uv_handle_t *)&a->poll, acceptor_poll_close_cb);
-    }
+    uv_timer_stop(&a->pause);
+    for (unsigned i = 0; i < a->nports; i++)
+        if (!uv_is_closing((uv_handle_t *)&a->port[i].poll))
+            uv_close((uv_handle_t *)&a->port[i].poll, acceptor_poll_close_cb);
     if (atomic_load(&a->phase) < ACCEPTOR_STOPPING)
         return;
     uv_close((uv_handle_t *)&a->pause, NULL);
@@ -186,25 +209,39 @@ Error:
 gw_acceptor_t *gw_acceptor_start(gw_server_t *srv)
 {
     gw_acceptor_t *a = gw_calloc(1, sizeof(*a));
+    const gw_config_t *cfg = srv->cfg;
 
     a->srv = srv;
-    a->fd = acceptor_listen(srv->cfg->bind, srv->cfg->ws_port);
-    if (a->fd < 0) {
-        free(a);
-        return NULL;
+    a->nports = srv->tls != NULL ? 2 : 1;
+    for (unsigned i = 0; i < a->nports; i++)
+        a->port[i] = (acceptor_port_t){a, -1, i == ACCEPTOR_TLS, {0}};
+    for (unsigned i = 0; i < a->nports; i++) {
+        a->port[i].fd = acceptor_listen(
+            cfg->bind, i == ACCEPTOR_TLS ? cfg->tls_port : cfg->ws_port);
+        if (a->port[i].fd < 0)
+            goto Error;
     }
     uv_loop_init(&a->loop);
-    uv_poll_init(&a->loop, &a->poll, a->fd);
+    for (unsigned i = 0; i < a->nports; i++) {
+        uv_poll_init(&a->loop, &a->port[i].poll, a->port[i].fd);
+        a->port[i].poll.data = &a->port[i];
+    }
     uv_timer_init(&a->loop, &a->pause);
     uv_async_init(&a->loop, &a->stop, acceptor_stop_cb);
-    a->poll.data = a->pause.data = a->stop.data = a;
+    a->pause.data = a->stop.data = a;
     atomic_init(&a->phase, ACCEPTOR_ACCEPTING);
-    uv_poll_start(&a->poll, UV_READABLE, acceptor_poll_cb);
+    acceptor_watch(a, 1);
     if (uv_thread_create(&a->thread, acceptor_main, a) != 0) {
         gw_error("cannot start the acceptor thread");
         abort();
     }
     return a;
+Error:
+    for (unsigned i = 0; i < a->nports; i++)
+        if (a->port[i].fd >= 0)
+            close(a->port[i].fd);
+    free(a);
+    return NULL;
 }
 
 void gw_acceptor_pause(gw_acceptor_t *a)

@@ -143,6 +143,21 @@ static const config_option_t config_options[] = {
             "its /64); one more is answered 429 and closed. 0 = no limit. "
             "Behind a proxy every client has the proxy's address: limit "
             "there instead (deploy/haproxy.cfg does)"),
+    OPT_BOOL("tls.enabled", CONFIG_RESTART_ONLY, tls_enabled, "false",
+             "Serve wss:// on tls.port as well (TLS 1.2 with ECDHE and AEAD "
+             "suites; mbedtls 2.28 has no TLS 1.3)"),
+    OPT_INT("tls.port", CONFIG_RESTART_ONLY, tls_port, "3443", 1, 65535,
+            "TLS WebSocket port, beside the plain server.ws_port"),
+    OPT_STR("tls.cert_file", CONFIG_RELOADABLE, tls_cert_file, "", NULL,
+            "PEM certificate chain, the server's own first (ECDSA or RSA); "
+            "SIGHUP loads it again"),
+    OPT_STR("tls.key_file", CONFIG_RELOADABLE, tls_key_file, "", NULL,
+            "Its private key, PEM or DER; a pair that does not load is "
+            "refused at start, and at a reload changes nothing"),
+    OPT_SECRET("tls.key_password", CONFIG_RELOADABLE, tls_key_password,
+               "GATEWAYD_TLS_KEY_PASSWORD",
+               "Password of an encrypted key; empty = the key is not "
+               "encrypted"),
     OPT_U32("websocket.max_message_size", CONFIG_RELOADABLE, max_message_size,
             "65536", 125, UINT32_MAX, NULL,
             "Largest incoming message in bytes; a larger one closes the "

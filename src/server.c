@@ -8,6 +8,7 @@
 #include "gw/log.h"
 #include "gw/metrics.h"
 #include "gw/peers.h"
+#include "gw/tls.h"
 #include "gw/worker.h"
 
 #include <stdlib.h>
@@ -24,8 +25,24 @@ static int server_nworkers(const gw_config_t *cfg)
     return n > 0 ? (int)n : 1;
 }
 
+/* Loads the TLS pair before any thread starts: one that does not load
+ * stops the start, with mbedtls's reason. */
+static int server_tls(gw_server_t *srv, const gw_config_t *cfg)
+{
+    char err[512];
+
+    if (!cfg->tls_enabled)
+        return 0;
+    srv->tls = gw_tls_new(cfg, (unsigned)srv->nworkers, err, sizeof(err));
+    if (srv->tls != NULL)
+        return 0;
+    gw_error("%s", err);
+    return GW_EINVAL;
+}
+
 /*
- * Order matters: the broker is created first (the workers' relay queues wake
+ * Order matters: TLS is loaded first (nothing is started if it cannot
+ * be), then the broker is created (the workers' relay queues wake
  * it), then the workers (the acceptor and the broker push into their
  * queues), then the acceptor; the broker's thread and links start last.
  */
@@ -36,12 +53,18 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
     srv->cfg = cfg;
     srv->start_ms = gw_now_ms();
     atomic_init(&srv->draining, 0);
+    srv->nworkers = server_nworkers(cfg);
+    if ((rc = server_tls(srv, cfg)) != 0)
+        return rc;
     srv->broker = gw_broker_create(srv, gw_api_handle);
-    if (srv->broker == NULL)
+    if (srv->broker == NULL) {
+        if (srv->tls != NULL)
+            gw_tls_free(srv->tls);
+        srv->tls = NULL;
         return GW_EIO;
+    }
     /* Always there: a SIGHUP may turn the limit on. */
     srv->peers = gw_peers_new();
-    srv->nworkers = server_nworkers(cfg);
     srv->workers = gw_calloc((size_t)srv->nworkers, sizeof(*srv->workers));
     for (int i = 0; i < srv->nworkers; i++)
         srv->workers[i] = gw_worker_start(srv, i);
@@ -51,6 +74,9 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
         gw_server_stop(srv);
         return GW_EIO;
     }
+    if (srv->tls != NULL)
+        gw_info("gatewayd listening: tls websocket %s:%d", cfg->bind,
+                cfg->tls_port);
     gw_info("gatewayd listening: websocket %s:%d, http %s:%d, %d workers",
             cfg->bind, cfg->ws_port, cfg->bind, cfg->http_port, srv->nworkers);
     return rc;
@@ -58,6 +84,15 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
 
 void gw_server_reconfigure(gw_server_t *srv, const gw_config_t *cfg)
 {
+    char err[512];
+
+    if (srv->tls != NULL) {
+        if (gw_tls_reload(srv->tls, cfg, err, sizeof(err)) == 0)
+            gw_info("SIGHUP: TLS certificate %s loaded", cfg->tls_cert_file);
+        else
+            gw_error("SIGHUP: %s; the TLS certificate and key are unchanged",
+                     err);
+    }
     for (int i = 0; i < srv->nworkers; i++)
         gw_worker_reconfigure(srv->workers[i], cfg);
     gw_broker_reconfigure(srv->broker, cfg);
@@ -100,6 +135,9 @@ void gw_server_stop(gw_server_t *srv)
     for (int i = 0; i < srv->nworkers; i++)
         gw_worker_free(srv->workers[i]);
     free(srv->workers);
+    if (srv->tls != NULL)
+        gw_tls_free(srv->tls);
+    srv->tls = NULL;
     srv->workers = NULL;
     gw_peers_free(srv->peers);
     srv->peers = NULL;

@@ -93,6 +93,8 @@ static void transport_close_cb(uv_handle_t *h)
     gw_transport_t *t = h->data;
     gw_transport_loop_t *l = t->loop;
 
+    if (t->ops->close != NULL)
+        t->ops->close(t);
     if (!t->detached)
         close(t->fd);
     gw_ring_clear(&t->ring, &l->ring_pool);
@@ -114,7 +116,9 @@ void gw_transport_close(gw_transport_t *t)
 
 int gw_transport_detach(gw_transport_t *t, int *fd)
 {
-    if (t->closed || t->ring.count > 0)
+    /* A socket goes alone: an implementation's state (a TLS session)
+     * cannot follow it yet. */
+    if (t->closed || t->ring.count > 0 || t->impl != NULL)
         return GW_EAGAIN;
     t->detached = 1;
     *fd = t->fd;
@@ -163,6 +167,8 @@ static void transport_poll_cb(uv_poll_t *p, int status, int events)
     if ((events & UV_WRITABLE) && t->blocked) {
         t->blocked = 0;
         transport_poll(t);
+        if (t->ops->writable != NULL)
+            t->ops->writable(t);
         gw_transport_flush(t);
     }
     if ((events & (UV_READABLE | UV_DISCONNECT)) && !t->closed)
@@ -211,13 +217,15 @@ int gw_transport_admit(gw_transport_t *t, uint32_t room, uint32_t limit,
         return 0;
     if (room < limit && ++t->shed < limit)
         return GW_EAGAIN;
-    *dropped = gw_ring_discard_unsent(&t->ring, &t->loop->ring_pool, 0);
+    *dropped = gw_ring_discard_unsent(&t->ring, &t->loop->ring_pool, t->busy);
     return GW_EFULL;
 }
 
 /* The socket is full: wait until it can take more, then flush again. */
-static void transport_block(gw_transport_t *t)
+void gw_transport_wait_writable(gw_transport_t *t)
 {
+    if (t->blocked || t->closed)
+        return;
     t->blocked = 1;
     transport_poll(t);
 }
@@ -233,14 +241,15 @@ void gw_transport_flush(gw_transport_t *t)
     while (t->ring.count > 0) {
         unsigned n = gw_ring_iov(&t->ring, iov, TRANSPORT_IOV, &nbytes);
         ssize_t r = t->ops->writev(t, (const struct iovec *)iov, n);
-        if (r < 0) { /* a failure the ops logged */
-            gw_transport_close(t);
+        if (r < 0) {
+            if (r != GW_EAGAIN) /* a failure the ops logged */
+                gw_transport_close(t);
             return;
         }
         gw_stat_add(l->stats, GW_STAT_BYTES_OUT, r);
         gw_ring_consume(&t->ring, &l->ring_pool, (size_t)r);
         if ((size_t)r < nbytes) {
-            transport_block(t);
+            gw_transport_wait_writable(t);
             return;
         }
     }

@@ -1,11 +1,13 @@
 #include "gw/worker.h"
 
+#include "gw/acceptor.h"
 #include "gw/alloc.h"
 #include "gw/broker.h"
 #include "gw/buf.h"
 #include "gw/error.h"
 #include "gw/log.h"
 #include "gw/tcp.h"
+#include "gw/tls.h"
 #include "gw/transfer.h"
 
 #include <stdlib.h>
@@ -358,7 +360,7 @@ static void worker_shutdown(gw_worker_t *w)
     while ((p = gw_queue_pop(&w->events)) != NULL)
         gw_event_unref(p);
     while ((p = gw_queue_pop(&w->fds)) != NULL)
-        close((int)(intptr_t)p);
+        close(gw_accepted_fd(p));
 }
 
 static void worker_start_drain(gw_worker_t *w)
@@ -367,7 +369,7 @@ static void worker_start_drain(gw_worker_t *w)
 
     w->draining = 1;
     while ((p = gw_queue_pop(&w->fds)) != NULL)
-        close((int)(intptr_t)p);
+        close(gw_accepted_fd(p));
     gw_proto_drain(&w->proto, w->cfg->drain_ms);
 }
 
@@ -403,7 +405,8 @@ static void worker_wake_cb(gw_wake_t *wk)
     if (!w->draining && atomic_load(&w->drain))
         worker_start_drain(w);
     for (n = 0; n < WORKER_ACCEPTS_PER_TURN && (p = gw_queue_pop(&w->fds)); n++)
-        gw_ws_accept(&w->ws, (int)(intptr_t)p, gw_tcp_open);
+        gw_ws_accept(&w->ws, gw_accepted_fd(p),
+                     gw_accepted_tls(p) ? gw_tls_open : gw_tcp_open);
     for (n = 0; n < WORKER_EVENTS_PER_TURN && (p = gw_queue_pop(&w->events));
          n++)
         worker_deliver(w, p);
@@ -445,6 +448,10 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_index_init(&w->index, &w->stats, (uint8_t)id);
     gw_ws_loop_init(&w->ws, &w->loop, &gw_proto_ws_cb, &w->proto, cfg,
                     srv->peers, &w->stats, id);
+    if (srv->tls != NULL) {
+        gw_tls_loop_init(&w->tls, srv->tls, (unsigned)id);
+        w->ws.io.ops_data = &w->tls;
+    }
     gw_proto_init(&w->proto, &w->ws, &w->index, cfg, &w->stats,
                   &(gw_proto_hooks_t){
                       .now = worker_now,
@@ -496,6 +503,8 @@ void gw_worker_free(gw_worker_t *w)
     gw_wake_free(&w->wake);
     gw_proto_free(&w->proto);
     gw_ws_loop_free(&w->ws);
+    if (w->srv->tls != NULL)
+        gw_tls_loop_free(&w->tls);
     gw_index_free(&w->index);
     gw_queue_free(&w->fds);
     gw_queue_free(&w->events);

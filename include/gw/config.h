@@ -18,6 +18,12 @@ typedef struct gw_config {
     int workers;       /* worker threads; 0 = one per core */
     uint32_t drain_ms; /* SIGTERM spreads the 4011 closes over it */
     uint32_t max_connections_per_ip; /* open per address; 0 = no limit */
+    /* [tls] */
+    int tls_enabled;        /* serve wss:// on tls_port */
+    int tls_port;           /* the TLS WebSocket port */
+    char *tls_cert_file;    /* PEM chain, the server's certificate first */
+    char *tls_key_file;     /* PEM or DER private key */
+    char *tls_key_password; /* of an encrypted key; "" = none */
     /* [websocket] */
     uint32_t max_message_size;     /* bytes; larger messages close 1009 */
     uint32_t max_header_size;      /* bytes of upgrade request headers */

@@ -18,6 +18,7 @@ typedef struct gw_worker gw_worker_t;
 typedef struct gw_acceptor gw_acceptor_t;
 typedef struct gw_broker gw_broker_t;
 typedef struct gw_peers gw_peers_t;
+typedef struct gw_tls gw_tls_t;
 
 typedef struct gw_server {
     const gw_config_t *cfg; /* borrowed; outlives the server. The startup
@@ -27,6 +28,7 @@ typedef struct gw_server {
     gw_acceptor_t *acceptor; /* owned */
     gw_broker_t *broker;     /* owned */
     gw_peers_t *peers;       /* owned: server.max_connections_per_ip */
+    gw_tls_t *tls;           /* owned: wss:// (tls.enabled), or NULL */
     uint64_t start_ms;       /* uv_hrtime at start, in ms */
     atomic_int draining;     /* set once on SIGTERM */
 } gw_server_t;
@@ -36,7 +38,9 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg);
 
 /*
  * Hands every worker and the broker a new configuration snapshot (SIGHUP);
- * each takes it at its next wake-up. cfg must outlive the server, and may
+ * each takes it at its next wake-up. The TLS certificate and key are
+ * loaded again here: a pair that does not load is logged and the old one
+ * stays. cfg must outlive the server, and may
  * differ from srv->cfg only in options gw_config_keep_restart_only lets
  * through. Main thread.
  */

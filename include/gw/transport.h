@@ -10,8 +10,9 @@
  * layer above.
  *
  * How bytes reach the wire is an implementation's: gw_transport_ops_t.
- * Plain TCP (tcp.c) is the one there is; TLS slots in as another set of
- * ops without any change above this file.
+ * Plain TCP (tcp.c) writes the ring's bytes as they are; TLS (tls.c)
+ * encrypts them into records, and has output of its own (the handshake)
+ * that the writable op sends. Nothing above this file tells them apart.
  *
  * The struct is embedded in its owner's (as a uv handle is), which frees it
  * in on_close, the last callback, and never before.
@@ -34,14 +35,21 @@ typedef struct gw_transport gw_transport_t;
 /*
  * The byte-level operations of one kind of transport, on a non-blocking
  * socket. read returns the bytes read, 0 at the peer's end of stream, or
- * GW_EAGAIN when nothing is there; writev the bytes taken, 0 when the
- * socket is full. A failure is GW_EIO, logged by the implementation, and
- * closes the transport.
+ * GW_EAGAIN when nothing is there; writev the bytes taken (fewer than
+ * given when the socket is full: the transport waits for writability), or
+ * GW_EAGAIN when it cannot write yet and will ask for a flush itself. A
+ * failure is GW_EIO, logged by the implementation, and closes the
+ * transport.
  */
 typedef struct gw_transport_ops {
     ssize_t (*read)(gw_transport_t *t, uint8_t *buf, size_t len);
     ssize_t (*writev)(gw_transport_t *t, const struct iovec *iov, unsigned n);
     int (*shutdown)(gw_transport_t *t); /* no more output (FIN) */
+    /* The socket takes output again after gw_transport_wait_writable: an
+     * implementation with output of its own sends it (NULL: none has). */
+    void (*writable)(gw_transport_t *t);
+    /* Frees t->impl, in the close callback (NULL: there is none). */
+    void (*close)(gw_transport_t *t);
 } gw_transport_ops_t;
 
 /*
@@ -70,6 +78,8 @@ typedef struct gw_transport_loop {
     gw_transport_t *pending;     /* transports with output to write */
     uint8_t *rbuf;               /* owned: one read buffer, consumed at once */
     size_t rbuf_size;
+    void *ops_data; /* borrowed: the loop's share of implementations that
+                       have one (TLS's gw_tls_loop_t), or NULL */
 } gw_transport_loop_t;
 
 struct gw_transport {
@@ -79,15 +89,21 @@ struct gw_transport {
     gw_transport_t *prev, *next;   /* in loop->all */
     gw_transport_t *next_pending;  /* in loop->pending while queued */
     gw_ring_t ring;                /* queued output */
+    void *impl;                    /* owned by the ops (TLS: the session) */
     uint32_t shed;                 /* frames refused since last caught up */
-    int fd;                        /* owned: closed with the transport */
-    unsigned queued : 1;           /* on loop->pending */
-    unsigned blocked : 1;          /* socket full: waiting to be writable */
-    unsigned lingering : 1;        /* FIN sent; input discarded until EOF */
-    unsigned closed : 1;           /* uv_close called */
-    unsigned released : 1;         /* closed while queued: told at the flush */
-    unsigned notify_drained : 1;   /* the owner waits for on_drained */
-    unsigned detached : 1;         /* the fd was handed on: not closed */
+    /* Bytes at the head of the ring that the implementation has begun to
+     * send and must send again as they are (a TLS record mbedtls built and
+     * could not write whole): they are not taken yet, and a shed keeps
+     * them. 0 for plain TCP. */
+    uint32_t busy;
+    int fd;                      /* owned: closed with the transport */
+    unsigned queued : 1;         /* on loop->pending */
+    unsigned blocked : 1;        /* socket full: waiting to be writable */
+    unsigned lingering : 1;      /* FIN sent; input discarded until EOF */
+    unsigned closed : 1;         /* uv_close called */
+    unsigned released : 1;       /* closed while queued: told at the flush */
+    unsigned notify_drained : 1; /* the owner waits for on_drained */
+    unsigned detached : 1;       /* the fd was handed on: not closed */
 };
 
 /* Prepares a loop's transports; the read buffer is allocated here. */
@@ -172,6 +188,12 @@ int gw_transport_detach(gw_transport_t *t, int *fd);
 
 /* Writes what is queued now (normally left to gw_transport_loop_flush). */
 void gw_transport_flush(gw_transport_t *t);
+
+/*
+ * For implementations: the socket is full with output of their own; wait
+ * until it can take more, then call ops->writable and flush.
+ */
+void gw_transport_wait_writable(gw_transport_t *t);
 
 /*
  * Asks for on_drained at the end of every flush that leaves nothing

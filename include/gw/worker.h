@@ -11,6 +11,7 @@
 #include "gw/queue.h"
 #include "gw/server.h"
 #include "gw/stats.h"
+#include "gw/tls.h"
 #include "gw/wake.h"
 #include "gw/ws.h"
 
@@ -42,6 +43,7 @@ struct gw_worker {
     uint32_t census;          /* the last census the broker asked for */
     int draining;             /* the worker's own view, once it has started */
     gw_ws_loop_t ws;          /* the connections, and their transports */
+    gw_tls_loop_t tls;        /* this worker's share of TLS, when enabled */
     gw_proto_t proto;         /* the sessions */
     gw_index_t index;         /* guild and user routing tables */
     gw_stats_t stats;

@@ -192,6 +192,13 @@ class Gateway:
         cfg = default_config(self.ws_port, self.http_port)
         for section, keys in self.overrides.items():
             cfg.setdefault(section, {}).update(keys)
+        self.tls_port = None
+        if cfg.get("tls", {}).get("enabled"):
+            self.tls_port = free_port()
+            while self.tls_port in (self.ws_port, self.http_port):
+                self.tls_port = free_port()
+            cfg["tls"]["port"] = self.tls_port
+            self.wss_url = "wss://127.0.0.1:%d" % self.tls_port
         self.config = cfg
         self.ws_url = "ws://127.0.0.1:%d" % self.ws_port
         self.http_url = "http://127.0.0.1:%d" % self.http_port
@@ -466,12 +473,13 @@ class Client:
         _open.append(self)
 
     @classmethod
-    async def connect(cls, gw, path="/", **kw):
+    async def connect(cls, gw, path="/", url=None, **kw):
+        """url: the base, gw.ws_url unless given (gw.wss_url with ssl=)."""
         opts = dict(ping_interval=None, close_timeout=T(3),
                     open_timeout=T(10), compression=None, max_size=2 ** 24)
         opts.update(kw)
-        ws = await asyncio.wait_for(websockets.connect(gw.ws_url + path,
-                                                       **opts), T(15))
+        ws = await asyncio.wait_for(
+            websockets.connect((url or gw.ws_url) + path, **opts), T(15))
         return cls(ws, gw)
 
     @classmethod

@@ -653,6 +653,9 @@ static void test_reloadable_flag_of_every_option(void **state)
     /* Each list in table order, as the held-back names come out. */
     static const char *reloadable[] = {
         "server.max_connections_per_ip=10",
+        "tls.cert_file=/etc/gw/cert.pem",
+        "tls.key_file=/etc/gw/key.pem",
+        "tls.key_password=pw",
         "websocket.max_message_size=1000",
         "websocket.max_header_size=2048",
         "websocket.handshake_timeout_ms=5000",
@@ -687,6 +690,8 @@ static void test_reloadable_flag_of_every_option(void **state)
         "server.http_port=4001",
         "server.workers=3",
         "server.drain_ms=5000",
+        "tls.enabled=true",
+        "tls.port=4443",
         "session.heartbeat_interval_ms=20000",
         "session.handoff=false",
         "session.handoff_wait_ms=100",
@@ -755,6 +760,7 @@ static void test_reloadable_flag_of_every_option(void **state)
     assert_string_equal(next.jwt_secret, "rotated");
     assert_string_equal(next.jwt_algorithm, "RS256");
     assert_string_equal(next.publish_api_key, "rotated-key");
+    assert_string_equal(next.tls_key_password, "pw");
     assert_string_equal(next.redis_password, cur.redis_password);
     assert_string_equal(next.amqp_password, cur.amqp_password);
     free(got_dump);

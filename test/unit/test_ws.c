@@ -63,7 +63,8 @@ static int cap_shutdown(gw_transport_t *t)
     return 0;
 }
 
-static const gw_transport_ops_t cap_ops = {cap_read, cap_writev, cap_shutdown};
+static const gw_transport_ops_t cap_ops = {
+    .read = cap_read, .writev = cap_writev, .shutdown = cap_shutdown};
 
 static int cap_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
 {

@@ -1,0 +1,75 @@
+/*
+ * TLS: the transport ops that run mbedtls's ssl module over a non-blocking
+ * socket, driven from the worker's loop, beneath the WebSocket layer.
+ *
+ * What is shared and what is not. mbedtls's RSA private operation holds
+ * the key's mutex for its whole length, and an ssl configuration has one
+ * random generator; so each worker gets its own copy of the key, its own
+ * configuration and its own CTR_DRBG, and no two workers' handshakes wait
+ * for each other. The certificate chain is parsed once per pair and read
+ * by all. The session ticket keys are the process's (a client that
+ * reconnects is hashed onto any worker), behind the ticket module's own
+ * mutex and generator. The entropy source is shared: it has its own
+ * mutex, and is drawn from only to seed and reseed the generators.
+ *
+ * A certificate and key pair, once loaded, is a generation: SIGHUP loads
+ * a new one, which new handshakes use; a connection keeps the one it was
+ * made with. Generations are kept until exit, as configuration snapshots
+ * are (reloads are rare; each is a few kilobytes per worker).
+ */
+#ifndef GW_TLS_H
+#define GW_TLS_H
+
+#include "gw/config.h"
+#include "gw/log.h"
+#include "gw/transport.h"
+
+#include <stdatomic.h>
+
+typedef struct gw_tls gw_tls_t;
+typedef struct gw_tls_pair gw_tls_pair_t;
+
+/* A worker's share of TLS: what its transport loop's ops_data points to.
+ * One thread only. */
+typedef struct gw_tls_loop {
+    gw_tls_t *tls;      /* borrowed: the process's */
+    unsigned worker;    /* this loop's slot in every pair */
+    uint8_t *stage;     /* owned: plaintext of the record being built */
+    gw_log_limit_t log; /* failed handshakes, rate-limited */
+} gw_tls_loop_t;
+
+/*
+ * Loads the pair that cfg's tls.cert_file and tls.key_file name (the key
+ * decrypted with tls.key_password when it is encrypted), checks that they
+ * match, and builds the ssl configurations of `workers` workers. Returns
+ * the process's TLS state, or NULL with the reason in err.
+ */
+gw_tls_t *gw_tls_new(const gw_config_t *cfg, unsigned workers, char *err,
+                     size_t errlen);
+
+/*
+ * SIGHUP: loads the pair cfg names as a new generation, which handshakes
+ * begun from now on use. Returns 0, or a negative gw_err_t with the reason
+ * in err and nothing changed. Main thread.
+ */
+int gw_tls_reload(gw_tls_t *tls, const gw_config_t *cfg, char *err,
+                  size_t errlen);
+
+/* Frees everything, every generation with it: the workers are gone. */
+void gw_tls_free(gw_tls_t *tls);
+
+/* Prepares worker `worker`'s share; the stage buffer is allocated here. */
+void gw_tls_loop_init(gw_tls_loop_t *tl, gw_tls_t *tls, unsigned worker);
+
+/* Frees the worker's share; its connections are gone. */
+void gw_tls_loop_free(gw_tls_loop_t *tl);
+
+/*
+ * Adopts an accepted non-blocking socket as a TLS transport of l, whose
+ * ops_data is a gw_tls_loop_t: the handshake runs from the socket's
+ * reads, and the layer above sees only the plaintext. Same contract as
+ * gw_transport_init.
+ */
+int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd);
+
+#endif

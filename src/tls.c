@@ -1,0 +1,563 @@
+/*
+ * TLS over mbedtls 2.28's ssl module (include/gw/tls.h says what is shared
+ * between workers and why). mbedtls reads and writes the socket through
+ * two callbacks that never block: a full socket is MBEDTLS_ERR_SSL_WANT_*,
+ * which this file turns into the transport's "nothing now" (GW_EAGAIN, or a
+ * short write) and a wait for readability or writability.
+ *
+ * The handshake runs from the read path: each readable event takes it as
+ * far as the bytes allow; when its output does not fit the socket, the
+ * transport waits for writability and the writable op goes on from there.
+ * Output the layer above queues before the handshake is done (an early
+ * refusal) waits in the ring, and the end of the handshake asks for the
+ * flush that writes it.
+ */
+#include "gw/tls.h"
+
+#include "gw/alloc.h"
+#include "gw/error.h"
+
+#include <errno.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
+#include <mbedtls/x509_crt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The largest plaintext of one record: a record is built from this many
+ * queued bytes at most, and a read takes whole records only. */
+#define TLS_RECORD MBEDTLS_SSL_OUT_CONTENT_LEN
+/* A ticket lets a client that comes back within a day skip the full
+ * handshake; the ticket module rotates its keys at the same period. */
+#define TLS_TICKET_LIFETIME_S 86400
+/* A certificate chain or key file larger than this is a mistake. */
+#define TLS_FILE_MAX (1 << 20)
+
+_Static_assert(MBEDTLS_SSL_IN_CONTENT_LEN == TLS_RECORD,
+               "a read buffer holds whole records");
+
+/* ECDHE with AEAD only, TLS 1.2, in the server's order of preference:
+ * mbedtls 2.28 picks by the server's list (MBEDTLS_SSL_SRV_RESPECT_CLIENT_
+ * PREFERENCE is off in Debian's build). Each certificate kind keeps the
+ * suites that fit it. */
+static const int tls_suites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    0,
+};
+
+/* Key exchange groups: the ones browsers offer, not the legacy curves
+ * Debian's build also enables. */
+static const mbedtls_ecp_group_id tls_curves[] = {
+    MBEDTLS_ECP_DP_CURVE25519,
+    MBEDTLS_ECP_DP_SECP256R1,
+    MBEDTLS_ECP_DP_SECP384R1,
+    MBEDTLS_ECP_DP_NONE,
+};
+
+static const char *tls_alpn[] = {"http/1.1", NULL};
+
+/* One worker's view of a generation: its own key copy and configuration. */
+typedef struct tls_slot {
+    mbedtls_pk_context key;
+    mbedtls_ssl_config conf;
+} tls_slot_t;
+
+struct gw_tls_pair {
+    gw_tls_pair_t *older; /* the generation this one replaced */
+    mbedtls_x509_crt chain;
+    unsigned nslots;
+    tls_slot_t slot[]; /* one per worker */
+};
+
+struct gw_tls {
+    unsigned workers;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context *drbg; /* owned: one per worker */
+    mbedtls_ctr_drbg_context ticket_drbg;
+    mbedtls_ssl_ticket_context ticket; /* the process's ticket keys */
+    _Atomic(gw_tls_pair_t *) pair;     /* the newest generation, owned with
+                                          every older one */
+};
+
+/* A connection's TLS state: the transport's impl. */
+typedef struct tls_conn {
+    mbedtls_ssl_context ssl;
+    unsigned open : 1; /* the handshake is done */
+} tls_conn_t;
+
+/* Writes "what: mbedtls's words" into err. */
+static int tls_fail(char *err, size_t errlen, int rc, const char *fmt,
+                    const char *arg)
+{
+    char what[256], why[160];
+
+    snprintf(what, sizeof(what), fmt, arg);
+    mbedtls_strerror(rc, why, sizeof(why));
+    snprintf(err, errlen, "%s: %s", what, why);
+    return GW_EINVAL;
+}
+
+/* Reads a whole file, NUL-terminated as mbedtls's PEM parser wants it,
+ * into *buf (owned by the caller, who wipes it: it may hold a key). */
+static int tls_read_file(const char *path, unsigned char **buf, size_t *len,
+                         char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    size_t cap = 4096, n = 0;
+    unsigned char *b = NULL;
+
+    if (f == NULL)
+        goto Error;
+    b = gw_malloc(cap);
+    for (;;) {
+        n += fread(b + n, 1, cap - n - 1, f);
+        if (ferror(f) || n >= TLS_FILE_MAX)
+            goto Error;
+        if (feof(f))
+            break;
+        cap *= 2;
+        b = gw_realloc(b, cap);
+    }
+    fclose(f);
+    b[n] = '\0';
+    *buf = b;
+    *len = n + 1;
+    return 0;
+Error:
+    snprintf(err, errlen, "%s: %s", path,
+             f == NULL || ferror(f) ? strerror(errno) : "larger than 1 MiB");
+    if (f != NULL)
+        fclose(f);
+    if (b != NULL) {
+        mbedtls_platform_zeroize(b, cap);
+        free(b);
+    }
+    return GW_EINVAL;
+}
+
+/* One worker's configuration of a generation, on its own generator. */
+static int tls_slot_init(gw_tls_t *tls, gw_tls_pair_t *p, unsigned i,
+                         const unsigned char *key, size_t keylen,
+                         const char *password, char *err, size_t errlen)
+{
+    tls_slot_t *s = &p->slot[i];
+    int rc;
+
+    rc =
+        mbedtls_pk_parse_key(&s->key, key, keylen,
+                             (const unsigned char *)password, strlen(password));
+    if (rc != 0)
+        return tls_fail(err, errlen, rc, "tls.key_file: %s",
+                        rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED
+                            ? "encrypted (set GATEWAYD_TLS_KEY_PASSWORD)"
+                            : "cannot be read as a private key");
+    if ((rc = mbedtls_pk_check_pair(&p->chain.pk, &s->key)) != 0)
+        return tls_fail(err, errlen, rc, "%s",
+                        "tls.key_file does not match tls.cert_file");
+    rc = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER,
+                                     MBEDTLS_SSL_TRANSPORT_STREAM,
+                                     MBEDTLS_SSL_PRESET_DEFAULT);
+    if (rc == 0)
+        rc = mbedtls_ssl_conf_own_cert(&s->conf, &p->chain, &s->key);
+    if (rc == 0)
+        rc = mbedtls_ssl_conf_alpn_protocols(&s->conf, tls_alpn);
+    if (rc != 0)
+        return tls_fail(err, errlen, rc, "%s", "tls: configuration");
+    mbedtls_ssl_conf_rng(&s->conf, mbedtls_ctr_drbg_random, &tls->drbg[i]);
+    mbedtls_ssl_conf_min_version(&s->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_ciphersuites(&s->conf, tls_suites);
+    mbedtls_ssl_conf_curves(&s->conf, tls_curves);
+    mbedtls_ssl_conf_renegotiation(&s->conf,
+                                   MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+    mbedtls_ssl_conf_session_tickets_cb(&s->conf, mbedtls_ssl_ticket_write,
+                                        mbedtls_ssl_ticket_parse, &tls->ticket);
+    return 0;
+}
+
+static void tls_pair_free(gw_tls_pair_t *p)
+{
+    for (unsigned i = 0; i < p->nslots; i++) {
+        mbedtls_ssl_config_free(&p->slot[i].conf);
+        mbedtls_pk_free(&p->slot[i].key);
+    }
+    mbedtls_x509_crt_free(&p->chain);
+    free(p);
+}
+
+/* Loads the pair cfg names, one configuration per worker. */
+static gw_tls_pair_t *tls_pair_new(gw_tls_t *tls, const gw_config_t *cfg,
+                                   char *err, size_t errlen)
+{
+    gw_tls_pair_t *p =
+        gw_calloc(1, sizeof(*p) + tls->workers * sizeof(p->slot[0]));
+    unsigned char *key = NULL;
+    size_t keylen = 0;
+    int rc;
+
+    mbedtls_x509_crt_init(&p->chain);
+    p->nslots = tls->workers;
+    for (unsigned i = 0; i < p->nslots; i++) {
+        mbedtls_pk_init(&p->slot[i].key);
+        mbedtls_ssl_config_init(&p->slot[i].conf);
+    }
+    if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0') {
+        snprintf(err, errlen,
+                 "tls.enabled needs tls.cert_file and "
+                 "tls.key_file");
+        goto Error;
+    }
+    if ((rc = mbedtls_x509_crt_parse_file(&p->chain, cfg->tls_cert_file)) !=
+        0) {
+        tls_fail(err, errlen, rc, "tls.cert_file %s", cfg->tls_cert_file);
+        goto Error;
+    }
+    if (tls_read_file(cfg->tls_key_file, &key, &keylen, err, errlen) != 0)
+        goto Error;
+    for (unsigned i = 0; i < p->nslots; i++)
+        if (tls_slot_init(tls, p, i, key, keylen, cfg->tls_key_password, err,
+                          errlen) != 0)
+            goto Error;
+    mbedtls_platform_zeroize(key, keylen);
+    free(key);
+    return p;
+Error:
+    if (key != NULL) {
+        mbedtls_platform_zeroize(key, keylen);
+        free(key);
+    }
+    tls_pair_free(p);
+    return NULL;
+}
+
+gw_tls_t *gw_tls_new(const gw_config_t *cfg, unsigned workers, char *err,
+                     size_t errlen)
+{
+    static const char who[] = "gatewayd tls";
+    gw_tls_t *tls = gw_calloc(1, sizeof(*tls));
+    gw_tls_pair_t *p;
+    int rc;
+
+    tls->workers = workers;
+    tls->drbg = gw_calloc(workers, sizeof(*tls->drbg));
+    mbedtls_entropy_init(&tls->entropy);
+    mbedtls_ctr_drbg_init(&tls->ticket_drbg);
+    mbedtls_ssl_ticket_init(&tls->ticket);
+    atomic_init(&tls->pair, NULL);
+    for (unsigned i = 0; i < workers; i++)
+        mbedtls_ctr_drbg_init(&tls->drbg[i]);
+    /* The personalisation string tells the generators apart even if the
+     * entropy source ever repeated itself. */
+    rc = mbedtls_ctr_drbg_seed(&tls->ticket_drbg, mbedtls_entropy_func,
+                               &tls->entropy, (const unsigned char *)who,
+                               sizeof(who) - 1);
+    for (unsigned i = 0; rc == 0 && i < workers; i++) {
+        char pers[32];
+        int n = snprintf(pers, sizeof(pers), "%s worker %u", who, i);
+        rc = mbedtls_ctr_drbg_seed(&tls->drbg[i], mbedtls_entropy_func,
+                                   &tls->entropy, (const unsigned char *)pers,
+                                   (size_t)n);
+    }
+    if (rc == 0)
+        rc = mbedtls_ssl_ticket_setup(
+            &tls->ticket, mbedtls_ctr_drbg_random, &tls->ticket_drbg,
+            MBEDTLS_CIPHER_AES_256_GCM, TLS_TICKET_LIFETIME_S);
+    if (rc != 0) {
+        tls_fail(err, errlen, rc, "%s", "tls: random generators");
+        goto Error;
+    }
+    if ((p = tls_pair_new(tls, cfg, err, errlen)) == NULL)
+        goto Error;
+    atomic_store(&tls->pair, p);
+    return tls;
+Error:
+    gw_tls_free(tls);
+    return NULL;
+}
+
+int gw_tls_reload(gw_tls_t *tls, const gw_config_t *cfg, char *err,
+                  size_t errlen)
+{
+    gw_tls_pair_t *p = tls_pair_new(tls, cfg, err, errlen);
+
+    if (p == NULL)
+        return GW_EINVAL;
+    /* Workers load the pointer at each accept: release orders the pair's
+     * construction before it. The older pair stays, for the connections
+     * made with it. */
+    p->older = atomic_load_explicit(&tls->pair, memory_order_relaxed);
+    atomic_store_explicit(&tls->pair, p, memory_order_release);
+    return 0;
+}
+
+void gw_tls_free(gw_tls_t *tls)
+{
+    gw_tls_pair_t *p = atomic_load(&tls->pair);
+
+    while (p != NULL) {
+        gw_tls_pair_t *older = p->older;
+        tls_pair_free(p);
+        p = older;
+    }
+    mbedtls_ssl_ticket_free(&tls->ticket);
+    mbedtls_ctr_drbg_free(&tls->ticket_drbg);
+    for (unsigned i = 0; i < tls->workers; i++)
+        mbedtls_ctr_drbg_free(&tls->drbg[i]);
+    free(tls->drbg);
+    mbedtls_entropy_free(&tls->entropy);
+    free(tls);
+}
+
+void gw_tls_loop_init(gw_tls_loop_t *tl, gw_tls_t *tls, unsigned worker)
+{
+    *tl = (gw_tls_loop_t){.tls = tls, .worker = worker};
+    tl->stage = gw_malloc(TLS_RECORD);
+}
+
+void gw_tls_loop_free(gw_tls_loop_t *tl)
+{
+    free(tl->stage);
+    tl->stage = NULL;
+}
+
+/* ---- the socket beneath mbedtls ---- */
+
+static int tls_bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    gw_transport_t *t = ctx;
+    ssize_t n;
+
+    do
+        n = send(t->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return (int)n;
+    return errno == EAGAIN || errno == EWOULDBLOCK
+               ? MBEDTLS_ERR_SSL_WANT_WRITE
+               : MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int tls_bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    gw_transport_t *t = ctx;
+    ssize_t n;
+
+    do
+        n = recv(t->fd, buf, len, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return (int)n;
+    return errno == EAGAIN || errno == EWOULDBLOCK
+               ? MBEDTLS_ERR_SSL_WANT_READ
+               : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+/* ---- the ops ---- */
+
+/* A failure is logged here, rate-limited: clients cause them. */
+static ssize_t tls_failed(gw_transport_t *t, const char *what, int rc)
+{
+    gw_tls_loop_t *tl = t->loop->ops_data;
+    char peer[64], why[128];
+
+    if (gw_log_on(GW_LOG_INFO)) {
+        gw_transport_peer_name(t, peer, sizeof(peer));
+        mbedtls_strerror(rc, why, sizeof(why));
+        gw_log_limited(&tl->log, GW_LOG_INFO, "tls fd %d (%s): %s: %s", t->fd,
+                       peer, what, why);
+    }
+    return GW_EIO;
+}
+
+/* Takes the handshake as far as the socket allows: 0 once it is done,
+ * GW_EAGAIN while it waits for the peer or for room, GW_EIO if refused. */
+static int tls_handshake(gw_transport_t *t)
+{
+    tls_conn_t *c = t->impl;
+    int rc = mbedtls_ssl_handshake(&c->ssl);
+
+    if (rc == 0) {
+        c->open = 1;
+        /* What the layer above queued meanwhile can go now. */
+        if (gw_transport_queued(t) > 0)
+            gw_transport_want_flush(t);
+        return 0;
+    }
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ)
+        return GW_EAGAIN;
+    if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        gw_transport_wait_writable(t);
+        return GW_EAGAIN;
+    }
+    return (int)tls_failed(t, "handshake refused", rc);
+}
+
+static ssize_t tls_read(gw_transport_t *t, uint8_t *buf, size_t len)
+{
+    tls_conn_t *c = t->impl;
+    size_t n = 0;
+    int rc;
+
+    if (!c->open && (rc = tls_handshake(t)) != 0)
+        return rc;
+    /* Whole records only: the rest of one left inside mbedtls would have
+     * no readable event to fetch it. mbedtls reads no further than the
+     * record it decrypts, so whatever else came stays in the socket. */
+    while (len - n >= TLS_RECORD) {
+        rc = mbedtls_ssl_read(&c->ssl, buf + n, len - n);
+        if (rc > 0) {
+            n += (size_t)rc;
+            continue;
+        }
+        if (n > 0 || rc == MBEDTLS_ERR_SSL_WANT_READ)
+            break;
+        if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+            return 0;
+        /* A write while reading is an alert (a refused renegotiation):
+         * a client that asks for one against a full socket is let go. */
+        return tls_failed(t, "read", rc);
+    }
+    return n > 0 ? (ssize_t)n : GW_EAGAIN;
+}
+
+/* Copies len bytes from iov, starting `skip` bytes in, to out. */
+static void tls_gather(const struct iovec *iov, unsigned n, size_t skip,
+                       uint8_t *out, size_t len)
+{
+    for (unsigned i = 0; i < n && len > 0; i++) {
+        size_t take;
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        take = iov[i].iov_len - skip;
+        take = take < len ? take : len;
+        memcpy(out, (const uint8_t *)iov[i].iov_base + skip, take);
+        out += take;
+        len -= take;
+        skip = 0;
+    }
+}
+
+/*
+ * Encrypts what the ring hands over into records as large as mbedtls
+ * allows, and sends them. A record mbedtls could not send whole must be
+ * retried with the same bytes: they are not reported as taken, so they
+ * stay at the head of the ring, and t->busy says how many the retry takes
+ * again (the ring keeps them through a shed; gw_transport_admit).
+ */
+static ssize_t tls_writev(gw_transport_t *t, const struct iovec *iov,
+                          unsigned n)
+{
+    tls_conn_t *c = t->impl;
+    gw_tls_loop_t *tl = t->loop->ops_data;
+    size_t total = 0, taken = 0;
+    int max = mbedtls_ssl_get_max_out_record_payload(&c->ssl);
+
+    if (!c->open)
+        return GW_EAGAIN; /* the handshake's end asks for a flush */
+    if (max <= 0)
+        return tls_failed(t, "record size", max);
+    for (unsigned i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    while (taken < total) {
+        size_t len = t->busy ? t->busy : total - taken;
+        int rc;
+        len = len < (size_t)max ? len : (size_t)max;
+        tls_gather(iov, n, taken, tl->stage, len);
+        rc = mbedtls_ssl_write(&c->ssl, tl->stage, len);
+        if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            t->busy = (uint32_t)len;
+            break;
+        }
+        if (rc < 0)
+            return tls_failed(t, "write", rc);
+        t->busy = 0;
+        taken += (size_t)rc;
+    }
+    return (ssize_t)taken;
+}
+
+static void tls_writable(gw_transport_t *t)
+{
+    tls_conn_t *c = t->impl;
+
+    if (!c->open && tls_handshake(t) == GW_EIO)
+        gw_transport_close(t);
+}
+
+static int tls_shutdown(gw_transport_t *t)
+{
+    tls_conn_t *c = t->impl;
+
+    /* close_notify, then FIN. One that does not fit the socket is not
+     * cut short by the FIN: the owner's deadline ends the wait instead. */
+    if (c->open && t->busy == 0 &&
+        mbedtls_ssl_close_notify(&c->ssl) == MBEDTLS_ERR_SSL_WANT_WRITE)
+        return 0;
+    return shutdown(t->fd, SHUT_WR) == 0 || errno == ENOTCONN ? 0 : GW_EIO;
+}
+
+static void tls_close(gw_transport_t *t)
+{
+    tls_conn_t *c = t->impl;
+
+    if (!c->open)
+        gw_stat_add(t->loop->stats, GW_STAT_TLS_HANDSHAKE_FAILURES, 1);
+    mbedtls_ssl_free(&c->ssl);
+    free(c);
+    t->impl = NULL;
+}
+
+static const gw_transport_ops_t tls_ops = {
+    .read = tls_read,
+    .writev = tls_writev,
+    .shutdown = tls_shutdown,
+    .writable = tls_writable,
+    .close = tls_close,
+};
+
+int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
+{
+    gw_tls_loop_t *tl = l->ops_data;
+    /* Acquire: the pair a reload published is whole when seen. */
+    gw_tls_pair_t *p =
+        atomic_load_explicit(&tl->tls->pair, memory_order_acquire);
+    tls_conn_t *c = gw_malloc(sizeof(*c));
+    int on = 1, rc;
+
+    *c = (tls_conn_t){0};
+    mbedtls_ssl_init(&c->ssl);
+    if ((rc = mbedtls_ssl_setup(&c->ssl, &p->slot[tl->worker].conf)) != 0) {
+        gw_warn("tls fd %d: cannot set up a session: -0x%04x", fd, -rc);
+        mbedtls_ssl_free(&c->ssl);
+        free(c);
+        close(fd);
+        return UV_ENOMEM;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if ((rc = gw_transport_init(t, l, fd, &tls_ops)) != 0) {
+        mbedtls_ssl_free(&c->ssl);
+        free(c);
+        return rc;
+    }
+    t->impl = c;
+    mbedtls_ssl_set_bio(&c->ssl, t, tls_bio_send, tls_bio_recv, NULL);
+    return 0;
+}
