@@ -287,7 +287,7 @@ static int fx_setup(void **state)
     relays = relay_rc = ups = up_rc = syncs = sync_rc = npresence = 0;
     memset(&handed, 0, sizeof(handed));
     memset(&asked, 0, sizeof(asked));
-    f->cfg.jwt_algorithm = "HS256";
+    f->cfg.jwt_algorithms = "HS256";
     f->cfg.jwt_secret = SECRET;
     f->cfg.heartbeat_interval_ms = 1000;
     f->cfg.max_guilds_per_session = 3;
