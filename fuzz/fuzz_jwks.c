@@ -42,8 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gw_jwks_t ks = {NULL, 0};
     int ret;
 
-    if (gw_jwks_parse(&ks, fuzz_seed, sizeof(fuzz_seed) - 1) != 0 ||
-        ks.n != 1)
+    if (gw_jwks_parse(&ks, fuzz_seed, sizeof(fuzz_seed) - 1) != 0 || ks.n != 1)
         abort();
     ret = gw_jwks_parse(&ks, (const char *)data, size);
     if (ret != 0 && ret != GW_EPARSE && ret != GW_EINVAL && ret != GW_ETOOBIG)

@@ -239,11 +239,16 @@ int gw_jwks_parse(gw_jwks_t *ks, const char *buf, size_t len)
     }
 Error:
     cJSON_Delete(doc);
-    /* A refused document leaves nothing behind. */
+    /* A refused document leaves nothing behind, not even the array an
+     * empty set had not had. */
     while (ret != 0 && ks->n > before) {
         ks->n--;
         free(ks->keys[ks->n].kid);
         free(ks->keys[ks->n].der);
+    }
+    if (ret != 0 && before == 0) {
+        free(ks->keys);
+        ks->keys = NULL;
     }
     return ret;
 }
