@@ -32,6 +32,9 @@ typedef struct proto_handler {
     void (*fn)(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m);
 } proto_handler_t;
 
+/* Below, with the timer it arms. */
+static void proto_deadlines(gw_session_t *s);
+
 /* The protocol a session belongs to: its set is the protocol's. */
 static gw_proto_t *proto_of(const gw_session_t *s)
 {
@@ -128,7 +131,7 @@ static void proto_identified(gw_proto_t *p, gw_session_t *s,
         gw_reply_error(s, "limit_exceeded", "too many guilds for one session");
     gw_proto_presence(p, s, 1);
     /* After `identified`: a short token is warned at once. */
-    gw_proto_deadlines(s);
+    proto_deadlines(s);
 }
 
 uint32_t gw_proto_exp(int64_t exp)
@@ -241,7 +244,7 @@ static void proto_refresh(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
         cJSON_AddNullToObject(data, "exp");
     gw_reply_json(s, doc);
     proto_leave_disallowed(p, s);
-    gw_proto_deadlines(s);
+    proto_deadlines(s);
 }
 
 static void proto_heartbeat_in(gw_proto_t *p, gw_session_t *s,
@@ -798,7 +801,13 @@ static int proto_token(gw_session_t *s, uint64_t *next)
     return 0;
 }
 
-void gw_proto_deadlines(gw_session_t *s)
+/*
+ * Runs the deadlines of an open session now and arms its timer for the
+ * next one: the heartbeat's (SPEC 3, step 5) and its token's (warned
+ * token_expiring before exp, closed 4013 after exp and the leeway). Not
+ * while draining: the timer holds the session's drain slot then.
+ */
+static void proto_deadlines(gw_session_t *s)
 {
     uint64_t now = gw_sessions_now(s->set), next;
 
@@ -836,7 +845,7 @@ static void proto_timer_fire(gw_wheel_node_t *node, void *data)
     if (p->draining)
         gw_transfer_offer(p, s);
     else
-        gw_proto_deadlines(s);
+        proto_deadlines(s);
 }
 
 void gw_proto_tick(gw_proto_t *p, uint64_t now_ms)

@@ -31,7 +31,8 @@ int gw_resume_fields(const cJSON *data, uint8_t id[GW_SESSION_ID_LEN],
 }
 
 /* Re-arms a resumed session's deadlines: its heartbeat starts again from
- * now, and its token is the resume's. */
+ * now, and its timer fires at the next tick, where the protocol works out
+ * the next deadline, the resume token's exp among them. */
 static void resume_rearm(gw_session_t *t)
 {
     uint64_t now = gw_sessions_now(t->set);
@@ -39,8 +40,7 @@ static void resume_rearm(gw_session_t *t)
 
     t->last_ack_ms = (uint32_t)now;
     t->next_hb_ms = (uint32_t)(now + interval);
-    gw_wheel_del(&t->timer);
-    gw_proto_deadlines(t);
+    gw_wheel_add(&t->set->wheel, &t->timer, now);
 }
 
 void gw_resume_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,

@@ -126,14 +126,6 @@ void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
                     const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
                     const char *user, uint32_t exp);
 
-/*
- * Runs the deadlines of an open session now and arms its timer for the
- * next one: the heartbeat's (SPEC 3, step 5) and its token's (warned
- * token_expiring before exp, closed 4013 after exp and the leeway). Not
- * while draining: the timer holds the session's drain slot then.
- */
-void gw_proto_deadlines(gw_session_t *s);
-
 /* A claim's exp as a session keeps it: 0 for none, else within 32 bits. */
 uint32_t gw_proto_exp(int64_t exp);
 
