@@ -27,13 +27,13 @@ static const char fuzz_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static const gw_jwt_verifier_t fuzz_plain = {
-    .alg = "HS256",
+    .algs = GW_JWT_HS256,
     .secret = (const uint8_t *)fuzz_key,
     .secret_len = sizeof(fuzz_key) - 1,
 };
 
 static const gw_jwt_verifier_t fuzz_strict = {
-    .alg = "HS256",
+    .algs = GW_JWT_HS256,
     .secret = (const uint8_t *)fuzz_key,
     .secret_len = sizeof(fuzz_key) - 1,
     .audience = "gatewayd",
@@ -50,7 +50,8 @@ static int fuzz_known_result(int ret)
     case GW_EAUTH:
     case GW_EEXPIRED:
     case GW_ENOTYET:
-    case GW_EALG: return 1;
+    case GW_EALG:
+    case GW_ENOKEY: return 1;
     }
     return 0;
 }

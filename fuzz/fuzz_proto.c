@@ -148,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t pos = 1;
 
     if (!ready) {
-        cfg = (gw_config_t){.jwt_algorithm = "HS256",
+        cfg = (gw_config_t){.jwt_algorithms = "HS256",
                             .jwt_secret = "fuzz-secret",
                             .jwt_audience = "",
                             .jwt_issuer = "",

@@ -356,7 +356,7 @@ static void broker_relay_presence(gw_broker_t *b, gw_relay_t *r)
 static void broker_relay_handover(gw_broker_t *b, gw_relay_t *r)
 {
     gw_event_t *ev = gw_event_adopt(r->session, r->fd, (uint8_t *)r->data,
-                                    r->len, r->seq, r->user);
+                                    r->len, r->seq, r->user, r->exp);
 
     r->fd = -1;
     if (broker_fanout(b, ev) <= 0)

@@ -13,6 +13,7 @@
 #include "gw/alloc.h"
 #include "gw/bucket.h"
 #include "gw/error.h"
+#include "gw/jwt.h"
 #include "gw/log.h"
 #include "gw/toml.h"
 
@@ -90,11 +91,15 @@ static const char *config_check_instance_id(int64_t i, const char *s)
                : "may hold only letters, digits, '.', '_' and '-'";
 }
 
-static const char *config_check_jwt_algorithm(int64_t i, const char *s)
+static const char *config_check_jwt_algorithms(int64_t i, const char *s)
 {
+    unsigned algs;
+
     (void)i;
-    return strcmp(s, "HS256") == 0 ? NULL
-                                   : "is not supported (only HS256 for now)";
+    return gw_jwt_algs_parse(s, &algs) == 0
+               ? NULL
+               : "is not a list of HS256, HS384, HS512, RS256, RS384, "
+                 "RS512, ES256, ES384";
 }
 
 /* Rows of config_options, one per type. */
@@ -224,9 +229,28 @@ static const config_option_t config_options[] = {
             "its handed-off sessions to be claimed before it exits"),
     OPT_SECRET("auth.jwt_secret", CONFIG_RELOADABLE, jwt_secret,
                "GATEWAYD_JWT_SECRET", "HMAC key that signs client tokens"),
-    OPT_STR("auth.jwt_algorithm", CONFIG_RELOADABLE, jwt_algorithm, "HS256",
-            config_check_jwt_algorithm,
-            "Accepted JWT algorithm; only HS256 for now"),
+    OPT_STR("auth.jwt_algorithms", CONFIG_RELOADABLE, jwt_algorithms,
+            "HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384",
+            config_check_jwt_algorithms,
+            "Accepted JWT algorithms, comma-separated; each also needs a key: "
+            "jwt_secret for HS*, a public key file or jwks_file for RS* and "
+            "ES*. \"none\" is never accepted"),
+    OPT_STR("auth.jwt_public_keys", CONFIG_RELOADABLE, jwt_public_keys, "",
+            NULL,
+            "PEM public key files (RSA 2048-4096 bits, EC P-256 or P-384), "
+            "comma-separated; a key's kid is its file name without the "
+            "directory and a .pem suffix. Reloaded on SIGHUP"),
+    OPT_STR("auth.jwks_file", CONFIG_RELOADABLE, jwks_file, "", NULL,
+            "JSON Web Key Set file (RSA and EC P-256/P-384 signing keys, "
+            "each with its kid); empty = none. Reloaded on SIGHUP: refresh "
+            "it from the identity provider, then kill -HUP"),
+    OPT_U32("auth.leeway_s", CONFIG_RELOADABLE, leeway_s, "0", 0, 3600, NULL,
+            "Clock skew allowed on a token's exp and nbf, seconds: a "
+            "session is closed with 4013 this long after its exp"),
+    OPT_U32("auth.expiry_warning_s", CONFIG_RELOADABLE, expiry_warning_s, "60",
+            0, 86400, NULL,
+            "A session is sent token_expiring this many seconds before its "
+            "token's exp, to refresh it in time; 0 = no warning"),
     OPT_STR("auth.jwt_audience", CONFIG_RELOADABLE, jwt_audience, "", NULL,
             "Required \"aud\" claim; empty = not checked"),
     OPT_STR("auth.jwt_issuer", CONFIG_RELOADABLE, jwt_issuer, "", NULL,
@@ -567,6 +591,8 @@ Error:
 static void config_copy(gw_config_t *dst, const gw_config_t *src)
 {
     *dst = *src;
+    /* Not an option: the keys are loaded again after the options. */
+    dst->jwt_keys = NULL;
     for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
         char **field = config_field(dst, &config_options[i]);
         if (config_is_string(&config_options[i]))
@@ -767,6 +793,11 @@ void gw_config_dump(const gw_config_t *cfg, FILE *out)
 
 void gw_config_free(gw_config_t *cfg)
 {
+    if (cfg->jwt_keys != NULL) {
+        gw_jwks_free(cfg->jwt_keys);
+        free(cfg->jwt_keys);
+        cfg->jwt_keys = NULL;
+    }
     for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
         char **field = config_field(cfg, &config_options[i]);
         if (config_is_string(&config_options[i])) {

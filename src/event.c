@@ -417,12 +417,13 @@ gw_event_t *gw_event_census(uint32_t census)
 
 gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
                            const uint8_t *rest, size_t len, uint64_t seq,
-                           const char *user)
+                           const char *user, uint32_t exp)
 {
     gw_event_t *ev = event_for(session, GW_ACTION_ADOPT);
 
     ev->fd = fd;
     ev->seq = seq;
+    ev->exp = exp;
     ev->arg = gw_strdup(user);
     ev->body = gw_frame_new(len);
     memcpy(ev->body->data, rest, len);

@@ -1,10 +1,12 @@
 /*
- * JWT verification: RFC 7519 claims in an RFC 7515 compact JWS with an HMAC
- * signature (RFC 7518 section 3.2).
+ * JWT verification: RFC 7519 claims in an RFC 7515 compact JWS signed with
+ * HMAC, RSASSA-PKCS1-v1_5 or ECDSA (RFC 7518 sections 3.2 to 3.4).
  *
  * The order of the checks is the security argument. The header is decoded
- * only to compare its "alg" with the configured one; the signature over
- * the raw "header.payload" bytes comes next; not one byte of the payload is
+ * only for its "alg", which must be accepted, and its "kid", which picks
+ * one of the configured keys; the key decides what alg may be, never the
+ * token (an RSA key is never an HMAC secret). The signature over the raw
+ * "header.payload" bytes comes next; not one byte of the payload is
  * decoded before the signature has been verified.
  */
 #include "gw/jwt.h"
@@ -15,6 +17,7 @@
 
 #include <math.h>
 #include <mbedtls/constant_time.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
@@ -33,11 +36,12 @@ _Static_assert(JWT_MAX_LEN / 4 <= GW_JWT_MAX_GUILDS,
                "a token cannot list more guilds than a session counts");
 /* The largest decoded part of a JWT_MAX_LEN token. */
 #define JWT_MAX_DECODED (JWT_MAX_LEN / 4 * 3)
-/* The longest MAC (HMAC-SHA-512), its base64url length, and the largest
- * digest block (SHA-384 and SHA-512). */
+/* The longest MAC and digest (SHA-512), the largest digest block (SHA-384
+ * and SHA-512), the longest signature (RSA-4096) and its base64url length. */
 #define JWT_MAX_MAC 64
 #define JWT_MAX_BLOCK 128
-#define JWT_MAX_MAC_B64 ((JWT_MAX_MAC * 4 + 2) / 3)
+#define JWT_MAX_SIG (GW_JWKS_RSA_MAX_BITS / 8)
+#define JWT_MAX_SIG_B64 ((JWT_MAX_SIG * 4 + 2) / 3)
 
 /* One dot-separated part of a token, still base64url-encoded. */
 typedef struct jwt_part {
@@ -45,19 +49,32 @@ typedef struct jwt_part {
     size_t len;
 } jwt_part_t;
 
-/* The algorithms a verifier may be configured with. Config offers HS256;
- * the longer HMACs cost a line each and are tested alike. */
+typedef enum jwt_kind { JWT_HMAC, JWT_RSA, JWT_EC } jwt_kind_t;
+
+/* The algorithms a verifier may be configured with; the HMAC ones first,
+ * in the order of the verifier's pad[]. */
 typedef struct jwt_alg {
     const char *name;     /* the header's "alg" */
-    mbedtls_md_type_t md; /* the HMAC's digest */
-    size_t block;         /* its block size, which mbedtls 2 does not tell */
+    unsigned bit;         /* GW_JWT_* */
+    jwt_kind_t kind;      /* the key it takes */
+    mbedtls_md_type_t md; /* the digest of the MAC or signature */
+    size_t block;         /* HMAC: the block size, which mbedtls 2 does not
+                             tell */
 } jwt_alg_t;
 
 static const jwt_alg_t jwt_algs[] = {
-    {"HS256", MBEDTLS_MD_SHA256, 64},
-    {"HS384", MBEDTLS_MD_SHA384, 128},
-    {"HS512", MBEDTLS_MD_SHA512, 128},
+    {"HS256", GW_JWT_HS256, JWT_HMAC, MBEDTLS_MD_SHA256, 64},
+    {"HS384", GW_JWT_HS384, JWT_HMAC, MBEDTLS_MD_SHA384, 128},
+    {"HS512", GW_JWT_HS512, JWT_HMAC, MBEDTLS_MD_SHA512, 128},
+    {"RS256", GW_JWT_RS256, JWT_RSA, MBEDTLS_MD_SHA256, 0},
+    {"RS384", GW_JWT_RS384, JWT_RSA, MBEDTLS_MD_SHA384, 0},
+    {"RS512", GW_JWT_RS512, JWT_RSA, MBEDTLS_MD_SHA512, 0},
+    {"ES256", GW_JWT_ES256, JWT_EC, MBEDTLS_MD_SHA256, 0},
+    {"ES384", GW_JWT_ES384, JWT_EC, MBEDTLS_MD_SHA384, 0},
 };
+#define JWT_NALGS (sizeof(jwt_algs) / sizeof(jwt_algs[0]))
+_Static_assert(GW_JWT_HMAC == (1 << GW_JWT_NHMAC) - 1,
+               "the HMAC algorithms are the first bits, one pad pair each");
 
 static const cJSON *jwt_get(const cJSON *obj, const char *name)
 {
@@ -65,15 +82,43 @@ static const cJSON *jwt_get(const cJSON *obj, const char *name)
     return cJSON_GetObjectItemCaseSensitive(obj, name);
 }
 
-/* A verifier set to an algorithm we cannot check accepts no token. */
+/* "none" and every name we cannot check find nothing. */
 static const jwt_alg_t *jwt_find_alg(const char *name)
 {
-    if (name == NULL)
-        return NULL;
-    for (size_t i = 0; i < sizeof(jwt_algs) / sizeof(jwt_algs[0]); i++)
+    for (size_t i = 0; i < JWT_NALGS; i++)
         if (strcmp(name, jwt_algs[i].name) == 0)
             return &jwt_algs[i];
     return NULL;
+}
+
+unsigned gw_jwt_alg_bit(const char *name)
+{
+    const jwt_alg_t *alg = jwt_find_alg(name);
+
+    return alg != NULL ? alg->bit : 0;
+}
+
+int gw_jwt_algs_parse(const char *list, unsigned *out)
+{
+    char name[8];
+    size_t n;
+
+    *out = 0;
+    while (*list != '\0') {
+        list += strspn(list, " ,");
+        n = strcspn(list, " ,");
+        if (n == 0)
+            break;
+        if (n >= sizeof(name))
+            return GW_EINVAL;
+        memcpy(name, list, n);
+        name[n] = '\0';
+        if (gw_jwt_alg_bit(name) == 0)
+            return GW_EINVAL;
+        *out |= gw_jwt_alg_bit(name);
+        list += n;
+    }
+    return *out != 0 ? 0 : GW_EINVAL;
 }
 
 static int jwt_b64url_value(unsigned char c)
@@ -92,14 +137,12 @@ static int jwt_b64url_value(unsigned char c)
 }
 
 /*
- * Decodes unpadded base64url (RFC 7515 section 2) into `out`, which has
- * room for len * 3 / 4 bytes. Strict: '=', '+', '/' and anything else
- * outside the alphabet are refused, and so are nonzero unused bits in the
- * last character, so that a byte string has exactly one accepted encoding
- * and a token cannot be altered without breaking its signature.
+ * Strict: '=', '+', '/' and anything else outside the alphabet are
+ * refused, and so are nonzero unused bits in the last character, so that
+ * a token cannot be altered without breaking its signature.
  */
-static int jwt_b64url_decode(const char *in, size_t len, uint8_t *out,
-                             size_t *outlen)
+int gw_jwt_b64url_decode(const char *in, size_t len, uint8_t *out,
+                         size_t *outlen)
 {
     uint32_t acc = 0;
     unsigned bits = 0;
@@ -165,7 +208,7 @@ static int jwt_parse_object(const jwt_part_t *part, cJSON **out)
     cJSON *json;
     size_t n;
 
-    if (jwt_b64url_decode(part->p, part->len, buf, &n) != 0 ||
+    if (gw_jwt_b64url_decode(part->p, part->len, buf, &n) != 0 ||
         memmem(buf, n, "\\u0000", 6) != NULL)
         return GW_EPARSE;
     json = gw_json_parse((const char *)buf, n);
@@ -178,29 +221,62 @@ static int jwt_parse_object(const jwt_part_t *part, cJSON **out)
 }
 
 /*
- * Checks the JOSE header. "alg" must be exactly the configured algorithm:
- * letting the token choose is how "none" and algorithm confusion attacks
- * work. "crit" lists extensions the recipient must understand (RFC 7515
- * section 4.1.11); we understand none, so its presence refuses the token.
+ * Checks the JOSE header: "alg" must be one of the accepted algorithms
+ * ("none" never is), "kid" a string if present. "crit" lists extensions
+ * the recipient must understand (RFC 7515 section 4.1.11); we understand
+ * none, so its presence refuses the token.
  */
-static int jwt_check_header(const jwt_alg_t *alg, const cJSON *hdr)
+static int jwt_check_header(const gw_jwt_verifier_t *v, const cJSON *hdr,
+                            const jwt_alg_t **alg, const char **kid)
 {
     const cJSON *name = jwt_get(hdr, "alg"), *typ = jwt_get(hdr, "typ");
+    const cJSON *id = jwt_get(hdr, "kid");
 
-    if (!cJSON_IsString(name) || strcmp(name->valuestring, alg->name) != 0)
+    if (!cJSON_IsString(name) ||
+        (*alg = jwt_find_alg(name->valuestring)) == NULL ||
+        !(v->algs & (*alg)->bit))
         return GW_EALG;
     if (typ != NULL &&
         (!cJSON_IsString(typ) || strcasecmp(typ->valuestring, "JWT") != 0))
         return GW_EPARSE;
-    if (jwt_get(hdr, "crit") != NULL)
+    if (jwt_get(hdr, "crit") != NULL || (id != NULL && !cJSON_IsString(id)))
         return GW_EPARSE;
+    *kid = id != NULL ? id->valuestring : NULL;
+    return 0;
+}
+
+/*
+ * The public key that verifies the token, or NULL for the HMAC secret.
+ * A kid names a public key, and only that key may verify; a token without
+ * one is the secret's if it is HMAC, else the sole public key's. Either
+ * way the key must verify the token's alg: an RSA key used as an HMAC
+ * secret, an ES384 token for a P-256 key, are refused here.
+ */
+static int jwt_select(const gw_jwt_verifier_t *v, const jwt_alg_t *alg,
+                      const char *kid, const gw_jwt_key_t **key)
+{
+    *key = NULL;
+    if (kid != NULL) {
+        for (size_t i = 0; i < v->npub && *key == NULL; i++)
+            if (strcmp(v->pub[i].kid, kid) == 0)
+                *key = &v->pub[i];
+        if (*key == NULL)
+            return GW_ENOKEY;
+    } else if (alg->kind != JWT_HMAC) {
+        if (v->npub != 1)
+            return GW_ENOKEY;
+        *key = &v->pub[0];
+    }
+    if (*key != NULL && !((*key)->algs & alg->bit))
+        return GW_EALG;
     return 0;
 }
 
 /* HMAC(key, in) into out, from the states after the pads (RFC 2104):
  * H(opad-state || H(ipad-state || in)). */
-static int jwt_hmac(const gw_jwt_verifier_t *v, const mbedtls_md_info_t *md,
-                    const uint8_t *in, size_t inlen, uint8_t *out)
+static int jwt_hmac(const mbedtls_md_context_t pad[2],
+                    const mbedtls_md_info_t *md, const uint8_t *in,
+                    size_t inlen, uint8_t *out)
 {
     mbedtls_md_context_t ctx;
     uint8_t inner[JWT_MAX_MAC];
@@ -208,10 +284,10 @@ static int jwt_hmac(const gw_jwt_verifier_t *v, const mbedtls_md_info_t *md,
 
     mbedtls_md_init(&ctx);
     ret = mbedtls_md_setup(&ctx, md, 0) != 0 ||
-          mbedtls_md_clone(&ctx, &v->pad[0]) != 0 ||
+          mbedtls_md_clone(&ctx, &pad[0]) != 0 ||
           mbedtls_md_update(&ctx, in, inlen) != 0 ||
           mbedtls_md_finish(&ctx, inner) != 0 ||
-          mbedtls_md_clone(&ctx, &v->pad[1]) != 0 ||
+          mbedtls_md_clone(&ctx, &pad[1]) != 0 ||
           mbedtls_md_update(&ctx, inner, mbedtls_md_get_size(md)) != 0 ||
           mbedtls_md_finish(&ctx, out) != 0;
     mbedtls_md_free(&ctx);
@@ -219,33 +295,94 @@ static int jwt_hmac(const gw_jwt_verifier_t *v, const mbedtls_md_info_t *md,
 }
 
 /*
- * Checks the MAC of the signing input `in` (the token's own
- * "header.payload" bytes, never a re-encoding). The comparison takes the
- * same time wherever the first wrong byte is, so timing does not let an
- * attacker forge a MAC byte by byte.
+ * Checks a MAC. The comparison takes the same time wherever the first
+ * wrong byte is, so timing does not let an attacker forge a MAC byte by
+ * byte.
  */
-static int jwt_check_signature(const gw_jwt_verifier_t *v, const jwt_alg_t *alg,
-                               const char *in, size_t inlen,
-                               const jwt_part_t *sig)
+static int jwt_check_mac(const gw_jwt_verifier_t *v, const jwt_alg_t *alg,
+                         const uint8_t *in, size_t inlen, const uint8_t *got,
+                         size_t n)
 {
     const mbedtls_md_info_t *md = mbedtls_md_info_from_type(alg->md);
-    uint8_t want[JWT_MAX_MAC], got[JWT_MAX_MAC];
-    size_t n;
+    uint8_t want[JWT_MAX_MAC];
 
-    /* An empty key would let anyone sign; config refuses it, and init
-     * leaves such a verifier unready: this is the backstop. */
-    if (md == NULL || !v->ready)
-        return GW_EAUTH;
-    /* Longer than any MAC: refused before decoding overflows got[]. */
-    if (sig->len > JWT_MAX_MAC_B64)
-        return GW_EAUTH;
-    if (jwt_b64url_decode(sig->p, sig->len, got, &n) != 0)
-        return GW_EPARSE;
-    if (n != mbedtls_md_get_size(md))
-        return GW_EAUTH;
-    if (jwt_hmac(v, md, (const uint8_t *)in, inlen, want) != 0)
+    /* The HMAC algorithms come first in jwt_algs, as in pad[]. */
+    if (n != mbedtls_md_get_size(md) ||
+        jwt_hmac(v->pad[alg - jwt_algs], md, in, inlen, want) != 0)
         return GW_EAUTH;
     return mbedtls_ct_memcmp(want, got, n) == 0 ? 0 : GW_EAUTH;
+}
+
+/* An ECDSA signature as JWS carries it (RFC 7518 section 3.4): r and s,
+ * each the curve's size, big-endian and concatenated, not DER. */
+static int jwt_check_ecdsa(mbedtls_ecp_keypair *ec, const uint8_t *hash,
+                           size_t hlen, const uint8_t *sig, size_t n)
+{
+    size_t size = (ec->grp.pbits + 7) / 8;
+    mbedtls_mpi r, s;
+    int ret;
+
+    if (n != 2 * size)
+        return GW_EAUTH;
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    ret = mbedtls_mpi_read_binary(&r, sig, size) != 0 ||
+          mbedtls_mpi_read_binary(&s, sig + size, size) != 0 ||
+          mbedtls_ecdsa_verify(&ec->grp, hash, hlen, &ec->Q, &r, &s) != 0;
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    return ret ? GW_EAUTH : 0;
+}
+
+/* Checks an RSA or ECDSA signature with key, whose type jwt_select matched
+ * to alg through the algorithms the key was loaded for. */
+static int jwt_check_pk(const gw_jwt_key_t *key, const jwt_alg_t *alg,
+                        const uint8_t *in, size_t inlen, const uint8_t *sig,
+                        size_t n)
+{
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(alg->md);
+    mbedtls_pk_context *pk = (mbedtls_pk_context *)&key->pk;
+    uint8_t hash[JWT_MAX_MAC];
+
+    if (mbedtls_md(md, in, inlen, hash) != 0)
+        return GW_EAUTH;
+    if (alg->kind == JWT_EC)
+        return mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY
+                   ? jwt_check_ecdsa(mbedtls_pk_ec(*pk), hash,
+                                     mbedtls_md_get_size(md), sig, n)
+                   : GW_EAUTH;
+    /* A longer signature would verify in mbedtls and then be refused as
+     * a length mismatch: refused first, whatever mbedtls makes of it. */
+    if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_RSA ||
+        n != mbedtls_pk_get_len(pk))
+        return GW_EAUTH;
+    return mbedtls_pk_verify(pk, alg->md, hash, mbedtls_md_get_size(md), sig,
+                             n) == 0
+               ? 0
+               : GW_EAUTH;
+}
+
+/* Checks the signature of the signing input `in` (the token's own
+ * "header.payload" bytes, never a re-encoding) with the selected key. */
+static int jwt_check_signature(const gw_jwt_verifier_t *v, const jwt_alg_t *alg,
+                               const gw_jwt_key_t *key, const char *in,
+                               size_t inlen, const jwt_part_t *sig)
+{
+    uint8_t got[JWT_MAX_SIG];
+    size_t n;
+
+    /* An empty secret would let anyone sign; config refuses it, and init
+     * leaves such an algorithm unready: this is the backstop. */
+    if (!(v->ready & alg->bit))
+        return GW_EAUTH;
+    /* Longer than any signature: refused before decoding overflows got[]. */
+    if (sig->len > JWT_MAX_SIG_B64)
+        return GW_EAUTH;
+    if (gw_jwt_b64url_decode(sig->p, sig->len, got, &n) != 0)
+        return GW_EPARSE;
+    if (key == NULL)
+        return jwt_check_mac(v, alg, (const uint8_t *)in, inlen, got, n);
+    return jwt_check_pk(key, alg, (const uint8_t *)in, inlen, got, n);
 }
 
 /*
@@ -378,7 +515,9 @@ static int jwt_read_claims(const gw_jwt_verifier_t *v, const cJSON *claims,
 int gw_jwt_verify(const gw_jwt_verifier_t *v, const char *token, size_t len,
                   int64_t now, gw_jwt_claims_t *out)
 {
-    const jwt_alg_t *alg = jwt_find_alg(v->alg);
+    const jwt_alg_t *alg;
+    const gw_jwt_key_t *key;
+    const char *kid;
     cJSON *hdr = NULL, *claims = NULL;
     jwt_part_t part[3];
     int ret;
@@ -388,17 +527,14 @@ int gw_jwt_verify(const gw_jwt_verifier_t *v, const char *token, size_t len,
         ret = GW_ETOOBIG;
         goto Error;
     }
-    if (alg == NULL) {
-        ret = GW_EALG;
-        goto Error;
-    }
     if ((ret = jwt_split(token, len, part)) != 0 ||
         (ret = jwt_parse_object(&part[0], &hdr)) != 0 ||
-        (ret = jwt_check_header(alg, hdr)) != 0)
+        (ret = jwt_check_header(v, hdr, &alg, &kid)) != 0 ||
+        (ret = jwt_select(v, alg, kid, &key)) != 0)
         goto Error;
     /* The signing input runs from the token's start to the second dot. */
-    if ((ret = jwt_check_signature(v, alg, token, part[0].len + 1 + part[1].len,
-                                   &part[2])) != 0)
+    if ((ret = jwt_check_signature(
+             v, alg, key, token, part[0].len + 1 + part[1].len, &part[2])) != 0)
         goto Error;
     if ((ret = jwt_parse_object(&part[1], &claims)) == 0)
         ret = jwt_read_claims(v, claims, now, out);
@@ -426,18 +562,13 @@ static int jwt_pad_state(mbedtls_md_context_t *ctx, const mbedtls_md_info_t *md,
     return ret;
 }
 
-void gw_jwt_verifier_init(gw_jwt_verifier_t *v)
+/* Prepares the pads of one HMAC algorithm from the secret. */
+static void jwt_init_hmac(gw_jwt_verifier_t *v, const jwt_alg_t *alg)
 {
-    const jwt_alg_t *alg = jwt_find_alg(v->alg);
-    const mbedtls_md_info_t *md;
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(alg->md);
+    mbedtls_md_context_t *pad = v->pad[alg - jwt_algs];
     uint8_t key[JWT_MAX_BLOCK] = {0};
 
-    v->ready = 0;
-    mbedtls_md_init(&v->pad[0]);
-    mbedtls_md_init(&v->pad[1]);
-    if (alg == NULL || v->secret == NULL || v->secret_len == 0)
-        return;
-    md = mbedtls_md_info_from_type(alg->md);
     /* A key longer than the block is replaced by its digest (RFC 2104). */
     if (v->secret_len > alg->block) {
         if (mbedtls_md(md, v->secret, v->secret_len, key) != 0)
@@ -446,17 +577,64 @@ void gw_jwt_verifier_init(gw_jwt_verifier_t *v)
         memcpy(key, v->secret, v->secret_len);
     }
     /* mbedtls fails these only for want of memory. */
-    if (jwt_pad_state(&v->pad[0], md, key, alg->block, 0x36) != 0 ||
-        jwt_pad_state(&v->pad[1], md, key, alg->block, 0x5c) != 0)
+    if (jwt_pad_state(&pad[0], md, key, alg->block, 0x36) != 0 ||
+        jwt_pad_state(&pad[1], md, key, alg->block, 0x5c) != 0)
         abort();
     mbedtls_platform_zeroize(key, sizeof(key));
-    v->ready = 1;
+    v->ready |= alg->bit;
+}
+
+/* Parses this verifier's own context of every public key that verifies
+ * an accepted algorithm. The DER was written by gw_jwks from a checked
+ * key: only a want of memory fails to parse it. */
+static void jwt_init_pub(gw_jwt_verifier_t *v)
+{
+    const gw_jwks_key_t *k;
+    gw_jwt_key_t *key;
+
+    v->pub = gw_calloc(v->keys->n ? v->keys->n : 1, sizeof(*v->pub));
+    for (size_t i = 0; i < v->keys->n; i++) {
+        k = &v->keys->keys[i];
+        if (!(k->algs & v->algs))
+            continue;
+        key = &v->pub[v->npub++];
+        key->kid = k->kid;
+        key->algs = k->algs & v->algs;
+        mbedtls_pk_init(&key->pk);
+        if (mbedtls_pk_parse_public_key(&key->pk, k->der, k->der_len) != 0)
+            abort();
+        v->ready |= key->algs;
+    }
+}
+
+void gw_jwt_verifier_init(gw_jwt_verifier_t *v)
+{
+    v->ready = 0;
+    v->pub = NULL;
+    v->npub = 0;
+    for (size_t i = 0; i < GW_JWT_NHMAC; i++) {
+        mbedtls_md_init(&v->pad[i][0]);
+        mbedtls_md_init(&v->pad[i][1]);
+    }
+    for (size_t i = 0; i < JWT_NALGS; i++)
+        if (jwt_algs[i].kind == JWT_HMAC && (v->algs & jwt_algs[i].bit) &&
+            v->secret != NULL && v->secret_len > 0)
+            jwt_init_hmac(v, &jwt_algs[i]);
+    if (v->keys != NULL)
+        jwt_init_pub(v);
 }
 
 void gw_jwt_verifier_free(gw_jwt_verifier_t *v)
 {
-    mbedtls_md_free(&v->pad[0]);
-    mbedtls_md_free(&v->pad[1]);
+    for (size_t i = 0; i < GW_JWT_NHMAC; i++) {
+        mbedtls_md_free(&v->pad[i][0]);
+        mbedtls_md_free(&v->pad[i][1]);
+    }
+    for (size_t i = 0; i < v->npub; i++)
+        mbedtls_pk_free(&v->pub[i].pk);
+    free(v->pub);
+    v->pub = NULL;
+    v->npub = 0;
     v->ready = 0;
 }
 

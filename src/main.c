@@ -3,6 +3,7 @@
  * line and the configuration, starts the server and waits for signals.
  */
 #include "gw/alloc.h"
+#include "gw/auth.h"
 #include "gw/config.h"
 #include "gw/log.h"
 #include "gw/server.h"
@@ -52,8 +53,8 @@ typedef struct main_ctx {
     int draining;
 } main_ctx_t;
 
-/* The file, then the -s overrides in order, so that they win. Returns 0,
- * or -1 with the reason in err. */
+/* The file, then the -s overrides in order, so that they win, then the
+ * key files the result names. Returns 0, or -1 with the reason in err. */
 static int main_configure(gw_config_t *cfg, const main_source_t *src, char *err,
                           size_t errlen)
 {
@@ -62,7 +63,7 @@ static int main_configure(gw_config_t *cfg, const main_source_t *src, char *err,
     for (int i = 0; i < src->nsets; i++)
         if (gw_config_set(cfg, src->sets[i], err, errlen) != 0)
             return -1;
-    return 0;
+    return gw_auth_load_keys(cfg, err, errlen) != 0 ? -1 : 0;
 }
 
 /*

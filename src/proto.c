@@ -10,8 +10,10 @@
 #include "gw/transfer.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PROTO_ID_MAX 128   /* bytes in a user or guild id */
 #define PROTO_SCOPE_MAX 64 /* bytes in a sync_request's scope */
@@ -29,6 +31,9 @@ typedef struct proto_handler {
     int needs_identify;
     void (*fn)(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m);
 } proto_handler_t;
+
+/* Below, with the timer it arms. */
+static void proto_deadlines(gw_session_t *s);
 
 /* The protocol a session belongs to: its set is the protocol's. */
 static gw_proto_t *proto_of(const gw_session_t *s)
@@ -125,19 +130,39 @@ static void proto_identified(gw_proto_t *p, gw_session_t *s,
     if (over)
         gw_reply_error(s, "limit_exceeded", "too many guilds for one session");
     gw_proto_presence(p, s, 1);
+    /* After `identified`: a short token is warned at once. */
+    proto_deadlines(s);
 }
 
-/* Identifies the session as claims->sub, taking the guild bound. */
+uint32_t gw_proto_exp(int64_t exp)
+{
+    if (exp <= 0)
+        return 0;
+    return exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp;
+}
+
+/* The session takes the token's guild bound and exp; claims are freed. */
+static void proto_take_token(gw_session_t *s, gw_jwt_claims_t *claims)
+{
+    for (uint16_t i = 0; i < s->nallowed; i++)
+        free(s->allowed[i]);
+    free(s->allowed);
+    s->allowed = claims->guilds;
+    s->nallowed = (uint16_t)claims->nguilds;
+    s->exp = gw_proto_exp(claims->exp);
+    s->warned = 0;
+    claims->guilds = NULL;
+    claims->nguilds = 0;
+    gw_jwt_claims_free(claims);
+}
+
+/* Identifies the session as claims->sub, taking the guild bound and exp. */
 static void proto_bind(gw_proto_t *p, gw_session_t *s, gw_jwt_claims_t *claims)
 {
     gw_index_add_session(p->index, s, claims->sub);
     s->identified = 1;
     gw_stat_add(s->set->stats, GW_STAT_SESSIONS, 1);
-    s->allowed = claims->guilds;
-    s->nallowed = (uint16_t)claims->nguilds;
-    claims->guilds = NULL;
-    claims->nguilds = 0;
-    gw_jwt_claims_free(claims);
+    proto_take_token(s, claims);
 }
 
 static void proto_identify(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
@@ -166,6 +191,60 @@ static void proto_identify(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
     }
     proto_bind(p, s, &claims);
     proto_identified(p, s, guilds);
+}
+
+/* Leaves each guild the session's token no longer allows, telling the
+ * client; a guild's id is copied first, since leaving may free it. */
+static void proto_leave_disallowed(gw_proto_t *p, gw_session_t *s)
+{
+    gw_member_t *m = s->guilds, *next;
+    char *guild;
+
+    for (; m != NULL; m = next) {
+        next = m->session_next;
+        if (proto_allowed(s, m->guild->id))
+            continue;
+        guild = gw_strdup(m->guild->id);
+        if (gw_index_leave(p->index, s, guild) == 0) {
+            gw_reply_guild(s, "guild_unsubscribed", guild);
+            proto_presence_guild(p, s, guild);
+        }
+        free(guild);
+    }
+}
+
+/*
+ * refresh {"token"}: a new token for the session's own user replaces the
+ * old one at once, its guild bound and its exp; the session is answered
+ * `refreshed` with the new exp (null: none). A token that does not verify
+ * for this user is answered invalid_token, and the old one holds until
+ * its own exp.
+ */
+static void proto_refresh(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
+{
+    const cJSON *token = cJSON_GetObjectItemCaseSensitive(m->data, "token");
+    gw_jwt_claims_t claims;
+    cJSON *data, *doc;
+
+    if (!cJSON_IsString(token)) {
+        gw_reply_error(s, "invalid_request", "refresh needs a token");
+        return;
+    }
+    if (gw_auth_verify(&p->jwt, s, token->valuestring, s->user->id, &claims) !=
+        0) {
+        gw_reply_error(s, "invalid_token",
+                       "the token does not verify for this user");
+        return;
+    }
+    proto_take_token(s, &claims);
+    doc = gw_reply_event("refreshed", &data);
+    if (s->exp != 0)
+        cJSON_AddNumberToObject(data, "exp", s->exp);
+    else
+        cJSON_AddNullToObject(data, "exp");
+    gw_reply_json(s, doc);
+    proto_leave_disallowed(p, s);
+    proto_deadlines(s);
 }
 
 static void proto_heartbeat_in(gw_proto_t *p, gw_session_t *s,
@@ -410,6 +489,8 @@ static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
         gw_session_close(s, GW_CLOSE_AUTH_FAILED, "authentication failed");
         return;
     }
+    /* Carried to the session resumed, whose token this becomes. */
+    s->exp = gw_proto_exp(claims.exp);
     /* An id of no worker (or no id at all) is looked up here, in vain. */
     if (gw_session_id_worker(id) == p->index->tag ||
         gw_session_id_worker(id) >= p->workers || p->hooks.hand_over == NULL)
@@ -421,10 +502,11 @@ static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
 
 void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
                     const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
-                    const char *user)
+                    const char *user, uint32_t exp)
 {
     gw_session_t *s = gw_session_new(&p->sessions, ws);
 
+    s->exp = exp;
     gw_index_place(p->index, s);
     gw_ws_set_data(ws, s);
     if (p->draining)
@@ -438,6 +520,7 @@ static const proto_handler_t proto_handlers[] = {
     {"resume", 0, proto_resume},
     {"heartbeat", 0, proto_heartbeat_in},
     {"heartbeat_ack", 0, proto_heartbeat_ack},
+    {"refresh", 1, proto_refresh},
     {"guild_subscribe", 1, proto_subscribe},
     {"guild_unsubscribe", 1, proto_unsubscribe},
     {"typing.start", 1, proto_typing},
@@ -645,31 +728,100 @@ const gw_ws_cb_t gw_proto_ws_cb = {
 };
 
 /*
- * Heartbeat bookkeeping of an open session (SPEC 3, step 5). Its times are
- * kept in 32 bits of milliseconds, 8 bytes a session: differences are
+ * Heartbeat bookkeeping of an open session (SPEC 3, step 5): 0 with *next
+ * the milliseconds until its next deadline, or -1 once closed. Its times
+ * are kept in 32 bits of milliseconds, 8 bytes a session: differences are
  * right across the wrap while under 2^31 ms, and two intervals are at most
  * 2^30 (the config's bound).
  */
-static void proto_heartbeat(gw_session_t *s, uint64_t now)
+static int proto_heartbeat(gw_session_t *s, uint64_t now, uint64_t *next)
 {
     uint32_t interval = s->set->cfg->heartbeat_interval_ms;
     uint32_t since_ack = (uint32_t)now - s->last_ack_ms;
     int32_t to_beat = (int32_t)(s->next_hb_ms - (uint32_t)now);
-    uint64_t dead;
 
     if (since_ack >= 2 * interval) {
         gw_session_close(s, GW_CLOSE_SESSION_TIMEOUT, "session timed out");
-        return;
+        return -1;
     }
     if (to_beat <= 0) {
         gw_reply_static(s, "{\"event\":\"heartbeat\",\"data\":{}}");
         s->next_hb_ms = (uint32_t)now + interval;
         to_beat = (int32_t)interval;
     }
-    dead = now + (2 * interval - since_ack);
-    gw_wheel_add(&s->set->wheel, &s->timer,
-                 now + (uint64_t)to_beat < dead ? now + (uint64_t)to_beat
-                                                : dead);
+    *next = 2 * interval - since_ack;
+    if ((uint64_t)to_beat < *next)
+        *next = (uint64_t)to_beat;
+    return 0;
+}
+
+/* Milliseconds of the wall clock: a token's exp is a Unix time. */
+static int64_t proto_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void proto_token_expiring(gw_session_t *s)
+{
+    char buf[80];
+    int n = snprintf(buf, sizeof(buf),
+                     "{\"event\":\"token_expiring\",\"data\":{\"exp\":%" PRIu32
+                     "}}",
+                     s->exp);
+
+    gw_session_send(s, buf, (size_t)n);
+    s->warned = 1;
+}
+
+/*
+ * The token's deadlines, carried by the heartbeat's timer rather than a
+ * timer of their own: -1 once the session is closed 4013 (gw_jwt_verify
+ * refuses a token from the second after exp plus the leeway, and so does
+ * this), else 0 with *next lowered to the next of them.
+ */
+static int proto_token(gw_session_t *s, uint64_t *next)
+{
+    const gw_config_t *cfg = s->set->cfg;
+    int64_t now = proto_wall_ms();
+    int64_t end = ((int64_t)s->exp + cfg->leeway_s + 1) * 1000;
+    int64_t warn = ((int64_t)s->exp - cfg->expiry_warning_s) * 1000;
+    int64_t due;
+
+    if (now >= end) {
+        gw_session_close(s, GW_CLOSE_TOKEN_EXPIRED, "token expired");
+        return -1;
+    }
+    if (!s->warned && cfg->expiry_warning_s > 0 && now >= warn)
+        proto_token_expiring(s);
+    due = !s->warned && cfg->expiry_warning_s > 0 ? warn : end;
+    if ((uint64_t)(due - now) < *next)
+        *next = (uint64_t)(due - now);
+    return 0;
+}
+
+/*
+ * Runs the deadlines of an open session now and arms its timer for the
+ * next one: the heartbeat's (SPEC 3, step 5) and its token's (warned
+ * token_expiring before exp, closed 4013 after exp and the leeway). Not
+ * while draining: the timer holds the session's drain slot then.
+ */
+static void proto_deadlines(gw_session_t *s)
+{
+    uint64_t now = gw_sessions_now(s->set), next;
+
+    /* A session that appears while draining gets its drain slot now. */
+    if (proto_of(s)->draining) {
+        if (!gw_wheel_armed(&s->timer))
+            gw_wheel_add(&s->set->wheel, &s->timer, now);
+        return;
+    }
+    if (proto_heartbeat(s, now, &next) != 0 ||
+        (s->identified && s->exp != 0 && proto_token(s, &next) != 0))
+        return;
+    gw_wheel_add(&s->set->wheel, &s->timer, now + next);
 }
 
 static void proto_timer_fire(gw_wheel_node_t *node, void *data)
@@ -694,7 +846,7 @@ static void proto_timer_fire(gw_wheel_node_t *node, void *data)
     if (p->draining)
         gw_transfer_offer(p, s);
     else
-        proto_heartbeat(s, gw_sessions_now(s->set));
+        proto_deadlines(s);
 }
 
 void gw_proto_tick(gw_proto_t *p, uint64_t now_ms)

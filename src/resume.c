@@ -30,7 +30,9 @@ int gw_resume_fields(const cJSON *data, uint8_t id[GW_SESSION_ID_LEN],
     return 0;
 }
 
-/* Re-arms a resumed session's heartbeat: it starts again from now. */
+/* Re-arms a resumed session's deadlines: its heartbeat starts again from
+ * now, and its timer fires at the next tick, where the protocol works out
+ * the next deadline, the resume token's exp among them. */
 static void resume_rearm(gw_session_t *t)
 {
     uint64_t now = gw_sessions_now(t->set);
@@ -38,8 +40,7 @@ static void resume_rearm(gw_session_t *t)
 
     t->last_ack_ms = (uint32_t)now;
     t->next_hb_ms = (uint32_t)(now + interval);
-    gw_wheel_del(&t->timer);
-    gw_wheel_add(&t->set->wheel, &t->timer, now + interval);
+    gw_wheel_add(&t->set->wheel, &t->timer, now);
 }
 
 void gw_resume_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,
@@ -55,6 +56,9 @@ void gw_resume_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,
         gw_ws_close(old, GW_CLOSE_TAKEN_OVER, "session resumed elsewhere");
     }
     gw_ws_set_data(ws, t);
+    /* The resume's token is the session's from now on. */
+    t->exp = s->exp;
+    t->warned = 0;
     s->ws = NULL;
     gw_proto_end(p, s);
     n = gw_session_resume(t, ws, seq);
@@ -96,7 +100,8 @@ typedef struct resume_moving {
     gw_proto_t *p;
     uint8_t id[GW_SESSION_ID_LEN];
     uint64_t seq;
-    char *user; /* owned */
+    uint32_t exp; /* the resume token's */
+    char *user;   /* owned */
 } resume_moving_t;
 
 void gw_resume_elsewhere(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
@@ -106,7 +111,7 @@ void gw_resume_elsewhere(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
     gw_ws_t *ws = s->ws;
 
     gw_stat_add(s->set->stats, GW_STAT_RESUME_HANDED, 1);
-    *h = (resume_moving_t){p, {0}, seq, gw_strdup(user)};
+    *h = (resume_moving_t){p, {0}, seq, s->exp, gw_strdup(user)};
     memcpy(h->id, id, GW_SESSION_ID_LEN);
     gw_ws_set_data(ws, h);
     s->ws = NULL;
@@ -120,8 +125,8 @@ void gw_resume_hand_off_cb(void *data, int fd, const uint8_t *rest, size_t len)
     gw_proto_t *p = h->p;
 
     if (fd >= 0)
-        p->hooks.hand_over(p->hooks.data, fd, rest, len, h->id, h->seq,
-                           h->user);
+        p->hooks.hand_over(p->hooks.data, fd, rest, len, h->id, h->seq, h->user,
+                           h->exp);
     free(h->user);
     free(h);
 }

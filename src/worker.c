@@ -219,7 +219,7 @@ static void worker_census(gw_worker_t *w, uint32_t census)
 static void worker_hand_over_conn(void *data, int fd, const uint8_t *rest,
                                   size_t len,
                                   const uint8_t id[GW_SESSION_ID_LEN],
-                                  uint64_t seq, const char *user)
+                                  uint64_t seq, const char *user, uint32_t exp)
 {
     gw_worker_t *w = data;
     gw_relay_t *r = gw_calloc(1, sizeof(*r));
@@ -229,6 +229,7 @@ static void worker_hand_over_conn(void *data, int fd, const uint8_t *rest,
     r->fd = fd;
     memcpy(r->session, id, GW_SESSION_ID_LEN);
     r->seq = seq;
+    r->exp = exp;
     r->user = gw_strdup(user);
     r->data = gw_malloc(len ? len : 1);
     memcpy(r->data, rest, len);
@@ -268,7 +269,7 @@ static void worker_adopt(gw_worker_t *w, gw_event_t *ev)
     ev->fd = -1; /* the ws layer's now, or closed */
     if (ws == NULL)
         return;
-    gw_proto_adopt(&w->proto, ws, ev->session, ev->seq, ev->arg);
+    gw_proto_adopt(&w->proto, ws, ev->session, ev->seq, ev->arg, ev->exp);
     gw_ws_input(ws, (const uint8_t *)ev->body->data, ev->body->len);
 }
 

@@ -10,8 +10,16 @@
 #include "gw/jwt.h"
 #include "gw/session.h"
 
+/*
+ * Reads the key files that cfg names (auth.jwt_public_keys, auth.jwks_file)
+ * into cfg->jwt_keys, which cfg owns from then on: 0, or a negative
+ * gw_err_t with "option: file: what is wrong" in err, cfg unchanged. The
+ * set is read, never written, by the verifiers of every worker.
+ */
+int gw_auth_load_keys(gw_config_t *cfg, char *err, size_t errlen);
+
 /* Prepares v from cfg's auth section; free it with gw_jwt_verifier_free.
- * cfg must outlive v (v borrows its strings). */
+ * cfg must outlive v (v borrows its strings and keys). */
 void gw_auth_verifier_init(gw_jwt_verifier_t *v, const gw_config_t *cfg);
 
 /*

@@ -64,6 +64,7 @@ typedef struct gw_relay {
                                passed on); unused by other kinds */
     size_t len;             /* handover: bytes of data (binary) */
     uint64_t seq;           /* handover: the client's last seq */
+    uint32_t exp;           /* handover: its token's exp, 0 = none */
     gw_handoff_step_t step; /* handoff */
     uint8_t requester[GW_SESSION_ID_LEN]; /* handoff: LOOKUP, CLAIM */
     uint32_t ttl_ms;                      /* handoff: OPEN */

@@ -44,10 +44,14 @@ typedef struct gw_config {
     uint32_t handoff_timeout_ms; /* a claim's answer, past the margin */
     uint32_t handoff_wait_ms;    /* a drain waits for claims this long */
     /* [auth] */
-    char *jwt_secret;    /* HS256 key; env GATEWAYD_JWT_SECRET wins */
-    char *jwt_algorithm; /* only "HS256" for now */
-    char *jwt_audience;  /* "" = not checked */
-    char *jwt_issuer;    /* "" = not checked */
+    char *jwt_secret;          /* HMAC key; env GATEWAYD_JWT_SECRET wins */
+    char *jwt_algorithms;      /* accepted, comma-separated */
+    char *jwt_public_keys;     /* PEM files, comma-separated */
+    char *jwks_file;           /* "" = none */
+    uint32_t leeway_s;         /* clock skew on exp and nbf */
+    uint32_t expiry_warning_s; /* token_expiring this long before exp */
+    char *jwt_audience;        /* "" = not checked */
+    char *jwt_issuer;          /* "" = not checked */
     /* [http] */
     char *publish_api_key; /* env GATEWAYD_API_KEY wins; "" disables /publish */
     uint32_t max_body_size; /* bytes of a POST /publish body */
@@ -95,6 +99,10 @@ typedef struct gw_config {
     uint32_t queue_size; /* entries of each SPSC queue, power of two */
     /* [log] */
     char *log_level; /* debug | info | warn | error */
+
+    /* Not an option: the keys of jwt_public_keys and jwks_file, loaded
+     * after the options by gw_auth_load_keys; owned, NULL before. */
+    struct gw_jwks *jwt_keys;
 } gw_config_t;
 
 /* Fills `cfg` with every default. Strings are heap copies owned by cfg. */

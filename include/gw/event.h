@@ -74,6 +74,7 @@ typedef struct gw_event {
     int fd;          /* GW_ACTION_ADOPT's, owned until a worker takes it
                         (-1 then); unused by other actions */
     uint64_t seq;    /* GW_ACTION_ADOPT: the client's last seq */
+    uint32_t exp;    /* GW_ACTION_ADOPT: its token's exp, 0 = none */
     char **ids;      /* owned strings */
     size_t nids;
     int priority; /* 1 critical .. 4 low */
@@ -110,11 +111,11 @@ gw_event_t *gw_event_census(uint32_t census);
  * A connection handed over to resume session `session` from the client's
  * last seq: fd (owned by the event until a worker takes it: the last
  * unref closes it otherwise), the len bytes read with it, and the user
- * its token names. One reference, owned by the caller.
+ * and exp (0: none) its token names. One reference, owned by the caller.
  */
 gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
                            const uint8_t *rest, size_t len, uint64_t seq,
-                           const char *user);
+                           const char *user, uint32_t exp);
 
 /*
  * A step of the drain handoff for session `session`: action is one of

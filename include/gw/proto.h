@@ -45,10 +45,10 @@ typedef struct gw_proto_hooks {
                      uint32_t after);
     /* Hands a connection resuming a session of worker id[0] to that
      * worker: fd is the hook's (closed if it cannot go), rest the len
-     * bytes read after the resume, user the token's. */
+     * bytes read after the resume, user and exp the token's. */
     void (*hand_over)(void *data, int fd, const uint8_t *rest, size_t len,
                       const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
-                      const char *user);
+                      const char *user, uint32_t exp);
     /* Asks the broker for a step of a drain handoff (docs/continuity.md
      * section 3), copying m's strings and blob: 0, or GW_EFULL. NULL
      * when there are no handoffs (no Redis). */
@@ -118,13 +118,16 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev);
 
 /*
  * A connection handed over by another worker to resume session id from
- * seq, for the user its token named (gw_proto_hooks_t.hand_over): it
- * resumes here as if the resume had been read here, or is answered
- * invalid_session and may identify afresh.
+ * seq, for the user its token named, until the token's exp
+ * (gw_proto_hooks_t.hand_over): it resumes here as if the resume had been
+ * read here, or is answered invalid_session and may identify afresh.
  */
 void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
                     const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
-                    const char *user);
+                    const char *user, uint32_t exp);
+
+/* A claim's exp as a session keeps it: 0 for none, else within 32 bits. */
+uint32_t gw_proto_exp(int64_t exp);
 
 /* Runs the heartbeat deadlines and drain slots up to now_ms. */
 void gw_proto_tick(gw_proto_t *p, uint64_t now_ms);

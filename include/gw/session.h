@@ -36,7 +36,8 @@ enum {
     GW_CLOSE_SESSION_TIMEOUT = 4009,
     GW_CLOSE_SLOW_CONSUMER = 4010,
     GW_CLOSE_DRAINING = 4011,
-    GW_CLOSE_TAKEN_OVER = 4012, /* the session was resumed elsewhere */
+    GW_CLOSE_TAKEN_OVER = 4012,    /* the session was resumed elsewhere */
+    GW_CLOSE_TOKEN_EXPIRED = 4013, /* exp passed without a refresh */
 };
 
 typedef struct gw_session gw_session_t;
@@ -76,6 +77,7 @@ struct gw_session {
     unsigned handing : 1;   /* drained; offered in Redis, not yet claimed */
     unsigned serving : 1;   /* claimed: sent once the margin is over */
     unsigned restoring : 1; /* another instance's, held until it comes */
+    unsigned warned : 1;    /* told token_expiring for the current exp */
     uint64_t seq;           /* last dispatch sequence number sent */
     union {
         struct {                  /* while connected */
@@ -91,7 +93,12 @@ struct gw_session {
     uint32_t relay_count;  /* events relayed upstream in that window */
     uint32_t sync_since;   /* start of the sync_request window */
     uint32_t sync_count;   /* sync_request events in that window */
-    gw_replay_t *replay;   /* owned: the dispatches sent, for resume */
+    /* The token's exp in Unix seconds (32 bits last until 2106), 0 when it
+     * has none: the session is warned before it and closed 4013 after it
+     * unless a refresh moves it (SPEC section 5). It costs the session 8
+     * bytes, 4 of them padding. */
+    uint32_t exp;
+    gw_replay_t *replay; /* owned: the dispatches sent, for resume */
     uint8_t id[GW_SESSION_ID_LEN];
 };
 

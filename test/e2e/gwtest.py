@@ -128,7 +128,7 @@ def default_config(ws_port, http_port):
         # for a resume (test_resume.py).
         "session": {"heartbeat_interval_ms": 60000,
                     "max_guilds_per_session": 100, "resume_window_ms": 0},
-        "auth": {"jwt_secret": SECRET, "jwt_algorithm": "HS256"},
+        "auth": {"jwt_secret": SECRET, "jwt_algorithms": "HS256"},
         "http": {"publish_api_key": API_KEY},
         "log": {"level": "info"},
         # Broker links are off unless a test starts a server for them.

@@ -108,7 +108,14 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.heartbeat_interval_ms, 30000);
     assert_int_equal(cfg.max_guilds_per_session, 100);
     assert_string_equal(cfg.jwt_secret, "");
-    assert_string_equal(cfg.jwt_algorithm, "HS256");
+    assert_string_equal(
+        cfg.jwt_algorithms,
+        "HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384");
+    assert_string_equal(cfg.jwt_public_keys, "");
+    assert_string_equal(cfg.jwks_file, "");
+    assert_int_equal(cfg.leeway_s, 0);
+    assert_int_equal(cfg.expiry_warning_s, 60);
+    assert_null(cfg.jwt_keys);
     assert_string_equal(cfg.jwt_audience, "");
     assert_string_equal(cfg.jwt_issuer, "");
     assert_string_equal(cfg.publish_api_key, "");
@@ -304,8 +311,14 @@ static const bad_file_t bad_files[] = {
      "2: queues.queue_size: 1000 is not a power of two"},
     {"[log]\nlevel = \"verbose\"\n", GW_EINVAL,
      "2: log.level: 'verbose' is not one of debug, info, warn, error"},
-    {"[auth]\njwt_algorithm = \"RS256\"\n", GW_EINVAL,
-     "2: auth.jwt_algorithm: 'RS256' is not supported (only HS256 for now)"},
+    {"[auth]\njwt_algorithms = \"RS256, PS256\"\n", GW_EINVAL,
+     "2: auth.jwt_algorithms: 'RS256, PS256' is not a list of HS256, HS384, "
+     "HS512, RS256, RS384, RS512, ES256, ES384"},
+    {"[auth]\njwt_algorithms = \" , \"\n", GW_EINVAL,
+     "2: auth.jwt_algorithms: ' , ' is not a list of HS256, HS384, HS512, "
+     "RS256, RS384, RS512, ES256, ES384"},
+    {"[auth]\nleeway_s = 3601\n", GW_EINVAL,
+     "2: auth.leeway_s: 3601 is out of range 0..3600"},
     /* names */
     {"[server]\nport = 1\n", GW_EINVAL, "2: server.port: unknown option"},
     {"ws_port = 1\n", GW_EINVAL, "1: ws_port: unknown option"},
@@ -480,8 +493,9 @@ static const bad_file_t bad_sets[] = {
      "-s:1: queues.queue_size: 3000 is not a power of two"},
     {"log.level=trace", GW_EINVAL,
      "-s:1: log.level: 'trace' is not one of debug, info, warn, error"},
-    {"auth.jwt_algorithm=none", GW_EINVAL,
-     "-s:1: auth.jwt_algorithm: 'none' is not supported (only HS256 for now)"},
+    {"auth.jwt_algorithms=none", GW_EINVAL,
+     "-s:1: auth.jwt_algorithms: 'none' is not a list of HS256, HS384, HS512, "
+     "RS256, RS384, RS512, ES256, ES384"},
 };
 
 static void test_set_errors(void **state)
@@ -671,7 +685,11 @@ static void test_reloadable_flag_of_every_option(void **state)
         "session.handoff_margin_ms=10",
         "session.handoff_timeout_ms=200",
         "auth.jwt_secret=rotated",
-        /* auth.jwt_algorithm has one valid value: set directly below. */
+        "auth.jwt_algorithms=ES256",
+        "auth.jwt_public_keys=/etc/gatewayd/k1.pem",
+        "auth.jwks_file=/etc/gatewayd/jwks.json",
+        "auth.leeway_s=30",
+        "auth.expiry_warning_s=10",
         "auth.jwt_audience=aud",
         "auth.jwt_issuer=iss",
         "http.publish_api_key=rotated-key",
@@ -734,8 +752,8 @@ static void test_reloadable_flag_of_every_option(void **state)
     gw_config_init(&cur);
     gw_config_init(&next);
     gw_config_init(&want);
-    /* Every option is in one of the lists (jwt_algorithm aside). */
-    assert_int_equal(count_options(&cur), nreload + 1 + nrestart);
+    /* Every option is in one of the lists. */
+    assert_int_equal(count_options(&cur), nreload + nrestart);
     for (size_t i = 0; i < nreload; i++) {
         set_ok(&next, reloadable[i]);
         set_ok(&want, reloadable[i]);
@@ -746,10 +764,6 @@ static void test_reloadable_flag_of_every_option(void **state)
             names + n, sizeof(names) - n, "%s%.*s", i > 0 ? ", " : "",
             (int)strcspn(restart_only[i], "="), restart_only[i]);
     }
-    free(next.jwt_algorithm);
-    next.jwt_algorithm = gw_strdup("RS256");
-    free(want.jwt_algorithm);
-    want.jwt_algorithm = gw_strdup("RS256");
 
     gw_config_keep_restart_only(&next, &cur, held, sizeof(held));
     assert_string_equal(held, names);
@@ -758,7 +772,6 @@ static void test_reloadable_flag_of_every_option(void **state)
     assert_string_equal(got_dump, want_dump);
     /* The dump redacts secrets: compare them here. */
     assert_string_equal(next.jwt_secret, "rotated");
-    assert_string_equal(next.jwt_algorithm, "RS256");
     assert_string_equal(next.publish_api_key, "rotated-key");
     assert_string_equal(next.tls_key_password, "pw");
     assert_string_equal(next.redis_password, cur.redis_password);

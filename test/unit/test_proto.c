@@ -183,14 +183,16 @@ static struct {
     char rest[32], user[32];
     uint8_t id[GW_SESSION_ID_LEN];
     uint64_t seq;
+    uint32_t exp;
 } handed;
 
 static void test_hand_over(void *data, int fd, const uint8_t *rest, size_t len,
                            const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
-                           const char *user)
+                           const char *user, uint32_t exp)
 {
     (void)data;
     handed.calls++;
+    handed.exp = exp;
     handed.fd = fd;
     snprintf(handed.rest, sizeof(handed.rest), "%.*s", (int)len, rest);
     snprintf(handed.user, sizeof(handed.user), "%s", user);
@@ -287,7 +289,7 @@ static int fx_setup(void **state)
     relays = relay_rc = ups = up_rc = syncs = sync_rc = npresence = 0;
     memset(&handed, 0, sizeof(handed));
     memset(&asked, 0, sizeof(asked));
-    f->cfg.jwt_algorithm = "HS256";
+    f->cfg.jwt_algorithms = "HS256";
     f->cfg.jwt_secret = SECRET;
     f->cfg.heartbeat_interval_ms = 1000;
     f->cfg.max_guilds_per_session = 3;
@@ -847,6 +849,9 @@ static void test_resume_elsewhere_hands_the_connection_over(void **state)
     assert_int_equal(handed.fd, 9);
     assert_string_equal(handed.rest, "xy");
     assert_string_equal(handed.user, "u9");
+    /* The resume's token goes along: it becomes the session's. */
+    assert_in_range(handed.exp, (uint32_t)time(NULL) + 3590,
+                    (uint32_t)time(NULL) + 3600);
     assert_int_equal(handed.seq, 42);
     assert_int_equal(handed.id[0], 7);
     assert_int_equal(handed.id[15], 0xbc);
