@@ -406,6 +406,25 @@ static void *config_field(gw_config_t *cfg, const config_option_t *opt)
     return (char *)cfg + opt->offset;
 }
 
+/* Options that were renamed: a file that still says the old name is
+ * told the new one rather than "unknown". */
+static const struct {
+    const char *old, *now;
+} config_renamed[] = {
+    {"auth.jwt_algorithm", "auth.jwt_algorithms"},
+};
+
+/* The new name of a renamed option, or NULL. */
+static const char *config_renamed_to(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(config_renamed) / sizeof(config_renamed[0]);
+         i++)
+        if (strlen(config_renamed[i].old) == len &&
+            strncmp(config_renamed[i].old, name, len) == 0)
+            return config_renamed[i].now;
+    return NULL;
+}
+
 static const config_option_t *config_find(const char *name, size_t len)
 {
     for (size_t i = 0; i < CONFIG_NOPTIONS; i++)
@@ -518,6 +537,9 @@ static int config_apply_entry(gw_config_t *cfg, const gw_toml_entry_t *e,
                    ? 0
                    : config_fail(src, GW_EINVAL, "[%s]: unknown table", e->key);
     opt = config_find(e->key, strlen(e->key));
+    if (opt == NULL && config_renamed_to(e->key, strlen(e->key)) != NULL)
+        return config_fail(src, GW_EINVAL, "%s: renamed %s", e->key,
+                           config_renamed_to(e->key, strlen(e->key)));
     if (opt == NULL)
         return config_fail(src, GW_EINVAL, "%s: unknown option", e->key);
     if (config_is_string(opt) && e->type == GW_TOML_STRING)

@@ -322,6 +322,8 @@ static const bad_file_t bad_files[] = {
     /* names */
     {"[server]\nport = 1\n", GW_EINVAL, "2: server.port: unknown option"},
     {"ws_port = 1\n", GW_EINVAL, "1: ws_port: unknown option"},
+    {"[auth]\njwt_algorithm = \"HS256\"\n", GW_EINVAL,
+     "2: auth.jwt_algorithm: renamed auth.jwt_algorithms"},
     {"\n[servr]\n", GW_EINVAL, "2: [servr]: unknown table"},
     {"[server.tls]\n", GW_EINVAL, "1: [server.tls]: unknown table"},
     /* types */
