@@ -11,6 +11,7 @@
 #include "gw/presence.h"
 #include "gw/redis.h"
 #include "gw/sync.h"
+#include "gw/transport.h"
 #include "gw/worker.h"
 
 #include <inttypes.h>
@@ -270,6 +271,7 @@ void gw_relay_free(gw_relay_t *r)
 {
     if (r->kind == GW_RELAY_HANDOVER && r->fd >= 0)
         close(r->fd); /* the connection never reached its worker */
+    gw_transport_state_free(r->state);
     free(r->user);
     free(r->guild);
     free(r->channel);
@@ -355,10 +357,12 @@ static void broker_relay_presence(gw_broker_t *b, gw_relay_t *r)
  * its client reconnects. */
 static void broker_relay_handover(gw_broker_t *b, gw_relay_t *r)
 {
-    gw_event_t *ev = gw_event_adopt(r->session, r->fd, (uint8_t *)r->data,
-                                    r->len, r->seq, r->user, r->exp);
+    gw_event_t *ev =
+        gw_event_adopt(r->session, r->fd, r->state, (uint8_t *)r->data, r->len,
+                       r->seq, r->user, r->exp);
 
     r->fd = -1;
+    r->state = NULL;
     if (broker_fanout(b, ev) <= 0)
         gw_log_limited(&b->answer_log, GW_LOG_WARN,
                        "broker: a resuming connection for worker %u "

@@ -5,6 +5,7 @@
 #include "gw/hex.h"
 
 #include "gw/json.h"
+#include "gw/transport.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -416,12 +417,14 @@ gw_event_t *gw_event_census(uint32_t census)
 }
 
 gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
-                           const uint8_t *rest, size_t len, uint64_t seq,
-                           const char *user, uint32_t exp)
+                           gw_transport_state_t *state, const uint8_t *rest,
+                           size_t len, uint64_t seq, const char *user,
+                           uint32_t exp)
 {
     gw_event_t *ev = event_for(session, GW_ACTION_ADOPT);
 
     ev->fd = fd;
+    ev->state = state;
     ev->seq = seq;
     ev->exp = exp;
     ev->arg = gw_strdup(user);
@@ -464,5 +467,6 @@ void gw_event_unref(gw_event_t *ev)
         gw_frame_unref(ev->body);
     if (ev->action == GW_ACTION_ADOPT && ev->fd >= 0)
         close(ev->fd); /* no worker took the connection */
+    gw_transport_state_free(ev->state);
     free(ev);
 }

@@ -119,14 +119,19 @@ void gw_resume_elsewhere(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
     gw_ws_hand_off(ws);
 }
 
-void gw_resume_hand_off_cb(void *data, int fd, const uint8_t *rest, size_t len)
+void gw_resume_hand_off_cb(void *data, int fd, gw_transport_state_t *state,
+                           const uint8_t *rest, size_t len)
 {
     resume_moving_t *h = data;
     gw_proto_t *p = h->p;
 
-    if (fd >= 0)
-        p->hooks.hand_over(p->hooks.data, fd, rest, len, h->id, h->seq, h->user,
-                           h->exp);
+    /* The WebSocket layer closed it instead: the client resumes again on
+     * a new connection. */
+    if (fd < 0)
+        gw_stat_add(p->sessions.stats, GW_STAT_RESUME_HAND_OFF_FAILED, 1);
+    else
+        p->hooks.hand_over(p->hooks.data, fd, state, rest, len, h->id, h->seq,
+                           h->user, h->exp);
     free(h->user);
     free(h);
 }

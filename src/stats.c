@@ -67,6 +67,10 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_RESUME_HANDED] = {"resume_handed_over",
         "Resuming connections handed to the worker holding their session.",
         0, W},
+    [GW_STAT_RESUME_HAND_OFF_FAILED] = {"resume_hand_off_failures",
+        "Resuming connections closed instead of handed to their session's "
+        "worker: output not yet written, a TLS session that could not "
+        "move, or a full relay queue.", 0, W},
     [GW_STAT_HANDOFFS_WAITING] = {"handoffs_waiting",
         "Drained sessions handed off through Redis, not yet claimed by the "
         "instance their client resumed on.", 1, W},

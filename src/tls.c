@@ -11,6 +11,9 @@
  * Output the layer above queues before the handshake is done (an early
  * refusal) waits in the ring, and the end of the handshake asks for the
  * flush that writes it.
+ *
+ * A connection resuming a session of another worker takes its TLS session
+ * along (tls_detach): the ssl context itself moves, as the socket does.
  */
 #include "gw/tls.h"
 
@@ -95,10 +98,13 @@ struct gw_tls {
                                           every older one */
 };
 
-/* A connection's TLS state: the transport's impl. */
+/* A connection's TLS state: the transport's impl, and what travels when
+ * the connection moves to another worker. */
 typedef struct tls_conn {
+    gw_transport_state_t moving; /* first: the state in transit */
     mbedtls_ssl_context ssl;
-    unsigned open : 1; /* the handshake is done */
+    gw_tls_pair_t *pair; /* borrowed: the generation it was made with */
+    unsigned open : 1;   /* the handshake is done */
 } tls_conn_t;
 
 /* Writes "what: mbedtls's words" into err. */
@@ -514,15 +520,86 @@ static int tls_shutdown(gw_transport_t *t)
     return shutdown(t->fd, SHUT_WR) == 0 || errno == ENOTCONN ? 0 : GW_EIO;
 }
 
+static void tls_free_state(gw_transport_state_t *state)
+{
+    tls_conn_t *c = (tls_conn_t *)state;
+
+    mbedtls_ssl_free(&c->ssl);
+    free(c);
+}
+
 static void tls_close(gw_transport_t *t)
 {
     tls_conn_t *c = t->impl;
 
+    if (c == NULL) /* the session left with the socket */
+        return;
     if (!c->open)
         gw_stat_add(t->loop->stats, GW_STAT_TLS_HANDSHAKE_FAILURES, 1);
-    mbedtls_ssl_free(&c->ssl);
-    free(c);
+    tls_free_state(&c->moving);
     t->impl = NULL;
+}
+
+/* Why a session cannot leave its worker now, or NULL when it can. */
+static const char *tls_unmovable(const gw_transport_t *t, const tls_conn_t *c)
+{
+    if (!c->open)
+        return "handshake not done";
+    /* A record half sent: its rest is mbedtls's to send from here. */
+    if (t->busy != 0 || c->ssl.out_left != 0)
+        return "a record half written";
+    /* Plaintext decrypted and not yet read has no readable event to
+     * fetch it there; tls_read takes whole records, so this finds only
+     * a handshake message mbedtls has not finished with. */
+    if (mbedtls_ssl_check_pending(&c->ssl))
+        return "input held by mbedtls";
+    return NULL;
+}
+
+/*
+ * The session leaves with its socket, for a worker that holds the
+ * session the client resumes. mbedtls_ssl_context_save cannot carry it:
+ * mbedtls 2.28 serialises DTLS contexts only, and refuses TLS (whose
+ * implicit read sequence number it does not save). So the context moves
+ * as it is, as the socket does: one process, one owner at a time, handed
+ * over through the relay and event queues, which order the two workers'
+ * accesses. A record half received is in the context's input buffer and
+ * goes with it; its rest is in the socket.
+ */
+static int tls_detach(gw_transport_t *t, gw_transport_state_t **state)
+{
+    tls_conn_t *c = t->impl;
+    gw_tls_loop_t *tl = t->loop->ops_data;
+    const char *why = tls_unmovable(t, c);
+
+    if (why != NULL) {
+        gw_log_limited(&tl->log, GW_LOG_INFO,
+                       "tls fd %d: cannot move to another worker: %s", t->fd,
+                       why);
+        return GW_EAGAIN;
+    }
+    mbedtls_ssl_set_bio(&c->ssl, NULL, NULL, NULL, NULL);
+    t->impl = NULL;
+    *state = &c->moving;
+    return 0;
+}
+
+/*
+ * The session carries on from this worker, with this worker's
+ * configuration of its generation: the same settings (tls_slot_init made
+ * every slot alike, which is what mbedtls asks of a context loaded
+ * elsewhere), and this worker's random generator, which no other thread
+ * draws from. mbedtls_ssl_setup is the only setter of conf and would
+ * start the session afresh; mbedtls 2.28 keeps the field public.
+ */
+static void tls_adopt(gw_transport_t *t, gw_transport_state_t *state)
+{
+    tls_conn_t *c = (tls_conn_t *)state;
+    gw_tls_loop_t *tl = t->loop->ops_data;
+
+    c->ssl.conf = &c->pair->slot[tl->worker].conf;
+    mbedtls_ssl_set_bio(&c->ssl, t, tls_bio_send, tls_bio_recv, NULL);
+    t->impl = c;
 }
 
 static const gw_transport_ops_t tls_ops = {
@@ -531,6 +608,9 @@ static const gw_transport_ops_t tls_ops = {
     .shutdown = tls_shutdown,
     .writable = tls_writable,
     .close = tls_close,
+    .detach = tls_detach,
+    .adopt = tls_adopt,
+    .free_state = tls_free_state,
 };
 
 int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
@@ -542,7 +622,7 @@ int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
     tls_conn_t *c = gw_malloc(sizeof(*c));
     int on = 1, rc;
 
-    *c = (tls_conn_t){0};
+    *c = (tls_conn_t){.moving = {&tls_ops}, .pair = p};
     mbedtls_ssl_init(&c->ssl);
     if ((rc = mbedtls_ssl_setup(&c->ssl, &p->slot[tl->worker].conf)) != 0) {
         gw_warn("tls fd %d: cannot set up a session: -0x%04x", fd, -rc);

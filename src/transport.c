@@ -114,12 +114,17 @@ void gw_transport_close(gw_transport_t *t)
     uv_close((uv_handle_t *)&t->poll, transport_close_cb);
 }
 
-int gw_transport_detach(gw_transport_t *t, int *fd)
+int gw_transport_detach(gw_transport_t *t, int *fd,
+                        gw_transport_state_t **state)
 {
-    /* A socket goes alone: an implementation's state (a TLS session)
-     * cannot follow it yet. */
-    if (t->closed || t->ring.count > 0 || t->impl != NULL)
+    int rc;
+
+    *state = NULL;
+    if (t->closed || t->ring.count > 0)
         return GW_EAGAIN;
+    /* The implementation's state goes with the socket, or neither goes. */
+    if (t->ops->detach != NULL && (rc = t->ops->detach(t, state)) != 0)
+        return rc;
     t->detached = 1;
     *fd = t->fd;
     gw_transport_close(t);
@@ -194,6 +199,20 @@ int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
     if ((rc = uv_poll_start(&t->poll, UV_READABLE, transport_poll_cb)) != 0)
         gw_transport_close(t);
     return 0;
+}
+
+int gw_transport_adopt(gw_transport_t *t, gw_transport_loop_t *l, int fd,
+                       gw_transport_state_t *state)
+{
+    int rc = gw_transport_init(t, l, fd, state->ops);
+
+    /* No callback runs before the state is in: this is the loop's thread,
+     * and the loop is not polling. */
+    if (rc == 0)
+        state->ops->adopt(t, state);
+    else
+        gw_transport_state_free(state);
+    return rc;
 }
 
 void gw_transport_push_copy(gw_transport_t *t, const void *buf, size_t len)

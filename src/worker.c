@@ -216,8 +216,9 @@ static void worker_census(gw_worker_t *w, uint32_t census)
 
 /* The protocol's way to move a resuming connection to the session's
  * worker, through the broker (the only producer of worker queues). */
-static void worker_hand_over_conn(void *data, int fd, const uint8_t *rest,
-                                  size_t len,
+static void worker_hand_over_conn(void *data, int fd,
+                                  gw_transport_state_t *state,
+                                  const uint8_t *rest, size_t len,
                                   const uint8_t id[GW_SESSION_ID_LEN],
                                   uint64_t seq, const char *user, uint32_t exp)
 {
@@ -227,6 +228,7 @@ static void worker_hand_over_conn(void *data, int fd, const uint8_t *rest,
     r->kind = GW_RELAY_HANDOVER;
     r->worker = w->id;
     r->fd = fd;
+    r->state = state;
     memcpy(r->session, id, GW_SESSION_ID_LEN);
     r->seq = seq;
     r->exp = exp;
@@ -234,9 +236,11 @@ static void worker_hand_over_conn(void *data, int fd, const uint8_t *rest,
     r->data = gw_malloc(len ? len : 1);
     memcpy(r->data, rest, len);
     r->len = len;
-    if (worker_hand_over(w, r) != 0)
+    if (worker_hand_over(w, r) != 0) {
+        gw_stat_add(&w->stats, GW_STAT_RESUME_HAND_OFF_FAILED, 1);
         gw_warn("worker %d: relay queue full: a resuming connection dropped",
                 w->id);
+    }
 }
 
 /* The protocol's step of a drain handoff, to the broker. */
@@ -261,12 +265,14 @@ static int worker_handoff(void *data, const gw_handoff_msg_t *m)
     return worker_hand_over(w, r);
 }
 
-/* A connection handed over to resume a session held here. */
+/* A connection handed over to resume a session held here: a TLS one
+ * carries on with the session that came with it, a plain one is TCP. */
 static void worker_adopt(gw_worker_t *w, gw_event_t *ev)
 {
-    gw_ws_t *ws = gw_ws_adopt(&w->ws, ev->fd, gw_tcp_open);
+    gw_ws_t *ws = gw_ws_adopt(&w->ws, ev->fd, ev->state, gw_tcp_open);
 
     ev->fd = -1; /* the ws layer's now, or closed */
+    ev->state = NULL;
     if (ws == NULL)
         return;
     gw_proto_adopt(&w->proto, ws, ev->session, ev->seq, ev->arg, ev->exp);

@@ -605,18 +605,20 @@ void gw_ws_hand_off(gw_ws_t *ws)
 static void ws_hand_off_now(gw_ws_t *ws, const uint8_t *rest, size_t len)
 {
     gw_ws_loop_t *l = gw_ws_loop_of(ws);
+    gw_transport_state_t *state = NULL;
     void *data = ws->data;
     int fd = -1;
 
     ws_maybe_return(ws);
     gw_transport_flush(&ws->transport);
     ws->data = NULL; /* the owner is told here, not by on_close */
-    if (gw_transport_detach(&ws->transport, &fd) != 0) {
+    if (gw_transport_detach(&ws->transport, &fd, &state) != 0) {
+        gw_debug("conn %" PRIu64 ": cannot leave this loop: closed", ws->id);
         gw_ws_abort(ws);
         fd = -1;
     }
     /* rest may lie in the partial buffer: dropped only after the call. */
-    l->cb->on_hand_off(data, fd, rest, fd >= 0 ? len : 0);
+    l->cb->on_hand_off(data, fd, state, rest, fd >= 0 ? len : 0);
     ws_drop_partial(ws);
 }
 
@@ -718,15 +720,18 @@ static void ws_count_address(gw_ws_t *ws, uint32_t limit)
     ws_refuse(ws, 429);
 }
 
-/* A connection on fd with its transport open; NULL on failure (fd
- * closed). */
-static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
+/* A connection on fd with its transport open, or adopted with the state
+ * that came with fd; NULL on failure (fd closed, state freed). */
+static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_transport_state_t *state,
+                       gw_ws_transport_open open)
 {
     gw_ws_t *ws = gw_calloc(1, sizeof(*ws));
     int rc;
 
     ws->id = (l->next_id++ << 8) | (uint64_t)l->id;
-    if ((rc = open(&ws->transport, &l->io, fd)) != 0) {
+    rc = state != NULL ? gw_transport_adopt(&ws->transport, &l->io, fd, state)
+                       : open(&ws->transport, &l->io, fd);
+    if (rc != 0) {
         gw_warn("worker %d: cannot adopt socket: %s", l->id, uv_strerror(rc));
         free(ws);
         return NULL;
@@ -736,7 +741,7 @@ static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
 
 gw_ws_t *gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
 {
-    gw_ws_t *ws = ws_new(l, fd, open);
+    gw_ws_t *ws = ws_new(l, fd, NULL, open);
 
     if (ws == NULL)
         return NULL;
@@ -748,9 +753,10 @@ gw_ws_t *gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
     return ws;
 }
 
-gw_ws_t *gw_ws_adopt(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
+gw_ws_t *gw_ws_adopt(gw_ws_loop_t *l, int fd, gw_transport_state_t *state,
+                     gw_ws_transport_open open)
 {
-    gw_ws_t *ws = ws_new(l, fd, open);
+    gw_ws_t *ws = ws_new(l, fd, state, open);
 
     if (ws == NULL)
         return NULL;

@@ -68,6 +68,9 @@ typedef struct gw_relay {
     gw_handoff_step_t step; /* handoff */
     uint8_t requester[GW_SESSION_ID_LEN]; /* handoff: LOOKUP, CLAIM */
     uint32_t ttl_ms;                      /* handoff: OPEN */
+    /* handover: owned, the transport's state that goes with fd (NULL for
+     * plain TCP, and once passed on) */
+    gw_transport_state_t *state;
 } gw_relay_t;
 
 /* Frees a relay and its strings. */

@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A transport's state in transit (gw/transport.h), carried opaque. */
+typedef struct gw_transport_state gw_transport_state_t;
+
 typedef enum gw_target {
     GW_TARGET_GUILD,   /* ids[0] is the guild */
     GW_TARGET_USERS,   /* ids[0..nids) are users ("userId" or "userIds") */
@@ -85,6 +88,9 @@ typedef struct gw_event {
     uint64_t ingress_ns; /* when the broker took it, for fan-out latency */
     gw_frame_t *body;    /* owned reference: the dispatch after {"seq":N,
                             (NULL for an action) */
+    /* GW_ACTION_ADOPT's: owned with fd, the transport's state that goes
+     * with it (NULL for plain TCP, and once a worker took it) */
+    gw_transport_state_t *state;
 } gw_event_t;
 
 /*
@@ -109,13 +115,15 @@ gw_event_t *gw_event_census(uint32_t census);
 
 /*
  * A connection handed over to resume session `session` from the client's
- * last seq: fd (owned by the event until a worker takes it: the last
- * unref closes it otherwise), the len bytes read with it, and the user
- * and exp (0: none) its token names. One reference, owned by the caller.
+ * last seq: fd and its transport's state, or NULL (taken: owned by the
+ * event until a worker takes them, the last unref closes and frees them
+ * otherwise), the len bytes read with it, and the user and exp (0: none)
+ * its token names. One reference, owned by the caller.
  */
 gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
-                           const uint8_t *rest, size_t len, uint64_t seq,
-                           const char *user, uint32_t exp);
+                           gw_transport_state_t *state, const uint8_t *rest,
+                           size_t len, uint64_t seq, const char *user,
+                           uint32_t exp);
 
 /*
  * A step of the drain handoff for session `session`: action is one of

@@ -44,9 +44,11 @@ typedef struct gw_proto_hooks {
                      const gw_session_t *leaving, uint32_t before,
                      uint32_t after);
     /* Hands a connection resuming a session of worker id[0] to that
-     * worker: fd is the hook's (closed if it cannot go), rest the len
-     * bytes read after the resume, user and exp the token's. */
-    void (*hand_over)(void *data, int fd, const uint8_t *rest, size_t len,
+     * worker: fd and its transport's state (NULL for plain TCP) are the
+     * hook's (closed and freed if they cannot go), rest the len bytes
+     * read after the resume, user and exp the token's. */
+    void (*hand_over)(void *data, int fd, gw_transport_state_t *state,
+                      const uint8_t *rest, size_t len,
                       const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
                       const char *user, uint32_t exp);
     /* Asks the broker for a step of a drain handoff (docs/continuity.md

@@ -43,6 +43,7 @@ void gw_resume_elsewhere(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
 
 /* The WebSocket layer's on_hand_off for a connection that
  * gw_resume_elsewhere sent away. */
-void gw_resume_hand_off_cb(void *data, int fd, const uint8_t *rest, size_t len);
+void gw_resume_hand_off_cb(void *data, int fd, gw_transport_state_t *state,
+                           const uint8_t *rest, size_t len);
 
 #endif

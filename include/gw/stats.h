@@ -44,6 +44,7 @@ typedef enum gw_stat {
     GW_STAT_RESUME_OVERFLOWS,  /* parked sessions lost: too much arrived */
     GW_STAT_RESUME_EXPIRED,    /* parked sessions past their window */
     GW_STAT_RESUME_HANDED,     /* resuming connections sent to their worker */
+    GW_STAT_RESUME_HAND_OFF_FAILED, /* and those closed instead */
     GW_STAT_HANDOFFS_WAITING,  /* gauge: drained sessions not yet claimed */
     GW_STAT_HANDOFFS_SERVED,   /* drained sessions sent to their claimer */
     GW_STAT_HANDOFFS_RESTORED, /* sessions of another instance resumed */

@@ -68,7 +68,10 @@ void gw_tls_loop_free(gw_tls_loop_t *tl);
  * Adopts an accepted non-blocking socket as a TLS transport of l, whose
  * ops_data is a gw_tls_loop_t: the handshake runs from the socket's
  * reads, and the layer above sees only the plaintext. Same contract as
- * gw_transport_init.
+ * gw_transport_init. Once the handshake is done, the connection may move
+ * to another worker's loop: gw_transport_detach gives its session up with
+ * the socket, and gw_transport_adopt there carries on with it, on that
+ * worker's configuration of the same pair.
  */
 int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd);
 

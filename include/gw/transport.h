@@ -31,6 +31,7 @@
 #include <uv.h>
 
 typedef struct gw_transport gw_transport_t;
+typedef struct gw_transport_state gw_transport_state_t;
 
 /*
  * The byte-level operations of one kind of transport, on a non-blocking
@@ -48,9 +49,38 @@ typedef struct gw_transport_ops {
     /* The socket takes output again after gw_transport_wait_writable: an
      * implementation with output of its own sends it (NULL: none has). */
     void (*writable)(gw_transport_t *t);
-    /* Frees t->impl, in the close callback (NULL: there is none). */
+    /* Frees t->impl, in the close callback (NULL: there is none). It may
+     * be NULL by then: detach took it. */
     void (*close)(gw_transport_t *t);
+    /* The socket is leaving for another loop (gw_transport_detach): the
+     * implementation gives up its state to go with it, 0 with *state the
+     * caller's and t->impl NULL, or refuses, GW_EAGAIN (logged), and t is
+     * as it was. NULL: there is no state, the socket goes alone. */
+    int (*detach)(gw_transport_t *t, gw_transport_state_t **state);
+    /* Installs a state detach made, taken, into t: a transport of this
+     * implementation just initialised on another loop. */
+    void (*adopt)(gw_transport_t *t, gw_transport_state_t *state);
+    /* Frees a state detach made that no loop adopted. */
+    void (*free_state)(gw_transport_state_t *state);
 } gw_transport_ops_t;
+
+/*
+ * An implementation's state on its way to another loop with its socket
+ * (TLS's session): opaque beyond the implementation, which embeds this
+ * header. Whoever holds it owns it, as they own the socket; a holder that
+ * cannot pass it on frees it with gw_transport_state_free.
+ */
+struct gw_transport_state {
+    const gw_transport_ops_t *ops; /* the implementation it belongs to */
+};
+
+/* Frees a state in transit (NULL: nothing to free). Never touches the
+ * socket it came with, which its holder closes. Any thread. */
+static inline void gw_transport_state_free(gw_transport_state_t *state)
+{
+    if (state != NULL)
+        state->ops->free_state(state);
+}
 
 /*
  * What the layer above is told. Every transport of a loop has the same
@@ -180,11 +210,22 @@ int gw_transport_admit(gw_transport_t *t, uint32_t room, uint32_t limit,
 
 /*
  * Takes the socket off this loop without closing it, for another loop to
- * adopt: its output must be all written (GW_EAGAIN if not: nothing done).
- * The transport then closes as by gw_transport_close (on_close follows),
- * but the fd, returned in *fd, is the caller's.
+ * adopt. Its output must be all written, and an implementation with
+ * state must give it up: GW_EAGAIN if not, and nothing is done. The
+ * transport then closes as by gw_transport_close (on_close follows), but
+ * the fd, returned in *fd, and the state, in *state (NULL when the
+ * implementation has none), are the caller's.
  */
-int gw_transport_detach(gw_transport_t *t, int *fd);
+int gw_transport_detach(gw_transport_t *t, int *fd,
+                        gw_transport_state_t **state);
+
+/*
+ * Adopts a socket another loop detached, with the state that came with it
+ * (taken), and starts reading: the transport carries on where it left
+ * off. Same contract as gw_transport_init; the state is freed on failure.
+ */
+int gw_transport_adopt(gw_transport_t *t, gw_transport_loop_t *l, int fd,
+                       gw_transport_state_t *state);
 
 /* Writes what is queued now (normally left to gw_transport_loop_flush). */
 void gw_transport_flush(gw_transport_t *t);

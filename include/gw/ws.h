@@ -54,11 +54,13 @@ typedef struct gw_ws_cb {
      * The owner closes the connection. */
     void (*on_backlog)(void *data, unsigned dropped);
     /* The connection left this loop at the owner's request
-     * (gw_ws_hand_off): fd is the socket, now the owner's (or -1 when it
-     * could not be handed over: the connection is dropped), and rest the
-     * len bytes read after the requesting message and not run, valid
-     * during the call. No on_close follows. */
-    void (*on_hand_off)(void *data, int fd, const uint8_t *rest, size_t len);
+     * (gw_ws_hand_off): fd is the socket and state its transport's state
+     * (NULL for plain TCP), both now the owner's; fd is -1 when it could
+     * not be handed over (the connection is dropped). rest is the len
+     * bytes read after the requesting message and not run, valid during
+     * the call. No on_close follows. */
+    void (*on_hand_off)(void *data, int fd, gw_transport_state_t *state,
+                        const uint8_t *rest, size_t len);
     /* The connection is gone (data as set): the last callback. Who closed
      * first, with what: `sent` when this side did, `received` when the
      * peer did (1005 for a close frame without a code); both 0 when the
@@ -213,10 +215,13 @@ void gw_ws_hand_off(gw_ws_t *ws);
 /*
  * Adopts an open WebSocket connection handed off by another loop: no
  * upgrade, no on_open; the caller names its data with gw_ws_set_data,
- * then gives it the bytes that came with it (gw_ws_input). NULL on
- * failure, with fd closed.
+ * then gives it the bytes that came with it (gw_ws_input). The transport
+ * carries on with the state that came with fd (taken), or is opened with
+ * `open` when there is none. NULL on failure, with fd closed and state
+ * freed.
  */
-gw_ws_t *gw_ws_adopt(gw_ws_loop_t *l, int fd, gw_ws_transport_open open);
+gw_ws_t *gw_ws_adopt(gw_ws_loop_t *l, int fd, gw_transport_state_t *state,
+                     gw_ws_transport_open open);
 
 /* Runs bytes read elsewhere (a hand-off's rest) as if read here. */
 void gw_ws_input(gw_ws_t *ws, const uint8_t *buf, size_t len);

@@ -30,9 +30,9 @@ async def publish(gw, guild, n, start=0):
                            "data": {"i": i}})
 
 
-async def resume(gw, c, seq, token=None, session=None):
-    """A new connection that resumes c's session from seq."""
-    r = await Client.connect(gw)
+async def resume(gw, c, seq, token=None, session=None, **kw):
+    """A new connection that resumes c's session from seq (kw: wss://)."""
+    r = await Client.connect(gw, **kw)
     await r.ready()
     await r.send({"event": "resume",
                   "data": {"sessionId": session or c.session_id,

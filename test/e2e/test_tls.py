@@ -16,6 +16,7 @@ import time
 import pytest
 
 from gwtest import Client, Gateway, T, uniq, wait_until
+from test_resume import expect_ticks, parked, publish, resume
 import conftest
 
 
@@ -216,6 +217,53 @@ async def test_sighup_swaps_the_certificate_and_keeps_sessions(
     fresh = await wss_session(gw, str(ca), uniq("u"), [guild])
     await fresh.close()
     await c.close()
+
+
+@pytest.mark.time_limit(120)
+async def test_resume_moves_the_tls_session_to_its_worker(gateway_factory,
+                                                          tmp_path):
+    """A wss:// resume that lands on a worker other than the session's
+    goes there with its TLS session: the replay, resumed, then live both
+    ways over the moved connection, for every one of them."""
+    cert, key = make_pair(tmp_path, "gw", "ec")
+    gw = gateway_factory(tls=tls_section(cert, key), server={"workers": 4},
+                         session={"resume_window_ms": 30000})
+    n, guild = 16, uniq("g")
+    clients = [await wss_session(gw, cert, uniq("u"), [guild])
+               for _ in range(n)]
+    await publish(gw, guild, 2)
+    for c in clients:
+        await expect_ticks(c, 1, 0, 2)
+        c.abort()
+    await parked(gw, n)
+    await publish(gw, guild, 3, start=2)
+    resumed = []
+    for i, c in enumerate(clients):
+        r = await resume(gw, c, 2, url=gw.wss_url, ssl=client_ctx(cert))
+        if i % 2:
+            # Sent right behind the resume, it is often read with it: it
+            # then travels as plaintext beside the TLS session.
+            await r.send({"event": "heartbeat", "data": {}})
+        await expect_ticks(r, 3, 2, 3)
+        msg = await r.expect("resumed")
+        assert msg["data"] == {"sessionId": c.session_id, "replayed": 3}, msg
+        if i % 2:
+            await r.expect("heartbeat_ack")
+        resumed.append(r)
+    await publish(gw, guild, 1, start=5)
+    for r in resumed:
+        await expect_ticks(r, 6, 5, 1)
+        await r.heartbeat_roundtrip()
+    totals = await gw.totals()
+    # Sixteen resumes over four workers: all on the session's own worker
+    # has odds of 1 in 4**16.
+    assert totals["resume_handed_over"] >= 1, totals
+    assert totals["resume_hand_off_failures"] == 0, totals
+    assert totals["resumed"] == n and totals["parked"] == 0, totals
+    assert totals["connections"] == n, totals
+    assert totals["tls_handshake_failures"] == 0, totals
+    for r in resumed:
+        await r.close()
 
 
 def start_expecting_failure(workdir, tls, env=None):

@@ -180,13 +180,15 @@ static void test_presence(void *data, const gw_user_t *u,
 /* What the hand_over hook was given last. */
 static struct {
     int calls, fd;
+    gw_transport_state_t *state;
     char rest[32], user[32];
     uint8_t id[GW_SESSION_ID_LEN];
     uint64_t seq;
     uint32_t exp;
 } handed;
 
-static void test_hand_over(void *data, int fd, const uint8_t *rest, size_t len,
+static void test_hand_over(void *data, int fd, gw_transport_state_t *state,
+                           const uint8_t *rest, size_t len,
                            const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
                            const char *user, uint32_t exp)
 {
@@ -194,6 +196,7 @@ static void test_hand_over(void *data, int fd, const uint8_t *rest, size_t len,
     handed.calls++;
     handed.exp = exp;
     handed.fd = fd;
+    handed.state = state;
     snprintf(handed.rest, sizeof(handed.rest), "%.*s", (int)len, rest);
     snprintf(handed.user, sizeof(handed.user), "%s", user);
     memcpy(handed.id, id, GW_SESSION_ID_LEN);
@@ -830,6 +833,7 @@ static void test_presence_changes(void **state)
 static void test_resume_elsewhere_hands_the_connection_over(void **state)
 {
     fx_t *f = *state;
+    gw_transport_state_t moving = {0};
     char msg[1200];
     gw_session_t *s = open_conn(f, 0, NULL);
 
@@ -843,10 +847,12 @@ static void test_resume_elsewhere_hands_the_connection_over(void **state)
     assert_int_equal(fakes[0].handed_off, 1);
     assert_int_equal(f->stats.v[GW_STAT_SESSIONS], 0);
     /* The WebSocket layer lets go of the socket: the hook gets it. */
-    gw_proto_ws_cb.on_hand_off(fakes[0].ws.data, 9, (const uint8_t *)"xy", 2);
+    gw_proto_ws_cb.on_hand_off(fakes[0].ws.data, 9, &moving,
+                               (const uint8_t *)"xy", 2);
     fakes[0].ws.data = NULL;
     assert_int_equal(handed.calls, 1);
     assert_int_equal(handed.fd, 9);
+    assert_ptr_equal(handed.state, &moving); /* the transport's, as it is */
     assert_string_equal(handed.rest, "xy");
     assert_string_equal(handed.user, "u9");
     /* The resume's token goes along: it becomes the session's. */
@@ -855,6 +861,29 @@ static void test_resume_elsewhere_hands_the_connection_over(void **state)
     assert_int_equal(handed.seq, 42);
     assert_int_equal(handed.id[0], 7);
     assert_int_equal(handed.id[15], 0xbc);
+}
+
+/* A connection that could not leave (its output not all written, or a
+ * TLS session that cannot move) was closed by the WebSocket layer: the
+ * hook hears nothing, and the failure is counted. */
+static void test_resume_elsewhere_dropped_is_counted(void **state)
+{
+    fx_t *f = *state;
+    char msg[1200];
+
+    assert_non_null(open_conn(f, 0, NULL));
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"resume\",\"data\":{\"sessionId\":"
+             "\"07000000000000000000000000000abc\",\"token\":\"%s\","
+             "\"seq\":1}}",
+             token("u9", NULL));
+    say(0, msg);
+    assert_int_equal(fakes[0].handed_off, 1);
+    gw_proto_ws_cb.on_hand_off(fakes[0].ws.data, -1, NULL, NULL, 0);
+    fakes[0].ws.data = NULL;
+    assert_int_equal(handed.calls, 0);
+    assert_int_equal(f->stats.v[GW_STAT_RESUME_HANDED], 1);
+    assert_int_equal(f->stats.v[GW_STAT_RESUME_HAND_OFF_FAILED], 1);
 }
 
 /* The connection ends as given: the session parks, or ends. */
@@ -1295,6 +1324,7 @@ int main(void)
         T(test_presence_changes),
         T(test_what_parks),
         T(test_resume_elsewhere_hands_the_connection_over),
+        T(test_resume_elsewhere_dropped_is_counted),
         T(test_session_ids_and_slots),
         T(test_first_heartbeats_spread),
         T(test_a_drained_session_is_offered_then_served),

@@ -14,6 +14,7 @@
 #include "gw/error.h"
 #include "gw/transport.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -59,6 +60,57 @@ static int cap_shutdown(gw_transport_t *t)
 
 static const gw_transport_ops_t cap_ops = {
     .read = cap_read, .writev = cap_writev, .shutdown = cap_shutdown};
+
+/* An implementation with state of its own (as TLS has a session), which
+ * moves with the socket unless `refuse` says it cannot now. */
+typedef struct st_impl {
+    gw_transport_state_t state; /* first: what travels */
+    int refuse;
+} st_impl_t;
+
+static struct {
+    int adopted, freed, closes_with_impl;
+} st;
+
+static int st_detach(gw_transport_t *t, gw_transport_state_t **state)
+{
+    st_impl_t *impl = t->impl;
+
+    if (impl->refuse)
+        return GW_EAGAIN;
+    *state = &impl->state;
+    t->impl = NULL;
+    return 0;
+}
+
+static void st_adopt(gw_transport_t *t, gw_transport_state_t *state)
+{
+    st.adopted++;
+    t->impl = state;
+}
+
+static void st_free_state(gw_transport_state_t *state)
+{
+    st.freed++;
+    free(state);
+}
+
+static void st_close(gw_transport_t *t)
+{
+    if (t->impl == NULL)
+        return;
+    st.closes_with_impl++;
+    st_free_state(t->impl);
+    t->impl = NULL;
+}
+
+static const gw_transport_ops_t st_ops = {.read = cap_read,
+                                          .writev = cap_writev,
+                                          .shutdown = cap_shutdown,
+                                          .close = st_close,
+                                          .detach = st_detach,
+                                          .adopt = st_adopt,
+                                          .free_state = st_free_state};
 
 static void on_data(gw_transport_t *t, const uint8_t *buf, size_t len)
 {
@@ -226,6 +278,113 @@ static void test_close_while_queued(void **state)
     assert_int_equal(io.writes, 0);
 }
 
+/* The fixture's transport made stateful. */
+static st_impl_t *st_install(fx_t *f, int refuse)
+{
+    st_impl_t *impl = calloc(1, sizeof(*impl));
+
+    memset(&st, 0, sizeof(st));
+    impl->state.ops = &st_ops;
+    impl->refuse = refuse;
+    f->t.ops = &st_ops;
+    f->t.impl = impl;
+    return impl;
+}
+
+/* Plain TCP has no state: the socket goes alone, open, and the transport
+ * closes behind it without closing it. */
+static void test_detach_without_state(void **state)
+{
+    fx_t *f = *state;
+    gw_transport_state_t *moving = (gw_transport_state_t *)1;
+    int fd = -1, sock = f->t.fd;
+
+    assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), 0);
+    assert_int_equal(fd, sock);
+    assert_null(moving);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(io.closed, 1);
+    assert_int_equal(write(fd, "x", 1), 1); /* still open: the caller's */
+    close(fd);
+}
+
+/* Output not yet written keeps the socket here, and everything as it was. */
+static void test_detach_with_output_queued(void **state)
+{
+    fx_t *f = *state;
+    gw_transport_state_t *moving;
+    int fd = -1;
+
+    push(f, "ab");
+    assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), GW_EAGAIN);
+    assert_int_equal(fd, -1);
+    assert_false(f->t.closed);
+}
+
+/* An implementation that cannot give its state up keeps the socket. */
+static void test_detach_refused_by_the_implementation(void **state)
+{
+    fx_t *f = *state;
+    st_impl_t *impl = st_install(f, 1);
+    gw_transport_state_t *moving;
+    int fd = -1;
+
+    assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), GW_EAGAIN);
+    assert_int_equal(fd, -1);
+    assert_null(moving);
+    assert_false(f->t.closed);
+    assert_ptr_equal(f->t.impl, impl);
+    /* The teardown's close frees it, as any close does. */
+}
+
+/* The state leaves with the socket, is freed by neither loop's close,
+ * and the adopting transport carries it until its own close. */
+static void test_state_moves_with_the_socket(void **state)
+{
+    fx_t *f = *state;
+    st_impl_t *impl = st_install(f, 0);
+    gw_transport_state_t *moving = NULL;
+    gw_transport_loop_t l2;
+    gw_transport_t t2;
+    int fd = -1;
+
+    assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), 0);
+    assert_ptr_equal(moving, &impl->state);
+    assert_null(f->t.impl);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(io.closed, 1);
+    assert_int_equal(st.closes_with_impl + st.freed, 0);
+
+    gw_transport_loop_init(&l2, &f->loop, &cb, &f->stats, 4);
+    assert_int_equal(gw_transport_adopt(&t2, &l2, fd, moving), 0);
+    assert_int_equal(st.adopted, 1);
+    assert_ptr_equal(t2.impl, impl);
+    assert_ptr_equal(t2.ops, &st_ops);
+    gw_transport_close(&t2);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(io.closed, 2);
+    assert_int_equal(st.closes_with_impl, 1);
+    gw_transport_loop_free(&l2);
+    io.closed = 1; /* the teardown expects the fixture's close alone */
+}
+
+/* A socket the loop cannot watch is closed, its state freed with it. */
+static void test_adopt_failure_frees_the_state(void **state)
+{
+    fx_t *f = *state;
+    st_impl_t *impl = calloc(1, sizeof(*impl));
+    gw_transport_t t2;
+    int fd = open("/dev/null", O_RDONLY); /* epoll refuses it */
+
+    memset(&st, 0, sizeof(st));
+    impl->state.ops = &st_ops;
+    assert_true(fd >= 0);
+    assert_true(gw_transport_adopt(&t2, &f->l, fd, &impl->state) < 0);
+    assert_int_equal(st.freed, 1);
+    assert_int_equal(st.adopted, 0);
+    assert_int_equal(fcntl(fd, F_GETFD), -1); /* closed */
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -236,6 +395,11 @@ int main(void)
         T(test_slow_consumer_shedding),
         T(test_shedding_a_ring_worth_closes),
         T(test_close_while_queued),
+        T(test_detach_without_state),
+        T(test_detach_with_output_queued),
+        T(test_detach_refused_by_the_implementation),
+        T(test_state_moves_with_the_socket),
+        T(test_adopt_failure_frees_the_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
