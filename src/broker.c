@@ -246,18 +246,18 @@ static int broker_amqp_cb(const char *body, size_t len, void *data)
 }
 
 /* The envelope of a relayed typing.start, as every instance receives it. */
-static char *broker_typing_envelope(gw_broker_t *b, const gw_relay_t *r)
+static char *broker_typing_envelope(gw_broker_t *b, const gw_relay_typing_t *t)
 {
     cJSON *doc = cJSON_CreateObject();
     cJSON *data;
     char *text;
 
     cJSON_AddStringToObject(doc, "event", "typing.start");
-    cJSON_AddStringToObject(doc, "guildId", r->guild);
+    cJSON_AddStringToObject(doc, "guildId", t->guild);
     data = cJSON_AddObjectToObject(doc, "data");
-    cJSON_AddStringToObject(data, "userId", r->user);
-    cJSON_AddStringToObject(data, "channelId", r->channel);
-    cJSON_AddStringToObject(doc, "excludeUserId", r->user);
+    cJSON_AddStringToObject(data, "userId", t->user);
+    cJSON_AddStringToObject(data, "channelId", t->channel);
+    cJSON_AddStringToObject(doc, "excludeUserId", t->user);
     cJSON_AddNumberToObject(doc, "priority", 4);
     cJSON_AddStringToObject(doc, "origin", b->instance_id);
     text = cJSON_PrintUnformatted(doc);
@@ -269,16 +269,36 @@ static char *broker_typing_envelope(gw_broker_t *b, const gw_relay_t *r)
 
 void gw_relay_free(gw_relay_t *r)
 {
-    if (r->kind == GW_RELAY_HANDOVER && r->fd >= 0)
-        close(r->fd); /* the connection never reached its worker */
-    gw_transport_state_free(r->state);
-    free(r->user);
-    free(r->guild);
-    free(r->channel);
-    free(r->event);
-    free(r->data);
-    free(r->nonce);
-    free(r->scope);
+    switch (r->kind) {
+    case GW_RELAY_TYPING:
+        free(r->typing.user);
+        free(r->typing.guild);
+        free(r->typing.channel);
+        break;
+    case GW_RELAY_UPSTREAM:
+    case GW_RELAY_SYNC:
+        free(r->request.user);
+        free(r->request.event);
+        free(r->request.data);
+        free(r->request.nonce);
+        free(r->request.scope);
+        break;
+    case GW_RELAY_PRESENCE:
+        free(r->presence.user);
+        free(r->presence.guilds);
+        break;
+    case GW_RELAY_HANDOVER:
+        if (r->handover.fd >= 0)
+            close(r->handover.fd); /* it never reached its worker */
+        gw_transport_state_free(r->handover.state);
+        free(r->handover.rest);
+        free(r->handover.user);
+        break;
+    case GW_RELAY_HANDOFF:
+        free((char *)r->handoff.text);
+        free((char *)r->handoff.blob);
+        break;
+    }
     free(r);
 }
 
@@ -300,7 +320,7 @@ static void broker_spread(gw_broker_t *b, gw_source_t src, const char *text,
 
 static void broker_relay_typing(gw_broker_t *b, gw_relay_t *r)
 {
-    char *text = broker_typing_envelope(b, r);
+    char *text = broker_typing_envelope(b, &r->typing);
 
     broker_spread(b, GW_SOURCE_CLIENT, text, strlen(text));
     cJSON_free(text);
@@ -344,8 +364,9 @@ static void broker_redis_state_cb(gw_link_state_t state, void *data)
 
 static void broker_relay_presence(gw_broker_t *b, gw_relay_t *r)
 {
-    gw_presence_report_t rep = {r->worker, r->census, r->counted, r->before,
-                                r->after,  r->user,   r->data};
+    const gw_relay_presence_t *q = &r->presence;
+    gw_presence_report_t rep = {r->worker, q->census, q->counted, q->before,
+                                q->after,  q->user,   q->guilds};
 
     if (b->presence != NULL)
         gw_presence_report(b->presence, &rep);
@@ -357,17 +378,18 @@ static void broker_relay_presence(gw_broker_t *b, gw_relay_t *r)
  * its client reconnects. */
 static void broker_relay_handover(gw_broker_t *b, gw_relay_t *r)
 {
+    gw_relay_handover_t *h = &r->handover;
     gw_event_t *ev =
-        gw_event_adopt(r->session, r->fd, r->state, (uint8_t *)r->data, r->len,
-                       r->seq, r->user, r->exp);
+        gw_event_adopt(h->session, h->fd, h->state, (uint8_t *)h->rest, h->len,
+                       h->seq, h->user, h->exp);
 
-    r->fd = -1;
-    r->state = NULL;
+    h->fd = -1;
+    h->state = NULL;
     if (broker_fanout(b, ev) <= 0)
         gw_log_limited(&b->answer_log, GW_LOG_WARN,
                        "broker: a resuming connection for worker %u "
                        "dropped: no such worker, or its queue is full",
-                       gw_session_id_worker(r->session));
+                       gw_session_id_worker(h->session));
     gw_relay_free(r);
 }
 
@@ -400,15 +422,10 @@ static void broker_handoff_control_cb(const char *payload, size_t len,
 
 static void broker_relay_handoff(gw_broker_t *b, gw_relay_t *r)
 {
-    gw_handoff_msg_t m = {r->step, {0},    {0},      r->event,
-                          r->data, r->len, r->ttl_ms};
-
-    memcpy(m.session, r->session, GW_SESSION_ID_LEN);
-    memcpy(m.requester, r->requester, GW_SESSION_ID_LEN);
     /* Without Redis (or with handoff off) the workers ask nothing: the
      * protocol checks, but a relay queued before a reload may still come. */
     if (b->handoff != NULL)
-        gw_handoff_request(b->handoff, &m);
+        gw_handoff_request(b->handoff, &r->handoff);
     gw_relay_free(r);
 }
 
@@ -437,19 +454,19 @@ static void broker_upstream_body(gw_buf_t *o, const gw_broker_t *b,
 {
     char id[2 * GW_SESSION_ID_LEN];
 
-    gw_hex_encode(r->session, GW_SESSION_ID_LEN, id);
+    gw_hex_encode(r->request.session, GW_SESSION_ID_LEN, id);
     gw_buf_printf(o, "{\"event\":");
-    gw_buf_json_string(o, r->event);
-    gw_buf_printf(o, ",\"data\":%s,\"userId\":", r->data);
-    gw_buf_json_string(o, r->user);
+    gw_buf_json_string(o, r->request.event);
+    gw_buf_printf(o, ",\"data\":%s,\"userId\":", r->request.data);
+    gw_buf_json_string(o, r->request.user);
     gw_buf_printf(o, ",\"sessionId\":\"%.*s\",\"instanceId\":", (int)sizeof(id),
                   id);
     gw_buf_json_string(o, b->instance_id);
-    if (r->nonce != NULL) {
+    if (r->request.nonce != NULL) {
         gw_buf_printf(o, ",\"nonce\":");
-        gw_buf_json_string(o, r->nonce);
+        gw_buf_json_string(o, r->request.nonce);
     }
-    gw_buf_printf(o, ",\"receivedAt\":%" PRIu64 "}", r->received_ms);
+    gw_buf_printf(o, ",\"receivedAt\":%" PRIu64 "}", r->request.received_ms);
 }
 
 /* The error event that answers a client whose event did not go up. */
@@ -528,11 +545,11 @@ static broker_pending_t *broker_pending_take(gw_relay_t *r)
     broker_pending_t *m = gw_malloc(sizeof(*m));
 
     m->worker = r->worker;
-    memcpy(m->session, r->session, GW_SESSION_ID_LEN);
-    m->nonce = r->nonce;
-    m->user = r->user;
-    m->event = r->event;
-    r->nonce = r->user = r->event = NULL;
+    memcpy(m->session, r->request.session, GW_SESSION_ID_LEN);
+    m->nonce = r->request.nonce;
+    m->user = r->request.user;
+    m->event = r->request.event;
+    r->request.nonce = r->request.user = r->request.event = NULL;
     gw_relay_free(r);
     return m;
 }
@@ -571,7 +588,7 @@ static void broker_relay_upstream(gw_broker_t *b, gw_relay_t *r)
 {
     gw_buf_t o = {0};
     char id[33];
-    uint64_t now_s = r->received_ms / 1000;
+    uint64_t now_s = r->request.received_ms / 1000;
     broker_pending_t *m;
     int rc;
 
@@ -642,12 +659,13 @@ static void broker_sync_cb(void *data, int status, const char *value,
         return;
     }
     if (status != 0 ||
-        (ev = gw_sync_answer(r->session, r->nonce, value, len)) == NULL) {
+        (ev = gw_sync_answer(r->request.session, r->request.nonce, value,
+                             len)) == NULL) {
         if (status == 0)
             gw_log_limited(&b->relay_log, GW_LOG_WARN,
                            "broker: the sync-data of user %s is not a JSON "
                            "object: not sent",
-                           r->user);
+                           r->request.user);
         broker_sync_fail(b, r, status == 0 ? GW_EIO : status);
         return;
     }
@@ -660,7 +678,8 @@ static void broker_sync_cb(void *data, int status, const char *value,
  * connection, never the subscribed one). */
 static void broker_relay_sync(gw_broker_t *b, gw_relay_t *r)
 {
-    char *key = gw_sync_key(b->cfg->sync_key_template, r->user, r->scope);
+    char *key = gw_sync_key(b->cfg->sync_key_template, r->request.user,
+                            r->request.scope);
     broker_sync_t *q = gw_malloc(sizeof(*q));
     int rc;
 

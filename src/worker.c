@@ -63,9 +63,9 @@ static int worker_relay_typing(void *data, const char *user, const char *guild,
 
     r->kind = GW_RELAY_TYPING;
     r->worker = w->id;
-    r->user = gw_strdup(user);
-    r->guild = gw_strdup(guild);
-    r->channel = gw_strdup(channel);
+    r->typing.user = gw_strdup(user);
+    r->typing.guild = gw_strdup(guild);
+    r->typing.channel = gw_strdup(channel);
     return worker_hand_over(w, r);
 }
 
@@ -76,19 +76,20 @@ static gw_relay_t *worker_request(gw_worker_t *w, gw_relay_kind_t kind,
                                   const char *nonce)
 {
     gw_relay_t *r = gw_calloc(1, sizeof(*r));
+    gw_relay_request_t *q = &r->request;
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     r->kind = kind;
     r->worker = w->id;
-    r->user = gw_strdup(s->user->id);
-    r->event = gw_strdup(event);
-    r->data = gw_malloc(len + 1);
-    memcpy(r->data, json, len);
-    r->data[len] = '\0';
-    r->nonce = nonce ? gw_strdup(nonce) : NULL;
-    memcpy(r->session, s->id, GW_SESSION_ID_LEN);
-    r->received_ms =
+    q->user = gw_strdup(s->user->id);
+    q->event = gw_strdup(event);
+    q->data = gw_malloc(len + 1);
+    memcpy(q->data, json, len);
+    q->data[len] = '\0';
+    q->nonce = nonce ? gw_strdup(nonce) : NULL;
+    memcpy(q->session, s->id, GW_SESSION_ID_LEN);
+    q->received_ms =
         (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     return r;
 }
@@ -117,7 +118,7 @@ static int worker_relay_sync(void *data, const gw_session_t *s,
     gw_relay_t *r =
         worker_request(w, GW_RELAY_SYNC, s, "sync_request", json, len, nonce);
 
-    r->scope = scope ? gw_strdup(scope) : NULL;
+    r->request.scope = scope ? gw_strdup(scope) : NULL;
     return worker_hand_over(w, r);
 }
 
@@ -166,12 +167,14 @@ static void worker_presence_report(gw_worker_t *w, const char *user,
 
     r->kind = GW_RELAY_PRESENCE;
     r->worker = w->id;
-    r->user = user ? gw_strdup(user) : NULL;
-    r->data = guilds ? gw_buf_steal(guilds, &len) : NULL;
-    r->census = w->census;
-    r->counted = counted;
-    r->before = before;
-    r->after = after;
+    r->presence = (gw_relay_presence_t){
+        .user = user ? gw_strdup(user) : NULL,
+        .guilds = guilds ? gw_buf_steal(guilds, &len) : NULL,
+        .census = w->census,
+        .counted = counted,
+        .before = before,
+        .after = after,
+    };
     if (worker_hand_over(w, r) != 0) {
         gw_stat_add(&w->stats, GW_STAT_PRESENCE_LOST, 1);
         atomic_store(&w->presence_lost, 1);
@@ -224,18 +227,19 @@ static void worker_hand_over_conn(void *data, int fd,
 {
     gw_worker_t *w = data;
     gw_relay_t *r = gw_calloc(1, sizeof(*r));
+    gw_relay_handover_t *h = &r->handover;
 
     r->kind = GW_RELAY_HANDOVER;
     r->worker = w->id;
-    r->fd = fd;
-    r->state = state;
-    memcpy(r->session, id, GW_SESSION_ID_LEN);
-    r->seq = seq;
-    r->exp = exp;
-    r->user = gw_strdup(user);
-    r->data = gw_malloc(len ? len : 1);
-    memcpy(r->data, rest, len);
-    r->len = len;
+    h->fd = fd;
+    h->state = state;
+    memcpy(h->session, id, GW_SESSION_ID_LEN);
+    h->seq = seq;
+    h->exp = exp;
+    h->user = gw_strdup(user);
+    h->rest = gw_malloc(len ? len : 1);
+    memcpy(h->rest, rest, len);
+    h->len = len;
     if (worker_hand_over(w, r) != 0) {
         gw_stat_add(&w->stats, GW_STAT_RESUME_HAND_OFF_FAILED, 1);
         gw_warn("worker %d: relay queue full: a resuming connection dropped",
@@ -251,17 +255,13 @@ static int worker_handoff(void *data, const gw_handoff_msg_t *m)
 
     r->kind = GW_RELAY_HANDOFF;
     r->worker = w->id;
-    r->fd = -1;
-    r->step = m->step;
-    memcpy(r->session, m->session, GW_SESSION_ID_LEN);
-    memcpy(r->requester, m->requester, GW_SESSION_ID_LEN);
-    r->event = m->text != NULL ? gw_strdup(m->text) : NULL;
+    r->handoff = *m;
+    r->handoff.text = m->text != NULL ? gw_strdup(m->text) : NULL;
     if (m->blob != NULL) {
-        r->data = gw_malloc(m->len ? m->len : 1);
-        memcpy(r->data, m->blob, m->len);
-        r->len = m->len;
+        char *blob = gw_malloc(m->len ? m->len : 1);
+        memcpy(blob, m->blob, m->len);
+        r->handoff.blob = blob;
     }
-    r->ttl_ms = m->ttl_ms;
     return worker_hand_over(w, r);
 }
 

@@ -37,43 +37,64 @@ typedef enum gw_relay_kind {
     GW_RELAY_HANDOFF,  /* a step of a drain handoff (step), through Redis */
 } gw_relay_kind_t;
 
-/* What a worker hands the broker through its relay queue. */
+/* A client's typing.start, for the guild (GW_RELAY_TYPING). */
+typedef struct gw_relay_typing {
+    char *user;    /* owned: the sender */
+    char *guild;   /* owned */
+    char *channel; /* owned */
+} gw_relay_typing_t;
+
+/* A client's event for the backends (GW_RELAY_UPSTREAM), or its
+ * sync_request (GW_RELAY_SYNC). */
+typedef struct gw_relay_request {
+    char *user;  /* owned: the authenticated user */
+    char *event; /* owned: the name, the routing key */
+    char *data;  /* owned: the client's data as sent, NUL-terminated */
+    char *nonce; /* owned: the client's nonce, or NULL */
+    char *scope; /* owned, sync: the request's scope, or NULL */
+    uint8_t session[GW_SESSION_ID_LEN]; /* the sender's */
+    uint64_t received_ms;               /* wall clock when taken */
+} gw_relay_request_t;
+
+/* A user's sessions on the worker changed (GW_RELAY_PRESENCE). */
+typedef struct gw_relay_presence {
+    char *user;      /* owned; NULL at the end of a census */
+    char *guilds;    /* owned: the user's guilds, a JSON array, or NULL */
+    uint32_t census; /* the worker's last census */
+    int counted;     /* part of that census */
+    uint32_t before; /* the user's sessions here before */
+    uint32_t after;  /* and after */
+} gw_relay_presence_t;
+
+/* A connection resuming a session of another worker, to hand to that
+ * worker (GW_RELAY_HANDOVER). */
+typedef struct gw_relay_handover {
+    int fd;                      /* owned, -1 once passed on */
+    gw_transport_state_t *state; /* owned: what goes with fd (NULL for
+                                    plain TCP, and once passed on) */
+    char *rest;                  /* owned: the bytes read after the resume */
+    size_t len;                  /* of rest */
+    uint8_t session[GW_SESSION_ID_LEN]; /* the one resumed */
+    uint64_t seq;                       /* the client's last seq */
+    char *user;                         /* owned: the token's user */
+    uint32_t exp;                       /* its token's exp, 0 = none */
+} gw_relay_handover_t;
+
+/* What a worker hands the broker through its relay queue: one of these,
+ * by kind. */
 typedef struct gw_relay {
     gw_relay_kind_t kind;
-    int worker;    /* the sender's worker: an answer goes back there */
-    char *user;    /* owned: the authenticated user; presence: NULL at
-                      the end of a census */
-    char *guild;   /* owned, typing: the guild */
-    char *channel; /* owned, typing: the channel */
-    char *event;   /* owned, upstream, sync: the name, the routing key;
-                      handoff: the step's text, or NULL */
-    char *data;    /* owned, upstream, sync: the client's data as sent;
-                      presence: the user's guilds, a JSON array;
-                      handover: the bytes read after the resume (len);
-                      handoff: the snapshot (len), or NULL */
-    char *nonce;   /* owned, upstream, sync: the client's nonce, or NULL */
-    char *scope;   /* owned, sync: the request's scope, or NULL */
-    uint8_t session[GW_SESSION_ID_LEN]; /* upstream, sync: the sender's;
-                                           handover: the one resumed */
-    uint64_t received_ms;   /* upstream, sync: wall clock when taken */
-    uint32_t census;        /* presence: the worker's last census */
-    int counted;            /* presence: part of that census */
-    uint32_t before;        /* presence: the user's sessions here before */
-    uint32_t after;         /* presence: and after */
-    int fd;                 /* handover: owned, the connection (-1 once
-                               passed on); unused by other kinds */
-    size_t len;             /* handover: bytes of data (binary) */
-    uint64_t seq;           /* handover: the client's last seq */
-    uint32_t exp;           /* handover: its token's exp, 0 = none */
-    gw_handoff_step_t step; /* handoff */
-    uint8_t requester[GW_SESSION_ID_LEN]; /* handoff: LOOKUP, CLAIM */
-    uint32_t ttl_ms;                      /* handoff: OPEN */
-    /* handover: owned, the transport's state that goes with fd (NULL for
-     * plain TCP, and once passed on) */
-    gw_transport_state_t *state;
+    int worker; /* the sender's worker: an answer goes back there */
+    union {
+        gw_relay_typing_t typing;
+        gw_relay_request_t request; /* upstream, sync */
+        gw_relay_presence_t presence;
+        gw_relay_handover_t handover;
+        gw_handoff_msg_t handoff; /* its text and blob owned */
+    };
 } gw_relay_t;
 
-/* Frees a relay and its strings. */
+/* Frees a relay and what it owns. */
 void gw_relay_free(gw_relay_t *r);
 
 /*
