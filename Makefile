@@ -51,6 +51,14 @@ $(B)/presence.o build/fuzz/presence.o: build/lua/presence.lua.h
 $(B)/presence.o: CPPFLAGS += -Ibuild/lua
 build/fuzz/presence.o: FUZZFLAGS += -Ibuild/lua
 
+# So is the dashboard page (GET /dashboard): one HTML file, CSS and JS inline.
+build/dashboard/dashboard.html.h: dashboard/dashboard.html
+	@mkdir -p build/dashboard
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+$(B)/dashboard.o build/fuzz/dashboard.o: build/dashboard/dashboard.html.h
+$(B)/dashboard.o: CPPFLAGS += -Ibuild/dashboard
+build/fuzz/dashboard.o: FUZZFLAGS += -Ibuild/dashboard
+
 # Tests link the archive, so each pulls in only the modules it uses.
 $(B)/libgw.a: $(LIBOBJ)
 	$(AR) rcs $@ $^

@@ -13,7 +13,7 @@ import { join, normalize, extname } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import WebSocket from 'ws';
 import { connect, State } from '../src/index.js';
-import { Gateway, jwt, waitFor, T, ROOT } from './gateway.js';
+import { Gateway, jwt, waitFor, T, ROOT, API_KEY } from './gateway.js';
 
 const CHROMIUM = process.env.CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
 const OUT = process.env.SDK_TEST_OUT || mkdtempSync(join(tmpdir(), 'gw-sdk-out-'));
@@ -98,5 +98,70 @@ test('the example page connects, receives a published event, survives a restart'
   // console lines, not the page's errors.
   const problems = p.problems.filter((l) => !/WebSocket connection to .* failed/.test(l));
   assert.deepEqual(problems, []);
+  await p.close();
+});
+
+test('the dashboard shows the instance live: connections, sessions, deliveries, latency', async () => {
+  const gw = await new Gateway({ broker: { instance_id: 'sdk-dash-1' } }).start();
+  cleanup.push(() => gw.stop());
+  const p = await page();
+  await p.setViewport({ width: 1280, height: 1000 });
+  const res = await p.goto(`${gw.httpUrl}/`, { timeout: T(15000) });
+  assert.equal(res.status(), 200);
+  assert.equal(p.url(), `${gw.httpUrl}/dashboard`, 'GET / redirects to the dashboard');
+  const value = (id) => p.$eval(`#${id}`, (e) => e.textContent);
+  await p.waitForFunction(() => document.getElementById('instance').textContent === 'sdk-dash-1', {
+    timeout: T(5000),
+  });
+  assert.equal(await value('version'), (await gw.json('/health')).version);
+  assert.equal(await value('connections'), '0');
+  assert.equal(await value('status'), 'ok');
+
+  const clients = [];
+  for (let i = 0; i < 3; i++) {
+    clients.push(connect({ url: gw.wsUrl, token: jwt(`dash-${i}`), guildIds: ['gd'], WebSocket }));
+  }
+  cleanup.push(() => clients.forEach((c) => c.close()));
+  await waitFor(() => clients.every((c) => c.state === State.IDENTIFIED), 5000, 'three identified clients');
+  await p.waitForFunction(
+    () => document.getElementById('connections').textContent === '3' &&
+      document.getElementById('sessions').textContent === '3',
+    { timeout: T(5000) },
+  );
+  const rows = await p.$$eval('#worker-rows tr', (trs) => trs.length);
+  assert.equal(rows, 2, 'one row per worker');
+
+  for (let i = 0; i < 20; i++) await gw.publish({ event: 'message.create', guildId: 'gd', data: { i } });
+  await p.waitForFunction(
+    () => document.getElementById('p50').textContent !== '-' &&
+      Number(document.getElementById('connects').textContent) >= 3,
+    { timeout: T(5000) },
+  );
+  await p.waitForFunction(() => parseFloat(document.getElementById('events-rate').textContent) > 0, {
+    timeout: T(5000),
+  });
+  assert.match(await value('p99'), /^[0-9.]+ (µs|ms)$/);
+  assert.deepEqual(
+    await p.$$eval('#links tr td:nth-child(2)', (tds) => tds.map((t) => t.textContent)),
+    ['disabled', 'disabled'],
+  );
+  await p.screenshot({ path: join(OUT, 'dashboard.png'), fullPage: true });
+  assert.deepEqual(p.problems, []);
+  await p.close();
+});
+
+test('dashboard_auth: the page asks for the API key; /stats stays readable', async () => {
+  const gw = await new Gateway({ http: { dashboard_auth: true } }).start();
+  cleanup.push(() => gw.stop());
+  const refused = await fetch(`${gw.httpUrl}/dashboard`);
+  assert.equal(refused.status, 401);
+  assert.match(refused.headers.get('www-authenticate'), /^Basic /);
+  assert.equal((await fetch(`${gw.httpUrl}/stats`)).status, 200);
+  const p = await page();
+  await p.authenticate({ username: 'ops', password: API_KEY });
+  const ok = await p.goto(`${gw.httpUrl}/dashboard`, { timeout: T(15000) });
+  assert.equal(ok.status(), 200);
+  await p.waitForFunction(() => document.getElementById('status').textContent === 'ok', { timeout: T(5000) });
+  assert.deepEqual(p.problems, []);
   await p.close();
 });
