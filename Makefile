@@ -30,9 +30,10 @@ UNITBIN := $(UNITSRC:test/unit/%.c=$(B)/%)
 DEB_BUILD := build-essential pkg-config libuv1-dev libwslay-dev libhttp-parser-dev \
              libcjson-dev libmbedtls-dev libck-dev libhiredis-dev librabbitmq-dev
 DEB_TEST  := libcmocka-dev libjansson-dev python3-websockets python3-pytest python3-cryptography openssl clang libclang-rt-14-dev \
-             redis-server rabbitmq-server python3-pika python3-redis haproxy systemd
+             redis-server rabbitmq-server python3-pika python3-redis haproxy systemd \
+             chromium
 
-.PHONY: all run test unit e2e asan tsan fuzz deps test-deps clean format format-check
+.PHONY: all run test unit e2e sdk-test asan tsan fuzz deps test-deps clean format format-check
 
 all: gatewayd
 
@@ -50,6 +51,14 @@ $(B)/presence.o build/fuzz/presence.o: build/lua/presence.lua.h
 $(B)/presence.o: CPPFLAGS += -Ibuild/lua
 build/fuzz/presence.o: FUZZFLAGS += -Ibuild/lua
 
+# So is the dashboard page (GET /dashboard): one HTML file, CSS and JS inline.
+build/dashboard/dashboard.html.h: dashboard/dashboard.html
+	@mkdir -p build/dashboard
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+$(B)/dashboard.o build/fuzz/dashboard.o: build/dashboard/dashboard.html.h
+$(B)/dashboard.o: CPPFLAGS += -Ibuild/dashboard
+build/fuzz/dashboard.o: FUZZFLAGS += -Ibuild/dashboard
+
 # Tests link the archive, so each pulls in only the modules it uses.
 $(B)/libgw.a: $(LIBOBJ)
 	$(AR) rcs $@ $^
@@ -64,8 +73,13 @@ $(B):
 deps:
 	@./test/install-deps.sh $(DEB_BUILD)
 
+# The SDK's dev dependencies (typescript, ws, puppeteer-core) go into
+# sdk/js/node_modules from its package-lock.json; no browser is downloaded
+# (puppeteer-core drives Debian's chromium).
 test-deps: deps
 	@./test/install-deps.sh $(DEB_TEST)
+	@[ sdk/js/node_modules/.package-lock.json -nt sdk/js/package-lock.json ] || \
+	    (cd sdk/js && npm ci --no-audit --no-fund --loglevel=error)
 
 run: deps gatewayd
 	./gatewayd -c conf/gateway.toml
@@ -83,6 +97,9 @@ unit: $(UNITBIN)
 
 e2e: gatewayd
 	@./test/run-e2e.sh ./gatewayd
+
+sdk-test: gatewayd
+	@./test/run-sdk.sh
 
 test: test-deps
 	@./test/run-all.sh

@@ -3,12 +3,14 @@
 #include "gw/alloc.h"
 #include "gw/broker.h"
 #include "gw/buf.h"
+#include "gw/dashboard.h"
 #include "gw/error.h"
 #include "gw/json.h"
 #include "gw/log.h"
 #include "gw/metrics.h"
 #include "gw/presence.h"
 #include "gw/query.h"
+#include "gw/version.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,10 +60,10 @@ static void api_health(gw_broker_t *br, const gw_http_request_t *req,
      * balancer keeps sending traffic; draining is 503. */
     gw_buf_printf(
         &b,
-        "{\"status\":\"%s\",\"instance\":\"%s\",\"uptime\":%llu,"
-        "\"connections\":%llu,\"sessions\":%llu,"
+        "{\"status\":\"%s\",\"instance\":\"%s\",\"version\":\"%s\","
+        "\"uptime\":%llu,\"connections\":%llu,\"sessions\":%llu,"
         "\"links\":{\"redis\":\"%s\",\"amqp\":\"%s\"}}\n",
-        status, gw_broker_instance_id(br),
+        status, gw_broker_instance_id(br), GW_VERSION,
         (unsigned long long)((gw_now_ms() - srv->start_ms) / 1000),
         (unsigned long long)gw_metrics_total(srv, GW_STAT_CONNECTIONS),
         (unsigned long long)gw_metrics_total(srv, GW_STAT_SESSIONS),
@@ -113,6 +115,58 @@ static int api_authorized(gw_broker_t *br, const gw_http_request_t *req,
             req->api_key ? "wrong" : "no");
     api_error(res, 401, "a valid API key is required");
     return 0;
+}
+
+/* ---- the dashboard --------------------------------------------------- */
+
+/* The page is inline HTML, CSS and script that fetches only from here. */
+#define API_DASHBOARD_HEADERS                                                  \
+    "Cache-Control: no-store\r\n"                                              \
+    "X-Content-Type-Options: nosniff\r\n"                                      \
+    "X-Frame-Options: DENY\r\n"                                                \
+    "Content-Security-Policy: default-src 'none'; connect-src 'self'; "        \
+    "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\r\n"
+
+/*
+ * GET /dashboard: the page, which only reads /stats and /health. With
+ * http.dashboard_auth it asks for the API key first, through the browser's
+ * own prompt (HTTP Basic, any user name, the key as the password).
+ */
+static void api_dashboard(gw_broker_t *br, const gw_http_request_t *req,
+                          gw_http_response_t *res)
+{
+    const gw_config_t *cfg = gw_broker_config(br);
+    size_t len;
+    const char *page = gw_dashboard_page(&len);
+
+    if (cfg->dashboard_auth &&
+        !api_key_ok(cfg->publish_api_key, req->api_key)) {
+        if (req->api_key != NULL)
+            gw_warn("audit: /dashboard rejected: wrong API key");
+        res->headers = "WWW-Authenticate: Basic realm=\"gatewayd dashboard\", "
+                       "charset=\"UTF-8\"\r\n";
+        api_error(res, 401, "the dashboard asks for the API key");
+        return;
+    }
+    res->status = 200;
+    res->content_type = "text/html; charset=utf-8";
+    res->headers = API_DASHBOARD_HEADERS;
+    res->body = gw_malloc(len);
+    memcpy(res->body, page, len);
+    res->body_len = len;
+}
+
+/* GET /: a person who types the port alone lands on the dashboard. */
+static void api_root(gw_broker_t *br, const gw_http_request_t *req,
+                     gw_http_response_t *res)
+{
+    gw_buf_t b = {0};
+    (void)br;
+    (void)req;
+
+    res->headers = "Location: /dashboard\r\n";
+    gw_buf_printf(&b, "{\"location\":\"/dashboard\"}\n");
+    api_reply(res, 302, &b);
 }
 
 /* Hands an envelope to the workers, and answers as /publish does. */
@@ -285,6 +339,8 @@ static void api_presence_guild(gw_broker_t *br, const gw_http_request_t *req,
 }
 
 static const api_route_t api_routes[] = {
+    {"GET", "/", api_root},
+    {"GET", "/dashboard", api_dashboard},
     {"GET", "/health", api_health},
     {"GET", "/stats", api_stats},
     {"GET", "/metrics", api_metrics},

@@ -260,6 +260,10 @@ static const config_option_t config_options[] = {
                "Key POST /publish must present; empty disables /publish"),
     OPT_U32("http.max_body_size", CONFIG_RESTART_ONLY, max_body_size, "1048576",
             1, UINT32_MAX, NULL, "Largest POST /publish body, bytes"),
+    OPT_BOOL("http.dashboard_auth", CONFIG_RELOADABLE, dashboard_auth, "false",
+             "GET /dashboard asks for publish_api_key (HTTP Basic, any user "
+             "name, the key as password); /stats and /health, which the page "
+             "reads, stay open as before"),
     OPT_STR("broker.instance_id", CONFIG_RESTART_ONLY, instance_id, "",
             config_check_instance_id,
             "This instance's id: names its AMQP queue and tags the events it "

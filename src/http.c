@@ -22,6 +22,7 @@
 
 #include <http_parser.h>
 #include <limits.h>
+#include <mbedtls/base64.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,26 @@ static unsigned http_header_id(const char *name, size_t len)
     return HTTP_HDR_OTHER;
 }
 
+/*
+ * Authorization: Basic base64(user:password): the password stands for the
+ * API key, so that a browser's own prompt can carry it (GET /dashboard).
+ * The user name is ignored; what does not decode is no key.
+ */
+static void http_basic_password(http_conn_t *c, const char *v, size_t len)
+{
+    unsigned char plain[256];
+    size_t n = 0;
+    const char *colon;
+
+    trim(&v, &len);
+    if (mbedtls_base64_decode(plain, sizeof(plain) - 1, &n,
+                              (const unsigned char *)v, len) != 0)
+        return;
+    colon = memchr(plain, ':', n);
+    if (colon != NULL)
+        set_str(&c->bearer, colon + 1, n - (size_t)(colon + 1 - (char *)plain));
+}
+
 static void http_header_done(http_conn_t *c)
 {
     const char *v = c->scratch.base;
@@ -229,6 +250,8 @@ static void http_header_done(http_conn_t *c)
             len -= 7;
             trim(&v, &len);
             set_str(&c->bearer, v, len);
+        } else if (len > 6 && strncasecmp(v, "basic ", 6) == 0) {
+            http_basic_password(c, v + 6, len - 6);
         }
         break;
     case HTTP_HDR_EXPECT:
@@ -473,11 +496,13 @@ static void http_conn_write_cb(uv_write_t *req, int status)
 
 /* Writes a response; takes ownership of body (heap or NULL). */
 static void http_conn_send(http_conn_t *c, int status, const char *ctype,
-                           char *body, size_t len, int with_body)
+                           const char *extra, char *body, size_t len,
+                           int with_body)
 {
     static const char fmt[] = "HTTP/1.1 %d %s\r\n"
                               "Content-Type: %s\r\n"
                               "Content-Length: %zu\r\n"
+                              "%s"
                               "Connection: %s\r\n\r\n";
     const char *reason = http_status_str((enum http_status)status);
     const char *conn = c->close_after ? "close" : "keep-alive";
@@ -486,9 +511,12 @@ static void http_conn_send(http_conn_t *c, int status, const char *ctype,
 
     if (ctype == NULL)
         ctype = "application/json";
-    n = snprintf(NULL, 0, fmt, status, reason, ctype, len, conn);
+    if (extra == NULL)
+        extra = "";
+    n = snprintf(NULL, 0, fmt, status, reason, ctype, len, extra, conn);
     c->out_head = gw_malloc((size_t)n + 1);
-    snprintf(c->out_head, (size_t)n + 1, fmt, status, reason, ctype, len, conn);
+    snprintf(c->out_head, (size_t)n + 1, fmt, status, reason, ctype, len, extra,
+             conn);
     c->out_body = body;
     bufs[0] = uv_buf_init(c->out_head, (unsigned)n);
     bufs[1] = uv_buf_init(body, (unsigned)len);
@@ -517,7 +545,7 @@ static void http_conn_fail(http_conn_t *c, int status)
              status, reason, http_errno_name(HTTP_PARSER_ERRNO(&c->parser)));
     snprintf(body, len + 1, "{\"error\":\"%s\"}", reason);
     c->close_after = 1;
-    http_conn_send(c, status, NULL, body, len, 1);
+    http_conn_send(c, status, NULL, NULL, body, len, 1);
 }
 
 static int http_on_message_complete(http_parser *p)
@@ -549,8 +577,8 @@ static int http_on_message_complete(http_parser *p)
     if (x.deferred || c->closing)
         free(x.res.body);
     else
-        http_conn_send(c, x.res.status, x.res.content_type, x.res.body,
-                       x.res.body_len, x.with_body);
+        http_conn_send(c, x.res.status, x.res.content_type, x.res.headers,
+                       x.res.body, x.res.body_len, x.with_body);
     return 0;
 }
 
@@ -798,7 +826,8 @@ void gw_http_answer(gw_http_later_t *l, int status, const char *content_type,
     if (c != NULL)
         c->later = NULL;
     if (c != NULL && !c->closing)
-        http_conn_send(c, status, content_type, body, body_len, l->with_body);
+        http_conn_send(c, status, content_type, NULL, body, body_len,
+                       l->with_body);
     else
         free(body);
     free(l);

@@ -7,6 +7,7 @@
 #include "gw/config.h"
 #include "gw/log.h"
 #include "gw/server.h"
+#include "gw/version.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -14,8 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
-
-#define GATEWAYD_VERSION "0.1.0"
 
 static void usage(FILE *out)
 {
@@ -219,7 +218,7 @@ int main(int argc, char **argv)
         case 'c': src.path = optarg; break;
         case 's': sets[src.nsets++] = optarg; break;
         case 't': check = 1; break;
-        case 'v': printf("gatewayd %s\n", GATEWAYD_VERSION); goto Exit;
+        case 'v': printf("gatewayd %s\n", GW_VERSION); goto Exit;
         case 'h': usage(stdout); goto Exit;
         default:
             usage(stderr);

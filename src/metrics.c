@@ -52,6 +52,27 @@ static void metrics_json_fields(gw_buf_t *out, const gw_server_t *srv,
     }
 }
 
+/*
+ * ,"fanout_latency":{"le_us":[bounds],"counts":[per bucket]}: the workers'
+ * histograms summed, not cumulative; the last count is past the last bound.
+ * A reader takes two of these apart to get the percentiles of a window.
+ */
+static void metrics_json_latency(gw_buf_t *out, const gw_server_t *srv)
+{
+    gw_buf_printf(out, ",\"fanout_latency\":{\"le_us\":[");
+    for (int b = 0; b < GW_LAT_BUCKETS - 1; b++)
+        gw_buf_printf(out, "%s%" PRIu32, b ? "," : "", gw_lat_bounds_us[b]);
+    gw_buf_printf(out, "],\"counts\":[");
+    for (int b = 0; b < GW_LAT_BUCKETS; b++) {
+        uint64_t sum = 0;
+        for (int i = 0; i < srv->nworkers; i++)
+            sum += atomic_load_explicit(&srv->workers[i]->stats.lat[b],
+                                        memory_order_relaxed);
+        gw_buf_printf(out, "%s%" PRIu64, b ? "," : "", sum);
+    }
+    gw_buf_printf(out, "]}");
+}
+
 void gw_metrics_json(const gw_server_t *srv, gw_buf_t *out)
 {
     metrics_thread_t t[GW_MAX_WORKERS + 2];
@@ -73,7 +94,9 @@ void gw_metrics_json(const gw_server_t *srv, gw_buf_t *out)
     }
     gw_buf_printf(out, ",\"totals\":{\"workers\":%d", srv->nworkers);
     metrics_json_fields(out, srv, NULL);
-    gw_buf_printf(out, "}}\n");
+    gw_buf_printf(out, "}");
+    metrics_json_latency(out, srv);
+    gw_buf_printf(out, "}\n");
 }
 
 static void metrics_label(gw_buf_t *out, const metrics_thread_t *t)

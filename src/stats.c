@@ -12,6 +12,10 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_CONNECTIONS] = {"connections", "Open client connections.", 1, W},
     [GW_STAT_SESSIONS] = {"sessions", "Identified sessions.", 1, W},
     [GW_STAT_GUILDS] = {"guilds", "Guilds with members on the worker.", 1, W},
+    [GW_STAT_CONNECTS] = {"connects",
+        "Connections the worker took (a resume handed over from another "
+        "worker counts again).", 0, W},
+    [GW_STAT_CLOSES] = {"closes", "Connections the worker ended.", 0, W},
     [GW_STAT_FRAMES_IN] = {"frames_in", "Messages received from clients.", 0, W},
     [GW_STAT_FRAMES_OUT] = {"frames_out", "Messages queued to clients.", 0, W},
     [GW_STAT_BYTES_IN] = {"bytes_in", "Bytes read from clients.", 0, W},

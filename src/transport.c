@@ -100,6 +100,7 @@ static void transport_close_cb(uv_handle_t *h)
     gw_ring_clear(&t->ring, &l->ring_pool);
     transport_unlink(t);
     gw_stat_add(l->stats, GW_STAT_CONNECTIONS, -1);
+    gw_stat_add(l->stats, GW_STAT_CLOSES, 1);
     /* A transport still on the flush list is reported by the flush. */
     t->released = 1;
     if (!t->queued)
@@ -196,6 +197,7 @@ int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
         l->all->prev = t;
     l->all = t;
     gw_stat_add(l->stats, GW_STAT_CONNECTIONS, 1);
+    gw_stat_add(l->stats, GW_STAT_CONNECTS, 1);
     if ((rc = uv_poll_start(&t->poll, UV_READABLE, transport_poll_cb)) != 0)
         gw_transport_close(t);
     return 0;

@@ -4,6 +4,7 @@
 #   1. unit tests (release build)            4. unit tests under ASan+UBSan
 #   2. end-to-end tests against ./gatewayd   5. end-to-end under ASan+UBSan
 #   3. libFuzzer smoke run of every parser   6. end-to-end under TSan
+#   2b. the JavaScript SDK (sdk/js): unit, end-to-end, headless Chromium
 # Prints one closing line over all stages: "N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -36,6 +37,7 @@ stage format sh -c 'make -s format-check && echo "format: 1 passed, 0 failed"'
 stage layers ./test/check-layers.sh
 stage unit make -s -j"$JOBS" unit
 stage e2e ./test/run-e2e.sh ./gatewayd
+stage sdk ./test/run-sdk.sh
 stage fuzz ./test/run-fuzz.sh 20
 make -s -j"$JOBS" asan || { echo "$passed passed, $((failed + 1)) failed"; exit 1; }
 stage unit-asan make -s -j"$JOBS" FLAVOR=asan unit

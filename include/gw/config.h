@@ -55,6 +55,7 @@ typedef struct gw_config {
     /* [http] */
     char *publish_api_key; /* env GATEWAYD_API_KEY wins; "" disables /publish */
     uint32_t max_body_size; /* bytes of a POST /publish body */
+    int dashboard_auth;     /* GET /dashboard needs publish_api_key */
     /* [broker] */
     char *instance_id;         /* names the AMQP queue and tags Redis events;
                                   "" = the host name */

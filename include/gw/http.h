@@ -13,8 +13,9 @@ typedef struct gw_http_request {
     const char *method; /* "GET", "POST", ... */
     const char *path;   /* without the query string, NUL-terminated */
     const char *query;  /* after the '?', NUL-terminated; "" when none */
-    const char
-        *api_key;     /* X-API-Key, or Authorization: Bearer; NULL if absent */
+    /* X-API-Key, Authorization: Bearer, or the password of Authorization:
+     * Basic (a browser's own prompt); NULL if absent. */
+    const char *api_key;
     const char *body; /* NUL-terminated copy; "" when none */
     size_t body_len;
 } gw_http_request_t;
@@ -22,6 +23,8 @@ typedef struct gw_http_request {
 typedef struct gw_http_response {
     int status;
     const char *content_type; /* static string; default application/json */
+    const char *headers;      /* static extra header lines, each ending in
+                                 \r\n (Location, WWW-Authenticate); or NULL */
     char *body;               /* heap; the server frees it after sending */
     size_t body_len;
 } gw_http_response_t;

@@ -120,6 +120,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.jwt_issuer, "");
     assert_string_equal(cfg.publish_api_key, "");
     assert_int_equal(cfg.max_body_size, 1048576);
+    assert_int_equal(cfg.dashboard_auth, 0);
     assert_int_equal(cfg.queue_size, 65536);
     assert_string_equal(cfg.log_level, "info");
     gw_config_free(&cfg);
@@ -695,6 +696,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "auth.jwt_audience=aud",
         "auth.jwt_issuer=iss",
         "http.publish_api_key=rotated-key",
+        "http.dashboard_auth=true",
         "relay.events=chat.*",
         "relay.limit=5",
         "relay.window_ms=2000",

@@ -536,16 +536,21 @@ static void test_post_api_key(void **state)
                       "Authorization: Bearer secret3\r\n"
                       "x-api-key: secret4\r\n"
                       "Content-Length: 0\r\n\r\n");
+    /* Basic (a browser's prompt): the password is the key, the user
+     * ignored ("user:pass"); what does not decode carries no key. */
     client_sends(&cl, "GET /publish HTTP/1.1\r\nHost: x\r\n"
                       "Authorization: Basic dXNlcjpwYXNz\r\n\r\n");
-    client_wait(&cl, 4, 0);
+    client_sends(&cl, "GET /publish HTTP/1.1\r\nHost: x\r\n"
+                      "Authorization: Basic not*base64\r\n\r\n");
+    client_wait(&cl, 5, 0);
 
-    assert_int_equal(client_responses(&cl, r, MAX_RESP), 4);
+    assert_int_equal(client_responses(&cl, r, MAX_RESP), 5);
     check_response(&r[0], 200, "keep-alive",
                    "POST /publish secret1 7:{\"a\":1}");
     check_response(&r[1], 200, "keep-alive", "POST /publish secret2 2:{}");
     check_response(&r[2], 200, "keep-alive", "POST /publish secret4 0:");
-    check_response(&r[3], 200, "keep-alive", "GET /publish - 0:");
+    check_response(&r[3], 200, "keep-alive", "GET /publish pass 0:");
+    check_response(&r[4], 200, "keep-alive", "GET /publish - 0:");
     client_close(&cl);
 }
 
