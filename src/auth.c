@@ -5,6 +5,7 @@
 #include "gw/log.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,22 +25,22 @@ void gw_auth_verifier_init(gw_jwt_verifier_t *v, const gw_config_t *cfg)
 /* The audit line of SPEC section 5, and the failure counter. */
 static void auth_audit(gw_session_t *s, const char *user, int rc)
 {
-    char peer[GW_ADDR_NAME_MAX] = "?";
+    char peer[GW_ADDR_NAME_MAX] = "?", conn[24];
 
     if (rc != 0)
         gw_stat_add(s->set->stats, GW_STAT_AUTH_FAILURES, 1);
     /* The peer's address costs a system call: only for a line written. */
-    if (!gw_log_on(rc == 0 ? GW_LOG_INFO : GW_LOG_WARN))
+    if (!gw_audit_on())
         return;
     if (s->ws != NULL)
         gw_ws_peer_name(s->ws, peer, sizeof(peer));
+    snprintf(conn, sizeof(conn), "%" PRIu64, gw_session_conn_id(s));
     if (rc == 0)
-        gw_info("audit: auth ok conn=%" PRIu64 " peer=%s user=%s",
-                gw_session_conn_id(s), peer, user);
+        gw_audit(GW_LOG_INFO, "auth ok", "conn", conn, "peer", peer, "user",
+                 user, NULL);
     else
-        gw_warn("audit: auth failed conn=%" PRIu64 " peer=%s user=%s reason=%s",
-                gw_session_conn_id(s), peer, user ? user : "-",
-                gw_strerror(rc));
+        gw_audit(GW_LOG_WARN, "auth failed", "conn", conn, "peer", peer, "user",
+                 user ? user : "-", "reason", gw_strerror(rc), NULL);
 }
 
 int gw_auth_verify(const gw_jwt_verifier_t *v, gw_session_t *s,

@@ -80,6 +80,12 @@ static const char *config_check_log_level(int64_t i, const char *s)
                : "is not one of debug, info, warn, error";
 }
 
+static const char *config_check_log_format(int64_t i, const char *s)
+{
+    (void)i;
+    return gw_log_parse_format(s) >= 0 ? NULL : "is not one of text, json";
+}
+
 static const char *config_check_instance_id(int64_t i, const char *s)
 {
     (void)i;
@@ -334,6 +340,13 @@ static const config_option_t config_options[] = {
     OPT_STR("log.level", CONFIG_RELOADABLE, log_level, "info",
             config_check_log_level,
             "Least severe level logged: debug, info, warn or error"),
+    OPT_STR("log.format", CONFIG_RELOADABLE, log_format, "text",
+            config_check_log_format,
+            "text, or json: one object per line with ts, level, msg and an "
+            "audit line's fields, for log shippers"),
+    OPT_BOOL("log.audit", CONFIG_RELOADABLE, log_audit, "true",
+             "Write audit lines (authentications, refusals for abuse, "
+             "refused origins) whatever log.level says"),
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))

@@ -94,7 +94,9 @@ typedef struct gw_config {
     /* [queues] */
     uint32_t queue_size; /* entries of each SPSC queue, power of two */
     /* [log] */
-    char *log_level; /* debug | info | warn | error */
+    char *log_level;  /* debug | info | warn | error */
+    char *log_format; /* text | json */
+    int log_audit;    /* audit lines whatever log_level says */
 } gw_config_t;
 
 /* Fills `cfg` with every default. Strings are heap copies owned by cfg. */

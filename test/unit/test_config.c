@@ -683,6 +683,8 @@ static void test_reloadable_flag_of_every_option(void **state)
         "sync.window_ms=3000",
         "presence.guild_limit=7",
         "log.level=warn",
+        "log.format=json",
+        "log.audit=false",
     };
     static const char *restart_only[] = {
         "server.bind=127.0.0.1",
