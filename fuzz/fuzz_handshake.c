@@ -85,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(whole.status == pieces.status);
     check(rw != 0 || (tw == tp && tw == whole.seen && tw <= size));
     check(rw != 0 || (same_str(whole.path, pieces.path) &&
-                      same_str(whole.token, pieces.token)));
+                      same_str(whole.token, pieces.token) &&
+                      same_str(whole.origin, pieces.origin)));
     check(whole.seen <= FUZZ_MAX_HEADER && pieces.seen <= FUZZ_MAX_HEADER);
     check_answer(&pieces, rp);
 

@@ -14,6 +14,7 @@
 #include "gw/bucket.h"
 #include "gw/error.h"
 #include "gw/log.h"
+#include "gw/origin.h"
 #include "gw/toml.h"
 
 #include <assert.h>
@@ -84,6 +85,12 @@ static const char *config_check_log_format(int64_t i, const char *s)
 {
     (void)i;
     return gw_log_parse_format(s) >= 0 ? NULL : "is not one of text, json";
+}
+
+static const char *config_check_origins(int64_t i, const char *s)
+{
+    (void)i;
+    return gw_origin_check_list(s);
 }
 
 static const char *config_check_instance_id(int64_t i, const char *s)
@@ -174,6 +181,12 @@ static const config_option_t config_options[] = {
     OPT_U32("websocket.handshake_timeout_ms", CONFIG_RELOADABLE,
             handshake_timeout_ms, "10000", 1, UINT32_MAX, NULL,
             "Time a client has to complete the upgrade (slowloris guard)"),
+    OPT_STR("websocket.allowed_origins", CONFIG_RELOADABLE, allowed_origins, "",
+            config_check_origins,
+            "Web origins whose pages may connect, comma-separated: "
+            "https://app.example.com, or https://*.example.com for its "
+            "subdomains; an upgrade whose Origin is not listed gets 403. An "
+            "upgrade without Origin (not a browser) passes. Empty = no check"),
     OPT_U32("websocket.write_ring_size", CONFIG_RELOADABLE, write_ring_size,
             "1024", 8, UINT32_MAX, NULL,
             "Frames queued per connection; a client further behind is "

@@ -33,6 +33,9 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "Priority-4 events not queued: ring half full.", 0, W},
     [GW_STAT_HANDSHAKE_FAILURES] = {"handshake_failures",
         "Upgrades rejected or timed out.", 0, W},
+    [GW_STAT_ORIGIN_REFUSED] = {"origin_refused",
+        "Upgrades refused with 403: an Origin not in "
+        "websocket.allowed_origins.", 0, W},
     [GW_STAT_TLS_HANDSHAKE_FAILURES] = {"tls_handshake_failures",
         "TLS connections that ended before their handshake was done: "
         "refused, timed out or closed by the peer.", 0, W},

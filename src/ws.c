@@ -4,8 +4,10 @@
 #include "gw/alloc.h"
 #include "gw/error.h"
 #include "gw/frame.h"
+#include "gw/origin.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -507,6 +509,30 @@ static void ws_upgrade(gw_ws_t *ws)
         gw_ws_close(ws, GW_WS_CLOSE_NORMAL, NULL);
 }
 
+/*
+ * A browser's upgrade from a page of another site (cross-site WebSocket
+ * hijacking: the browser would send our cookies with it) is refused with
+ * 403. Returns whether it was.
+ */
+static int ws_refuse_origin(gw_ws_t *ws)
+{
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
+    const char *origin = ws->u.hs->origin;
+    char peer[GW_ADDR_NAME_MAX] = "?", conn[24];
+
+    if (gw_origin_allowed(l->cfg->allowed_origins, origin))
+        return 0;
+    gw_stat_add(l->stats, GW_STAT_ORIGIN_REFUSED, 1);
+    if (gw_audit_on()) {
+        gw_ws_peer_name(ws, peer, sizeof(peer));
+        snprintf(conn, sizeof(conn), "%" PRIu64, ws->id);
+        gw_audit(GW_LOG_WARN, "origin refused", "conn", conn, "peer", peer,
+                 "origin", origin, NULL);
+    }
+    ws_refuse(ws, 403);
+    return 1;
+}
+
 static void ws_handshake(gw_ws_t *ws, const uint8_t *buf, size_t len)
 {
     size_t consumed = 0;
@@ -518,6 +544,8 @@ static void ws_handshake(gw_ws_t *ws, const uint8_t *buf, size_t len)
         ws_reject(ws, ws->u.hs->status);
         return;
     }
+    if (ws_refuse_origin(ws))
+        return;
     ws_upgrade(ws);
     if (consumed < len && ws->state == GW_WS_OPEN)
         ws_feed(ws, buf + consumed, len - consumed);

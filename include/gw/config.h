@@ -28,6 +28,7 @@ typedef struct gw_config {
     uint32_t max_message_size;     /* bytes; larger messages close 1009 */
     uint32_t max_header_size;      /* bytes of upgrade request headers */
     uint32_t handshake_timeout_ms; /* slowloris guard for the upgrade */
+    char *allowed_origins;         /* browser origins let in; empty = any */
     uint32_t write_ring_size; /* queued frames per connection; 4010 past it */
     /* [session] */
     uint32_t heartbeat_interval_ms;

@@ -28,6 +28,7 @@ typedef enum gw_stat {
     GW_STAT_SHED_P3,
     GW_STAT_SHED_P4,
     GW_STAT_HANDSHAKE_FAILURES,
+    GW_STAT_ORIGIN_REFUSED,         /* upgrades refused by allowed_origins */
     GW_STAT_TLS_HANDSHAKE_FAILURES, /* TLS connections that never opened */
     GW_STAT_AUTH_FAILURES,
     GW_STAT_EVENTS_IN,

@@ -659,6 +659,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "websocket.max_message_size=1000",
         "websocket.max_header_size=2048",
         "websocket.handshake_timeout_ms=5000",
+        "websocket.allowed_origins=https://*.example.com",
         "websocket.write_ring_size=64",
         "session.max_guilds_per_session=50",
         "session.event_rate=7",
