@@ -150,6 +150,12 @@ static const config_option_t config_options[] = {
             UINT32_MAX, NULL,
             "On SIGTERM: /health answers 503, listening stops, and clients "
             "are closed with 4011 spread over this window"),
+    OPT_U32("server.max_connections", CONFIG_RESTART_ONLY, max_connections, "0",
+            0, UINT32_MAX, NULL,
+            "Client connections open at once; one more is answered 503, and "
+            "past 64 such refusals a new socket is closed as it is "
+            "accepted. 0 = the descriptor limit (ulimit -n) less a reserve "
+            "for everything else (logged at start; README)"),
     OPT_U32("server.max_connections_per_ip", CONFIG_RELOADABLE,
             max_connections_per_ip, "0", 0, UINT32_MAX, NULL,
             "Connections one client address may hold open (an IPv6 client: "

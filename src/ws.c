@@ -604,6 +604,8 @@ static void ws_close_cb(gw_transport_t *t)
     ws_drop_partial(ws);
     if (ws->peer != NULL)
         gw_peers_release(l->peers, ws->peer);
+    if (l->peers != NULL)
+        gw_peers_leave(l->peers);
     if (ws->data != NULL)
         l->cb->on_close(ws->data, ws->sent_code, ws->recv_code);
     free(ws);
@@ -762,17 +764,42 @@ static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
     return ws;
 }
 
+/*
+ * Over server.max_connections the upgrade is answered 503 (the client
+ * learns at once that it should try later or elsewhere, as a load balancer
+ * would); the refusal holds its descriptor only until written. Returns
+ * whether it was refused.
+ */
+static int ws_refuse_capacity(gw_ws_t *ws)
+{
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
+
+    if (l->peers == NULL || !gw_peers_over_cap(l->peers))
+        return 0;
+    gw_stat_add(l->stats, GW_STAT_CAPACITY_REFUSED, 1);
+    gw_log_limited(&l->reject_log, GW_LOG_WARN,
+                   "conn %" PRIu64 ": %u connections open "
+                   "(server.max_connections); refused with 503",
+                   ws->id, gw_peers_open(l->peers));
+    ws_refuse(ws, 503);
+    return 1;
+}
+
 gw_ws_t *gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
 {
     gw_ws_t *ws = ws_new(l, fd, open);
 
-    if (ws == NULL)
+    if (ws == NULL) {
+        if (l->peers != NULL) /* counted by the acceptor */
+            gw_peers_leave(l->peers);
         return NULL;
+    }
     ws->u.hs = gw_malloc(sizeof(*ws->u.hs));
     gw_handshake_init(ws->u.hs, l->cfg->max_header_size);
     gw_wheel_add(&l->wheel, &ws->timer,
                  uv_now(l->io.loop) + l->cfg->handshake_timeout_ms);
-    ws_count_address(ws, l->cfg->max_connections_per_ip);
+    if (!ws_refuse_capacity(ws))
+        ws_count_address(ws, l->cfg->max_connections_per_ip);
     return ws;
 }
 
@@ -785,6 +812,8 @@ gw_ws_t *gw_ws_adopt(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
     ws->state = GW_WS_OPEN;
     /* Counted again (the other loop let it go), never refused: it was
      * accepted already. */
+    if (l->peers != NULL)
+        gw_peers_count(l->peers);
     if (l->cfg->max_connections_per_ip != 0)
         ws_count_address(ws, UINT32_MAX);
     return ws;

@@ -12,11 +12,12 @@
 
 typedef struct gw_config {
     /* [server] */
-    char *bind;        /* listen address of both ports */
-    int ws_port;       /* WebSocket port */
-    int http_port;     /* HTTP API port */
-    int workers;       /* worker threads; 0 = one per core */
-    uint32_t drain_ms; /* SIGTERM spreads the 4011 closes over it */
+    char *bind;               /* listen address of both ports */
+    int ws_port;              /* WebSocket port */
+    int http_port;            /* HTTP API port */
+    int workers;              /* worker threads; 0 = one per core */
+    uint32_t drain_ms;        /* SIGTERM spreads the 4011 closes over it */
+    uint32_t max_connections; /* open in all; 0 = the fd limit's */
     uint32_t max_connections_per_ip; /* open per address; 0 = no limit */
     /* [tls] */
     int tls_enabled;        /* serve wss:// on tls_port */

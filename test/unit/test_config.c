@@ -693,6 +693,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "server.http_port=4001",
         "server.workers=3",
         "server.drain_ms=5000",
+        "server.max_connections=100",
         "tls.enabled=true",
         "tls.port=4443",
         "session.heartbeat_interval_ms=20000",
