@@ -256,6 +256,37 @@ static const config_option_t config_options[] = {
             "Required \"aud\" claim; empty = not checked"),
     OPT_STR("auth.jwt_issuer", CONFIG_RELOADABLE, jwt_issuer, "", NULL,
             "Required \"iss\" claim; empty = not checked"),
+    OPT_U32("auth.identify_rate", CONFIG_RELOADABLE, auth_identify_rate, "10",
+            0, GW_BUCKET_MAX_BURST, NULL,
+            "identify and resume attempts one client address may make per "
+            "second, sustained (a token bucket of identify_burst); one more "
+            "is closed with 4008. 0 = no limit. Behind a proxy every client "
+            "has the proxy's address"),
+    OPT_U32("auth.identify_burst", CONFIG_RELOADABLE, auth_identify_burst, "50",
+            1, GW_BUCKET_MAX_BURST, NULL,
+            "identify and resume attempts one address may make at once"),
+    OPT_U32("auth.identify_user_rate", CONFIG_RELOADABLE,
+            auth_identify_user_rate, "2", 0, GW_BUCKET_MAX_BURST, NULL,
+            "Successful identifies and resumes per user per second, "
+            "sustained; one more is closed with 4008. Only verified tokens "
+            "count, so bad tokens cannot lock a user out. 0 = no limit"),
+    OPT_U32("auth.identify_user_burst", CONFIG_RELOADABLE,
+            auth_identify_user_burst, "10", 1, GW_BUCKET_MAX_BURST, NULL,
+            "Successful identifies and resumes per user at once"),
+    OPT_U32("auth.fail_delay_ms", CONFIG_RELOADABLE, auth_fail_delay_ms, "1000",
+            0, 3600000, NULL,
+            "After 2 failed authentications from an address, it waits this "
+            "long before its next attempt is heard, twice as long after each "
+            "further failure; sooner attempts are closed with 4008. "
+            "0 = no delay"),
+    OPT_U32("auth.fail_limit", CONFIG_RELOADABLE, auth_fail_limit, "10", 0,
+            UINT32_MAX, NULL,
+            "Failed authentications after which an address is refused for "
+            "fail_block_ms; 0 = never refused"),
+    OPT_U32("auth.fail_block_ms", CONFIG_RELOADABLE, auth_fail_block_ms,
+            "60000", 1, 86400000, NULL,
+            "How long an address at fail_limit is refused; an address's "
+            "failures are forgotten this long after its latest one"),
     OPT_SECRET("http.publish_api_key", CONFIG_RELOADABLE, publish_api_key,
                "GATEWAYD_API_KEY",
                "Key POST /publish must present; empty disables /publish"),

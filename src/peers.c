@@ -13,9 +13,7 @@
 #include <sys/resource.h>
 #include <uv.h>
 
-/* An address as counted: the family, then 4 bytes of IPv4 or the 8 of an
- * IPv6 /64. The set's keys point at it, the first member of its entry. */
-#define PEERS_KEY_LEN 9
+#define PEERS_KEY_LEN GW_PEERS_KEY_LEN
 
 struct gw_peer {
     uint8_t key[PEERS_KEY_LEN];
@@ -45,8 +43,7 @@ static bool peers_compare(const void *a, const void *b)
     return memcmp(a, b, PEERS_KEY_LEN) == 0;
 }
 
-/* The key addr counts under; -1 when it is neither IPv4 nor IPv6. */
-static int peers_key(const struct sockaddr *addr, uint8_t key[PEERS_KEY_LEN])
+int gw_peers_key(const struct sockaddr *addr, uint8_t key[PEERS_KEY_LEN])
 {
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
                                          0, 0, 0, 0, 0xff, 0xff};
@@ -100,7 +97,7 @@ gw_peer_t *gw_peers_take(gw_peers_t *p, const struct sockaddr *addr,
     gw_peer_t *peer;
     unsigned long h;
 
-    if (limit == 0 || peers_key(addr, key) != 0)
+    if (limit == 0 || gw_peers_key(addr, key) != 0)
         return NULL;
     h = CK_HS_HASH(&p->set, peers_hash, key);
     uv_mutex_lock(&p->lock);

@@ -5,6 +5,7 @@
 #include "gw/api.h"
 #include "gw/broker.h"
 #include "gw/error.h"
+#include "gw/guard.h"
 #include "gw/http.h"
 #include "gw/log.h"
 #include "gw/metrics.h"
@@ -87,6 +88,7 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
     }
     /* Always there: a SIGHUP may turn the limit on. */
     srv->peers = gw_peers_new(server_max_connections(cfg, srv->nworkers));
+    srv->guard = gw_guard_new();
     srv->workers = gw_calloc((size_t)srv->nworkers, sizeof(*srv->workers));
     for (int i = 0; i < srv->nworkers; i++)
         srv->workers[i] = gw_worker_start(srv, i);
@@ -163,6 +165,8 @@ void gw_server_stop(gw_server_t *srv)
     srv->workers = NULL;
     gw_peers_free(srv->peers);
     srv->peers = NULL;
+    gw_guard_free(srv->guard);
+    srv->guard = NULL;
     srv->broker = NULL;
     srv->acceptor = NULL;
     srv->nworkers = 0;

@@ -42,6 +42,10 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "TLS connections that ended before their handshake was done: "
         "refused, timed out or closed by the peer.", 0, W},
     [GW_STAT_AUTH_FAILURES] = {"auth_failures", "Tokens rejected.", 0, W},
+    [GW_STAT_AUTH_LIMITED] = {"auth_rate_limited",
+        "identify and resume attempts closed with 4008: over "
+        "auth.identify_rate or identify_user_rate, or an address backing "
+        "off after failed authentications.", 0, W},
     [GW_STAT_EVENTS_IN] = {"events_in",
         "Events taken from the broker queue.", 0, W},
     [GW_STAT_TYPING_LIMITED] = {"typing_rate_limited",

@@ -475,6 +475,7 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
                       .data = w,
                   });
     w->proto.workers = (unsigned)srv->nworkers;
+    w->proto.sessions.guard = srv->guard;
     w->proto.instance = gw_broker_instance_id(srv->broker);
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);

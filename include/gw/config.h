@@ -46,10 +46,17 @@ typedef struct gw_config {
     uint32_t handoff_timeout_ms; /* a claim's answer, past the margin */
     uint32_t handoff_wait_ms;    /* a drain waits for claims this long */
     /* [auth] */
-    char *jwt_secret;    /* HS256 key; env GATEWAYD_JWT_SECRET wins */
-    char *jwt_algorithm; /* only "HS256" for now */
-    char *jwt_audience;  /* "" = not checked */
-    char *jwt_issuer;    /* "" = not checked */
+    char *jwt_secret;             /* HS256 key; env GATEWAYD_JWT_SECRET wins */
+    char *jwt_algorithm;          /* only "HS256" for now */
+    char *jwt_audience;           /* "" = not checked */
+    char *jwt_issuer;             /* "" = not checked */
+    uint32_t auth_identify_rate;  /* attempts per address a second */
+    uint32_t auth_identify_burst; /* and at once */
+    uint32_t auth_identify_user_rate;  /* verified identifies per user */
+    uint32_t auth_identify_user_burst; /* and at once */
+    uint32_t auth_fail_delay_ms;       /* first backoff after failures */
+    uint32_t auth_fail_limit;          /* failures until the refusal */
+    uint32_t auth_fail_block_ms;       /* the refusal, and the memory */
     /* [http] */
     char *publish_api_key; /* env GATEWAYD_API_KEY wins; "" disables /publish */
     uint32_t max_body_size; /* bytes of a POST /publish body */

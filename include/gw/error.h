@@ -17,6 +17,7 @@ typedef enum gw_err {
     GW_EEXPIRED = -11, /* token past exp */
     GW_ENOTYET = -12,  /* token before nbf */
     GW_EALG = -13,     /* algorithm not accepted */
+    GW_ELIMITED = -14, /* too many attempts: try again later */
     /* resources */
     GW_EFULL = -20,   /* bounded queue or ring is full */
     GW_EIO = -21,     /* system call failed; errno is logged */

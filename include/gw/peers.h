@@ -19,6 +19,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/* An address as counted: the family, then 4 bytes of IPv4 or the 8 of an
+ * IPv6 /64. The set's keys point at it, the first member of its entry. */
+#define GW_PEERS_KEY_LEN 9
+
 typedef struct gw_peers gw_peers_t;
 typedef struct gw_peer gw_peer_t;
 
@@ -29,6 +33,10 @@ typedef struct gw_peer gw_peer_t;
 
 /* max_open: the cap of open connections (server.max_connections). */
 gw_peers_t *gw_peers_new(uint32_t max_open);
+
+/* The key addr counts under (an IPv6 client by its /64, an IPv4-mapped
+ * one as IPv4): 0, or -1 when it is neither IPv4 nor IPv6. Pure. */
+int gw_peers_key(const struct sockaddr *addr, uint8_t key[GW_PEERS_KEY_LEN]);
 
 /* Every entry must have been released. */
 void gw_peers_free(gw_peers_t *p);

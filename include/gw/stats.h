@@ -32,6 +32,7 @@ typedef enum gw_stat {
     GW_STAT_ORIGIN_REFUSED,         /* upgrades refused by allowed_origins */
     GW_STAT_TLS_HANDSHAKE_FAILURES, /* TLS connections that never opened */
     GW_STAT_AUTH_FAILURES,
+    GW_STAT_AUTH_LIMITED, /* identify/resume refused by the abuse limits */
     GW_STAT_EVENTS_IN,
     GW_STAT_TYPING_LIMITED,
     GW_STAT_RELAY_LIMITED,     /* upstream events over relay.limit */

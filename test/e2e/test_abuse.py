@@ -2,6 +2,7 @@
 whatever the level and JSON logs, identify and failed-authentication
 limits per address and per user, and the cap of open connections."""
 
+import asyncio
 import json
 import socket
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 import websockets
 
-from gwtest import Client, T, uniq, wait_until
+from gwtest import Client, T, socket_from, uniq, wait_until
 
 
 # -- websocket.allowed_origins (403) ----------------------------------------
@@ -138,3 +139,90 @@ async def test_connection_cap(gateway_factory):
     await wait_until(lambda: gw.get_json("/stats")["totals"]["connections"]
                      <= 19, T(5), "the close counted")
     await Client.session(gw)
+
+
+# -- identify and resume attempts, failed authentications (4008) -----------
+
+async def _from(gw, src):
+    """A connection from loopback address src, ready."""
+    c = await Client.connect(gw, sock=await socket_from(src, gw.ws_port))
+    await c.ready()
+    return c
+
+
+async def _identify_from(gw, src, user=None, token=None):
+    c = await _from(gw, src)
+    await c.send_identify(user or uniq("u"), ["g1"], token=token)
+    return c
+
+
+async def test_identify_flood_from_one_address(gateway_factory):
+    """Past its burst an address's identifies are closed 4008, audited and
+    counted; another address, and the sessions it opened before, are
+    untouched."""
+    gw = gateway_factory(auth={"identify_rate": 1, "identify_burst": 3})
+    flood, other = "127.0.11.1", "127.0.11.2"
+    held = []
+    for _ in range(3):
+        c = await _identify_from(gw, flood)
+        await c.expect("identified")
+        held.append(c)
+    c = await _identify_from(gw, flood)
+    await c.expect_close(4008)
+    c = await _identify_from(gw, other)
+    await c.expect("identified")
+    for c in held:
+        await c.heartbeat_roundtrip()
+    assert (await gw.totals())["auth_rate_limited"] == 1
+    await wait_until(lambda: "audit: auth refused" in gw.stderr_text(),
+                     T(5), "the audit line")
+    assert ("peer=127.0.11.1" in gw.stderr_text()
+            and "reason=address over identify_rate" in gw.stderr_text())
+
+
+async def test_identify_per_user(gateway_factory):
+    """A user's verified identifies past their burst are closed 4008;
+    another user, from the same address, is not."""
+    gw = gateway_factory(auth={"identify_user_rate": 1,
+                               "identify_user_burst": 2})
+    user = uniq("u")
+    for _ in range(2):
+        await Client.session(gw, user)
+    c = await Client.connect(gw)
+    await c.ready()
+    await c.send_identify(user, ["g1"])
+    await c.expect_close(4008)
+    await Client.session(gw, uniq("u"))
+
+
+async def test_failed_auth_backs_off_then_refuses(gateway_factory):
+    """Two free failures, then a growing delay (an attempt inside it is
+    closed 4008 without its token being looked at), then the refusal at
+    fail_limit, lifted after fail_block_ms; another address is untouched."""
+    gw = gateway_factory(auth={"fail_delay_ms": int(T(0.5) * 1000),
+                               "fail_limit": 4,
+                               "fail_block_ms": int(T(3) * 1000)})
+    bad, good = "127.0.12.1", "127.0.12.2"
+    for _ in range(2):
+        c = await _identify_from(gw, bad, token="not.a.token")
+        await c.expect_close(4004)
+    c = await _identify_from(gw, bad, token="not.a.token")
+    await c.expect_close(4004)  # the third failure: a delay starts
+    c = await _identify_from(gw, bad)  # inside it, even a good token
+    await c.expect_close(4008)
+    await asyncio.sleep(T(0.6))
+    c = await _identify_from(gw, bad, token="not.a.token")
+    await c.expect_close(4004)  # the fourth: fail_limit, refused
+    await asyncio.sleep(T(1.2))  # past any delay, inside the refusal
+    c = await _identify_from(gw, bad)
+    await c.expect_close(4008)
+    c = await _identify_from(gw, good)
+    await c.expect("identified")
+    # After fail_block_ms the address is heard again.
+    await asyncio.sleep(T(2.2))
+    c = await _identify_from(gw, bad)
+    await c.expect("identified")
+    totals = await gw.totals()
+    assert totals["auth_failures"] == 4
+    assert totals["auth_rate_limited"] == 2
+    assert "reason=address backing off after failures" in gw.stderr_text()

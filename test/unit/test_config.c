@@ -675,6 +675,13 @@ static void test_reloadable_flag_of_every_option(void **state)
         /* auth.jwt_algorithm has one valid value: set directly below. */
         "auth.jwt_audience=aud",
         "auth.jwt_issuer=iss",
+        "auth.identify_rate=3",
+        "auth.identify_burst=4",
+        "auth.identify_user_rate=5",
+        "auth.identify_user_burst=6",
+        "auth.fail_delay_ms=7",
+        "auth.fail_limit=8",
+        "auth.fail_block_ms=9",
         "http.publish_api_key=rotated-key",
         "relay.events=chat.*",
         "relay.limit=5",
