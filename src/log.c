@@ -81,7 +81,8 @@ static void log_emit(gw_log_level_t level, const char *msg, const char *extra)
         n = (size_t)snprintf(line, sizeof(line),
                              "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
                              log_names[level]);
-        /* Room is kept for the closing quote, the extra members, "}\n". */
+        /* Room is kept for the closing quote, the extra members, "}\n":
+         * extra is at most half the line and the head under 100 bytes. */
         n += gw_log_json_escape(line + n, sizeof(line) - n - strlen(extra) - 4,
                                 msg);
         snprintf(line + n, sizeof(line) - n, "\"%s}\n", extra);

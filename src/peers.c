@@ -169,15 +169,13 @@ uint32_t gw_peers_default_cap(int workers, uint32_t http_conns,
                               uint32_t *reserve)
 {
     struct rlimit rl;
-    uint64_t limit = 1024;
+    /* Without an answer, the usual soft limit; unlimited counts as the
+     * most a 32-bit cap can say. */
+    uint64_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
 
     *reserve =
         64 + 4 * ((uint32_t)workers + 3) + http_conns + GW_PEERS_REFUSING;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        limit = rl.rlim_cur;
-    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        limit = UINT32_MAX;
-    if (limit > UINT32_MAX)
+    if (limit > UINT32_MAX) /* RLIM_INFINITY too */
         limit = UINT32_MAX;
     return limit > *reserve ? (uint32_t)limit - *reserve : 1;
 }
