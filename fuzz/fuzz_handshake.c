@@ -6,6 +6,7 @@
  */
 #include "gw/error.h"
 #include "gw/handshake.h"
+#include "gw/origin.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -85,8 +86,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(whole.status == pieces.status);
     check(rw != 0 || (tw == tp && tw == whole.seen && tw <= size));
     check(rw != 0 || (same_str(whole.path, pieces.path) &&
-                      same_str(whole.token, pieces.token)));
+                      same_str(whole.token, pieces.token) &&
+                      same_str(whole.origin, pieces.origin)));
     check(whole.seen <= FUZZ_MAX_HEADER && pieces.seen <= FUZZ_MAX_HEADER);
+    /* The client's Origin against a list of every kind of entry, as the
+     * WebSocket layer checks it: no crash, and a verdict either way. */
+    check(whole.origin == NULL ||
+          gw_origin_allowed("https://a.example, *.b.example, "
+                            "http://*.c.example:8080, null",
+                            whole.origin) <= 1);
     check_answer(&pieces, rp);
 
     gw_handshake_free(&whole);

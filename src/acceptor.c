@@ -2,6 +2,7 @@
 
 #include "gw/alloc.h"
 #include "gw/log.h"
+#include "gw/peers.h"
 #include "gw/worker.h"
 
 #include <arpa/inet.h>
@@ -52,6 +53,7 @@ struct gw_acceptor {
     uv_async_t stop;  /* main thread -> acceptor: pause or stop */
     atomic_int phase; /* enum acceptor_phase */
     gw_log_limit_t drop_log;
+    gw_log_limit_t full_log; /* over server.max_connections, or EMFILE */
     gw_stats_t stats;
 };
 
@@ -91,8 +93,28 @@ static void acceptor_handoff(gw_acceptor_t *a, int fd, int tls,
         gw_log_limited(&a->drop_log, GW_LOG_WARN,
                        "acceptor: worker %d queue full, connection dropped",
                        w->id);
+        gw_peers_leave(srv->peers);
         close(fd);
     }
+}
+
+/*
+ * A socket past the cap and the refusals in progress: closed at once, so
+ * that its client hears a prompt end instead of waiting in the backlog,
+ * and the process keeps the descriptors it reserved for /health, the
+ * broker links and its files. Returns whether it was.
+ */
+static int acceptor_over_cap(gw_acceptor_t *a, int fd)
+{
+    if (gw_peers_enter(a->srv->peers) == 0)
+        return 0;
+    close(fd);
+    gw_stat_add(&a->stats, GW_STAT_ACCEPT_REFUSED, 1);
+    gw_log_limited(&a->full_log, GW_LOG_WARN,
+                   "acceptor: %u connections open, over "
+                   "server.max_connections; closing new ones as accepted",
+                   gw_peers_open(a->srv->peers));
+    return 1;
 }
 
 static void acceptor_resume_cb(uv_timer_t *t);
@@ -123,15 +145,17 @@ static void acceptor_poll_cb(uv_poll_t *p, int status, int events)
         int fd = accept4(port->fd, (struct sockaddr *)&ss, &len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            acceptor_handoff(a, fd, port->tls, &ss, len);
+            if (!acceptor_over_cap(a, fd))
+                acceptor_handoff(a, fd, port->tls, &ss, len);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
             errno == ENOMEM) {
-            gw_warn("acceptor: %s; pausing accepts for %d ms", strerror(errno),
-                    ACCEPTOR_PAUSE_MS);
+            gw_log_limited(&a->full_log, GW_LOG_WARN,
+                           "acceptor: %s; pausing accepts for %d ms",
+                           strerror(errno), ACCEPTOR_PAUSE_MS);
             acceptor_watch(a, 0);
             uv_timer_start(&a->pause, acceptor_resume_cb, ACCEPTOR_PAUSE_MS, 0);
         }

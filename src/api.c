@@ -111,8 +111,8 @@ static int api_authorized(gw_broker_t *br, const gw_http_request_t *req,
 {
     if (api_key_ok(gw_broker_config(br)->publish_api_key, req->api_key))
         return 1;
-    gw_warn("audit: %s rejected: %s API key", req->path,
-            req->api_key ? "wrong" : "no");
+    gw_audit(GW_LOG_WARN, "api key refused", "path", req->path, "key",
+             req->api_key ? "wrong" : "none", NULL);
     api_error(res, 401, "a valid API key is required");
     return 0;
 }

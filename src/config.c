@@ -15,6 +15,7 @@
 #include "gw/error.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
+#include "gw/origin.h"
 #include "gw/toml.h"
 
 #include <assert.h>
@@ -81,6 +82,18 @@ static const char *config_check_log_level(int64_t i, const char *s)
                : "is not one of debug, info, warn, error";
 }
 
+static const char *config_check_log_format(int64_t i, const char *s)
+{
+    (void)i;
+    return gw_log_parse_format(s) >= 0 ? NULL : "is not one of text, json";
+}
+
+static const char *config_check_origins(int64_t i, const char *s)
+{
+    (void)i;
+    return gw_origin_check_list(s);
+}
+
 static const char *config_check_instance_id(int64_t i, const char *s)
 {
     (void)i;
@@ -142,6 +155,12 @@ static const config_option_t config_options[] = {
             UINT32_MAX, NULL,
             "On SIGTERM: /health answers 503, listening stops, and clients "
             "are closed with 4011 spread over this window"),
+    OPT_U32("server.max_connections", CONFIG_RESTART_ONLY, max_connections, "0",
+            0, UINT32_MAX, NULL,
+            "Client connections open at once; one more is answered 503, and "
+            "past 64 such refusals a new socket is closed as it is "
+            "accepted. 0 = the descriptor limit (ulimit -n) less a reserve "
+            "for everything else (logged at start; README)"),
     OPT_U32("server.max_connections_per_ip", CONFIG_RELOADABLE,
             max_connections_per_ip, "0", 0, UINT32_MAX, NULL,
             "Connections one client address may hold open (an IPv6 client: "
@@ -173,6 +192,12 @@ static const config_option_t config_options[] = {
     OPT_U32("websocket.handshake_timeout_ms", CONFIG_RELOADABLE,
             handshake_timeout_ms, "10000", 1, UINT32_MAX, NULL,
             "Time a client has to complete the upgrade (slowloris guard)"),
+    OPT_STR("websocket.allowed_origins", CONFIG_RELOADABLE, allowed_origins, "",
+            config_check_origins,
+            "Web origins whose pages may connect, comma-separated: "
+            "https://app.example.com, or https://*.example.com for its "
+            "subdomains; an upgrade whose Origin is not listed gets 403. An "
+            "upgrade without Origin (not a browser) passes. Empty = no check"),
     OPT_U32("websocket.write_ring_size", CONFIG_RELOADABLE, write_ring_size,
             "1024", 8, UINT32_MAX, NULL,
             "Frames queued per connection; a client further behind is "
@@ -255,6 +280,40 @@ static const config_option_t config_options[] = {
             "Required \"aud\" claim; empty = not checked"),
     OPT_STR("auth.jwt_issuer", CONFIG_RELOADABLE, jwt_issuer, "", NULL,
             "Required \"iss\" claim; empty = not checked"),
+    OPT_U32("auth.identify_rate", CONFIG_RELOADABLE, auth_identify_rate, "0", 0,
+            GW_BUCKET_MAX_BURST, NULL,
+            "identify and resume attempts one client address may make per "
+            "second, sustained (a token bucket of identify_burst); one more "
+            "is closed with 4008. 0 = no limit. Off by default: behind a "
+            "proxy every client has the proxy's address (set it when "
+            "clients reach gatewayd directly; 10 is a start)"),
+    OPT_U32("auth.identify_burst", CONFIG_RELOADABLE, auth_identify_burst, "50",
+            1, GW_BUCKET_MAX_BURST, NULL,
+            "identify and resume attempts one address may make at once"),
+    OPT_U32("auth.identify_user_rate", CONFIG_RELOADABLE,
+            auth_identify_user_rate, "2", 0, GW_BUCKET_MAX_BURST, NULL,
+            "Successful identifies and resumes per user per second, "
+            "sustained; one more is closed with 4008. Only verified tokens "
+            "count, so bad tokens cannot lock a user out. 0 = no limit"),
+    OPT_U32("auth.identify_user_burst", CONFIG_RELOADABLE,
+            auth_identify_user_burst, "10", 1, GW_BUCKET_MAX_BURST, NULL,
+            "Successful identifies and resumes per user at once"),
+    OPT_U32("auth.fail_delay_ms", CONFIG_RELOADABLE, auth_fail_delay_ms, "0", 0,
+            3600000, NULL,
+            "After 2 failed authentications from an address, it waits this "
+            "long before its next attempt is heard, twice as long after each "
+            "further failure; sooner attempts are closed with 4008. "
+            "0 = no delay (the default, for the reason of identify_rate; "
+            "1000 is a start)"),
+    OPT_U32("auth.fail_limit", CONFIG_RELOADABLE, auth_fail_limit, "0", 0,
+            UINT32_MAX, NULL,
+            "Failed authentications after which an address is refused for "
+            "fail_block_ms; 0 = never refused (the default, for the reason "
+            "of identify_rate; 10 is a start)"),
+    OPT_U32("auth.fail_block_ms", CONFIG_RELOADABLE, auth_fail_block_ms,
+            "60000", 1, 86400000, NULL,
+            "How long an address at fail_limit is refused; an address's "
+            "failures are forgotten this long after its latest one"),
     OPT_SECRET("http.publish_api_key", CONFIG_RELOADABLE, publish_api_key,
                "GATEWAYD_API_KEY",
                "Key POST /publish must present; empty disables /publish"),
@@ -362,6 +421,13 @@ static const config_option_t config_options[] = {
     OPT_STR("log.level", CONFIG_RELOADABLE, log_level, "info",
             config_check_log_level,
             "Least severe level logged: debug, info, warn or error"),
+    OPT_STR("log.format", CONFIG_RELOADABLE, log_format, "text",
+            config_check_log_format,
+            "text, or json: one object per line with ts, level, msg and an "
+            "audit line's fields, for log shippers"),
+    OPT_BOOL("log.audit", CONFIG_RELOADABLE, log_audit, "true",
+             "Write audit lines (authentications, refusals for abuse, "
+             "refused origins) whatever log.level says"),
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))

@@ -13,6 +13,7 @@ const char *gw_strerror(int err)
     case GW_ENOTYET: return "token not yet valid";
     case GW_EALG: return "algorithm not accepted";
     case GW_ENOKEY: return "no key for the token";
+    case GW_ELIMITED: return "too many attempts";
     case GW_EFULL: return "queue full";
     case GW_EIO: return "i/o error";
     case GW_ECLOSED: return "closed";

@@ -38,6 +38,7 @@ enum {
     HS_HDR_VERSION,
     HS_HDR_AUTHORIZATION,
     HS_HDR_HOST,
+    HS_HDR_ORIGIN,
 };
 
 static const struct {
@@ -50,6 +51,7 @@ static const struct {
     {"sec-websocket-version", HS_HDR_VERSION},
     {"authorization", HS_HDR_AUTHORIZATION},
     {"host", HS_HDR_HOST},
+    {"origin", HS_HDR_ORIGIN},
 };
 
 static int hs_on_url(http_parser *p, const char *at, size_t len);
@@ -220,6 +222,11 @@ static void hs_header_done(gw_handshake_t *hs)
         hs->host_dup |= hs->host_seen;
         hs->host_seen = 1;
         break;
+    case HS_HDR_ORIGIN:
+        /* A browser sends one; the first is the one checked. */
+        if (hs->origin == NULL)
+            hs->origin = gw_strndup(v, len);
+        break;
     }
 }
 
@@ -335,8 +342,9 @@ void gw_handshake_free(gw_handshake_t *hs)
 {
     free(hs->token);
     free(hs->path);
+    free(hs->origin);
     free(hs->scratch);
-    hs->token = hs->path = hs->scratch = NULL;
+    hs->token = hs->path = hs->origin = hs->scratch = NULL;
     hs->scratch_len = hs->scratch_cap = 0;
 }
 

@@ -33,7 +33,6 @@
 #define HTTP_READ_SIZE 16384 /* one read, parsed before the next one */
 #define HTTP_IDLE_MS 60000   /* idle keep-alive, or sending one request */
 #define HTTP_LINGER_MS 2000  /* draining input after the last response */
-#define HTTP_MAX_CONNS 256   /* operators and probes, not clients */
 #define HTTP_BACKLOG 128
 
 /* A growable string, NUL-terminated once anything was appended. */
@@ -689,16 +688,17 @@ static void http_conn_peer(http_conn_t *c)
     gw_addr_name((struct sockaddr *)&sa, 1, c->peer, sizeof(c->peer));
 }
 
-/* Refuses connections over HTTP_MAX_CONNS, logging at most once a second. */
+/* Refuses connections over GW_HTTP_MAX_CONNS, logging at most once a second. */
 static int srv_full(gw_http_server_t *srv)
 {
     uint64_t now = uv_now(srv->loop);
 
-    if (srv->nconns <= HTTP_MAX_CONNS)
+    if (srv->nconns <= GW_HTTP_MAX_CONNS)
         return 0;
     if (now - srv->full_log_ms >= 1000) {
         srv->full_log_ms = now;
-        gw_warn("http: over %d connections, refusing new ones", HTTP_MAX_CONNS);
+        gw_warn("http: over %d connections, refusing new ones",
+                GW_HTTP_MAX_CONNS);
     }
     return 1;
 }

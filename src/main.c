@@ -71,6 +71,14 @@ static int main_configure(gw_config_t *cfg, const main_source_t *src, char *err,
  * kept until exit, since a thread may still read an older one: they are
  * small, and reloads are rare.
  */
+/* The log switches of cfg, which every thread reads (atomics). */
+static void main_apply_log(const gw_config_t *cfg)
+{
+    gw_log_level = gw_log_parse_level(cfg->log_level);
+    gw_log_format = gw_log_parse_format(cfg->log_format);
+    gw_log_audit = cfg->log_audit;
+}
+
 static void main_reload(main_ctx_t *m)
 {
     gw_config_t *next = gw_malloc(sizeof(*next));
@@ -94,7 +102,7 @@ static void main_reload(main_ctx_t *m)
     gw_server_reconfigure(m->srv, next);
     /* Said at the old level: a reload that raises it is still logged. */
     gw_info("SIGHUP: configuration reloaded from %s", m->src.path);
-    gw_log_level = gw_log_parse_level(next->log_level);
+    main_apply_log(next);
 }
 
 static void main_drain_cb(uv_timer_t *t)
@@ -235,7 +243,7 @@ int main(int argc, char **argv)
         printf("# configuration %s is valid\n", src.path);
         rc = 0;
     } else {
-        gw_log_level = gw_log_parse_level(cfg.log_level);
+        main_apply_log(&cfg);
         rc = main_serve(&cfg, &src);
     }
     gw_config_free(&cfg);

@@ -1,18 +1,19 @@
 #include "gw/peers.h"
 
 #include "gw/alloc.h"
+#include "gw/error.h"
 
 #include <ck_hs.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <uv.h>
 
-/* An address as counted: the family, then 4 bytes of IPv4 or the 8 of an
- * IPv6 /64. The set's keys point at it, the first member of its entry. */
-#define PEERS_KEY_LEN 9
+#define PEERS_KEY_LEN GW_PEERS_KEY_LEN
 
 struct gw_peer {
     uint8_t key[PEERS_KEY_LEN];
@@ -21,7 +22,9 @@ struct gw_peer {
 
 struct gw_peers {
     uv_mutex_t lock;
-    ck_hs_t set; /* of gw_peer_t, owned */
+    ck_hs_t set;       /* of gw_peer_t, owned */
+    atomic_uint open;  /* sockets accepted and not yet closed */
+    uint32_t max_open; /* server.max_connections */
 };
 
 static unsigned long peers_hash(const void *key, unsigned long seed)
@@ -40,8 +43,7 @@ static bool peers_compare(const void *a, const void *b)
     return memcmp(a, b, PEERS_KEY_LEN) == 0;
 }
 
-/* The key addr counts under; -1 when it is neither IPv4 nor IPv6. */
-static int peers_key(const struct sockaddr *addr, uint8_t key[PEERS_KEY_LEN])
+int gw_peers_key(const struct sockaddr *addr, uint8_t key[PEERS_KEY_LEN])
 {
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
                                          0, 0, 0, 0, 0xff, 0xff};
@@ -66,11 +68,13 @@ static int peers_key(const struct sockaddr *addr, uint8_t key[PEERS_KEY_LEN])
     return 0;
 }
 
-gw_peers_t *gw_peers_new(void)
+gw_peers_t *gw_peers_new(uint32_t max_open)
 {
     gw_peers_t *p = gw_calloc(1, sizeof(*p));
     unsigned long seed;
 
+    p->max_open = max_open;
+    atomic_init(&p->open, 0);
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = (unsigned long)random();
     uv_mutex_init(&p->lock);
@@ -93,7 +97,7 @@ gw_peer_t *gw_peers_take(gw_peers_t *p, const struct sockaddr *addr,
     gw_peer_t *peer;
     unsigned long h;
 
-    if (limit == 0 || peers_key(addr, key) != 0)
+    if (limit == 0 || gw_peers_key(addr, key) != 0)
         return NULL;
     h = CK_HS_HASH(&p->set, peers_hash, key);
     uv_mutex_lock(&p->lock);
@@ -120,6 +124,60 @@ void gw_peers_release(gw_peers_t *p, gw_peer_t *peer)
         free(peer);
     }
     uv_mutex_unlock(&p->lock);
+}
+
+int gw_peers_enter(gw_peers_t *p)
+{
+    /* A load then an add, not a compare-and-swap loop: one thread (the
+     * acceptor) enters, so the total can only have fallen in between. */
+    if (atomic_load_explicit(&p->open, memory_order_relaxed) >=
+        p->max_open + GW_PEERS_REFUSING)
+        return GW_EFULL;
+    gw_peers_count(p);
+    return 0;
+}
+
+void gw_peers_count(gw_peers_t *p)
+{
+    atomic_fetch_add_explicit(&p->open, 1, memory_order_relaxed);
+}
+
+void gw_peers_leave(gw_peers_t *p)
+{
+    atomic_fetch_sub_explicit(&p->open, 1, memory_order_relaxed);
+}
+
+int gw_peers_over_cap(const gw_peers_t *p)
+{
+    return gw_peers_open(p) > p->max_open;
+}
+
+uint32_t gw_peers_open(const gw_peers_t *p)
+{
+    return atomic_load_explicit(&p->open, memory_order_relaxed);
+}
+
+/*
+ * What is not a client: stdin, stdout and stderr, the listening sockets,
+ * the broker's links (two to Redis, one to RabbitMQ) and the odd file
+ * (certificates read at a reload, /dev/urandom) in the fixed 64; each
+ * thread's loop (an epoll and an eventfd or two) in 4 a worker, the
+ * acceptor, broker and main loops counted as three more workers; the HTTP
+ * port's connections; and the refusals in progress past the cap.
+ */
+uint32_t gw_peers_default_cap(int workers, uint32_t http_conns,
+                              uint32_t *reserve)
+{
+    struct rlimit rl;
+    /* Without an answer, the usual soft limit; unlimited counts as the
+     * most a 32-bit cap can say. */
+    uint64_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+
+    *reserve =
+        64 + 4 * ((uint32_t)workers + 3) + http_conns + GW_PEERS_REFUSING;
+    if (limit > UINT32_MAX) /* RLIM_INFINITY too */
+        limit = UINT32_MAX;
+    return limit > *reserve ? (uint32_t)limit - *reserve : 1;
 }
 
 size_t gw_peers_addresses(gw_peers_t *p)

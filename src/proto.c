@@ -165,6 +165,17 @@ static void proto_bind(gw_proto_t *p, gw_session_t *s, gw_jwt_claims_t *claims)
     proto_take_token(s, claims);
 }
 
+/* A token refused (4004), or an attempt the abuse limits did not hear
+ * (4008: the client may try again later). */
+static void proto_auth_close(gw_session_t *s, int rc)
+{
+    if (rc == GW_ELIMITED)
+        gw_session_close(s, GW_CLOSE_RATE_LIMITED,
+                         "too many authentication attempts");
+    else
+        gw_session_close(s, GW_CLOSE_AUTH_FAILED, "authentication failed");
+}
+
 static void proto_identify(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
 {
     const cJSON *data = m->data;
@@ -173,6 +184,7 @@ static void proto_identify(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(data, "token");
     const cJSON *guilds = cJSON_GetObjectItemCaseSensitive(data, "guildIds");
     gw_jwt_claims_t claims;
+    int rc;
 
     if (s->identified) {
         gw_session_close(s, GW_CLOSE_ALREADY_AUTHENTICATED,
@@ -185,8 +197,9 @@ static void proto_identify(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
                          "identify needs userId, token");
         return;
     }
-    if (gw_auth_verify(&p->jwt, s, token->valuestring, user, &claims) != 0) {
-        gw_session_close(s, GW_CLOSE_AUTH_FAILED, "authentication failed");
+    if ((rc = gw_auth_verify(&p->jwt, s, token->valuestring, user, &claims)) !=
+        0) {
+        proto_auth_close(s, rc);
         return;
     }
     proto_bind(p, s, &claims);
@@ -474,6 +487,7 @@ static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
     gw_jwt_claims_t claims;
     const char *token;
     uint64_t seq;
+    int rc;
 
     if (s->identified) {
         gw_session_close(s, GW_CLOSE_ALREADY_AUTHENTICATED,
@@ -485,8 +499,8 @@ static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
                          "resume needs sessionId, token and seq");
         return;
     }
-    if (gw_auth_verify(&p->jwt, s, token, NULL, &claims) != 0) {
-        gw_session_close(s, GW_CLOSE_AUTH_FAILED, "authentication failed");
+    if ((rc = gw_auth_verify(&p->jwt, s, token, NULL, &claims)) != 0) {
+        proto_auth_close(s, rc);
         return;
     }
     /* Carried to the session resumed, whose token this becomes. */
@@ -646,9 +660,10 @@ static void proto_identify_by_upgrade(gw_proto_t *p, gw_session_t *s,
 {
     gw_jwt_claims_t claims;
     cJSON *guilds;
+    int rc;
 
-    if (gw_auth_verify(&p->jwt, s, token, NULL, &claims) != 0) {
-        gw_session_close(s, GW_CLOSE_AUTH_FAILED, "authentication failed");
+    if ((rc = gw_auth_verify(&p->jwt, s, token, NULL, &claims)) != 0) {
+        proto_auth_close(s, rc);
         return;
     }
     guilds = cJSON_CreateArray();

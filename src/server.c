@@ -5,6 +5,8 @@
 #include "gw/api.h"
 #include "gw/broker.h"
 #include "gw/error.h"
+#include "gw/guard.h"
+#include "gw/http.h"
 #include "gw/log.h"
 #include "gw/metrics.h"
 #include "gw/peers.h"
@@ -13,6 +15,27 @@
 
 #include <stdlib.h>
 #include <unistd.h>
+
+/* server.max_connections, or what the descriptor limit leaves for
+ * clients; a cap over that is kept, with a warning. */
+static uint32_t server_max_connections(const gw_config_t *cfg, int nworkers)
+{
+    uint32_t reserve,
+        fit = gw_peers_default_cap(nworkers, GW_HTTP_MAX_CONNS, &reserve);
+
+    if (cfg->max_connections == 0) {
+        gw_info("server.max_connections: %u (the descriptor limit less %u "
+                "reserved)",
+                fit, reserve);
+        return fit;
+    }
+    if (cfg->max_connections > fit)
+        gw_warn("server.max_connections %u is over the %u the descriptor "
+                "limit leaves after %u reserved: the process may run out of "
+                "descriptors",
+                cfg->max_connections, fit, reserve);
+    return cfg->max_connections;
+}
 
 static int server_nworkers(const gw_config_t *cfg)
 {
@@ -64,7 +87,8 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
         return GW_EIO;
     }
     /* Always there: a SIGHUP may turn the limit on. */
-    srv->peers = gw_peers_new();
+    srv->peers = gw_peers_new(server_max_connections(cfg, srv->nworkers));
+    srv->guard = gw_guard_new();
     srv->workers = gw_calloc((size_t)srv->nworkers, sizeof(*srv->workers));
     for (int i = 0; i < srv->nworkers; i++)
         srv->workers[i] = gw_worker_start(srv, i);
@@ -141,6 +165,8 @@ void gw_server_stop(gw_server_t *srv)
     srv->workers = NULL;
     gw_peers_free(srv->peers);
     srv->peers = NULL;
+    gw_guard_free(srv->guard);
+    srv->guard = NULL;
     srv->broker = NULL;
     srv->acceptor = NULL;
     srv->nworkers = 0;

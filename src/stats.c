@@ -37,10 +37,19 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "Priority-4 events not queued: ring half full.", 0, W},
     [GW_STAT_HANDSHAKE_FAILURES] = {"handshake_failures",
         "Upgrades rejected or timed out.", 0, W},
+    [GW_STAT_CAPACITY_REFUSED] = {"capacity_refused",
+        "Upgrades answered 503: server.max_connections open.", 0, W},
+    [GW_STAT_ORIGIN_REFUSED] = {"origin_refused",
+        "Upgrades refused with 403: an Origin not in "
+        "websocket.allowed_origins.", 0, W},
     [GW_STAT_TLS_HANDSHAKE_FAILURES] = {"tls_handshake_failures",
         "TLS connections that ended before their handshake was done: "
         "refused, timed out or closed by the peer.", 0, W},
     [GW_STAT_AUTH_FAILURES] = {"auth_failures", "Tokens rejected.", 0, W},
+    [GW_STAT_AUTH_LIMITED] = {"auth_rate_limited",
+        "identify and resume attempts closed with 4008: over "
+        "auth.identify_rate or identify_user_rate, or an address backing "
+        "off after failed authentications.", 0, W},
     [GW_STAT_EVENTS_IN] = {"events_in",
         "Events taken from the broker queue.", 0, W},
     [GW_STAT_TYPING_LIMITED] = {"typing_rate_limited",
@@ -92,6 +101,9 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "Highest depth of the worker's event queue.", 1, W},
     [GW_STAT_ACCEPT_DROPS] = {"accept_drops",
         "Sockets closed because a worker queue was full.", 0, A},
+    [GW_STAT_ACCEPT_REFUSED] = {"accept_refused",
+        "Sockets closed as accepted: server.max_connections open and 64 "
+        "more being refused.", 0, A},
     [GW_STAT_EVENTS_HTTP] = {"events_http", "Events from POST /publish.", 0, B},
     [GW_STAT_EVENTS_REDIS] = {"events_redis", "Events from Redis.", 0, B},
     [GW_STAT_EVENTS_AMQP] = {"events_amqp", "Events from RabbitMQ.", 0, B},

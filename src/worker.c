@@ -6,6 +6,7 @@
 #include "gw/buf.h"
 #include "gw/error.h"
 #include "gw/log.h"
+#include "gw/peers.h"
 #include "gw/tcp.h"
 #include "gw/tls.h"
 #include "gw/transfer.h"
@@ -355,6 +356,14 @@ static void worker_close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* A socket from the acceptor that will not be served: closed and no
+ * longer counted against server.max_connections. */
+static void worker_close_accepted(gw_worker_t *w, void *p)
+{
+    close(gw_accepted_fd(p));
+    gw_peers_leave(w->srv->peers);
+}
+
 static void worker_shutdown(gw_worker_t *w)
 {
     void *p;
@@ -367,7 +376,7 @@ static void worker_shutdown(gw_worker_t *w)
     while ((p = gw_queue_pop(&w->events)) != NULL)
         gw_event_unref(p);
     while ((p = gw_queue_pop(&w->fds)) != NULL)
-        close(gw_accepted_fd(p));
+        worker_close_accepted(w, p);
 }
 
 static void worker_start_drain(gw_worker_t *w)
@@ -376,7 +385,7 @@ static void worker_start_drain(gw_worker_t *w)
 
     w->draining = 1;
     while ((p = gw_queue_pop(&w->fds)) != NULL)
-        close(gw_accepted_fd(p));
+        worker_close_accepted(w, p);
     gw_proto_drain(&w->proto, w->cfg->drain_ms);
 }
 
@@ -473,6 +482,7 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
                       .data = w,
                   });
     w->proto.workers = (unsigned)srv->nworkers;
+    w->proto.sessions.guard = srv->guard;
     w->proto.instance = gw_broker_instance_id(srv->broker);
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);

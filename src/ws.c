@@ -4,8 +4,10 @@
 #include "gw/alloc.h"
 #include "gw/error.h"
 #include "gw/frame.h"
+#include "gw/origin.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -507,6 +509,30 @@ static void ws_upgrade(gw_ws_t *ws)
         gw_ws_close(ws, GW_WS_CLOSE_NORMAL, NULL);
 }
 
+/*
+ * A browser's upgrade from a page of another site (cross-site WebSocket
+ * hijacking: the browser would send our cookies with it) is refused with
+ * 403. Returns whether it was.
+ */
+static int ws_refuse_origin(gw_ws_t *ws)
+{
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
+    const char *origin = ws->u.hs->origin;
+    char peer[GW_ADDR_NAME_MAX] = "?", conn[24];
+
+    if (gw_origin_allowed(l->cfg->allowed_origins, origin))
+        return 0;
+    gw_stat_add(l->stats, GW_STAT_ORIGIN_REFUSED, 1);
+    if (gw_audit_on()) {
+        gw_ws_peer_name(ws, peer, sizeof(peer));
+        snprintf(conn, sizeof(conn), "%" PRIu64, ws->id);
+        gw_audit(GW_LOG_WARN, "origin refused", "conn", conn, "peer", peer,
+                 "origin", origin, NULL);
+    }
+    ws_refuse(ws, 403);
+    return 1;
+}
+
 static void ws_handshake(gw_ws_t *ws, const uint8_t *buf, size_t len)
 {
     size_t consumed = 0;
@@ -518,6 +544,8 @@ static void ws_handshake(gw_ws_t *ws, const uint8_t *buf, size_t len)
         ws_reject(ws, ws->u.hs->status);
         return;
     }
+    if (ws_refuse_origin(ws))
+        return;
     ws_upgrade(ws);
     if (consumed < len && ws->state == GW_WS_OPEN)
         ws_feed(ws, buf + consumed, len - consumed);
@@ -576,6 +604,8 @@ static void ws_close_cb(gw_transport_t *t)
     ws_drop_partial(ws);
     if (ws->peer != NULL)
         gw_peers_release(l->peers, ws->peer);
+    if (l->peers != NULL)
+        gw_peers_leave(l->peers);
     if (ws->data != NULL)
         l->cb->on_close(ws->data, ws->sent_code, ws->recv_code);
     free(ws);
@@ -739,17 +769,42 @@ static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_transport_state_t *state,
     return ws;
 }
 
+/*
+ * Over server.max_connections the upgrade is answered 503 (the client
+ * learns at once that it should try later or elsewhere, as a load balancer
+ * would); the refusal holds its descriptor only until written. Returns
+ * whether it was refused.
+ */
+static int ws_refuse_capacity(gw_ws_t *ws)
+{
+    gw_ws_loop_t *l = gw_ws_loop_of(ws);
+
+    if (l->peers == NULL || !gw_peers_over_cap(l->peers))
+        return 0;
+    gw_stat_add(l->stats, GW_STAT_CAPACITY_REFUSED, 1);
+    gw_log_limited(&l->reject_log, GW_LOG_WARN,
+                   "conn %" PRIu64 ": %u connections open "
+                   "(server.max_connections); refused with 503",
+                   ws->id, gw_peers_open(l->peers));
+    ws_refuse(ws, 503);
+    return 1;
+}
+
 gw_ws_t *gw_ws_accept(gw_ws_loop_t *l, int fd, gw_ws_transport_open open)
 {
     gw_ws_t *ws = ws_new(l, fd, NULL, open);
 
-    if (ws == NULL)
+    if (ws == NULL) {
+        if (l->peers != NULL) /* counted by the acceptor */
+            gw_peers_leave(l->peers);
         return NULL;
+    }
     ws->u.hs = gw_malloc(sizeof(*ws->u.hs));
     gw_handshake_init(ws->u.hs, l->cfg->max_header_size);
     gw_wheel_add(&l->wheel, &ws->timer,
                  uv_now(l->io.loop) + l->cfg->handshake_timeout_ms);
-    ws_count_address(ws, l->cfg->max_connections_per_ip);
+    if (!ws_refuse_capacity(ws))
+        ws_count_address(ws, l->cfg->max_connections_per_ip);
     return ws;
 }
 
@@ -763,6 +818,8 @@ gw_ws_t *gw_ws_adopt(gw_ws_loop_t *l, int fd, gw_transport_state_t *state,
     ws->state = GW_WS_OPEN;
     /* Counted again (the other loop let it go), never refused: it was
      * accepted already. */
+    if (l->peers != NULL)
+        gw_peers_count(l->peers);
     if (l->cfg->max_connections_per_ip != 0)
         ws_count_address(ws, UINT32_MAX);
     return ws;

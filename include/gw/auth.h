@@ -26,7 +26,9 @@ void gw_auth_verifier_init(gw_jwt_verifier_t *v, const gw_config_t *cfg);
  * Verifies token for session s, now: 0 with claims filled (the caller
  * frees them with gw_jwt_claims_free), or a negative gw_err_t. When user
  * is not NULL the token must be that user's (GW_EAUTH otherwise). Every
- * attempt is audited; a failure is counted.
+ * attempt is audited; a failure is counted. GW_ELIMITED when the abuse
+ * limits (gw_guard_t) refused the attempt, audited and counted too: the
+ * caller closes with 4008 rather than 4004.
  */
 int gw_auth_verify(const gw_jwt_verifier_t *v, gw_session_t *s,
                    const char *token, const char *user,

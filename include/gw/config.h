@@ -12,11 +12,12 @@
 
 typedef struct gw_config {
     /* [server] */
-    char *bind;        /* listen address of both ports */
-    int ws_port;       /* WebSocket port */
-    int http_port;     /* HTTP API port */
-    int workers;       /* worker threads; 0 = one per core */
-    uint32_t drain_ms; /* SIGTERM spreads the 4011 closes over it */
+    char *bind;               /* listen address of both ports */
+    int ws_port;              /* WebSocket port */
+    int http_port;            /* HTTP API port */
+    int workers;              /* worker threads; 0 = one per core */
+    uint32_t drain_ms;        /* SIGTERM spreads the 4011 closes over it */
+    uint32_t max_connections; /* open in all; 0 = the fd limit's */
     uint32_t max_connections_per_ip; /* open per address; 0 = no limit */
     /* [tls] */
     int tls_enabled;        /* serve wss:// on tls_port */
@@ -28,6 +29,7 @@ typedef struct gw_config {
     uint32_t max_message_size;     /* bytes; larger messages close 1009 */
     uint32_t max_header_size;      /* bytes of upgrade request headers */
     uint32_t handshake_timeout_ms; /* slowloris guard for the upgrade */
+    char *allowed_origins;         /* browser origins let in; empty = any */
     uint32_t write_ring_size; /* queued frames per connection; 4010 past it */
     /* [session] */
     uint32_t heartbeat_interval_ms;
@@ -44,14 +46,21 @@ typedef struct gw_config {
     uint32_t handoff_timeout_ms; /* a claim's answer, past the margin */
     uint32_t handoff_wait_ms;    /* a drain waits for claims this long */
     /* [auth] */
-    char *jwt_secret;          /* HMAC key; env GATEWAYD_JWT_SECRET wins */
-    char *jwt_algorithms;      /* accepted, comma-separated */
-    char *jwt_public_keys;     /* PEM files, comma-separated */
-    char *jwks_file;           /* "" = none */
-    uint32_t leeway_s;         /* clock skew on exp and nbf */
-    uint32_t expiry_warning_s; /* token_expiring this long before exp */
-    char *jwt_audience;        /* "" = not checked */
-    char *jwt_issuer;          /* "" = not checked */
+    char *jwt_secret;             /* HMAC key; env GATEWAYD_JWT_SECRET wins */
+    char *jwt_algorithms;         /* accepted, comma-separated */
+    char *jwt_public_keys;        /* PEM files, comma-separated */
+    char *jwks_file;              /* "" = none */
+    uint32_t leeway_s;            /* clock skew on exp and nbf */
+    uint32_t expiry_warning_s;    /* token_expiring this long before exp */
+    char *jwt_audience;           /* "" = not checked */
+    char *jwt_issuer;             /* "" = not checked */
+    uint32_t auth_identify_rate;  /* attempts per address a second */
+    uint32_t auth_identify_burst; /* and at once */
+    uint32_t auth_identify_user_rate;  /* verified identifies per user */
+    uint32_t auth_identify_user_burst; /* and at once */
+    uint32_t auth_fail_delay_ms;       /* first backoff after failures */
+    uint32_t auth_fail_limit;          /* failures until the refusal */
+    uint32_t auth_fail_block_ms;       /* the refusal, and the memory */
     /* [http] */
     char *publish_api_key; /* env GATEWAYD_API_KEY wins; "" disables /publish */
     uint32_t max_body_size; /* bytes of a POST /publish body */
@@ -99,7 +108,9 @@ typedef struct gw_config {
     /* [queues] */
     uint32_t queue_size; /* entries of each SPSC queue, power of two */
     /* [log] */
-    char *log_level; /* debug | info | warn | error */
+    char *log_level;  /* debug | info | warn | error */
+    char *log_format; /* text | json */
+    int log_audit;    /* audit lines whatever log_level says */
 
     /* Not an option: the keys of jwt_public_keys and jwks_file, loaded
      * after the options by gw_auth_load_keys; owned, NULL before. */

@@ -18,6 +18,7 @@ typedef enum gw_err {
     GW_ENOTYET = -12,  /* token before nbf */
     GW_EALG = -13,     /* algorithm not accepted */
     GW_ENOKEY = -14,   /* no key for the token (kid unknown) */
+    GW_ELIMITED = -15, /* too many attempts: try again later */
     /* resources */
     GW_EFULL = -20,   /* bounded queue or ring is full */
     GW_EIO = -21,     /* system call failed; errno is logged */

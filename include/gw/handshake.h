@@ -30,6 +30,7 @@ typedef struct gw_handshake {
     size_t key_len;             /* 24 once a valid key was seen, else 0 */
     char *token;                /* owned: ?token= or "Authorization: Bearer" */
     char *path;                 /* owned: request path without the query */
+    char *origin;               /* owned: the first "Origin", or NULL */
     char *scratch;              /* owned: the URL, header name or value being
                                    accumulated across split input */
     size_t scratch_len;         /* bytes used in scratch */

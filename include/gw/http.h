@@ -6,6 +6,10 @@
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
 
+/* Connections the HTTP port serves at once: operators and probes, not
+ * clients. Part of the descriptor reserve (gw_peers_default_cap). */
+#define GW_HTTP_MAX_CONNS 256
+
 #include <stddef.h>
 #include <uv.h>
 

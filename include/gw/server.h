@@ -18,6 +18,7 @@ typedef struct gw_worker gw_worker_t;
 typedef struct gw_acceptor gw_acceptor_t;
 typedef struct gw_broker gw_broker_t;
 typedef struct gw_peers gw_peers_t;
+typedef struct gw_guard gw_guard_t;
 typedef struct gw_tls gw_tls_t;
 
 typedef struct gw_server {
@@ -27,7 +28,8 @@ typedef struct gw_server {
     gw_worker_t **workers;   /* owned */
     gw_acceptor_t *acceptor; /* owned */
     gw_broker_t *broker;     /* owned */
-    gw_peers_t *peers;       /* owned: server.max_connections_per_ip */
+    gw_peers_t *peers;       /* owned: server.max_connections(_per_ip) */
+    gw_guard_t *guard;       /* owned: auth.identify_* and auth.fail_* */
     gw_tls_t *tls;           /* owned: wss:// (tls.enabled), or NULL */
     uint64_t start_ms;       /* uv_hrtime at start, in ms */
     atomic_int draining;     /* set once on SIGTERM */

@@ -14,6 +14,7 @@
 #include "gw/bucket.h"
 #include "gw/config.h"
 #include "gw/event.h"
+#include "gw/guard.h"
 #include "gw/log.h"
 #include "gw/replay.h"
 #include "gw/snapshot.h"
@@ -57,6 +58,8 @@ typedef struct gw_sessions {
     gw_clock_cb now;         /* the time deadlines are measured in */
     void *now_data;
     gw_replay_log_t log; /* the bodies the sessions were sent */
+    gw_guard_t *guard;   /* borrowed, shared: the abuse limits of
+                            authentication (auth.c), or NULL for none */
 } gw_sessions_t;
 
 struct gw_session {

@@ -30,8 +30,11 @@ typedef enum gw_stat {
     GW_STAT_SHED_P3,
     GW_STAT_SHED_P4,
     GW_STAT_HANDSHAKE_FAILURES,
+    GW_STAT_CAPACITY_REFUSED,       /* upgrades answered 503: the cap */
+    GW_STAT_ORIGIN_REFUSED,         /* upgrades refused by allowed_origins */
     GW_STAT_TLS_HANDSHAKE_FAILURES, /* TLS connections that never opened */
     GW_STAT_AUTH_FAILURES,
+    GW_STAT_AUTH_LIMITED, /* identify/resume refused by the abuse limits */
     GW_STAT_EVENTS_IN,
     GW_STAT_TYPING_LIMITED,
     GW_STAT_RELAY_LIMITED,     /* upstream events over relay.limit */
@@ -55,6 +58,7 @@ typedef enum gw_stat {
     GW_STAT_QUEUE_HWM,         /* written by the broker, the queue's producer */
     /* acceptor */
     GW_STAT_ACCEPT_DROPS,
+    GW_STAT_ACCEPT_REFUSED, /* closed at accept: past the connection cap */
     /* broker */
     GW_STAT_EVENTS_HTTP,
     GW_STAT_EVENTS_REDIS,

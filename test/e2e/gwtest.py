@@ -128,7 +128,11 @@ def default_config(ws_port, http_port):
         # for a resume (test_resume.py).
         "session": {"heartbeat_interval_ms": 60000,
                     "max_guilds_per_session": 100, "resume_window_ms": 0},
-        "auth": {"jwt_secret": SECRET, "jwt_algorithms": "HS256"},
+        # The abuse limits of authentication are off but where a test
+        # turns them on (test_abuse.py): every client comes from loopback.
+        "auth": {"jwt_secret": SECRET, "jwt_algorithms": "HS256",
+                 "identify_rate": 0, "identify_user_rate": 0,
+                 "fail_delay_ms": 0, "fail_limit": 0},
         "http": {"publish_api_key": API_KEY},
         "log": {"level": "info"},
         # Broker links are off unless a test starts a server for them.

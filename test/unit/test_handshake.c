@@ -206,6 +206,36 @@ static void test_token_bearer(void **state)
     gw_handshake_free(&hs);
 }
 
+/* The first Origin is kept, trimmed, for websocket.allowed_origins. */
+static void test_origin_kept(void **state)
+{
+    gw_handshake_t hs;
+
+    (void)state;
+    assert_int_equal(parse(&hs,
+                           "GET /ws HTTP/1.1\r\n"
+                           "Host: gw.example\r\n"
+                           "Origin:  https://app.example.com \r\n"
+                           "Upgrade: websocket\r\n"
+                           "Connection: Upgrade\r\n"
+                           "origin: https://second.example\r\n"
+                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n"),
+                     0);
+    assert_string_equal(hs.origin, "https://app.example.com");
+    gw_handshake_free(&hs);
+    assert_int_equal(parse(&hs,
+                           "GET /ws HTTP/1.1\r\n"
+                           "Host: gw.example\r\n"
+                           "Upgrade: websocket\r\n"
+                           "Connection: Upgrade\r\n"
+                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n"),
+                     0);
+    assert_null(hs.origin);
+    gw_handshake_free(&hs);
+}
+
 static void test_token_other_scheme_ignored(void **state)
 {
     gw_handshake_t hs;
@@ -546,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_token_query),
         cmocka_unit_test(test_token_query_bad_escape),
         cmocka_unit_test(test_token_bearer),
+        cmocka_unit_test(test_origin_kept),
         cmocka_unit_test(test_token_other_scheme_ignored),
         cmocka_unit_test(test_connection_token_list),
         cmocka_unit_test(test_reject_method),

@@ -6,12 +6,14 @@
 
 #include <cmocka.h>
 
+#include "gw/error.h"
 #include "gw/peers.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static struct sockaddr_storage addr(const char *text)
 {
@@ -38,7 +40,7 @@ static gw_peer_t *take(gw_peers_t *p, const char *text, uint32_t limit)
 
 static void test_limit_per_address(void **state)
 {
-    gw_peers_t *p = gw_peers_new();
+    gw_peers_t *p = gw_peers_new(100);
     gw_peer_t *held[3], *other;
     (void)state;
 
@@ -63,7 +65,7 @@ static void test_limit_per_address(void **state)
 
 static void test_ipv6_counts_by_64(void **state)
 {
-    gw_peers_t *p = gw_peers_new();
+    gw_peers_t *p = gw_peers_new(100);
     gw_peer_t *a, *b, *c;
     (void)state;
 
@@ -80,7 +82,7 @@ static void test_ipv6_counts_by_64(void **state)
 
 static void test_ipv4_mapped_is_ipv4(void **state)
 {
-    gw_peers_t *p = gw_peers_new();
+    gw_peers_t *p = gw_peers_new(100);
     gw_peer_t *a;
     (void)state;
 
@@ -93,7 +95,7 @@ static void test_ipv4_mapped_is_ipv4(void **state)
 
 static void test_zero_and_other_families(void **state)
 {
-    gw_peers_t *p = gw_peers_new();
+    gw_peers_t *p = gw_peers_new(100);
     struct sockaddr_storage unix_addr = {.ss_family = AF_UNIX};
     (void)state;
 
@@ -120,7 +122,7 @@ static void *churn(void *arg)
 /* Workers take and release the same addresses at once. */
 static void test_threads(void **state)
 {
-    gw_peers_t *p = gw_peers_new();
+    gw_peers_t *p = gw_peers_new(100);
     pthread_t t[4];
     (void)state;
 
@@ -132,6 +134,46 @@ static void test_threads(void **state)
     gw_peers_free(p);
 }
 
+/* The total: 503 past the cap, closed at accept past the refusals. */
+static void test_cap(void **state)
+{
+    gw_peers_t *p = gw_peers_new(3);
+    (void)state;
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gw_peers_enter(p), 0);
+    assert_false(gw_peers_over_cap(p));
+    assert_int_equal(gw_peers_enter(p), 0);
+    assert_true(gw_peers_over_cap(p));
+    for (int i = 1; i < GW_PEERS_REFUSING; i++)
+        assert_int_equal(gw_peers_enter(p), 0);
+    assert_int_equal(gw_peers_enter(p), GW_EFULL);
+    assert_int_equal(gw_peers_open(p), 3 + GW_PEERS_REFUSING);
+    /* A handed-over connection counts whatever the total. */
+    gw_peers_count(p);
+    assert_int_equal(gw_peers_open(p), 4 + GW_PEERS_REFUSING);
+    for (int i = 0; i < 1 + GW_PEERS_REFUSING; i++)
+        gw_peers_leave(p);
+    assert_false(gw_peers_over_cap(p));
+    assert_int_equal(gw_peers_enter(p), 0);
+    for (int i = 0; i < 4; i++)
+        gw_peers_leave(p);
+    assert_int_equal(gw_peers_open(p), 0);
+    gw_peers_free(p);
+}
+
+static void test_default_cap_leaves_the_reserve(void **state)
+{
+    struct rlimit rl;
+    uint32_t reserve, cap = gw_peers_default_cap(4, 256, &reserve);
+    (void)state;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_true(reserve >= 256 + GW_PEERS_REFUSING + 64);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > reserve)
+        assert_int_equal((uint64_t)cap + reserve, rl.rlim_cur);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +182,8 @@ int main(void)
         cmocka_unit_test(test_ipv4_mapped_is_ipv4),
         cmocka_unit_test(test_zero_and_other_families),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_default_cap_leaves_the_reserve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
