@@ -15,24 +15,9 @@ import time
 
 import pytest
 
-from gwtest import Client, Gateway, T, uniq, wait_until
+from gwtest import Client, Gateway, T, make_pair, uniq, wait_until
 from test_resume import expect_ticks, parked, publish, resume
 import conftest
-
-
-def make_pair(dirpath, name, kind="ec", password=None):
-    """A self-signed certificate for 127.0.0.1 and its key, as files."""
-    cert = os.path.join(str(dirpath), name + ".crt")
-    key = os.path.join(str(dirpath), name + ".key")
-    newkey = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-              if kind == "ec" else ["-newkey", "rsa:2048"])
-    keyopt = (["-passout", "pass:" + password] if password else ["-nodes"])
-    subprocess.run(["openssl", "req", "-x509", *newkey, *keyopt,
-                    "-keyout", key, "-out", cert, "-days", "2",
-                    "-subj", "/CN=" + name,
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
 
 
 def tls_section(cert, key, **more):
