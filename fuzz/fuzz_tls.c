@@ -88,6 +88,7 @@ static gw_tls_t *fz_tls(void)
     cfg.tls_cert_file = cert;
     cfg.tls_key_file = key;
     cfg.tls_key_password = "";
+    cfg.tls_sni_certs = "";
     if ((tls = gw_tls_new(&cfg, 1, err, sizeof(err))) == NULL) {
         fprintf(stderr, "%s\n", err);
         abort();

@@ -16,6 +16,7 @@
 #include "gw/jwt.h"
 #include "gw/log.h"
 #include "gw/origin.h"
+#include "gw/tls.h"
 #include "gw/toml.h"
 
 #include <assert.h>
@@ -115,6 +116,17 @@ static const char *config_check_jwt_algorithms(int64_t i, const char *s)
                  "RS512, ES256, ES384";
 }
 
+static const char *config_check_sni_certs(int64_t i, const char *s)
+{
+    gw_tls_sni_entry_t e;
+    int rc;
+
+    (void)i;
+    while ((rc = gw_tls_sni_next(&s, &e)) == 1)
+        ;
+    return rc == 0 ? NULL : "is not a list of cert_file:key_file pairs";
+}
+
 /* Rows of config_options, one per type. */
 // clang-format off
 #define OPT_STR(name, flags, field, def, check, doc) \
@@ -182,6 +194,14 @@ static const config_option_t config_options[] = {
                "GATEWAYD_TLS_KEY_PASSWORD",
                "Password of an encrypted key; empty = the key is not "
                "encrypted"),
+    OPT_STR("tls.sni_certs", CONFIG_RELOADABLE, tls_sni_certs, "",
+            config_check_sni_certs,
+            "More certificates, chosen by the host a client names (SNI): "
+            "comma-separated cert_file:key_file pairs, each certificate "
+            "serving the DNS names of its subjectAltName (*.example.com "
+            "included), the first that matches winning; other hosts and "
+            "clients without SNI get tls.cert_file. Keys are decrypted with "
+            "tls.key_password. SIGHUP loads them again with the default pair"),
     OPT_U32("websocket.max_message_size", CONFIG_RELOADABLE, max_message_size,
             "65536", 125, UINT32_MAX, NULL,
             "Largest incoming message in bytes; a larger one closes the "

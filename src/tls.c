@@ -32,6 +32,7 @@
 #include <mbedtls/x509_crt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,15 +76,24 @@ static const mbedtls_ecp_group_id tls_curves[] = {
 
 static const char *tls_alpn[] = {"http/1.1", NULL};
 
-/* One worker's view of a generation: its own key copy and configuration. */
+/* A certificate chain and its key, copied once per worker. */
+typedef struct tls_cert {
+    mbedtls_x509_crt chain;
+    mbedtls_pk_context *keys; /* owned: one per worker */
+} tls_cert_t;
+
+/* One worker's view of a generation: its configuration. */
 typedef struct tls_slot {
-    mbedtls_pk_context key;
+    gw_tls_pair_t *pair; /* the generation, for the SNI callback */
+    unsigned worker;     /* the index of this slot, and of its keys */
     mbedtls_ssl_config conf;
 } tls_slot_t;
 
 struct gw_tls_pair {
     gw_tls_pair_t *older; /* the generation this one replaced */
-    mbedtls_x509_crt chain;
+    tls_cert_t *certs;    /* owned: [0] the default pair (tls.cert_file),
+                             then those of tls.sni_certs, in order */
+    unsigned ncerts;
     unsigned nslots;
     tls_slot_t slot[]; /* one per worker */
 };
@@ -108,12 +118,17 @@ typedef struct tls_conn {
 } tls_conn_t;
 
 /* Writes "what: mbedtls's words" into err. */
-static int tls_fail(char *err, size_t errlen, int rc, const char *fmt,
-                    const char *arg)
-{
-    char what[256], why[160];
+static int tls_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-    snprintf(what, sizeof(what), fmt, arg);
+static int tls_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    char what[512], why[160];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
     mbedtls_strerror(rc, why, sizeof(why));
     snprintf(err, errlen, "%s: %s", what, why);
     return GW_EINVAL;
@@ -157,30 +172,182 @@ Error:
     return GW_EINVAL;
 }
 
-/* One worker's configuration of a generation, on its own generator. */
-static int tls_slot_init(gw_tls_t *tls, gw_tls_pair_t *p, unsigned i,
+/* ---- the certificates ---- */
+
+int gw_tls_sni_next(const char **list, gw_tls_sni_entry_t *e)
+{
+    const char *s = *list + strspn(*list, " \t"), *end, *colon;
+
+    if (*s == '\0')
+        return 0;
+    end = s + strcspn(s, ",");
+    *list = *end == ',' ? end + 1 : end;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    colon = memchr(s, ':', (size_t)(end - s));
+    if (colon == NULL || colon == s || colon + 1 == end ||
+        memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL)
+        return GW_EINVAL;
+    *e = (gw_tls_sni_entry_t){s, colon + 1, (size_t)(colon - s),
+                              (size_t)(end - colon - 1)};
+    return 1;
+}
+
+static char tls_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+int gw_tls_name_matches(const char *pattern, size_t plen, const char *host,
+                        size_t hlen)
+{
+    /* A wildcard stands for one whole label, the first (RFC 6125 6.4.3):
+     * not for part of one, nor for none. */
+    if (plen > 2 && pattern[0] == '*' && pattern[1] == '.') {
+        const char *dot = memchr(host, '.', hlen);
+        if (dot == NULL || dot == host)
+            return 0;
+        hlen -= (size_t)(dot - host);
+        host = dot;
+        pattern++;
+        plen--;
+    }
+    if (plen != hlen)
+        return 0;
+    for (size_t i = 0; i < plen; i++)
+        if (tls_lower(pattern[i]) != tls_lower(host[i]))
+            return 0;
+    return 1;
+}
+
+/* Whether a subjectAltName entry is a DNS name (mbedtls keeps the tag). */
+static int tls_san_is_dns(const mbedtls_x509_sequence *san)
+{
+    return san->buf.tag ==
+           (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME);
+}
+
+/* Whether the chain's own certificate names host, or (host NULL) names
+ * any DNS host at all. */
+static int tls_cert_names(const mbedtls_x509_crt *chain, const char *host,
+                          size_t len)
+{
+    for (const mbedtls_x509_sequence *san = &chain->subject_alt_names;
+         san != NULL && san->buf.p != NULL; san = san->next)
+        if (tls_san_is_dns(san) &&
+            (host == NULL || gw_tls_name_matches((const char *)san->buf.p,
+                                                 san->buf.len, host, len)))
+            return 1;
+    return 0;
+}
+
+/*
+ * mbedtls's SNI callback: the handshake takes the first certificate of
+ * tls.sni_certs that names the host the client asked for, with this
+ * worker's copy of its key. A host none names gets the default pair,
+ * which the configuration holds, as a client that sends no SNI does.
+ */
+static int tls_sni(void *arg, mbedtls_ssl_context *ssl,
+                   const unsigned char *host, size_t len)
+{
+    const tls_slot_t *s = arg;
+    gw_tls_pair_t *p = s->pair;
+
+    for (unsigned i = 1; i < p->ncerts; i++)
+        if (tls_cert_names(&p->certs[i].chain, (const char *)host, len))
+            return mbedtls_ssl_set_hs_own_cert(ssl, &p->certs[i].chain,
+                                               &p->certs[i].keys[s->worker]);
+    return 0;
+}
+
+/* A pair's files, and how errors name them. */
+typedef struct tls_files {
+    const char *cert, *key;         /* paths */
+    const char *cert_opt, *key_opt; /* the options that named them */
+} tls_files_t;
+
+/* Parses one worker's copy of the key, and checks it against the chain. */
+static int tls_key_parse(tls_cert_t *c, unsigned i, const tls_files_t *f,
                          const unsigned char *key, size_t keylen,
                          const char *password, char *err, size_t errlen)
+{
+    int rc =
+        mbedtls_pk_parse_key(&c->keys[i], key, keylen,
+                             (const unsigned char *)password, strlen(password));
+
+    if (rc != 0)
+        return tls_fail(err, errlen, rc, "%s %s: %s", f->key_opt, f->key,
+                        rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED
+                            ? "encrypted (set GATEWAYD_TLS_KEY_PASSWORD)"
+                            : "cannot be read as a private key");
+    if ((rc = mbedtls_pk_check_pair(&c->chain.pk, &c->keys[i])) != 0)
+        return tls_fail(err, errlen, rc, "%s %s does not match %s", f->key_opt,
+                        f->key, f->cert_opt);
+    return 0;
+}
+
+/* Loads a chain and nkeys copies of its key into c (initialised). */
+static int tls_cert_load(tls_cert_t *c, unsigned nkeys, const tls_files_t *f,
+                         const char *password, char *err, size_t errlen)
+{
+    unsigned char *key = NULL;
+    size_t keylen = 0;
+    int rc;
+
+    if ((rc = mbedtls_x509_crt_parse_file(&c->chain, f->cert)) != 0) {
+        rc = tls_fail(err, errlen, rc, "%s %s", f->cert_opt, f->cert);
+        goto Done;
+    }
+    if ((rc = tls_read_file(f->key, &key, &keylen, err, errlen)) != 0)
+        goto Done;
+    for (unsigned i = 0; i < nkeys; i++)
+        if ((rc = tls_key_parse(c, i, f, key, keylen, password, err, errlen)) !=
+            0)
+            goto Done;
+Done:
+    if (key != NULL) {
+        mbedtls_platform_zeroize(key, keylen);
+        free(key);
+    }
+    return rc;
+}
+
+/* Loads the pair of one tls.sni_certs entry, which must name a host. */
+static int tls_sni_load(tls_cert_t *c, unsigned nkeys,
+                        const gw_tls_sni_entry_t *e, const char *password,
+                        char *err, size_t errlen)
+{
+    char *cert = gw_strndup(e->cert, e->cert_len);
+    char *key = gw_strndup(e->key, e->key_len);
+    tls_files_t f = {cert, key, "tls.sni_certs certificate",
+                     "tls.sni_certs key"};
+    int rc = tls_cert_load(c, nkeys, &f, password, err, errlen);
+
+    if (rc == 0 && !tls_cert_names(&c->chain, NULL, 0)) {
+        snprintf(err, errlen,
+                 "tls.sni_certs certificate %s names no host (it has no DNS "
+                 "subjectAltName)",
+                 cert);
+        rc = GW_EINVAL;
+    }
+    free(cert);
+    free(key);
+    return rc;
+}
+
+/* One worker's configuration of a generation, on its own generator. */
+static int tls_slot_init(gw_tls_t *tls, gw_tls_pair_t *p, unsigned i, char *err,
+                         size_t errlen)
 {
     tls_slot_t *s = &p->slot[i];
     int rc;
 
-    rc =
-        mbedtls_pk_parse_key(&s->key, key, keylen,
-                             (const unsigned char *)password, strlen(password));
-    if (rc != 0)
-        return tls_fail(err, errlen, rc, "tls.key_file: %s",
-                        rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED
-                            ? "encrypted (set GATEWAYD_TLS_KEY_PASSWORD)"
-                            : "cannot be read as a private key");
-    if ((rc = mbedtls_pk_check_pair(&p->chain.pk, &s->key)) != 0)
-        return tls_fail(err, errlen, rc, "%s",
-                        "tls.key_file does not match tls.cert_file");
     rc = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER,
                                      MBEDTLS_SSL_TRANSPORT_STREAM,
                                      MBEDTLS_SSL_PRESET_DEFAULT);
     if (rc == 0)
-        rc = mbedtls_ssl_conf_own_cert(&s->conf, &p->chain, &s->key);
+        rc = mbedtls_ssl_conf_own_cert(&s->conf, &p->certs[0].chain,
+                                       &p->certs[0].keys[i]);
     if (rc == 0)
         rc = mbedtls_ssl_conf_alpn_protocols(&s->conf, tls_alpn);
     if (rc != 0)
@@ -194,61 +361,96 @@ static int tls_slot_init(gw_tls_t *tls, gw_tls_pair_t *p, unsigned i,
                                    MBEDTLS_SSL_RENEGOTIATION_DISABLED);
     mbedtls_ssl_conf_session_tickets_cb(&s->conf, mbedtls_ssl_ticket_write,
                                         mbedtls_ssl_ticket_parse, &tls->ticket);
+    if (p->ncerts > 1)
+        mbedtls_ssl_conf_sni(&s->conf, tls_sni, s);
     return 0;
 }
 
 static void tls_pair_free(gw_tls_pair_t *p)
 {
-    for (unsigned i = 0; i < p->nslots; i++) {
+    for (unsigned i = 0; i < p->nslots; i++)
         mbedtls_ssl_config_free(&p->slot[i].conf);
-        mbedtls_pk_free(&p->slot[i].key);
+    for (unsigned c = 0; c < p->ncerts; c++) {
+        for (unsigned i = 0; i < p->nslots; i++)
+            mbedtls_pk_free(&p->certs[c].keys[i]);
+        free(p->certs[c].keys);
+        mbedtls_x509_crt_free(&p->certs[c].chain);
     }
-    mbedtls_x509_crt_free(&p->chain);
+    free(p->certs);
     free(p);
 }
 
-/* Loads the pair cfg names, one configuration per worker. */
+/* Counts the entries of a tls.sni_certs list; GW_EINVAL if one is bad. */
+static int tls_sni_count(const char *list, unsigned *n)
+{
+    gw_tls_sni_entry_t e;
+    int rc;
+
+    *n = 0;
+    while ((rc = gw_tls_sni_next(&list, &e)) == 1)
+        (*n)++;
+    return rc;
+}
+
+/* An empty generation of ncerts certificates for the workers. */
+static gw_tls_pair_t *tls_pair_alloc(unsigned workers, unsigned ncerts)
+{
+    gw_tls_pair_t *p = gw_calloc(1, sizeof(*p) + workers * sizeof(p->slot[0]));
+
+    p->certs = gw_calloc(ncerts, sizeof(p->certs[0]));
+    p->ncerts = ncerts;
+    p->nslots = workers;
+    for (unsigned c = 0; c < ncerts; c++) {
+        mbedtls_x509_crt_init(&p->certs[c].chain);
+        p->certs[c].keys = gw_calloc(workers, sizeof(p->certs[c].keys[0]));
+        for (unsigned i = 0; i < workers; i++)
+            mbedtls_pk_init(&p->certs[c].keys[i]);
+    }
+    for (unsigned i = 0; i < workers; i++) {
+        p->slot[i].pair = p;
+        p->slot[i].worker = i;
+        mbedtls_ssl_config_init(&p->slot[i].conf);
+    }
+    return p;
+}
+
+/* Loads the pairs cfg names, one configuration per worker. */
 static gw_tls_pair_t *tls_pair_new(gw_tls_t *tls, const gw_config_t *cfg,
                                    char *err, size_t errlen)
 {
-    gw_tls_pair_t *p =
-        gw_calloc(1, sizeof(*p) + tls->workers * sizeof(p->slot[0]));
-    unsigned char *key = NULL;
-    size_t keylen = 0;
-    int rc;
+    const tls_files_t def = {cfg->tls_cert_file, cfg->tls_key_file,
+                             "tls.cert_file", "tls.key_file"};
+    const char *list = cfg->tls_sni_certs;
+    gw_tls_sni_entry_t e;
+    gw_tls_pair_t *p = NULL;
+    unsigned nsni;
 
-    mbedtls_x509_crt_init(&p->chain);
-    p->nslots = tls->workers;
-    for (unsigned i = 0; i < p->nslots; i++) {
-        mbedtls_pk_init(&p->slot[i].key);
-        mbedtls_ssl_config_init(&p->slot[i].conf);
-    }
     if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0') {
         snprintf(err, errlen,
                  "tls.enabled needs tls.cert_file and "
                  "tls.key_file");
         goto Error;
     }
-    if ((rc = mbedtls_x509_crt_parse_file(&p->chain, cfg->tls_cert_file)) !=
-        0) {
-        tls_fail(err, errlen, rc, "tls.cert_file %s", cfg->tls_cert_file);
+    if (tls_sni_count(list, &nsni) != 0) {
+        snprintf(err, errlen,
+                 "tls.sni_certs: not a list of cert_file:key_file pairs");
         goto Error;
     }
-    if (tls_read_file(cfg->tls_key_file, &key, &keylen, err, errlen) != 0)
+    p = tls_pair_alloc(tls->workers, 1 + nsni);
+    if (tls_cert_load(&p->certs[0], p->nslots, &def, cfg->tls_key_password, err,
+                      errlen) != 0)
         goto Error;
-    for (unsigned i = 0; i < p->nslots; i++)
-        if (tls_slot_init(tls, p, i, key, keylen, cfg->tls_key_password, err,
-                          errlen) != 0)
+    for (unsigned c = 1; gw_tls_sni_next(&list, &e) == 1; c++)
+        if (tls_sni_load(&p->certs[c], p->nslots, &e, cfg->tls_key_password,
+                         err, errlen) != 0)
             goto Error;
-    mbedtls_platform_zeroize(key, keylen);
-    free(key);
+    for (unsigned i = 0; i < p->nslots; i++)
+        if (tls_slot_init(tls, p, i, err, errlen) != 0)
+            goto Error;
     return p;
 Error:
-    if (key != NULL) {
-        mbedtls_platform_zeroize(key, keylen);
-        free(key);
-    }
-    tls_pair_free(p);
+    if (p != NULL)
+        tls_pair_free(p);
     return NULL;
 }
 

@@ -25,6 +25,8 @@ typedef struct gw_config {
     char *tls_cert_file;    /* PEM chain, the server's certificate first */
     char *tls_key_file;     /* PEM or DER private key */
     char *tls_key_password; /* of an encrypted key; "" = none */
+    char *tls_sni_certs;    /* "cert:key" pairs chosen by SNI, comma-
+                               separated; "" = the one pair for all */
     /* [websocket] */
     uint32_t max_message_size;     /* bytes; larger messages close 1009 */
     uint32_t max_header_size;      /* bytes of upgrade request headers */

@@ -12,10 +12,13 @@
  * mutex and generator. The entropy source is shared: it has its own
  * mutex, and is drawn from only to seed and reseed the generators.
  *
- * A certificate and key pair, once loaded, is a generation: SIGHUP loads
- * a new one, which new handshakes use; a connection keeps the one it was
- * made with. Generations are kept until exit, as configuration snapshots
- * are (reloads are rare; each is a few kilobytes per worker).
+ * The certificates, once loaded, are a generation: the default pair
+ * (tls.cert_file, tls.key_file) and those of tls.sni_certs, which a
+ * client's SNI selects by the DNS names each certificate holds. SIGHUP
+ * loads them all again as a new generation, which new handshakes use; a
+ * connection keeps the one it was made with. Generations are kept until
+ * exit, as configuration snapshots are (reloads are rare; each is a few
+ * kilobytes per certificate and worker).
  */
 #ifndef GW_TLS_H
 #define GW_TLS_H
@@ -38,17 +41,41 @@ typedef struct gw_tls_loop {
     gw_log_limit_t log; /* failed handshakes, rate-limited */
 } gw_tls_loop_t;
 
+/* One "cert_file:key_file" entry of tls.sni_certs: spans of the list. */
+typedef struct gw_tls_sni_entry {
+    const char *cert, *key; /* not NUL-terminated */
+    size_t cert_len, key_len;
+} gw_tls_sni_entry_t;
+
+/*
+ * Reads the next entry of a tls.sni_certs list (comma-separated
+ * "cert_file:key_file" pairs, spaces around them ignored) from *list:
+ * 1 with *e filled in and *list past it, 0 at the end, or GW_EINVAL when
+ * the entry is not two non-empty paths joined by one ':'. Pure.
+ */
+int gw_tls_sni_next(const char **list, gw_tls_sni_entry_t *e);
+
+/*
+ * Whether a certificate name (a DNS subjectAltName: "chat.example.com",
+ * or "*.example.com" for any one label in its place) covers the host a
+ * client asked for; ASCII case is ignored. Pure.
+ */
+int gw_tls_name_matches(const char *pattern, size_t plen, const char *host,
+                        size_t hlen);
+
 /*
  * Loads the pair that cfg's tls.cert_file and tls.key_file name (the key
  * decrypted with tls.key_password when it is encrypted), checks that they
- * match, and builds the ssl configurations of `workers` workers. Returns
- * the process's TLS state, or NULL with the reason in err.
+ * match, then each pair of tls.sni_certs likewise (the same password;
+ * each certificate must name a DNS host), and builds the ssl
+ * configurations of `workers` workers. Returns the process's TLS state,
+ * or NULL with the reason in err.
  */
 gw_tls_t *gw_tls_new(const gw_config_t *cfg, unsigned workers, char *err,
                      size_t errlen);
 
 /*
- * SIGHUP: loads the pair cfg names as a new generation, which handshakes
+ * SIGHUP: loads the pairs cfg names as a new generation, which handshakes
  * begun from now on use. Returns 0, or a negative gw_err_t with the reason
  * in err and nothing changed. Main thread.
  */

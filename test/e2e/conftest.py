@@ -11,6 +11,11 @@
 Tests are `async def`; the runner below gives each its own event loop and a
 time limit (30 s unless marked @pytest.mark.time_limit(seconds)), scaled by
 GATEWAYD_TIMEOUT_SCALE.
+
+A test marked @pytest.mark.each_transport runs twice: as `name[ws]` over
+plain ws://, and as `name[wss]` against gateways that serve their clients
+over wss:// (`gw` and `gateway_factory` both), whose Client and RawConn.to
+connections then speak TLS (a certificate made once per run with openssl).
 """
 
 import asyncio
@@ -38,6 +43,29 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "time_limit(seconds): wall-clock budget of an async test "
         "(before GATEWAYD_TIMEOUT_SCALE); default 30")
+    config.addinivalue_line(
+        "markers", "each_transport: run once over ws:// and once over wss://")
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("each_transport"):
+        metafunc.parametrize("transport", ["ws", "wss"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def wss_pair(tmp_path_factory):
+    """The certificate and key of the wss:// runs: ECDSA P-256, as most
+    sites serve now."""
+    return gwtest.make_pair(tmp_path_factory.mktemp("wss"), "gw")
+
+
+@pytest.fixture
+def transport(request):
+    """What the test's gateways serve clients over: None for ws://, the
+    (cert, key) pair for wss://."""
+    if getattr(request, "param", "ws") == "ws":
+        return None
+    return request.getfixturevalue("wss_pair")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -66,11 +94,11 @@ def pytest_pyfunc_call(pyfuncitem):
     return True
 
 
-def _start(workdir, overrides=None):
+def _start(workdir, overrides=None, wss=None):
     if not os.access(BIN, os.X_OK):
         pytest.fail("gatewayd binary %s not found or not executable (build it "
                     "with `make`, or set GATEWAYD_BIN)" % BIN, pytrace=False)
-    gw = gwtest.Gateway(BIN, workdir, overrides)
+    gw = gwtest.Gateway(BIN, workdir, overrides, wss)
     try:
         return gw.start()
     except RuntimeError as e:
@@ -99,21 +127,25 @@ async def _probe(gw):
 
 
 class SharedGateway:
+    """One shared gateway per transport, started when first asked for."""
+
     def __init__(self, tmp_path_factory):
         self.factory = tmp_path_factory
-        self.gw = None
+        self.gw = {}  # None (ws://) or the wss:// pair -> its gateway
         self.retired = []  # gateways that died; checked again at the end
 
-    def get(self):
-        if self.gw is None or not self.gw.alive():
-            if self.gw is not None:
-                self.retired.append(self.gw)
-            self.gw = _start(self.factory.mktemp("shared-gw"))
-        return self.gw
+    def get(self, wss=None):
+        gw = self.gw.get(wss)
+        if gw is None or not gw.alive():
+            if gw is not None:
+                self.retired.append(gw)
+            gw = self.gw[wss] = _start(self.factory.mktemp("shared-gw"),
+                                       wss=wss)
+        return gw
 
     def shutdown(self):
         problems = []
-        for gw in self.retired + ([self.gw] if self.gw else []):
+        for gw in self.retired + list(self.gw.values()):
             p = gw.stop()
             if p:
                 problems.append(_report(gw, p))
@@ -140,8 +172,8 @@ def _live_problems(gw):
 
 
 @pytest.fixture
-def gw(shared_gateway):
-    gw = shared_gateway.get()
+def gw(shared_gateway, transport):
+    gw = shared_gateway.get(transport)
     yield gw
     problems = _live_problems(gw)
     if gw.alive():
@@ -151,13 +183,13 @@ def gw(shared_gateway):
 
 
 @pytest.fixture
-def gateway_factory(tmp_path):
+def gateway_factory(tmp_path, transport):
     started = []
 
     def make(**overrides):
         workdir = tmp_path / ("gw%d" % len(started))
         workdir.mkdir()
-        gw = _start(workdir, overrides)
+        gw = _start(workdir, overrides, transport)
         started.append(gw)
         return gw
 

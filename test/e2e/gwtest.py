@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -99,6 +100,31 @@ def token_for(user, guilds=None, secret=SECRET, exp_in=3600, alg="HS256",
 
 
 # --------------------------------------------------------------------------
+# TLS certificates (made with openssl, as an operator would)
+
+def make_pair(dirpath, name, kind="ec", password=None,
+              san="IP:127.0.0.1"):
+    """A self-signed certificate for san and its key, as files."""
+    cert = os.path.join(str(dirpath), name + ".crt")
+    key = os.path.join(str(dirpath), name + ".key")
+    newkey = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+              if kind == "ec" else ["-newkey", "rsa:2048"])
+    keyopt = (["-passout", "pass:" + password] if password else ["-nodes"])
+    subprocess.run(["openssl", "req", "-x509", *newkey, *keyopt,
+                    "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=" + san],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def verifying_ctx(cafile):
+    """A client context that trusts cafile alone, as a browser would its
+    roots: the name and the chain are checked."""
+    return ssl.create_default_context(cafile=cafile)
+
+
+# --------------------------------------------------------------------------
 # The daemon
 
 class HttpResponse:
@@ -162,10 +188,13 @@ def to_toml(cfg):
 class Gateway:
     """One gatewayd process with its own config, ports and log files."""
 
-    def __init__(self, binary, workdir, overrides=None):
+    def __init__(self, binary, workdir, overrides=None, wss=None):
+        """wss: a (cert, key) pair to serve clients over wss:// with; the
+        clients of this gateway (Client, RawConn.to) then connect there."""
         self.binary = binary
         self.workdir = str(workdir)
         self.overrides = overrides or {}
+        self.wss = wss
         self.proc = None
         self.secret = SECRET
         self.api_key = API_KEY
@@ -194,6 +223,9 @@ class Gateway:
         while self.http_port == self.ws_port:
             self.http_port = free_port()
         cfg = default_config(self.ws_port, self.http_port)
+        if self.wss:
+            cfg["tls"] = {"enabled": True, "cert_file": self.wss[0],
+                          "key_file": self.wss[1]}
         for section, keys in self.overrides.items():
             cfg.setdefault(section, {}).update(keys)
         self.tls_port = None
@@ -204,7 +236,13 @@ class Gateway:
             cfg["tls"]["port"] = self.tls_port
             self.wss_url = "wss://127.0.0.1:%d" % self.tls_port
         self.config = cfg
-        self.ws_url = "ws://127.0.0.1:%d" % self.ws_port
+        # What a client of this gateway connects to unless told otherwise.
+        if self.wss:
+            self.client_port, self.ws_url = self.tls_port, self.wss_url
+            self.client_ssl = verifying_ctx(self.wss[0])
+        else:
+            self.client_port, self.client_ssl = self.ws_port, None
+            self.ws_url = "ws://127.0.0.1:%d" % self.ws_port
         self.http_url = "http://127.0.0.1:%d" % self.http_port
         self.config_path = os.path.join(self.workdir, "gateway.toml")
         with open(self.config_path, "w") as f:
@@ -478,9 +516,13 @@ class Client:
 
     @classmethod
     async def connect(cls, gw, path="/", url=None, **kw):
-        """url: the base, gw.ws_url unless given (gw.wss_url with ssl=)."""
+        """url: the base, gw.ws_url unless given (gw.wss_url with ssl=);
+        gw.ws_url is wss:// when the gateway serves its clients over TLS,
+        and then gw.client_ssl is the context."""
         opts = dict(ping_interval=None, close_timeout=T(3),
                     open_timeout=T(10), compression=None, max_size=2 ** 24)
+        if url is None and gw.client_ssl is not None:
+            opts["ssl"] = gw.client_ssl
         opts.update(kw)
         ws = await asyncio.wait_for(
             websockets.connect((url or gw.ws_url) + path, **opts), T(15))
@@ -706,7 +748,8 @@ class RawConn:
         _open.append(self)
 
     @classmethod
-    async def open(cls, port, rcvbuf=None):
+    async def open(cls, port, rcvbuf=None, ssl=None):
+        """ssl: a client context to speak TLS with (TlsRawConn)."""
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
         if rcvbuf:
@@ -715,10 +758,17 @@ class RawConn:
         try:
             await asyncio.wait_for(loop.sock_connect(s, ("127.0.0.1", port)),
                                    T(5))
+            if ssl is not None:
+                return await TlsRawConn.over(s, ssl)
         except BaseException:
             s.close()
             raise
         return cls(s)
+
+    @classmethod
+    async def to(cls, gw, rcvbuf=None):
+        """A connection to the port gw's clients use, over TLS if theirs is."""
+        return await cls.open(gw.client_port, rcvbuf, gw.client_ssl)
 
     def abort(self):
         self.sock.close()
@@ -727,16 +777,18 @@ class RawConn:
         loop = asyncio.get_running_loop()
         await asyncio.wait_for(loop.sock_sendall(self.sock, data), T(5))
 
+    async def _recv(self, left):
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.sock_recv(self.sock, 65536), left)
+
     async def _fill(self, deadline):
         """Reads more into self.buf; False at EOF or reset."""
         left = deadline - time.monotonic()
         if left <= 0:
             raise asyncio.TimeoutError
-        loop = asyncio.get_running_loop()
         try:
-            data = await asyncio.wait_for(loop.sock_recv(self.sock, 65536),
-                                          left)
-        except (ConnectionResetError, BrokenPipeError):
+            data = await self._recv(left)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             data = b""
         if not data:
             self.eof = True
@@ -872,3 +924,29 @@ class RawConn:
                                      "%.1fs (received %r)"
                                      % (timeout, self.buf[:200])) from None
         return self.buf
+
+
+class TlsRawConn(RawConn):
+    """RawConn over TLS: the bytes it is told to send go out encrypted.
+    asyncio's sock_* calls take no SSLSocket, so this one reads and writes
+    through a stream."""
+
+    def __init__(self, reader, writer):
+        super().__init__(None)
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def over(cls, sock, ctx):
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            sock=sock, ssl=ctx, server_hostname="127.0.0.1"), T(5))
+        return cls(reader, writer)
+
+    def abort(self):
+        self.writer.transport.abort()
+
+    async def send(self, data):
+        self.writer.write(data)
+        await asyncio.wait_for(self.writer.drain(), T(5))
+
+    async def _recv(self, left):
+        return await asyncio.wait_for(self.reader.read(65536), left)

@@ -14,6 +14,9 @@ import pytest
 from gwtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
                     Client, RawConn, T, make_jwt, token_for, uniq, wait_until)
 
+# The main cases of the protocol: run again over wss:// (conftest.py).
+pytestmark = pytest.mark.each_transport
+
 
 # -- authentication (4004) ----------------------------------------------
 
@@ -241,8 +244,8 @@ async def _still_usable(gw, c, guild):
 # -- RFC 6455 errors, written by hand -------------------------------------
 
 async def _raw_session(gw):
-    r = await RawConn.open(gw.ws_port)
-    await r.handshake(gw.ws_port)
+    r = await RawConn.to(gw)
+    await r.handshake(gw.client_port)
     msg = await r.read_json()
     assert msg["event"] == "ready", msg
     return r

@@ -11,6 +11,9 @@ import pytest
 
 from gwtest import Client, T, check_dispatch, uniq, wait_until
 
+# The main cases of the protocol: run again over wss:// (conftest.py).
+pytestmark = pytest.mark.each_transport
+
 
 async def _expect_sequence(c, expected, first_seq=1):
     """expected: list of (event, guildId or None, data)."""

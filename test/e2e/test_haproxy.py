@@ -1,19 +1,23 @@
 """deploy/haproxy.cfg, tested: two gateways behind a real HAProxy. WebSockets
 pass through it, sessions stick to their instance by cookie, an instance
 that drains leaves the rotation through its /health check, and connections
-per client address are limited in number and rate."""
+per client address are limited in number and rate. The first two run again
+with HAProxy terminating TLS (GW_TLS_LISTEN alone) in front of plain
+gateways."""
 import asyncio
 import copy
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
 import pytest
 import websockets
 
-from gwtest import Client, T, free_port, socket_from, token_for, uniq
+from gwtest import (Client, T, free_port, make_pair, socket_from, token_for,
+                    uniq, verifying_ctx)
 
 CFG = os.path.join(os.path.dirname(__file__), "..", "..", "deploy",
                    "haproxy.cfg")
@@ -24,10 +28,17 @@ def haproxy(tmp_path):
     """Starts HAProxy with deploy/haproxy.cfg in front of two gateways."""
     procs = []
 
-    def start(gw1, gw2, **limits):
+    def start(gw1, gw2, tls=None, **limits):
+        """tls: the PEM of a certificate and its key, to listen on
+        GW_TLS_LISTEN with it instead of GW_LISTEN."""
         port = free_port()
-        env = dict(os.environ, **limits, GW_MAXCONN="4000",
-                   GW_LISTEN="127.0.0.1:%d" % port,
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("GW_LISTEN", "GW_TLS_LISTEN", "GW_TLS_CERT")}
+        if tls is None:
+            env["GW_LISTEN"] = "127.0.0.1:%d" % port
+        else:
+            env.update(GW_TLS_LISTEN="127.0.0.1:%d" % port, GW_TLS_CERT=tls)
+        env = dict(env, **limits, GW_MAXCONN="4000",
                    GW1_ADDR="127.0.0.1:%d" % gw1.ws_port,
                    GW1_HEALTH=str(gw1.http_port),
                    GW2_ADDR="127.0.0.1:%d" % gw2.ws_port,
@@ -53,11 +64,30 @@ def haproxy(tmp_path):
         p.wait(T(10))
 
 
-def _via(gw, port):
-    """The gateway as a client sees it through the proxy."""
+def _via(gw, port, ctx=None):
+    """The gateway as a client sees it through the proxy (ctx: over TLS)."""
     view = copy.copy(gw)
-    view.ws_url = "ws://127.0.0.1:%d" % port
+    view.ws_url = "%s://127.0.0.1:%d" % ("wss" if ctx else "ws", port)
+    view.client_ssl = ctx
     return view
+
+
+@pytest.fixture(params=["ws", "wss"])
+def proxy_tls(request, tmp_path):
+    """None, or (the PEM HAProxy serves, a client context that trusts it)."""
+    if request.param == "ws":
+        return None
+    cert, key = make_pair(tmp_path, "proxy")
+    pem = tmp_path / "proxy.pem"
+    pem.write_text(open(cert).read() + open(key).read())
+    return str(pem), verifying_ctx(cert)
+
+
+def _start_proxy(haproxy, gw1, gw2, proxy_tls):
+    """The proxy's port, and the client context for it (None: ws://)."""
+    if proxy_tls is None:
+        return haproxy(gw1, gw2), None
+    return haproxy(gw1, gw2, tls=proxy_tls[0]), proxy_tls[1]
 
 
 def _sessions(gw):
@@ -65,17 +95,18 @@ def _sessions(gw):
 
 
 @pytest.mark.time_limit(60)
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
 async def test_websockets_pass_and_stick_to_their_instance(gateway_factory,
-                                                           haproxy):
+                                                           haproxy, proxy_tls):
     gw1, gw2 = gateway_factory(), gateway_factory()
-    port = haproxy(gw1, gw2)
-    first = await Client.session(_via(gw1, port), uniq("u"), ["g1"])
+    port, ctx = _start_proxy(haproxy, gw1, gw2, proxy_tls)
+    first = await Client.session(_via(gw1, port, ctx), uniq("u"), ["g1"])
     cookie = first.ws.response_headers.get("Set-Cookie", "")
     assert cookie.startswith("GWID=gw"), first.ws.response_headers
     home = gw1 if cookie.startswith("GWID=gw1") else gw2
     assert _sessions(home) == 1
     # Reconnecting with the cookie returns to the same instance, every time.
-    again = [await Client.session(_via(gw1, port), uniq("u"), ["g1"],
+    again = [await Client.session(_via(gw1, port, ctx), uniq("u"), ["g1"],
                                   extra_headers={"Cookie": cookie.split(";")[0]})
              for _ in range(6)]
     assert _sessions(home) == 7, (_sessions(gw1), _sessions(gw2))
@@ -88,14 +119,38 @@ async def test_websockets_pass_and_stick_to_their_instance(gateway_factory,
         assert msg["event"] == "message.create" and len(
             msg["data"]["text"]) == 5000, msg
     await first.heartbeat_roundtrip()
+    if ctx is not None:
+        _check_proxy_tls(port, ctx, first)
+
+
+def _check_proxy_tls(port, ctx, client):
+    """The proxy's TLS: 1.2 or 1.3, AEAD; 1.1 and CBC suites refused."""
+    tls = client.ws.transport.get_extra_info("ssl_object")
+    assert tls.version() in ("TLSv1.2", "TLSv1.3"), tls.version()
+    assert "GCM" in tls.cipher()[0] or "CHACHA20" in tls.cipher()[0], (
+        tls.cipher())
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    cbc = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cbc.check_hostname, cbc.verify_mode = False, ssl.CERT_NONE
+    cbc.maximum_version = ssl.TLSVersion.TLSv1_2
+    cbc.set_ciphers("ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA")
+    for refused in (old, cbc):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=T(5))
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            refused.wrap_socket(raw, server_hostname="127.0.0.1")
+        raw.close()
 
 
 @pytest.mark.time_limit(60)
-async def test_draining_instance_leaves_the_rotation(gateway_factory, haproxy):
+async def test_draining_instance_leaves_the_rotation(gateway_factory, haproxy,
+                                                    proxy_tls):
     gw1 = gateway_factory(server={"drain_ms": 3000})
     gw2 = gateway_factory()
-    port = haproxy(gw1, gw2)
-    sticky = await Client.session(_via(gw1, port), uniq("u"), [],
+    port, ctx = _start_proxy(haproxy, gw1, gw2, proxy_tls)
+    sticky = await Client.session(_via(gw1, port, ctx), uniq("u"), [],
                                   extra_headers={"Cookie": "GWID=gw1"})
     assert _sessions(gw1) == 1
     gw1.stopped_by_test = True
@@ -106,7 +161,7 @@ async def test_draining_instance_leaves_the_rotation(gateway_factory, haproxy):
             await asyncio.wait_for(sticky.ws.recv(), T(15))
     assert e.value.rcvd is not None and e.value.rcvd.code == 4011, e.value
     # ... and, reconnecting with the same cookie, lands on the other one.
-    back = await Client.session(_via(gw1, port), uniq("u"), [],
+    back = await Client.session(_via(gw1, port, ctx), uniq("u"), [],
                                 extra_headers={"Cookie": "GWID=gw1"})
     assert _sessions(gw2) == 1
     await back.heartbeat_roundtrip()

@@ -7,6 +7,9 @@ import pytest
 
 from gwtest import Client, T, uniq, wait_until
 
+# The main cases of the protocol: run again over wss:// (conftest.py).
+pytestmark = pytest.mark.each_transport
+
 
 async def expect_error(c, code, nonce=None):
     msg = await c.expect("error")

@@ -63,6 +63,7 @@ async def parked(gw, n):
     await wait_until(check, T(5), "%d parked" % n)
 
 
+@pytest.mark.each_transport
 @pytest.mark.time_limit(60)
 async def test_a_dropped_connection_resumes_with_nothing_lost(gateway_factory):
     gw = resume_gateway(gateway_factory)
@@ -85,6 +86,7 @@ async def test_a_dropped_connection_resumes_with_nothing_lost(gateway_factory):
     assert totals["parked"] == 0, totals
 
 
+@pytest.mark.each_transport
 @pytest.mark.time_limit(60)
 async def test_resume_from_an_older_seq_and_twice(gateway_factory):
     gw = resume_gateway(gateway_factory)
@@ -109,6 +111,7 @@ async def test_resume_from_an_older_seq_and_twice(gateway_factory):
     assert (await gw.totals())["parked"] == 0
 
 
+@pytest.mark.each_transport
 @pytest.mark.time_limit(60)
 async def test_resume_while_the_old_connection_lives(gateway_factory):
     gw = resume_gateway(gateway_factory)
@@ -124,6 +127,7 @@ async def test_resume_while_the_old_connection_lives(gateway_factory):
     await expect_ticks(r, 3, 2, 1)
 
 
+@pytest.mark.each_transport
 @pytest.mark.time_limit(60)
 async def test_refused_resumes(gateway_factory):
     gw = resume_gateway(gateway_factory)
@@ -213,6 +217,7 @@ async def test_the_window_and_the_buffer_bound(gateway_factory):
     assert (await gw.totals())["resume_expired"] == 1
 
 
+@pytest.mark.each_transport
 @pytest.mark.time_limit(60)
 async def test_resumes_across_workers(gateway_factory):
     gw = resume_gateway(gateway_factory)
@@ -302,6 +307,7 @@ async def drop_and_resume_under_flow(gw, away_s):
     return sent
 
 
+@pytest.mark.each_transport
 @pytest.mark.time_limit(60)
 async def test_a_drop_under_steady_flow_loses_nothing(gateway_factory):
     gw = resume_gateway(gateway_factory)

@@ -8,6 +8,9 @@ import pytest
 
 from gwtest import Client, T, token_for, uniq
 
+# The main cases of the protocol: run again over wss:// (conftest.py).
+pytestmark = pytest.mark.each_transport
+
 HB = 300  # heartbeat_interval_ms of the heartbeat gateways
 
 

@@ -15,24 +15,9 @@ import time
 
 import pytest
 
-from gwtest import Client, Gateway, T, uniq, wait_until
+from gwtest import Client, Gateway, T, make_pair, uniq, wait_until
 from test_resume import expect_ticks, parked, publish, resume
 import conftest
-
-
-def make_pair(dirpath, name, kind="ec", password=None):
-    """A self-signed certificate for 127.0.0.1 and its key, as files."""
-    cert = os.path.join(str(dirpath), name + ".crt")
-    key = os.path.join(str(dirpath), name + ".key")
-    newkey = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-              if kind == "ec" else ["-newkey", "rsa:2048"])
-    keyopt = (["-passout", "pass:" + password] if password else ["-nodes"])
-    subprocess.run(["openssl", "req", "-x509", *newkey, *keyopt,
-                    "-keyout", key, "-out", cert, "-days", "2",
-                    "-subj", "/CN=" + name,
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
 
 
 def tls_section(cert, key, **more):
@@ -375,3 +360,67 @@ async def test_garbage_and_slow_hellos_do_not_stall_others(gateway_factory,
                        "data": {"n": 2}})
     await c.expect_dispatch("message.create", guild)
     await c.close()
+
+
+def cert_for_host(port, host):
+    """The DER certificate the server presents to a client naming host
+    in its SNI (none checked here: the test compares them)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", port), timeout=T(5))
+    s = ctx.wrap_socket(raw, server_hostname=host)
+    try:
+        return s.getpeercert(binary_form=True)
+    finally:
+        s.close()
+
+
+async def test_sni_chooses_the_certificate_and_reloads(gateway_factory,
+                                                       tmp_path):
+    default = make_pair(tmp_path, "default", "ec")
+    chat = make_pair(tmp_path, "chat", "ec", san="DNS:chat.test")
+    api = make_pair(tmp_path, "api", "rsa", san="DNS:*.api.test,DNS:api.test")
+    sni = "%s:%s, %s:%s" % (*chat, *api)
+    gw = gateway_factory(tls=tls_section(*default, sni_certs=sni))
+    port = gw.tls_port
+    for host, pair in (("chat.test", chat), ("CHAT.test", chat),
+                       ("v1.api.test", api), ("api.test", api),
+                       ("a.v1.api.test", default), ("other.test", default),
+                       (None, default)):
+        assert cert_for_host(port, host) == der_of(pair[0]), host
+    # A browser-grade client, verifying the name it asked for.
+    ctx = ssl.create_default_context(cafile=chat[0])
+    c = await Client.session(gw, uniq("u"), [], url=gw.wss_url, ssl=ctx,
+                             server_hostname="chat.test")
+    await c.heartbeat_roundtrip()
+
+    # SIGHUP loads the SNI pairs again with the default one.
+    chat2 = make_pair(tmp_path, "chat2", "ec", san="DNS:chat.test")
+    await gw.reload(tls={"sni_certs": "%s:%s" % chat2})
+    assert cert_for_host(port, "chat.test") == der_of(chat2[0])
+    assert cert_for_host(port, "v1.api.test") == der_of(default[0])
+    # A pair that does not load, or a certificate that names no host,
+    # changes nothing, and nobody is dropped.
+    for bad, why in (("%s:%s" % (chat2[0], api[1]), "does not match"),
+                     ("%s:%s" % default, "names no host")):
+        await gw.reload(tls={"sni_certs": bad})
+        text = gw.stderr_text()
+        assert why in text and "TLS certificate and key are unchanged" in text
+        assert cert_for_host(port, "chat.test") == der_of(chat2[0])
+    await c.heartbeat_roundtrip()
+    await c.close()
+
+
+async def test_sni_pair_that_does_not_load_stops_the_start(tmp_path):
+    default = make_pair(tmp_path, "default", "ec")
+    chat = make_pair(tmp_path, "chat", "ec", san="DNS:chat.test")
+    cases = [("%s:%s" % default, "names no host"),
+             ("%s:%s" % (chat[0], default[1]), "does not match"),
+             (chat[0], "is not a list of cert_file:key_file pairs")]
+    for i, (sni, why) in enumerate(cases):
+        d = tmp_path / ("case%d" % i)
+        d.mkdir()
+        err, text, _ = start_expecting_failure(
+            d, tls_section(*default, sni_certs=sni))
+        assert err is not None and "exited with status 1" in err, (sni, err)
+        assert why in text, (why, text)

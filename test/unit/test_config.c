@@ -318,6 +318,9 @@ static const bad_file_t bad_files[] = {
     {"[auth]\njwt_algorithms = \" , \"\n", GW_EINVAL,
      "2: auth.jwt_algorithms: ' , ' is not a list of HS256, HS384, HS512, "
      "RS256, RS384, RS512, ES256, ES384"},
+    {"[tls]\nsni_certs = \"a.crt:a.key, b.crt\"\n", GW_EINVAL,
+     "2: tls.sni_certs: 'a.crt:a.key, b.crt' is not a list of "
+     "cert_file:key_file pairs"},
     {"[auth]\nleeway_s = 3601\n", GW_EINVAL,
      "2: auth.leeway_s: 3601 is out of range 0..3600"},
     /* names */
@@ -673,6 +676,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "tls.cert_file=/etc/gw/cert.pem",
         "tls.key_file=/etc/gw/key.pem",
         "tls.key_password=pw",
+        "tls.sni_certs=/etc/gw/a.crt:/etc/gw/a.key",
         "websocket.max_message_size=1000",
         "websocket.max_header_size=2048",
         "websocket.handshake_timeout_ms=5000",
