@@ -26,6 +26,10 @@ async def test_health_shape_and_counts(gateway_factory):
     assert h["status"] == "ok", h
     assert isinstance(h["uptime"], (int, float)) and h["uptime"] >= 0, h
     assert h["connections"] == 0 and h["sessions"] == 0, h
+    # Both links disabled since the start, on the gateway's wall clock.
+    assert h["links"] == {"redis": "disabled", "amqp": "disabled"}, h
+    for since in h["links_since"].values():
+        assert h["time"] - 1000 * (h["uptime"] + 2) <= since <= h["time"], h
 
     identified = [await Client.session(gw) for _ in range(3)]
     pending = [await Client.connect(gw) for _ in range(2)]
