@@ -139,14 +139,14 @@ typedef struct rmq_session {
 struct gw_amqp {
     uv_loop_t *loop;
     gw_amqp_hooks_t hooks;
-    gw_link_state_t state;
-    rmq_job_t *job;         /* NULL when disabled */
-    int job_busy;           /* job queued or running on the pool */
-    rmq_session_t *session; /* the live connection, or NULL */
-    uv_timer_t timer;       /* reconnect delay, or resume reading */
-    uv_timer_t beat;        /* heartbeat tick while up */
-    uint32_t max_body;      /* larger messages are dead-lettered */
-    uint32_t max_pending;   /* publishes that may await their confirm */
+    gw_link_status_t status; /* as /health reports it */
+    rmq_job_t *job;          /* NULL when disabled */
+    int job_busy;            /* job queued or running on the pool */
+    rmq_session_t *session;  /* the live connection, or NULL */
+    uv_timer_t timer;        /* reconnect delay, or resume reading */
+    uv_timer_t beat;         /* heartbeat tick while up */
+    uint32_t max_body;       /* larger messages are dead-lettered */
+    uint32_t max_pending;    /* publishes that may await their confirm */
     uint32_t min_ms, max_ms;
     unsigned attempt; /* failures since the link was last up */
     uint64_t seed;    /* backoff jitter */
@@ -622,7 +622,7 @@ static void rmq_fail(gw_amqp_t *a, const char *why)
     a->attempt++;
     if (a->session != NULL)
         rmq_session_close(a, 0);
-    a->state = GW_LINK_DOWN;
+    gw_link_set(&a->status, GW_LINK_DOWN);
     uv_timer_start(&a->timer, rmq_retry_cb, delay, 0);
 }
 
@@ -988,7 +988,7 @@ static void rmq_session_start(gw_amqp_t *a, amqp_connection_state_t conn)
             "publishing to %s",
             a->job->queue, a->job->host, a->job->port, a->job->exchange,
             a->job->keys, a->job->upstream);
-    a->state = GW_LINK_UP;
+    gw_link_set(&a->status, GW_LINK_UP);
     rmq_gate_update(a);
     a->attempt = 0;
     a->why[0] = '\0';
@@ -1021,7 +1021,9 @@ static void rmq_connect_done(uv_work_t *req, int status)
 
 static void rmq_connect(gw_amqp_t *a)
 {
-    a->state = GW_LINK_CONNECTING;
+    /* A retry stays down: the link has been down since the failure. */
+    if (a->status.state == GW_LINK_DISABLED)
+        gw_link_set(&a->status, GW_LINK_CONNECTING);
     a->job_busy = 1;
     a->refs++;
     uv_queue_work(a->loop, &a->job->req, rmq_connect_work, rmq_connect_done);
@@ -1037,7 +1039,7 @@ gw_amqp_t *gw_amqp_start(uv_loop_t *loop, const gw_config_t *cfg,
     a->loop = loop;
     a->hooks = *hooks;
     a->refs = 1;
-    a->state = GW_LINK_DISABLED;
+    gw_link_init(&a->status, GW_LINK_DISABLED);
     if (!cfg->amqp_enabled)
         return a;
     a->job = rmq_job_new(a, cfg, instance_id);
@@ -1054,9 +1056,9 @@ gw_amqp_t *gw_amqp_start(uv_loop_t *loop, const gw_config_t *cfg,
     return a;
 }
 
-gw_link_state_t gw_amqp_state(const gw_amqp_t *a)
+gw_link_status_t gw_amqp_link(const gw_amqp_t *a)
 {
-    return a->state;
+    return a->status;
 }
 
 void gw_amqp_stop(gw_amqp_t *a)

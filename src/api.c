@@ -43,16 +43,23 @@ static int api_link_ok(gw_link_state_t s)
     return s == GW_LINK_DISABLED || s == GW_LINK_UP;
 }
 
+/*
+ * GET /health. Runs on the broker thread, where the links change state, so
+ * their state and time are read without a lock. links_since is when each
+ * link entered its state, and time the gateway's clock now: a reader
+ * subtracts the two, whatever its own clock says.
+ */
 static void api_health(gw_broker_t *br, const gw_http_request_t *req,
                        gw_http_response_t *res)
 {
     gw_server_t *srv = gw_broker_server(br);
-    gw_link_state_t redis = gw_broker_redis_state(br);
-    gw_link_state_t amqp = gw_broker_amqp_state(br);
+    gw_link_status_t redis = gw_broker_redis_link(br);
+    gw_link_status_t amqp = gw_broker_amqp_link(br);
     int draining = atomic_load(&srv->draining);
-    const char *status = draining                                  ? "draining"
-                         : api_link_ok(redis) && api_link_ok(amqp) ? "ok"
-                                                                   : "degraded";
+    const char *status = draining ? "draining"
+                         : api_link_ok(redis.state) && api_link_ok(amqp.state)
+                             ? "ok"
+                             : "degraded";
     gw_buf_t b = {0};
     (void)req;
 
@@ -62,12 +69,15 @@ static void api_health(gw_broker_t *br, const gw_http_request_t *req,
         &b,
         "{\"status\":\"%s\",\"instance\":\"%s\",\"version\":\"%s\","
         "\"uptime\":%llu,\"connections\":%llu,\"sessions\":%llu,"
-        "\"links\":{\"redis\":\"%s\",\"amqp\":\"%s\"}}\n",
+        "\"links\":{\"redis\":\"%s\",\"amqp\":\"%s\"},"
+        "\"links_since\":{\"redis\":%llu,\"amqp\":%llu},\"time\":%llu}\n",
         status, gw_broker_instance_id(br), GW_VERSION,
         (unsigned long long)((gw_now_ms() - srv->start_ms) / 1000),
         (unsigned long long)gw_metrics_total(srv, GW_STAT_CONNECTIONS),
         (unsigned long long)gw_metrics_total(srv, GW_STAT_SESSIONS),
-        gw_link_state_name(redis), gw_link_state_name(amqp));
+        gw_link_state_name(redis.state), gw_link_state_name(amqp.state),
+        (unsigned long long)redis.since_ms, (unsigned long long)amqp.since_ms,
+        (unsigned long long)gw_link_clock_ms());
     api_reply(res, draining ? 503 : 200, &b);
 }
 

@@ -120,14 +120,14 @@ gw_wake_t *gw_broker_relay_wake(gw_broker_t *b)
     return &b->relay_wake;
 }
 
-gw_link_state_t gw_broker_redis_state(const gw_broker_t *b)
+gw_link_status_t gw_broker_redis_link(const gw_broker_t *b)
 {
-    return gw_redis_state(b->redis);
+    return gw_redis_link(b->redis);
 }
 
-gw_link_state_t gw_broker_amqp_state(const gw_broker_t *b)
+gw_link_status_t gw_broker_amqp_link(const gw_broker_t *b)
 {
-    return gw_amqp_state(b->amqp);
+    return gw_amqp_link(b->amqp);
 }
 
 /* Reads only the gate, which the broker owns until after the workers have
@@ -313,7 +313,7 @@ static void broker_spread(gw_broker_t *b, gw_source_t src, const char *text,
         gw_log_limited(&b->reject_log, GW_LOG_WARN,
                        "broker: %s event not delivered: %s",
                        broker_source_name[src], reason);
-    if (gw_redis_state(b->redis) != GW_LINK_DISABLED &&
+    if (gw_redis_link(b->redis).state != GW_LINK_DISABLED &&
         gw_redis_publish(b->redis, text, len) != 0)
         gw_stat_add(&b->stats, GW_STAT_REDIS_PUBLISH_FAILURES, 1);
 }

@@ -1,5 +1,7 @@
 #include "gw/link.h"
 
+#include <time.h>
+
 const char *gw_link_state_name(gw_link_state_t s)
 {
     switch (s) {
@@ -9,6 +11,27 @@ const char *gw_link_state_name(gw_link_state_t s)
     case GW_LINK_DOWN: return "down";
     }
     return "unknown";
+}
+
+uint64_t gw_link_clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void gw_link_init(gw_link_status_t *l, gw_link_state_t s)
+{
+    *l = (gw_link_status_t){.state = s, .since_ms = gw_link_clock_ms()};
+}
+
+int gw_link_set(gw_link_status_t *l, gw_link_state_t s)
+{
+    if (l->state == s)
+        return 0;
+    gw_link_init(l, s);
+    return 1;
 }
 
 /* xorshift64*: jitter needs spread, not secrecy. */

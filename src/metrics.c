@@ -52,6 +52,39 @@ static void metrics_json_fields(gw_buf_t *out, const gw_server_t *srv,
     }
 }
 
+/* The close code of slot i as JSON key and Prometheus label. */
+static void metrics_close_code(gw_buf_t *out, int i)
+{
+    if (i < GW_CLOSE_SLOTS - 1)
+        gw_buf_printf(out, "%u", gw_close_codes[i]);
+    else
+        gw_buf_printf(out, "other");
+}
+
+/* Closes in slot i: of worker w, or of every worker when w is -1. */
+static uint64_t metrics_closes(const gw_server_t *srv, int w, int i)
+{
+    int from = w < 0 ? 0 : w, to = w < 0 ? srv->nworkers : w + 1;
+    uint64_t sum = 0;
+
+    for (int k = from; k < to; k++)
+        sum += atomic_load_explicit(&srv->workers[k]->stats.closes_by_code[i],
+                                    memory_order_relaxed);
+    return sum;
+}
+
+/* ,"closes_by_code":{"1000":n,...,"other":n} of worker w, or all (-1). */
+static void metrics_json_closes(gw_buf_t *out, const gw_server_t *srv, int w)
+{
+    gw_buf_printf(out, ",\"closes_by_code\":{");
+    for (int i = 0; i < GW_CLOSE_SLOTS; i++) {
+        gw_buf_printf(out, "%s\"", i ? "," : "");
+        metrics_close_code(out, i);
+        gw_buf_printf(out, "\":%" PRIu64, metrics_closes(srv, w, i));
+    }
+    gw_buf_printf(out, "}");
+}
+
 /*
  * ,"fanout_latency":{"le_us":[bounds],"counts":[per bucket]}: the workers'
  * histograms summed, not cumulative; the last count is past the last bound.
@@ -82,6 +115,7 @@ void gw_metrics_json(const gw_server_t *srv, gw_buf_t *out)
     for (int i = 0; i < srv->nworkers; i++) {
         gw_buf_printf(out, "%s{\"id\":%d", i ? "," : "", i);
         metrics_json_fields(out, srv, &t[i]);
+        metrics_json_closes(out, srv, i);
         gw_buf_printf(out, ",\"queue_depth\":%u}",
                       gw_queue_depth(&srv->workers[i]->events));
     }
@@ -94,6 +128,7 @@ void gw_metrics_json(const gw_server_t *srv, gw_buf_t *out)
     }
     gw_buf_printf(out, ",\"totals\":{\"workers\":%d", srv->nworkers);
     metrics_json_fields(out, srv, NULL);
+    metrics_json_closes(out, srv, -1);
     gw_buf_printf(out, "}");
     metrics_json_latency(out, srv);
     gw_buf_printf(out, "}\n");
@@ -123,6 +158,25 @@ static void metrics_prom_counter(gw_buf_t *out, const metrics_thread_t *t,
         metrics_label(out, &t[i]);
         gw_buf_printf(out, "} %" PRIu64 "\n", gw_stat_get(t[i].stats, k));
     }
+}
+
+/* gatewayd_closes_by_code_total{worker,code}: its own family, because
+ * gatewayd_closes_total also counts connections that never opened. */
+static void metrics_prom_closes(gw_buf_t *out, const gw_server_t *srv)
+{
+    gw_buf_printf(out, "# HELP gatewayd_closes_by_code_total WebSocket "
+                       "connections ended, by the code of the side that "
+                       "closed first (1006: no close frame).\n"
+                       "# TYPE gatewayd_closes_by_code_total counter\n");
+    for (int w = 0; w < srv->nworkers; w++)
+        for (int i = 0; i < GW_CLOSE_SLOTS; i++) {
+            gw_buf_printf(out,
+                          "gatewayd_closes_by_code_total{worker=\"%d\","
+                          "code=\"",
+                          w);
+            metrics_close_code(out, i);
+            gw_buf_printf(out, "\"} %" PRIu64 "\n", metrics_closes(srv, w, i));
+        }
 }
 
 /* The fan-out latency of each worker as a Prometheus histogram. */
@@ -170,5 +224,6 @@ void gw_metrics_prometheus(const gw_server_t *srv, gw_buf_t *out)
     for (int i = 0; i < srv->nworkers; i++)
         gw_buf_printf(out, "gatewayd_queue_depth{worker=\"%d\"} %u\n", i,
                       gw_queue_depth(&srv->workers[i]->events));
+    metrics_prom_closes(out, srv);
     metrics_prom_latency(out, srv, t);
 }

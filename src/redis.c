@@ -45,7 +45,7 @@ struct gw_redis {
     uv_loop_t *loop;         /* borrowed: the broker thread's */
     const gw_config_t *cfg;  /* borrowed: outlives the link */
     gw_redis_hooks_t hooks;  /* the owner's; hooks.control owned */
-    gw_link_state_t state;   /* as /health reports it */
+    gw_link_status_t status; /* as /health reports it */
     redisAsyncContext *sub;  /* the SUBSCRIBEd connection; NULL when none */
     redisAsyncContext *pub;  /* the PUBLISHing connection; NULL when none */
     int subscribed;          /* sub has confirmed its SUBSCRIBE */
@@ -85,9 +85,8 @@ static void redis_set_state(gw_redis_t *r, gw_link_state_t s, const char *why)
 {
     const gw_config_t *cfg = r->cfg;
 
-    if (r->state == s)
+    if (!gw_link_set(&r->status, s))
         return;
-    r->state = s;
     if (s == GW_LINK_DOWN)
         gw_warn("redis %s:%d: down (%s); reconnecting with backoff",
                 cfg->redis_host, cfg->redis_port, why);
@@ -402,10 +401,9 @@ gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
     r->seed = uv_hrtime() ^ (uintptr_t)r;
     uv_timer_init(loop, &r->timer);
     r->timer.data = r->lookup.data = r;
-    if (!cfg->redis_enabled) {
-        r->state = GW_LINK_DISABLED;
+    gw_link_init(&r->status, GW_LINK_DISABLED);
+    if (!cfg->redis_enabled)
         return r;
-    }
     redis_set_state(r, GW_LINK_CONNECTING, "connecting");
     /* The first attempt runs on the loop's own thread. */
     uv_timer_start(&r->timer, redis_timer_cb, 0, 0);
@@ -601,9 +599,9 @@ int gw_redis_publish(gw_redis_t *r, const char *payload, size_t len)
     return 0;
 }
 
-gw_link_state_t gw_redis_state(const gw_redis_t *r)
+gw_link_status_t gw_redis_link(const gw_redis_t *r)
 {
-    return r->state;
+    return r->status;
 }
 
 void gw_redis_stop(gw_redis_t *r)

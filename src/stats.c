@@ -169,6 +169,29 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
 const uint32_t gw_lat_bounds_us[GW_LAT_BUCKETS - 1] = {
     50, 100, 250, 500, 1000, 2500, 5000, 10000, 100000};
 
+/* The standard codes clients see most, then SPEC's own (4006 is unused). */
+const uint16_t gw_close_codes[GW_CLOSE_SLOTS - 1] = {
+    1000, 1001, 1006, 4000, 4001, 4002, 4003, 4004,
+    4005, 4007, 4008, 4009, 4010, 4011, 4012, 4013};
+
+int gw_stats_close_slot(uint16_t code)
+{
+    int i = 0;
+
+    while (i < GW_CLOSE_SLOTS - 1 && gw_close_codes[i] != code)
+        i++;
+    return i;
+}
+
+void gw_stats_close(gw_stats_t *s, uint16_t sent, uint16_t received)
+{
+    uint16_t code = sent ? sent : received ? received : 1006;
+    _Atomic uint64_t *c = &s->closes_by_code[gw_stats_close_slot(code)];
+
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 void gw_stats_latency(gw_stats_t *s, uint64_t us)
 {
     int i = 0;

@@ -606,6 +606,11 @@ static void ws_close_cb(gw_transport_t *t)
         gw_peers_release(l->peers, ws->peer);
     if (l->peers != NULL)
         gw_peers_leave(l->peers);
+    /* The end of a WebSocket connection, by code: not an upgrade that
+     * failed, nor a socket handed to another loop, where it goes on. */
+    if ((ws->state == GW_WS_OPEN || ws->state == GW_WS_CLOSING) &&
+        !ws->transport.detached)
+        gw_stats_close(l->stats, ws->sent_code, ws->recv_code);
     if (ws->data != NULL)
         l->cb->on_close(ws->data, ws->sent_code, ws->recv_code);
     free(ws);

@@ -102,8 +102,9 @@ gw_amqp_t *gw_amqp_start(uv_loop_t *loop, const gw_config_t *cfg,
 int gw_amqp_publish(gw_amqp_t *a, const char *routing_key, const char *body,
                     size_t len, const gw_amqp_props_t *props, void *msg_data);
 
-/* Up once consuming; connecting or down (waiting to retry) otherwise. */
-gw_link_state_t gw_amqp_state(const gw_amqp_t *a);
+/* Up once consuming; connecting during the first attempt, down from a
+ * failure until up again (retries included); and since when. */
+gw_link_status_t gw_amqp_link(const gw_amqp_t *a);
 
 /*
  * Disconnects and frees; run the loop until it has no handles or requests

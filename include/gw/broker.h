@@ -144,9 +144,10 @@ int gw_broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
 /* This instance's id (broker.instance_id or the host name). */
 const char *gw_broker_instance_id(const gw_broker_t *b);
 
-/* The state of the Redis and RabbitMQ links, for /health. */
-gw_link_state_t gw_broker_redis_state(const gw_broker_t *b);
-gw_link_state_t gw_broker_amqp_state(const gw_broker_t *b);
+/* The state of the Redis and RabbitMQ links and since when, for /health.
+ * Broker thread, where the links live. */
+gw_link_status_t gw_broker_redis_link(const gw_broker_t *b);
+gw_link_status_t gw_broker_amqp_link(const gw_broker_t *b);
 
 /* Presence, for the HTTP API; NULL when presence.enabled is false.
  * Broker thread. */

@@ -17,6 +17,23 @@ typedef enum gw_link_state {
 /* "disabled", "connecting", "up" or "down". */
 const char *gw_link_state_name(gw_link_state_t s);
 
+/* A link's state and since when it has held. The time is the wall clock's,
+ * not a monotonic one: /health hands it to readers on other machines. */
+typedef struct gw_link_status {
+    gw_link_state_t state;
+    uint64_t since_ms; /* Unix time in ms of the change to state */
+} gw_link_status_t;
+
+/* Now, on the clock of since_ms. */
+uint64_t gw_link_clock_ms(void);
+
+/* Starts l in state s, as of now. */
+void gw_link_init(gw_link_status_t *l, gw_link_state_t s);
+
+/* Moves l to s as of now: 1, or 0 when l was in s already (its time
+ * stays, and there is no change to log). */
+int gw_link_set(gw_link_status_t *l, gw_link_state_t s);
+
 /*
  * The delay before reconnect attempt number `attempt` (0 for the first
  * retry): min_ms doubled per attempt up to max_ms, then "equal jitter" (a

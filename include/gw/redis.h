@@ -22,7 +22,7 @@ typedef struct gw_redis gw_redis_t;
 typedef struct gw_redis_hooks {
     /* One message from the channel (payload not NUL-terminated). */
     void (*message)(const char *payload, size_t len, void *data);
-    /* The link's state changed (see gw_redis_state); NULL when unwanted. */
+    /* The link's state changed (see gw_redis_link); NULL when unwanted. */
     void (*state)(gw_link_state_t state, void *data);
     /* A second channel subscribed beside the configured one, for the
      * instances to talk among themselves (copied), or NULL; its messages
@@ -96,9 +96,10 @@ int gw_redis_eval_bin(gw_redis_t *r, const gw_redis_script_t *s, int argc,
 /*
  * The link's state: CONNECTING during the first attempt, UP once subscribed
  * with the publishing connection connected, DOWN from a failure until both
- * work again (retries do not go back to CONNECTING), DISABLED when off.
+ * work again (retries do not go back to CONNECTING), DISABLED when off;
+ * and since when.
  */
-gw_link_state_t gw_redis_state(const gw_redis_t *r);
+gw_link_status_t gw_redis_link(const gw_redis_t *r);
 
 /*
  * Frees both connections (redisAsyncFree; pending PUBLISHes are dropped)

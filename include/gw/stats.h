@@ -107,10 +107,20 @@ extern const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT];
 #define GW_LAT_BUCKETS 10
 extern const uint32_t gw_lat_bounds_us[GW_LAT_BUCKETS - 1];
 
+/*
+ * WebSocket closes by code: the codes a client acts on have a slot each
+ * (gw_close_codes), every other code shares the last slot ("other"). 1006
+ * stands for a connection that ended without a close frame, as RFC 6455
+ * says a client reports it.
+ */
+#define GW_CLOSE_SLOTS 17
+extern const uint16_t gw_close_codes[GW_CLOSE_SLOTS - 1];
+
 typedef struct gw_stats {
     _Atomic uint64_t v[GW_STAT_COUNT];
     _Atomic uint64_t lat[GW_LAT_BUCKETS]; /* not cumulative */
     _Atomic uint64_t lat_sum_us;
+    _Atomic uint64_t closes_by_code[GW_CLOSE_SLOTS]; /* WebSocket closes */
 } gw_stats_t;
 
 /* Writer side: only the owning thread calls these. */
@@ -133,5 +143,16 @@ static inline uint64_t gw_stat_get(const gw_stats_t *s, gw_stat_t k)
 
 /* Records one fan-out latency sample. Writer side. */
 void gw_stats_latency(gw_stats_t *s, uint64_t us);
+
+/* The slot of code in closes_by_code: its index in gw_close_codes, or
+ * GW_CLOSE_SLOTS - 1 for any other. */
+int gw_stats_close_slot(uint16_t code);
+
+/*
+ * Counts the end of a WebSocket connection by the code of whoever closed
+ * first (as gw_ws_cb_t's on_close says it: sent, else received, both 0
+ * without a close frame). Writer side; once per close, never per message.
+ */
+void gw_stats_close(gw_stats_t *s, uint16_t sent, uint16_t received);
 
 #endif

@@ -316,12 +316,17 @@ async def test_rabbitmq_outage_and_return(gateway_factory, rabbit):
     await deliver_all(event(1))
     await in_thread(rabbit.stop)
     await wait_link(gw, "down")
+    down = gw.get_json("/health")["links_since"]["amqp"]
     for c in clients:
         await c.heartbeat_roundtrip()
     await deliver_all(event(2), via_http=True)
+    # Retries (every 50 to 300 ms) leave it down since the failure.
+    assert health(gw) == ("degraded", "down")
+    assert gw.get_json("/health")["links_since"]["amqp"] == down
 
     await in_thread(rabbit.start)
     await wait_link(gw, "up")
+    assert gw.get_json("/health")["links_since"]["amqp"] > down
     await deliver_all(event(3))
     await deliver_all(event(4), via_http=True)
 

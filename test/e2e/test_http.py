@@ -26,6 +26,10 @@ async def test_health_shape_and_counts(gateway_factory):
     assert h["status"] == "ok", h
     assert isinstance(h["uptime"], (int, float)) and h["uptime"] >= 0, h
     assert h["connections"] == 0 and h["sessions"] == 0, h
+    # Both links disabled since the start, on the gateway's wall clock.
+    assert h["links"] == {"redis": "disabled", "amqp": "disabled"}, h
+    for since in h["links_since"].values():
+        assert h["time"] - 1000 * (h["uptime"] + 2) <= since <= h["time"], h
 
     identified = [await Client.session(gw) for _ in range(3)]
     pending = [await Client.connect(gw) for _ in range(2)]
@@ -110,6 +114,40 @@ async def test_handshake_failures_counter(gw):
     async def moved():
         return (await gw.totals())["handshake_failures"] >= before + 1
     await wait_until(moved, T(5), "handshake_failures to grow")
+
+
+async def test_closes_by_code(gateway_factory):
+    """Each WebSocket close counts once, under the code of the side that
+    closed first: the client's, the server's, 1006 without a close frame,
+    "other" for a code without a slot of its own."""
+    gw = gateway_factory()
+    for code in (1001, 3000):
+        await (await Client.session(gw)).close(code)
+    (await Client.session(gw)).abort()
+    c = await Client.connect(gw)
+    await c.ready()
+    user = uniq("u")
+    await c.send_identify(user, [], token=token_for(user, secret="wrong"))
+    await c.expect_close(4004)
+    want = {"1001": 1, "other": 1, "1006": 1, "4004": 1}
+
+    async def counted():
+        t = await gw.totals()
+        return t["closes"] == 4 and t["closes_by_code"]
+    by_code = await wait_until(counted, T(5), "4 closes")
+    assert {k: v for k, v in by_code.items() if v} == want, by_code
+    assert "1000" in by_code and "4013" in by_code, by_code
+    stats = gw.get_json("/stats")
+    for code in by_code:
+        assert sum(w["closes_by_code"][code] for w in stats["workers"]) == \
+            by_code[code], (code, stats)
+    samples, typed, _ = parse_metrics(gw.http("GET", "/metrics").body.decode())
+    assert typed["gatewayd_closes_by_code_total"] == "counter"
+    for code, n in want.items():
+        got = sum(v for (name, labels), v in samples.items()
+                  if name == "gatewayd_closes_by_code_total"
+                  and 'code="%s"' % code in labels)
+        assert got == n, (code, got)
 
 
 METRIC_LINE = re.compile(

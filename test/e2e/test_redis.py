@@ -183,7 +183,7 @@ async def test_typing_crosses_instances_once(redis_server, gateway_factory):
 @pytest.mark.time_limit(40)
 async def test_gateway_survives_redis_restart(redis_server, gateway_factory):
     gw = redis_gateway(gateway_factory, redis_server, "gw-a")
-    await wait_link(gw, "up", "ok")
+    up = (await wait_link(gw, "up", "ok"))["links_since"]["redis"]
     g = uniq("g")
     c1 = await Client.session(gw, uniq("u1"), [g])
     c2 = await Client.session(gw, uniq("u2"), [g])
@@ -199,7 +199,8 @@ async def test_gateway_survives_redis_restart(redis_server, gateway_factory):
     # Redis dies: clients stay, /health says which link is down, /publish
     # and local typing still deliver.
     redis_server.stop()
-    await wait_link(gw, "down", "degraded")
+    down = (await wait_link(gw, "down", "degraded"))["links_since"]["redis"]
+    assert down > up, (up, down)
     for c in (c1, c2):
         await c.heartbeat_roundtrip()
     await gw.apublish(envelope(ev[1]))
@@ -210,10 +211,16 @@ async def test_gateway_survives_redis_restart(redis_server, gateway_factory):
     # Not a wait for an event: Redis stays down long enough for reconnect
     # attempts (backoff up to 500 ms) to be refused, a path of its own.
     await asyncio.sleep(1)
+    h = await health(gw)
+    # Down since the failure, not since the last retry; the clock moved.
+    assert h["links_since"]["redis"] == down, (down, h)
+    assert h["time"] >= down + 1000, (down, h)
+    assert h["links_since"]["amqp"] <= h["time"], h  # disabled since start
 
     # Redis is back on the same port: the link recovers by itself.
     redis_server.start()
-    await wait_link(gw, "up", "ok")
+    h = await wait_link(gw, "up", "ok")
+    assert h["links_since"]["redis"] >= down + 1000, (down, h)
     await rpublish(redis_server, envelope(ev[2]))
     for c in (c1, c2):
         await expect_dispatches(c, [ev[2]])

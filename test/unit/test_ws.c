@@ -349,6 +349,7 @@ static void test_close_handshake(void **state)
     /* The client closed first with 1000; our echo is not a code of ours. */
     assert_int_equal(up.received, 1000);
     assert_int_equal(up.sent, 0);
+    assert_int_equal(f->stats.closes_by_code[gw_stats_close_slot(1000)], 1);
 }
 
 /* The server closes: its frame, then the client's answer ends it. */
@@ -370,6 +371,45 @@ static void test_server_close(void **state)
     /* We closed first: the client's echo is not its own close. */
     assert_int_equal(up.sent, 4000);
     assert_int_equal(up.received, 0);
+    assert_int_equal(f->stats.closes_by_code[gw_stats_close_slot(4000)], 1);
+    assert_int_equal(f->stats.closes_by_code[gw_stats_close_slot(4001)], 0);
+}
+
+/* A connection that ends without a close frame counts as 1006; a failed
+ * upgrade is no WebSocket close at all; unlisted codes share "other". */
+static void test_closes_by_code(void **state)
+{
+    fx_t *f = *state;
+    uint64_t sum = 0;
+
+    open_ws(f);
+    gw_ws_abort(f->ws);
+    flush(f);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(up.closed, 1);
+    assert_int_equal(f->stats.closes_by_code[gw_stats_close_slot(1006)], 1);
+    for (int i = 0; i < GW_CLOSE_SLOTS; i++)
+        sum += f->stats.closes_by_code[i];
+    assert_int_equal(sum, 1);
+    assert_int_equal(gw_stats_close_slot(4013), GW_CLOSE_SLOTS - 2);
+    assert_int_equal(gw_stats_close_slot(4006), GW_CLOSE_SLOTS - 1);
+    assert_int_equal(gw_stats_close_slot(1002), GW_CLOSE_SLOTS - 1);
+    gw_stats_close(&f->stats, 0, 1005);
+    assert_int_equal(f->stats.closes_by_code[GW_CLOSE_SLOTS - 1], 1);
+}
+
+static void test_failed_upgrade_is_no_close(void **state)
+{
+    fx_t *f = *state;
+    static const char bad[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    feed(f, bad, sizeof(bad) - 1);
+    flush(f);
+    gw_ws_abort(f->ws);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    for (int i = 0; i < GW_CLOSE_SLOTS; i++)
+        assert_int_equal(f->stats.closes_by_code[i], 0);
+    f->ws = NULL;
 }
 
 /* RFC 6455 5.5.1: a close payload is empty or starts with a 2-byte code. */
@@ -473,6 +513,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_close, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_with_one_byte_is_1002,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_closes_by_code, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_upgrade_is_no_close,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_binary_message_is_1003, fx_setup,
                                         fx_teardown),

@@ -13,7 +13,7 @@ import { join, normalize, extname } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import WebSocket from 'ws';
 import { connect, State } from '../src/index.js';
-import { Gateway, jwt, waitFor, T, ROOT, API_KEY } from './gateway.js';
+import { Gateway, jwt, waitFor, freePort, T, ROOT, API_KEY } from './gateway.js';
 
 const CHROMIUM = process.env.CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
 const OUT = process.env.SDK_TEST_OUT || mkdtempSync(join(tmpdir(), 'gw-sdk-out-'));
@@ -145,7 +145,66 @@ test('the dashboard shows the instance live: connections, sessions, deliveries, 
     await p.$$eval('#links tr td:nth-child(2)', (tds) => tds.map((t) => t.textContent)),
     ['disabled', 'disabled'],
   );
+
+  // Closes by code: the clients' own (1000), one the server sends (4002),
+  // and one without a close frame (1006).
+  const raw = (fn) =>
+    new Promise((resolve) => {
+      const ws = new WebSocket(gw.wsUrl);
+      ws.on('open', () => fn(ws));
+      ws.on('close', resolve);
+      ws.on('error', () => {});
+    });
+  clients.forEach((c) => c.close());
+  await raw((ws) => ws.send('not json'));
+  await raw((ws) => ws.terminate());
+  const closeRows = () =>
+    p.$$eval('#close-codes tr[data-code]', (trs) =>
+      Object.fromEntries(trs.map((tr) => [tr.dataset.code, [...tr.cells].map((td) => td.textContent)])),
+    );
+  await p.waitForFunction(
+    () => {
+      const total = (code) => document.querySelector(`#close-codes tr[data-code="${code}"] td:nth-child(4)`)?.textContent;
+      return total('1000') === '3' && total('4002') === '1' && total('1006') === '1';
+    },
+    { timeout: T(5000) },
+  );
+  const rowsByCode = await closeRows();
+  assert.deepEqual(Object.keys(rowsByCode).sort(), ['1000', '1006', '4002']);
+  assert.equal(rowsByCode['4002'][1], 'decode error');
+  assert.ok(parseFloat(rowsByCode['1000'][2]) > 0, `a rate over the last 10 s: ${rowsByCode['1000']}`);
   await p.screenshot({ path: join(OUT, 'dashboard.png'), fullPage: true });
+  assert.deepEqual(p.problems, []);
+  await p.close();
+});
+
+test("the dashboard shows how long each link has been in its state, by the gateway's clock", async () => {
+  // A Redis that is not there: the link is down from the first failure on,
+  // however many retries follow.
+  const gw = await new Gateway({
+    redis: { enabled: true, host: '127.0.0.1', port: await freePort() },
+    broker: { reconnect_min_ms: 50, reconnect_max_ms: 200 },
+  }).start();
+  cleanup.push(() => gw.stop());
+  await waitFor(
+    async () => {
+      const h = await gw.json('/health');
+      return h.links.redis === 'down' && h.time - h.links_since.redis >= 2000;
+    },
+    10000,
+    'the Redis link down for 2 s',
+  );
+  const p = await page();
+  await p.goto(`${gw.httpUrl}/dashboard`, { timeout: T(15000) });
+  await p.waitForSelector('#links tr[data-link="redis"]', { timeout: T(5000) });
+  // The first sample already knows: the link went down before the page opened.
+  const [state, age] = await p.$eval('#links tr[data-link="redis"]', (tr) =>
+    [tr.cells[1].textContent, tr.cells[2].textContent],
+  );
+  assert.equal(state, 'down');
+  const secs = Number(/^(\d+)s$/.exec(age)?.[1]);
+  assert.ok(secs >= 2 && secs < 60, `down for ${age}`);
+  assert.equal(await p.$eval('#links tr[data-link="amqp"] td:nth-child(2)', (e) => e.textContent), 'disabled');
   assert.deepEqual(p.problems, []);
   await p.close();
 });
