@@ -207,14 +207,28 @@ int run_connect_all(run_t *r, double rate)
 typedef struct run_drain_state {
     uint64_t expected, last;
     uint64_t last_change_us;
+    uint64_t not_before_us; /* no verdict before this */
+    int distinct;           /* count deliveries less repeats and strays */
 } run_drain_state_t;
+
+/* The window's deliveries, or those a checking scenario counts: each
+ * expected event once. */
+static uint64_t run_delivered(const run_t *r, int distinct)
+{
+    const stats_counters_t *w = &r->win.c;
+
+    return distinct ? w->deliveries - w->event_dups - w->event_foreign
+                    : w->deliveries;
+}
 
 static int run_drained(run_t *r, void *ud)
 {
     run_drain_state_t *d = ud;
     uint64_t now = util_now_us();
 
-    if (r->win.c.deliveries >= d->expected)
+    if (now < d->not_before_us)
+        return 0;
+    if (run_delivered(r, d->distinct) >= d->expected)
         return 1;
     if (r->win.c.deliveries != d->last) {
         d->last = r->win.c.deliveries;
@@ -225,11 +239,41 @@ static int run_drained(run_t *r, void *ud)
 
 int run_drain(run_t *r, uint64_t expected, double max_s)
 {
-    run_drain_state_t d = {expected, r->win.c.deliveries, util_now_us()};
+    uint64_t now = util_now_us();
+    run_drain_state_t d = {expected, r->win.c.deliveries, now, now, 0};
 
     r->phase = "drain";
     run_until(r, run_drained, &d, max_s);
     return r->win.c.deliveries >= expected ? 0 : -1;
+}
+
+int run_drain_distinct(run_t *r, uint64_t expected, double min_s, double max_s)
+{
+    uint64_t now = util_now_us();
+    run_drain_state_t d = {expected, r->win.c.deliveries, now,
+                           now + (uint64_t)(min_s * 1e6), 1};
+
+    run_until(r, run_drained, &d, max_s);
+    return run_delivered(r, 1) >= expected ? 0 : -1;
+}
+
+static int run_all_tallied(run_t *r, void *ud)
+{
+    (void)ud;
+    return r->total.c.tallied >= r->sessions;
+}
+
+int run_tally(run_t *r, uint64_t sent, double max_s)
+{
+    client_cmd_t tally = {.op = CLIENT_CMD_TALLY, .count = sent};
+
+    r->phase = "tally";
+    run_command_full(r, &tally);
+    if (run_until(r, run_all_tallied, NULL, max_s) == 0)
+        return 0;
+    util_warn("only %llu of %u sessions tallied",
+              (unsigned long long)r->total.c.tallied, r->sessions);
+    return -1;
 }
 
 static void run_gen_sample(const run_t *r, proc_sample_t *s)

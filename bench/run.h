@@ -118,6 +118,15 @@ uint64_t run_concluded(const stats_counters_t *c);
  * second, at most max_s. Returns 0 when all came. */
 int run_drain(run_t *r, uint64_t expected, double max_s);
 
+/* The same counting each expected event once (repeats and strays left
+ * out), and deciding nothing before min_s (the clients' last reports);
+ * the phase is the caller's. */
+int run_drain_distinct(run_t *r, uint64_t expected, double min_s, double max_s);
+
+/* Asks every client for its tally of the sent events and waits until all
+ * have given it, at most max_s: 0, or -1 (warned) when some did not. */
+int run_tally(run_t *r, uint64_t sent, double max_s);
+
 /* Samples now. */
 void run_mark(run_t *r, run_mark_t *m);
 

@@ -139,36 +139,6 @@ static int drainrun_all_back(run_t *r, void *ud)
     return w->resumed + w->drain_gave_up + w->resume_invalid >= w->drain_moved;
 }
 
-typedef struct drainrun_tail {
-    uint64_t expected, last, last_change_us, t0;
-} drainrun_tail_t;
-
-/* The distinct deliveries are in, or none came for a second; at least
- * half a second after the start, for the clients' last reports. */
-static int drainrun_tail_in(run_t *r, void *ud)
-{
-    drainrun_tail_t *d = ud;
-    const stats_counters_t *w = &r->win.c;
-    uint64_t got = w->deliveries - w->event_dups - w->event_foreign;
-    uint64_t now = util_now_us();
-
-    if (now - d->t0 < 500000)
-        return 0;
-    if (got >= d->expected)
-        return 1;
-    if (w->deliveries != d->last) {
-        d->last = w->deliveries;
-        d->last_change_us = now;
-    }
-    return now - d->last_change_us > 1000000;
-}
-
-static int drainrun_tallied(run_t *r, void *ud)
-{
-    (void)ud;
-    return r->total.c.tallied >= r->sessions;
-}
-
 /* ---- the steps -------------------------------------------------------- */
 
 static int drainrun_cluster(drainrun_t *x)
@@ -291,11 +261,11 @@ static int drainrun_drain(drainrun_t *x)
 }
 
 /* Publishing stops, the moved clients are all back, the last deliveries
- * come in; the figures, then the clients' tally. */
+ * come in (at least half a second, for the clients' last reports); the
+ * figures, then the clients' tally. */
 static void drainrun_finish(drainrun_t *x)
 {
-    drainrun_tail_t d = {0};
-    client_cmd_t tally = {.op = CLIENT_CMD_TALLY};
+    uint64_t sent;
 
     publish_stop(x->pub);
     x->t_quiet = util_now_us();
@@ -304,22 +274,17 @@ static void drainrun_finish(drainrun_t *x)
         util_warn("not every moved session came back in %.0f s", DRAIN_BACK_S);
     if (run_until(&x->r, drainrun_published, x->pub, 10) != 0)
         util_warn("the publisher's last events were not answered");
-    d.expected = drain_expected(publish_stats(x->pub)->sent, x->r.sessions,
-                                (uint32_t)x->o.guilds, x->members);
-    d.t0 = d.last_change_us = util_now_us();
+    sent = publish_stats(x->pub)->sent;
     x->r.phase = "tail";
-    run_until(&x->r, drainrun_tail_in, &d, x->o.drain);
+    run_drain_distinct(
+        &x->r,
+        drain_expected(sent, x->r.sessions, (uint32_t)x->o.guilds, x->members),
+        0.5, x->o.drain);
     run_mark(&x->r, &x->b);
     drainrun_cpu(x, x->cpu_b, x->cpu_ok);
     x->end_ok = drainrun_stats(x, x->survivor, &x->end) == 0;
-    x->r.phase = "tally";
-    tally.count = publish_stats(x->pub)->sent;
-    run_command_full(&x->r, &tally);
-    if (run_until(&x->r, drainrun_tallied, NULL, DRAIN_TALLY_S) != 0) {
-        util_warn("only %llu of %u sessions tallied",
-                  (unsigned long long)x->r.total.c.tallied, x->r.sessions);
+    if (run_tally(&x->r, sent, DRAIN_TALLY_S) != 0)
         x->r.failed = 1;
-    }
 }
 
 /* ---- figures ---------------------------------------------------------- */

@@ -113,36 +113,6 @@ static int resrun_all_back(run_t *r, void *ud)
            c->drops - a->c.drops;
 }
 
-typedef struct resrun_drain {
-    uint64_t expected, last, last_change_us, t0;
-} resrun_drain_t;
-
-/* The distinct deliveries are in, or none came for a second; at least
- * RESRUN_MIN_DRAIN_S after the start, for the clients' last reports. */
-static int resrun_drained(run_t *r, void *ud)
-{
-    resrun_drain_t *d = ud;
-    const stats_counters_t *w = &r->win.c;
-    uint64_t got = w->deliveries - w->event_dups - w->event_foreign;
-    uint64_t now = util_now_us();
-
-    if (now - d->t0 < RESRUN_MIN_DRAIN_S * 1e6)
-        return 0;
-    if (got >= d->expected)
-        return 1;
-    if (w->deliveries != d->last) {
-        d->last = w->deliveries;
-        d->last_change_us = now;
-    }
-    return now - d->last_change_us > 1000000;
-}
-
-static int resrun_tallied(run_t *r, void *ud)
-{
-    (void)ud;
-    return r->total.c.tallied >= r->sessions;
-}
-
 /* ---- the steps -------------------------------------------------------- */
 
 static int resrun_publisher(resrun_t *x)
@@ -194,26 +164,18 @@ static void resrun_churn(resrun_t *x)
 /* The last deliveries, the server's figures, then the clients' tally. */
 static void resrun_finish(resrun_t *x)
 {
-    resrun_drain_t d = {0};
-    client_cmd_t tally = {.op = CLIENT_CMD_TALLY};
+    uint64_t sent = publish_stats(x->pub)->sent;
 
-    d.expected = resrun_expected(x, publish_stats(x->pub)->sent);
-    d.t0 = d.last_change_us = util_now_us();
     x->r.phase = "drain";
-    run_until(&x->r, resrun_drained, &d, x->r.o->drain);
+    run_drain_distinct(&x->r, resrun_expected(x, sent), RESRUN_MIN_DRAIN_S,
+                       x->r.o->drain);
     run_mark(&x->r, &x->b);
     x->redis_ok =
         x->redis_ok && proc_read(x->r.tgt.redis_pid, &x->redis_b) == 0;
     if (x->stats_ok)
         x->stats_ok = resrun_stats(x, &x->after) == 0;
-    x->r.phase = "tally";
-    tally.count = publish_stats(x->pub)->sent;
-    run_command_full(&x->r, &tally);
-    if (run_until(&x->r, resrun_tallied, NULL, RESRUN_TALLY_S) != 0) {
-        util_warn("only %llu of %u sessions tallied",
-                  (unsigned long long)x->r.total.c.tallied, x->r.sessions);
+    if (run_tally(&x->r, sent, RESRUN_TALLY_S) != 0)
         x->r.failed = 1;
-    }
 }
 
 /* ---- figures ---------------------------------------------------------- */
