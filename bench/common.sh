@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # Shell helpers of the bench scripts (compare.sh, fanoutcost.sh,
-# presence.sh), sourced: processes they start, the loopback ports they
+# presence.sh, resume.sh, drain.sh), sourced: processes they start, the loopback ports they
 # take, and waiting for servers. Each script keeps the pids it started in
 # PIDS and its scratch directory in TMP, so that cleanup, installed for
 # exit and the signals, stops what is left and removes TMP.
@@ -93,4 +93,55 @@ redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping)" = PONG ]; }
 # gw_redis_up PORT: the gatewayd whose HTTP API is on PORT has Redis up.
 gw_redis_up() {
     curl -sf -m 1 "http://127.0.0.1:$1/health" | grep -q '"redis":"up"'
+}
+
+# copy_binaries: copies ./bench/gwbench and ./gatewayd into TMP and points
+# GWBENCH and GATEWAYD there, so that a rebuild during the runs changes
+# nothing; exits when one is missing.
+copy_binaries() {
+    for f in ./bench/gwbench ./gatewayd; do
+        [ -x "$f" ] || {
+            echo "$f missing: make FLAVOR=release gatewayd bench/gwbench" >&2
+            exit 1
+        }
+        cp "$f" "$TMP/" || exit 1
+    done
+    GWBENCH=$TMP/gwbench
+    # shellcheck disable=SC2034 # the sourcing script's
+    GATEWAYD=$TMP/gatewayd
+}
+
+# measure NAME GWBENCH-ARGS...: one `$GWBENCH GWBENCH-ARGS --quiet --json`
+# run holding $GW_MEASURE_LOCK (waiting LOCK_WAIT s at most), a child in
+# PIDS so that cleanup stops it; its report goes to $OUT/NAME.json, its
+# stderr to $OUT/NAME.log. Prints its summary (or the log's tail) and the
+# log's `gwbench:` lines; sets FAILED=1 when it failed.
+measure() {
+    name=$1
+    shift
+    echo "== $name (load $(cut -d' ' -f1 /proc/loadavg)): gwbench $*"
+    exec 9>>"$GW_MEASURE_LOCK"
+    if ! flock -w "$LOCK_WAIT" 9; then
+        exec 9>&-
+        echo "   $GW_MEASURE_LOCK still held after ${LOCK_WAIT}s"
+        FAILED=1
+        return
+    fi
+    "$GWBENCH" "$@" --quiet --json "$OUT/$name.json" 2>"$OUT/$name.log" \
+        9>&- &
+    gw=$!
+    PIDS="$PIDS $gw"
+    wait "$gw"
+    rc=$?
+    PIDS=$(echo "$PIDS" | sed "s/ $gw\$//")
+    exec 9>&-
+    if [ -s "$OUT/$name.json" ]; then
+        printf '   '
+        "$GWBENCH" summary "$OUT/$name.json" 2>&1 | sed 's/  *(.*)$//'
+    else
+        tail -n 5 "$OUT/$name.log" | sed 's/^/   | /'
+    fi
+    grep '^gwbench: ' "$OUT/$name.log" | head -n 10 | sed 's/^/   | /'
+    # shellcheck disable=SC2034 # the sourcing script's verdict
+    [ $rc -eq 0 ] || FAILED=1
 }

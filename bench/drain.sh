@@ -138,54 +138,15 @@ main(sys.argv[1])
 EOF
 )
 
-# measure NAME GWBENCH-ARGS...: one gwbench run holding the lock; its report
-# goes to $OUT/NAME.json, its summary to $OUT/NAME.log.
-measure() {
-    name=$1
-    shift
-    echo "== $name (load $(cut -d' ' -f1 /proc/loadavg)): gwbench $*"
-    exec 9>>"$GW_MEASURE_LOCK"
-    if ! flock -w "$LOCK_WAIT" 9; then
-        exec 9>&-
-        echo "   $GW_MEASURE_LOCK still held after ${LOCK_WAIT}s"
-        FAILED=1
-        return
-    fi
-    "$GWBENCH" "$@" --gatewayd "$GATEWAYD" --haproxy-cfg "$TMP/haproxy.cfg" \
-        --quiet --json "$OUT/$name.json" 2>"$OUT/$name.log" 9>&- &
-    gw=$!
-    PIDS="$PIDS $gw"
-    wait "$gw"
-    rc=$?
-    PIDS=$(echo "$PIDS" | sed "s/ $gw\$//")
-    exec 9>&-
-    if [ -s "$OUT/$name.json" ]; then
-        printf '   '
-        "$GWBENCH" summary "$OUT/$name.json" 2>&1 | sed 's/  *(.*)$//'
-    else
-        tail -n 5 "$OUT/$name.log" | sed 's/^/   | /'
-    fi
-    grep '^gwbench: ' "$OUT/$name.log" | head -n 10 | sed 's/^/   | /'
-    [ $rc -eq 0 ] || FAILED=1
-}
-
 mkdir -p "$OUT" || exit 1
 rm -f "$OUT"/*.json "$OUT"/*.log "$OUT/table.txt"
 TMP=$(mktemp -d /tmp/gwdrain.XXXXXX) || exit 1
-for f in ./bench/gwbench ./gatewayd; do
-    [ -x "$f" ] || {
-        echo "$f missing: make FLAVOR=release gatewayd bench/gwbench" >&2
-        exit 1
-    }
-    cp "$f" "$TMP/" || exit 1
-done
+copy_binaries
 command -v haproxy >/dev/null || {
     echo "haproxy missing (apt-get install haproxy)" >&2
     exit 1
 }
 cp deploy/haproxy.cfg "$TMP/haproxy.cfg" || exit 1
-GWBENCH=$TMP/gwbench
-GATEWAYD=$TMP/gatewayd
 
 start=$(date +%s)
 echo "== bench/drain.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): nproc $(nproc)," \
@@ -196,7 +157,8 @@ while [ "$i" -le "$RUNS" ]; do
     for m in $MARGINS; do
         measure "drain-m$m-$i" drain --margin "$m" -n "$SESSIONS" \
             --guilds "$GUILDS" --event-rate "$EVENT_RATE" \
-            --drain-ms "$DRAIN_MS"
+            --drain-ms "$DRAIN_MS" --gatewayd "$GATEWAYD" \
+            --haproxy-cfg "$TMP/haproxy.cfg"
     done
     i=$((i + 1))
 done

@@ -145,39 +145,11 @@ main(sys.argv[1])
 EOF
 )
 
-# measure NAME GWBENCH-ARGS...: one gwbench run under the lock; its report
-# goes to $OUT/NAME.json, its summary to $OUT/NAME.log.
-measure() {
-    name=$1
-    shift
-    echo "== $name (load $(cut -d' ' -f1 /proc/loadavg)): gwbench $*"
-    flock -o -w "$LOCK_WAIT" -E 200 "$GW_MEASURE_LOCK" "$GWBENCH" "$@" \
-        --gatewayd "$GATEWAYD" --quiet --json "$OUT/$name.json" \
-        2>"$OUT/$name.log"
-    rc=$?
-    if [ $rc -eq 200 ]; then
-        echo "   $GW_MEASURE_LOCK still held after ${LOCK_WAIT}s"
-    elif [ -s "$OUT/$name.json" ]; then
-        printf '   '
-        "$GWBENCH" summary "$OUT/$name.json" 2>&1 | sed 's/  *(.*)$//'
-    else
-        tail -n 5 "$OUT/$name.log" | sed 's/^/   | /'
-    fi
-    [ $rc -eq 0 ] || FAILED=1
-}
 
 mkdir -p "$OUT" || exit 1
 rm -f "$OUT"/*.json "$OUT"/*.log "$OUT/table.txt"
 TMP=$(mktemp -d /tmp/gwresume.XXXXXX) || exit 1
-for f in ./bench/gwbench ./gatewayd; do
-    [ -x "$f" ] || {
-        echo "$f missing: make FLAVOR=release gatewayd bench/gwbench" >&2
-        exit 1
-    }
-    cp "$f" "$TMP/" || exit 1
-done
-GWBENCH=$TMP/gwbench
-GATEWAYD=$TMP/gatewayd
+copy_binaries
 
 start=$(date +%s)
 echo "== bench/resume.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): nproc $(nproc)," \
@@ -186,14 +158,15 @@ echo "== bench/resume.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): nproc $(nproc)," \
 i=1
 while [ "$i" -le "$RUNS" ]; do
     measure "resume-$i" resume -n "$SESSIONS" --guilds "$GUILDS" \
-        --event-rate "$EVENT_RATE" --churn "$CHURN" --duration "$DURATION"
+        --event-rate "$EVENT_RATE" --churn "$CHURN" --duration "$DURATION" \
+        --gatewayd "$GATEWAYD"
     i=$((i + 1))
 done
 i=1
 while [ "$i" -le "$PARK_RUNS" ]; do
     for fill in 0 "$FILL"; do
         measure "park-fill$fill-$i" park -n "$SESSIONS" --guilds "$GUILDS" \
-            --fill "$fill" --event-rate "$EVENT_RATE"
+            --fill "$fill" --event-rate "$EVENT_RATE" --gatewayd "$GATEWAYD"
     done
     i=$((i + 1))
 done

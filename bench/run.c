@@ -1,5 +1,7 @@
 #include "run.h"
 
+#include "publish.h"
+
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdio.h>
@@ -235,6 +237,18 @@ static int run_drained(run_t *r, void *ud)
         d->last_change_us = now;
     }
     return now - d->last_change_us > 1000000;
+}
+
+int run_publisher_ready(run_t *r, void *pub)
+{
+    (void)r;
+    return publish_ready(pub) != 0;
+}
+
+int run_publisher_done(run_t *r, void *pub)
+{
+    (void)r;
+    return publish_done(pub);
 }
 
 int run_drain(run_t *r, uint64_t expected, double max_s)

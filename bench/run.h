@@ -95,6 +95,12 @@ int run_open_spec(run_t *r, const opts_t *o, const run_spec_t *spec);
  * run's deadline comes (-1). */
 int run_until(run_t *r, int (*done)(run_t *, void *), void *ud, double max_s);
 
+/* run_until() conditions on a publisher (publish_t *, as ud): it is
+ * connected (or failed: publish_ready says which), and it has sent and
+ * had answered every event it was given. */
+int run_publisher_ready(run_t *r, void *pub);
+int run_publisher_done(run_t *r, void *pub);
+
 /* Turns the loop for s seconds. */
 void run_sleep(run_t *r, double s);
 

@@ -97,18 +97,6 @@ static int drainrun_stats(drainrun_t *x, unsigned i, drain_stats_t *s)
 
 /* ---- waiting ---------------------------------------------------------- */
 
-static int drainrun_ready(run_t *r, void *ud)
-{
-    (void)r;
-    return publish_ready(ud) != 0;
-}
-
-static int drainrun_published(run_t *r, void *ud)
-{
-    (void)r;
-    return publish_done(ud);
-}
-
 /* The drained instance has exited; meanwhile its /stats is read now and
  * then (its handoffs served and still waiting, should it not exit). */
 static int drainrun_exited(run_t *r, void *ud)
@@ -176,7 +164,7 @@ static int drainrun_publisher(drainrun_t *x)
     pc.record = x->record;
     pc.record_cap = x->count;
     x->pub = publish_new(&x->r.loop, &pc);
-    if (run_until(&x->r, drainrun_ready, x->pub, DRAIN_READY_S) != 0 ||
+    if (run_until(&x->r, run_publisher_ready, x->pub, DRAIN_READY_S) != 0 ||
         publish_ready(x->pub) < 0) {
         util_warn("cannot connect the publisher to %s:%d", pc.host, pc.port);
         return -1;
@@ -272,7 +260,7 @@ static void drainrun_finish(drainrun_t *x)
     x->r.phase = "back";
     if (run_until(&x->r, drainrun_all_back, NULL, DRAIN_BACK_S) != 0)
         util_warn("not every moved session came back in %.0f s", DRAIN_BACK_S);
-    if (run_until(&x->r, drainrun_published, x->pub, 10) != 0)
+    if (run_until(&x->r, run_publisher_done, x->pub, 10) != 0)
         util_warn("the publisher's last events were not answered");
     sent = publish_stats(x->pub)->sent;
     x->r.phase = "tail";

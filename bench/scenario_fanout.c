@@ -65,18 +65,6 @@ static int fanout_conf(const run_t *r, publish_conf_t *pc)
     return 0;
 }
 
-static int fanout_ready(run_t *r, void *ud)
-{
-    (void)r;
-    return publish_ready(ud) != 0;
-}
-
-static int fanout_published(run_t *r, void *ud)
-{
-    (void)r;
-    return publish_done(ud);
-}
-
 static cJSON *fanout_events_json(const publish_stats_t *ps)
 {
     cJSON *e = cJSON_CreateObject();
@@ -164,7 +152,7 @@ static void fanout_measure(run_t *r, publish_t *pub)
     run_window_begin(r, &a);
     r->phase = "publish";
     publish_start(pub, o->event_rate, count);
-    if (run_until(r, fanout_published, pub,
+    if (run_until(r, run_publisher_done, pub,
                   (double)count / o->event_rate * 2 + 10) != 0)
         util_warn("the publisher did not finish in time");
     run_drain(r, fanout_expected(r, publish_stats(pub)->sent), o->drain);
@@ -204,7 +192,7 @@ int scenario_fanout(const opts_t *o)
     if (run_connect_all(&r, o->rate) != 0)
         r.failed = 1;
     pub = publish_new(&r.loop, &pc);
-    if (run_until(&r, fanout_ready, pub, FANOUT_READY_S) != 0 ||
+    if (run_until(&r, run_publisher_ready, pub, FANOUT_READY_S) != 0 ||
         publish_ready(pub) < 0) {
         util_warn("cannot connect the publisher to %s:%d", pc.host, pc.port);
         goto Out;

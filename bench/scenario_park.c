@@ -80,18 +80,6 @@ static uint64_t park_rss(park_run_t *x)
     return m.srv_ok ? m.srv.rss_kb : 0;
 }
 
-static int park_ready(run_t *r, void *ud)
-{
-    (void)r;
-    return publish_ready(ud) != 0;
-}
-
-static int park_published(run_t *r, void *ud)
-{
-    (void)r;
-    return publish_done(ud);
-}
-
 /* --fill events to each guild of round k, until each session has them. */
 static int park_fill(park_run_t *x, unsigned k)
 {
@@ -111,7 +99,7 @@ static int park_fill(park_run_t *x, unsigned k)
     pc.guild0 = k * x->guilds;
     pc.payload = (size_t)o->payload;
     pub = publish_new(&x->r.loop, &pc);
-    if (run_until(&x->r, park_ready, pub, PARK_READY_S) != 0 ||
+    if (run_until(&x->r, run_publisher_ready, pub, PARK_READY_S) != 0 ||
         publish_ready(pub) < 0) {
         util_warn("cannot connect the publisher to %s:%d", pc.host, pc.port);
         goto Out;
@@ -119,7 +107,7 @@ static int park_fill(park_run_t *x, unsigned k)
     run_window_begin(&x->r, &a);
     x->r.phase = "fill";
     publish_start(pub, o->event_rate, count);
-    if (run_until(&x->r, park_published, pub,
+    if (run_until(&x->r, run_publisher_done, pub,
                   (double)count / o->event_rate * 2 + 10) != 0 ||
         publish_stats(pub)->broken) {
         util_warn("round %u: the publisher did not finish", k + 1);

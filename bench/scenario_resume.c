@@ -89,18 +89,6 @@ static uint64_t resrun_expected(const resrun_t *x, uint64_t sent)
 
 /* ---- waiting ---------------------------------------------------------- */
 
-static int resrun_ready(run_t *r, void *ud)
-{
-    (void)r;
-    return publish_ready(ud) != 0;
-}
-
-static int resrun_published(run_t *r, void *ud)
-{
-    (void)r;
-    return publish_done(ud);
-}
-
 /* Every cut client is back: resumed, identified afresh after an
  * invalid_session, or failed at some stage. */
 static int resrun_all_back(run_t *r, void *ud)
@@ -129,7 +117,7 @@ static int resrun_publisher(resrun_t *x)
     pc.record = x->record;
     pc.record_cap = x->count;
     x->pub = publish_new(&x->r.loop, &pc);
-    if (run_until(&x->r, resrun_ready, x->pub, RESRUN_READY_S) != 0 ||
+    if (run_until(&x->r, run_publisher_ready, x->pub, RESRUN_READY_S) != 0 ||
         publish_ready(x->pub) < 0) {
         util_warn("cannot connect the publisher to %s:%d", pc.host, pc.port);
         return -1;
@@ -151,7 +139,7 @@ static void resrun_churn(resrun_t *x)
     x->r.phase = "churn";
     publish_start(x->pub, o->event_rate, x->count);
     run_command(&x->r, CLIENT_CMD_CHURN, o->churn / 100);
-    if (run_until(&x->r, resrun_published, x->pub,
+    if (run_until(&x->r, run_publisher_done, x->pub,
                   (double)x->count / o->event_rate * 2 + 10) != 0)
         util_warn("the publisher did not finish in time");
     run_command(&x->r, CLIENT_CMD_QUIET, 0);
