@@ -162,19 +162,27 @@ int gw_auth_load_keys(gw_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* The connection id and peer an audit line names. The peer's address
+ * costs a system call: only for a line written. */
+static void auth_who(const gw_session_t *s, char conn[24],
+                     char peer[GW_ADDR_NAME_MAX])
+{
+    snprintf(conn, 24, "%" PRIu64, gw_session_conn_id(s));
+    snprintf(peer, GW_ADDR_NAME_MAX, "?");
+    if (s->ws != NULL)
+        gw_ws_peer_name(s->ws, peer, GW_ADDR_NAME_MAX);
+}
+
 /* The audit line of SPEC section 5, and the failure counter. */
 static void auth_audit(gw_session_t *s, const char *user, int rc)
 {
-    char peer[GW_ADDR_NAME_MAX] = "?", conn[24];
+    char peer[GW_ADDR_NAME_MAX], conn[24];
 
     if (rc != 0)
         gw_stat_add(s->set->stats, GW_STAT_AUTH_FAILURES, 1);
-    /* The peer's address costs a system call: only for a line written. */
     if (!gw_audit_on())
         return;
-    if (s->ws != NULL)
-        gw_ws_peer_name(s->ws, peer, sizeof(peer));
-    snprintf(conn, sizeof(conn), "%" PRIu64, gw_session_conn_id(s));
+    auth_who(s, conn, peer);
     if (rc == 0)
         gw_audit(GW_LOG_INFO, "auth ok", "conn", conn, "peer", peer, "user",
                  user, NULL);
@@ -187,14 +195,12 @@ static void auth_audit(gw_session_t *s, const char *user, int rc)
 static void auth_refused(gw_session_t *s, const char *user, const char *why,
                          uint64_t wait_ms)
 {
-    char peer[GW_ADDR_NAME_MAX] = "?", conn[24], wait[24];
+    char peer[GW_ADDR_NAME_MAX], conn[24], wait[24];
 
     gw_stat_add(s->set->stats, GW_STAT_AUTH_LIMITED, 1);
     if (!gw_audit_on())
         return;
-    if (s->ws != NULL)
-        gw_ws_peer_name(s->ws, peer, sizeof(peer));
-    snprintf(conn, sizeof(conn), "%" PRIu64, gw_session_conn_id(s));
+    auth_who(s, conn, peer);
     snprintf(wait, sizeof(wait), "%" PRIu64, wait_ms);
     gw_audit(GW_LOG_WARN, "auth refused", "conn", conn, "peer", peer, "user",
              user ? user : "-", "reason", why, "retry_ms", wait, NULL);

@@ -26,9 +26,16 @@ typedef struct proto_msg {
     size_t len;
 } proto_msg_t;
 
+/* When a client event may come: the table says, the dispatch checks. */
+typedef enum proto_when {
+    PROTO_ANY,        /* before or after identify */
+    PROTO_IDENTIFIED, /* after (4003 before) */
+    PROTO_FRESH,      /* before (4005 after): identify, resume */
+} proto_when_t;
+
 typedef struct proto_handler {
     const char *name;
-    int needs_identify;
+    proto_when_t when;
     void (*fn)(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m);
 } proto_handler_t;
 
@@ -186,11 +193,6 @@ static void proto_identify(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
     gw_jwt_claims_t claims;
     int rc;
 
-    if (s->identified) {
-        gw_session_close(s, GW_CLOSE_ALREADY_AUTHENTICATED,
-                         "already authenticated");
-        return;
-    }
     if (user == NULL || !cJSON_IsString(token) ||
         (guilds != NULL && !cJSON_IsArray(guilds))) {
         gw_session_close(s, GW_CLOSE_BAD_ENVELOPE,
@@ -489,11 +491,6 @@ static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
     uint64_t seq;
     int rc;
 
-    if (s->identified) {
-        gw_session_close(s, GW_CLOSE_ALREADY_AUTHENTICATED,
-                         "already authenticated");
-        return;
-    }
     if (gw_resume_fields(m->data, id, &token, &seq) != 0) {
         gw_session_close(s, GW_CLOSE_BAD_ENVELOPE,
                          "resume needs sessionId, token and seq");
@@ -530,15 +527,15 @@ void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
 }
 
 static const proto_handler_t proto_handlers[] = {
-    {"identify", 0, proto_identify},
-    {"resume", 0, proto_resume},
-    {"heartbeat", 0, proto_heartbeat_in},
-    {"heartbeat_ack", 0, proto_heartbeat_ack},
-    {"refresh", 1, proto_refresh},
-    {"guild_subscribe", 1, proto_subscribe},
-    {"guild_unsubscribe", 1, proto_unsubscribe},
-    {"typing.start", 1, proto_typing},
-    {"sync_request", 1, proto_sync},
+    {"identify", PROTO_FRESH, proto_identify},
+    {"resume", PROTO_FRESH, proto_resume},
+    {"heartbeat", PROTO_ANY, proto_heartbeat_in},
+    {"heartbeat_ack", PROTO_ANY, proto_heartbeat_ack},
+    {"refresh", PROTO_IDENTIFIED, proto_refresh},
+    {"guild_subscribe", PROTO_IDENTIFIED, proto_subscribe},
+    {"guild_unsubscribe", PROTO_IDENTIFIED, proto_unsubscribe},
+    {"typing.start", PROTO_IDENTIFIED, proto_typing},
+    {"sync_request", PROTO_IDENTIFIED, proto_sync},
 };
 
 /*
@@ -644,8 +641,11 @@ static void proto_message_cb(void *data, const char *msg, size_t len)
         goto Done;
     }
     h = proto_find(event->valuestring);
-    if (!s->identified && (h == NULL || h->needs_identify))
+    if (!s->identified && (h == NULL || h->when == PROTO_IDENTIFIED))
         gw_session_close(s, GW_CLOSE_NOT_AUTHENTICATED, "identify first");
+    else if (s->identified && h != NULL && h->when == PROTO_FRESH)
+        gw_session_close(s, GW_CLOSE_ALREADY_AUTHENTICATED,
+                         "already authenticated");
     else if (h == NULL)
         proto_other(p, s, event->valuestring, msg, len, doc);
     else

@@ -174,29 +174,28 @@ static inline int session_keep(gw_session_t *s, gw_frame_t *body)
     return !gw_replay_push(&s->replay, (uint32_t)pos, cfg->replay_size);
 }
 
-/* A dispatch for a parked session: kept, or, once more have come while
- * it is away than it keeps, the session is lost. Low priority ones
- * (typing, presence) are not kept while it is away. */
-static void session_dispatch_parked(gw_session_t *s, const gw_event_t *ev)
+/* A dispatch for a session that cannot be sent it now (its connection is
+ * closing, 4009 or 4011, or gone): kept with its seq, for the resume that
+ * may follow; low priority ones (typing, presence) are not. Whether it
+ * was kept. */
+static int session_hold(gw_session_t *s, const gw_event_t *ev)
 {
-    if (s->lost || ev->priority >= 4)
-        return;
+    if (ev->priority >= 4)
+        return 0;
     ++s->seq;
     session_keep(s, ev->body);
-    if (s->seq - s->park_seq <= s->set->cfg->replay_size)
+    return 1;
+}
+
+/* A dispatch for a parked session: held, or, once more have come while
+ * it is away than it keeps, the session is lost. */
+static void session_dispatch_parked(gw_session_t *s, const gw_event_t *ev)
+{
+    if (s->lost || !session_hold(s, ev) ||
+        s->seq - s->park_seq <= s->set->cfg->replay_size)
         return;
     gw_stat_add(s->set->stats, GW_STAT_RESUME_OVERFLOWS, 1);
     gw_session_forget(s);
-}
-
-/* A dispatch for a session whose connection is closing (4009, 4011):
- * not sent, but kept, so that the resume that may follow has it. */
-static void session_dispatch_closing(gw_session_t *s, const gw_event_t *ev)
-{
-    if (ev->priority >= 4)
-        return;
-    ++s->seq;
-    session_keep(s, ev->body);
 }
 
 void gw_session_forget(gw_session_t *s)
@@ -220,7 +219,7 @@ void gw_session_dispatch(gw_session_t *s, const gw_event_t *ev)
         return;
     }
     if (!gw_ws_is_open(s->ws)) {
-        session_dispatch_closing(s, ev);
+        session_hold(s, ev);
         return;
     }
     if (!session_admit(s, ev->priority))

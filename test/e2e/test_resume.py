@@ -63,16 +63,24 @@ async def parked(gw, n):
     await wait_until(check, T(5), "%d parked" % n)
 
 
+async def dropped_after(gw, n):
+    """A session in a new guild that received ticks 0..n-1 (seq 1..n),
+    then lost its connection without a close frame, and is parked:
+    (client, guild)."""
+    guild = uniq("g")
+    c = await Client.session(gw, uniq("u"), [guild])
+    await publish(gw, guild, n)
+    await expect_ticks(c, 1, 0, n)
+    c.abort()  # the network goes away: no close frame
+    await parked(gw, 1)
+    return c, guild
+
+
 @pytest.mark.each_transport
 @pytest.mark.time_limit(60)
 async def test_a_dropped_connection_resumes_with_nothing_lost(gateway_factory):
     gw = resume_gateway(gateway_factory)
-    guild = uniq("g")
-    c = await Client.session(gw, uniq("u"), [guild])
-    await publish(gw, guild, 3)
-    await expect_ticks(c, 1, 0, 3)
-    c.abort()  # the network goes away: no close frame
-    await parked(gw, 1)
+    c, guild = await dropped_after(gw, 3)
     await publish(gw, guild, 5, start=3)  # the gap
     r = await resume(gw, c, 3)
     await expect_ticks(r, 4, 3, 5)
@@ -90,12 +98,7 @@ async def test_a_dropped_connection_resumes_with_nothing_lost(gateway_factory):
 @pytest.mark.time_limit(60)
 async def test_resume_from_an_older_seq_and_twice(gateway_factory):
     gw = resume_gateway(gateway_factory)
-    guild = uniq("g")
-    c = await Client.session(gw, uniq("u"), [guild])
-    await publish(gw, guild, 4)
-    await expect_ticks(c, 1, 0, 4)
-    c.abort()
-    await parked(gw, 1)
+    c, guild = await dropped_after(gw, 4)
     # The client lost the last two it was sent as well: they come again.
     r = await resume(gw, c, 2)
     await expect_ticks(r, 3, 2, 2)
@@ -131,12 +134,7 @@ async def test_resume_while_the_old_connection_lives(gateway_factory):
 @pytest.mark.time_limit(60)
 async def test_refused_resumes(gateway_factory):
     gw = resume_gateway(gateway_factory)
-    guild = uniq("g")
-    c = await Client.session(gw, uniq("u"), [guild])
-    await publish(gw, guild, 2)
-    await expect_ticks(c, 1, 0, 2)
-    c.abort()
-    await parked(gw, 1)
+    c, guild = await dropped_after(gw, 2)
 
     # Another user's valid token: as if the session did not exist.
     r = await resume(gw, c, 2, token=token_for(uniq("other"),
@@ -342,12 +340,7 @@ async def test_a_session_past_its_buffer_still_resumes(gateway_factory):
     """Its buffer full before it parked (found by gwbench resume): what
     counts is how many arrive while it is away."""
     gw = resume_gateway(gateway_factory, session={"replay_size": 4})
-    guild = uniq("g")
-    c = await Client.session(gw, uniq("u"), [guild])
-    await publish(gw, guild, 6)
-    await expect_ticks(c, 1, 0, 6)
-    c.abort()
-    await parked(gw, 1)
+    c, guild = await dropped_after(gw, 6)
     await publish(gw, guild, 4, start=6)  # as many as it keeps
     r = await resume(gw, c, 6)
     await expect_ticks(r, 7, 6, 4)
