@@ -293,6 +293,7 @@ void gw_relay_free(gw_relay_t *r)
         gw_transport_state_free(r->handover.state);
         free(r->handover.rest);
         free(r->handover.user);
+        gw_grant_free(&r->handover.grant);
         break;
     case GW_RELAY_HANDOFF:
         free((char *)r->handoff.text);
@@ -381,7 +382,7 @@ static void broker_relay_handover(gw_broker_t *b, gw_relay_t *r)
     gw_relay_handover_t *h = &r->handover;
     gw_event_t *ev =
         gw_event_adopt(h->session, h->fd, h->state, (uint8_t *)h->rest, h->len,
-                       h->seq, h->user, h->exp);
+                       h->seq, h->user, &h->grant);
 
     h->fd = -1;
     h->state = NULL;

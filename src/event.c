@@ -419,14 +419,17 @@ gw_event_t *gw_event_census(uint32_t census)
 gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
                            gw_transport_state_t *state, const uint8_t *rest,
                            size_t len, uint64_t seq, const char *user,
-                           uint32_t exp)
+                           gw_grant_t *grant)
 {
     gw_event_t *ev = event_for(session, GW_ACTION_ADOPT);
 
     ev->fd = fd;
     ev->state = state;
     ev->seq = seq;
-    ev->exp = exp;
+    ev->exp = grant->exp;
+    ev->ids = grant->allowed;
+    ev->nids = grant->nallowed;
+    *grant = (gw_grant_t){NULL, 0, 0};
     ev->arg = gw_strdup(user);
     ev->body = gw_frame_new(len);
     memcpy(ev->body->data, rest, len);

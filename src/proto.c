@@ -2,6 +2,7 @@
 
 #include "gw/alloc.h"
 #include "gw/auth.h"
+#include "gw/bound.h"
 #include "gw/error.h"
 #include "gw/json.h"
 #include "gw/match.h"
@@ -77,39 +78,17 @@ static const char *proto_id(const cJSON *v)
     return v->valuestring;
 }
 
-/* The session keeps only the token's "guilds" bound of its claims. */
-static int proto_allowed(const gw_session_t *s, const char *guild)
-{
-    const gw_jwt_claims_t bound = {.guilds = s->allowed,
-                                   .nguilds = s->nallowed};
-
-    return gw_jwt_claims_allow_guild(&bound, guild);
-}
-
 /*
  * Joins one guild if the token and the limit allow it: 0 when joined, 1 when
  * already a member, or a negative gw_err_t.
  */
 static int proto_join(gw_proto_t *p, gw_session_t *s, const char *guild)
 {
-    if (!proto_allowed(s, guild))
+    if (!gw_bound_allows(s, guild))
         return GW_EAUTH;
     if (s->nguilds >= s->set->cfg->max_guilds_per_session)
         return GW_ETOOBIG;
     return gw_index_join(p->index, s, guild);
-}
-
-/* After s joined or left `guild`: the guilds of its user here changed
- * unless another of the user's online sessions is a member too. */
-static void proto_presence_guild(gw_proto_t *p, gw_session_t *s,
-                                 const char *guild)
-{
-    if (!s->identified)
-        return;
-    for (const gw_session_t *o = s->user->sessions; o != NULL; o = o->user_next)
-        if (o != s && !o->parked && gw_index_is_member(o, guild))
-            return;
-    gw_proto_presence(p, s, 0);
 }
 
 static void proto_identified(gw_proto_t *p, gw_session_t *s,
@@ -149,17 +128,20 @@ uint32_t gw_proto_exp(int64_t exp)
 }
 
 /* The session takes the token's guild bound and exp; claims are freed. */
-static void proto_take_token(gw_session_t *s, gw_jwt_claims_t *claims)
+/* Gives s what the claims grant, taken out of them (their sub stays). */
+static void proto_grant(gw_session_t *s, gw_jwt_claims_t *claims)
 {
-    for (uint16_t i = 0; i < s->nallowed; i++)
-        free(s->allowed[i]);
-    free(s->allowed);
-    s->allowed = claims->guilds;
-    s->nallowed = (uint16_t)claims->nguilds;
-    s->exp = gw_proto_exp(claims->exp);
-    s->warned = 0;
+    gw_grant_t g = {claims->guilds, (uint16_t)claims->nguilds,
+                    gw_proto_exp(claims->exp)};
+
     claims->guilds = NULL;
     claims->nguilds = 0;
+    gw_session_grant(s, &g);
+}
+
+static void proto_take_token(gw_session_t *s, gw_jwt_claims_t *claims)
+{
+    proto_grant(s, claims);
     gw_jwt_claims_free(claims);
 }
 
@@ -208,57 +190,43 @@ static void proto_identify(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
     proto_identified(p, s, guilds);
 }
 
-/* Leaves each guild the session's token no longer allows, telling the
- * client; a guild's id is copied first, since leaving may free it. */
-static void proto_leave_disallowed(gw_proto_t *p, gw_session_t *s)
-{
-    gw_member_t *m = s->guilds, *next;
-    char *guild;
-
-    for (; m != NULL; m = next) {
-        next = m->session_next;
-        if (proto_allowed(s, m->guild->id))
-            continue;
-        guild = gw_strdup(m->guild->id);
-        if (gw_index_leave(p->index, s, guild) == 0) {
-            gw_reply_guild(s, "guild_unsubscribed", guild);
-            proto_presence_guild(p, s, guild);
-        }
-        free(guild);
-    }
-}
-
 /*
  * refresh {"token"}: a new token for the session's own user replaces the
  * old one at once, its guild bound and its exp; the session is answered
  * `refreshed` with the new exp (null: none). A token that does not verify
  * for this user is answered invalid_token, and the old one holds until
- * its own exp.
+ * its own exp. Answers carry the request's nonce.
  */
 static void proto_refresh(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
 {
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(m->data, "token");
+    const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(m->doc, "nonce");
+    gw_reply_nonce_t echo;
     gw_jwt_claims_t claims;
     cJSON *data, *doc;
 
+    if (proto_nonce(s, m->text, m->len, nonce, &echo) != 0)
+        return;
     if (!cJSON_IsString(token)) {
-        gw_reply_error(s, "invalid_request", "refresh needs a token");
+        gw_reply_error_to(s, &echo, "invalid_request", "refresh needs a token");
         return;
     }
     if (gw_auth_verify(&p->jwt, s, token->valuestring, s->user->id, &claims) !=
         0) {
-        gw_reply_error(s, "invalid_token",
-                       "the token does not verify for this user");
+        gw_reply_error_to(s, &echo, "invalid_token",
+                          "the token does not verify for this user");
         return;
     }
     proto_take_token(s, &claims);
     doc = gw_reply_event("refreshed", &data);
+    if (nonce != NULL)
+        cJSON_AddStringToObject(doc, "nonce", nonce->valuestring);
     if (s->exp != 0)
         cJSON_AddNumberToObject(data, "exp", s->exp);
     else
         cJSON_AddNullToObject(data, "exp");
     gw_reply_json(s, doc);
-    proto_leave_disallowed(p, s);
+    gw_bound_enforce(p, s);
     proto_deadlines(s);
 }
 
@@ -291,7 +259,7 @@ static void proto_subscribe(gw_proto_t *p, gw_session_t *s,
     switch (guild ? proto_join(p, s, guild) : GW_EINVAL) {
     case 0:
         gw_reply_guild(s, "guild_subscribed", guild);
-        proto_presence_guild(p, s, guild);
+        gw_proto_presence_guild(p, s, guild);
         break;
     case 1: gw_reply_guild(s, "guild_subscribed", guild); break;
     case GW_EAUTH:
@@ -319,7 +287,7 @@ static void proto_unsubscribe(gw_proto_t *p, gw_session_t *s,
         return;
     }
     if (gw_index_leave(p->index, s, guild) == 0)
-        proto_presence_guild(p, s, guild);
+        gw_proto_presence_guild(p, s, guild);
     gw_reply_guild(s, "guild_unsubscribed", guild);
 }
 
@@ -338,13 +306,13 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
                            "too many guilds for one session");
         else if (gw_index_join(p->index, s, ev->arg) == 0) {
             gw_reply_guild(s, "guild_subscribed", ev->arg);
-            proto_presence_guild(p, s, ev->arg);
+            gw_proto_presence_guild(p, s, ev->arg);
         }
         break;
     case GW_ACTION_UNSUBSCRIBE:
         if (gw_index_leave(p->index, s, ev->arg) == 0) {
             gw_reply_guild(s, "guild_unsubscribed", ev->arg);
-            proto_presence_guild(p, s, ev->arg);
+            gw_proto_presence_guild(p, s, ev->arg);
         }
         break;
     case GW_ACTION_DISCONNECT:
@@ -501,7 +469,7 @@ static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
         return;
     }
     /* Carried to the session resumed, whose token this becomes. */
-    s->exp = gw_proto_exp(claims.exp);
+    proto_grant(s, &claims);
     /* An id of no worker (or no id at all) is looked up here, in vain. */
     if (gw_session_id_worker(id) == p->index->tag ||
         gw_session_id_worker(id) >= p->workers || p->hooks.hand_over == NULL)
@@ -513,11 +481,11 @@ static void proto_resume(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
 
 void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
                     const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
-                    const char *user, uint32_t exp)
+                    const char *user, gw_grant_t *grant)
 {
     gw_session_t *s = gw_session_new(&p->sessions, ws);
 
-    s->exp = exp;
+    gw_session_grant(s, grant);
     gw_index_place(p->index, s);
     gw_ws_set_data(ws, s);
     if (p->draining)

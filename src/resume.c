@@ -1,6 +1,7 @@
 #include "gw/resume.h"
 
 #include "gw/alloc.h"
+#include "gw/bound.h"
 #include "gw/error.h"
 #include "gw/hex.h"
 #include "gw/reply.h"
@@ -48,6 +49,7 @@ void gw_resume_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,
 {
     gw_ws_t *ws = s->ws, *old = t->ws;
     char sid[2 * GW_SESSION_ID_LEN + 1], buf[128];
+    gw_grant_t grant;
     uint32_t n;
     int was_parked = t->parked;
 
@@ -57,8 +59,8 @@ void gw_resume_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,
     }
     gw_ws_set_data(ws, t);
     /* The resume's token is the session's from now on. */
-    t->exp = s->exp;
-    t->warned = 0;
+    gw_session_ungrant(s, &grant);
+    gw_session_grant(t, &grant);
     s->ws = NULL;
     gw_proto_end(p, s);
     n = gw_session_resume(t, ws, seq);
@@ -72,6 +74,7 @@ void gw_resume_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,
     gw_stat_add(t->set->stats, GW_STAT_RESUMED, 1);
     if (was_parked)
         gw_proto_presence(p, t, 1);
+    gw_bound_enforce(p, t);
 }
 
 int gw_resume_here(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
@@ -100,8 +103,8 @@ typedef struct resume_moving {
     gw_proto_t *p;
     uint8_t id[GW_SESSION_ID_LEN];
     uint64_t seq;
-    uint32_t exp; /* the resume token's */
-    char *user;   /* owned */
+    gw_grant_t grant; /* owned: what the resume's token grants */
+    char *user;       /* owned */
 } resume_moving_t;
 
 void gw_resume_elsewhere(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
@@ -111,7 +114,8 @@ void gw_resume_elsewhere(gw_proto_t *p, gw_session_t *s, const uint8_t *id,
     gw_ws_t *ws = s->ws;
 
     gw_stat_add(s->set->stats, GW_STAT_RESUME_HANDED, 1);
-    *h = (resume_moving_t){p, {0}, seq, s->exp, gw_strdup(user)};
+    *h = (resume_moving_t){p, {0}, seq, {NULL, 0, 0}, gw_strdup(user)};
+    gw_session_ungrant(s, &h->grant);
     memcpy(h->id, id, GW_SESSION_ID_LEN);
     gw_ws_set_data(ws, h);
     s->ws = NULL;
@@ -131,7 +135,8 @@ void gw_resume_hand_off_cb(void *data, int fd, gw_transport_state_t *state,
         gw_stat_add(p->sessions.stats, GW_STAT_RESUME_HAND_OFF_FAILED, 1);
     else
         p->hooks.hand_over(p->hooks.data, fd, state, rest, len, h->id, h->seq,
-                           h->user, h->exp);
+                           h->user, &h->grant);
+    gw_grant_free(&h->grant);
     free(h->user);
     free(h);
 }

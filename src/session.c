@@ -68,11 +68,29 @@ void gw_session_free(gw_session_t *s)
         gw_stat_add(s->set->stats, GW_STAT_PARKED, -1);
     if (s->handing || s->serving)
         gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_WAITING, -1);
-    for (uint16_t i = 0; i < s->nallowed; i++)
-        free(s->allowed[i]);
-    free(s->allowed);
+    gw_grant_free(&(gw_grant_t){s->allowed, s->nallowed, 0});
     gw_replay_free(s->replay);
     free(s);
+}
+
+void gw_session_grant(gw_session_t *s, gw_grant_t *g)
+{
+    gw_grant_t old = {s->allowed, s->nallowed, 0};
+
+    gw_grant_free(&old);
+    s->allowed = g->allowed;
+    s->nallowed = g->nallowed;
+    s->exp = g->exp;
+    s->warned = 0;
+    *g = (gw_grant_t){NULL, 0, 0};
+}
+
+void gw_session_ungrant(gw_session_t *s, gw_grant_t *g)
+{
+    *g = (gw_grant_t){s->allowed, s->nallowed, s->exp};
+    s->allowed = NULL;
+    s->nallowed = 0;
+    s->exp = 0;
 }
 
 void gw_session_id_hex(const gw_session_t *s,

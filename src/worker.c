@@ -224,7 +224,8 @@ static void worker_hand_over_conn(void *data, int fd,
                                   gw_transport_state_t *state,
                                   const uint8_t *rest, size_t len,
                                   const uint8_t id[GW_SESSION_ID_LEN],
-                                  uint64_t seq, const char *user, uint32_t exp)
+                                  uint64_t seq, const char *user,
+                                  gw_grant_t *grant)
 {
     gw_worker_t *w = data;
     gw_relay_t *r = gw_calloc(1, sizeof(*r));
@@ -236,7 +237,8 @@ static void worker_hand_over_conn(void *data, int fd,
     h->state = state;
     memcpy(h->session, id, GW_SESSION_ID_LEN);
     h->seq = seq;
-    h->exp = exp;
+    h->grant = *grant;
+    *grant = (gw_grant_t){NULL, 0, 0};
     h->user = gw_strdup(user);
     h->rest = gw_malloc(len ? len : 1);
     memcpy(h->rest, rest, len);
@@ -276,7 +278,11 @@ static void worker_adopt(gw_worker_t *w, gw_event_t *ev)
     ev->state = NULL;
     if (ws == NULL)
         return;
-    gw_proto_adopt(&w->proto, ws, ev->session, ev->seq, ev->arg, ev->exp);
+    gw_grant_t grant = {ev->ids, (uint16_t)ev->nids, ev->exp};
+
+    ev->ids = NULL; /* the session's now */
+    ev->nids = 0;
+    gw_proto_adopt(&w->proto, ws, ev->session, ev->seq, ev->arg, &grant);
     gw_ws_input(ws, (const uint8_t *)ev->body->data, ev->body->len);
 }
 

@@ -77,7 +77,7 @@ typedef struct gw_relay_handover {
     uint8_t session[GW_SESSION_ID_LEN]; /* the one resumed */
     uint64_t seq;                       /* the client's last seq */
     char *user;                         /* owned: the token's user */
-    uint32_t exp;                       /* its token's exp, 0 = none */
+    gw_grant_t grant;                   /* owned: what its token grants */
 } gw_relay_handover_t;
 
 /* What a worker hands the broker through its relay queue: one of these,

@@ -6,6 +6,7 @@
 #define GW_EVENT_H
 
 #include "gw/frame.h"
+#include "gw/grant.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -78,7 +79,8 @@ typedef struct gw_event {
                         (-1 then); unused by other actions */
     uint64_t seq;    /* GW_ACTION_ADOPT: the client's last seq */
     uint32_t exp;    /* GW_ACTION_ADOPT: its token's exp, 0 = none */
-    char **ids;      /* owned strings */
+    char **ids;      /* owned strings; GW_ACTION_ADOPT: its token's guild
+                        bound, or NULL for none */
     size_t nids;
     int priority; /* 1 critical .. 4 low */
     int has_exclude;
@@ -117,13 +119,14 @@ gw_event_t *gw_event_census(uint32_t census);
  * A connection handed over to resume session `session` from the client's
  * last seq: fd and its transport's state, or NULL (taken: owned by the
  * event until a worker takes them, the last unref closes and frees them
- * otherwise), the len bytes read with it, and the user and exp (0: none)
- * its token names. One reference, owned by the caller.
+ * otherwise), the len bytes read with it, the user its token names and
+ * what the token grants (taken: grant is left empty). One reference, owned
+ * by the caller.
  */
 gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
                            gw_transport_state_t *state, const uint8_t *rest,
                            size_t len, uint64_t seq, const char *user,
-                           uint32_t exp);
+                           gw_grant_t *grant);
 
 /*
  * A step of the drain handoff for session `session`: action is one of

@@ -46,11 +46,12 @@ typedef struct gw_proto_hooks {
     /* Hands a connection resuming a session of worker id[0] to that
      * worker: fd and its transport's state (NULL for plain TCP) are the
      * hook's (closed and freed if they cannot go), rest the len bytes
-     * read after the resume, user and exp the token's. */
+     * read after the resume, user the token's and grant what it grants
+     * (the hook takes it: left empty). */
     void (*hand_over)(void *data, int fd, gw_transport_state_t *state,
                       const uint8_t *rest, size_t len,
                       const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
-                      const char *user, uint32_t exp);
+                      const char *user, gw_grant_t *grant);
     /* Asks the broker for a step of a drain handoff (docs/continuity.md
      * section 3), copying m's strings and blob: 0, or GW_EFULL. NULL
      * when there are no handoffs (no Redis). */
@@ -99,6 +100,19 @@ static inline void gw_proto_presence(gw_proto_t *p, gw_session_t *s, int delta)
                           before + (uint32_t)delta);
 }
 
+/* After s joined or left `guild`: the guilds of its user here changed
+ * unless another of the user's online sessions is a member too. */
+static inline void gw_proto_presence_guild(gw_proto_t *p, gw_session_t *s,
+                                           const char *guild)
+{
+    if (!s->identified)
+        return;
+    for (const gw_session_t *o = s->user->sessions; o != NULL; o = o->user_next)
+        if (o != s && !o->parked && gw_index_is_member(o, guild))
+            return;
+    gw_proto_presence(p, s, 0);
+}
+
 /* The callbacks to install on the WebSocket loop, with the gw_proto_t as
  * its data. */
 extern const gw_ws_cb_t gw_proto_ws_cb;
@@ -120,13 +134,13 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev);
 
 /*
  * A connection handed over by another worker to resume session id from
- * seq, for the user its token named, until the token's exp
+ * seq, for the user its token named, with what the token grants (taken)
  * (gw_proto_hooks_t.hand_over): it resumes here as if the resume had been
  * read here, or is answered invalid_session and may identify afresh.
  */
 void gw_proto_adopt(gw_proto_t *p, gw_ws_t *ws,
                     const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
-                    const char *user, uint32_t exp);
+                    const char *user, gw_grant_t *grant);
 
 /* A claim's exp as a session keeps it: 0 for none, else within 32 bits. */
 uint32_t gw_proto_exp(int64_t exp);

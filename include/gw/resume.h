@@ -21,7 +21,8 @@ int gw_resume_fields(const cJSON *data, uint8_t id[GW_SESSION_ID_LEN],
  * The connection of fresh session s takes session t over from the
  * client's last seq: an open connection of t is closed 4012 (and does
  * not park), s ends, t is replayed on the connection, then `resumed`.
- * t's token is s's from then on (its exp, set on s by the resume).
+ * t's token is s's from then on (its exp and guild bound, set on s by the
+ * resume): the guilds it no longer allows are left after `resumed`.
  * gw_session_can_resume(t, seq) said yes.
  */
 void gw_resume_take_over(gw_proto_t *p, gw_session_t *s, gw_session_t *t,

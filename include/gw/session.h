@@ -14,6 +14,7 @@
 #include "gw/bucket.h"
 #include "gw/config.h"
 #include "gw/event.h"
+#include "gw/grant.h"
 #include "gw/guard.h"
 #include "gw/log.h"
 #include "gw/replay.h"
@@ -121,6 +122,12 @@ static inline uint64_t gw_sessions_now(const gw_sessions_t *set)
  * the caller owns it and frees it with gw_session_free.
  */
 gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws);
+
+/* Gives s the grant g, replacing its bound and exp, and empties g. */
+void gw_session_grant(gw_session_t *s, gw_grant_t *g);
+
+/* Moves s's bound and exp into g, leaving s with neither. */
+void gw_session_ungrant(gw_session_t *s, gw_grant_t *g);
 
 /* Frees a session whose index entries are gone (gw_index_remove). */
 void gw_session_free(gw_session_t *s);

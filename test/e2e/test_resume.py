@@ -246,6 +246,37 @@ async def test_resumes_across_workers(gateway_factory):
     assert totals["connections"] == 8, totals
 
 
+@pytest.mark.time_limit(60)
+async def test_resume_takes_the_new_tokens_guild_bound(gateway_factory):
+    """The resume's token is the session's from then on: guilds it no
+    longer allows are left (guild_unsubscribed after resumed), on the
+    worker that held the session and on the one a resume is handed to."""
+    gw = resume_gateway(gateway_factory)
+    kept, dropped = uniq("g"), uniq("g")
+    clients = [await Client.session(gw, uniq("u"), [kept, dropped],
+                                    token_guilds=[kept, dropped])
+               for _ in range(8)]
+    for c in clients:
+        c.abort()
+    await parked(gw, 8)
+    resumed = []
+    for c in clients:
+        r = await resume(gw, c, 0, token=token_for(c.user, guilds=[kept],
+                                                   secret=gw.secret))
+        await r.expect("resumed")
+        left = await r.expect("guild_unsubscribed")
+        assert left["data"] == {"guildId": dropped}, left
+        resumed.append(r)
+    await publish(gw, dropped, 1)
+    await publish(gw, kept, 1, start=1)
+    for r in resumed:
+        await expect_ticks(r, 1, 1, 1)  # the dropped guild's never came
+    totals = await gw.totals()
+    assert totals["resume_handed_over"] >= 1, totals
+    for r in resumed:
+        await r.close()
+
+
 class SteadyPublisher:
     """Publishes tick i to a guild every `interval` seconds from a thread,
     so that events keep flowing while a client is away."""

@@ -266,15 +266,20 @@ async def test_tokens_refresh_keeps_the_session(gateway_factory, tmp_path):
     await c.send({"event": "refresh",
                   "data": {"token": eck.token(uniq("v"), exp_in=600)}})
     await c.expect_error("invalid_token")
-    await c.send({"event": "refresh", "data": {"token": "garbage"}})
-    await c.expect_error("invalid_token")
+    # With a nonce, the answer carries it, refused or not.
+    await c.send({"event": "refresh", "nonce": "r1",
+                  "data": {"token": "garbage"}})
+    err = await c.expect("error")
+    assert err["nonce"] == "r1", err
+    assert err["data"]["code"] == "invalid_token", err
     await c.send({"event": "refresh", "data": {}})
     await c.expect_error("invalid_request")
 
     # A new token for the same user, allowing only g2: g1 is left.
     fresh = eck.token(user, exp_in=600, guilds=["g2"])
-    await c.send({"event": "refresh", "data": {"token": fresh}})
+    await c.send({"event": "refresh", "nonce": "r2", "data": {"token": fresh}})
     got = await c.expect("refreshed")
+    assert got["nonce"] == "r2", got
     assert got["data"]["exp"] > exp + 500, got
     left = await c.expect("guild_unsubscribed")
     assert left["data"] == {"guildId": "g1"}, left

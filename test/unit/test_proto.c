@@ -185,16 +185,22 @@ static struct {
     uint8_t id[GW_SESSION_ID_LEN];
     uint64_t seq;
     uint32_t exp;
+    int nallowed;     /* of the grant, -1 for none */
+    char allowed[32]; /* its first guild */
 } handed;
 
 static void test_hand_over(void *data, int fd, gw_transport_state_t *state,
                            const uint8_t *rest, size_t len,
                            const uint8_t id[GW_SESSION_ID_LEN], uint64_t seq,
-                           const char *user, uint32_t exp)
+                           const char *user, gw_grant_t *grant)
 {
     (void)data;
     handed.calls++;
-    handed.exp = exp;
+    handed.exp = grant->exp;
+    handed.nallowed = grant->allowed ? grant->nallowed : -1;
+    snprintf(handed.allowed, sizeof(handed.allowed), "%s",
+             grant->nallowed ? grant->allowed[0] : "");
+    gw_grant_free(grant); /* taken, as the worker's hook takes it */
     handed.fd = fd;
     handed.state = state;
     snprintf(handed.rest, sizeof(handed.rest), "%.*s", (int)len, rest);
@@ -841,7 +847,7 @@ static void test_resume_elsewhere_hands_the_connection_over(void **state)
              "{\"event\":\"resume\",\"data\":{\"sessionId\":"
              "\"07000000000000000000000000000abc\",\"token\":\"%s\","
              "\"seq\":42}}",
-             token("u9", NULL));
+             token("u9", "[\"g1\"]"));
     assert_non_null(s);
     say(0, msg);
     assert_int_equal(fakes[0].handed_off, 1);
@@ -858,6 +864,8 @@ static void test_resume_elsewhere_hands_the_connection_over(void **state)
     /* The resume's token goes along: it becomes the session's. */
     assert_in_range(handed.exp, (uint32_t)time(NULL) + 3590,
                     (uint32_t)time(NULL) + 3600);
+    assert_int_equal(handed.nallowed, 1);
+    assert_string_equal(handed.allowed, "g1");
     assert_int_equal(handed.seq, 42);
     assert_int_equal(handed.id[0], 7);
     assert_int_equal(handed.id[15], 0xbc);
@@ -931,6 +939,40 @@ static void test_what_parks(void **state)
     assert_null(gw_index_user(&f->ix, "u1"));
     assert_int_equal(f->stats.v[GW_STAT_PARKED], 0);
     assert_int_equal(f->stats.v[GW_STAT_RESUME_EXPIRED], 4);
+}
+
+/* A resume's token is the session's from then on, its guild bound too:
+ * the guilds it no longer allows are left, after `resumed`. */
+static void test_resume_takes_the_new_tokens_guild_bound(void **state)
+{
+    fx_t *f = *state;
+    char msg[1200], sid[2 * GW_SESSION_ID_LEN + 1];
+    gw_session_t *s = open_conn(f, 0, NULL);
+
+    f->cfg.resume_window_ms = 1000;
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"identify\",\"data\":{\"userId\":\"u1\","
+             "\"token\":\"%s\",\"guildIds\":[\"g1\",\"g2\"]}}",
+             token("u1", "[\"g1\",\"g2\"]"));
+    say(0, msg);
+    assert_int_equal(s->nguilds, 2);
+    end_conn(0, 0, 4000);
+    assert_true(s->parked);
+    gw_session_id_hex(s, sid);
+    open_conn(f, 1, NULL);
+    snprintf(msg, sizeof(msg),
+             "{\"event\":\"resume\",\"data\":{\"sessionId\":\"%s\","
+             "\"token\":\"%s\",\"seq\":%llu}}",
+             sid, token("u1", "[\"g1\"]"), (unsigned long long)s->seq);
+    say(1, msg);
+    expect(1, 1, "\"event\":\"resumed\"");
+    expect(1, 2, "\"event\":\"guild_unsubscribed\"");
+    expect(1, 2, "\"guildId\":\"g2\"");
+    assert_int_equal(s->nguilds, 1);
+    assert_int_equal(s->nallowed, 1);
+    assert_null(gw_index_guild(&f->ix, "g2"));
+    assert_non_null(gw_index_guild(&f->ix, "g1"));
+    f->cfg.resume_window_ms = 0;
 }
 
 /* A session id names its worker and slot; the rest is random, and it is
@@ -1325,6 +1367,7 @@ int main(void)
         T(test_what_parks),
         T(test_resume_elsewhere_hands_the_connection_over),
         T(test_resume_elsewhere_dropped_is_counted),
+        T(test_resume_takes_the_new_tokens_guild_bound),
         T(test_session_ids_and_slots),
         T(test_first_heartbeats_spread),
         T(test_a_drained_session_is_offered_then_served),
