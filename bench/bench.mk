@@ -3,6 +3,9 @@
 # uses; objects go to $(B)/bench so that every flavour keeps its own.
 #
 #   make bench-build   bench/gwbench
+#   make bench/ceiling the machine's raw loopback fan-out ceiling, one
+#                      sendmsg per frame against io_uring batches (run by
+#                      make bench; bench/ceiling -h)
 #   make bench         the default suite (bench/suite.sh), under 5 minutes
 #   make bench-compare gatewayd beside the peers of ../shared/peers
 #                      (ref-node-ws, nginx+nchan) on the same idle and fanout
@@ -31,14 +34,15 @@
 # bench sources they test. BENCH_UNITBIN names them for anyone wiring them
 # in by hand.
 
-BENCH_MAINS   := bench/gwbench.c bench/parsecost.c
+BENCH_MAINS   := bench/gwbench.c bench/parsecost.c bench/ceiling.c
 BENCH_SRC     := $(filter-out $(BENCH_MAINS),$(wildcard bench/*.c))
 BENCH_OBJ     := $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
 BENCH_LIBS    := -luv -lwslay -lcjson -lmbedcrypto -lrabbitmq -lpthread -lm
 BENCH_CFLAGS  := $(CPPFLAGS) -Ibench $(CFLAGS) $(WARN)
 BENCH_UNITSRC := $(wildcard test/unit/test_bench_*.c)
 BENCH_UNITBIN := $(BENCH_UNITSRC:test/unit/%.c=$(B)/%)
-DEB_BENCH     := redis-server rabbitmq-server gnuplot-nox libcmocka-dev valgrind
+DEB_BENCH     := redis-server rabbitmq-server gnuplot-nox libcmocka-dev valgrind \
+                 liburing-dev
 
 .PHONY: bench bench-build bench-unit bench-deps bench-format bench-format-check \
 	bench-cost
@@ -52,6 +56,10 @@ bench/gwbench: $(B)/bench/gwbench.o $(B)/bench/libgwbench.a $(B)/alloc.o
 # It runs the daemon's own parser, so it links the daemon's archive.
 bench/parsecost: $(B)/bench/parsecost.o $(B)/bench/libgwbench.a $(B)/libgw.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The machine's raw fan-out ceiling: sendmsg against io_uring batches.
+bench/ceiling: $(B)/bench/ceiling.o
+	$(CC) $(LDFLAGS) -o $@ $^ -luring
 
 $(B)/bench/%.o: bench/%.c $(wildcard bench/*.h) | $(B)/bench
 	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
@@ -78,7 +86,7 @@ bench-deps:
 
 # The suite measures a release build of the daemon.
 bench: bench-deps
-	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench bench/ceiling
 	./bench/suite.sh
 
 # Side by side and the overload sweep, on the same release build. Both take

@@ -24,6 +24,12 @@ run() {
     "$GWBENCH" "$@" --timeout 120 --json "$OUT/$name.json" || failed=1
 }
 
+# The machine's raw loopback fan-out ceiling first: every fan-out figure
+# below is also read as a share of it (bench/README.md).
+echo "== ceiling: bench/ceiling"
+mkdir -p "$OUT/ceiling"
+./bench/ceiling -o "$OUT/ceiling/ceiling.json" || failed=1
+
 run connect-19k   connect -n 19000
 run idle-5k       idle -n 5000 --duration 10 --heartbeat-ms 5000
 run idle-19k      idle -n 19000 --duration 10 --heartbeat-ms 5000
