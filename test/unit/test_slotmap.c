@@ -1,0 +1,210 @@
+/* Redis Cluster's key space: slots (vectors from a real redis-server's
+ * CLUSTER KEYSLOT), CLUSTER SLOTS replies read into a map, -MOVED. */
+#include "gw/error.h"
+#include "gw/slotmap.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+/* The reply of RESP text, through hiredis's own reader. */
+static redisReply *reply_of(const char *resp)
+{
+    redisReader *r = redisReaderCreate();
+    void *out = NULL;
+
+    assert_int_equal(redisReaderFeed(r, resp, strlen(resp)), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(r, &out), REDIS_OK);
+    assert_non_null(out);
+    redisReaderFree(r);
+    return out;
+}
+
+static void test_slot_vectors(void **state)
+{
+    static const struct {
+        const char *key;
+        unsigned slot;
+    } v[] = {
+        {"123456789", 12739}, /* CRC16 check value 0x31C3 */
+        {"foo", 12182},
+        {"bar", 5061},
+        {"hello", 866},
+        {"{user1000}.following", 3443},
+        {"{user1000}.followers", 3443}, /* one tag, one slot */
+        {"foo{}{bar}", 8363},           /* an empty tag is no tag */
+        {"foo{{bar}}zap", 4015},        /* the tag is "{bar" */
+        {"foo{bar}{zap}", 5061},        /* the first tag: "bar" */
+        {"{}", 15257},
+        {"", 0},
+        {"a{b", 13340}, /* no closing brace: the whole key */
+        {"gateway_events:guild:g1", 1125},
+        {"gateway_events:user:u1", 12909},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        if (gw_slot_of(v[i].key, strlen(v[i].key)) != v[i].slot)
+            fail_msg("%s: %u, not %u", v[i].key,
+                     gw_slot_of(v[i].key, strlen(v[i].key)), v[i].slot);
+}
+
+/* Three masters with a replica each, as redis 7 answers CLUSTER SLOTS
+ * (a fourth element of metadata on each node). */
+static const char three_masters[] =
+    "*3\r\n"
+    "*4\r\n:0\r\n:5460\r\n"
+    "*4\r\n$9\r\n127.0.0.1\r\n:7001\r\n$2\r\nid\r\n*0\r\n"
+    "*4\r\n$9\r\n127.0.0.1\r\n:7004\r\n$2\r\nr1\r\n*0\r\n"
+    "*4\r\n:5461\r\n:10922\r\n"
+    "*3\r\n$9\r\n127.0.0.1\r\n:7002\r\n$2\r\nid\r\n"
+    "*3\r\n$9\r\n127.0.0.1\r\n:7005\r\n$2\r\nr2\r\n"
+    "*3\r\n:10923\r\n:16383\r\n"
+    "*3\r\n$0\r\n\r\n:7003\r\n$2\r\nid\r\n";
+
+static void test_cluster_slots_read(void **state)
+{
+    gw_slotmap_t *m = malloc(sizeof(*m));
+    redisReply *r = reply_of(three_masters);
+
+    (void)state;
+    gw_slotmap_init(m);
+    assert_int_equal(gw_slotmap_covered(m), 0);
+    assert_int_equal(gw_slotmap_parse(m, r), 0);
+    assert_int_equal(m->nshards, 3); /* replicas are not shards */
+    assert_int_equal(gw_slotmap_covered(m), GW_SLOTS);
+    assert_int_equal(m->owner[0], gw_slotmap_find(m, "127.0.0.1", 7001));
+    assert_int_equal(m->owner[5461], gw_slotmap_find(m, "127.0.0.1", 7002));
+    assert_int_equal(m->owner[16383], gw_slotmap_find(m, "", 7003));
+    assert_int_equal(gw_slotmap_find(m, "127.0.0.1", 7004), -1);
+    freeReplyObject(r);
+    gw_slotmap_free(m);
+    free(m);
+}
+
+/* A slot range split over two entries of one master is one shard; slots
+ * no entry names stay unserved. */
+static void test_ranges_and_holes(void **state)
+{
+    gw_slotmap_t *m = malloc(sizeof(*m));
+    redisReply *r = reply_of("*2\r\n"
+                             "*3\r\n:0\r\n:99\r\n*2\r\n$1\r\na\r\n:1\r\n"
+                             "*3\r\n:200\r\n:299\r\n*2\r\n$1\r\na\r\n:1\r\n");
+
+    (void)state;
+    gw_slotmap_init(m);
+    assert_int_equal(gw_slotmap_parse(m, r), 0);
+    assert_int_equal(m->nshards, 1);
+    assert_int_equal(gw_slotmap_covered(m), 200);
+    assert_int_equal(m->owner[150], GW_SLOT_NONE);
+    freeReplyObject(r);
+    gw_slotmap_free(m);
+    free(m);
+}
+
+/* What is not a CLUSTER SLOTS reply is refused, and the map kept. */
+#define R(text)                                                                \
+    {                                                                          \
+        text, sizeof(text) - 1                                                 \
+    }
+static const struct {
+    const char *text;
+    size_t len; /* one holds a NUL */
+} bad_replies[] = {
+    R("+OK\r\n"),
+    R("*1\r\n:5\r\n"),                                    /* not an entry */
+    R("*1\r\n*2\r\n:0\r\n:1\r\n"),                        /* no master */
+    R("*1\r\n*3\r\n:5\r\n:4\r\n*2\r\n$1\r\na\r\n:1\r\n"), /* end < start */
+    R("*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\na\r\n:1\r\n"),
+    R("*1\r\n*3\r\n:-1\r\n:3\r\n*2\r\n$1\r\na\r\n:1\r\n"),
+    R("*1\r\n*3\r\n:0\r\n:3\r\n*2\r\n$1\r\na\r\n:0\r\n"), /* port 0 */
+    R("*1\r\n*3\r\n:0\r\n:3\r\n*2\r\n$1\r\na\r\n:65536\r\n"),
+    R("*1\r\n*3\r\n:0\r\n:3\r\n*2\r\n:1\r\n:1\r\n"),           /* host int */
+    R("*1\r\n*3\r\n:0\r\n:3\r\n*1\r\n$1\r\na\r\n"),            /* no port */
+    R("*1\r\n*3\r\n$1\r\n0\r\n:3\r\n*2\r\n$1\r\na\r\n:1\r\n"), /* "0" */
+    R("*1\r\n*3\r\n:0\r\n:3\r\n*2\r\n$3\r\na\0b\r\n:1\r\n"),   /* NUL */
+    /* two masters claim slot 5 */
+    R("*2\r\n*3\r\n:0\r\n:5\r\n*2\r\n$1\r\na\r\n:1\r\n"
+      "*3\r\n:5\r\n:9\r\n*2\r\n$1\r\nb\r\n:1\r\n"),
+};
+
+static void test_bad_replies_keep_the_map(void **state)
+{
+    gw_slotmap_t *m = malloc(sizeof(*m));
+    redisReply *good = reply_of(three_masters);
+
+    (void)state;
+    gw_slotmap_init(m);
+    assert_int_equal(gw_slotmap_parse(m, good), 0);
+    for (size_t i = 0; i < sizeof(bad_replies) / sizeof(bad_replies[0]); i++) {
+        redisReader *rd = redisReaderCreate();
+        void *r = NULL;
+
+        assert_int_equal(
+            redisReaderFeed(rd, bad_replies[i].text, bad_replies[i].len),
+            REDIS_OK);
+        assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+        assert_non_null(r);
+        if (gw_slotmap_parse(m, r) != GW_EPARSE)
+            fail_msg("case %zu was taken", i);
+        assert_int_equal(m->nshards, 3);
+        assert_int_equal(gw_slotmap_covered(m), GW_SLOTS);
+        freeReplyObject(r);
+        redisReaderFree(rd);
+    }
+    assert_int_equal(gw_slotmap_parse(m, NULL), GW_EPARSE);
+    freeReplyObject(good);
+    gw_slotmap_free(m);
+    free(m);
+}
+
+static void test_moved(void **state)
+{
+    static const char *bad[] = {
+        "ASK 3999 127.0.0.1:6381",
+        "MOVED",
+        "MOVED 3999",
+        "MOVED 16384 h:1",
+        "MOVED 1 h:0",
+        "MOVED 1 h:65536",
+        "MOVED 1 h",
+        "MOVED x h:1",
+        "MOVED 1 h:1x",
+        "MOVED  h:1",
+        "MOVED 1 h:",
+        "MOVED 123456 h:1",
+    };
+    gw_slot_moved_t mv;
+
+    (void)state;
+    assert_int_equal(gw_slot_moved("MOVED 3999 127.0.0.1:6381", 25, &mv), 0);
+    assert_int_equal(mv.slot, 3999);
+    assert_string_equal(mv.host, "127.0.0.1");
+    assert_int_equal(mv.port, 6381);
+    assert_int_equal(gw_slot_moved("MOVED 0 ::1:7000", 16, &mv), 0);
+    assert_string_equal(mv.host, "::1");
+    assert_int_equal(mv.port, 7000);
+    assert_int_equal(gw_slot_moved("MOVED 16383 :7003", 17, &mv), 0);
+    assert_string_equal(mv.host, "");
+    assert_int_equal(mv.slot, 16383);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (gw_slot_moved(bad[i], strlen(bad[i]), &mv) != GW_EPARSE)
+            fail_msg("taken: %s", bad[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slot_vectors),
+        cmocka_unit_test(test_cluster_slots_read),
+        cmocka_unit_test(test_ranges_and_holes),
+        cmocka_unit_test(test_bad_replies_keep_the_map),
+        cmocka_unit_test(test_moved),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
