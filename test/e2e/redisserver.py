@@ -8,6 +8,13 @@ recover. Fixtures: `redis_server` (one server per test) and
 `redis_server_factory(**kw)` (as many as a test wants); both stop their
 servers after the test. Request them before `gateway_factory`, so that the
 gateways are stopped first.
+
+RedisCluster starts three cluster-enabled servers and joins them with
+`redis-cli --cluster create` into a cluster of three masters (no
+replicas), that keeps serving the slots of the masters that are up when
+one is down (`cluster-require-full-coverage no`); a master killed and
+started again on its port rejoins with its slots (its nodes.conf is
+kept). Fixture: `redis_cluster`.
 """
 
 import os
@@ -25,10 +32,14 @@ REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 class RedisServer:
-    def __init__(self, workdir, password=None):
+    def __init__(self, workdir, password=None, cluster=False):
         self.dir = str(workdir)
         self.password = password
+        self.cluster = cluster
         self.port = free_port()
+        # The cluster bus: by default port + 10000, which may be taken or
+        # beyond 65535; a free port of its own instead.
+        self.bus_port = free_port() if cluster else None
         self.proc = None
         self.log_path = os.path.join(self.dir, "redis.log")
 
@@ -55,6 +66,12 @@ class RedisServer:
                 "--daemonize", "no"]
         if self.password:
             argv += ["--requirepass", self.password]
+        if self.cluster:
+            argv += ["--cluster-enabled", "yes",
+                     "--cluster-port", str(self.bus_port),
+                     "--cluster-config-file", "nodes.conf",
+                     "--cluster-node-timeout", "1000",
+                     "--cluster-require-full-coverage", "no"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 argv, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
@@ -103,6 +120,93 @@ class RedisServer:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+class RedisCluster:
+    """Three masters on loopback, joined into one cluster."""
+
+    def __init__(self, workdir, masters=3):
+        self.nodes = []
+        for i in range(masters):
+            d = workdir / ("node%d" % i)
+            d.mkdir()
+            self.nodes.append(RedisServer(d, cluster=True))
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+        subprocess.run(
+            ["redis-cli", "--cluster", "create"] +
+            ["127.0.0.1:%d" % n.port for n in self.nodes] +
+            ["--cluster-replicas", "0", "--cluster-yes"],
+            check=True, timeout=T(30), stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT)
+        self.wait_ok()
+        return self
+
+    def wait_ok(self, timeout=20):
+        """Until every node up says cluster_state:ok and knows every slot
+        (bounded)."""
+        deadline = time.monotonic() + T(timeout)
+        while time.monotonic() < deadline:
+            try:
+                if all(self._ok(n) for n in self.nodes
+                       if n.proc is not None):
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)  # polling CLUSTER INFO, bounded above
+        raise RuntimeError("the cluster did not settle")
+
+    @staticmethod
+    def _ok(node):
+        with node.client(timeout=0.5) as c:
+            info = c.execute_command("CLUSTER", "INFO")
+            if isinstance(info, bytes):
+                info = info.decode()
+            return ("cluster_state:ok" in info and
+                    "cluster_slots_assigned:16384" in info)
+
+    @property
+    def seeds(self):
+        return ["127.0.0.1:%d" % n.port for n in self.nodes]
+
+    def _live(self):
+        return next(n for n in self.nodes if n.proc is not None)
+
+    def slot(self, key):
+        with self._live().client() as c:
+            return c.execute_command("CLUSTER", "KEYSLOT", key)
+
+    def owner(self, key):
+        """The master (of self.nodes) whose slots hold key, as the nodes
+        up see it: a master that is down keeps its slots (no replicas)."""
+        slot = self.slot(key)
+        with self._live().client() as c:
+            for start, end, master, *_ in c.execute_command("CLUSTER",
+                                                            "SLOTS"):
+                if start <= slot <= end:
+                    port = master[1]
+                    return next(n for n in self.nodes if n.port == port)
+        raise LookupError("no node serves slot %d" % slot)
+
+    def spublish(self, channel, message):
+        """SPUBLISH on the channel's node: the receivers it reached."""
+        with self.owner(channel).client() as c:
+            return c.execute_command("SPUBLISH", channel, message)
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path):
+    cluster = RedisCluster(tmp_path / "cluster")
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
