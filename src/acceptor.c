@@ -3,7 +3,6 @@
 #include "gw/addr.h"
 #include "gw/alloc.h"
 #include "gw/cidr.h"
-#include "gw/error.h"
 #include "gw/log.h"
 #include "gw/peers.h"
 #include "gw/worker.h"
@@ -269,18 +268,15 @@ Error:
     return -1;
 }
 
-/* Parses server.proxy_trusted (its check passed) into a->trusted. */
-static int acceptor_trust(gw_acceptor_t *a, const char *list)
+/* Parses server.proxy_trusted, which the configuration's check passed;
+ * a list that did not would trust nobody. */
+static void acceptor_trust(gw_acceptor_t *a, const char *list)
 {
     int n = gw_cidr_parse(list, NULL, 0, NULL);
 
-    if (n < 0) {
-        gw_error("server.proxy_trusted: not a list of networks: %s", list);
-        return GW_EINVAL;
-    }
-    a->trusted = gw_calloc((size_t)n ? (size_t)n : 1, sizeof(*a->trusted));
-    a->ntrusted = (size_t)gw_cidr_parse(list, a->trusted, (size_t)n, NULL);
-    return 0;
+    a->ntrusted = n > 0 ? (size_t)n : 0;
+    a->trusted = gw_calloc(a->ntrusted + 1, sizeof(*a->trusted));
+    gw_cidr_parse(list, a->trusted, a->ntrusted, NULL);
 }
 
 gw_acceptor_t *gw_acceptor_start(gw_server_t *srv)
@@ -297,8 +293,7 @@ gw_acceptor_t *gw_acceptor_start(gw_server_t *srv)
             i == ACCEPTOR_TLS,
             i == ACCEPTOR_TLS ? cfg->tls_proxy_protocol : cfg->proxy_protocol,
             {0}};
-    if (acceptor_trust(a, cfg->proxy_trusted) != 0)
-        goto Error;
+    acceptor_trust(a, cfg->proxy_trusted);
     for (unsigned i = 0; i < a->nports; i++) {
         a->port[i].fd = acceptor_listen(
             cfg->bind, i == ACCEPTOR_TLS ? cfg->tls_port : cfg->ws_port);

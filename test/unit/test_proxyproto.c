@@ -45,7 +45,8 @@ static size_t v2_tcp4(uint8_t *out, const char *src, uint16_t sport,
     out[n + 9] = (uint8_t)sport;
     out[n + 10] = 0x01; /* destination port 443 */
     out[n + 11] = 0xbb;
-    memcpy(out + n + 12, tlv, tlvs);
+    if (tlvs > 0)
+        memcpy(out + n + 12, tlv, tlvs);
     return n + 12 + tlvs;
 }
 
