@@ -1,6 +1,8 @@
 #include "gw/acceptor.h"
 
+#include "gw/addr.h"
 #include "gw/alloc.h"
+#include "gw/cidr.h"
 #include "gw/log.h"
 #include "gw/peers.h"
 #include "gw/worker.h"
@@ -38,6 +40,7 @@ typedef struct acceptor_port {
     gw_acceptor_t *a;
     int fd;         /* listening socket, owned; -1 once closed or unused */
     int tls;        /* its sockets are handed over as TLS ones */
+    int proxy;      /* its sockets begin with a PROXY protocol header */
     uv_poll_t poll; /* readability of fd */
 } acceptor_port_t;
 
@@ -53,7 +56,10 @@ struct gw_acceptor {
     uv_async_t stop;  /* main thread -> acceptor: pause or stop */
     atomic_int phase; /* enum acceptor_phase */
     gw_log_limit_t drop_log;
-    gw_log_limit_t full_log; /* over server.max_connections, or EMFILE */
+    gw_log_limit_t full_log;  /* over server.max_connections, or EMFILE */
+    gw_log_limit_t proxy_log; /* sources outside server.proxy_trusted */
+    gw_cidr_t *trusted;       /* owned: server.proxy_trusted */
+    size_t ntrusted;
     gw_stats_t stats;
 };
 
@@ -117,6 +123,37 @@ static int acceptor_over_cap(gw_acceptor_t *a, int fd)
     return 1;
 }
 
+/*
+ * A port that expects the PROXY protocol takes connections from the
+ * proxies of server.proxy_trusted only: anyone else could name whatever
+ * client address it liked in a header, to slip past the per-address
+ * limits or to get someone else's address throttled, and audit lines
+ * would believe it. Nor is such a source served as a direct client: the
+ * specification forbids guessing whether a header is there (a header
+ * would then be taken as the request itself), and a proxy left out of the
+ * list should be noticed at once, not have every client it relays seen
+ * as its own address. The socket is closed as accepted, counted and
+ * logged (rate-limited). Returns whether it was.
+ */
+static int acceptor_untrusted(gw_acceptor_t *a, const acceptor_port_t *port,
+                              int fd, const struct sockaddr_storage *ss)
+{
+    char name[GW_ADDR_NAME_MAX] = "?";
+
+    if (!port->proxy ||
+        gw_cidr_match(a->trusted, a->ntrusted, (const struct sockaddr *)ss))
+        return 0;
+    close(fd);
+    gw_stat_add(&a->stats, GW_STAT_PROXY_UNTRUSTED, 1);
+    if (gw_log_on(GW_LOG_WARN))
+        gw_addr_name((const struct sockaddr *)ss, 0, name, sizeof(name));
+    gw_log_limited(&a->proxy_log, GW_LOG_WARN,
+                   "acceptor: %s is not in server.proxy_trusted, and its port "
+                   "expects the PROXY protocol: closed as accepted",
+                   name);
+    return 1;
+}
+
 static void acceptor_resume_cb(uv_timer_t *t);
 
 static void acceptor_poll_cb(uv_poll_t *p, int status, int events);
@@ -145,7 +182,8 @@ static void acceptor_poll_cb(uv_poll_t *p, int status, int events)
         int fd = accept4(port->fd, (struct sockaddr *)&ss, &len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            if (!acceptor_over_cap(a, fd))
+            if (!acceptor_untrusted(a, port, fd, &ss) &&
+                !acceptor_over_cap(a, fd))
                 acceptor_handoff(a, fd, port->tls, &ss, len);
             continue;
         }
@@ -230,6 +268,17 @@ Error:
     return -1;
 }
 
+/* Parses server.proxy_trusted, which the configuration's check passed;
+ * a list that did not would trust nobody. */
+static void acceptor_trust(gw_acceptor_t *a, const char *list)
+{
+    int n = gw_cidr_parse(list, NULL, 0, NULL);
+
+    a->ntrusted = n > 0 ? (size_t)n : 0;
+    a->trusted = gw_calloc(a->ntrusted + 1, sizeof(*a->trusted));
+    gw_cidr_parse(list, a->trusted, a->ntrusted, NULL);
+}
+
 gw_acceptor_t *gw_acceptor_start(gw_server_t *srv)
 {
     gw_acceptor_t *a = gw_calloc(1, sizeof(*a));
@@ -238,7 +287,13 @@ gw_acceptor_t *gw_acceptor_start(gw_server_t *srv)
     a->srv = srv;
     a->nports = srv->tls != NULL ? 2 : 1;
     for (unsigned i = 0; i < a->nports; i++)
-        a->port[i] = (acceptor_port_t){a, -1, i == ACCEPTOR_TLS, {0}};
+        a->port[i] = (acceptor_port_t){
+            a,
+            -1,
+            i == ACCEPTOR_TLS,
+            i == ACCEPTOR_TLS ? cfg->tls_proxy_protocol : cfg->proxy_protocol,
+            {0}};
+    acceptor_trust(a, cfg->proxy_trusted);
     for (unsigned i = 0; i < a->nports; i++) {
         a->port[i].fd = acceptor_listen(
             cfg->bind, i == ACCEPTOR_TLS ? cfg->tls_port : cfg->ws_port);
@@ -264,6 +319,7 @@ Error:
     for (unsigned i = 0; i < a->nports; i++)
         if (a->port[i].fd >= 0)
             close(a->port[i].fd);
+    free(a->trusted);
     free(a);
     return NULL;
 }
@@ -280,5 +336,6 @@ void gw_acceptor_stop(gw_acceptor_t *a)
     uv_async_send(&a->stop);
     uv_thread_join(&a->thread);
     uv_loop_close(&a->loop);
+    free(a->trusted);
     free(a);
 }

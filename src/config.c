@@ -12,6 +12,7 @@
 
 #include "gw/alloc.h"
 #include "gw/bucket.h"
+#include "gw/cidr.h"
 #include "gw/error.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
@@ -127,6 +128,18 @@ static const char *config_check_sni_certs(int64_t i, const char *s)
     return rc == 0 ? NULL : "is not a list of cert_file:key_file pairs";
 }
 
+static const char *config_check_cidrs(int64_t i, const char *s)
+{
+    (void)i;
+    switch (gw_cidr_parse(s, NULL, 0, NULL)) {
+    case GW_EPARSE:
+        return "is not a list of networks such as 10.0.0.0/8, ::1/128 (an "
+               "address's bits past its prefix must be 0)";
+    case 0: return "names no network";
+    default: return NULL;
+    }
+}
+
 /* Rows of config_options, one per type. */
 // clang-format off
 #define OPT_STR(name, flags, field, def, check, doc) \
@@ -178,12 +191,32 @@ static const config_option_t config_options[] = {
             "Connections one client address may hold open (an IPv6 client: "
             "its /64); one more is answered 429 and closed. 0 = no limit. "
             "Behind a proxy every client has the proxy's address: limit "
-            "there instead (deploy/haproxy.cfg does)"),
+            "there instead (deploy/haproxy.cfg does), or have it send the "
+            "PROXY protocol (proxy_protocol)"),
+    OPT_BOOL("server.proxy_protocol", CONFIG_RESTART_ONLY, proxy_protocol,
+             "false",
+             "Connections to ws_port begin with a PROXY protocol header, v1 "
+             "or v2 (HAProxy's send-proxy, send-proxy-v2), naming the client "
+             "the proxy relays: its address is then the one the per-address "
+             "limits, audit lines and logs use. A connection from outside "
+             "proxy_trusted is closed as accepted, and one whose header is "
+             "missing or malformed once it is read"),
+    OPT_STR("server.proxy_trusted", CONFIG_RESTART_ONLY, proxy_trusted,
+            "127.0.0.1/32, ::1/128", config_check_cidrs,
+            "The proxies' networks, comma-separated CIDR (10.0.0.0/8, "
+            "2001:db8::/32, a bare address for itself): the only sources "
+            "taken on a port that expects the PROXY protocol"),
     OPT_BOOL("tls.enabled", CONFIG_RESTART_ONLY, tls_enabled, "false",
              "Serve wss:// on tls.port as well (TLS 1.2 with ECDHE and AEAD "
              "suites; mbedtls 2.28 has no TLS 1.3)"),
     OPT_INT("tls.port", CONFIG_RESTART_ONLY, tls_port, "3443", 1, 65535,
             "TLS WebSocket port, beside the plain server.ws_port"),
+    OPT_BOOL("tls.proxy_protocol", CONFIG_RESTART_ONLY, tls_proxy_protocol,
+             "false",
+             "Connections to tls.port begin with a PROXY protocol header, "
+             "before the ClientHello (a proxy that passes TLS through, as "
+             "HAProxy in TCP mode with send-proxy-v2): as "
+             "server.proxy_protocol, from the same server.proxy_trusted"),
     OPT_STR("tls.cert_file", CONFIG_RELOADABLE, tls_cert_file, "", NULL,
             "PEM certificate chain, the server's own first (ECDSA or RSA); "
             "SIGHUP loads it again"),
@@ -306,7 +339,8 @@ static const config_option_t config_options[] = {
             "second, sustained (a token bucket of identify_burst); one more "
             "is closed with 4008. 0 = no limit. Off by default: behind a "
             "proxy every client has the proxy's address (set it when "
-            "clients reach gatewayd directly; 10 is a start)"),
+            "clients reach gatewayd directly, or through a proxy that sends "
+            "the PROXY protocol: server.proxy_protocol; 10 is a start)"),
     OPT_U32("auth.identify_burst", CONFIG_RELOADABLE, auth_identify_burst, "50",
             1, GW_BUCKET_MAX_BURST, NULL,
             "identify and resume attempts one address may make at once"),

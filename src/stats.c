@@ -45,6 +45,9 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_TLS_HANDSHAKE_FAILURES] = {"tls_handshake_failures",
         "TLS connections that ended before their handshake was done: "
         "refused, timed out or closed by the peer.", 0, W},
+    [GW_STAT_PROXY_HEADER_FAILURES] = {"proxy_header_failures",
+        "Connections closed for their PROXY protocol header: malformed, "
+        "too long, or another protocol in its place.", 0, W},
     [GW_STAT_AUTH_FAILURES] = {"auth_failures", "Tokens rejected.", 0, W},
     [GW_STAT_AUTH_LIMITED] = {"auth_rate_limited",
         "identify and resume attempts closed with 4008: over "
@@ -104,6 +107,9 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_ACCEPT_REFUSED] = {"accept_refused",
         "Sockets closed as accepted: server.max_connections open and 64 "
         "more being refused.", 0, A},
+    [GW_STAT_PROXY_UNTRUSTED] = {"proxy_untrusted",
+        "Sockets closed as accepted: a port that expects the PROXY protocol, "
+        "from outside server.proxy_trusted.", 0, A},
     [GW_STAT_EVENTS_HTTP] = {"events_http", "Events from POST /publish.", 0, B},
     [GW_STAT_EVENTS_REDIS] = {"events_redis", "Events from Redis.", 0, B},
     [GW_STAT_EVENTS_AMQP] = {"events_amqp", "Events from RabbitMQ.", 0, B},

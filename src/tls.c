@@ -824,7 +824,7 @@ int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
     tls_conn_t *c = gw_malloc(sizeof(*c));
     int on = 1, rc;
 
-    *c = (tls_conn_t){.moving = {&tls_ops}, .pair = p};
+    *c = (tls_conn_t){.moving = {.ops = &tls_ops}, .pair = p};
     mbedtls_ssl_init(&c->ssl);
     if ((rc = mbedtls_ssl_setup(&c->ssl, &p->slot[tl->worker].conf)) != 0) {
         gw_warn("tls fd %d: cannot set up a session: -0x%04x", fd, -rc);

@@ -4,6 +4,7 @@
 #include "gw/alloc.h"
 #include "gw/error.h"
 #include "gw/log.h"
+#include "gw/proxyproto.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +13,20 @@
 
 #define TRANSPORT_IOV 64     /* buffers in one gathered write */
 #define TRANSPORT_READ 65536 /* the loop's read buffer */
+
+_Static_assert(TRANSPORT_READ >= GW_PROXYPROTO_MAX,
+               "a PROXY header is read whole into the read buffer");
+
+/*
+ * What a PROXY header said: the client's address. While the header comes
+ * in pieces, the pieces read so far follow it (a header read at once, the
+ * usual case, never needs them).
+ */
+struct gw_transport_proxy {
+    gw_sockaddr_t client;
+    uint16_t len;   /* bytes of the header in part */
+    uint8_t part[]; /* the header's first len bytes */
+};
 
 /* The ring describes its bytes as uv_buf_t, written as they are: on Unix
  * a uv_buf_t is laid out as a struct iovec (libuv relies on it too). */
@@ -97,6 +112,8 @@ static void transport_close_cb(uv_handle_t *h)
         t->ops->close(t);
     if (!t->detached)
         close(t->fd);
+    free(t->proxy);
+    t->proxy = NULL;
     gw_ring_clear(&t->ring, &l->ring_pool);
     transport_unlink(t);
     gw_stat_add(l->stats, GW_STAT_CONNECTIONS, -1);
@@ -121,15 +138,36 @@ int gw_transport_detach(gw_transport_t *t, int *fd,
     int rc;
 
     *state = NULL;
-    if (t->closed || t->ring.count > 0)
+    if (t->closed || t->ring.count > 0 || t->proxy_wait)
         return GW_EAGAIN;
     /* The implementation's state goes with the socket, or neither goes. */
     if (t->ops->detach != NULL && (rc = t->ops->detach(t, state)) != 0)
         return rc;
+    /* And the client's address, in a bare state if there is no other. */
+    if (t->proxy != NULL) {
+        if (*state == NULL) {
+            *state = gw_calloc(1, sizeof(**state));
+            (*state)->ops = t->ops;
+        }
+        (*state)->proxy = t->proxy;
+        t->proxy = NULL;
+    }
     t->detached = 1;
     *fd = t->fd;
     gw_transport_close(t);
     return 0;
+}
+
+void gw_transport_state_free(gw_transport_state_t *state)
+{
+    if (state == NULL)
+        return;
+    free(state->proxy);
+    state->proxy = NULL;
+    if (state->ops->free_state != NULL)
+        state->ops->free_state(state);
+    else
+        free(state); /* a bare one (gw_transport_detach) */
 }
 
 static void transport_poll_cb(uv_poll_t *p, int status, int events);
@@ -143,12 +181,144 @@ static void transport_poll(gw_transport_t *t)
         gw_transport_close(t);
 }
 
+/* ---- the PROXY header ---- */
+
+void gw_transport_expect_proxy(gw_transport_t *t)
+{
+    t->proxy_wait = 1;
+}
+
+/* A header refused: counted, logged (rate-limited), and the socket
+ * closed. rc is the parser's verdict, or GW_EIO for the socket's. */
+static void transport_proxy_failed(gw_transport_t *t, int rc)
+{
+    gw_transport_loop_t *l = t->loop;
+    char peer[GW_ADDR_NAME_MAX] = "?";
+
+    gw_stat_add(l->stats, GW_STAT_PROXY_HEADER_FAILURES, 1);
+    if (gw_log_on(GW_LOG_WARN))
+        gw_transport_peer_name(t, peer, sizeof(peer));
+    gw_log_limited(&l->proxy_log, GW_LOG_WARN,
+                   "transport fd %d (from %s): PROXY protocol header refused: "
+                   "%s; closed",
+                   t->fd, peer,
+                   rc == GW_ETOOBIG ? "longer than it may be"
+                   : rc == GW_EIO   ? "the socket failed"
+                                    : "malformed, or another protocol");
+    gw_transport_close(t);
+}
+
+/* Keeps the header's first len bytes, at buf, for the next read. */
+static void transport_proxy_keep(gw_transport_t *t, const uint8_t *buf,
+                                 size_t len)
+{
+    t->proxy = gw_realloc(t->proxy, sizeof(*t->proxy) + len);
+    memcpy(t->proxy->part, buf, len);
+    t->proxy->len = (uint16_t)len;
+}
+
+/* The header is whole: what it said stays, its pieces go, and the owner
+ * hears that the peer is known. */
+static void transport_proxy_done(gw_transport_t *t, const gw_sockaddr_t *c)
+{
+    t->proxy_wait = 0;
+    if (c->sa.sa_family == AF_UNSPEC) { /* the socket's own peer */
+        free(t->proxy);
+        t->proxy = NULL;
+    } else {
+        t->proxy = gw_realloc(t->proxy, sizeof(*t->proxy));
+        t->proxy->client = *c;
+        t->proxy->len = 0;
+    }
+    if (t->loop->cb->on_peer != NULL)
+        t->loop->cb->on_peer(t);
+}
+
+/* Takes n bytes off the socket, into buf: bytes a peek has seen, all
+ * there. 0 or GW_EIO. */
+static int transport_proxy_take(gw_transport_t *t, uint8_t *buf, size_t n)
+{
+    ssize_t r;
+
+    do
+        r = recv(t->fd, buf, n, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    return r == (ssize_t)n ? 0 : GW_EIO;
+}
+
+/* Looks at what the socket holds, leaving it there, into buf (room for
+ * len): the bytes seen, 0 when none are there yet, or -1 at the end of
+ * stream or a failure, with the transport closed. */
+static ssize_t transport_proxy_peek(gw_transport_t *t, uint8_t *buf, size_t len)
+{
+    ssize_t n;
+
+    do
+        n = recv(t->fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        return n;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    gw_debug("transport fd %d: closed before its PROXY header", t->fd);
+    gw_transport_close(t);
+    return -1;
+}
+
+/*
+ * Reads the PROXY header, and not one byte past it: what follows is the
+ * implementation's (a TLS ClientHello that mbedtls reads from the socket
+ * itself). So the socket is peeked at, behind the pieces kept before in
+ * the loop's read buffer, and only the header's bytes are taken: all of
+ * those peeked while it is incomplete (so that the level-triggered poll
+ * does not fire again for them), else just its rest. Returns 1 once the
+ * header is read and the transport still open, 0 while it waits or after
+ * closing it.
+ */
+static int transport_proxy_read(gw_transport_t *t)
+{
+    uint8_t *buf = t->loop->rbuf;
+    size_t have = t->proxy != NULL ? t->proxy->len : 0, used;
+    gw_sockaddr_t client;
+    ssize_t n;
+    int rc;
+
+    if (have > 0)
+        memcpy(buf, t->proxy->part, have);
+    if ((n = transport_proxy_peek(t, buf + have, GW_PROXYPROTO_MAX - have)) <=
+        0)
+        return 0;
+    rc = gw_proxyproto_parse(buf, have + (size_t)n, &used, &client);
+    if (rc != 0 && rc != GW_EAGAIN)
+        goto Error;
+    /* All that was peeked is the header's while it is incomplete. */
+    if (rc == GW_EAGAIN)
+        used = have + (size_t)n;
+    if (transport_proxy_take(t, buf + have, used - have) != 0) {
+        rc = GW_EIO;
+        goto Error;
+    }
+    gw_stat_add(t->loop->stats, GW_STAT_BYTES_IN, (int64_t)(used - have));
+    if (rc == GW_EAGAIN) {
+        transport_proxy_keep(t, buf, used);
+        return 0;
+    }
+    transport_proxy_done(t, &client);
+    return !t->closed;
+Error:
+    transport_proxy_failed(t, rc);
+    return 0;
+}
+
 /* Reads once (the poll is level-triggered: more input fires again). */
 static void transport_read(gw_transport_t *t)
 {
     gw_transport_loop_t *l = t->loop;
-    ssize_t n = t->ops->read(t, l->rbuf, l->rbuf_size);
+    ssize_t n;
 
+    if (t->proxy_wait && !transport_proxy_read(t))
+        return;
+    n = t->ops->read(t, l->rbuf, l->rbuf_size);
     if (n == GW_EAGAIN)
         return;
     if (n <= 0) { /* end of stream, or a failure the ops logged */
@@ -208,13 +378,19 @@ int gw_transport_adopt(gw_transport_t *t, gw_transport_loop_t *l, int fd,
 {
     int rc = gw_transport_init(t, l, fd, state->ops);
 
+    if (rc != 0) {
+        gw_transport_state_free(state);
+        return rc;
+    }
     /* No callback runs before the state is in: this is the loop's thread,
      * and the loop is not polling. */
-    if (rc == 0)
+    t->proxy = state->proxy;
+    state->proxy = NULL;
+    if (state->ops->adopt != NULL)
         state->ops->adopt(t, state);
     else
-        gw_transport_state_free(state);
-    return rc;
+        free(state); /* a bare one (gw_transport_detach) */
+    return 0;
 }
 
 void gw_transport_push_copy(gw_transport_t *t, const void *buf, size_t len)
@@ -288,18 +464,34 @@ void gw_transport_linger(gw_transport_t *t)
         gw_transport_close(t);
 }
 
-int gw_transport_peer(const gw_transport_t *t, struct sockaddr_storage *ss)
+/* The socket's own peer into *ss: 0 or GW_EIO. */
+static int transport_socket_peer(const gw_transport_t *t,
+                                 struct sockaddr_storage *ss)
 {
     socklen_t len = sizeof(*ss);
 
     return getpeername(t->fd, (struct sockaddr *)ss, &len) == 0 ? 0 : GW_EIO;
 }
 
+int gw_transport_peer(const gw_transport_t *t, struct sockaddr_storage *ss)
+{
+    if (t->proxy_wait)
+        return GW_EAGAIN;
+    if (t->proxy == NULL)
+        return transport_socket_peer(t, ss);
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, &t->proxy->client, sizeof(t->proxy->client));
+    return 0;
+}
+
 void gw_transport_peer_name(const gw_transport_t *t, char *out, size_t len)
 {
     struct sockaddr_storage ss;
+    int rc = gw_transport_peer(t, &ss);
 
-    if (gw_transport_peer(t, &ss) != 0)
+    if (rc == GW_EAGAIN) /* the proxy, until its header names the client */
+        rc = transport_socket_peer(t, &ss);
+    if (rc != 0)
         ss.ss_family = AF_UNSPEC;
     gw_addr_name((struct sockaddr *)&ss, 0, out, len);
 }

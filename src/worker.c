@@ -385,6 +385,41 @@ static void worker_shutdown(gw_worker_t *w)
         worker_close_accepted(w, p);
 }
 
+/* The transport of a socket accepted on a port that expects the PROXY
+ * protocol (server.proxy_protocol, tls.proxy_protocol): its header first. */
+static int worker_open_proxied_tcp(gw_transport_t *t, gw_transport_loop_t *l,
+                                   int fd)
+{
+    int rc = gw_tcp_open(t, l, fd);
+
+    if (rc == 0)
+        gw_transport_expect_proxy(t);
+    return rc;
+}
+
+static int worker_open_proxied_tls(gw_transport_t *t, gw_transport_loop_t *l,
+                                   int fd)
+{
+    int rc = gw_tls_open(t, l, fd);
+
+    if (rc == 0)
+        gw_transport_expect_proxy(t);
+    return rc;
+}
+
+/* Opens an accepted socket's transport: TLS for the TLS port, each with
+ * the PROXY header first where its port expects one. */
+static gw_ws_transport_open worker_opener(const gw_worker_t *w, int tls)
+{
+    static const gw_ws_transport_open open[2][2] = {
+        {gw_tcp_open, gw_tls_open},
+        {worker_open_proxied_tcp, worker_open_proxied_tls},
+    };
+    int proxied = tls ? w->cfg->tls_proxy_protocol : w->cfg->proxy_protocol;
+
+    return open[proxied != 0][tls != 0];
+}
+
 static void worker_start_drain(gw_worker_t *w)
 {
     void *p;
@@ -428,7 +463,7 @@ static void worker_wake_cb(gw_wake_t *wk)
         worker_start_drain(w);
     for (n = 0; n < WORKER_ACCEPTS_PER_TURN && (p = gw_queue_pop(&w->fds)); n++)
         gw_ws_accept(&w->ws, gw_accepted_fd(p),
-                     gw_accepted_tls(p) ? gw_tls_open : gw_tcp_open);
+                     worker_opener(w, gw_accepted_tls(p)));
     for (n = 0; n < WORKER_EVENTS_PER_TURN && (p = gw_queue_pop(&w->events));
          n++)
         worker_deliver(w, p);

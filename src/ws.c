@@ -616,10 +616,23 @@ static void ws_close_cb(gw_transport_t *t)
     free(ws);
 }
 
+static void ws_count_address(gw_ws_t *ws, uint32_t limit);
+
+/* The peer's address came after the accept (a proxy named it): it is
+ * counted now, unless the upgrade was refused meanwhile. */
+static void ws_peer_cb(gw_transport_t *t)
+{
+    gw_ws_t *ws = ws_of(t);
+
+    if (ws->state == GW_WS_HANDSHAKE)
+        ws_count_address(ws, gw_ws_loop_of(ws)->cfg->max_connections_per_ip);
+}
+
 static const gw_transport_cb_t ws_transport_cb = {
     .on_data = ws_data_cb,
     .on_drained = ws_drained_cb,
     .on_close = ws_close_cb,
+    .on_peer = ws_peer_cb,
 };
 
 /* ---- handing a connection to another loop ---- */
@@ -730,7 +743,8 @@ void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
 /*
  * Counts the connection against its address (server.max_connections_per_ip)
  * and refuses it with 429 when the address has its fill; the refusal is
- * written and the socket closed as for any rejected upgrade.
+ * written and the socket closed as for any rejected upgrade. An address
+ * not known yet is counted when it is (ws_peer_cb).
  */
 static void ws_count_address(gw_ws_t *ws, uint32_t limit)
 {

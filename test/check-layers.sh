@@ -1,13 +1,14 @@
 #!/bin/sh
 # The layers of a connection call only downward: worker -> proto -> session
-# -> ws -> transport (tcp beside it, as one of its implementations). Reads
+# -> ws -> transport (tcp beside it, as one of its implementations) ->
+# proxyproto (the PROXY header the transport reads first). Reads
 # the undefined symbols of each layer's object (nm -u) and fails when one
 # takes a symbol that a layer above it defines, or when any two of the
 # daemon's modules call each other in a loop.
 #   test/check-layers.sh [BUILD_DIR]      default build/release
 set -u
 dir=${1:-build/release}
-layers="transport tcp ws session proto worker"
+layers="proxyproto transport tcp ws session proto worker"
 passed=0; failed=0
 
 # defined NAME: the global symbols that object NAME.o defines.
@@ -16,6 +17,7 @@ defined() { nm --defined-only -g "$dir/$1.o" | awk '{print $3}' | sort -u; }
 # above NAME: the layers over NAME (tcp sits on transport, under ws).
 above() {
     case $1 in
+    proxyproto) echo "transport tcp ws session proto worker" ;;
     transport) echo "tcp ws session proto worker" ;;
     tcp) echo "ws session proto worker" ;;
     ws) echo "session proto worker" ;;

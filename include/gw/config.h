@@ -19,9 +19,12 @@ typedef struct gw_config {
     uint32_t drain_ms;        /* SIGTERM spreads the 4011 closes over it */
     uint32_t max_connections; /* open in all; 0 = the fd limit's */
     uint32_t max_connections_per_ip; /* open per address; 0 = no limit */
+    int proxy_protocol;  /* ws_port's connections begin with a PROXY header */
+    char *proxy_trusted; /* CIDR networks the headers are taken from */
     /* [tls] */
     int tls_enabled;        /* serve wss:// on tls_port */
     int tls_port;           /* the TLS WebSocket port */
+    int tls_proxy_protocol; /* a PROXY header before the ClientHello */
     char *tls_cert_file;    /* PEM chain, the server's certificate first */
     char *tls_key_file;     /* PEM or DER private key */
     char *tls_key_password; /* of an encrypted key; "" = none */

@@ -91,7 +91,8 @@ typedef struct gw_event {
     gw_frame_t *body;    /* owned reference: the dispatch after {"seq":N,
                             (NULL for an action) */
     /* GW_ACTION_ADOPT's: owned with fd, the transport's state that goes
-     * with it (NULL for plain TCP, and once a worker took it) */
+     * with it (NULL for plain TCP from a direct client, and once a worker
+     * took it) */
     gw_transport_state_t *state;
 } gw_event_t;
 

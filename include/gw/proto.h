@@ -44,7 +44,7 @@ typedef struct gw_proto_hooks {
                      const gw_session_t *leaving, uint32_t before,
                      uint32_t after);
     /* Hands a connection resuming a session of worker id[0] to that
-     * worker: fd and its transport's state (NULL for plain TCP) are the
+     * worker: fd and its transport's state (gw_transport_detach) are the
      * hook's (closed and freed if they cannot go), rest the len bytes
      * read after the resume, user the token's and grant what it grants
      * (the hook takes it: left empty). */

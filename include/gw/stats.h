@@ -33,6 +33,7 @@ typedef enum gw_stat {
     GW_STAT_CAPACITY_REFUSED,       /* upgrades answered 503: the cap */
     GW_STAT_ORIGIN_REFUSED,         /* upgrades refused by allowed_origins */
     GW_STAT_TLS_HANDSHAKE_FAILURES, /* TLS connections that never opened */
+    GW_STAT_PROXY_HEADER_FAILURES,  /* PROXY headers malformed or missing */
     GW_STAT_AUTH_FAILURES,
     GW_STAT_AUTH_LIMITED, /* identify/resume refused by the abuse limits */
     GW_STAT_EVENTS_IN,
@@ -58,7 +59,8 @@ typedef enum gw_stat {
     GW_STAT_QUEUE_HWM,         /* written by the broker, the queue's producer */
     /* acceptor */
     GW_STAT_ACCEPT_DROPS,
-    GW_STAT_ACCEPT_REFUSED, /* closed at accept: past the connection cap */
+    GW_STAT_ACCEPT_REFUSED,  /* closed at accept: past the connection cap */
+    GW_STAT_PROXY_UNTRUSTED, /* closed at accept: not a trusted proxy */
     /* broker */
     GW_STAT_EVENTS_HTTP,
     GW_STAT_EVENTS_REDIS,

@@ -14,12 +14,19 @@
  * encrypts them into records, and has output of its own (the handshake)
  * that the writable op sends. Nothing above this file tells them apart.
  *
+ * Behind a proxy that speaks the PROXY protocol (proxyproto.h), a socket
+ * begins with a header naming the client the proxy relays: the transport
+ * reads it first, beneath any implementation (a TLS ClientHello comes
+ * after it), and from then on gw_transport_peer answers with the client's
+ * address. Above this file nobody learns whether a header was read.
+ *
  * The struct is embedded in its owner's (as a uv handle is), which frees it
  * in on_close, the last callback, and never before.
  */
 #ifndef GW_TRANSPORT_H
 #define GW_TRANSPORT_H
 
+#include "gw/log.h"
 #include "gw/ring.h"
 #include "gw/stats.h"
 
@@ -32,6 +39,8 @@
 
 typedef struct gw_transport gw_transport_t;
 typedef struct gw_transport_state gw_transport_state_t;
+/* What a PROXY header said (transport.c). */
+typedef struct gw_transport_proxy gw_transport_proxy_t;
 
 /*
  * The byte-level operations of one kind of transport, on a non-blocking
@@ -65,22 +74,22 @@ typedef struct gw_transport_ops {
 } gw_transport_ops_t;
 
 /*
- * An implementation's state on its way to another loop with its socket
- * (TLS's session): opaque beyond the implementation, which embeds this
- * header. Whoever holds it owns it, as they own the socket; a holder that
- * cannot pass it on frees it with gw_transport_state_free.
+ * What goes to another loop with a socket: an implementation's state
+ * (TLS's session), opaque beyond the implementation, which embeds this
+ * header, and the client's address a PROXY header named. A plain TCP
+ * socket with such an address travels with a bare header (ops without
+ * adopt nor free_state). Whoever holds it owns it, as they own the
+ * socket; a holder that cannot pass it on frees it with
+ * gw_transport_state_free.
  */
 struct gw_transport_state {
     const gw_transport_ops_t *ops; /* the implementation it belongs to */
+    gw_transport_proxy_t *proxy;   /* owned: the client's address, or NULL */
 };
 
 /* Frees a state in transit (NULL: nothing to free). Never touches the
  * socket it came with, which its holder closes. Any thread. */
-static inline void gw_transport_state_free(gw_transport_state_t *state)
-{
-    if (state != NULL)
-        state->ops->free_state(state);
-}
+void gw_transport_state_free(gw_transport_state_t *state);
 
 /*
  * What the layer above is told. Every transport of a loop has the same
@@ -96,6 +105,10 @@ typedef struct gw_transport_cb {
     /* The socket is closed and off the loop: the last callback, after which
      * the owner may free the memory that holds the transport. */
     void (*on_close)(gw_transport_t *t);
+    /* The peer's address, unknown when the transport opened
+     * (gw_transport_peer said GW_EAGAIN), is known now: once, before any
+     * on_data. NULL: the owner does not wait for it. */
+    void (*on_peer)(gw_transport_t *t);
 } gw_transport_cb_t;
 
 /* The transports of one loop, and what they share. One thread only. */
@@ -110,6 +123,7 @@ typedef struct gw_transport_loop {
     size_t rbuf_size;
     void *ops_data; /* borrowed: the loop's share of implementations that
                        have one (TLS's gw_tls_loop_t), or NULL */
+    gw_log_limit_t proxy_log; /* refused PROXY headers, rate-limited */
 } gw_transport_loop_t;
 
 struct gw_transport {
@@ -120,7 +134,10 @@ struct gw_transport {
     gw_transport_t *next_pending;  /* in loop->pending while queued */
     gw_ring_t ring;                /* queued output */
     void *impl;                    /* owned by the ops (TLS: the session) */
-    uint32_t shed;                 /* frames refused since last caught up */
+    /* Owned: the client's address a PROXY header named, or NULL for the
+     * socket's own peer; while the header comes in pieces, those read. */
+    gw_transport_proxy_t *proxy;
+    uint32_t shed; /* frames refused since last caught up */
     /* Bytes at the head of the ring that the implementation has begun to
      * send and must send again as they are (a TLS record mbedtls built and
      * could not write whole): they are not taken yet, and a shed keeps
@@ -134,6 +151,7 @@ struct gw_transport {
     unsigned released : 1;       /* closed while queued: told at the flush */
     unsigned notify_drained : 1; /* the owner waits for on_drained */
     unsigned detached : 1;       /* the fd was handed on: not closed */
+    unsigned proxy_wait : 1;     /* the PROXY header is still to be read */
 };
 
 /* Prepares a loop's transports; the read buffer is allocated here. */
@@ -168,6 +186,16 @@ void gw_transport_loop_each(gw_transport_loop_t *l,
  */
 int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
                       const gw_transport_ops_t *ops);
+
+/*
+ * The socket, just opened on an accepted connection, begins with a PROXY
+ * protocol header (proxyproto.h): it is read before anything reaches the
+ * ops' read, the peer's address is the client's it names (on_peer tells
+ * when), and a header that is malformed closes the transport, counted
+ * (proxy_header_failures) and logged, rate-limited. The owner's upgrade
+ * deadline bounds the wait for it, however it is split.
+ */
+void gw_transport_expect_proxy(gw_transport_t *t);
 
 /* Asks for a flush before the loop next polls. */
 static inline void gw_transport_want_flush(gw_transport_t *t)
@@ -213,8 +241,9 @@ int gw_transport_admit(gw_transport_t *t, uint32_t room, uint32_t limit,
  * adopt. Its output must be all written, and an implementation with
  * state must give it up: GW_EAGAIN if not, and nothing is done. The
  * transport then closes as by gw_transport_close (on_close follows), but
- * the fd, returned in *fd, and the state, in *state (NULL when the
- * implementation has none), are the caller's.
+ * the fd, returned in *fd, and the state, in *state, are the caller's:
+ * NULL when the implementation has none and no PROXY header named the
+ * client.
  */
 int gw_transport_detach(gw_transport_t *t, int *fd,
                         gw_transport_state_t **state);
@@ -258,10 +287,15 @@ void gw_transport_linger(gw_transport_t *t);
 /* Closes the socket at once; on_close follows. Harmless twice. */
 void gw_transport_close(gw_transport_t *t);
 
-/* The peer's address into *ss; 0 or GW_EIO. */
+/*
+ * The peer's address into *ss: the client's, as a PROXY header named it,
+ * or the socket's peer. 0, GW_EAGAIN while the PROXY header is still to
+ * be read (on_peer follows), or GW_EIO.
+ */
 int gw_transport_peer(const gw_transport_t *t, struct sockaddr_storage *ss);
 
-/* The peer's address as text ("?" when unknown) for log lines. */
+/* The peer's address as text ("?" when unknown) for log lines; the
+ * proxy's while its PROXY header is still to be read. */
 void gw_transport_peer_name(const gw_transport_t *t, char *out, size_t len);
 
 #endif

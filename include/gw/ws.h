@@ -55,7 +55,7 @@ typedef struct gw_ws_cb {
     void (*on_backlog)(void *data, unsigned dropped);
     /* The connection left this loop at the owner's request
      * (gw_ws_hand_off): fd is the socket and state its transport's state
-     * (NULL for plain TCP), both now the owner's; fd is -1 when it could
+     * (gw_transport_detach), both now the owner's; fd is -1 when it could
      * not be handed over (the connection is dropped). rest is the len
      * bytes read after the requesting message and not run, valid during
      * the call. No on_close follows. */

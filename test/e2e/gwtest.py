@@ -24,6 +24,7 @@ import ssl
 import struct
 import subprocess
 import time
+import urllib.parse
 import uuid
 
 import websockets
@@ -280,6 +281,14 @@ class Gateway:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def expects_proxy(self, port):
+        """Whether connections to this port must begin with a PROXY
+        protocol header (server.proxy_protocol, tls.proxy_protocol)."""
+        if port == self.ws_port:
+            return self.config["server"].get("proxy_protocol", False)
+        return (port == self.tls_port
+                and self.config["tls"].get("proxy_protocol", False))
+
     def kill(self):
         """SIGKILL, as a crash or an OOM kill would; stop() then expects
         the signal."""
@@ -458,6 +467,45 @@ class KeepAlivePublisher:
 
 
 # --------------------------------------------------------------------------
+# The PROXY protocol, as HAProxy's send-proxy (v1) and send-proxy-v2 write it
+
+PROXY_V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v1(src, sport=40000, dport=443):
+    """A version 1 line naming client src:sport."""
+    fam, dst = ("TCP6", "::1") if ":" in src else ("TCP4", "127.0.0.1")
+    return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport, dport)).encode()
+
+
+def proxy_v2(src=None, sport=40000, dport=443, tlvs=b""):
+    """A version 2 header naming client src:sport over TCP, with the TLVs
+    given; without src, LOCAL (the proxy's own health check)."""
+    if src is None:
+        return PROXY_V2_SIG + b"\x20\x00\x00\x00"
+    af, fam, dst = ((socket.AF_INET6, 0x21, "::1") if ":" in src
+                    else (socket.AF_INET, 0x11, "127.0.0.1"))
+    body = (socket.inet_pton(af, src) + socket.inet_pton(af, dst)
+            + struct.pack("!HH", sport, dport) + tlvs)
+    return PROXY_V2_SIG + bytes([0x21, fam]) + struct.pack("!H", len(body)) \
+        + body
+
+
+async def proxied_socket(port, header, pieces=1, src="127.0.0.1"):
+    """A TCP connection to 127.0.0.1:port from src that has sent header, in
+    `pieces` writes a little apart, for websockets' sock=."""
+    s = await socket_from(src, port)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    loop = asyncio.get_running_loop()
+    step = -(-len(header) // pieces)
+    for i in range(0, len(header), step):
+        if i > 0:
+            await asyncio.sleep(0.02)  # so that each piece is a segment
+        await asyncio.wait_for(loop.sock_sendall(s, header[i:i + step]), T(5))
+    return s
+
+
+# --------------------------------------------------------------------------
 # Polling helper (for state that is only observable by asking, like /stats)
 
 async def socket_from(src, port):
@@ -524,6 +572,10 @@ class Client:
         if url is None and gw.client_ssl is not None:
             opts["ssl"] = gw.client_ssl
         opts.update(kw)
+        port = urllib.parse.urlsplit(url or gw.ws_url).port
+        if "sock" not in opts and gw.expects_proxy(port):
+            # As the proxy's own connection would: a LOCAL header.
+            opts["sock"] = await proxied_socket(port, proxy_v2())
         ws = await asyncio.wait_for(
             websockets.connect((url or gw.ws_url) + path, **opts), T(15))
         return cls(ws, gw)

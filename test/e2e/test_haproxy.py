@@ -1,9 +1,10 @@
 """deploy/haproxy.cfg, tested: two gateways behind a real HAProxy. WebSockets
 pass through it, sessions stick to their instance by cookie, an instance
 that drains leaves the rotation through its /health check, and connections
-per client address are limited in number and rate. The first two run again
-with HAProxy terminating TLS (GW_TLS_LISTEN alone) in front of plain
-gateways."""
+per client address are limited in number and rate; with GW_SEND_PROXY the
+gateways (server.proxy_protocol) see each client's own address. The first
+two and the last run again with HAProxy terminating TLS (GW_TLS_LISTEN
+alone) in front of plain gateways."""
 import asyncio
 import copy
 import os
@@ -17,7 +18,7 @@ import pytest
 import websockets
 
 from gwtest import (Client, T, free_port, make_pair, socket_from, token_for,
-                    uniq, verifying_ctx)
+                    uniq, verifying_ctx, wait_until)
 
 CFG = os.path.join(os.path.dirname(__file__), "..", "..", "deploy",
                    "haproxy.cfg")
@@ -83,11 +84,11 @@ def proxy_tls(request, tmp_path):
     return str(pem), verifying_ctx(cert)
 
 
-def _start_proxy(haproxy, gw1, gw2, proxy_tls):
+def _start_proxy(haproxy, gw1, gw2, proxy_tls, **env):
     """The proxy's port, and the client context for it (None: ws://)."""
     if proxy_tls is None:
-        return haproxy(gw1, gw2), None
-    return haproxy(gw1, gw2, tls=proxy_tls[0]), proxy_tls[1]
+        return haproxy(gw1, gw2, **env), None
+    return haproxy(gw1, gw2, tls=proxy_tls[0], **env), proxy_tls[1]
 
 
 def _sessions(gw):
@@ -246,3 +247,33 @@ async def test_a_dropped_client_resumes_through_the_proxy(gateway_factory,
     assert [(m.get("seq"), m["event"]) for m in got] == [
         (2, "tick"), (3, "tick"), (None, "resumed")], got
     assert [m["data"]["i"] for m in got[:2]] == [1, 2]
+
+
+@pytest.mark.time_limit(60)
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
+async def test_gateways_see_each_clients_address(gateway_factory, haproxy,
+                                                 proxy_tls):
+    """With GW_SEND_PROXY HAProxy opens each connection to a gateway with a
+    PROXY v2 header: gateways that expect it audit each client under its
+    own address, not HAProxy's, and their health checks, which carry no
+    header, keep them in the rotation."""
+    opts = {"server": {"proxy_protocol": True}}
+    gw1, gw2 = gateway_factory(**opts), gateway_factory(**opts)
+    port, ctx = _start_proxy(haproxy, gw1, gw2, proxy_tls, GW_SEND_PROXY="1")
+    users = {}
+    for src in ("127.0.0.7", "127.0.0.8"):
+        users[src] = uniq("u")
+        c = await Client.session(_via(gw1, port, ctx), users[src], ["g1"],
+                                 sock=await socket_from(src, port),
+                                 server_hostname="127.0.0.1" if ctx else None)
+        await c.heartbeat_roundtrip()
+
+    def audited():
+        lines = gw1.stderr_text() + gw2.stderr_text()
+        return all(any("peer=%s " % src in l and "user=%s" % user in l
+                       for l in lines.splitlines()
+                       if "audit: auth ok" in l)
+                   for src, user in users.items())
+    await wait_until(audited, T(5), "audit lines with the clients' addresses")
+    for gw in (gw1, gw2):
+        assert (await gw.totals())["proxy_header_failures"] == 0

@@ -502,6 +502,11 @@ static const bad_file_t bad_sets[] = {
     {"auth.jwt_algorithms=none", GW_EINVAL,
      "-s:1: auth.jwt_algorithms: 'none' is not a list of HS256, HS384, HS512, "
      "RS256, RS384, RS512, ES256, ES384"},
+    {"server.proxy_trusted=10.0.0.1/8", GW_EINVAL,
+     "-s:1: server.proxy_trusted: '10.0.0.1/8' is not a list of networks such "
+     "as 10.0.0.0/8, ::1/128 (an address's bits past its prefix must be 0)"},
+    {"server.proxy_trusted= ", GW_EINVAL,
+     "-s:1: server.proxy_trusted: ' ' names no network"},
 };
 
 static void test_set_errors(void **state)
@@ -727,8 +732,11 @@ static void test_reloadable_flag_of_every_option(void **state)
         "server.workers=3",
         "server.drain_ms=5000",
         "server.max_connections=100",
+        "server.proxy_protocol=true",
+        "server.proxy_trusted=10.0.0.0/8",
         "tls.enabled=true",
         "tls.port=4443",
+        "tls.proxy_protocol=true",
         "session.heartbeat_interval_ms=20000",
         "session.handoff=false",
         "session.handoff_wait_ms=100",

@@ -74,7 +74,8 @@ static void on_close(gw_transport_t *t)
     srv.closes++;
 }
 
-static const gw_transport_cb_t cb = {on_data, on_drained, on_close};
+static const gw_transport_cb_t cb = {
+    .on_data = on_data, .on_drained = on_drained, .on_close = on_close};
 
 /* The client's end: mbedtls over the socket, or into `held` while
  * holding (to send a record in two pieces). */

@@ -1,8 +1,10 @@
 /*
  * The transport alone: its write ring under a consumer that reads slowly
  * or not at all, partial writes resumed once the socket is writable, and
- * the close reported last. The socket is one end of a socket pair, so the
- * writable poll is real; writes go to a capturing writev.
+ * the close reported last; a PROXY protocol header read before anything
+ * else, in pieces, and the client's address it names kept and moved with
+ * the socket. The socket is one end of a socket pair, so the polls are
+ * real; writes go to a capturing writev.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include "gw/error.h"
 #include "gw/transport.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,9 @@ static struct {
     size_t len;
     size_t accept; /* bytes the next writev calls take, in all */
     int writes, drained, closed;
+    char in[256]; /* what on_data was given */
+    size_t in_len;
+    int peers; /* on_peer calls */
 } io;
 
 static ssize_t cap_read(gw_transport_t *t, uint8_t *buf, size_t len)
@@ -52,6 +58,14 @@ static ssize_t cap_writev(gw_transport_t *t, const struct iovec *iov,
     return (ssize_t)took;
 }
 
+/* Reads the socket as it is, as plain TCP does. */
+static ssize_t sock_read(gw_transport_t *t, uint8_t *buf, size_t len)
+{
+    ssize_t n = read(t->fd, buf, len);
+
+    return n >= 0 ? n : GW_EAGAIN;
+}
+
 static int cap_shutdown(gw_transport_t *t)
 {
     (void)t;
@@ -60,6 +74,8 @@ static int cap_shutdown(gw_transport_t *t)
 
 static const gw_transport_ops_t cap_ops = {
     .read = cap_read, .writev = cap_writev, .shutdown = cap_shutdown};
+static const gw_transport_ops_t sock_ops = {
+    .read = sock_read, .writev = cap_writev, .shutdown = cap_shutdown};
 
 /* An implementation with state of its own (as TLS has a session), which
  * moves with the socket unless `refuse` says it cannot now. */
@@ -115,8 +131,9 @@ static const gw_transport_ops_t st_ops = {.read = cap_read,
 static void on_data(gw_transport_t *t, const uint8_t *buf, size_t len)
 {
     (void)t;
-    (void)buf;
-    (void)len;
+    assert_true(io.in_len + len <= sizeof(io.in));
+    memcpy(io.in + io.in_len, buf, len);
+    io.in_len += len;
 }
 
 static void on_drained(gw_transport_t *t)
@@ -131,7 +148,17 @@ static void on_close(gw_transport_t *t)
     io.closed++;
 }
 
-static const gw_transport_cb_t cb = {on_data, on_drained, on_close};
+static void on_peer(gw_transport_t *t)
+{
+    struct sockaddr_storage ss;
+
+    /* Known when told, and before any input. */
+    assert_int_equal(gw_transport_peer(t, &ss), 0);
+    assert_int_equal(io.in_len, 0);
+    io.peers++;
+}
+
+static const gw_transport_cb_t cb = {on_data, on_drained, on_close, on_peer};
 
 typedef struct fx {
     uv_loop_t loop;
@@ -385,6 +412,190 @@ static void test_adopt_failure_frees_the_state(void **state)
     assert_int_equal(fcntl(fd, F_GETFD), -1); /* closed */
 }
 
+/* ---- the PROXY protocol header ---- */
+
+/* The fixture's transport reads its socket, and expects a header. */
+static void proxied(fx_t *f)
+{
+    f->t.ops = &sock_ops;
+    gw_transport_expect_proxy(&f->t);
+}
+
+/* The peer end writes, and the loop reads what it can. */
+static void peer_writes(fx_t *f, const void *buf, size_t len)
+{
+    assert_int_equal(write(f->peer, buf, len), (ssize_t)len);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+/* A version 2 header of TCP over IPv4 from 203.0.113.7:4242. */
+static size_t v2_header(uint8_t *out)
+{
+    static const uint8_t h[28] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a,
+                                  0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11,
+                                  0x00, 0x0c, 203,  0,    113,  7,    192,
+                                  0,    2,    1,    0x10, 0x92, 0x01, 0xbb};
+
+    memcpy(out, h, sizeof(h));
+    return sizeof(h);
+}
+
+static void assert_peer_ipv4(const gw_transport_t *t, const char *ip,
+                             uint16_t port)
+{
+    struct sockaddr_storage ss;
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+    char text[INET_ADDRSTRLEN];
+
+    assert_int_equal(gw_transport_peer(t, &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+    assert_string_equal(text, ip);
+    assert_int_equal(ntohs(in->sin_port), port);
+}
+
+/* A header written a few bytes at a time, then the first bytes of the
+ * relayed connection with its last piece: the address is not known until
+ * the header is whole, and the owner sees only what follows it. */
+static void test_proxy_header_in_pieces(void **state)
+{
+    fx_t *f = *state;
+    struct sockaddr_storage ss;
+    uint8_t buf[64];
+    size_t n = v2_header(buf), at;
+
+    proxied(f);
+    memcpy(buf + n, "GET", 3);
+    for (at = 0; at + 5 < n; at += 5) {
+        peer_writes(f, buf + at, 5);
+        assert_int_equal(gw_transport_peer(&f->t, &ss), GW_EAGAIN);
+    }
+    assert_int_equal(io.peers + (int)io.in_len, 0);
+    peer_writes(f, buf + at, n - at + 3);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(io.peers, 1);
+    assert_peer_ipv4(&f->t, "203.0.113.7", 4242);
+    assert_int_equal(io.in_len, 3);
+    assert_memory_equal(io.in, "GET", 3);
+    assert_false(f->t.closed);
+    assert_int_equal(f->stats.v[GW_STAT_PROXY_HEADER_FAILURES], 0);
+}
+
+/* A version 1 line and the request in one write. */
+static void test_proxy_v1_and_data_at_once(void **state)
+{
+    static const char in[] =
+        "PROXY TCP6 2001:db8::7 2001:db8::1 65000 443\r\nhello";
+    fx_t *f = *state;
+    struct sockaddr_storage ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    char text[INET6_ADDRSTRLEN];
+
+    proxied(f);
+    peer_writes(f, in, sizeof(in) - 1);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(io.peers, 1);
+    assert_int_equal(gw_transport_peer(&f->t, &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+    assert_string_equal(text, "2001:db8::7");
+    assert_int_equal(ntohs(in6->sin6_port), 65000);
+    assert_int_equal(io.in_len, 5);
+    assert_memory_equal(io.in, "hello", 5);
+}
+
+/* LOCAL (the proxy's health check) keeps the socket's own peer. */
+static void test_proxy_local_keeps_the_socket_peer(void **state)
+{
+    static const uint8_t local[16] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                      0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+                                      0x20, 0x00, 0x00, 0x00};
+    fx_t *f = *state;
+    struct sockaddr_storage ss;
+
+    proxied(f);
+    peer_writes(f, local, sizeof(local));
+    assert_int_equal(io.peers, 1);
+    assert_int_equal(gw_transport_peer(&f->t, &ss), 0);
+    assert_int_equal(ss.ss_family, AF_UNIX); /* the socket pair's */
+    assert_null(f->t.proxy);
+}
+
+/* Another protocol in the header's place closes the transport, counted,
+ * and nothing reaches the owner; an end of stream before a whole header
+ * closes it too, but is no malformed header. */
+static void test_proxy_malformed_or_cut_short(void **state)
+{
+    fx_t *f = *state;
+
+    proxied(f);
+    peer_writes(f, "GET / HTTP/1.1\r\n", 16);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_true(f->t.closed);
+    assert_int_equal(io.closed, 1);
+    assert_int_equal(io.peers + (int)io.in_len, 0);
+    assert_int_equal(f->stats.v[GW_STAT_PROXY_HEADER_FAILURES], 1);
+}
+
+static void test_proxy_end_of_stream(void **state)
+{
+    fx_t *f = *state;
+
+    proxied(f);
+    peer_writes(f, "PROXY TCP4 203.0.113.7", 22);
+    assert_false(f->t.closed);
+    shutdown(f->peer, SHUT_WR);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_true(f->t.closed);
+    assert_int_equal(io.peers, 0);
+    assert_int_equal(f->stats.v[GW_STAT_PROXY_HEADER_FAILURES], 0);
+}
+
+/* The client's address goes with a plain socket to another loop (in a
+ * bare state), and the adopting transport answers with it. */
+static void test_proxy_address_moves_with_the_socket(void **state)
+{
+    fx_t *f = *state;
+    gw_transport_state_t *moving = NULL;
+    gw_transport_loop_t l2;
+    gw_transport_t t2;
+    uint8_t buf[64];
+    int fd = -1;
+
+    proxied(f);
+    peer_writes(f, buf, v2_header(buf));
+    assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), 0);
+    assert_non_null(moving);
+    assert_ptr_equal(moving->ops, &sock_ops);
+    assert_null(f->t.proxy);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+
+    gw_transport_loop_init(&l2, &f->loop, &cb, &f->stats, 4);
+    assert_int_equal(gw_transport_adopt(&t2, &l2, fd, moving), 0);
+    assert_peer_ipv4(&t2, "203.0.113.7", 4242);
+    gw_transport_close(&t2);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    gw_transport_loop_free(&l2);
+    io.closed = 1; /* the teardown expects the fixture's close alone */
+}
+
+/* A state in transit that no loop adopts is freed with its address. */
+static void test_proxy_address_freed_in_transit(void **state)
+{
+    fx_t *f = *state;
+    gw_transport_state_t *moving = NULL;
+    uint8_t buf[64];
+    int fd = -1;
+
+    proxied(f);
+    peer_writes(f, buf, v2_header(buf));
+    assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), 0);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    gw_transport_state_free(moving); /* ASan: nothing leaks */
+    close(fd);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -400,6 +611,13 @@ int main(void)
         T(test_detach_refused_by_the_implementation),
         T(test_state_moves_with_the_socket),
         T(test_adopt_failure_frees_the_state),
+        T(test_proxy_header_in_pieces),
+        T(test_proxy_v1_and_data_at_once),
+        T(test_proxy_local_keeps_the_socket_peer),
+        T(test_proxy_malformed_or_cut_short),
+        T(test_proxy_end_of_stream),
+        T(test_proxy_address_moves_with_the_socket),
+        T(test_proxy_address_freed_in_transit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
