@@ -44,20 +44,23 @@ struct gw_broker {
     _Atomic(const gw_config_t *) next_cfg; /* handed over, not yet taken */
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_async_t stop;           /* main thread -> broker: next shutdown phase */
-    uv_async_t reconf;         /* main thread -> broker: next_cfg is set */
-    atomic_int phase;          /* enum broker_phase */
-    uv_sem_t quiesced;         /* posted once BROKER_QUIESCED is done */
-    gw_wake_t relay_wake;      /* workers -> broker: relay queues have work */
-    gw_http_server_t *http;    /* owned; freed by its close callbacks */
-    gw_redis_t *redis;         /* owned */
-    gw_route_t *route;         /* owned: what goes on which channel */
-    gw_amqp_t *amqp;           /* owned */
-    gw_presence_t *presence;   /* owned; NULL when presence is off */
-    gw_handoff_t *handoff;     /* owned; NULL when handoff or Redis is off */
-    uv_timer_t census_timer;   /* retries a census the queues refused */
-    uint32_t census;           /* the census to hand the workers */
-    char *instance_id;         /* owned */
+    uv_async_t stop;         /* main thread -> broker: next shutdown phase */
+    uv_async_t reconf;       /* main thread -> broker: next_cfg is set */
+    atomic_int phase;        /* enum broker_phase */
+    uv_sem_t quiesced;       /* posted once BROKER_QUIESCED is done */
+    gw_wake_t relay_wake;    /* workers -> broker: relay queues have work */
+    gw_http_server_t *http;  /* owned; freed by its close callbacks */
+    gw_redis_t *redis;       /* owned */
+    gw_route_t *route;       /* owned: what goes on which channel */
+    gw_amqp_t *amqp;         /* owned */
+    gw_presence_t *presence; /* owned; NULL when presence is off */
+    gw_handoff_t *handoff;   /* owned; NULL when handoff or Redis is off */
+    uv_timer_t census_timer; /* retries a census the queues refused */
+    uint32_t census;         /* the census to hand the workers */
+    char *instance_id;       /* owned */
+    char *echo;              /* owned: {"origin":"<instance_id>", how
+                                this instance's envelopes begin */
+    size_t echo_len;
     gw_log_limit_t reject_log; /* invalid events, from any source */
     gw_log_limit_t relay_log;  /* upstream events refused or lost */
     gw_log_limit_t answer_log; /* answers dropped: a worker queue full */
@@ -234,6 +237,18 @@ static int broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
 }
 
 /*
+ * Whether a Redis message is this instance's own, known by the way its
+ * envelopes begin: {"origin":"<id>" then ',' or '}' (the first member is
+ * the one a parse reads). Its echo then costs a compare, not a parse.
+ */
+static int broker_own_echo(const gw_broker_t *b, const char *payload,
+                           size_t len)
+{
+    return len > b->echo_len && memcmp(payload, b->echo, b->echo_len) == 0 &&
+           (payload[b->echo_len] == ',' || payload[b->echo_len] == '}');
+}
+
+/*
  * A message of one of the Redis channels. The channel routes: an envelope
  * that is not for the target its channel names is dropped (counted), and
  * one for several users is narrowed to the user whose copy this is.
@@ -246,10 +261,16 @@ static void broker_redis_cb(const char *channel, size_t clen,
     gw_event_t *ev;
     const char *reason;
 
-    if (gw_route_channel(b->route, channel, clen, &ch) != 0 ||
-        broker_parse(b, GW_SOURCE_REDIS, payload, len, &ev, &reason) != 0)
+    if (gw_route_channel(b->route, channel, clen, &ch) != 0)
         return;
     /* Delivered here already when this instance published it. */
+    if (broker_own_echo(b, payload, len)) {
+        gw_stat_add(&b->stats, GW_STAT_OWN_ECHOES, 1);
+        return;
+    }
+    if (broker_parse(b, GW_SOURCE_REDIS, payload, len, &ev, &reason) != 0)
+        return;
+    /* The same, from an envelope that does not name its origin first. */
     if (ev->origin != NULL && strcmp(ev->origin, b->instance_id) == 0) {
         gw_stat_add(&b->stats, GW_STAT_OWN_ECHOES, 1);
         gw_event_unref(ev);
@@ -300,6 +321,8 @@ static char *broker_typing_envelope(gw_broker_t *b, const gw_relay_typing_t *t)
     cJSON *data;
     char *text;
 
+    /* The origin first, where its own instance sees it unparsed. */
+    cJSON_AddStringToObject(doc, "origin", b->instance_id);
     cJSON_AddStringToObject(doc, "event", "typing.start");
     cJSON_AddStringToObject(doc, "guildId", t->guild);
     data = cJSON_AddObjectToObject(doc, "data");
@@ -307,7 +330,6 @@ static char *broker_typing_envelope(gw_broker_t *b, const gw_relay_typing_t *t)
     cJSON_AddStringToObject(data, "channelId", t->channel);
     cJSON_AddStringToObject(doc, "excludeUserId", t->user);
     cJSON_AddNumberToObject(doc, "priority", 4);
-    cJSON_AddStringToObject(doc, "origin", b->instance_id);
     text = cJSON_PrintUnformatted(doc);
     cJSON_Delete(doc);
     if (text == NULL)
@@ -898,6 +920,8 @@ gw_broker_t *gw_broker_create(gw_server_t *srv, gw_http_handler_cb api)
     b->cfg = cfg;
     atomic_init(&b->next_cfg, NULL);
     b->instance_id = broker_instance_id(cfg);
+    b->echo = gw_event_stamp_origin("{}", 2, b->instance_id, &b->echo_len);
+    b->echo_len -= 1; /* without the closing brace */
     uv_loop_init(&b->loop);
     uv_async_init(&b->loop, &b->stop, broker_stop_cb);
     uv_async_init(&b->loop, &b->reconf, broker_reconf_cb);
@@ -934,6 +958,7 @@ Error:
     gw_wake_free(&b->relay_wake);
     uv_sem_destroy(&b->quiesced);
     free(b->instance_id);
+    free(b->echo);
     free(b);
     return NULL;
 }
@@ -998,5 +1023,6 @@ void gw_broker_stop(gw_broker_t *b)
     gw_wake_free(&b->relay_wake);
     uv_sem_destroy(&b->quiesced);
     free(b->instance_id);
+    free(b->echo);
     free(b);
 }

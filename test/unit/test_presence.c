@@ -105,9 +105,9 @@ static void expect_said(fixture_t *f, int i, const char *user,
     char want[256];
 
     snprintf(want, sizeof(want),
-             "{\"event\":\"presence.update\",\"guildId\":\"%s\",\"data\":"
-             "{\"userId\":\"%s\",\"status\":\"%s\"},\"excludeUserId\":\"%s\","
-             "\"priority\":4,\"origin\":\"i1\"}",
+             "{\"origin\":\"i1\",\"event\":\"presence.update\",\"guildId\":"
+             "\"%s\",\"data\":{\"userId\":\"%s\",\"status\":\"%s\"},"
+             "\"excludeUserId\":\"%s\",\"priority\":4}",
              guild, user, status, user);
     assert_true(i < f->nsaid);
     assert_string_equal(f->said[i], want);
