@@ -165,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             .sync_limit = 2,
                             .sync_window_ms = 1000};
         gw_log_level = GW_LOG_ERROR + 1;
-        gw_index_init(&ix, &stats, 0);
+        gw_index_init(&ix, &stats, 0, NULL);
         gw_proto_init(&p, NULL, &ix, &cfg, &stats,
                       &(gw_proto_hooks_t){.now = fuzz_now,
                                           .relay_typing = fuzz_typing,

@@ -70,13 +70,16 @@ static void api_health(gw_broker_t *br, const gw_http_request_t *req,
         "{\"status\":\"%s\",\"instance\":\"%s\",\"version\":\"%s\","
         "\"uptime\":%llu,\"connections\":%llu,\"sessions\":%llu,"
         "\"links\":{\"redis\":\"%s\",\"amqp\":\"%s\"},"
-        "\"links_since\":{\"redis\":%llu,\"amqp\":%llu},\"time\":%llu}\n",
+        "\"links_since\":{\"redis\":%llu,\"amqp\":%llu},"
+        "\"redis_channels\":%llu,\"time\":%llu}\n",
         status, gw_broker_instance_id(br), GW_VERSION,
         (unsigned long long)((gw_now_ms() - srv->start_ms) / 1000),
         (unsigned long long)gw_metrics_total(srv, GW_STAT_CONNECTIONS),
         (unsigned long long)gw_metrics_total(srv, GW_STAT_SESSIONS),
         gw_link_state_name(redis.state), gw_link_state_name(amqp.state),
         (unsigned long long)redis.since_ms, (unsigned long long)amqp.since_ms,
+        (unsigned long long)gw_stat_get(gw_broker_stats(br),
+                                        GW_STAT_REDIS_CHANNELS),
         (unsigned long long)gw_link_clock_ms());
     api_reply(res, draining ? 503 : 200, &b);
 }
@@ -179,19 +182,22 @@ static void api_root(gw_broker_t *br, const gw_http_request_t *req,
     api_reply(res, 302, &b);
 }
 
-/* Hands an envelope to the workers, and answers as /publish does. */
+/* Hands an envelope to the broker, and answers as /publish does: the
+ * workers reached here, and whether it went to the whole cluster. */
 static void api_ingest(gw_broker_t *br, const char *json, size_t len,
                        gw_http_response_t *res)
 {
     const char *reason;
     gw_buf_t b = {0};
-    int n = gw_broker_ingest(br, GW_SOURCE_HTTP, json, len, &reason);
+    int cluster;
+    int n = gw_broker_publish(br, json, len, &reason, &cluster);
 
     if (n < 0) {
         api_error(res, n == GW_EFULL ? 503 : 400, reason);
         return;
     }
-    gw_buf_printf(&b, "{\"accepted\":true,\"workers\":%d}\n", n);
+    gw_buf_printf(&b, "{\"accepted\":true,\"workers\":%d,\"scope\":\"%s\"}\n",
+                  n, cluster ? "cluster" : "instance");
     api_reply(res, 202, &b);
 }
 

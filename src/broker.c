@@ -10,6 +10,7 @@
 #include "gw/log.h"
 #include "gw/presence.h"
 #include "gw/redis.h"
+#include "gw/route.h"
 #include "gw/sync.h"
 #include "gw/transport.h"
 #include "gw/worker.h"
@@ -43,19 +44,23 @@ struct gw_broker {
     _Atomic(const gw_config_t *) next_cfg; /* handed over, not yet taken */
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_async_t stop;           /* main thread -> broker: next shutdown phase */
-    uv_async_t reconf;         /* main thread -> broker: next_cfg is set */
-    atomic_int phase;          /* enum broker_phase */
-    uv_sem_t quiesced;         /* posted once BROKER_QUIESCED is done */
-    gw_wake_t relay_wake;      /* workers -> broker: relay queues have work */
-    gw_http_server_t *http;    /* owned; freed by its close callbacks */
-    gw_redis_t *redis;         /* owned */
-    gw_amqp_t *amqp;           /* owned */
-    gw_presence_t *presence;   /* owned; NULL when presence is off */
-    gw_handoff_t *handoff;     /* owned; NULL when handoff or Redis is off */
-    uv_timer_t census_timer;   /* retries a census the queues refused */
-    uint32_t census;           /* the census to hand the workers */
-    char *instance_id;         /* owned */
+    uv_async_t stop;         /* main thread -> broker: next shutdown phase */
+    uv_async_t reconf;       /* main thread -> broker: next_cfg is set */
+    atomic_int phase;        /* enum broker_phase */
+    uv_sem_t quiesced;       /* posted once BROKER_QUIESCED is done */
+    gw_wake_t relay_wake;    /* workers -> broker: relay queues have work */
+    gw_http_server_t *http;  /* owned; freed by its close callbacks */
+    gw_redis_t *redis;       /* owned */
+    gw_route_t *route;       /* owned: what goes on which channel */
+    gw_amqp_t *amqp;         /* owned */
+    gw_presence_t *presence; /* owned; NULL when presence is off */
+    gw_handoff_t *handoff;   /* owned; NULL when handoff or Redis is off */
+    uv_timer_t census_timer; /* retries a census the queues refused */
+    uint32_t census;         /* the census to hand the workers */
+    char *instance_id;       /* owned */
+    char *echo;              /* owned: {"origin":"<instance_id>", how
+                                this instance's envelopes begin */
+    size_t echo_len;
     gw_log_limit_t reject_log; /* invalid events, from any source */
     gw_log_limit_t relay_log;  /* upstream events refused or lost */
     gw_log_limit_t answer_log; /* answers dropped: a worker queue full */
@@ -64,6 +69,15 @@ struct gw_broker {
     uint64_t msg_seq;          /* message ids published so far */
     gw_stats_t stats;
 };
+
+/* Where an event entered; selects the counter. */
+typedef enum gw_source {
+    GW_SOURCE_HTTP,
+    GW_SOURCE_REDIS,
+    GW_SOURCE_AMQP,
+    GW_SOURCE_CLIENT,   /* a client's typing.start, relayed */
+    GW_SOURCE_PRESENCE, /* a presence.update of this instance */
+} gw_source_t;
 
 /* What an upstream event keeps until RabbitMQ confirms it: enough to
  * answer its client if it does not. */
@@ -146,10 +160,6 @@ int gw_broker_upstream_admit(const gw_broker_t *b)
 }
 
 /*
- * Hands ev to every worker, taking the caller's reference. Returns the
- * number of workers reached, or GW_EFULL (then nothing was queued).
- */
-/*
  * Hands ev to every worker, or to the one worker a session id names; the
  * number reached (0 when that worker does not exist), or GW_EFULL.
  */
@@ -185,44 +195,103 @@ static int broker_fanout(gw_broker_t *b, gw_event_t *ev)
     return end - first;
 }
 
-int gw_broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
-                     size_t len, const char **reason)
+/* Parses an envelope from src; one that is not valid is counted and
+ * logged, and *reason says why. */
+static int broker_parse(gw_broker_t *b, gw_source_t src, const char *json,
+                        size_t len, gw_event_t **ev, const char **reason)
 {
-    gw_event_t *ev;
-    int rc = gw_event_parse(json, len, &ev, reason);
+    int rc = gw_event_parse(json, len, ev, reason);
 
     if (rc != 0) {
         gw_stat_add(&b->stats, GW_STAT_PARSE_FAILURES, 1);
         gw_log_limited(&b->reject_log, GW_LOG_INFO,
                        "broker: %s event rejected: %s", broker_source_name[src],
                        *reason);
-        return rc;
     }
-    /* Delivered locally when this instance published it (typing relay). */
-    if (src == GW_SOURCE_REDIS && ev->origin != NULL &&
-        strcmp(ev->origin, b->instance_id) == 0) {
-        gw_stat_add(&b->stats, GW_STAT_OWN_ECHOES, 1);
-        gw_event_unref(ev);
-        return 0;
-    }
-    rc = broker_fanout(b, ev);
-    if (rc >= 0 && broker_source_stat[src] != GW_STAT_COUNT)
-        gw_stat_add(&b->stats, broker_source_stat[src], 1);
-    else
-        *reason = "worker queues are full";
     return rc;
 }
 
-static void broker_redis_cb(const char *payload, size_t len, void *data)
+/* Hands ev to the workers (its reference taken), counted by source: the
+ * number of workers reached, or GW_EFULL with *reason set. */
+static int broker_deliver(gw_broker_t *b, gw_source_t src, gw_event_t *ev,
+                          const char **reason)
 {
+    int rc = broker_fanout(b, ev);
+
+    if (rc < 0)
+        *reason = "worker queues are full";
+    else if (broker_source_stat[src] != GW_STAT_COUNT)
+        gw_stat_add(&b->stats, broker_source_stat[src], 1);
+    return rc;
+}
+
+/* Parses one backend envelope and hands it to the workers here: the
+ * number reached, or GW_EPARSE / GW_EINVAL / GW_EFULL with *reason. */
+static int broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
+                         size_t len, const char **reason)
+{
+    gw_event_t *ev;
+    int rc = broker_parse(b, src, json, len, &ev, reason);
+
+    return rc != 0 ? rc : broker_deliver(b, src, ev, reason);
+}
+
+/*
+ * Whether a Redis message is this instance's own, known by the way its
+ * envelopes begin: {"origin":"<id>" then ',' or '}' (the first member is
+ * the one a parse reads). Its echo then costs a compare, not a parse.
+ */
+static int broker_own_echo(const gw_broker_t *b, const char *payload,
+                           size_t len)
+{
+    return len > b->echo_len && memcmp(payload, b->echo, b->echo_len) == 0 &&
+           (payload[b->echo_len] == ',' || payload[b->echo_len] == '}');
+}
+
+/*
+ * A message of one of the Redis channels. The channel routes: an envelope
+ * that is not for the target its channel names is dropped (counted), and
+ * one for several users is narrowed to the user whose copy this is.
+ */
+static void broker_redis_cb(const char *channel, size_t clen,
+                            const char *payload, size_t len, void *data)
+{
+    gw_broker_t *b = data;
+    gw_channel_t ch;
+    gw_event_t *ev;
     const char *reason;
 
-    gw_broker_t *b = data;
-
+    if (gw_route_channel(b->route, channel, clen, &ch) != 0)
+        return;
+    /* Delivered here already when this instance published it. */
+    if (broker_own_echo(b, payload, len)) {
+        gw_stat_add(&b->stats, GW_STAT_OWN_ECHOES, 1);
+        return;
+    }
+    if (broker_parse(b, GW_SOURCE_REDIS, payload, len, &ev, &reason) != 0)
+        return;
+    /* The same, from an envelope that does not name its origin first. */
+    if (ev->origin != NULL && strcmp(ev->origin, b->instance_id) == 0) {
+        gw_stat_add(&b->stats, GW_STAT_OWN_ECHOES, 1);
+        gw_event_unref(ev);
+        return;
+    }
+    if (gw_route_match(b->route, ev, &ch) != 0) {
+        gw_event_unref(ev);
+        return;
+    }
     /* Pub/sub has no redelivery: a full queue loses this event, logged. */
-    if (gw_broker_ingest(b, GW_SOURCE_REDIS, payload, len, &reason) == GW_EFULL)
+    if (broker_deliver(b, GW_SOURCE_REDIS, ev, &reason) == GW_EFULL)
         gw_log_limited(&b->reject_log, GW_LOG_WARN,
                        "broker: Redis event dropped: %s", reason);
+}
+
+/* The link has a new subscriber connection: every targeted channel. */
+static void broker_resubscribe_cb(void *data)
+{
+    gw_broker_t *b = data;
+
+    gw_route_resubscribe(b->route);
 }
 
 static int broker_amqp_cb(const char *body, size_t len, void *data)
@@ -239,7 +308,7 @@ static int broker_amqp_cb(const char *body, size_t len, void *data)
                        len);
         return GW_ETOOBIG;
     }
-    rc = gw_broker_ingest(b, GW_SOURCE_AMQP, body, len, &reason);
+    rc = broker_ingest(b, GW_SOURCE_AMQP, body, len, &reason);
     if (rc == GW_EPARSE || rc == GW_EINVAL)
         gw_stat_add(&b->stats, GW_STAT_DEAD_LETTERED, 1);
     return rc < 0 ? rc : 0;
@@ -252,6 +321,8 @@ static char *broker_typing_envelope(gw_broker_t *b, const gw_relay_typing_t *t)
     cJSON *data;
     char *text;
 
+    /* The origin first, where its own instance sees it unparsed. */
+    cJSON_AddStringToObject(doc, "origin", b->instance_id);
     cJSON_AddStringToObject(doc, "event", "typing.start");
     cJSON_AddStringToObject(doc, "guildId", t->guild);
     data = cJSON_AddObjectToObject(doc, "data");
@@ -259,7 +330,6 @@ static char *broker_typing_envelope(gw_broker_t *b, const gw_relay_typing_t *t)
     cJSON_AddStringToObject(data, "channelId", t->channel);
     cJSON_AddStringToObject(doc, "excludeUserId", t->user);
     cJSON_AddNumberToObject(doc, "priority", 4);
-    cJSON_AddStringToObject(doc, "origin", b->instance_id);
     text = cJSON_PrintUnformatted(doc);
     cJSON_Delete(doc);
     if (text == NULL)
@@ -299,31 +369,79 @@ void gw_relay_free(gw_relay_t *r)
         free((char *)r->handoff.text);
         free((char *)r->handoff.blob);
         break;
+    case GW_RELAY_INTEREST:
+        gw_interest_changes_free(r->interest.changes, r->interest.n);
+        break;
     }
     free(r);
 }
 
-/* Delivers an envelope of the gateway's own here at once, and to the
- * other instances through Redis (which skip their own echo). */
-static void broker_spread(gw_broker_t *b, gw_source_t src, const char *text,
-                          size_t len)
+/*
+ * Delivers an envelope here at once, and to the other instances through
+ * the channels of its targets (they skip it if it comes back here: its
+ * origin is this instance). Parsed once, its channels read before the
+ * event goes to the workers. What the workers here cannot take now
+ * (GW_EFULL) goes nowhere: the caller hears that nothing was delivered.
+ * Returns as broker_ingest; *published says whether Redis took it.
+ */
+static int broker_spread(gw_broker_t *b, gw_source_t src, const char *text,
+                         size_t len, const char **reason, int *published)
+{
+    gw_channel_list_t to = {0};
+    gw_event_t *ev;
+    int rc = broker_parse(b, src, text, len, &ev, reason);
+
+    *published = 0;
+    if (rc != 0)
+        return rc;
+    gw_route_channels(b->route, ev, &to);
+    rc = broker_deliver(b, src, ev, reason);
+    if (rc != GW_EFULL && gw_redis_link(b->redis).state != GW_LINK_DISABLED) {
+        *published = gw_route_publish(b->route, &to, text, len) == 0;
+        if (!*published)
+            gw_stat_add(&b->stats, GW_STAT_REDIS_PUBLISH_FAILURES, 1);
+    }
+    gw_channel_list_free(&to);
+    return rc;
+}
+
+/* An envelope of the gateway's own (typing, presence): spread, and a
+ * failure here logged. */
+static void broker_spread_own(gw_broker_t *b, gw_source_t src, const char *text,
+                              size_t len)
 {
     const char *reason;
+    int published;
 
-    if (gw_broker_ingest(b, src, text, len, &reason) < 0)
+    if (broker_spread(b, src, text, len, &reason, &published) < 0)
         gw_log_limited(&b->reject_log, GW_LOG_WARN,
                        "broker: %s event not delivered: %s",
                        broker_source_name[src], reason);
-    if (gw_redis_link(b->redis).state != GW_LINK_DISABLED &&
-        gw_redis_publish(b->redis, text, len) != 0)
-        gw_stat_add(&b->stats, GW_STAT_REDIS_PUBLISH_FAILURES, 1);
+}
+
+int gw_broker_publish(gw_broker_t *b, const char *json, size_t len,
+                      const char **reason, int *cluster)
+{
+    size_t n;
+    char *stamped;
+    int rc;
+
+    *cluster = 0;
+    if (!gw_route_targeted(b->route))
+        return broker_ingest(b, GW_SOURCE_HTTP, json, len, reason);
+    stamped = gw_event_stamp_origin(json, len, b->instance_id, &n);
+    if (stamped == NULL) /* not an object: parsing says so */
+        return broker_ingest(b, GW_SOURCE_HTTP, json, len, reason);
+    rc = broker_spread(b, GW_SOURCE_HTTP, stamped, n, reason, cluster);
+    free(stamped);
+    return rc;
 }
 
 static void broker_relay_typing(gw_broker_t *b, gw_relay_t *r)
 {
     char *text = broker_typing_envelope(b, &r->typing);
 
-    broker_spread(b, GW_SOURCE_CLIENT, text, strlen(text));
+    broker_spread_own(b, GW_SOURCE_CLIENT, text, strlen(text));
     cJSON_free(text);
     gw_relay_free(r);
 }
@@ -332,7 +450,7 @@ static void broker_relay_typing(gw_broker_t *b, gw_relay_t *r)
 
 static void broker_announce(void *data, const char *json, size_t len)
 {
-    broker_spread(data, GW_SOURCE_PRESENCE, json, len);
+    broker_spread_own(data, GW_SOURCE_PRESENCE, json, len);
 }
 
 /* Asks every worker for the census; queues that are full now are tried
@@ -693,6 +811,25 @@ static void broker_relay_sync(gw_broker_t *b, gw_relay_t *r)
     broker_sync_fail(b, r, rc);
 }
 
+/* A worker's targets, counted with the others'; what changed goes to the
+ * link at the end of the turn (gw_route_flush). */
+static void broker_relay_interest(gw_broker_t *b, gw_relay_t *r)
+{
+    gw_route_interest(b->route, r->interest.changes, r->interest.n);
+    gw_relay_free(r);
+}
+
+/* Each relay kind's handler; each frees the relay. */
+static void (*const broker_relays[])(gw_broker_t *, gw_relay_t *) = {
+    [GW_RELAY_TYPING] = broker_relay_typing,
+    [GW_RELAY_UPSTREAM] = broker_relay_upstream,
+    [GW_RELAY_SYNC] = broker_relay_sync,
+    [GW_RELAY_PRESENCE] = broker_relay_presence,
+    [GW_RELAY_HANDOVER] = broker_relay_handover,
+    [GW_RELAY_HANDOFF] = broker_relay_handoff,
+    [GW_RELAY_INTEREST] = broker_relay_interest,
+};
+
 static void broker_relay_cb(gw_wake_t *wk)
 {
     gw_broker_t *b = wk->data;
@@ -706,26 +843,18 @@ static void broker_relay_cb(gw_wake_t *wk)
             /* Once quiesced nothing may reach the stopping workers. */
             if (quiet)
                 gw_relay_free(r);
-            else if (r->kind == GW_RELAY_UPSTREAM)
-                broker_relay_upstream(b, r);
-            else if (r->kind == GW_RELAY_SYNC)
-                broker_relay_sync(b, r);
-            else if (r->kind == GW_RELAY_PRESENCE)
-                broker_relay_presence(b, r);
-            else if (r->kind == GW_RELAY_HANDOVER)
-                broker_relay_handover(b, r);
-            else if (r->kind == GW_RELAY_HANDOFF)
-                broker_relay_handoff(b, r);
             else
-                broker_relay_typing(b, r);
+                broker_relays[r->kind](b, r);
             n++;
         }
         more |= gw_queue_depth(&srv->workers[i]->relays) > 0;
     }
     if (more)
         gw_wake_signal(&b->relay_wake);
-    if (!quiet)
-        broker_presence_check(b);
+    if (quiet)
+        return;
+    broker_presence_check(b);
+    gw_route_flush(b->route);
 }
 
 static void broker_reconf_cb(uv_async_t *h)
@@ -748,6 +877,7 @@ static void broker_stop_cb(uv_async_t *h)
          * nothing; presence is freed on a later turn. */
         if (b->presence != NULL)
             gw_presence_stop(b->presence);
+        gw_route_stop(b->route); /* before the link it uses */
         gw_redis_stop(b->redis);
         /* After the link: its stop answered every call in flight. */
         if (b->handoff != NULL)
@@ -791,6 +921,8 @@ gw_broker_t *gw_broker_create(gw_server_t *srv, gw_http_handler_cb api)
     b->cfg = cfg;
     atomic_init(&b->next_cfg, NULL);
     b->instance_id = broker_instance_id(cfg);
+    b->echo = gw_event_stamp_origin("{}", 2, b->instance_id, &b->echo_len);
+    b->echo_len -= 1; /* without the closing brace */
     uv_loop_init(&b->loop);
     uv_async_init(&b->loop, &b->stop, broker_stop_cb);
     uv_async_init(&b->loop, &b->reconf, broker_reconf_cb);
@@ -827,6 +959,7 @@ Error:
     gw_wake_free(&b->relay_wake);
     uv_sem_destroy(&b->quiesced);
     free(b->instance_id);
+    free(b->echo);
     free(b);
     return NULL;
 }
@@ -838,13 +971,18 @@ void gw_broker_run(gw_broker_t *b)
     int handoff = cfg->redis_enabled && cfg->handoff;
 
     gw_handoff_channel(cfg, control, sizeof(control));
+    b->route = gw_route_start(&b->loop, cfg, &b->stats);
     b->redis = gw_redis_start(
-        &b->loop, cfg,
+        &b->loop, cfg, &b->stats,
         &(gw_redis_hooks_t){.message = broker_redis_cb,
+                            .resubscribe = gw_route_targeted(b->route)
+                                               ? broker_resubscribe_cb
+                                               : NULL,
                             .state = broker_redis_state_cb,
                             .control = handoff ? control : NULL,
                             .control_message = broker_handoff_control_cb,
                             .data = b});
+    gw_route_set_redis(b->route, b->redis);
     if (handoff)
         b->handoff =
             gw_handoff_new(b->redis, cfg, b->instance_id, &b->stats,
@@ -860,7 +998,9 @@ void gw_broker_run(gw_broker_t *b)
         &b->loop, cfg, b->instance_id,
         &(gw_amqp_hooks_t){broker_amqp_cb, broker_confirm_cb, b, &b->upstream});
     gw_info("broker: instance %s, redis %s, amqp %s", b->instance_id,
-            cfg->redis_enabled ? "enabled" : "disabled",
+            !cfg->redis_enabled   ? "disabled"
+            : cfg->redis_targeted ? "enabled (targeted channels)"
+                                  : "enabled (one channel)",
             cfg->amqp_enabled ? "enabled" : "disabled");
     if (uv_thread_create(&b->thread, broker_main, b) != 0) {
         gw_error("cannot start the broker thread");
@@ -884,5 +1024,6 @@ void gw_broker_stop(gw_broker_t *b)
     gw_wake_free(&b->relay_wake);
     uv_sem_destroy(&b->quiesced);
     free(b->instance_id);
+    free(b->echo);
     free(b);
 }

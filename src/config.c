@@ -398,7 +398,23 @@ static const config_option_t config_options[] = {
                    "Redis AUTH password; empty = no AUTH"),
     OPT_STR("redis.channel", CONFIG_RESTART_ONLY, redis_channel,
             "gateway_events", NULL,
-            "Pub/sub channel shared by all gateway instances"),
+            "Pub/sub channel shared by all gateway instances; the targeted "
+            "channels are named after it (<channel>:guild:<id>...)"),
+    OPT_BOOL("redis.targeted", CONFIG_RESTART_ONLY, redis_targeted, "true",
+             "Subscribe to a channel per guild, user and session held here, "
+             "and publish to the channels of an envelope's targets, so that "
+             "an event reaches only the instances of its recipients; false = "
+             "the plain channel alone and POST /publish local, as before "
+             "(while instances of older versions share the channel)"),
+    OPT_U32("redis.unsubscribe_linger_ms", CONFIG_RESTART_ONLY,
+            redis_unsubscribe_linger_ms, "3000", 0, 3600000, NULL,
+            "A guild's or user's channel stays subscribed this long after "
+            "its last session here left, for a session that comes back"),
+    OPT_U32("redis.max_user_channels", CONFIG_RESTART_ONLY,
+            redis_max_user_channels, "64", 1, 1024, NULL,
+            "An envelope for at most this many users is published to each "
+            "user's channel; one for more goes on the plain channel, which "
+            "every instance reads"),
     OPT_BOOL("amqp.enabled", CONFIG_RESTART_ONLY, amqp_enabled, "true",
              "Consume backend events from RabbitMQ"),
     OPT_STR("amqp.host", CONFIG_RESTART_ONLY, amqp_host, "127.0.0.1", NULL,

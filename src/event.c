@@ -1,6 +1,7 @@
 #include "gw/event.h"
 
 #include "gw/alloc.h"
+#include "gw/buf.h"
 #include "gw/error.h"
 #include "gw/hex.h"
 
@@ -377,6 +378,32 @@ Error:
         gw_event_unref(ev);
     cJSON_Delete(doc);
     return rc;
+}
+
+static size_t event_skip_space(const char *json, size_t len, size_t i)
+{
+    while (i < len && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' ||
+                       json[i] == '\r'))
+        i++;
+    return i;
+}
+
+char *gw_event_stamp_origin(const char *json, size_t len, const char *origin,
+                            size_t *out_len)
+{
+    size_t open = event_skip_space(json, len, 0), rest;
+    gw_buf_t o = {0};
+
+    if (open == len || json[open] != '{')
+        return NULL;
+    rest = event_skip_space(json, len, open + 1);
+    gw_buf_printf(&o, "{\"origin\":");
+    gw_buf_json_string(&o, origin);
+    /* An empty object takes no comma: {"origin":..} alone. */
+    if (rest < len && json[rest] != '}')
+        gw_buf_append(&o, ",", 1);
+    gw_buf_append(&o, json + open + 1, len - open - 1);
+    return gw_buf_steal(&o, out_len);
 }
 
 /* A gateway-made event for one session: one reference, priority 1. */

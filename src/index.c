@@ -1,6 +1,7 @@
 #include "gw/index.h"
 
 #include "gw/alloc.h"
+#include "gw/hex.h"
 #include "gw/hs.h"
 
 #include <stdbool.h>
@@ -16,9 +17,11 @@
 #define USER_OF(key) ((gw_user_t *)((char *)(key)-offsetof(gw_user_t, id)))
 #define INDEX_NO_SLOT UINT32_MAX
 
-void gw_index_init(gw_index_t *ix, gw_stats_t *stats, uint8_t tag)
+void gw_index_init(gw_index_t *ix, gw_stats_t *stats, uint8_t tag,
+                   const gw_index_hooks_t *hooks)
 {
     ix->stats = stats;
+    ix->hooks = hooks != NULL ? *hooks : (gw_index_hooks_t){NULL, NULL};
     ix->tag = tag;
     ix->slots = NULL;
     ix->nslots = ix->cap = 0;
@@ -46,6 +49,27 @@ void gw_index_free(gw_index_t *ix)
     index_free_all(&ix->guilds, offsetof(gw_guild_t, id));
     index_free_all(&ix->users, offsetof(gw_user_t, id));
     free(ix->slots);
+}
+
+/* Tells the owner of a target's first session here, or its last gone. */
+static void index_interest(gw_index_t *ix, gw_interest_kind_t kind,
+                           const char *id, int delta)
+{
+    if (ix->hooks.interest != NULL)
+        ix->hooks.interest(ix->hooks.data, kind, id, delta);
+}
+
+/* The same for a session, named by its id in hex. */
+static void index_session_interest(gw_index_t *ix, const gw_session_t *s,
+                                   int delta)
+{
+    char hex[2 * GW_SESSION_ID_LEN + 1];
+
+    if (ix->hooks.interest == NULL)
+        return;
+    gw_hex_encode(s->id, GW_SESSION_ID_LEN, hex);
+    hex[2 * GW_SESSION_ID_LEN] = '\0';
+    ix->hooks.interest(ix->hooks.data, GW_INTEREST_SESSION, hex, delta);
 }
 
 gw_guild_t *gw_index_guild(gw_index_t *ix, const char *guild)
@@ -144,6 +168,7 @@ static gw_guild_t *index_guild_create(gw_index_t *ix, const char *id)
     memcpy(g->id, id, len + 1);
     ck_hs_put(&ix->guilds, CK_HS_HASH(&ix->guilds, gw_hs_hash, g->id), g->id);
     gw_stat_add(ix->stats, GW_STAT_GUILDS, 1);
+    index_interest(ix, GW_INTEREST_GUILD, g->id, 1);
     return g;
 }
 
@@ -187,6 +212,7 @@ static void index_unlink_member(gw_index_t *ix, gw_member_t *m)
         ck_hs_remove(&ix->guilds, CK_HS_HASH(&ix->guilds, gw_hs_hash, g->id),
                      g->id);
         gw_stat_add(ix->stats, GW_STAT_GUILDS, -1);
+        index_interest(ix, GW_INTEREST_GUILD, g->id, -1);
         free(g);
     }
     free(m);
@@ -226,7 +252,9 @@ void gw_index_add_session(gw_index_t *ix, gw_session_t *s, const char *user)
         u->count = 0;
         memcpy(u->id, user, len + 1);
         ck_hs_put(&ix->users, CK_HS_HASH(&ix->users, gw_hs_hash, u->id), u->id);
+        index_interest(ix, GW_INTEREST_USER, u->id, 1);
     }
+    index_session_interest(ix, s, 1);
     s->user = u;
     s->user_prev = NULL;
     s->user_next = u->sessions;
@@ -247,9 +275,11 @@ static void index_remove_session(gw_index_t *ix, gw_session_t *s)
     if (s->user_next != NULL)
         s->user_next->user_prev = s->user_prev;
     s->user = NULL;
+    index_session_interest(ix, s, -1);
     if (--u->count == 0) {
         ck_hs_remove(&ix->users, CK_HS_HASH(&ix->users, gw_hs_hash, u->id),
                      u->id);
+        index_interest(ix, GW_INTEREST_USER, u->id, -1);
         free(u);
     }
 }

@@ -144,15 +144,17 @@ static void presence_announce_one(gw_presence_t *p, const char *user,
 {
     gw_buf_t o = {0};
 
-    gw_buf_printf(&o, "{\"event\":\"presence.update\",\"guildId\":");
+    /* The origin first: an instance knows its own echo by its first
+     * bytes (gw_event_stamp_origin's form), without parsing it. */
+    gw_buf_printf(&o, "{\"origin\":");
+    gw_buf_json_string(&o, p->instance);
+    gw_buf_printf(&o, ",\"event\":\"presence.update\",\"guildId\":");
     gw_buf_json_string(&o, guild);
     gw_buf_printf(&o, ",\"data\":{\"userId\":");
     gw_buf_json_string(&o, user);
     gw_buf_printf(&o, ",\"status\":\"%s\"},\"excludeUserId\":", status);
     gw_buf_json_string(&o, user);
-    gw_buf_printf(&o, ",\"priority\":4,\"origin\":");
-    gw_buf_json_string(&o, p->instance);
-    gw_buf_printf(&o, "}");
+    gw_buf_printf(&o, ",\"priority\":4}");
     p->hooks.announce(p->hooks.data, o.data, o.len);
     free(o.data);
 }

@@ -1,7 +1,7 @@
 /*
  * The Redis link: two hiredis connections on the broker thread's loop, one
- * SUBSCRIBEd to the channel (a subscribed connection can run nothing else),
- * one for PUBLISH. They live and die together: a failure of either is a
+ * SUBSCRIBEd to the channels (a subscribed connection can run nothing
+ * else), one for PUBLISH. They live and die together: a failure of either is a
  * failure of the link, which drops both and opens both again after a
  * backoff, so the state has one meaning for /health.
  *
@@ -41,14 +41,26 @@
  */
 #define REDIS_MAX_PENDING 4096
 
+/*
+ * Channels per SUBSCRIBE or UNSUBSCRIBE command. Redis takes many more, but
+ * a command is read whole into its query buffer and answered at once: a
+ * resubscribe of 100,000 channels goes as 98 commands of bounded size
+ * rather than one of several megabytes.
+ */
+#define REDIS_CHANNELS_PER_COMMAND 1024
+
 struct gw_redis {
     uv_loop_t *loop;         /* borrowed: the broker thread's */
     const gw_config_t *cfg;  /* borrowed: outlives the link */
     gw_redis_hooks_t hooks;  /* the owner's; hooks.control owned */
+    gw_stats_t *stats;       /* borrowed: the owner's counters */
     gw_link_status_t status; /* as /health reports it */
     redisAsyncContext *sub;  /* the SUBSCRIBEd connection; NULL when none */
     redisAsyncContext *pub;  /* the PUBLISHing connection; NULL when none */
-    int subscribed;          /* sub has confirmed its SUBSCRIBE */
+    int subscribed;          /* Redis confirmed sub's first channels */
+    size_t unconfirmed;      /* of those, not yet confirmed */
+    int opening;             /* the resubscribe hook runs: its channels
+                                are among the first */
     int pub_ready;           /* pub is connected: PUBLISH may be queued */
     unsigned pending;        /* commands on pub not yet answered */
     int failed;              /* the link failed; the timer will reap */
@@ -111,6 +123,7 @@ static void redis_fail(gw_redis_t *r, const char *what, const char *why)
     r->failed = 1;
     r->subscribed = 0;
     r->pub_ready = 0;
+    gw_stat_set(r->stats, GW_STAT_REDIS_CHANNELS, 0);
     snprintf(reason, sizeof(reason), "%s: %s", what, why);
     redis_set_state(r, GW_LINK_DOWN, reason);
     uv_timer_start(&r->timer, redis_timer_cb, 0, 0);
@@ -124,7 +137,9 @@ static void redis_up_if_ready(gw_redis_t *r)
     if (!r->subscribed || !r->pub_ready)
         return;
     r->attempt = 0;
-    snprintf(why, sizeof(why), "up, subscribed to %s", r->cfg->redis_channel);
+    snprintf(why, sizeof(why), "up, subscribed to %s (%llu channels)",
+             r->cfg->redis_channel,
+             (unsigned long long)gw_stat_get(r->stats, GW_STAT_REDIS_CHANNELS));
     redis_set_state(r, GW_LINK_UP, why);
 }
 
@@ -180,25 +195,45 @@ static void redis_disconnect_cb(const redisAsyncContext *ac, int status)
         redis_fail(r, "connection lost", ac->c.errstr);
 }
 
-/* A message of one of the two channels, to its hook. */
+/* A message, to the control hook or the message hook by its channel. */
 static void redis_deliver(gw_redis_t *r, const redisReply *channel,
                           const redisReply *payload)
 {
     const char *control = r->hooks.control;
 
-    if (control != NULL && channel->type == REDIS_REPLY_STRING &&
-        channel->len == strlen(control) &&
+    if (control != NULL && channel->len == strlen(control) &&
         memcmp(channel->str, control, channel->len) == 0)
         r->hooks.control_message(payload->str, payload->len, r->hooks.data);
     else
-        r->hooks.message(payload->str, payload->len, r->hooks.data);
+        r->hooks.message(channel->str, channel->len, payload->str, payload->len,
+                         r->hooks.data);
 }
 
 /*
- * Every reply of the subscribed connection: the confirmation, then one
- * ["message", channel, payload] per event; NULL while hiredis frees it. An
- * error reply never gets here: hiredis takes one on a subscribed connection
- * as fatal and disconnects, so it arrives as redis_disconnect_cb.
+ * A channel confirmed (subscribe) or let go (unsubscribe), with the number
+ * the connection holds now. Replies come in the order of the commands, so
+ * the link is subscribed when the last of its first channels is confirmed.
+ */
+static void redis_confirmed(gw_redis_t *r, const redisReply *rep)
+{
+    const redisReply *count = rep->element[2];
+
+    if (count->type == REDIS_REPLY_INTEGER && count->integer >= 0)
+        gw_stat_set(r->stats, GW_STAT_REDIS_CHANNELS, (uint64_t)count->integer);
+    if (strcmp(rep->element[0]->str, "subscribe") != 0 || r->unconfirmed == 0)
+        return;
+    if (--r->unconfirmed == 0) {
+        r->subscribed = 1;
+        redis_up_if_ready(r);
+    }
+}
+
+/*
+ * Every reply of the subscribed connection: one confirmation per channel,
+ * one ["message", channel, payload] per event; NULL while hiredis frees
+ * it. An error reply never gets here: hiredis takes one on a subscribed
+ * connection as fatal and disconnects, so it arrives as
+ * redis_disconnect_cb.
  */
 static void redis_sub_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -210,16 +245,15 @@ static void redis_sub_cb(redisAsyncContext *ac, void *reply, void *privdata)
     if (rep == NULL || r->failed)
         return;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
-        rep->element[0]->type != REDIS_REPLY_STRING)
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_STRING)
         return;
     kind = rep->element[0]->str;
     if (strcmp(kind, "message") == 0 &&
-        rep->element[2]->type == REDIS_REPLY_STRING) {
+        rep->element[2]->type == REDIS_REPLY_STRING)
         redis_deliver(r, rep->element[1], rep->element[2]);
-    } else if (strcmp(kind, "subscribe") == 0) {
-        r->subscribed = 1;
-        redis_up_if_ready(r);
-    }
+    else if (strcmp(kind, "subscribe") == 0 || strcmp(kind, "unsubscribe") == 0)
+        redis_confirmed(r, rep);
 }
 
 /* AUTH's reply on either connection; privdata names the connection. */
@@ -277,21 +311,24 @@ Error:
     return NULL;
 }
 
-/* Opens both connections to ip; SUBSCRIBE is queued behind AUTH. */
+/*
+ * Opens both connections to ip. SUBSCRIBE is queued behind AUTH: the
+ * configured channel and control, then what the owner wants besides.
+ */
 static void redis_open_both(gw_redis_t *r, const char *ip)
 {
-    const char *channel = r->cfg->redis_channel;
+    const char *first[2] = {r->cfg->redis_channel, r->hooks.control};
+    size_t lens[2] = {strlen(first[0]), first[1] ? strlen(first[1]) : 0};
 
     r->sub = redis_open(r, ip, "subscriber");
     if (r->sub == NULL)
         return;
-    if (r->hooks.control != NULL)
-        redisAsyncCommand(r->sub, redis_sub_cb, NULL, "SUBSCRIBE %b %b",
-                          channel, strlen(channel), r->hooks.control,
-                          strlen(r->hooks.control));
-    else
-        redisAsyncCommand(r->sub, redis_sub_cb, NULL, "SUBSCRIBE %b", channel,
-                          strlen(channel));
+    r->unconfirmed = 0;
+    r->opening = 1;
+    gw_redis_subscribe(r, 1, first, lens, first[1] != NULL ? 2 : 1);
+    if (r->hooks.resubscribe != NULL)
+        r->hooks.resubscribe(r->hooks.data);
+    r->opening = 0;
     r->pending = 0;
     r->pub = redis_open(r, ip, "publisher");
 }
@@ -389,12 +426,13 @@ static void redis_timer_cb(uv_timer_t *t)
 }
 
 gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
-                           const gw_redis_hooks_t *hooks)
+                           gw_stats_t *stats, const gw_redis_hooks_t *hooks)
 {
     gw_redis_t *r = gw_calloc(1, sizeof(*r));
 
     r->loop = loop;
     r->cfg = cfg;
+    r->stats = stats;
     r->hooks = *hooks;
     if (hooks->control != NULL)
         r->hooks.control = gw_strdup(hooks->control);
@@ -585,17 +623,61 @@ int gw_redis_eval(gw_redis_t *r, const gw_redis_script_t *s, int argc,
     return gw_redis_eval_bin(r, s, argc, argv, NULL, cb, data);
 }
 
-int gw_redis_publish(gw_redis_t *r, const char *payload, size_t len)
+int gw_redis_publish_to(gw_redis_t *r, const char *const *channels,
+                        const size_t *lens, size_t n, const char *payload,
+                        size_t len)
 {
-    const char *channel = r->cfg->redis_channel;
     int rc = redis_room(r);
 
     if (rc != 0)
         return rc;
-    if (redisAsyncCommand(r->pub, redis_publish_cb, NULL, "PUBLISH %b %b",
-                          channel, strlen(channel), payload, len) != REDIS_OK)
+    if (r->pending + n > REDIS_MAX_PENDING)
+        return GW_EFULL;
+    for (size_t i = 0; i < n; i++) {
+        /* hiredis refuses only a context that is being freed, which a
+         * connected publisher is not: all go, or none. */
+        if (redisAsyncCommand(r->pub, redis_publish_cb, NULL, "PUBLISH %b %b",
+                              channels[i], lens[i], payload, len) != REDIS_OK)
+            return GW_ECLOSED;
+        r->pending++;
+        gw_stat_add(r->stats, GW_STAT_REDIS_PUBLISHES, 1);
+    }
+    return 0;
+}
+
+/* One SUBSCRIBE or UNSUBSCRIBE of n channels (at most the command's
+ * share), each confirmed by its own reply to redis_sub_cb. */
+static void redis_subscribe_some(gw_redis_t *r, int on,
+                                 const char *const *channels,
+                                 const size_t *lens, size_t n)
+{
+    const char *argv[REDIS_CHANNELS_PER_COMMAND + 1];
+    size_t argl[REDIS_CHANNELS_PER_COMMAND + 1];
+
+    argv[0] = on ? "SUBSCRIBE" : "UNSUBSCRIBE";
+    argl[0] = strlen(argv[0]);
+    memcpy(argv + 1, channels, n * sizeof(*channels));
+    memcpy(argl + 1, lens, n * sizeof(*lens));
+    if (redisAsyncCommandArgv(r->sub, on ? redis_sub_cb : NULL, NULL,
+                              (int)n + 1, argv, argl) != REDIS_OK)
+        return; /* a context being freed: the next one subscribes anew */
+    gw_stat_add(r->stats,
+                on ? GW_STAT_REDIS_SUBSCRIBES : GW_STAT_REDIS_UNSUBSCRIBES, 1);
+    if (on && r->opening)
+        r->unconfirmed += n;
+}
+
+int gw_redis_subscribe(gw_redis_t *r, int on, const char *const *channels,
+                       const size_t *lens, size_t n)
+{
+    if (r->sub == NULL || r->failed)
         return GW_ECLOSED;
-    r->pending++;
+    for (size_t i = 0; i < n; i += REDIS_CHANNELS_PER_COMMAND) {
+        size_t k = n - i < REDIS_CHANNELS_PER_COMMAND
+                       ? n - i
+                       : REDIS_CHANNELS_PER_COMMAND;
+        redis_subscribe_some(r, on, channels + i, lens + i, k);
+    }
     return 0;
 }
 

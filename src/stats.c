@@ -166,6 +166,32 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_PRESENCE_CENSUSES] = {"presence_censuses",
         "Censuses of the workers' users, taken when the Redis link comes up "
         "or goes down.", 0, B},
+    [GW_STAT_EVENTS_REDIS_PLAIN] = {"events_redis_plain",
+        "Messages received on the plain channel (redis.channel).", 0, B},
+    [GW_STAT_EVENTS_REDIS_GUILD] = {"events_redis_guild",
+        "Messages received on guild channels.", 0, B},
+    [GW_STAT_EVENTS_REDIS_USER] = {"events_redis_user",
+        "Messages received on user channels.", 0, B},
+    [GW_STAT_EVENTS_REDIS_SESSION] = {"events_redis_session",
+        "Messages received on session channels.", 0, B},
+    [GW_STAT_REDIS_MISMATCHES] = {"redis_target_mismatches",
+        "Envelopes not delivered: not for the target their channel names.",
+        0, B},
+    [GW_STAT_REDIS_PUBLISHES] = {"redis_publishes",
+        "PUBLISH commands sent, one per channel an envelope went to.", 0, B},
+    [GW_STAT_REDIS_SUBSCRIBES] = {"redis_subscribe_commands",
+        "SUBSCRIBE commands sent (up to 1024 channels each).", 0, B},
+    [GW_STAT_REDIS_UNSUBSCRIBES] = {"redis_unsubscribe_commands",
+        "UNSUBSCRIBE commands sent (up to 1024 channels each).", 0, B},
+    [GW_STAT_REDIS_CHANNELS] = {"redis_channels",
+        "Channels the subscriber connection holds, as Redis counts them.",
+        1, B},
+    [GW_STAT_INTEREST_TARGETS] = {"targets_wanted",
+        "Guilds, users and sessions whose channels this instance wants, "
+        "lingering ones included.", 1, B},
+    [GW_STAT_INTEREST_LINGERING] = {"targets_lingering",
+        "Of those, targets no session here holds any more, kept for "
+        "redis.unsubscribe_linger_ms.", 1, B},
 };
 #undef W
 #undef A

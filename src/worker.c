@@ -22,12 +22,53 @@
 #define WORKER_ACCEPTS_PER_TURN 256
 #define WORKER_EVENTS_PER_TURN 256
 
-/* Before the loop polls: one write per connection with output. */
+/* The index's word: a target's first session here or its last gone, kept
+ * until the end of the loop turn. */
+static void worker_interest(void *data, gw_interest_kind_t kind, const char *id,
+                            int delta)
+{
+    gw_worker_t *w = data;
+
+    if (w->ninterest == w->interest_cap) {
+        w->interest_cap = w->interest_cap ? 2 * w->interest_cap : 16;
+        w->interest =
+            gw_realloc(w->interest, w->interest_cap * sizeof(*w->interest));
+    }
+    w->interest[w->ninterest++] =
+        (gw_interest_change_t){kind, delta, gw_strdup(id)};
+}
+
+/*
+ * Hands the turn's interest to the broker in one relay. When the relay
+ * queue is full it stays for a later turn (the tick makes one at least):
+ * a +1 lost would leave a target unheard on this instance.
+ */
+static void worker_interest_flush(gw_worker_t *w)
+{
+    gw_relay_t *r;
+
+    if (w->ninterest == 0)
+        return;
+    r = gw_calloc(1, sizeof(*r));
+    r->kind = GW_RELAY_INTEREST;
+    r->worker = w->id;
+    r->interest = (gw_relay_interest_t){w->interest, w->ninterest};
+    if (gw_queue_push(&w->relays, r) != 0) {
+        free(r);
+        return;
+    }
+    w->interest = NULL;
+    w->ninterest = w->interest_cap = 0;
+}
+
+/* Before the loop polls: one write per connection with output, and one
+ * relay with the turn's interest. */
 static void worker_flush_cb(uv_prepare_t *h)
 {
     gw_worker_t *w = h->data;
 
     gw_transport_loop_flush(&w->ws.io);
+    worker_interest_flush(w);
 }
 
 static void worker_tick_cb(uv_timer_t *h)
@@ -502,7 +543,11 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_queue_init(&w->events, cfg->queue_size, &w->wake);
     gw_queue_init(&w->relays, cfg->queue_size,
                   gw_broker_relay_wake(srv->broker));
-    gw_index_init(&w->index, &w->stats, (uint8_t)id);
+    /* Only targeted channels want to hear of the tables' targets. */
+    gw_index_init(&w->index, &w->stats, (uint8_t)id,
+                  cfg->redis_enabled && cfg->redis_targeted
+                      ? &(gw_index_hooks_t){worker_interest, w}
+                      : NULL);
     gw_ws_loop_init(&w->ws, &w->loop, &gw_proto_ws_cb, &w->proto, cfg,
                     srv->peers, &w->stats, id);
     if (srv->tls != NULL) {
@@ -564,6 +609,7 @@ void gw_worker_free(gw_worker_t *w)
     if (w->srv->tls != NULL)
         gw_tls_loop_free(&w->tls);
     gw_index_free(&w->index);
+    gw_interest_changes_free(w->interest, w->ninterest);
     gw_queue_free(&w->fds);
     gw_queue_free(&w->events);
     gw_queue_free(&w->relays);

@@ -10,6 +10,7 @@
 #include "gw/event.h"
 #include "gw/handoff.h"
 #include "gw/http.h"
+#include "gw/interest.h"
 #include "gw/link.h"
 #include "gw/presence.h"
 #include "gw/server.h"
@@ -17,15 +18,6 @@
 #include "gw/wake.h"
 
 #include <uv.h>
-
-/* Where an event entered; selects the counter. */
-typedef enum gw_source {
-    GW_SOURCE_HTTP,
-    GW_SOURCE_REDIS,
-    GW_SOURCE_AMQP,
-    GW_SOURCE_CLIENT,   /* a client's typing.start, relayed */
-    GW_SOURCE_PRESENCE, /* a presence.update of this instance */
-} gw_source_t;
 
 typedef enum gw_relay_kind {
     GW_RELAY_TYPING,   /* a client's typing.start, for the guild */
@@ -35,6 +27,7 @@ typedef enum gw_relay_kind {
     GW_RELAY_HANDOVER, /* a connection resuming a session of another
                           worker, to hand to that worker */
     GW_RELAY_HANDOFF,  /* a step of a drain handoff (step), through Redis */
+    GW_RELAY_INTEREST, /* targets the worker began or ceased to hold */
 } gw_relay_kind_t;
 
 /* A client's typing.start, for the guild (GW_RELAY_TYPING). */
@@ -80,6 +73,14 @@ typedef struct gw_relay_handover {
     gw_grant_t grant;                   /* owned: what its token grants */
 } gw_relay_handover_t;
 
+/* Targets the worker began or ceased to hold (GW_RELAY_INTEREST): what
+ * its index said during one loop turn, in order, so that a session joining
+ * 50 guilds is one relay and one wake-up of the broker. */
+typedef struct gw_relay_interest {
+    gw_interest_change_t *changes; /* owned, with their ids */
+    size_t n;
+} gw_relay_interest_t;
+
 /* What a worker hands the broker through its relay queue: one of these,
  * by kind. */
 typedef struct gw_relay {
@@ -91,6 +92,7 @@ typedef struct gw_relay {
         gw_relay_presence_t presence;
         gw_relay_handover_t handover;
         gw_handoff_msg_t handoff; /* its text and blob owned */
+        gw_relay_interest_t interest;
     };
 } gw_relay_t;
 
@@ -134,12 +136,17 @@ int gw_broker_upstream_admit(const gw_broker_t *b);
 gw_wake_t *gw_broker_relay_wake(gw_broker_t *b);
 
 /*
- * Parses one backend envelope and hands it to every worker. Broker thread
- * only. Returns the number of workers reached, or GW_EPARSE / GW_EINVAL with
- * *reason set, or GW_EFULL when a worker queue has no room (nothing queued).
+ * A backend's envelope from the HTTP API (POST /publish, /sessions/...),
+ * parsed and handed to the workers here; with targeted channels, stamped
+ * with this instance as its origin and published to its targets' channels
+ * too, so that it reaches the whole cluster (*cluster = 1 once Redis took
+ * it; 0 when it reached this instance alone). Broker thread only. Returns
+ * the number of workers reached here, or GW_EPARSE / GW_EINVAL with
+ * *reason set, or GW_EFULL when a worker queue has no room (then it went
+ * nowhere).
  */
-int gw_broker_ingest(gw_broker_t *b, gw_source_t src, const char *json,
-                     size_t len, const char **reason);
+int gw_broker_publish(gw_broker_t *b, const char *json, size_t len,
+                      const char **reason, int *cluster);
 
 /* This instance's id (broker.instance_id or the host name). */
 const char *gw_broker_instance_id(const gw_broker_t *b);

@@ -81,6 +81,9 @@ typedef struct gw_config {
     int redis_port;
     char *redis_password; /* env GATEWAYD_REDIS_PASSWORD wins */
     char *redis_channel;  /* inter-gateway pub/sub channel */
+    int redis_targeted;   /* channels per guild, user and session too */
+    uint32_t redis_unsubscribe_linger_ms;
+    uint32_t redis_max_user_channels;
     /* [amqp] */
     int amqp_enabled;
     char *amqp_host;

@@ -105,6 +105,16 @@ int gw_event_parse(const char *json, size_t len, gw_event_t **out,
                    const char **reason);
 
 /*
+ * A copy of the envelope json[0..len) (heap, NUL-terminated, *out_len
+ * bytes) whose first member is "origin": origin, ahead of any origin the
+ * backend set, so that every instance reads this one (a JSON member is
+ * found first where it first appears). NULL when json does not begin
+ * with '{' (whitespace aside): it is no envelope, and parsing says why.
+ */
+char *gw_event_stamp_origin(const char *json, size_t len, const char *origin,
+                            size_t *out_len);
+
+/*
  * A private message for one session, made by the gateway itself (an
  * answer to a relay): the body is the whole message, sent without a seq.
  * One reference, owned by the caller.

@@ -7,6 +7,7 @@
 #ifndef GW_INDEX_H
 #define GW_INDEX_H
 
+#include "gw/interest.h"
 #include "gw/session.h"
 #include "gw/stats.h"
 
@@ -42,6 +43,15 @@ static inline uint32_t gw_user_online(const gw_user_t *u)
     return n;
 }
 
+/* What the owner hears of the tables: a guild's or a user's first session
+ * here (+1) or its last gone (-1), and each identified session's arrival
+ * and end, by its id in hex (gw/interest.h). Never per delivery. */
+typedef struct gw_index_hooks {
+    void (*interest)(void *data, gw_interest_kind_t kind, const char *id,
+                     int delta);
+    void *data;
+} gw_index_hooks_t;
+
 typedef struct gw_index {
     ck_hs_t guilds;       /* id -> gw_guild_t */
     ck_hs_t users;        /* id -> gw_user_t */
@@ -49,14 +59,17 @@ typedef struct gw_index {
                              a free slot holds the next free one, tagged */
     uint32_t nslots;      /* slots in use or freed */
     uint32_t cap;
-    uint32_t free;      /* first free slot, or UINT32_MAX */
-    uint8_t tag;        /* the worker's id: byte 0 of its session ids */
-    unsigned long seed; /* of the hash: clients choose the ids */
-    gw_stats_t *stats;  /* borrowed: the guild count */
+    uint32_t free;          /* first free slot, or UINT32_MAX */
+    uint8_t tag;            /* the worker's id: byte 0 of its session ids */
+    unsigned long seed;     /* of the hash: clients choose the ids */
+    gw_stats_t *stats;      /* borrowed: the guild count */
+    gw_index_hooks_t hooks; /* interest is NULL when nobody listens */
 } gw_index_t;
 
-/* tag: the worker's id, which the session ids of this index carry. */
-void gw_index_init(gw_index_t *ix, gw_stats_t *stats, uint8_t tag);
+/* tag: the worker's id, which the session ids of this index carry; hooks
+ * (copied) may be NULL. */
+void gw_index_init(gw_index_t *ix, gw_stats_t *stats, uint8_t tag,
+                   const gw_index_hooks_t *hooks);
 void gw_index_free(gw_index_t *ix);
 
 /* Adds s to the guild; returns 0, or 1 if it already was a member. */

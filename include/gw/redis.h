@@ -1,16 +1,19 @@
 /*
  * The Redis link, on the broker thread's loop (hiredis with its libuv
  * adapter, never blocking; the host is resolved on libuv's thread pool):
- * SUBSCRIBE to the configured channel (gateway_events) on one connection,
- * PUBLISH on another, AUTH first on each when a password is set. A failure
- * of either drops both; they reconnect together with gw_link_backoff and
- * subscribe again. Logs one line per state change, none per retry.
+ * SUBSCRIBE to the configured channel (gateway_events), and to the
+ * channels its owner asks for, on one connection, PUBLISH on another, AUTH
+ * first on each when a password is set. A failure of either drops both;
+ * they reconnect together with gw_link_backoff and subscribe again, the
+ * owner's channels included. Logs one line per state change, none per
+ * retry.
  */
 #ifndef GW_REDIS_H
 #define GW_REDIS_H
 
 #include "gw/config.h"
 #include "gw/link.h"
+#include "gw/stats.h"
 
 #include <stddef.h>
 #include <uv.h>
@@ -20,8 +23,15 @@ typedef struct gw_redis gw_redis_t;
 /* What the owner hears from the link, on the loop's thread; neither
  * callback may call gw_redis_stop. */
 typedef struct gw_redis_hooks {
-    /* One message from the channel (payload not NUL-terminated). */
-    void (*message)(const char *payload, size_t len, void *data);
+    /* One message of a channel other than `control`: the channel's name
+     * (clen bytes) and the payload (len bytes), neither NUL-terminated. */
+    void (*message)(const char *channel, size_t clen, const char *payload,
+                    size_t len, void *data);
+    /* A new subscriber connection takes the configured channel (and
+     * control); the owner subscribes there every other channel it wants
+     * (gw_redis_subscribe), which the link counts before it is up. NULL
+     * when the owner wants no other. */
+    void (*resubscribe)(void *data);
     /* The link's state changed (see gw_redis_link); NULL when unwanted. */
     void (*state)(gw_link_state_t state, void *data);
     /* A second channel subscribed beside the configured one, for the
@@ -36,19 +46,34 @@ typedef struct gw_redis_hooks {
  * Starts connecting to cfg->redis_host:redis_port once loop runs (the first
  * attempt is made on the loop's thread). Returns the link even when Redis is
  * unreachable: it keeps retrying. When !cfg->redis_enabled the link does
- * nothing and stays GW_LINK_DISABLED. cfg is borrowed and must outlive the
- * link; hooks are copied.
+ * nothing and stays GW_LINK_DISABLED. cfg and stats (the owner's counters,
+ * which the link's add to) are borrowed and must outlive the link; hooks
+ * are copied.
  */
 gw_redis_t *gw_redis_start(uv_loop_t *loop, const gw_config_t *cfg,
-                           const gw_redis_hooks_t *hooks);
+                           gw_stats_t *stats, const gw_redis_hooks_t *hooks);
 
 /*
- * PUBLISHes payload (binary-safe, copied) on the channel. Returns 0 once
- * queued on a live connection; GW_ECLOSED when the publishing connection is
- * not connected, or GW_EFULL when 4096 PUBLISHes are still unanswered
- * (Redis stalled); in both cases nothing is queued.
+ * PUBLISHes payload (binary-safe, copied) on each of the n channels
+ * (names of lens[i] bytes, copied): all are queued, or none. Returns 0
+ * once queued on a live connection; GW_ECLOSED when the publishing
+ * connection is not connected, or GW_EFULL when 4096 commands would be
+ * unanswered (Redis stalled).
  */
-int gw_redis_publish(gw_redis_t *r, const char *payload, size_t len);
+int gw_redis_publish_to(gw_redis_t *r, const char *const *channels,
+                        const size_t *lens, size_t n, const char *payload,
+                        size_t len);
+
+/*
+ * SUBSCRIBEs (on) or UNSUBSCRIBEs (!on) the n channels (copied) on the
+ * subscriber connection, in as few commands as Redis takes comfortably
+ * (1024 channels each). Returns 0 once queued, or GW_ECLOSED when there is
+ * no subscriber connection: nothing is to be done then, as the next one
+ * asks the resubscribe hook for every channel. Redis takes a channel
+ * subscribed twice, or one unsubscribed that was not, without a word.
+ */
+int gw_redis_subscribe(gw_redis_t *r, int on, const char *const *channels,
+                       const size_t *lens, size_t n);
 
 /*
  * The answer to a GET: status 0 with the value (len bytes, valid during
@@ -94,10 +119,11 @@ int gw_redis_eval_bin(gw_redis_t *r, const gw_redis_script_t *s, int argc,
                       gw_redis_get_cb cb, void *data);
 
 /*
- * The link's state: CONNECTING during the first attempt, UP once subscribed
- * with the publishing connection connected, DOWN from a failure until both
- * work again (retries do not go back to CONNECTING), DISABLED when off;
- * and since when.
+ * The link's state: CONNECTING during the first attempt, UP once Redis has
+ * confirmed every channel of the new subscriber connection (those of the
+ * resubscribe hook included) and the publishing connection is connected, DOWN
+ * from a failure until both work again (retries do not go back to CONNECTING),
+ * DISABLED when off; and since when.
  */
 gw_link_status_t gw_redis_link(const gw_redis_t *r);
 

@@ -87,6 +87,17 @@ typedef enum gw_stat {
     GW_STAT_PRESENCE_FAILURES, /* presence scripts that failed */
     GW_STAT_PRESENCE_CENSUSES, /* worker censuses asked for */
     GW_STAT_HANDOFF_REDIS_FAILURES, /* handoff commands Redis failed */
+    GW_STAT_EVENTS_REDIS_PLAIN,     /* messages of the plain channel */
+    GW_STAT_EVENTS_REDIS_GUILD,     /* of guild channels */
+    GW_STAT_EVENTS_REDIS_USER,      /* of user channels */
+    GW_STAT_EVENTS_REDIS_SESSION,   /* of session channels */
+    GW_STAT_REDIS_MISMATCHES,   /* envelopes not for their channel's target */
+    GW_STAT_REDIS_PUBLISHES,    /* PUBLISH commands, one per channel */
+    GW_STAT_REDIS_SUBSCRIBES,   /* SUBSCRIBE commands sent */
+    GW_STAT_REDIS_UNSUBSCRIBES, /* UNSUBSCRIBE commands sent */
+    GW_STAT_REDIS_CHANNELS,     /* gauge: channels Redis says we hold */
+    GW_STAT_INTEREST_TARGETS,   /* gauge: targets wanted, lingering too */
+    GW_STAT_INTEREST_LINGERING, /* gauge: of those, lingering */
     GW_STAT_COUNT
 } gw_stat_t;
 
@@ -130,6 +141,11 @@ static inline void gw_stat_add(gw_stats_t *s, gw_stat_t k, int64_t n)
 {
     uint64_t cur = atomic_load_explicit(&s->v[k], memory_order_relaxed);
     atomic_store_explicit(&s->v[k], cur + (uint64_t)n, memory_order_relaxed);
+}
+
+static inline void gw_stat_set(gw_stats_t *s, gw_stat_t k, uint64_t v)
+{
+    atomic_store_explicit(&s->v[k], v, memory_order_relaxed);
 }
 
 static inline void gw_stat_max(gw_stats_t *s, gw_stat_t k, uint64_t v)

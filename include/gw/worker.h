@@ -47,6 +47,10 @@ struct gw_worker {
     gw_proto_t proto;         /* the sessions */
     gw_index_t index;         /* guild and user routing tables */
     gw_stats_t stats;
+    /* What the index said this turn of targets begun and ended here, not
+     * yet handed to the broker (owned, with the ids). */
+    gw_interest_change_t *interest;
+    size_t ninterest, interest_cap;
 };
 
 /* Creates worker `id` and starts its thread. */

@@ -227,6 +227,9 @@ async def test_publish_requires_the_api_key(gw):
         body = r.json()
         assert body["accepted"] is True, body
         assert isinstance(body["workers"], int) and 0 <= body["workers"] <= 4
+        # Redis is off here: this instance alone (test_targeted: the
+        # cluster).
+        assert body["scope"] == "instance", body
 
 
 BAD_PUBLISH = {

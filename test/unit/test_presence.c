@@ -49,8 +49,11 @@ static void census(void *data, uint32_t n)
     ((fixture_t *)data)->census = n;
 }
 
-static void no_message(const char *payload, size_t len, void *data)
+static void no_message(const char *channel, size_t clen, const char *payload,
+                       size_t len, void *data)
 {
+    (void)channel;
+    (void)clen;
     (void)payload;
     (void)len;
     (void)data;
@@ -66,7 +69,7 @@ static int setup(void **state)
     f->cfg.redis_enabled = 0;
     f->cfg.presence_offline_grace_ms = GRACE_MS;
     f->redis =
-        gw_redis_start(&f->loop, &f->cfg,
+        gw_redis_start(&f->loop, &f->cfg, &f->stats,
                        &(gw_redis_hooks_t){.message = no_message, .data = f});
     f->p = gw_presence_start(&f->loop, f->redis, &f->cfg, "i1", 2, &f->stats,
                              &(gw_presence_hooks_t){announce, census, f});
@@ -102,9 +105,9 @@ static void expect_said(fixture_t *f, int i, const char *user,
     char want[256];
 
     snprintf(want, sizeof(want),
-             "{\"event\":\"presence.update\",\"guildId\":\"%s\",\"data\":"
-             "{\"userId\":\"%s\",\"status\":\"%s\"},\"excludeUserId\":\"%s\","
-             "\"priority\":4,\"origin\":\"i1\"}",
+             "{\"origin\":\"i1\",\"event\":\"presence.update\",\"guildId\":"
+             "\"%s\",\"data\":{\"userId\":\"%s\",\"status\":\"%s\"},"
+             "\"excludeUserId\":\"%s\",\"priority\":4}",
              guild, user, status, user);
     assert_true(i < f->nsaid);
     assert_string_equal(f->said[i], want);

@@ -312,7 +312,7 @@ static int fx_setup(void **state)
     f->cfg.relay_window_ms = 1000;
     f->cfg.sync_limit = 2;
     f->cfg.sync_window_ms = 1000;
-    gw_index_init(&f->ix, &f->stats, 0);
+    gw_index_init(&f->ix, &f->stats, 0, NULL);
     gw_proto_init(&f->p, NULL, &f->ix, &f->cfg, &f->stats,
                   &(gw_proto_hooks_t){.now = test_now,
                                       .relay_typing = test_relay,

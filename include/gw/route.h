@@ -1,0 +1,80 @@
+/*
+ * Targeted delivery between instances (README "Redis: targeted channels"),
+ * on the broker thread: which channels this instance subscribes to (its
+ * workers' interest, gw/interest.h, named as channels, gw/channel.h),
+ * which channels an envelope is published to, and whether a message
+ * agrees with the channel it came on. The link below does the I/O.
+ *
+ * The seam for other links: a batch of targets that became wanted or
+ * unwanted (route_changed_cb) and the walk of the wanted set after a
+ * reconnect (gw_route_resubscribe) are all a link needs. A Redis Cluster
+ * link would take the same names and SSUBSCRIBE each on its slot's shard;
+ * keyed RabbitMQ bindings would bind `guild.<id>.#` for the same targets.
+ *
+ * With redis.targeted off the workers report nothing, and every envelope
+ * goes to the plain channel, as before targeting.
+ */
+#ifndef GW_ROUTE_H
+#define GW_ROUTE_H
+
+#include "gw/channel.h"
+#include "gw/config.h"
+#include "gw/event.h"
+#include "gw/interest.h"
+#include "gw/redis.h"
+#include "gw/stats.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct gw_route gw_route_t;
+
+/* Starts on the broker's loop. cfg and stats (the broker's) are borrowed
+ * and must outlive the route. */
+gw_route_t *gw_route_start(uv_loop_t *loop, const gw_config_t *cfg,
+                           gw_stats_t *stats);
+
+/* The link it subscribes and publishes on (borrowed; until gw_route_stop). */
+void gw_route_set_redis(gw_route_t *rt, gw_redis_t *redis);
+
+/* Whether envelopes go to their targets' channels (redis.targeted, with
+ * Redis enabled), rather than to the plain channel alone. */
+int gw_route_targeted(const gw_route_t *rt);
+
+/* Takes one worker's relay of n changes (their ids copied where kept). */
+void gw_route_interest(gw_route_t *rt, const gw_interest_change_t *c, size_t n);
+
+/* The end of a loop turn of relays: what changed goes to the link, in one
+ * SUBSCRIBE and one UNSUBSCRIBE at most (per 1024 channels). */
+void gw_route_flush(gw_route_t *rt);
+
+/* The link's resubscribe hook: subscribes every wanted target's channel on
+ * its new subscriber connection. */
+void gw_route_resubscribe(gw_route_t *rt);
+
+/*
+ * Reads the channel a message came on and counts the message by the
+ * channel's kind: 0 with *out set, or GW_EINVAL for a name that is not one
+ * of ours (logged; the message is not to be delivered).
+ */
+int gw_route_channel(gw_route_t *rt, const char *name, size_t len,
+                     gw_channel_t *out);
+
+/* gw_channel_match, counted and logged when ev does not agree with ch:
+ * 0, or GW_EINVAL (ev is not to be delivered). */
+int gw_route_match(gw_route_t *rt, gw_event_t *ev, const gw_channel_t *ch);
+
+/* Appends the channels ev is published to (gw_channel_for_event when
+ * targeted, else the plain channel). */
+void gw_route_channels(const gw_route_t *rt, const gw_event_t *ev,
+                       gw_channel_list_t *out);
+
+/* PUBLISHes text on the channels of `to`: 0, or the link's error. */
+int gw_route_publish(gw_route_t *rt, const gw_channel_list_t *to,
+                     const char *text, size_t len);
+
+/* Closes the route's timer; it is freed on a later turn of the loop. It
+ * uses the link no more: stop it before the link. */
+void gw_route_stop(gw_route_t *rt);
+
+#endif

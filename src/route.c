@@ -1,0 +1,187 @@
+#include "gw/route.h"
+
+#include "gw/alloc.h"
+#include "gw/error.h"
+#include "gw/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct gw_route {
+    uv_loop_t *loop;         /* borrowed: the broker's */
+    const gw_config_t *cfg;  /* borrowed */
+    gw_stats_t *stats;       /* borrowed: the broker's */
+    gw_redis_t *redis;       /* borrowed; NULL until set */
+    gw_interest_t *interest; /* owned */
+    uv_timer_t timer;        /* the next end of a linger */
+    int targeted;            /* redis.targeted, with Redis enabled */
+    gw_log_limit_t log;      /* messages dropped for their channel */
+};
+
+static const gw_stat_t route_kind_stat[] = {
+    [GW_CHANNEL_GUILD] = GW_STAT_EVENTS_REDIS_GUILD,
+    [GW_CHANNEL_USER] = GW_STAT_EVENTS_REDIS_USER,
+    [GW_CHANNEL_SESSION] = GW_STAT_EVENTS_REDIS_SESSION,
+    [GW_CHANNEL_PLAIN] = GW_STAT_EVENTS_REDIS_PLAIN,
+};
+
+/* The channels of n targets, SUBSCRIBEd (on) or UNSUBSCRIBEd. A link that
+ * is down takes nothing: its next connection asks for the whole set. */
+static void route_subscribe(gw_route_t *rt, int on,
+                            const gw_interest_target_t *t, size_t n)
+{
+    gw_channel_list_t l = {0};
+
+    if (n == 0 || rt->redis == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        gw_channel_list_add(&l, rt->cfg->redis_channel, t[i].kind, t[i].id,
+                            strlen(t[i].id));
+    gw_redis_subscribe(rt->redis, on, (const char *const *)l.names, l.lens,
+                       l.n);
+    gw_channel_list_free(&l);
+}
+
+static void route_changed_cb(void *data, const gw_interest_target_t *on,
+                             size_t non, const gw_interest_target_t *off,
+                             size_t noff)
+{
+    gw_route_t *rt = data;
+
+    route_subscribe(rt, 1, on, non);
+    route_subscribe(rt, 0, off, noff);
+}
+
+static void route_timer_cb(uv_timer_t *t)
+{
+    gw_route_flush(t->data);
+}
+
+gw_route_t *gw_route_start(uv_loop_t *loop, const gw_config_t *cfg,
+                           gw_stats_t *stats)
+{
+    gw_route_t *rt = gw_calloc(1, sizeof(*rt));
+
+    rt->loop = loop;
+    rt->cfg = cfg;
+    rt->stats = stats;
+    rt->targeted = cfg->redis_enabled && cfg->redis_targeted;
+    rt->interest =
+        gw_interest_new(cfg->redis_unsubscribe_linger_ms, stats,
+                        &(gw_interest_hooks_t){route_changed_cb, rt});
+    uv_timer_init(loop, &rt->timer);
+    rt->timer.data = rt;
+    return rt;
+}
+
+void gw_route_set_redis(gw_route_t *rt, gw_redis_t *redis)
+{
+    rt->redis = redis;
+}
+
+int gw_route_targeted(const gw_route_t *rt)
+{
+    return rt->targeted;
+}
+
+void gw_route_interest(gw_route_t *rt, const gw_interest_change_t *c, size_t n)
+{
+    uint64_t now = uv_now(rt->loop);
+
+    for (size_t i = 0; i < n; i++)
+        gw_interest_add(rt->interest, c[i].kind, c[i].id, c[i].delta, now);
+}
+
+void gw_route_flush(gw_route_t *rt)
+{
+    uint64_t now = uv_now(rt->loop);
+    uint64_t due = gw_interest_flush(rt->interest, now);
+
+    if (due == UINT64_MAX)
+        uv_timer_stop(&rt->timer);
+    else
+        uv_timer_start(&rt->timer, route_timer_cb, due > now ? due - now : 0,
+                       0);
+}
+
+/* The wanted targets' channels, gathered for one subscribe. */
+typedef struct route_gathering {
+    const char *prefix;
+    gw_channel_list_t l;
+} route_gathering_t;
+
+static void route_gather(void *data, const gw_interest_target_t *t)
+{
+    route_gathering_t *g = data;
+
+    gw_channel_list_add(&g->l, g->prefix, t->kind, t->id, strlen(t->id));
+}
+
+void gw_route_resubscribe(gw_route_t *rt)
+{
+    route_gathering_t g = {rt->cfg->redis_channel, {0}};
+
+    gw_interest_each(rt->interest, route_gather, &g);
+    if (g.l.n > 0 && rt->redis != NULL)
+        gw_redis_subscribe(rt->redis, 1, (const char *const *)g.l.names,
+                           g.l.lens, g.l.n);
+    gw_channel_list_free(&g.l);
+}
+
+int gw_route_channel(gw_route_t *rt, const char *name, size_t len,
+                     gw_channel_t *out)
+{
+    if (gw_channel_parse(rt->cfg->redis_channel, name, len, out) != 0) {
+        gw_log_limited(&rt->log, GW_LOG_WARN,
+                       "route: a Redis message on %.*s, not a channel of "
+                       "ours, dropped",
+                       (int)(len < 200 ? len : 200), name);
+        return GW_EINVAL;
+    }
+    gw_stat_add(rt->stats, route_kind_stat[out->kind], 1);
+    return 0;
+}
+
+int gw_route_match(gw_route_t *rt, gw_event_t *ev, const gw_channel_t *ch)
+{
+    const char *why = gw_channel_match(ev, ch);
+
+    if (why == NULL)
+        return 0;
+    gw_stat_add(rt->stats, GW_STAT_REDIS_MISMATCHES, 1);
+    gw_log_limited(&rt->log, GW_LOG_WARN,
+                   "route: a Redis message on the channel of %.*s dropped: %s",
+                   (int)ch->len, ch->id, why);
+    return GW_EINVAL;
+}
+
+void gw_route_channels(const gw_route_t *rt, const gw_event_t *ev,
+                       gw_channel_list_t *out)
+{
+    if (rt->targeted)
+        gw_channel_for_event(out, rt->cfg->redis_channel, ev,
+                             rt->cfg->redis_max_user_channels);
+    else
+        gw_channel_list_plain(out, rt->cfg->redis_channel);
+}
+
+int gw_route_publish(gw_route_t *rt, const gw_channel_list_t *to,
+                     const char *text, size_t len)
+{
+    return gw_redis_publish_to(rt->redis, (const char *const *)to->names,
+                               to->lens, to->n, text, len);
+}
+
+static void route_close_cb(uv_handle_t *h)
+{
+    gw_route_t *rt = h->data;
+
+    gw_interest_free(rt->interest);
+    free(rt);
+}
+
+void gw_route_stop(gw_route_t *rt)
+{
+    rt->redis = NULL;
+    uv_close((uv_handle_t *)&rt->timer, route_close_cb);
+}
