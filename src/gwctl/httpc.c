@@ -13,26 +13,37 @@
 #include <strings.h>
 #include <uv.h>
 
+/* A header's name may come in pieces: they are gathered (up to the size
+ * of want's, which is all a comparison needs). */
 static int httpc_on_header_field(http_parser *p, const char *at, size_t len)
 {
     ctl_httpc_resp_t *r = p->data;
 
-    /* A name in pieces: only the first is compared, which is enough for
-     * want (short) and at worst misses it. */
-    if (r->header_done || !r->in_want) {
-        r->in_want = r->want != NULL && strlen(r->want) == len &&
-                     strncasecmp(r->want, at, len) == 0;
+    if (r->header_done) {
+        r->name_len = 0;
         r->header_done = 0;
     }
+    if (r->name_len + len < sizeof(r->name))
+        memcpy(r->name + r->name_len, at, len);
+    r->name_len += len;
     return 0;
 }
 
 static int httpc_on_header_value(http_parser *p, const char *at, size_t len)
 {
     ctl_httpc_resp_t *r = p->data;
-    size_t have = strlen(r->want_value);
+    size_t have;
 
-    r->header_done = 1;
+    if (!r->header_done) {
+        r->header_done = 1;
+        r->in_want = r->want != NULL && r->name_len == strlen(r->want) &&
+                     r->name_len < sizeof(r->name) &&
+                     strncasecmp(r->want, r->name, r->name_len) == 0;
+        /* The last of a repeated header wins. */
+        if (r->in_want)
+            r->want_value[0] = '\0';
+    }
+    have = strlen(r->want_value);
     if (r->in_want && have + len < sizeof(r->want_value)) {
         memcpy(r->want_value + have, at, len);
         r->want_value[have + len] = '\0';

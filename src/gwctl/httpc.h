@@ -22,6 +22,8 @@ typedef struct ctl_httpc_resp {
     http_parser parser;
     const char *want;     /* borrowed: a header to keep, or NULL */
     char want_value[128]; /* its value ("" when absent or too long) */
+    char name[64];        /* the header name being read */
+    size_t name_len;      /* its length, even past name's size */
     int in_want;          /* the header being read is want */
     int header_done;      /* the last header callback was a value */
     int complete;         /* the whole response has arrived */
