@@ -39,6 +39,8 @@ struct ctl_wsc {
     wsc_state_t state;
     const char *chunk; /* input being handed to wslay, borrowed */
     size_t chunk_len;
+    int in_recv;     /* wslay_event_recv is on the stack: what the hooks
+                        queue is sent once it returns, not from inside */
     int http_status; /* an upgrade refused with this answer */
     int status;      /* our verdict on the upgrade, before net's */
     char why[256];
@@ -145,9 +147,14 @@ static void wsc_pump(ctl_wsc_t *w)
 
 static void wsc_feed(ctl_wsc_t *w, const char *buf, size_t len)
 {
+    int rc;
+
     w->chunk = buf;
     w->chunk_len = len;
-    if (wslay_event_recv(w->ctx) != 0) {
+    w->in_recv = 1;
+    rc = wslay_event_recv(w->ctx);
+    w->in_recv = 0;
+    if (rc != 0) {
         w->state = WSC_CLOSING;
         ctl_net_close(w->net);
         return;
@@ -276,7 +283,8 @@ int ctl_wsc_send(ctl_wsc_t *w, const char *text, size_t len)
 
     if (w->state != WSC_OPEN || wslay_event_queue_msg(w->ctx, &msg) != 0)
         return GW_ECLOSED;
-    wsc_pump(w);
+    if (!w->in_recv)
+        wsc_pump(w);
     return 0;
 }
 
@@ -301,5 +309,6 @@ void ctl_wsc_close(ctl_wsc_t *w, unsigned code)
     /* Fails only when a close was queued already, which is as good. */
     (void)wslay_event_queue_close(w->ctx, (uint16_t)code, NULL, 0);
     uv_timer_start(&w->timer, wsc_close_timeout_cb, WSC_CLOSE_MS, 0);
-    wsc_pump(w);
+    if (!w->in_recv)
+        wsc_pump(w);
 }

@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tomllib
 
 import pytest
 
@@ -35,6 +36,10 @@ GWCTL = os.environ.get("GWCTL_BIN") or os.path.join(
 # gateways never see them (gwtest.Gateway drops them), nor does gwctl here.
 ENV = {k: v for k, v in os.environ.items()
        if k not in ("GATEWAYD_JWT_SECRET", "GATEWAYD_API_KEY")}
+
+with open(os.path.join(ROOT, "conf", "gateway.toml"), "rb") as _f:
+    DEV_SECRET = tomllib.load(_f)["auth"]["jwt_secret"]
+HINT = "development secret in use"
 
 
 def no_reports(text):
@@ -130,10 +135,15 @@ def quick_start():
 
 async def test_gwctl_quick_start_as_written(gateway_factory, tmp_path):
     """The three lines in a shell, in a directory laid out as the repo
-    (./gwctl, conf/gateway.toml) whose config is a test gateway's."""
+    (./gwctl, conf/gateway.toml) whose config is a test gateway's, on the
+    shipped development secret as `make run` is."""
     lines, expected = quick_start()
     assert len(lines) == 3 and lines[0].endswith("&"), lines
-    gw = gateway_factory()
+    gw = gateway_factory(auth={"jwt_secret": DEV_SECRET})
+    gw.secret = DEV_SECRET  # for the checks after the test
+    # Its start-up ended pointing here; a gateway with its own secret's
+    # does not (test_gwctl_token_identifies_and_another_secret_refuses).
+    assert HINT in gw.stderr_text() and "/dashboard" in gw.stderr_text()
     (tmp_path / "conf").mkdir()
     shutil.copy(gw.config_path, tmp_path / "conf" / "gateway.toml")
     os.symlink(GWCTL, tmp_path / "gwctl")
@@ -167,6 +177,7 @@ async def test_gwctl_token_identifies_and_another_secret_refuses(
     await c2.ready()
     await c2.send_identify(user, [guild], token=token)
     await c2.expect_close(4004)
+    assert HINT not in other.stderr_text()
     # tail signs its own the same way, hears 4004, and gives up saying why.
     _, err = await gwctl("tail", "-c", gw.config_path, "--url", other.ws_url,
                          "--user", user, rc=1)
