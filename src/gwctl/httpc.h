@@ -47,6 +47,7 @@ void ctl_httpc_resp_free(ctl_httpc_resp_t *r);
 int ctl_httpc_resp_feed(ctl_httpc_resp_t *r, const char *buf, size_t len,
                         int eof, size_t *used);
 
+/* A request; everything borrowed for the call. */
 typedef struct ctl_httpc_req {
     const ctl_url_t *base; /* the gateway's HTTP address */
     const char *method;    /* "GET", "POST" */

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The claims; every string borrowed for the call. */
 typedef struct ctl_mint {
     const char *sub;     /* the user id */
     char *const *guilds; /* the "guilds" claim, or NULL for none */

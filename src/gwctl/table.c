@@ -7,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Columns of the per-worker table beyond which it would not be read. */
+/* Workers /stats may list: more is not a gatewayd's answer. */
 #define TABLE_MAX_WORKERS 1024
+/* Workers shown a column each; past this many, the least and the most of
+ * them (--json has each). */
+#define TABLE_COLUMNS 8
+#define TABLE_CELL 10
 
 void ctl_table_span(int64_t s, char *out, size_t cap)
 {
@@ -75,58 +79,78 @@ static int table_name_width(const cJSON *worker)
     return w;
 }
 
-/* One counter's row: each worker's value and the total; 0 when all are
- * zero and the row is left out. */
+/* One counter's row: each worker's value (or, when there are too many to
+ * read across, the least and the most of them) and the total; 0 when all
+ * are zero and the row is left out. */
 static int table_row(const cJSON *workers, const cJSON *totals,
-                     const char *name, int all, int nw, int cw, gw_buf_t *out)
+                     const char *name, int all, int nw, gw_buf_t *out)
 {
+    int wide = cJSON_GetArraySize(workers) > TABLE_COLUMNS, any = 0, n = 0;
     const cJSON *w, *t = table_number(totals, name);
-    double sum = 0;
-    int any = 0;
+    const cJSON *columns = wide ? NULL : workers;
+    double sum = 0, lo = 0, hi = 0;
 
     cJSON_ArrayForEach(w, workers)
     {
         const cJSON *v = table_number(w, name);
+        double d = v != NULL ? v->valuedouble : 0;
 
-        any |= v != NULL && v->valuedouble != 0;
-        sum += v != NULL ? v->valuedouble : 0;
+        any |= d != 0;
+        sum += d;
+        lo = n == 0 || d < lo ? d : lo;
+        hi = n++ == 0 || d > hi ? d : hi;
     }
     if (!any && !all)
         return 0;
     gw_buf_printf(out, "%-*s", nw, name);
-    cJSON_ArrayForEach(w, workers)
+    if (wide) {
+        table_count(out, lo, TABLE_CELL);
+        table_count(out, hi, TABLE_CELL);
+    }
+    cJSON_ArrayForEach(w, columns)
     {
         const cJSON *v = table_number(w, name);
 
-        table_count(out, v ? v->valuedouble : 0, cw);
+        table_count(out, v ? v->valuedouble : 0, TABLE_CELL);
     }
-    table_count(out, t != NULL ? t->valuedouble : sum, cw);
+    table_count(out, t != NULL ? t->valuedouble : sum, TABLE_CELL);
     gw_buf_printf(out, "\n");
     return 1;
+}
+
+static void table_head(const cJSON *workers, int nw, gw_buf_t *out)
+{
+    int wide = cJSON_GetArraySize(workers) > TABLE_COLUMNS;
+    const cJSON *w, *columns = wide ? NULL : workers;
+    char head[32];
+
+    gw_buf_printf(out, "%-*s", nw, "");
+    if (wide)
+        gw_buf_printf(out, " %*s %*s", TABLE_CELL, "worker min", TABLE_CELL,
+                      "worker max");
+    cJSON_ArrayForEach(w, columns)
+    {
+        const cJSON *id = table_number(w, "id");
+
+        snprintf(head, sizeof(head), "worker %.0f", id ? id->valuedouble : 0);
+        gw_buf_printf(out, " %*s", TABLE_CELL, head);
+    }
+    gw_buf_printf(out, " %*s\n", TABLE_CELL, "total");
 }
 
 static void table_workers(const cJSON *workers, const cJSON *totals, int all,
                           gw_buf_t *out)
 {
-    const cJSON *first = cJSON_GetArrayItem(workers, 0), *it, *w;
-    int nw = table_name_width(first), cw = 10, hidden = 0;
-    char head[32];
+    const cJSON *first = cJSON_GetArrayItem(workers, 0), *it;
+    int nw = table_name_width(first), hidden = 0;
 
-    gw_buf_printf(out, "%-*s", nw, "");
-    cJSON_ArrayForEach(w, workers)
-    {
-        const cJSON *id = table_number(w, "id");
-
-        snprintf(head, sizeof(head), "worker %.0f", id ? id->valuedouble : 0);
-        gw_buf_printf(out, " %*s", cw, head);
-    }
-    gw_buf_printf(out, " %*s\n", cw, "total");
+    table_head(workers, nw, out);
     cJSON_ArrayForEach(it, first)
     {
         if (!cJSON_IsNumber(it) || it->string == NULL ||
             strcmp(it->string, "id") == 0)
             continue;
-        hidden += !table_row(workers, totals, it->string, all, nw, cw, out);
+        hidden += !table_row(workers, totals, it->string, all, nw, out);
     }
     if (hidden > 0)
         gw_buf_printf(out,

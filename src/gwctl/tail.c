@@ -166,18 +166,13 @@ int ctl_tail_format(const cJSON *msg, int json, gw_buf_t *out)
 
 static void tail_connect(tail_t *t);
 
-static void tail_handle_closed_cb(uv_handle_t *h)
-{
-    (void)h;
-}
-
 /* Ends the loop: every handle closed. */
 static void tail_finish(tail_t *t)
 {
-    uv_close((uv_handle_t *)&t->retry, tail_handle_closed_cb);
-    uv_close((uv_handle_t *)&t->watchdog, tail_handle_closed_cb);
+    uv_close((uv_handle_t *)&t->retry, NULL);
+    uv_close((uv_handle_t *)&t->watchdog, NULL);
     for (int i = 0; i < 2; i++)
-        uv_close((uv_handle_t *)&t->sigs[i], tail_handle_closed_cb);
+        uv_close((uv_handle_t *)&t->sigs[i], NULL);
 }
 
 /* Stops with exit_code: closes the session in order, then ends. */

@@ -129,6 +129,26 @@ static void test_stats_table(void **state)
     free(a);
 }
 
+/* Nine workers: too many to read across, so the least and the most. */
+static void test_stats_many_workers(void **state)
+{
+    gw_buf_t json = {0};
+    char *t;
+    (void)state;
+
+    gw_buf_printf(&json, "{\"workers\":[");
+    for (int i = 0; i < 9; i++)
+        gw_buf_printf(&json, "%s{\"id\":%d,\"connections\":%d}", i ? "," : "",
+                      i, i + 1);
+    gw_buf_printf(&json, "],\"totals\":{\"connections\":45}}");
+    t = table(json.data, 0);
+    expect_has(t, "  worker min worker max      total\n");
+    expect_has(t, "connections          1          9         45\n");
+    assert_null(strstr(t, "worker 8"));
+    free(t);
+    free(json.data);
+}
+
 static void test_quantile_and_span(void **state)
 {
     const double le[] = {50, 100}, none[] = {0, 0, 0}, past[] = {1, 0, 3};
@@ -224,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_tail_lines),
         cmocka_unit_test(test_tail_verdicts),
         cmocka_unit_test(test_stats_table),
+        cmocka_unit_test(test_stats_many_workers),
         cmocka_unit_test(test_quantile_and_span),
         cmocka_unit_test(test_health_fields),
         cmocka_unit_test(test_envelope),
