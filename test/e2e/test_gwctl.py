@@ -290,12 +290,18 @@ async def test_gwctl_stats_health_presence_disconnect(gateway_factory):
 
 @pytest.mark.time_limit(40)
 async def test_gwctl_tail_survives_a_restart(tmp_path):
-    gw = Gateway(BIN, str(tmp_path)).start()
+    # Heartbeats every 300 ms: two unanswered would close the session 4009.
+    gw = Gateway(BIN, str(tmp_path),
+                 {"session": {"heartbeat_interval_ms": 300}}).start()
     user, guild = uniq("u"), uniq("g")
     tail = await Proc.start([GWCTL, "tail", "-c", gw.config_path, "--user",
                              user, "--guild", guild, "--json"])
     try:
         await tail.wait_line(tail.err, "connected to")
+        # identify, then three heartbeat_acks, and still the one session.
+        await wait_until(lambda: gw.get_json("/stats")["totals"]["frames_in"]
+                         >= 4, T(5), "tail's answers to heartbeats")
+        assert not any("disconnected" in ln for ln in tail.err), tail.text()
         assert gw.stop() == []  # SIGTERM: the session is closed 4011
         await tail.wait_line(tail.err, "disconnected (close 4011")
         _, err = await gwctl("health", "-c", gw.config_path, rc=1)
