@@ -247,8 +247,9 @@ static void args_wrap(FILE *out, const char *text, int indent)
     while (*text != '\0') {
         const char *close = text[0] == '[' ? strchr(text, ']') : NULL;
         /* "[--count N]" stays on one line. */
-        size_t n =
-            close != NULL ? (size_t)(close - text) + 1 : strcspn(text, " ");
+        size_t n = close != NULL
+                       ? (size_t)(close - text) + 1 + strcspn(close + 1, " ")
+                       : strcspn(text, " ");
 
         if (col > indent && col + 1 + (int)n > 79) {
             fprintf(out, "\n%*s", indent, "");
