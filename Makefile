@@ -1,4 +1,5 @@
-# gatewayd build. `make` builds ./gatewayd; `make run` and `make test` also
+# gatewayd build. `make` builds ./gatewayd and ./gwctl, its command-line
+# client (src/gwctl/gwctl.mk); `make run` and `make test` also
 # install the Debian packages they need (see third_party/README.md).
 
 CC      ?= cc
@@ -35,7 +36,7 @@ DEB_TEST  := libcmocka-dev libjansson-dev python3-websockets python3-pytest pyth
 
 .PHONY: all run test unit e2e sdk-test asan tsan fuzz deps test-deps clean format format-check
 
-all: gatewayd
+all: gatewayd gwctl
 
 gatewayd: $(B)/main.o $(LIBOBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -81,21 +82,21 @@ test-deps: deps
 	@[ sdk/js/node_modules/.package-lock.json -nt sdk/js/package-lock.json ] || \
 	    (cd sdk/js && npm ci --no-audit --no-fund --loglevel=error)
 
-run: deps gatewayd
+run: deps gatewayd gwctl
 	./gatewayd -c conf/gateway.toml
 
 # The sanitizer flavours build into their own trees and binaries.
 asan:
-	$(MAKE) FLAVOR=asan gatewayd-asan
+	$(MAKE) FLAVOR=asan gatewayd-asan gwctl-asan
 tsan:
-	$(MAKE) FLAVOR=tsan gatewayd-tsan
+	$(MAKE) FLAVOR=tsan gatewayd-tsan gwctl-tsan
 gatewayd-asan gatewayd-tsan: $(B)/main.o $(LIBOBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 unit: $(UNITBIN)
 	@./test/run-unit.sh $(UNITBIN)
 
-e2e: gatewayd
+e2e: gatewayd gwctl
 	@./test/run-e2e.sh ./gatewayd
 
 sdk-test: gatewayd
@@ -122,10 +123,15 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libgw.a
 # The load generator (bench/README.md) keeps its rules beside it.
 -include bench/bench.mk
 
+# So does the command-line client.
+include src/gwctl/gwctl.mk
+
 format:
-	clang-format -i src/*.c include/gw/*.h test/unit/*.c fuzz/*.c bench/*.c bench/*.h
+	clang-format -i src/*.c include/gw/*.h test/unit/*.c fuzz/*.c bench/*.c bench/*.h \
+	    src/gwctl/*.c src/gwctl/*.h
 format-check:
-	clang-format --dry-run --Werror src/*.c include/gw/*.h test/unit/*.c fuzz/*.c bench/*.c bench/*.h
+	clang-format --dry-run --Werror src/*.c include/gw/*.h test/unit/*.c fuzz/*.c bench/*.c bench/*.h \
+	    src/gwctl/*.c src/gwctl/*.h
 
 clean:
-	rm -rf build gatewayd gatewayd-asan gatewayd-tsan
+	rm -rf build gatewayd gatewayd-asan gatewayd-tsan gwctl gwctl-asan gwctl-tsan

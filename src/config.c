@@ -860,6 +860,13 @@ Error:
     return rc;
 }
 
+int gw_config_load_env(gw_config_t *cfg, char *err, size_t errlen)
+{
+    if (errlen > 0)
+        err[0] = '\0';
+    return config_apply_env(cfg, err, errlen);
+}
+
 int gw_config_set(gw_config_t *cfg, const char *assignment, char *err,
                   size_t errlen)
 {

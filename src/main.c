@@ -183,6 +183,22 @@ static void main_unwatch(uv_loop_t *loop, main_ctx_t *m)
         signal(main_signals[i], SIG_IGN);
 }
 
+/*
+ * The last line of a start-up on the shipped development secret, as `make
+ * run` starts: where a newcomer goes next (README, "Quick start"). Other
+ * configurations start quietly.
+ */
+static void main_hint(const gw_config_t *cfg)
+{
+    if (strcmp(cfg->jwt_secret, GW_CONFIG_DEV_JWT_SECRET) != 0)
+        return;
+    gw_info("development secret in use (never in production); try it: "
+            "./gwctl tail --dev --user u1 --guild g1 & then ./gwctl publish "
+            "--guild g1 --event message.create, and the dashboard "
+            "http://localhost:%d/dashboard (README, \"Quick start\")",
+            cfg->http_port);
+}
+
 /* Runs the server until a signal stops it; the process's exit status. */
 static int main_serve(const gw_config_t *cfg, const main_source_t *src)
 {
@@ -195,6 +211,7 @@ static int main_serve(const gw_config_t *cfg, const main_source_t *src)
     signal(SIGPIPE, SIG_IGN);
     main_watch(loop, &m);
     if (gw_server_start(&srv, cfg) == 0) {
+        main_hint(cfg);
         /* Until SIGINT, a second SIGTERM, or the end of a drain. The loop is
          * closed after the server, so that its descriptors are not recycled
          * while other threads still open sockets. */

@@ -4,7 +4,8 @@
 # proxyproto (the PROXY header the transport reads first). Reads
 # the undefined symbols of each layer's object (nm -u) and fails when one
 # takes a symbol that a layer above it defines, or when any two of the
-# daemon's modules call each other in a loop.
+# daemon's modules call each other in a loop. The same for gwctl's
+# connection layers, which the daemon's modules never call.
 #   test/check-layers.sh [BUILD_DIR]      default build/release
 set -u
 dir=${1:-build/release}
@@ -49,14 +50,63 @@ for l in $layers; do
         passed=$((passed + 1))
     fi
 done
-# And no loop at all among the daemon's objects: every pair "a b" where a
-# takes a symbol b defines, through tsort, which names any loop it finds.
-for o in "$dir"/*.o; do
-    nm --defined-only -g "$o" | awk -v o="$(basename "$o" .o)" '{print $3, o}'
+# gwctl (src/gwctl/, objects in $dir/gwctl) stands on the daemon's
+# modules, never beneath them, and its own connection layers call only
+# downward: tlsc -> net -> httpc -> wsc -> the commands.
+gwctl_above() {
+    case $1 in
+    tlsc) echo "net httpc wsc" ;;
+    net) echo "httpc wsc" ;;
+    httpc) echo "wsc" ;;
+    esac
+}
+gwctl_commands="call tail tokens backend ops gwctl"
+if [ ! -f "$dir/gwctl/gwctl.o" ]; then
+    echo "FAIL gwctl: $dir/gwctl/gwctl.o is missing (make gwctl first)"
+    failed=$((failed + 1))
+else
+    for o in "$dir"/gwctl/*.o; do defined "gwctl/$(basename "$o" .o)"; done |
+        sort -u > "$dir/.defs.gwctl"
+    hits=$(for o in "$dir"/*.o; do nm -u "$o" | awk '{print $2}'; done |
+           sort -u | comm -12 - "$dir/.defs.gwctl" | tr '\n' ' ')
+    rm -f "$dir/.defs.gwctl"
+    if [ -n "$hits" ]; then
+        echo "FAIL the daemon takes symbols of gwctl: ${hits% }"
+        failed=$((failed + 1))
+    else
+        echo "ok   the daemon takes nothing from gwctl"
+        passed=$((passed + 1))
+    fi
+    for l in tlsc net httpc wsc; do
+        bad=""
+        for a in $(gwctl_above "$l") $gwctl_commands; do
+            defined "gwctl/$a" > "$dir/.defs.$a"
+            hits=$(nm -u "$dir/gwctl/$l.o" | awk '{print $2}' | sort -u |
+                   comm -12 - "$dir/.defs.$a" | tr '\n' ' ')
+            rm -f "$dir/.defs.$a"
+            [ -n "$hits" ] && bad="$bad $a:(${hits% })"
+        done
+        if [ -n "$bad" ]; then
+            echo "FAIL gwctl's $l calls upward:$bad"
+            failed=$((failed + 1))
+        else
+            echo "ok   gwctl's $l takes nothing from" $(gwctl_above "$l") \
+                "$gwctl_commands"
+            passed=$((passed + 1))
+        fi
+    done
+fi
+# And no loop at all among the daemon's objects and gwctl's: every pair
+# "a b" where a takes a symbol b defines, through tsort, which names any
+# loop it finds.
+for o in "$dir"/*.o "$dir"/gwctl/*.o; do
+    [ -f "$o" ] || continue
+    nm --defined-only -g "$o" | awk -v o="${o#"$dir"/}" '{print $3, o}'
 done | sort > "$dir/.defs"
-edges=$(for o in "$dir"/*.o; do
-    a=$(basename "$o" .o)
-    [ "$a" = main ] && continue
+edges=$(for o in "$dir"/*.o "$dir"/gwctl/*.o; do
+    [ -f "$o" ] || continue
+    a=${o#"$dir"/}
+    [ "$a" = main.o ] && continue
     nm -u "$o" | awk '{print $2}' | sort -u | join - "$dir/.defs" |
         awk -v a="$a" '$2 != a {print a, $2}' | sort -u
 done)

@@ -32,7 +32,7 @@ stage() {
     count "$name" "$log/$name.out" $rc
 }
 
-make -s -j"$JOBS" gatewayd || { echo "0 passed, 1 failed"; exit 1; }
+make -s -j"$JOBS" gatewayd gwctl || { echo "0 passed, 1 failed"; exit 1; }
 stage format sh -c 'make -s format-check && echo "format: 1 passed, 0 failed"'
 stage layers ./test/check-layers.sh
 stage unit make -s -j"$JOBS" unit

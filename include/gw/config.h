@@ -10,6 +10,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/*
+ * The development secret conf/gateway.toml ships so that `make run` works
+ * out of the box. It is public: with it, gatewayd's start-up ends with a
+ * hint for trying it out, and gwctl signs with it only when told --dev.
+ */
+#define GW_CONFIG_DEV_JWT_SECRET "dev-secret-change-me"
+
 typedef struct gw_config {
     /* [server] */
     char *bind;               /* listen address of both ports */
@@ -136,6 +143,14 @@ void gw_config_init(gw_config_t *cfg);
  */
 int gw_config_load(gw_config_t *cfg, const char *path, char *err,
                    size_t errlen);
+
+/*
+ * Applies the environment's overrides alone (GATEWAYD_JWT_SECRET, ...), as
+ * gw_config_load does after the file: for a program with no file to read
+ * (gwctl away from the daemon's config). Same error format; on error cfg
+ * keeps the variables applied before the bad one.
+ */
+int gw_config_load_env(gw_config_t *cfg, char *err, size_t errlen);
 
 /*
  * Sets one option from its dotted name and textual value, as given on the

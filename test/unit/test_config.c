@@ -139,7 +139,8 @@ static void test_load_shipped_conf(void **state)
     gw_config_init(&def);
     if (gw_config_load(&cfg, "conf/gateway.toml", err, sizeof(err)) != 0)
         fail_msg("%s", err);
-    assert_string_equal(cfg.jwt_secret, "dev-secret-change-me");
+    /* The development secret gwctl refuses without --dev. */
+    assert_string_equal(cfg.jwt_secret, GW_CONFIG_DEV_JWT_SECRET);
     assert_string_equal(cfg.publish_api_key, "dev-publish-key");
     /* Everything else is at its default. */
     set_ok(&def, "auth.jwt_secret=dev-secret-change-me");
@@ -448,6 +449,15 @@ static void test_env_overrides(void **state)
     assert_int_equal(gw_config_load(&cfg, path, err, sizeof(err)), 0);
     assert_string_equal(cfg.jwt_secret, "from-file");
     assert_string_equal(cfg.publish_api_key, "file-key");
+    gw_config_free(&cfg);
+
+    /* The environment alone, for a program with no file to read (gwctl). */
+    gw_config_init(&cfg);
+    setenv("GATEWAYD_API_KEY", "env-only", 1);
+    assert_int_equal(gw_config_load_env(&cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg.publish_api_key, "env-only");
+    assert_string_equal(cfg.jwt_secret, "");
+    unsetenv("GATEWAYD_API_KEY");
     gw_config_free(&cfg);
 }
 
