@@ -37,7 +37,7 @@
 BENCH_MAINS   := bench/gwbench.c bench/parsecost.c bench/ceiling.c
 BENCH_SRC     := $(filter-out $(BENCH_MAINS),$(wildcard bench/*.c))
 BENCH_OBJ     := $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
-BENCH_LIBS    := -luv -lwslay -lcjson -lmbedcrypto -lrabbitmq -lpthread -lm
+BENCH_LIBS    := -luv -lwslay -lcjson -lmbedtls -lmbedx509 -lmbedcrypto -lrabbitmq -lpthread -lm
 BENCH_CFLAGS  := $(CPPFLAGS) -Ibench $(CFLAGS) $(WARN)
 BENCH_UNITSRC := $(wildcard test/unit/test_bench_*.c)
 BENCH_UNITBIN := $(BENCH_UNITSRC:test/unit/%.c=$(B)/%)

@@ -126,6 +126,11 @@ static cJSON *report_server(const run_t *r)
     snprintf(url, sizeof(url), "ws://%s:%d%s", r->tgt.host, r->tgt.ws_port,
              r->tgt.path);
     cJSON_AddStringToObject(s, "url", url);
+    if (r->tgt.tls_port != 0) {
+        snprintf(url, sizeof(url), "wss://%s:%d%s", r->tgt.host,
+                 r->tgt.tls_port, r->tgt.path);
+        cJSON_AddStringToObject(s, "tls_url", url);
+    }
     if (r->tgt.pid > 0)
         cJSON_AddNumberToObject(s, "pid", r->tgt.pid);
     if (r->o->target.n == 0)
