@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The largest plaintext of one record: a record is built from this many
@@ -100,6 +101,7 @@ struct gw_tls_pair {
 
 struct gw_tls {
     unsigned workers;
+    uint32_t handshake_us_per_turn; /* tls.handshake_us_per_turn */
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context *drbg; /* owned: one per worker */
     mbedtls_ctr_drbg_context ticket_drbg;
@@ -463,6 +465,7 @@ gw_tls_t *gw_tls_new(const gw_config_t *cfg, unsigned workers, char *err,
     int rc;
 
     tls->workers = workers;
+    tls->handshake_us_per_turn = cfg->tls_handshake_us_per_turn;
     tls->drbg = gw_calloc(workers, sizeof(*tls->drbg));
     mbedtls_entropy_init(&tls->entropy);
     mbedtls_ctr_drbg_init(&tls->ticket_drbg);
@@ -534,7 +537,9 @@ void gw_tls_free(gw_tls_t *tls)
 
 void gw_tls_loop_init(gw_tls_loop_t *tl, gw_tls_t *tls, unsigned worker)
 {
-    *tl = (gw_tls_loop_t){.tls = tls, .worker = worker};
+    *tl = (gw_tls_loop_t){.tls = tls,
+                          .worker = worker,
+                          .budget_ns = tls->handshake_us_per_turn * 1000ull};
     tl->stage = gw_malloc(TLS_RECORD);
 }
 
@@ -616,13 +621,58 @@ static int tls_handshake(gw_transport_t *t)
     return (int)tls_failed(t, "handshake refused", rc);
 }
 
+static uint64_t tls_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The handshake's next step, if this loop turn has time left for it. A
+ * full handshake does its public-key work in two steps (the ClientHello
+ * answered with a signed key share, then the client's key share), each
+ * about a millisecond of mbedtls 2.28's CPU here with ECDSA and more with
+ * RSA, on the worker that owns the socket: a connect storm would take
+ * whole turns, and the worker's fan-out would wait behind it (hundreds of
+ * milliseconds, measured with bench/tls.sh). So once the turn's handshakes
+ * have taken tls.handshake_us_per_turn, the others wait for the next turn
+ * (h2o caps its accepts a turn for the same reason). Time, not a count:
+ * a resumed handshake's steps are cheap and should not wait behind a
+ * count the full ones set. A step begun within the budget runs to its
+ * end. The waiting keep their bytes in the socket, whose level-triggered
+ * poll brings them back next turn, and their handshake timeout runs on.
+ */
+static int tls_handshake_paced(gw_transport_t *t)
+{
+    gw_tls_loop_t *tl = t->loop->ops_data;
+    uint64_t t0;
+    int rc;
+
+    if (tl->budget_ns == 0)
+        return tls_handshake(t);
+    if (tl->turn != t->loop->turns) {
+        tl->turn = t->loop->turns;
+        tl->spent_ns = 0;
+    }
+    if (tl->spent_ns >= tl->budget_ns) {
+        gw_stat_add(t->loop->stats, GW_STAT_TLS_HANDSHAKES_DEFERRED, 1);
+        return GW_EAGAIN;
+    }
+    t0 = tls_now_ns();
+    rc = tls_handshake(t);
+    tl->spent_ns += tls_now_ns() - t0;
+    return rc;
+}
+
 static ssize_t tls_read(gw_transport_t *t, uint8_t *buf, size_t len)
 {
     tls_conn_t *c = t->impl;
     size_t n = 0;
     int rc;
 
-    if (!c->open && (rc = tls_handshake(t)) != 0)
+    if (!c->open && (rc = tls_handshake_paced(t)) != 0)
         return rc;
     /* Whole records only: the rest of one left inside mbedtls would have
      * no readable event to fetch it. mbedtls reads no further than the
