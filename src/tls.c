@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +49,11 @@
 #define TLS_TICKET_LIFETIME_S 86400
 /* A certificate chain or key file larger than this is a mistake. */
 #define TLS_FILE_MAX (1 << 20)
+/* The head of a record buffer that holds state between records: its
+ * sequence number and the record header, with room to spare. The buffers
+ * are longer than their content length, so a release within that length
+ * stays inside them. */
+#define TLS_LIVE_HEAD 64
 
 _Static_assert(MBEDTLS_SSL_IN_CONTENT_LEN == TLS_RECORD,
                "a read buffer holds whole records");
@@ -598,6 +604,40 @@ static ssize_t tls_failed(gw_transport_t *t, const char *what, int rc)
     return GW_EIO;
 }
 
+/* Gives back to the kernel the whole pages of len bytes at buf, past its
+ * first `keep` bytes: they read as zeros from then on. */
+static void tls_release_pages(unsigned char *buf, size_t keep, size_t len)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)buf + keep + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)buf + len) & ~(page - 1);
+
+    if (to > from)
+        madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
+/*
+ * The handshake is over: the record buffers' pages go back to the kernel,
+ * all but the one where each starts. mbedtls 2.28 as Debian builds it
+ * (no MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH) keeps a 16 KiB input and output
+ * buffer in every session, calloc'd, so written in full by glibc when it
+ * reuses freed memory for them, and the handshake's certificates and key
+ * shares pass through them; an idle session needs neither. Only their
+ * first bytes hold state between records in TLS (the 8-byte sequence
+ * numbers), and nothing is pending now: the handshake's last flight is
+ * sent, its last record read, and mbedtls holds no more input
+ * (mbedtls_ssl_check_pending). A page a later record reaches comes back
+ * zeroed on its first touch.
+ */
+static void tls_release_buffers(tls_conn_t *c)
+{
+    if (c->ssl.out_left != 0 || mbedtls_ssl_check_pending(&c->ssl))
+        return;
+    tls_release_pages(c->ssl.in_buf, TLS_LIVE_HEAD, MBEDTLS_SSL_IN_CONTENT_LEN);
+    tls_release_pages(c->ssl.out_buf, TLS_LIVE_HEAD,
+                      MBEDTLS_SSL_OUT_CONTENT_LEN);
+}
+
 /* Takes the handshake as far as the socket allows: 0 once it is done,
  * GW_EAGAIN while it waits for the peer or for room, GW_EIO if refused. */
 static int tls_handshake(gw_transport_t *t)
@@ -607,6 +647,7 @@ static int tls_handshake(gw_transport_t *t)
 
     if (rc == 0) {
         c->open = 1;
+        tls_release_buffers(c);
         /* What the layer above queued meanwhile can go now. */
         if (gw_transport_queued(t) > 0)
             gw_transport_want_flush(t);
