@@ -22,6 +22,11 @@
 #   make bench-resume  resume under churn (nothing lost or twice, resume
 #                      latency) and server RSS per parked session, three
 #                      runs each (bench/resume.sh, about 5 minutes)
+#   make bench-tls     wss:// beside ws://: full and resumed handshakes per
+#                      second (ECDSA, RSA), idle memory, fan-out per server
+#                      CPU-second, a TLS connect storm beside a worker's
+#                      fan-out with and without the handshake budget
+#                      (bench/tls.sh, about 5 minutes)
 #   make bench-drain   the drain handoff: two instances behind HAProxy, one
 #                      drained with SIGTERM while events flow (nothing lost
 #                      or twice, time to all resumed, handoff counters),
@@ -130,3 +135,11 @@ bench-drain: bench-deps
 	@./test/install-deps.sh haproxy
 	$(MAKE) FLAVOR=release gatewayd bench/gwbench
 	./bench/drain.sh
+
+# wss:// beside ws:// on the same release build (bench/tls.sh makes its
+# certificates with openssl). The script takes /tmp/gw-measure.lock for each
+# run itself (do not wrap it in flock): about 5 minutes.
+.PHONY: bench-tls
+bench-tls: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/tls.sh
