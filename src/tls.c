@@ -61,13 +61,17 @@ _Static_assert(MBEDTLS_SSL_IN_CONTENT_LEN == TLS_RECORD,
 /* ECDHE with AEAD only, TLS 1.2, in the server's order of preference:
  * mbedtls 2.28 picks by the server's list (MBEDTLS_SSL_SRV_RESPECT_CLIENT_
  * PREFERENCE is off in Debian's build). Each certificate kind keeps the
- * suites that fit it. */
+ * suites that fit it. ChaCha20-Poly1305 first: mbedtls 2.28's GCM works a
+ * 16-byte block at a time, each a call into AES-NI and one into the
+ * carry-less multiply, and seals a 256-byte record in 1.26 us here
+ * against 0.85 us (1 KiB: 5.1 against 2.7 us); every delivery is a record,
+ * and the ChaCha context is 240 bytes against GCM's 424. */
 static const int tls_suites[] = {
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
     MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
     MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
     MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
     MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
     0,
 };
