@@ -404,6 +404,27 @@ static void run_client_target(client_target_t *ct, const target_inst_t *in,
         snprintf(ct->path, sizeof(ct->path), "/sub/");
 }
 
+/* --tls, before any server starts: a mode the run has, and a certificate
+ * for the daemon gwbench starts. Returns 0, or -1 after a message. */
+static int run_tls_usage(const opts_t *o, const run_spec_t *spec)
+{
+    int off = strcmp(o->tls, "off") == 0;
+
+    if (!off && strcmp(o->tls, "all") != 0 &&
+        (strcmp(o->tls, "storm") != 0 || spec->storm_lo == 0)) {
+        util_warn("--tls must be off, all, or storm (with --storm)");
+        return -1;
+    }
+    if (!off && o->target.n == 0 &&
+        (o->tls_cert == NULL || o->tls_key == NULL)) {
+        util_warn("--tls %s needs --tls-cert and --tls-key for the daemon "
+                  "gwbench starts",
+                  o->tls);
+        return -1;
+    }
+    return 0;
+}
+
 /* Which clients speak TLS (--tls; all of them against a wss:// target),
  * checked against what the targets serve. Returns 0, or -1 after a
  * message. */
@@ -417,12 +438,9 @@ static int run_client_tls(run_t *r, const run_spec_t *spec)
         mode = "all";
     if (strcmp(mode, "all") == 0) {
         c->tls_hi = UINT32_MAX;
-    } else if (strcmp(mode, "storm") == 0 && spec->storm_lo > 0) {
+    } else if (strcmp(mode, "storm") == 0) {
         c->tls_lo = spec->storm_lo;
         c->tls_hi = UINT32_MAX;
-    } else if (strcmp(mode, "off") != 0) {
-        util_warn("--tls must be off, all, or storm (with --storm)");
-        return -1;
     }
     c->tls_resume = r->o->tls_resume;
     for (uint32_t i = 0; i < c->ntargets; i++) {
@@ -508,7 +526,8 @@ int run_open_spec(run_t *r, const opts_t *o, const run_spec_t *spec)
     client_figures_reset(&r->total);
     client_figures_reset(&r->win);
     uv_loop_init(&r->loop);
-    if (target_open(&r->tgt, o, spec->broker) != 0)
+    if (run_tls_usage(o, spec) != 0 ||
+        target_open(&r->tgt, o, spec->broker) != 0)
         goto Error;
     if (run_client_conf(r, spec) != 0)
         goto Error;
