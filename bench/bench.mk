@@ -22,6 +22,11 @@
 #   make bench-resume  resume under churn (nothing lost or twice, resume
 #                      latency) and server RSS per parked session, three
 #                      runs each (bench/resume.sh, about 5 minutes)
+#   make bench-tls     wss:// beside ws://: full and resumed handshakes per
+#                      second (ECDSA, RSA), idle memory, fan-out per server
+#                      CPU-second, a TLS connect storm beside a worker's
+#                      fan-out with and without the handshake budget
+#                      (bench/tls.sh, about 5 minutes)
 #   make bench-drain   the drain handoff: two instances behind HAProxy, one
 #                      drained with SIGTERM while events flow (nothing lost
 #                      or twice, time to all resumed, handoff counters),
@@ -37,7 +42,7 @@
 BENCH_MAINS   := bench/gwbench.c bench/parsecost.c bench/ceiling.c
 BENCH_SRC     := $(filter-out $(BENCH_MAINS),$(wildcard bench/*.c))
 BENCH_OBJ     := $(BENCH_SRC:bench/%.c=$(B)/bench/%.o)
-BENCH_LIBS    := -luv -lwslay -lcjson -lmbedcrypto -lrabbitmq -lpthread -lm
+BENCH_LIBS    := -luv -lwslay -lcjson -lmbedtls -lmbedx509 -lmbedcrypto -lrabbitmq -lpthread -lm
 BENCH_CFLAGS  := $(CPPFLAGS) -Ibench $(CFLAGS) $(WARN)
 BENCH_UNITSRC := $(wildcard test/unit/test_bench_*.c)
 BENCH_UNITBIN := $(BENCH_UNITSRC:test/unit/%.c=$(B)/%)
@@ -130,3 +135,11 @@ bench-drain: bench-deps
 	@./test/install-deps.sh haproxy
 	$(MAKE) FLAVOR=release gatewayd bench/gwbench
 	./bench/drain.sh
+
+# wss:// beside ws:// on the same release build (bench/tls.sh makes its
+# certificates with openssl). The script takes /tmp/gw-measure.lock for each
+# run itself (do not wrap it in flock): about 5 minutes.
+.PHONY: bench-tls
+bench-tls: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/tls.sh

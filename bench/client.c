@@ -13,6 +13,7 @@
 #include "gw/alloc.h"
 #include "relay.h"
 #include "resume.h"
+#include "tlsclient.h"
 #include "token.h"
 #include "upgrade.h"
 #include "util.h"
@@ -36,6 +37,7 @@
 typedef enum {
     CLIENT_IDLE,        /* no socket */
     CLIENT_CONNECTING,  /* TCP connect under way */
+    CLIENT_TLS,         /* TLS handshake under way (wss://) */
     CLIENT_UPGRADING,   /* request sent, waiting for 101 */
     CLIENT_WAIT_READY,  /* upgraded, waiting for ready */
     CLIENT_IDENTIFYING, /* identify sent */
@@ -48,18 +50,21 @@ typedef struct client {
     uv_tcp_t tcp;
     uv_connect_t creq;
     client_loop_t *loop;
-    uint32_t index;    /* global: user u<index> */
-    uint8_t state;     /* client_state_t */
-    uint8_t reconnect; /* connect again once closed (churn, storm) */
-    uint8_t target;    /* index of the server in conf->target */
-    uint8_t resumable; /* sid names our session: resume it when cut */
-    uint8_t renewed;   /* invalid_session came: the identify that follows
-                          begins a new life and is not timed */
-    uint8_t moving;    /* closed 4011, not live again yet: a failed
-                          connection is retried (follow_drain) */
-    uint8_t moved;     /* closed 4011 while live, at least once */
-    uint8_t retries;   /* connections of this move that failed */
-    uint16_t tok_off;  /* the token inside identify */
+    tlsclient_t *tls;           /* owned while a wss:// connection lives */
+    tlsclient_session_t *saved; /* owned: the last TLS session, offered by
+                                   the next connection (tls_resume) */
+    uint32_t index;             /* global: user u<index> */
+    uint8_t state;              /* client_state_t */
+    uint8_t reconnect;          /* connect again once closed (churn, storm) */
+    uint8_t target;             /* index of the server in conf->target */
+    uint8_t resumable;          /* sid names our session: resume it when cut */
+    uint8_t renewed;  /* invalid_session came: the identify that follows
+                         begins a new life and is not timed */
+    uint8_t moving;   /* closed 4011, not live again yet: a failed
+                         connection is retried (follow_drain) */
+    uint8_t moved;    /* closed 4011 while live, at least once */
+    uint8_t retries;  /* connections of this move that failed */
+    uint16_t tok_off; /* the token inside identify */
     uint16_t tok_len;
     uint32_t replay_got; /* dispatches between resume and resumed */
     uint64_t t_start;    /* attempt start (or drop), us: latency origin */
@@ -89,6 +94,7 @@ struct client_loop {
     client_t *clients;
     uint32_t count;
     wsframe_enc_t *enc;
+    tlsclient_conf_t *tls; /* owned, when some clients speak TLS */
     uint64_t rng;
     uint64_t now_us; /* taken once per callback that needs the time */
 
@@ -191,10 +197,10 @@ static void client_write_cb(uv_write_t *req, int status)
     free(req->data);
 }
 
-/* Writes bytes: straight from the caller's buffer when the socket takes
- * them all, which on loopback is nearly always; a copy of the rest
- * otherwise. */
-static int client_write(client_t *c, const uint8_t *data, size_t n)
+/* Writes bytes to the socket: straight from the caller's buffer when the
+ * socket takes them all, which on loopback is nearly always; a copy of the
+ * rest otherwise. */
+static int client_write_raw(client_t *c, const uint8_t *data, size_t n)
 {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
     int written = uv_try_write((uv_stream_t *)&c->tcp, &b, 1), rc;
@@ -214,6 +220,15 @@ static int client_write(client_t *c, const uint8_t *data, size_t n)
     if (rc != 0)
         free(w);
     return rc;
+}
+
+/* Writes the WebSocket stream's bytes: encrypted into records over
+ * wss://. */
+static int client_write(client_t *c, const uint8_t *data, size_t n)
+{
+    if (c->tls == NULL)
+        return client_write_raw(c, data, n);
+    return tlsclient_write(c->tls, data, n) == 0 ? 0 : UV_EPROTO;
 }
 
 /* Sends one final frame, masked with a fresh key. */
@@ -684,6 +699,7 @@ static uint64_t *client_fail_counter(client_t *c)
 
     switch (c->state) {
     case CLIENT_CONNECTING: return &s->fail_tcp;
+    case CLIENT_TLS: return &s->fail_tls;
     case CLIENT_UPGRADING: return &s->fail_upgrade;
     case CLIENT_WAIT_READY: return &s->fail_ready;
     case CLIENT_IDENTIFYING: return &s->fail_identify;
@@ -707,6 +723,8 @@ static void client_close_cb(uv_handle_t *h)
 {
     client_t *c = h->data;
 
+    tlsclient_free(c->tls);
+    c->tls = NULL;
     free(c->hs);
     c->hs = NULL;
     c->hs_len = 0;
@@ -831,6 +849,29 @@ static void client_upgrade_input(client_t *c, const uint8_t *data, size_t len)
     c->hs_len = 0;
 }
 
+/* The stream over TCP, or TLS's plaintext: the upgrade's answer, then
+ * frames. */
+static void client_stream_input(client_t *c, const uint8_t *data, size_t len)
+{
+    if (c->state == CLIENT_UPGRADING)
+        client_upgrade_input(c, data, len);
+    else if (c->state != CLIENT_CLOSING && c->state != CLIENT_TLS)
+        client_ws_input(c, data, len);
+}
+
+/* Bytes for TLS: the handshake, then records. A refused handshake counts
+ * as its stage's failure, a bad record later as a protocol error. */
+static void client_tls_input(client_t *c, const uint8_t *data, size_t len)
+{
+    int rc = tlsclient_input(c->tls, data, len);
+
+    if (rc == TLSCLIENT_OK || c->state == CLIENT_CLOSING)
+        return;
+    if (rc == TLSCLIENT_FAILED && c->state != CLIENT_TLS)
+        c->loop->f.c.protocol_errors++;
+    client_end(c, NULL);
+}
+
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     client_t *c = s->data;
@@ -844,10 +885,77 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     l->now_us = util_now_us();
     l->f.c.bytes_in += (uint64_t)nread;
-    if (c->state == CLIENT_UPGRADING)
-        client_upgrade_input(c, (const uint8_t *)buf->base, (size_t)nread);
-    else if (c->state != CLIENT_CLOSING)
-        client_ws_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (c->tls != NULL)
+        client_tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        client_stream_input(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+static int client_uses_tls(const client_t *c)
+{
+    const client_conf_t *conf = c->loop->conf;
+
+    return c->index >= conf->tls_lo && c->index < conf->tls_hi;
+}
+
+static int client_tls_send(void *ud, const uint8_t *data, size_t len)
+{
+    return client_write_raw(ud, data, len);
+}
+
+static int client_tls_data(void *ud, const uint8_t *data, size_t len)
+{
+    client_t *c = ud;
+
+    if (c->state != CLIENT_CLOSING)
+        client_stream_input(c, data, len);
+    return c->state == CLIENT_CLOSING;
+}
+
+static void client_send_upgrade(client_t *c);
+
+/* The handshake is done: counted by kind, the session kept for the next
+ * connection, and the upgrade sent inside it. */
+static int client_tls_open(void *ud)
+{
+    client_t *c = ud;
+    client_loop_t *l = c->loop;
+
+    if (tlsclient_resumed(c->tls)) {
+        l->f.c.tls_resumed++;
+    } else {
+        l->f.c.tls_full++;
+        if (c->saved != NULL && l->conf->tls_resume)
+            l->f.c.tls_resume_refused++;
+    }
+    l->now_us = util_now_us();
+    l->f.t_last_tls = l->now_us;
+    if (l->conf->tls_resume)
+        tlsclient_save(c->tls, &c->saved);
+    c->state = CLIENT_UPGRADING;
+    c->t_stage = l->now_us;
+    client_send_upgrade(c);
+    return c->state == CLIENT_CLOSING;
+}
+
+static const tlsclient_cb_t client_tls_cb = {
+    .send = client_tls_send,
+    .open = client_tls_open,
+    .data = client_tls_data,
+};
+
+/* Starts the handshake on a connected socket, offering the last session
+ * when asked to. */
+static void client_tls_start(client_t *c)
+{
+    client_loop_t *l = c->loop;
+
+    c->state = CLIENT_TLS;
+    c->tls = tlsclient_new(l->tls, l->conf->tls_resume ? c->saved : NULL, c);
+    if (c->tls == NULL)
+        client_end(c, NULL);
 }
 
 static void client_send_upgrade(client_t *c)
@@ -858,6 +966,7 @@ static void client_send_upgrade(client_t *c)
     uint64_t r0 = client_rand(l), r1 = client_rand(l);
     size_t n;
     const client_target_t *t = &l->conf->target[c->target];
+    const char *host = c->tls != NULL ? t->tls_host : t->host;
 
     memcpy(key, &r0, 8);
     memcpy(key + 8, &r1, 8);
@@ -866,7 +975,7 @@ static void client_send_upgrade(client_t *c)
                  l->conf->members ? c->index / l->conf->members : 0);
     else
         snprintf(path, sizeof(path), "%s", t->path);
-    n = upgrade_request(req, sizeof(req), t->host, path, key, c->accept);
+    n = upgrade_request(req, sizeof(req), host, path, key, c->accept);
     if (n == 0 || client_write(c, (const uint8_t *)req, n) != 0)
         client_end(c, NULL);
 }
@@ -888,7 +997,10 @@ static void client_connect_cb(uv_connect_t *req, int status)
         client_end(c, NULL);
         return;
     }
-    client_send_upgrade(c);
+    if (client_uses_tls(c))
+        client_tls_start(c);
+    else
+        client_send_upgrade(c);
 }
 
 /* Prepares the open socket: no port chosen at bind time (the 4-tuple
@@ -915,6 +1027,7 @@ static int client_socket(client_t *c)
 static void client_connect(client_t *c)
 {
     client_loop_t *l = c->loop;
+    const client_target_t *t = &l->conf->target[c->target];
 
     l->f.c.attempts++;
     l->inflight++;
@@ -935,10 +1048,11 @@ static void client_connect(client_t *c)
     c->creq.data = c;
     c->state = CLIENT_CONNECTING;
     if (client_socket(c) != 0 ||
-        uv_tcp_connect(
-            &c->creq, &c->tcp,
-            (const struct sockaddr *)&l->conf->target[c->target].addr,
-            client_connect_cb) != 0)
+        uv_tcp_connect(&c->creq, &c->tcp,
+                       (const struct sockaddr *)(client_uses_tls(c)
+                                                     ? &t->tls_addr
+                                                     : &t->addr),
+                       client_connect_cb) != 0)
         client_end(c, NULL);
 }
 
@@ -1111,6 +1225,7 @@ void client_figures_reset(client_figures_t *f)
     stats_hist_reset(&f->down);
     stats_hist_reset(&f->conn);
     f->open = f->t_first = f->t_last_ident = f->t_last_deliv = 0;
+    f->t_last_tls = 0;
     f->t_first_4011 = f->t_last_4011 = f->t_last_resumed = 0;
 }
 
@@ -1133,6 +1248,7 @@ void client_figures_add(client_figures_t *dst, const client_figures_t *src)
     dst->open += src->open;
     dst->t_first = client_min_stamp(dst->t_first, src->t_first);
     dst->t_last_ident = client_max_stamp(dst->t_last_ident, src->t_last_ident);
+    dst->t_last_tls = client_max_stamp(dst->t_last_tls, src->t_last_tls);
     dst->t_last_deliv = client_max_stamp(dst->t_last_deliv, src->t_last_deliv);
     dst->t_first_4011 = client_min_stamp(dst->t_first_4011, src->t_first_4011);
     dst->t_last_4011 = client_max_stamp(dst->t_last_4011, src->t_last_4011);
@@ -1158,6 +1274,7 @@ static void client_flush(client_loop_t *l)
     if (l->f.conn.count)
         stats_hist_reset(&l->f.conn);
     l->f.t_first = l->f.t_last_ident = l->f.t_last_deliv = 0;
+    l->f.t_last_tls = 0;
     l->f.t_first_4011 = l->f.t_last_4011 = l->f.t_last_resumed = 0;
     l->f.open = open;
 }
@@ -1351,6 +1468,9 @@ client_loop_t *client_loop_new(const client_conf_t *conf, uint32_t first,
     l->count = count;
     l->rng = seed | 1;
     l->enc = wsframe_enc_new(seed * 0x9e3779b97f4a7c15ull + 1);
+    if (conf->tls_hi > conf->tls_lo &&
+        (l->tls = tlsclient_conf_new(&client_tls_cb, seed)) == NULL)
+        util_die("cannot set up TLS");
     l->clients = gw_calloc(count ? count : 1, sizeof(client_t));
     l->waiting = gw_calloc(count ? count : 1, sizeof(uint32_t));
     l->follow = conf->follow_drain;
@@ -1416,12 +1536,14 @@ void client_loop_free(client_loop_t *l)
     uv_loop_close(&l->uv);
     for (uint32_t i = 0; i < l->count; i++) {
         free(l->clients[i].identify);
+        tlsclient_session_free(l->clients[i].saved);
         resume_track_free(&l->clients[i].track);
     }
     free(l->clients);
     free(l->waiting);
     relay_table_free(&l->relay);
     wsframe_enc_free(l->enc);
+    tlsclient_conf_free(l->tls);
     pthread_mutex_destroy(&l->lock);
     free(l);
 }

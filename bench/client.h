@@ -28,11 +28,16 @@ typedef enum {
 
 #define CLIENT_MAX_TARGETS 8
 
-/* A server the clients connect to. */
+/* A server the clients connect to: its plain port, its TLS port, or
+ * both. */
 typedef struct client_target {
     struct sockaddr_in addr;
     char host[64];  /* Host header, "127.0.0.1:PORT" */
     char path[128]; /* request path; nchan: prefix the guild id follows */
+    struct sockaddr_in tls_addr; /* wss://: the same server's TLS port */
+    char tls_host[64];           /* its Host header */
+    int plain;                   /* addr is served (ws://) */
+    int tls;                     /* tls_addr is served (wss://) */
 } client_target_t;
 
 /* What every client of a run shares; read-only once the loops start. */
@@ -54,6 +59,13 @@ typedef struct client_conf {
                                   with the coordinator (publish time of
                                   event n, 0 = not yet); NULL = none */
     uint64_t record_cap;       /* events it has room for */
+    uint32_t tls_lo, tls_hi;   /* clients tls_lo .. tls_hi - 1 speak
+                                  TLS to the targets' TLS ports (with a
+                                  certificate nobody checks), the others
+                                  plain WebSocket */
+    int tls_resume;            /* a TLS client offers the session of its
+                                  last connection (its ticket) when it
+                                  connects again */
     int follow_drain;          /* a live session closed 4011 (its server
                                   drains) connects again at once and
                                   resumes; until it is live again each
@@ -99,6 +111,7 @@ typedef struct client_figures {
     uint64_t open;           /* sessions identified now (a gauge: summed) */
     uint64_t t_first;        /* earliest attempt start, us; 0 = none */
     uint64_t t_last_ident;   /* latest identified, us; 0 = none */
+    uint64_t t_last_tls;     /* latest TLS handshake done, us; 0 = none */
     uint64_t t_last_deliv;   /* latest delivery, us; 0 = none */
     uint64_t t_first_4011;   /* earliest live session closed 4011, us */
     uint64_t t_last_4011;    /* latest of those, us; 0 = none */

@@ -7,6 +7,11 @@
 #   ref-node-ws  the reference Node.js gateway with its own private
 #                redis-server (fanout via Redis, like gatewayd)
 #   nchan        nginx + nchan: --proto nchan, fanout published --via http
+#   gatewayd-tls gatewayd as above, its clients over wss:// (an ECDSA P-256
+#                certificate made here with openssl)
+#   nchan-tls    nginx + nchan serving wss:// with the same certificate,
+#                TLS 1.2 and the suites and groups gatewayd offers;
+#                fanout published over plain HTTP on a second port
 #
 # Each peer is started afresh for each run (RSS never shrinks: a server that
 # held sessions before gives a false idle baseline), directly, so that $! is
@@ -21,20 +26,21 @@
 # logs to $OUT, then prints one table (also in $OUT/table.txt): per server
 # the RSS per idle session, deliveries/s, delivered share, p50/p99, deliveries
 # per server CPU-second, server and gwbench CPU, stolen time; then the ratios
-# of gatewayd to each peer. Exit status 0 when every server started and
+# of gatewayd to each peer (over TLS: of gatewayd-tls to nchan-tls). Exit
+# status 0 when every server started and
 # every run was ok, 1 otherwise (a server that fails to start is reported and
-# the others still run). About two minutes; the first start of ref-node-ws
+# the others still run). About four minutes; the first start of ref-node-ws
 # also runs `npm install`.
 #
 # Environment: OUT (build/bench/compare), SERVERS ("gatewayd ref-node-ws
-# nchan"), SESSIONS (5000), HOLD (10 s), HEARTBEAT_MS (5000), GUILDS (50),
+# nchan gatewayd-tls nchan-tls"), SESSIONS (5000), HOLD (10 s), HEARTBEAT_MS (5000), GUILDS (50),
 # MEMBERS (100), EVENT_RATE (1000), DURATION (10 s), GW_WORKERS (0 = one per
 # core), NCHAN_WORKERS (1), PEERS (../shared/peers), GW_MEASURE_LOCK
 # (/tmp/gw-measure.lock), LOCK_WAIT (600 s).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-build/bench/compare}
-SERVERS=${SERVERS:-gatewayd ref-node-ws nchan}
+SERVERS=${SERVERS:-gatewayd ref-node-ws nchan gatewayd-tls nchan-tls}
 SESSIONS=${SESSIONS:-5000}
 HOLD=${HOLD:-10}
 HEARTBEAT_MS=${HEARTBEAT_MS:-5000}
@@ -154,6 +160,50 @@ start_nchan() {
     return 1
 }
 
+# start_nchan_tls NAME: nginx+nchan serving wss:// on SPORT and plain HTTP
+# (the publisher's) on PPORT, master pid SPID. The peer's start.sh serves
+# plain HTTP only: its template is rendered here as start.sh renders it,
+# with the listen line made a TLS one (TLS 1.2, gatewayd's suites and
+# groups in its order, session tickets as nginx has them by default).
+start_nchan_tls() {
+    WHY="no free port"
+    if [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
+        WHY="nginx-light libnginx-mod-nchan not installed"
+        return 1
+    fi
+    free_port || return 1
+    SPORT=$PORT
+    free_port || return 1
+    PPORT=$PORT
+    prefix=$TMP/$1.nginx
+    mkdir -p "$prefix" || return 1
+    # shellcheck disable=SC3045 # dash and bash both take ulimit -n and -Hn
+    nofile=$(ulimit -Hn)
+    [ "$nofile" = unlimited ] && nofile=1048576
+    suites=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305
+    suites=$suites:ECDHE-ECDSA-AES256-GCM-SHA384
+    sed -e "s#@PORT@#$SPORT#g" -e "s#@WORKERS@#$NCHAN_WORKERS#g" \
+        -e "s#@PREFIX@#$prefix#g" -e "s#@NOFILE@#$nofile#g" \
+        -e "s#@WORKER_CONNS@#$((nofile - 100))#g" \
+        -e "s#^\( *\)listen 127.0.0.1:$SPORT \(.*\);#\1listen 127.0.0.1:$SPORT ssl \2;\n\1listen 127.0.0.1:$PPORT;\n\1ssl_certificate $TMP/ec.crt;\n\1ssl_certificate_key $TMP/ec.key;\n\1ssl_protocols TLSv1.2;\n\1ssl_ciphers $suites;\n\1ssl_prefer_server_ciphers on;\n\1ssl_ecdh_curve X25519:prime256v1:secp384r1;#" \
+        "$PEERS/nchan/nginx.conf.in" >"$prefix/nginx.conf" || return 1
+    if ! grep -q "listen 127.0.0.1:$SPORT ssl" "$prefix/nginx.conf"; then
+        WHY="$PEERS/nchan/nginx.conf.in has no listen line of the form this script makes TLS"
+        return 1
+    fi
+    (
+        # shellcheck disable=SC3045 # as above
+        ulimit -n "$nofile" 2>/dev/null
+        exec nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log"
+    ) >"$OUT/$1.server.log" 2>&1 </dev/null 9>&- &
+    SPID=$!
+    PIDS="$PIDS $SPID"
+    wait_listen "$SPID" "$SPORT" 10 && return 0
+    [ -f "$prefix/error.log" ] && cat "$prefix/error.log" >>"$OUT/$1.server.log"
+    WHY="nginx+nchan over TLS not listening on 127.0.0.1:$SPORT (see $OUT/$1.server.log)"
+    return 1
+}
+
 stop_peer() {
     for p in $PIDS; do stop_pid "$p"; done
 }
@@ -222,6 +272,31 @@ step() {
             note "$srv" "$scen" "did not start: $WHY"
         fi
         ;;
+    gatewayd-tls)
+        if [ "$scen" = idle ]; then
+            measure "$srv" "$scen" $load --heartbeat-ms "$HEARTBEAT_MS" \
+                --tls all $TLS_PAIR --gatewayd "$GATEWAYD" \
+                --workers "$GW_WORKERS"
+        else
+            measure "$srv" "$scen" $load --via redis --tls all $TLS_PAIR \
+                --gatewayd "$GATEWAYD" --workers "$GW_WORKERS"
+        fi
+        ;;
+    nchan-tls)
+        if start_nchan_tls "$name"; then
+            if [ "$scen" = idle ]; then
+                measure "$srv" "$scen" $load --proto nchan \
+                    --target "wss://127.0.0.1:$SPORT" --pid "$SPID"
+            else
+                measure "$srv" "$scen" $load --proto nchan --via http \
+                    --target "wss://127.0.0.1:$SPORT" \
+                    --publish-url "http://127.0.0.1:$PPORT/pub/" --pid "$SPID"
+            fi
+        else
+            echo "== $name: did not start: $WHY"
+            note "$srv" "$scen" "did not start: $WHY"
+        fi
+        ;;
     nchan)
         if start_nchan "$name"; then
             if [ "$scen" = idle ]; then
@@ -237,7 +312,7 @@ step() {
         fi
         ;;
     *)
-        note "$srv" "$scen" "unknown server (SERVERS: gatewayd ref-node-ws nchan)"
+        note "$srv" "$scen" "unknown server (SERVERS: gatewayd ref-node-ws nchan gatewayd-tls nchan-tls)"
         ;;
     esac
     stop_peer
@@ -246,7 +321,7 @@ step() {
 
 # --- main ----------------------------------------------------------------------
 
-case " $SERVERS " in *" nchan "* | *" ref-node-ws "*)
+case " $SERVERS " in *" nchan "* | *" nchan-tls "* | *" ref-node-ws "*)
     ./test/install-deps.sh nginx-light libnginx-mod-nchan redis-server ||
         echo "warning: peer packages missing; those peers will not start" >&2 ;;
 esac
@@ -263,6 +338,14 @@ for f in "$GWBENCH" ./gatewayd; do
 done
 GWBENCH=$TMP/gwbench
 GATEWAYD=$TMP/gatewayd
+# The certificate of the TLS runs, gatewayd's and nginx's alike.
+case " $SERVERS " in *"-tls "*)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$TMP/ec.key" -out "$TMP/ec.crt" -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost 2>/dev/null ||
+        { echo "openssl could not make a certificate" >&2; exit 1; } ;;
+esac
+TLS_PAIR="--tls-cert $TMP/ec.crt --tls-key $TMP/ec.key"
 
 echo "== gwbench compare $(date -u +%Y-%m-%dT%H:%M:%SZ): nproc $(nproc)," \
     "load $(cut -d' ' -f1-3 /proc/loadavg); servers: $SERVERS;" \
@@ -296,11 +379,14 @@ def load_run(srv, scen):
     return load(os.path.join(out, f"{srv}-{scen}.json"))
 
 
+nchan_workers = (f"{env['NCHAN_WORKERS']} worker"
+                 f"{'' if env['NCHAN_WORKERS'] == '1' else 's'}")
 label = {
     "gatewayd": f"gatewayd (workers {env['GW_WORKERS']})",
     "ref-node-ws": "ref-node-ws",
-    "nchan": f"nchan ({env['NCHAN_WORKERS']} worker"
-             f"{'' if env['NCHAN_WORKERS'] == '1' else 's'})",
+    "nchan": f"nchan ({nchan_workers})",
+    "gatewayd-tls": f"gatewayd wss:// (workers {env['GW_WORKERS']})",
+    "nchan-tls": f"nchan wss:// ({nchan_workers})",
 }
 rows, notes, figures = [], [], {}
 for srv in servers:
@@ -364,17 +450,19 @@ lines = [
     f"for {e['DURATION']} s (gatewayd, ref-node-ws via Redis; nchan via HTTP)",
     "",
 ] + table(head, rows, 0)
-gw = figures.get("gatewayd")
-peers = [s for s in servers if s != "gatewayd"]
-if gw and peers:
+# Each peer beside gatewayd served the same way: plain, or over TLS.
+pairs = [(s, "gatewayd-tls" if s.endswith("-tls") else "gatewayd")
+         for s in servers if not s.startswith("gatewayd")]
+pairs = [(s, g) for s, g in pairs if g in figures]
+if pairs:
     lines += ["", "ratios, > 1 = gatewayd better:"]
     lines += table(
-        ["peer", "memory per idle session (peer / gatewayd)",
+        ["peer", "beside", "memory per idle session (peer / gatewayd)",
          "deliveries per server CPU-s (gatewayd / peer)",
          "fanout p99 (peer / gatewayd)"],
-        [[s, ratio(figures[s]["rss"], gw["rss"]),
-          ratio(gw["dpc"], figures[s]["dpc"]),
-          ratio(figures[s]["p99"], gw["p99"])] for s in peers], 0)
+        [[s, g, ratio(figures[s]["rss"], figures[g]["rss"]),
+          ratio(figures[g]["dpc"], figures[s]["dpc"]),
+          ratio(figures[s]["p99"], figures[g]["p99"])] for s, g in pairs], 0)
 lines += ["", "RSS: user-space memory of the server and its children (not "
           "redis); CPU: the server's, over the fanout window;",
           "steal: CPU time the hypervisor took from the machine in the idle "

@@ -54,8 +54,9 @@ static const opt_t opts_table[] = {
     OPTN("stage-timeout-ms", OPT_LONG, stage_timeout_ms, "10000", 1, 6e5,
          "time each handshake stage may take before it counts as failed"),
     OPT("target", OPT_LIST, target, NULL,
-        "ws://127.0.0.1:PORT[/path] of a running server; default: start "
-        "--gatewayd. presence: repeat it for each instance (at most 8)"),
+        "ws:// or wss://127.0.0.1:PORT[/path] of a running server; "
+        "default: start --gatewayd. presence: repeat it for each instance "
+        "(at most 8)"),
     OPT("http-url", OPT_LIST, http_url, NULL,
         "http://127.0.0.1:PORT of each --target's HTTP API, in the same "
         "order (presence: GET /presence and /stats)"),
@@ -73,6 +74,17 @@ static const opt_t opts_table[] = {
          "session.typing_limit of the started daemon"),
     OPT("gw-set", OPT_LIST, gw_set, NULL,
         "extra key=value for the started daemon's -s (repeatable)"),
+    OPT("tls", OPT_STR, tls, "off",
+        "which clients speak TLS (wss://): off, all, or storm (the --storm "
+        "sessions only); a wss:// --target means all"),
+    OPT("tls-cert", OPT_STR, tls_cert, NULL,
+        "PEM certificate chain the started daemon serves wss:// with, on a "
+        "port of its own (tls.port), beside ws://"),
+    OPT("tls-key", OPT_STR, tls_key, NULL, "the private key of --tls-cert"),
+    OPT("tls-resume", OPT_FLAG, tls_resume, NULL,
+        "a TLS client that connects again offers its last session (its "
+        "ticket); connect: all sessions are reset and connect once more, "
+        "resumed"),
     OPT("jwt-secret", OPT_STR, jwt_secret, "gwbench-secret",
         "HS256 key of the identify tokens"),
     OPTN("guilds", OPT_LONG, guilds, "50", 1, 1e5,
@@ -116,6 +128,12 @@ static const opt_t opts_table[] = {
     OPTN("churn", OPT_DOUBLE, churn, "5", 0, 100,
          "percent of the sessions dropped and reconnected (resume: reset "
          "and resumed) per second"),
+    OPTN("storm", OPT_LONG, storm, "0", 0, 1e6,
+         "fanout: sessions more, in no guild, that connect unpaced (within "
+         "--inflight) --storm-at seconds into publishing and stay: a "
+         "connect storm beside the fan-out"),
+    OPTN("storm-at", OPT_DOUBLE, storm_at, "2", 0, 3600,
+         "fanout: seconds into publishing the --storm begins"),
     OPTN("fill", OPT_LONG, fill, "0", 0, 100000,
          "park: dispatches each session receives before it is reset "
          "(256 fills session.replay_size); 0 = an empty replay buffer"),

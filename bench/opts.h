@@ -38,6 +38,11 @@ typedef struct opts {
     long heartbeat_ms;
     long typing_limit;
     opts_list_t gw_set; /* extra -s key=value */
+    /* TLS (wss://) */
+    const char *tls;      /* which clients speak TLS: off, all, storm */
+    const char *tls_cert; /* the started daemon's certificate chain */
+    const char *tls_key;  /* and its key */
+    int tls_resume;       /* reconnects offer the last session's ticket */
     const char *jwt_secret;
     /* fanout and typing */
     long guilds;
@@ -57,7 +62,9 @@ typedef struct opts {
     double drain;
     double typing_rate;
     double churn;
-    long fill; /* park: dispatches each session gets before its cut */
+    long storm;      /* fanout: sessions that connect during publishing */
+    double storm_at; /* seconds into publishing they start */
+    long fill;       /* park: dispatches each session gets before its cut */
     /* drain */
     long margin_ms;          /* the instances' session.handoff_margin_ms */
     long drain_ms;           /* the instances' server.drain_ms */

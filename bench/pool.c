@@ -191,28 +191,46 @@ static int pool_fork(pool_t *p, const client_conf_t *conf, unsigned id,
     return 0;
 }
 
+/* Process i's share of sessions from .. from + n - 1, split evenly over
+ * procs processes: its first session into *lo, one past its last into
+ * *hi. */
+static void pool_share(uint32_t from, uint32_t n, unsigned i, unsigned procs,
+                       uint32_t *lo, uint32_t *hi)
+{
+    *lo = from + (uint32_t)((uint64_t)n * i / procs);
+    *hi = from + (uint32_t)((uint64_t)n * (i + 1) / procs);
+}
+
 pool_t *pool_start(uv_loop_t *loop, const client_conf_t *conf, uint32_t n,
-                   unsigned procs, unsigned threads, pool_report_cb cb,
-                   void *ud)
+                   uint32_t split, unsigned procs, unsigned threads,
+                   pool_report_cb cb, void *ud)
 {
     pool_t *p = gw_calloc(1, sizeof(*p));
+    unsigned first = procs; /* processes of the first part */
 
     if (procs == 0 || procs > POOL_MAX_PROCS || threads == 0 ||
-        threads > POOL_MAX_THREADS) {
-        util_warn("procs must be 1..%d and threads 1..%d", POOL_MAX_PROCS,
-                  POOL_MAX_THREADS);
+        threads > POOL_MAX_THREADS ||
+        (split > 0 && (split >= n || procs < 2))) {
+        util_warn("procs must be 1..%d (2 at least for two parts) and "
+                  "threads 1..%d",
+                  POOL_MAX_PROCS, POOL_MAX_THREADS);
         free(p);
         return NULL;
     }
+    if (split > 0)
+        first = procs / 2;
     p->loop = loop;
     p->procs = procs;
     p->threads = threads;
     p->cb = cb;
     p->ud = ud;
     for (unsigned i = 0; i < procs; i++) {
-        uint32_t lo = (uint32_t)((uint64_t)n * i / procs);
-        uint32_t hi = (uint32_t)((uint64_t)n * (i + 1) / procs);
+        uint32_t lo, hi;
 
+        if (i < first)
+            pool_share(0, split > 0 ? split : n, i, first, &lo, &hi);
+        else
+            pool_share(split, n - split, i - first, procs - first, &lo, &hi);
         if (pool_fork(p, conf, i, lo, hi - lo) != 0) {
             util_warn("cannot start client process %u: %s", i, strerror(errno));
             pool_free(p);

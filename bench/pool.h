@@ -39,13 +39,17 @@ typedef void (*pool_report_cb)(void *ud, const pool_report_t *r);
 
 /*
  * Forks procs workers with threads client loops each and splits sessions
- * 0 .. n - 1 evenly over all loops. The workers read conf as it is now (a
- * copy-on-write snapshot). Call before the coordinator starts threads of its
- * own. Returns NULL (after a message) on failure.
+ * 0 .. n - 1 evenly over all loops; with split (0 < split < n, and procs
+ * at least 2), sessions 0 .. split - 1 over the first half of the
+ * processes and the rest over the others, so that neither part's work
+ * holds up the other's loops (a connect storm beside a measured fan-out).
+ * The workers read conf as it is now (a copy-on-write snapshot). Call
+ * before the coordinator starts threads of its own. Returns NULL (after a
+ * message) on failure.
  */
 pool_t *pool_start(uv_loop_t *loop, const client_conf_t *conf, uint32_t n,
-                   unsigned procs, unsigned threads, pool_report_cb cb,
-                   void *ud);
+                   uint32_t split, unsigned procs, unsigned threads,
+                   pool_report_cb cb, void *ud);
 
 /* Sends a command to every loop of every worker; cmd->rate is the total
  * over all loops and is split evenly. */

@@ -123,9 +123,16 @@ static cJSON *report_server(const run_t *r)
 
     cJSON_AddStringToObject(s, "kind",
                             r->o->target.n > 0 ? "external" : "gatewayd");
-    snprintf(url, sizeof(url), "ws://%s:%d%s", r->tgt.host, r->tgt.ws_port,
-             r->tgt.path);
-    cJSON_AddStringToObject(s, "url", url);
+    if (r->tgt.ws_port != 0) {
+        snprintf(url, sizeof(url), "ws://%s:%d%s", r->tgt.host, r->tgt.ws_port,
+                 r->tgt.path);
+        cJSON_AddStringToObject(s, "url", url);
+    }
+    if (r->tgt.tls_port != 0) {
+        snprintf(url, sizeof(url), "wss://%s:%d%s", r->tgt.host,
+                 r->tgt.tls_port, r->tgt.path);
+        cJSON_AddStringToObject(s, "tls_url", url);
+    }
     if (r->tgt.pid > 0)
         cJSON_AddNumberToObject(s, "pid", r->tgt.pid);
     if (r->o->target.n == 0)

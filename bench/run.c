@@ -392,15 +392,75 @@ cJSON *run_counters_json(const stats_counters_t *a, const stats_counters_t *b)
 static void run_client_target(client_target_t *ct, const target_inst_t *in,
                               client_proto_t proto)
 {
+    ct->plain = in->ws_port != 0;
+    ct->tls = in->tls_port != 0;
     uv_ip4_addr(in->host, in->ws_port, &ct->addr);
     snprintf(ct->host, sizeof(ct->host), "%s:%d", in->host, in->ws_port);
+    uv_ip4_addr(in->host, in->tls_port, &ct->tls_addr);
+    snprintf(ct->tls_host, sizeof(ct->tls_host), "%s:%d", in->host,
+             in->tls_port);
     snprintf(ct->path, sizeof(ct->path), "%s", in->path);
     if (proto == CLIENT_PROTO_NCHAN && strcmp(ct->path, "/") == 0)
         snprintf(ct->path, sizeof(ct->path), "/sub/");
 }
 
+/* --tls, before any server starts: a mode the run has, and a certificate
+ * for the daemon gwbench starts. Returns 0, or -1 after a message. */
+static int run_tls_usage(const opts_t *o, const run_spec_t *spec)
+{
+    int off = strcmp(o->tls, "off") == 0;
+
+    if (!off && strcmp(o->tls, "all") != 0 &&
+        (strcmp(o->tls, "storm") != 0 || spec->storm_lo == 0)) {
+        util_warn("--tls must be off, all, or storm (with --storm)");
+        return -1;
+    }
+    if (!off && o->target.n == 0 &&
+        (o->tls_cert == NULL || o->tls_key == NULL)) {
+        util_warn("--tls %s needs --tls-cert and --tls-key for the daemon "
+                  "gwbench starts",
+                  o->tls);
+        return -1;
+    }
+    return 0;
+}
+
+/* Which clients speak TLS (--tls; all of them against a wss:// target),
+ * checked against what the targets serve. Returns 0, or -1 after a
+ * message. */
+static int run_client_tls(run_t *r, const run_spec_t *spec)
+{
+    client_conf_t *c = &r->cconf;
+    const char *mode = r->o->tls;
+    int plain = 1, tls = 1;
+
+    if (r->tgt.ws_port == 0 && r->tgt.tls_port != 0)
+        mode = "all";
+    if (strcmp(mode, "all") == 0) {
+        c->tls_hi = UINT32_MAX;
+    } else if (strcmp(mode, "storm") == 0) {
+        c->tls_lo = spec->storm_lo;
+        c->tls_hi = UINT32_MAX;
+    }
+    c->tls_resume = r->o->tls_resume;
+    for (uint32_t i = 0; i < c->ntargets; i++) {
+        plain &= c->target[i].plain;
+        tls &= c->target[i].tls;
+    }
+    if (c->tls_hi > c->tls_lo && !tls) {
+        util_warn("the server serves no wss://: give --tls-cert and "
+                  "--tls-key, or a wss:// --target");
+        return -1;
+    }
+    if (c->tls_lo > 0 && !plain) {
+        util_warn("the server serves no ws:// for the plain clients");
+        return -1;
+    }
+    return 0;
+}
+
 /* Fills the clients' view of the targets. */
-static void run_client_conf(run_t *r, const run_spec_t *spec)
+static int run_client_conf(run_t *r, const run_spec_t *spec)
 {
     client_conf_t *c = &r->cconf;
     const opts_t *o = r->o;
@@ -423,20 +483,28 @@ static void run_client_conf(run_t *r, const run_spec_t *spec)
     c->stage_timeout_ms = (uint32_t)o->stage_timeout_ms;
     c->max_msg = 1u << 20;
     c->payload = (uint32_t)o->payload;
+    return run_client_tls(r, spec);
 }
 
-static unsigned run_procs(const opts_t *o, uint32_t sessions)
+/* Client processes: --procs, or enough for the open-file limit; a storm's
+ * sessions get the second half of them (pool_start), as many as the
+ * others. */
+static unsigned run_procs(const opts_t *o, const run_spec_t *spec)
 {
+    uint32_t split = spec->storm_lo, rest = spec->sessions - split;
+
     if (o->procs > 0)
-        return (unsigned)o->procs;
-    return sessions / RUN_SESSIONS_PER_PROC + 1;
+        return split > 0 && o->procs < 2 ? 2 : (unsigned)o->procs;
+    if (split > 0)
+        return 2 * ((split > rest ? split : rest) / RUN_SESSIONS_PER_PROC + 1);
+    return spec->sessions / RUN_SESSIONS_PER_PROC + 1;
 }
 
 int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
              uint32_t guilds, uint32_t members, int broker)
 {
     run_spec_t spec = {scenario, sessions, guilds, members, broker,
-                       0,        NULL,     0,      0};
+                       0,        NULL,     0,      0,       0};
 
     return run_open_spec(r, o, &spec);
 }
@@ -458,12 +526,15 @@ int run_open_spec(run_t *r, const opts_t *o, const run_spec_t *spec)
     client_figures_reset(&r->total);
     client_figures_reset(&r->win);
     uv_loop_init(&r->loop);
-    if (target_open(&r->tgt, o, spec->broker) != 0)
+    if (run_tls_usage(o, spec) != 0 ||
+        target_open(&r->tgt, o, spec->broker) != 0)
         goto Error;
-    run_client_conf(r, spec);
+    if (run_client_conf(r, spec) != 0)
+        goto Error;
     /* Fork the clients before the coordinator's loop has threads. */
-    r->pool = pool_start(&r->loop, &r->cconf, sessions, run_procs(o, sessions),
-                         (unsigned)o->threads, run_report_cb, r);
+    r->pool =
+        pool_start(&r->loop, &r->cconf, sessions, spec->storm_lo,
+                   run_procs(o, spec), (unsigned)o->threads, run_report_cb, r);
     if (r->pool == NULL)
         goto Error;
     uv_timer_init(&r->loop, &r->tick);

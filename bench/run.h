@@ -85,7 +85,9 @@ typedef struct run_spec {
                                the client processes (MAP_SHARED), made
                                before the run opens */
     uint64_t record_cap;
-    int follow_drain; /* client_conf_t's follow_drain */
+    int follow_drain;  /* client_conf_t's follow_drain */
+    uint32_t storm_lo; /* the first of the sessions of a --storm, which
+                          --tls storm makes TLS clients; 0 = no storm */
 } run_spec_t;
 
 /* run_open() with a spec. */

@@ -271,6 +271,7 @@ int scenario_park(const opts_t *o)
                         0,
                         NULL,
                         0,
+                        0,
                         0};
     if (run_open_spec(&x.r, o, &spec) == 0) {
         x.before_kb = park_rss(&x);

@@ -342,6 +342,7 @@ int scenario_resume(const opts_t *o)
                         1,
                         x.record,
                         x.count,
+                        0,
                         0};
     if (run_open_spec(&x.r, o, &spec) == 0)
         resrun_steps(&x);

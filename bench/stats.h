@@ -81,7 +81,11 @@ typedef struct stats_hist {
     X(drain_moved, "identified sessions closed 4011, going to resume")         \
     X(drain_retries, "their connections that failed before resumed, retried")  \
     X(drain_gave_up, "moving sessions that ran out of retries")                \
-    X(replay_mismatch, "resumes whose replay was not as resumed said")
+    X(replay_mismatch, "resumes whose replay was not as resumed said")         \
+    X(fail_tls, "TLS handshake refused, failed or timed out")                  \
+    X(tls_full, "TLS handshakes done in full (the server's certificate)")      \
+    X(tls_resumed, "TLS handshakes that resumed the session offered")          \
+    X(tls_resume_refused, "TLS handshakes in full although one was offered")
 
 typedef struct stats_counters {
 #define STATS_FIELD(name, doc) uint64_t name;

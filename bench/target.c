@@ -479,6 +479,11 @@ static int target_write_config(const target_t *t, const opts_t *o,
             t->amqp_port ? "true" : "false",
             t->amqp_port ? t->amqp_host : "127.0.0.1",
             t->amqp_port ? t->amqp_port : 5672, o->exchange, o->upstream);
+    if (t->tls_port != 0)
+        fprintf(f,
+                "\n[tls]\nenabled = true\nport = %d\ncert_file = \"%s\"\n"
+                "key_file = \"%s\"\n",
+                t->tls_port, o->tls_cert, o->tls_key);
     return fclose(f);
 }
 
@@ -503,6 +508,8 @@ static int target_start_gatewayd(target_t *t, const opts_t *o)
 
     t->ws_port = target_free_port();
     t->http_port = target_free_port();
+    if (o->tls_cert != NULL && o->tls_key != NULL)
+        t->tls_port = target_free_port();
     snprintf(conf, sizeof(conf), "%s/gateway.toml", t->dir);
     if (target_write_config(t, o, conf) != 0)
         return -1;
@@ -529,8 +536,8 @@ static int target_start_gatewayd(target_t *t, const opts_t *o)
     return -1;
 }
 
-/* "ws://HOST:PORT/path" or "http://HOST:PORT/path" into its parts; only
- * loopback hosts are accepted. */
+/* "ws://HOST:PORT/path", "wss://..." or "http://HOST:PORT/path" into its
+ * parts; only loopback hosts are accepted. */
 static int target_parse_url(const char *url, const char *scheme, char *host,
                             size_t hcap, int *port, char *path, size_t pcap)
 {
@@ -555,11 +562,14 @@ static int target_parse_url(const char *url, const char *scheme, char *host,
 static int target_external_inst(target_t *t, const opts_t *o, unsigned i)
 {
     target_inst_t *in = &t->inst[i];
+    const char *url = o->target.v[i];
+    int wss = strncmp(url, "wss://", 6) == 0;
     char host[64], path[128];
 
-    if (target_parse_url(o->target.v[i], "ws://", in->host, sizeof(in->host),
-                         &in->ws_port, in->path, sizeof(in->path)) != 0) {
-        util_warn("--target must be ws://127.x.y.z:PORT[/path]");
+    if (target_parse_url(url, wss ? "wss://" : "ws://", in->host,
+                         sizeof(in->host), wss ? &in->tls_port : &in->ws_port,
+                         in->path, sizeof(in->path)) != 0) {
+        util_warn("--target must be ws:// or wss://127.x.y.z:PORT[/path]");
         return -1;
     }
     if (i < o->http_url.n &&
@@ -595,6 +605,7 @@ static int target_external(target_t *t, const opts_t *o)
     snprintf(t->host, sizeof(t->host), "%s", t->inst[0].host);
     snprintf(t->path, sizeof(t->path), "%s", t->inst[0].path);
     t->ws_port = t->inst[0].ws_port;
+    t->tls_port = t->inst[0].tls_port;
     t->pid = t->inst[0].pid;
     t->http_port = t->inst[0].http_port;
     if (o->publish_url == NULL)
@@ -686,6 +697,7 @@ int target_open(target_t *t, const opts_t *o, int broker)
     snprintf(t->inst[0].host, sizeof(t->inst[0].host), "%s", t->host);
     snprintf(t->inst[0].path, sizeof(t->inst[0].path), "%s", t->path);
     t->inst[0].ws_port = t->ws_port;
+    t->inst[0].tls_port = t->tls_port;
     t->inst[0].http_port = t->http_port;
     t->inst[0].pid = t->pid;
     return 0;

@@ -34,7 +34,8 @@
 /* One server of a run: the first is also in target_t's own fields. */
 typedef struct target_inst {
     char host[64];  /* always loopback */
-    int ws_port;    /* WebSocket port */
+    int ws_port;    /* WebSocket port; 0 = none (a wss:// --target) */
+    int tls_port;   /* its wss:// port; 0 = none */
     char path[128]; /* WebSocket path */
     int http_port;  /* HTTP API port; 0 = none */
     pid_t pid;      /* for /proc; 0 = unknown */
@@ -42,7 +43,8 @@ typedef struct target_inst {
 
 typedef struct target {
     char host[64];  /* server address, always loopback */
-    int ws_port;    /* WebSocket port */
+    int ws_port;    /* WebSocket port; 0 = none */
+    int tls_port;   /* wss:// port; 0 = none */
     char path[128]; /* WebSocket path (or nchan prefix) */
     int http_port;  /* HTTP API / publish port; 0 = none */
     char http_path[128];
@@ -64,8 +66,9 @@ typedef struct target {
 
 /* Sets up t from the options: parses --target (each one an instance, with
  * its --http-url and --pid), --redis, --amqp and --publish-url, or starts
- * gatewayd (and redis-server or rabbitmq-server,
- * after broker, a TARGET_BROKER_*) on free ports. Returns 0, or -1 after a
+ * gatewayd (serving wss:// too with --tls-cert and --tls-key) and
+ * redis-server or rabbitmq-server (after broker, a TARGET_BROKER_*) on
+ * free ports. Returns 0, or -1 after a
  * message (call target_close() either way). */
 int target_open(target_t *t, const opts_t *o, int broker);
 

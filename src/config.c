@@ -235,6 +235,13 @@ static const config_option_t config_options[] = {
             "included), the first that matches winning; other hosts and "
             "clients without SNI get tls.cert_file. Keys are decrypted with "
             "tls.key_password. SIGHUP loads them again with the default pair"),
+    OPT_U32("tls.handshake_us_per_turn", CONFIG_RESTART_ONLY,
+            tls_handshake_us_per_turn, "2000", 0, 1000000, NULL,
+            "Microseconds of TLS handshake work a worker does per loop turn "
+            "(a full handshake is two steps of public-key work, about a "
+            "millisecond each with ECDSA here, more with RSA); once spent, "
+            "handshakes wait for the next turn, so that a connect storm "
+            "over TLS cannot hold up the worker's fan-out. 0 = no cap"),
     OPT_U32("websocket.max_message_size", CONFIG_RELOADABLE, max_message_size,
             "65536", 125, UINT32_MAX, NULL,
             "Largest incoming message in bytes; a larger one closes the "

@@ -45,6 +45,9 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_TLS_HANDSHAKE_FAILURES] = {"tls_handshake_failures",
         "TLS connections that ended before their handshake was done: "
         "refused, timed out or closed by the peer.", 0, W},
+    [GW_STAT_TLS_HANDSHAKES_DEFERRED] = {"tls_handshakes_deferred",
+        "TLS handshake steps put off to a later loop turn: "
+        "tls.handshake_us_per_turn spent in this one.", 0, W},
     [GW_STAT_PROXY_HEADER_FAILURES] = {"proxy_header_failures",
         "Connections closed for their PROXY protocol header: malformed, "
         "too long, or another protocol in its place.", 0, W},

@@ -70,6 +70,7 @@ static void transport_loop_pending(gw_transport_loop_t *l, int flush)
 
 void gw_transport_loop_flush(gw_transport_loop_t *l)
 {
+    l->turns++;
     transport_loop_pending(l, 1);
 }
 

@@ -37,6 +37,8 @@ typedef struct gw_config {
     char *tls_key_password; /* of an encrypted key; "" = none */
     char *tls_sni_certs;    /* "cert:key" pairs chosen by SNI, comma-
                                separated; "" = the one pair for all */
+    uint32_t tls_handshake_us_per_turn; /* handshake work a worker does a
+                                           loop turn; 0 = no cap */
     /* [websocket] */
     uint32_t max_message_size;     /* bytes; larger messages close 1009 */
     uint32_t max_header_size;      /* bytes of upgrade request headers */

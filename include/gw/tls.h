@@ -39,6 +39,9 @@ typedef struct gw_tls_loop {
     unsigned worker;    /* this loop's slot in every pair */
     uint8_t *stage;     /* owned: plaintext of the record being built */
     gw_log_limit_t log; /* failed handshakes, rate-limited */
+    uint64_t budget_ns; /* tls.handshake_us_per_turn; 0 = no cap */
+    uint64_t spent_ns;  /* on handshakes in loop turn `turn` */
+    uint64_t turn;      /* the transport loop's turn it was counted in */
 } gw_tls_loop_t;
 
 /* One "cert_file:key_file" entry of tls.sni_certs: spans of the list. */
@@ -85,7 +88,10 @@ int gw_tls_reload(gw_tls_t *tls, const gw_config_t *cfg, char *err,
 /* Frees everything, every generation with it: the workers are gone. */
 void gw_tls_free(gw_tls_t *tls);
 
-/* Prepares worker `worker`'s share; the stage buffer is allocated here. */
+/* Prepares worker `worker`'s share; the stage buffer is allocated here.
+ * Its handshakes take no new step in a loop turn once they have spent
+ * tls.handshake_us_per_turn in it (a turn ends at each
+ * gw_transport_loop_flush). */
 void gw_tls_loop_init(gw_tls_loop_t *tl, gw_tls_t *tls, unsigned worker);
 
 /* Frees the worker's share; its connections are gone. */

@@ -121,6 +121,8 @@ typedef struct gw_transport_loop {
     gw_transport_t *pending;     /* transports with output to write */
     uint8_t *rbuf;               /* owned: one read buffer, consumed at once */
     size_t rbuf_size;
+    uint64_t turns; /* loop turns so far: one per gw_transport_loop_flush,
+                       for implementations that bound their work per turn */
     void *ops_data; /* borrowed: the loop's share of implementations that
                        have one (TLS's gw_tls_loop_t), or NULL */
     gw_log_limit_t proxy_log; /* refused PROXY headers, rate-limited */

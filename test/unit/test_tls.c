@@ -7,6 +7,9 @@
  * server is the real transport (gw_tls_open over one end of a socket
  * pair); the client is mbedtls's, driven by hand on the other end. The
  * server echoes what it reads, so one round trip checks both directions.
+ *
+ * A worker's handshakes stop taking steps in a loop turn once they have
+ * spent tls.handshake_us_per_turn in it: the others wait for the next.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,13 +54,14 @@ static const char t_key[] =
 #define T_TURNS 200 /* loop turns a step may take at most */
 
 static struct {
-    char in[256]; /* what the server read, on either loop */
+    char in[16384]; /* what the server read, on either loop */
     size_t len;
     int closes;
 } srv;
 
 static void on_data(gw_transport_t *t, const uint8_t *buf, size_t len)
 {
+    assert_true(srv.len + len <= sizeof(srv.in));
     memcpy(srv.in + srv.len, buf, len);
     srv.len += len;
     gw_transport_push_copy(t, buf, len); /* the echo */
@@ -135,7 +139,7 @@ static void write_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-static gw_tls_t *make_tls(unsigned workers)
+static gw_tls_t *make_tls(unsigned workers, uint32_t handshake_us_per_turn)
 {
     char dir[] = "/tmp/test_tls.XXXXXX", cert[64], key[64], err[256];
     gw_config_t cfg = {0};
@@ -150,6 +154,7 @@ static gw_tls_t *make_tls(unsigned workers)
     cfg.tls_key_file = key;
     cfg.tls_key_password = "";
     cfg.tls_sni_certs = "";
+    cfg.tls_handshake_us_per_turn = handshake_us_per_turn;
     tls = gw_tls_new(&cfg, workers, err, sizeof(err));
     unlink(cert);
     unlink(key);
@@ -212,7 +217,7 @@ static void handshake(fx_t *f)
 /* The client reads what the server echoed until it has `want`. */
 static void expect_echo(fx_t *f, const char *want)
 {
-    char got[256];
+    static char got[16384];
     size_t n = 0, len = strlen(want);
 
     for (int i = 0; i < T_TURNS && n < len; i++) {
@@ -244,7 +249,7 @@ static int fx_setup(void **state)
     int sv[2];
 
     memset(&srv, 0, sizeof(srv));
-    f->tls = make_tls(2);
+    f->tls = make_tls(2, 0);
     uv_loop_init(&f->loop);
     for (unsigned i = 0; i < 2; i++) {
         gw_tls_loop_init(&f->tl[i], f->tls, i);
@@ -330,6 +335,28 @@ static void test_half_a_record_moves_too(void **state)
     expect_echo(f, "split in two");
 }
 
+/* Once the handshake is done the pages of the record buffers past their
+ * first go back to the kernel (they read as zeros after): records that
+ * fill those pages, both ways, come through whole, and the sequence
+ * numbers at the buffers' heads went on counting. */
+static void test_records_after_the_buffers_were_released(void **state)
+{
+    fx_t *f = *state;
+    static char big[12001];
+
+    handshake(f);
+    for (size_t i = 0; i + 1 < sizeof(big); i++)
+        big[i] = (char)('a' + i % 26);
+    say(f, "small first");
+    expect_echo(f, "small first");
+    say(f, big);
+    expect_echo(f, big);
+    say(f, "and small again");
+    expect_echo(f, "and small again");
+    assert_int_equal(srv.len, strlen("small first") + strlen(big) +
+                                  strlen("and small again"));
+}
+
 /* Before its handshake is done a session cannot move: the transport keeps
  * its socket, and closes as usual. */
 static void test_no_move_before_the_handshake(void **state)
@@ -357,6 +384,102 @@ static void test_a_state_not_adopted_is_freed(void **state)
     close(fd);
     turn(f);
     assert_int_equal(srv.closes, 1);
+}
+
+/* ---- handshake work per loop turn ---- */
+
+#define T_CLIENTS 3
+
+/* T_CLIENTS clients of one worker, each with its ClientHello sent. */
+typedef struct storm {
+    gw_tls_t *tls;
+    uv_loop_t loop;
+    gw_stats_t stats;
+    gw_tls_loop_t tl;
+    gw_transport_loop_t io;
+    gw_transport_t t[T_CLIENTS];
+    client_t c[T_CLIENTS];
+} storm_t;
+
+static void storm_open(storm_t *s, uint32_t handshake_us_per_turn)
+{
+    memset(&srv, 0, sizeof(srv));
+    s->tls = make_tls(1, handshake_us_per_turn);
+    uv_loop_init(&s->loop);
+    gw_tls_loop_init(&s->tl, s->tls, 0);
+    gw_transport_loop_init(&s->io, &s->loop, &cb, &s->stats, 4);
+    s->io.ops_data = &s->tl;
+    for (unsigned i = 0; i < T_CLIENTS; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        assert_int_equal(gw_tls_open(&s->t[i], &s->io, sv[0]), 0);
+        client_init(&s->c[i], sv[1]);
+        assert_int_equal(mbedtls_ssl_handshake(&s->c[i].ssl),
+                         MBEDTLS_ERR_SSL_WANT_READ);
+    }
+}
+
+static void storm_close(storm_t *s)
+{
+    for (unsigned i = 0; i < T_CLIENTS; i++)
+        gw_transport_close(&s->t[i]);
+    uv_run(&s->loop, UV_RUN_NOWAIT);
+    gw_transport_loop_flush(&s->io);
+    assert_int_equal(s->stats.v[GW_STAT_CONNECTIONS], 0);
+    gw_transport_loop_free(&s->io);
+    gw_tls_loop_free(&s->tl);
+    assert_int_equal(uv_loop_close(&s->loop), 0);
+    for (unsigned i = 0; i < T_CLIENTS; i++)
+        client_free(&s->c[i]);
+    gw_tls_free(s->tls);
+}
+
+/* One turn of the worker's loop; returns how many clients have the
+ * server's answer to their ClientHello waiting by then. */
+static unsigned storm_turn(storm_t *s)
+{
+    unsigned answered = 0;
+    char b;
+
+    uv_run(&s->loop, UV_RUN_NOWAIT);
+    gw_transport_loop_flush(&s->io);
+    for (unsigned i = 0; i < T_CLIENTS; i++)
+        answered += recv(s->c[i].fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+    return answered;
+}
+
+/* Answering a ClientHello (a key share made and signed) takes far more
+ * than a microsecond: with that budget each turn answers one, and the
+ * others wait, counted, for the turns that follow. */
+static void test_handshakes_wait_for_the_next_turn(void **state)
+{
+    storm_t *s = calloc(1, sizeof(*s));
+    (void)state;
+
+    storm_open(s, 1);
+    assert_int_equal(storm_turn(s), 1);
+    assert_int_equal(s->stats.v[GW_STAT_TLS_HANDSHAKES_DEFERRED],
+                     T_CLIENTS - 1);
+    assert_int_equal(storm_turn(s), 2);
+    assert_int_equal(storm_turn(s), 3);
+    assert_int_equal(s->stats.v[GW_STAT_TLS_HANDSHAKES_DEFERRED],
+                     T_CLIENTS - 1 + T_CLIENTS - 2);
+    assert_int_equal(s->stats.v[GW_STAT_TLS_HANDSHAKE_FAILURES], 0);
+    storm_close(s);
+    free(s);
+}
+
+/* With no budget (0) one turn answers every ClientHello. */
+static void test_no_budget_answers_all_at_once(void **state)
+{
+    storm_t *s = calloc(1, sizeof(*s));
+    (void)state;
+
+    storm_open(s, 0);
+    assert_int_equal(storm_turn(s), T_CLIENTS);
+    assert_int_equal(s->stats.v[GW_STAT_TLS_HANDSHAKES_DEFERRED], 0);
+    storm_close(s);
+    free(s);
 }
 
 /* ---- tls.sni_certs and the names of certificates: pure ---- */
@@ -434,6 +557,9 @@ int main(void)
         T(test_half_a_record_moves_too),
         T(test_no_move_before_the_handshake),
         T(test_a_state_not_adopted_is_freed),
+        T(test_records_after_the_buffers_were_released),
+        cmocka_unit_test(test_handshakes_wait_for_the_next_turn),
+        cmocka_unit_test(test_no_budget_answers_all_at_once),
         cmocka_unit_test(test_sni_list),
         cmocka_unit_test(test_sni_names),
     };
