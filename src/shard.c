@@ -84,8 +84,6 @@ gw_shard_reply_kind_t gw_shard_reply_read(const redisReply *r,
         return out->kind;
     kind = r->element[0];
     third = r->element[2];
-    out->channel = r->element[1]->str;
-    out->clen = r->element[1]->len;
     if (kind->len == 8 && memcmp(kind->str, "smessage", 8) == 0 &&
         third->type == REDIS_REPLY_STRING) {
         out->kind = GW_SHARD_MESSAGE;
@@ -99,7 +97,11 @@ gw_shard_reply_kind_t gw_shard_reply_read(const redisReply *r,
                memcmp(kind->str, "sunsubscribe", 12) == 0) {
         out->kind = GW_SHARD_UNSUBSCRIBED;
         out->count = third->integer;
+    } else {
+        return out->kind;
     }
+    out->channel = r->element[1]->str;
+    out->clen = r->element[1]->len;
     return out->kind;
 }
 
