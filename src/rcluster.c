@@ -270,6 +270,18 @@ static void rcluster_name_self(gw_slotmap_t *m, const gw_slot_node_t *asked)
         }
 }
 
+/* How many slots each master of the map serves, for /health. */
+static void rcluster_count_slots(gw_rcluster_t *c)
+{
+    size_t n = c->map->nshards + 1;
+
+    c->nslots = gw_realloc(c->nslots, n * sizeof(*c->nslots));
+    memset(c->nslots, 0, n * sizeof(*c->nslots));
+    for (size_t s = 0; s < GW_SLOTS; s++)
+        if (c->map->owner[s] != GW_SLOT_NONE)
+            c->nslots[c->map->owner[s]]++;
+}
+
 /* The gw_shard hooks below, for a new master. */
 static gw_shard_t *rcluster_shard_start(gw_rcluster_t *c,
                                         const gw_shard_addr_t *a);
@@ -303,11 +315,7 @@ static void rcluster_apply(gw_rcluster_t *c, gw_slotmap_t *next)
     free(c->map);
     c->map = next;
     c->shards = shards;
-    c->nslots = gw_realloc(c->nslots, (next->nshards + 1) * sizeof(size_t));
-    memset(c->nslots, 0, (next->nshards + 1) * sizeof(size_t));
-    for (size_t s = 0; s < GW_SLOTS; s++)
-        if (next->owner[s] != GW_SLOT_NONE)
-            c->nslots[next->owner[s]]++;
+    rcluster_count_slots(c);
     if (!c->known || changed > 0)
         gw_info("redis cluster: %zu masters serve %zu slots%s", next->nshards,
                 gw_slotmap_covered(next),

@@ -17,7 +17,8 @@ import json
 import pytest
 from redis.crc import key_slot
 
-from gwtest import Client, T, uniq, wait_until
+from conftest import BIN
+from gwtest import Client, Gateway, T, uniq, wait_until
 from redisserver import redis_cluster  # noqa: F401 (fixture)
 from test_redis import CHANNEL, MARKER, broker_stats, expect_dispatches
 from test_targeted import envelope
@@ -257,3 +258,16 @@ async def test_a_migrated_slot_is_subscribed_on_its_new_master(
     assert after["redis_cluster_discoveries"] > \
         before["redis_cluster_discoveries"]
     await wait_shards(gw, "ok")
+
+
+async def test_presence_and_the_handoff_are_refused_on_a_cluster(tmp_path):
+    """Their scripts need one Redis: gatewayd says so and does not start,
+    rather than half-serve them."""
+    gw = Gateway(BIN, tmp_path, {"redis": {"enabled": True, "cluster": True},
+                                 "presence": {"enabled": True}})
+    with pytest.raises(RuntimeError) as e:
+        gw.start(attempts=1)
+    assert "exited with status 1" in str(e.value), e.value
+    assert ("presence (presence.enabled) and the drain handoff "
+            "(session.handoff) need a single Redis node; set both to false"
+            in gw.stderr_text()), gw.stderr_text()
