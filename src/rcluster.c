@@ -240,11 +240,10 @@ static void rcluster_ask_failed(gw_rcluster_t *c, const char *why)
     c->failures = 0;
     if (!c->known)
         rcluster_set_state(c, GW_LINK_DOWN, c->why);
-    else
-        gw_log_limited(&c->log, GW_LOG_WARN,
-                       "redis cluster: no node answered CLUSTER SLOTS (%s); "
-                       "the map is kept",
-                       c->why);
+    else if (c->attempt == 0) /* once, until a node answers again */
+        gw_warn("redis cluster: no node answered CLUSTER SLOTS (%s); the "
+                "map is kept, asking again with backoff",
+                c->why);
     uv_timer_start(&c->timer, rcluster_timer_cb,
                    gw_link_backoff(c->attempt++, cfg->reconnect_min_ms,
                                    cfg->reconnect_max_ms, &c->seed),
@@ -349,6 +348,9 @@ static void rcluster_slots_cb(void *data, const redisReply *rep)
     } else {
         gw_stat_add(c->stats, GW_STAT_REDIS_CLUSTER_DISCOVERIES, 1);
         rcluster_name_self(next, &c->asked);
+        if (c->known && c->attempt > 0)
+            gw_info("redis cluster: %s:%d answered CLUSTER SLOTS again",
+                    c->asked.host, c->asked.port);
         c->attempt = c->failures = 0;
         rcluster_apply(c, next);
     }
