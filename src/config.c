@@ -911,8 +911,9 @@ int gw_config_check(const gw_config_t *cfg, char *err, size_t errlen)
         err[0] = '\0';
     if (!cfg->redis_enabled || !cfg->redis_cluster)
         return 0;
-    /* Their Lua scripts name keys in ARGV and publish on a classic
-     * channel: on a Redis Cluster they would fail, or worse, half-work. */
+    /* Their Lua scripts touch keys of many slots, named in ARGV (and the
+     * handoff's publish on a classic channel): on a Redis Cluster they
+     * would fail, or worse, half-work. */
     if (cfg->presence_enabled || cfg->handoff)
         return config_fail(
             &src, GW_EINVAL,
