@@ -71,7 +71,7 @@ static void api_health(gw_broker_t *br, const gw_http_request_t *req,
         "\"uptime\":%llu,\"connections\":%llu,\"sessions\":%llu,"
         "\"links\":{\"redis\":\"%s\",\"amqp\":\"%s\"},"
         "\"links_since\":{\"redis\":%llu,\"amqp\":%llu},"
-        "\"redis_channels\":%llu,\"time\":%llu}\n",
+        "\"redis_channels\":%llu,\"time\":%llu",
         status, gw_broker_instance_id(br), GW_VERSION,
         (unsigned long long)((gw_now_ms() - srv->start_ms) / 1000),
         (unsigned long long)gw_metrics_total(srv, GW_STAT_CONNECTIONS),
@@ -81,6 +81,8 @@ static void api_health(gw_broker_t *br, const gw_http_request_t *req,
         (unsigned long long)gw_stat_get(gw_broker_stats(br),
                                         GW_STAT_REDIS_CHANNELS),
         (unsigned long long)gw_link_clock_ms());
+    gw_metrics_shards_json(srv, &b);
+    gw_buf_printf(&b, "}\n");
     api_reply(res, draining ? 503 : 200, &b);
 }
 

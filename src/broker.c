@@ -9,6 +9,7 @@
 #include "gw/json.h"
 #include "gw/log.h"
 #include "gw/presence.h"
+#include "gw/rcluster.h"
 #include "gw/redis.h"
 #include "gw/route.h"
 #include "gw/sync.h"
@@ -50,7 +51,8 @@ struct gw_broker {
     uv_sem_t quiesced;       /* posted once BROKER_QUIESCED is done */
     gw_wake_t relay_wake;    /* workers -> broker: relay queues have work */
     gw_http_server_t *http;  /* owned; freed by its close callbacks */
-    gw_redis_t *redis;       /* owned */
+    gw_redis_t *redis;       /* owned; NULL on a Redis Cluster */
+    gw_rcluster_t *cluster;  /* owned; NULL unless redis.cluster */
     gw_route_t *route;       /* owned: what goes on which channel */
     gw_amqp_t *amqp;         /* owned */
     gw_presence_t *presence; /* owned; NULL when presence is off */
@@ -136,7 +138,27 @@ gw_wake_t *gw_broker_relay_wake(gw_broker_t *b)
 
 gw_link_status_t gw_broker_redis_link(const gw_broker_t *b)
 {
-    return gw_redis_link(b->redis);
+    return b->cluster != NULL ? gw_rcluster_link(b->cluster)
+                              : gw_redis_link(b->redis);
+}
+
+int gw_broker_redis_shards(const gw_broker_t *b,
+                           void (*cb)(void *data, const gw_shard_info_t *s,
+                                      size_t slots),
+                           void *data)
+{
+    if (b->cluster == NULL)
+        return 0;
+    gw_rcluster_shards(b->cluster, cb, data);
+    return 1;
+}
+
+/* A GET on the link: the single node's, or the master of the key's slot. */
+static int broker_redis_get(gw_broker_t *b, const char *key, gw_redis_get_cb cb,
+                            void *data)
+{
+    return b->cluster != NULL ? gw_rcluster_get(b->cluster, key, cb, data)
+                              : gw_redis_get(b->redis, key, cb, data);
 }
 
 gw_link_status_t gw_broker_amqp_link(const gw_broker_t *b)
@@ -396,7 +418,7 @@ static int broker_spread(gw_broker_t *b, gw_source_t src, const char *text,
         return rc;
     gw_route_channels(b->route, ev, &to);
     rc = broker_deliver(b, src, ev, reason);
-    if (rc != GW_EFULL && gw_redis_link(b->redis).state != GW_LINK_DISABLED) {
+    if (rc != GW_EFULL && gw_broker_redis_link(b).state != GW_LINK_DISABLED) {
         *published = gw_route_publish(b->route, &to, text, len) == 0;
         if (!*published)
             gw_stat_add(&b->stats, GW_STAT_REDIS_PUBLISH_FAILURES, 1);
@@ -803,7 +825,7 @@ static void broker_relay_sync(gw_broker_t *b, gw_relay_t *r)
     int rc;
 
     *q = (broker_sync_t){b, r};
-    rc = gw_redis_get(b->redis, key, broker_sync_cb, q);
+    rc = broker_redis_get(b, key, broker_sync_cb, q);
     free(key);
     if (rc == 0)
         return;
@@ -878,7 +900,10 @@ static void broker_stop_cb(uv_async_t *h)
         if (b->presence != NULL)
             gw_presence_stop(b->presence);
         gw_route_stop(b->route); /* before the link it uses */
-        gw_redis_stop(b->redis);
+        if (b->cluster != NULL)
+            gw_rcluster_stop(b->cluster);
+        else
+            gw_redis_stop(b->redis);
         /* After the link: its stop answered every call in flight. */
         if (b->handoff != NULL)
             gw_handoff_free(b->handoff);
@@ -964,6 +989,29 @@ Error:
     return NULL;
 }
 
+/* The Redis link: a Redis Cluster's (gw_config_check refused the
+ * handoff, and presence, there), or the single node's. */
+static void broker_redis_start(gw_broker_t *b, const char *control)
+{
+    const gw_config_t *cfg = b->srv->cfg;
+    gw_redis_hooks_t hooks = {.message = broker_redis_cb,
+                              .resubscribe = gw_route_targeted(b->route)
+                                                 ? broker_resubscribe_cb
+                                                 : NULL,
+                              .state = broker_redis_state_cb,
+                              .control = control,
+                              .control_message = broker_handoff_control_cb,
+                              .data = b};
+
+    if (cfg->redis_enabled && cfg->redis_cluster) {
+        b->cluster = gw_rcluster_start(&b->loop, cfg, &b->stats, &hooks);
+        gw_route_set_cluster(b->route, b->cluster);
+        return;
+    }
+    b->redis = gw_redis_start(&b->loop, cfg, &b->stats, &hooks);
+    gw_route_set_redis(b->route, b->redis);
+}
+
 void gw_broker_run(gw_broker_t *b)
 {
     const gw_config_t *cfg = b->srv->cfg;
@@ -972,17 +1020,7 @@ void gw_broker_run(gw_broker_t *b)
 
     gw_handoff_channel(cfg, control, sizeof(control));
     b->route = gw_route_start(&b->loop, cfg, &b->stats);
-    b->redis = gw_redis_start(
-        &b->loop, cfg, &b->stats,
-        &(gw_redis_hooks_t){.message = broker_redis_cb,
-                            .resubscribe = gw_route_targeted(b->route)
-                                               ? broker_resubscribe_cb
-                                               : NULL,
-                            .state = broker_redis_state_cb,
-                            .control = handoff ? control : NULL,
-                            .control_message = broker_handoff_control_cb,
-                            .data = b});
-    gw_route_set_redis(b->route, b->redis);
+    broker_redis_start(b, handoff ? control : NULL);
     if (handoff)
         b->handoff =
             gw_handoff_new(b->redis, cfg, b->instance_id, &b->stats,
@@ -997,10 +1035,12 @@ void gw_broker_run(gw_broker_t *b)
     b->amqp = gw_amqp_start(
         &b->loop, cfg, b->instance_id,
         &(gw_amqp_hooks_t){broker_amqp_cb, broker_confirm_cb, b, &b->upstream});
-    gw_info("broker: instance %s, redis %s, amqp %s", b->instance_id,
+    gw_info("broker: instance %s, redis %s%s, amqp %s", b->instance_id,
             !cfg->redis_enabled   ? "disabled"
             : cfg->redis_targeted ? "enabled (targeted channels)"
                                   : "enabled (one channel)",
+            cfg->redis_enabled && cfg->redis_cluster ? " on a Redis Cluster"
+                                                     : "",
             cfg->amqp_enabled ? "enabled" : "disabled");
     if (uv_thread_create(&b->thread, broker_main, b) != 0) {
         gw_error("cannot start the broker thread");

@@ -17,6 +17,7 @@
 #include "gw/jwt.h"
 #include "gw/log.h"
 #include "gw/origin.h"
+#include "gw/slotmap.h"
 #include "gw/tls.h"
 #include "gw/toml.h"
 
@@ -126,6 +127,19 @@ static const char *config_check_sni_certs(int64_t i, const char *s)
     while ((rc = gw_tls_sni_next(&s, &e)) == 1)
         ;
     return rc == 0 ? NULL : "is not a list of cert_file:key_file pairs";
+}
+
+static const char *config_check_nodes(int64_t i, const char *s)
+{
+    gw_slot_node_t n;
+    int rc;
+
+    (void)i;
+    while ((rc = gw_slot_node_next(&s, &n)) == 1)
+        ;
+    return rc == 0 ? NULL
+                   : "is not a list of host:port ([v6]:port for an IPv6 "
+                     "address)";
 }
 
 static const char *config_check_cidrs(int64_t i, const char *s)
@@ -422,6 +436,16 @@ static const config_option_t config_options[] = {
             "An envelope for at most this many users is published to each "
             "user's channel; one for more goes on the plain channel, which "
             "every instance reads"),
+    OPT_BOOL("redis.cluster", CONFIG_RESTART_ONLY, redis_cluster, "false",
+             "Redis is a Redis Cluster (7.0 or later): the shards are "
+             "discovered from cluster_nodes, and every channel is a sharded "
+             "one (SSUBSCRIBE, SPUBLISH) on the master of its slot; presence "
+             "and session.handoff are not served then"),
+    OPT_STR("redis.cluster_nodes", CONFIG_RESTART_ONLY, redis_cluster_nodes, "",
+            config_check_nodes,
+            "Nodes of the cluster to ask for its shards, comma-separated "
+            "host:port ([v6]:port); any few of them will do; empty = "
+            "redis.host:redis.port"),
     OPT_BOOL("amqp.enabled", CONFIG_RESTART_ONLY, amqp_enabled, "true",
              "Consume backend events from RabbitMQ"),
     OPT_STR("amqp.host", CONFIG_RESTART_ONLY, amqp_host, "127.0.0.1", NULL,
@@ -891,6 +915,29 @@ int gw_config_set(gw_config_t *cfg, const char *assignment, char *err,
         return config_fail(&src, GW_EINVAL, "%.*s: unknown option",
                            (int)(eq - assignment), assignment);
     return config_set_text(cfg, opt, eq + 1, &src);
+}
+
+int gw_config_check(const gw_config_t *cfg, char *err, size_t errlen)
+{
+    config_src_t src = {"configuration", 0, err, errlen};
+
+    if (errlen > 0)
+        err[0] = '\0';
+    if (!cfg->redis_enabled || !cfg->redis_cluster)
+        return 0;
+    /* Their Lua scripts touch keys of many slots, named in ARGV (and the
+     * handoff's publish on a classic channel): on a Redis Cluster they
+     * would fail, or worse, half-work. */
+    if (cfg->presence_enabled || cfg->handoff)
+        return config_fail(
+            &src, GW_EINVAL,
+            "redis.cluster: presence (presence.enabled) and the drain "
+            "handoff (session.handoff) need a single Redis node; set "
+            "%s to false to run on a Redis Cluster",
+            cfg->presence_enabled && cfg->handoff ? "both"
+            : cfg->presence_enabled               ? "presence.enabled"
+                                                  : "session.handoff");
+    return 0;
 }
 
 /* Writes s as a TOML basic string, escaping what TOML requires. */

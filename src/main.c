@@ -53,7 +53,8 @@ typedef struct main_ctx {
 } main_ctx_t;
 
 /* The file, then the -s overrides in order, so that they win, then the
- * key files the result names. Returns 0, or -1 with the reason in err. */
+ * options checked together, then the key files the result names. Returns 0, or
+ * -1 with the reason in err. */
 static int main_configure(gw_config_t *cfg, const main_source_t *src, char *err,
                           size_t errlen)
 {
@@ -62,6 +63,8 @@ static int main_configure(gw_config_t *cfg, const main_source_t *src, char *err,
     for (int i = 0; i < src->nsets; i++)
         if (gw_config_set(cfg, src->sets[i], err, errlen) != 0)
             return -1;
+    if (gw_config_check(cfg, err, errlen) != 0)
+        return -1;
     return gw_auth_load_keys(cfg, err, errlen) != 0 ? -1 : 0;
 }
 

@@ -5,6 +5,8 @@
 #include "gw/worker.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Every thread with counters: the workers, then the acceptor and broker. */
 typedef struct metrics_thread {
@@ -212,6 +214,105 @@ static void metrics_prom_latency(gw_buf_t *out, const gw_server_t *srv,
     }
 }
 
+/* A shard's address as a Prometheus label value: "host:port", or
+ * "[v6]:port", with what the format escapes escaped. */
+static void metrics_shard_label(gw_buf_t *out, const gw_shard_info_t *s)
+{
+    int v6 = strchr(s->host, ':') != NULL;
+
+    gw_buf_printf(out, "{shard=\"%s", v6 ? "[" : "");
+    for (const char *p = s->host; *p != '\0'; p++) {
+        if (*p == '\\' || *p == '"')
+            gw_buf_append(out, "\\", 1);
+        if (*p == '\n')
+            gw_buf_append(out, "\\n", 2);
+        else
+            gw_buf_append(out, p, 1);
+    }
+    gw_buf_printf(out, "%s:%d\"}", v6 ? "]" : "", s->port);
+}
+
+/* The families of the shard gauges, each shard's line appended to its
+ * own, so that each family's lines stay together. */
+enum { METRICS_SHARD_FAMILIES = 5 };
+
+static const struct {
+    const char *name, *type, *help;
+} metrics_shard_family[METRICS_SHARD_FAMILIES] = {
+    {"gatewayd_redis_shard_up", "gauge",
+     "Whether the links to the Redis Cluster shard master are up."},
+    {"gatewayd_redis_shard_since_seconds", "gauge",
+     "Unix time the shard's links entered their state (up or not)."},
+    {"gatewayd_redis_shard_slots", "gauge",
+     "Slots the shard master serves, as CLUSTER SLOTS said."},
+    {"gatewayd_redis_shard_channels", "gauge",
+     "Sharded channels the shard's subscriber holds, as Redis counts them."},
+    {"gatewayd_redis_shard_lost_total", "counter",
+     "SPUBLISHes lost while the shard was down, or after its slot moved."},
+};
+
+static void metrics_prom_shard(void *data, const gw_shard_info_t *s,
+                               size_t slots)
+{
+    gw_buf_t *fam = data;
+    uint64_t v[METRICS_SHARD_FAMILIES] = {s->status.state == GW_LINK_UP,
+                                          s->status.since_ms / 1000, slots,
+                                          s->channels, s->lost};
+
+    for (int i = 0; i < METRICS_SHARD_FAMILIES; i++) {
+        gw_buf_printf(&fam[i], "%s", metrics_shard_family[i].name);
+        metrics_shard_label(&fam[i], s);
+        gw_buf_printf(&fam[i], " %" PRIu64 "\n", v[i]);
+    }
+}
+
+/* Each shard of a Redis Cluster: its link, slots, channels and losses. */
+static void metrics_prom_shards(gw_buf_t *out, const gw_server_t *srv)
+{
+    gw_buf_t fam[METRICS_SHARD_FAMILIES] = {{0}};
+
+    if (!gw_broker_redis_shards(srv->broker, metrics_prom_shard, fam))
+        return;
+    for (int i = 0; i < METRICS_SHARD_FAMILIES; i++) {
+        gw_buf_printf(
+            out, "# HELP %s %s\n# TYPE %s %s\n", metrics_shard_family[i].name,
+            metrics_shard_family[i].help, metrics_shard_family[i].name,
+            metrics_shard_family[i].type);
+        if (fam[i].len > 0)
+            gw_buf_append(out, fam[i].data, fam[i].len);
+        free(fam[i].data);
+    }
+}
+
+static void metrics_json_shard(void *data, const gw_shard_info_t *s,
+                               size_t slots)
+{
+    gw_buf_t *list = data, addr = {0};
+
+    gw_buf_printf(&addr, strchr(s->host, ':') ? "[%s]:%d" : "%s:%d", s->host,
+                  s->port);
+    gw_buf_printf(list, "%s{\"address\":", list->len > 0 ? "," : "");
+    gw_buf_json_string(list, addr.data);
+    gw_buf_printf(list,
+                  ",\"state\":\"%s\",\"since\":%" PRIu64
+                  ",\"slots\":%zu,\"channels\":%" PRIu64 ",\"lost\":%" PRIu64
+                  "}",
+                  gw_link_state_name(s->status.state), s->status.since_ms,
+                  slots, s->channels, s->lost);
+    free(addr.data);
+}
+
+void gw_metrics_shards_json(const gw_server_t *srv, gw_buf_t *out)
+{
+    gw_buf_t list = {0};
+
+    if (!gw_broker_redis_shards(srv->broker, metrics_json_shard, &list))
+        return;
+    gw_buf_printf(out, ",\"redis_shards\":[%s]",
+                  list.data != NULL ? list.data : "");
+    free(list.data);
+}
+
 void gw_metrics_prometheus(const gw_server_t *srv, gw_buf_t *out)
 {
     metrics_thread_t t[GW_MAX_WORKERS + 2];
@@ -226,4 +327,5 @@ void gw_metrics_prometheus(const gw_server_t *srv, gw_buf_t *out)
                       gw_queue_depth(&srv->workers[i]->events));
     metrics_prom_closes(out, srv);
     metrics_prom_latency(out, srv, t);
+    metrics_prom_shards(out, srv);
 }

@@ -12,6 +12,7 @@ struct gw_route {
     const gw_config_t *cfg;  /* borrowed */
     gw_stats_t *stats;       /* borrowed: the broker's */
     gw_redis_t *redis;       /* borrowed; NULL until set */
+    gw_rcluster_t *cluster;  /* borrowed; NULL unless on a Redis Cluster */
     gw_interest_t *interest; /* owned */
     uv_timer_t timer;        /* the next end of a linger */
     int targeted;            /* redis.targeted, with Redis enabled */
@@ -25,6 +26,31 @@ static const gw_stat_t route_kind_stat[] = {
     [GW_CHANNEL_PLAIN] = GW_STAT_EVENTS_REDIS_PLAIN,
 };
 
+/* The link's (UN)SUBSCRIBE of the channels of l: the Redis Cluster's,
+ * which SSUBSCRIBEs each on its shard, or the single node's. */
+static void route_link_subscribe(gw_route_t *rt, int on,
+                                 const gw_channel_list_t *l)
+{
+    const char *const *names = (const char *const *)l->names;
+
+    if (rt->cluster != NULL)
+        gw_rcluster_subscribe(rt->cluster, on, names, l->lens, l->n);
+    else if (rt->redis != NULL)
+        gw_redis_subscribe(rt->redis, on, names, l->lens, l->n);
+}
+
+/* The link's PUBLISH (SPUBLISH on a cluster) on the channels of l. */
+static int route_link_publish(gw_route_t *rt, const gw_channel_list_t *l,
+                              const char *text, size_t len)
+{
+    const char *const *names = (const char *const *)l->names;
+
+    if (rt->cluster != NULL)
+        return gw_rcluster_publish_to(rt->cluster, names, l->lens, l->n, text,
+                                      len);
+    return gw_redis_publish_to(rt->redis, names, l->lens, l->n, text, len);
+}
+
 /* The channels of n targets, SUBSCRIBEd (on) or UNSUBSCRIBEd. A link that
  * is down takes nothing: its next connection asks for the whole set. */
 static void route_subscribe(gw_route_t *rt, int on,
@@ -32,13 +58,12 @@ static void route_subscribe(gw_route_t *rt, int on,
 {
     gw_channel_list_t l = {0};
 
-    if (n == 0 || rt->redis == NULL)
+    if (n == 0)
         return;
     for (size_t i = 0; i < n; i++)
         gw_channel_list_add(&l, rt->cfg->redis_channel, t[i].kind, t[i].id,
                             strlen(t[i].id));
-    gw_redis_subscribe(rt->redis, on, (const char *const *)l.names, l.lens,
-                       l.n);
+    route_link_subscribe(rt, on, &l);
     gw_channel_list_free(&l);
 }
 
@@ -77,6 +102,11 @@ gw_route_t *gw_route_start(uv_loop_t *loop, const gw_config_t *cfg,
 void gw_route_set_redis(gw_route_t *rt, gw_redis_t *redis)
 {
     rt->redis = redis;
+}
+
+void gw_route_set_cluster(gw_route_t *rt, gw_rcluster_t *cluster)
+{
+    rt->cluster = cluster;
 }
 
 int gw_route_targeted(const gw_route_t *rt)
@@ -122,9 +152,8 @@ void gw_route_resubscribe(gw_route_t *rt)
     route_gathering_t g = {rt->cfg->redis_channel, {0}};
 
     gw_interest_each(rt->interest, route_gather, &g);
-    if (g.l.n > 0 && rt->redis != NULL)
-        gw_redis_subscribe(rt->redis, 1, (const char *const *)g.l.names,
-                           g.l.lens, g.l.n);
+    if (g.l.n > 0)
+        route_link_subscribe(rt, 1, &g.l);
     gw_channel_list_free(&g.l);
 }
 
@@ -168,8 +197,7 @@ void gw_route_channels(const gw_route_t *rt, const gw_event_t *ev,
 int gw_route_publish(gw_route_t *rt, const gw_channel_list_t *to,
                      const char *text, size_t len)
 {
-    return gw_redis_publish_to(rt->redis, (const char *const *)to->names,
-                               to->lens, to->n, text, len);
+    return route_link_publish(rt, to, text, len);
 }
 
 static void route_close_cb(uv_handle_t *h)
@@ -183,5 +211,6 @@ static void route_close_cb(uv_handle_t *h)
 void gw_route_stop(gw_route_t *rt)
 {
     rt->redis = NULL;
+    rt->cluster = NULL;
     uv_close((uv_handle_t *)&rt->timer, route_close_cb);
 }

@@ -184,3 +184,135 @@ int gw_slot_moved(const char *err, size_t len, gw_slot_moved_t *out)
     out->port = (int)port;
     return 0;
 }
+
+/* The end of [p, end) without its trailing blanks. */
+static const char *slot_rtrim(const char *p, const char *end)
+{
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return end;
+}
+
+/* Whether host[0..len) may name a host: not empty, no blank, control
+ * byte or bracket (an IPv6 address's colons are checked by the caller). */
+static int slot_host_ok(const char *host, size_t len)
+{
+    if (len == 0 || len >= sizeof(((gw_slot_node_t *)0)->host))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)host[i];
+        if (c <= ' ' || c == 0x7f || c == '[' || c == ']')
+            return 0;
+    }
+    return 1;
+}
+
+/* One item "host:port" or "[v6]:port" in [p, end). */
+static int slot_node(const char *p, const char *end, gw_slot_node_t *out)
+{
+    const char *colon = NULL, *host = p, *host_end;
+    long port;
+
+    for (const char *q = p; q < end; q++)
+        if (*q == ':')
+            colon = q;
+    if (colon == NULL)
+        return GW_EPARSE;
+    host_end = colon;
+    if (*p == '[') {
+        if (colon[-1] != ']' || colon - 1 <= p + 1)
+            return GW_EPARSE;
+        host = p + 1;
+        host_end = colon - 1;
+    } else if (memchr(p, ':', (size_t)(colon - p)) != NULL) {
+        return GW_EPARSE; /* an IPv6 address wants its brackets */
+    }
+    if (!slot_host_ok(host, (size_t)(host_end - host)) ||
+        slot_number(colon + 1, end, 65535, &port) != 0 || port == 0)
+        return GW_EPARSE;
+    memcpy(out->host, host, (size_t)(host_end - host));
+    out->host[host_end - host] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
+int gw_slot_node_next(const char **s, gw_slot_node_t *out)
+{
+    const char *p = *s + strspn(*s, " \t"), *end, *next;
+
+    if (*p == '\0')
+        return 0;
+    end = strchr(p, ',');
+    next = end != NULL ? end + 1 : p + strlen(p);
+    if (end == NULL)
+        end = next;
+    if (slot_node(p, slot_rtrim(p, end), out) != 0)
+        return GW_EPARSE;
+    *s = next;
+    return 1;
+}
+
+size_t gw_slotmap_diff(const gw_slotmap_t *a, const gw_slotmap_t *b,
+                       uint8_t *bits)
+{
+    /* Each shard of a as b numbers it (or -1): then a slot compares two
+     * indices rather than two addresses. */
+    int *in_b = gw_malloc((a->nshards + 1) * sizeof(*in_b));
+    size_t n = 0;
+
+    for (size_t i = 0; i < a->nshards; i++)
+        in_b[i] = gw_slotmap_find(b, a->shards[i].host, a->shards[i].port);
+    for (unsigned s = 0; s < GW_SLOTS; s++) {
+        unsigned i = a->owner[s], j = b->owner[s];
+        int same = i == GW_SLOT_NONE ? j == GW_SLOT_NONE
+                                     : j != GW_SLOT_NONE && in_b[i] == (int)j;
+        if (!same) {
+            gw_slot_mark(bits, s);
+            n++;
+        }
+    }
+    free(in_b);
+    return n;
+}
+
+/* A channel's place in the sort: its shard, then its slot, then its index
+ * (qsort is not stable). */
+typedef struct slot_key {
+    uint32_t key; /* shard << 14 | slot: GW_SLOT_NONE sorts last */
+    size_t i;
+} slot_key_t;
+
+static int slot_key_cmp(const void *x, const void *y)
+{
+    const slot_key_t *a = x, *b = y;
+
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+size_t gw_slotmap_group(const gw_slotmap_t *m, const char *const *names,
+                        const size_t *lens, size_t n, size_t *order,
+                        gw_slot_group_t *groups)
+{
+    slot_key_t *k;
+    size_t ng = 0;
+
+    if (n == 0)
+        return 0;
+    k = gw_malloc(n * sizeof(*k));
+    for (size_t i = 0; i < n; i++) {
+        unsigned slot = gw_slot_of(names[i], lens[i]);
+        k[i] = (slot_key_t){(uint32_t)m->owner[slot] << 14 | slot, i};
+    }
+    qsort(k, n, sizeof(*k), slot_key_cmp);
+    for (size_t j = 0; j < n; j++) {
+        order[j] = k[j].i;
+        if (j == 0 || k[j].key != k[j - 1].key)
+            groups[ng++] = (gw_slot_group_t){k[j].key >> 14,
+                                             k[j].key & (GW_SLOTS - 1), j, 0};
+        groups[ng - 1].n++;
+    }
+    free(k);
+    return ng;
+}

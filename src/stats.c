@@ -181,14 +181,25 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
         "Envelopes not delivered: not for the target their channel names.",
         0, B},
     [GW_STAT_REDIS_PUBLISHES] = {"redis_publishes",
-        "PUBLISH commands sent, one per channel an envelope went to.", 0, B},
+        "PUBLISH (SPUBLISH on a Redis Cluster) commands sent, one per "
+        "channel an envelope went to.", 0, B},
     [GW_STAT_REDIS_SUBSCRIBES] = {"redis_subscribe_commands",
-        "SUBSCRIBE commands sent (up to 1024 channels each).", 0, B},
+        "SUBSCRIBE (SSUBSCRIBE) commands sent (up to 1024 channels each).",
+        0, B},
     [GW_STAT_REDIS_UNSUBSCRIBES] = {"redis_unsubscribe_commands",
-        "UNSUBSCRIBE commands sent (up to 1024 channels each).", 0, B},
+        "UNSUBSCRIBE (SUNSUBSCRIBE) commands sent (up to 1024 channels "
+        "each).", 0, B},
     [GW_STAT_REDIS_CHANNELS] = {"redis_channels",
-        "Channels the subscriber connection holds, as Redis counts them.",
+        "Channels the subscriber connections hold, as Redis counts them.",
         1, B},
+    [GW_STAT_REDIS_CLUSTER_DISCOVERIES] = {"redis_cluster_discoveries",
+        "CLUSTER SLOTS answered: the shards and their slots learnt.", 0, B},
+    [GW_STAT_REDIS_CLUSTER_MOVED] = {"redis_cluster_moved",
+        "Times a shard said a slot was not its own (MOVED, or an unasked "
+        "SUNSUBSCRIBE after a migration).", 0, B},
+    [GW_STAT_REDIS_CLUSTER_LOST] = {"redis_cluster_lost",
+        "SPUBLISHes lost: their shard was down or unknown, or the slot had "
+        "moved.", 0, B},
     [GW_STAT_INTEREST_TARGETS] = {"targets_wanted",
         "Guilds, users and sessions whose channels this instance wants, "
         "lingering ones included.", 1, B},

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The layers of a connection call only downward: worker -> proto -> session
 # -> ws -> transport (tcp beside it, as one of its implementations) ->
-# proxyproto (the PROXY header the transport reads first). Reads
+# proxyproto (the PROXY header the transport reads first); so do those of
+# the Redis Cluster link: broker -> route -> rcluster -> shard -> resp. Reads
 # the undefined symbols of each layer's object (nm -u) and fails when one
 # takes a symbol that a layer above it defines, or when any two of the
 # daemon's modules call each other in a loop. The same for gwctl's
@@ -9,7 +10,7 @@
 #   test/check-layers.sh [BUILD_DIR]      default build/release
 set -u
 dir=${1:-build/release}
-layers="proxyproto transport tcp ws session proto worker"
+layers="proxyproto transport tcp ws session proto worker resp shard rcluster"
 passed=0; failed=0
 
 # defined NAME: the global symbols that object NAME.o defines.
@@ -25,6 +26,9 @@ above() {
     session) echo "proto worker" ;;
     proto) echo "worker" ;;
     worker) echo "" ;;
+    resp) echo "shard rcluster route broker" ;;
+    shard) echo "rcluster route broker" ;;
+    rcluster) echo "route broker" ;;
     esac
 }
 

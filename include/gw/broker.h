@@ -14,6 +14,7 @@
 #include "gw/link.h"
 #include "gw/presence.h"
 #include "gw/server.h"
+#include "gw/shard.h"
 #include "gw/stats.h"
 #include "gw/wake.h"
 
@@ -155,6 +156,13 @@ const char *gw_broker_instance_id(const gw_broker_t *b);
  * Broker thread, where the links live. */
 gw_link_status_t gw_broker_redis_link(const gw_broker_t *b);
 gw_link_status_t gw_broker_amqp_link(const gw_broker_t *b);
+
+/* On a Redis Cluster, cb for each shard master (gw_rcluster_shards), and
+ * 1; else 0 and no call. Broker thread. */
+int gw_broker_redis_shards(const gw_broker_t *b,
+                           void (*cb)(void *data, const gw_shard_info_t *s,
+                                      size_t slots),
+                           void *data);
 
 /* Presence, for the HTTP API; NULL when presence.enabled is false.
  * Broker thread. */

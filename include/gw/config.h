@@ -93,6 +93,8 @@ typedef struct gw_config {
     int redis_targeted;   /* channels per guild, user and session too */
     uint32_t redis_unsubscribe_linger_ms;
     uint32_t redis_max_user_channels;
+    int redis_cluster;         /* a Redis Cluster: sharded pub/sub */
+    char *redis_cluster_nodes; /* seeds, "host:port,..."; "" = host:port */
     /* [amqp] */
     int amqp_enabled;
     char *amqp_host;
@@ -161,6 +163,13 @@ int gw_config_load_env(gw_config_t *cfg, char *err, size_t errlen);
  */
 int gw_config_set(gw_config_t *cfg, const char *assignment, char *err,
                   size_t errlen);
+
+/*
+ * Checks the options that are each valid alone but not together (what a
+ * Redis Cluster cannot serve), once every source is applied. Returns 0,
+ * or GW_EINVAL with the reason in err.
+ */
+int gw_config_check(const gw_config_t *cfg, char *err, size_t errlen);
 
 /* Writes every option with its current value as TOML (used by `-t -v`). */
 void gw_config_dump(const gw_config_t *cfg, FILE *out);

@@ -10,4 +10,8 @@ uint64_t gw_metrics_total(const gw_server_t *srv, gw_stat_t k);
 void gw_metrics_json(const gw_server_t *srv, gw_buf_t *out);
 void gw_metrics_prometheus(const gw_server_t *srv, gw_buf_t *out);
 
+/* ,"redis_shards":[{"address","state","since","slots","channels","lost"}
+ * ...] on a Redis Cluster (for /health), else nothing. Broker thread. */
+void gw_metrics_shards_json(const gw_server_t *srv, gw_buf_t *out);
+
 #endif

@@ -7,9 +7,10 @@
  *
  * The seam for other links: a batch of targets that became wanted or
  * unwanted (route_changed_cb) and the walk of the wanted set after a
- * reconnect (gw_route_resubscribe) are all a link needs. A Redis Cluster
- * link would take the same names and SSUBSCRIBE each on its slot's shard;
- * keyed RabbitMQ bindings would bind `guild.<id>.#` for the same targets.
+ * reconnect (gw_route_resubscribe) are all a link needs. The Redis Cluster
+ * link (gw/rcluster.h) takes the same names and SSUBSCRIBEs each on its
+ * slot's shard; keyed RabbitMQ bindings would bind `guild.<id>.#` for the
+ * same targets.
  *
  * With redis.targeted off the workers report nothing, and every envelope
  * goes to the plain channel, as before targeting.
@@ -21,6 +22,7 @@
 #include "gw/config.h"
 #include "gw/event.h"
 #include "gw/interest.h"
+#include "gw/rcluster.h"
 #include "gw/redis.h"
 #include "gw/stats.h"
 
@@ -36,6 +38,10 @@ gw_route_t *gw_route_start(uv_loop_t *loop, const gw_config_t *cfg,
 
 /* The link it subscribes and publishes on (borrowed; until gw_route_stop). */
 void gw_route_set_redis(gw_route_t *rt, gw_redis_t *redis);
+
+/* Or, on a Redis Cluster, that link (borrowed; until gw_route_stop),
+ * which then takes the place of the single node's. */
+void gw_route_set_cluster(gw_route_t *rt, gw_rcluster_t *cluster);
 
 /* Whether envelopes go to their targets' channels (redis.targeted, with
  * Redis enabled), rather than to the plain channel alone. */
@@ -69,7 +75,8 @@ int gw_route_match(gw_route_t *rt, gw_event_t *ev, const gw_channel_t *ch);
 void gw_route_channels(const gw_route_t *rt, const gw_event_t *ev,
                        gw_channel_list_t *out);
 
-/* PUBLISHes text on the channels of `to`: 0, or the link's error. */
+/* PUBLISHes (SPUBLISHes) text on the channels of `to`: 0, or the link's
+ * error. */
 int gw_route_publish(gw_route_t *rt, const gw_channel_list_t *to,
                      const char *text, size_t len);
 

@@ -65,4 +65,59 @@ typedef struct gw_slot_moved {
  * (another error, a slot or port out of range, a host too long). */
 int gw_slot_moved(const char *err, size_t len, gw_slot_moved_t *out);
 
+/* A node's address, as a seed list names it. */
+typedef struct gw_slot_node {
+    char host[256]; /* a name, an IPv4 or an IPv6 address (no brackets) */
+    int port;
+} gw_slot_node_t;
+
+/*
+ * Reads the next address of a comma-separated list at *s ("host:port",
+ * "[v6]:port", blanks around each), and moves *s past it: 1 with *out
+ * set, 0 at the end of the list, or GW_EPARSE for an item of another form
+ * (an empty one included); *s is then left where it was.
+ */
+int gw_slot_node_next(const char **s, gw_slot_node_t *out);
+
+/* Slot bit sets: GW_SLOT_BYTES bytes, one bit per slot. */
+#define GW_SLOT_BYTES (GW_SLOTS / 8)
+
+static inline void gw_slot_mark(uint8_t *bits, unsigned slot)
+{
+    bits[slot >> 3] |= (uint8_t)(1u << (slot & 7));
+}
+
+static inline int gw_slot_marked(const uint8_t *bits, unsigned slot)
+{
+    return bits[slot >> 3] >> (slot & 7) & 1;
+}
+
+/*
+ * Marks in bits every slot whose master is not the same in a and b (by
+ * host and port; a slot served in one and not in the other included), and
+ * returns how many there are. Bits already set stay set.
+ */
+size_t gw_slotmap_diff(const gw_slotmap_t *a, const gw_slotmap_t *b,
+                       uint8_t *bits);
+
+/* The channels of one slot, a run of gw_slotmap_group's order. */
+typedef struct gw_slot_group {
+    unsigned shard; /* index into the map's shards, or GW_SLOT_NONE */
+    unsigned slot;
+    size_t first; /* the run is order[first .. first + n) */
+    size_t n;
+} gw_slot_group_t;
+
+/*
+ * Sorts n channels (names[i] of lens[i] bytes) by the shard and then the
+ * slot that m gives each, for one command per slot (Redis 7.0 takes the
+ * channels of one slot only in one SSUBSCRIBE): order receives the n
+ * indices (the order of names kept within a slot), groups one entry per
+ * run, the runs of slots no shard serves last. Both arrays hold n; returns
+ * the number of groups.
+ */
+size_t gw_slotmap_group(const gw_slotmap_t *m, const char *const *names,
+                        const size_t *lens, size_t n, size_t *order,
+                        gw_slot_group_t *groups);
+
 #endif

@@ -97,6 +97,9 @@ typedef enum gw_stat {
     GW_STAT_REDIS_SUBSCRIBES,   /* SUBSCRIBE commands sent */
     GW_STAT_REDIS_UNSUBSCRIBES, /* UNSUBSCRIBE commands sent */
     GW_STAT_REDIS_CHANNELS,     /* gauge: channels Redis says we hold */
+    GW_STAT_REDIS_CLUSTER_DISCOVERIES, /* CLUSTER SLOTS answered */
+    GW_STAT_REDIS_CLUSTER_MOVED,       /* slots Redis said had moved */
+    GW_STAT_REDIS_CLUSTER_LOST, /* SPUBLISHes lost: no shard up for them */
     GW_STAT_INTEREST_TARGETS,   /* gauge: targets wanted, lingering too */
     GW_STAT_INTEREST_LINGERING, /* gauge: of those, lingering */
     GW_STAT_COUNT

@@ -129,12 +129,12 @@ class RedisCluster:
         self.nodes = []
         for i in range(masters):
             d = workdir / ("node%d" % i)
-            d.mkdir()
+            d.mkdir(parents=True)
             self.nodes.append(RedisServer(d, cluster=True))
 
     def start(self):
         for n in self.nodes:
-            n.start()
+            self._first_start(n)
         subprocess.run(
             ["redis-cli", "--cluster", "create"] +
             ["127.0.0.1:%d" % n.port for n in self.nodes] +
@@ -143,6 +143,19 @@ class RedisCluster:
             stderr=subprocess.STDOUT)
         self.wait_ok()
         return self
+
+    @staticmethod
+    def _first_start(node, attempts=3):
+        """Starts a node that has not joined yet, on new ports if its own
+        stay taken (another process may have bound the port, or the bus
+        port, since free_port() chose it)."""
+        for attempt in range(attempts):
+            try:
+                return node.start()
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                node.port, node.bus_port = free_port(), free_port()
 
     def wait_ok(self, timeout=20):
         """Until every node up says cluster_state:ok and knows every slot

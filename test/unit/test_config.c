@@ -763,6 +763,8 @@ static void test_reloadable_flag_of_every_option(void **state)
         "redis.targeted=false",
         "redis.unsubscribe_linger_ms=10",
         "redis.max_user_channels=8",
+        "redis.cluster=true",
+        "redis.cluster_nodes=10.0.0.1:7000",
         "amqp.enabled=false",
         "amqp.host=10.0.0.2",
         "amqp.port=5673",
@@ -824,6 +826,46 @@ static void test_reloadable_flag_of_every_option(void **state)
     gw_config_free(&want);
 }
 
+/* What a Redis Cluster cannot serve is refused once every source is
+ * applied, with what to set; the seed list is checked item by item. */
+static void test_cluster_check(void **state)
+{
+    gw_config_t cfg;
+    char err[256];
+    (void)state;
+
+    gw_config_init(&cfg);
+    assert_int_equal(gw_config_check(&cfg, err, sizeof(err)), 0);
+    set_ok(&cfg, "redis.cluster=true");
+    assert_int_equal(gw_config_check(&cfg, err, sizeof(err)), GW_EINVAL);
+    assert_string_equal(err, "configuration: redis.cluster: presence "
+                             "(presence.enabled) and the drain handoff "
+                             "(session.handoff) need a single Redis node; set "
+                             "both to false to run on a Redis Cluster");
+    set_ok(&cfg, "presence.enabled=false");
+    assert_int_equal(gw_config_check(&cfg, err, sizeof(err)), GW_EINVAL);
+    assert_non_null(strstr(err, "set session.handoff to false"));
+    set_ok(&cfg, "session.handoff=false");
+    assert_int_equal(gw_config_check(&cfg, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    set_ok(&cfg, "presence.enabled=true");
+    assert_int_equal(gw_config_check(&cfg, err, sizeof(err)), GW_EINVAL);
+    assert_non_null(strstr(err, "set presence.enabled to false"));
+    /* Without Redis there is no cluster to refuse. */
+    set_ok(&cfg, "redis.enabled=false");
+    assert_int_equal(gw_config_check(&cfg, err, sizeof(err)), 0);
+    set_ok(&cfg, "redis.cluster_nodes=127.0.0.1:7000, [::1]:7001,r1:7002");
+    assert_int_equal(
+        gw_config_set(&cfg, "redis.cluster_nodes=127.0.0.1", err, sizeof(err)),
+        GW_EINVAL);
+    assert_string_equal(err, "-s:1: redis.cluster_nodes: '127.0.0.1' is not "
+                             "a list of host:port ([v6]:port for an IPv6 "
+                             "address)");
+    assert_string_equal(cfg.redis_cluster_nodes,
+                        "127.0.0.1:7000, [::1]:7001,r1:7002");
+    gw_config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -843,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_error_buffer_sizes),
         cmocka_unit_test(test_keep_restart_only),
         cmocka_unit_test(test_reloadable_flag_of_every_option),
+        cmocka_unit_test(test_cluster_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

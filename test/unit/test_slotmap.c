@@ -197,6 +197,166 @@ static void test_moved(void **state)
             fail_msg("taken: %s", bad[i]);
 }
 
+/* Seed lists as redis.cluster_nodes writes them. */
+static void test_seed_lists(void **state)
+{
+    static const char *bad[] = {
+        "h",        "h:",    ":7000",    "h:0",       "h:65536",  "h:70000x",
+        "::1:7000", "[::1]", "[]:7000",  "[::1:7000", "a b:1",    "h:1,,h:2",
+        ",h:1",     "h:-1",  "h:123456", "[a]b:1",    "h\x01x:1", "h:1 2",
+    };
+    const char *s = " 127.0.0.1:7000,redis-1.example:7001 , [::1]:7002,";
+    gw_slot_node_t n;
+
+    (void)state;
+    assert_int_equal(gw_slot_node_next(&s, &n), 1);
+    assert_string_equal(n.host, "127.0.0.1");
+    assert_int_equal(n.port, 7000);
+    assert_int_equal(gw_slot_node_next(&s, &n), 1);
+    assert_string_equal(n.host, "redis-1.example");
+    assert_int_equal(n.port, 7001);
+    assert_int_equal(gw_slot_node_next(&s, &n), 1);
+    assert_string_equal(n.host, "::1");
+    assert_int_equal(n.port, 7002);
+    assert_int_equal(gw_slot_node_next(&s, &n), 0);
+    s = "  ";
+    assert_int_equal(gw_slot_node_next(&s, &n), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc;
+        s = bad[i];
+        while ((rc = gw_slot_node_next(&s, &n)) == 1)
+            ;
+        if (rc != GW_EPARSE)
+            fail_msg("taken: %s", bad[i]);
+    }
+}
+
+static gw_slotmap_t *map_of(const char *resp)
+{
+    gw_slotmap_t *m = malloc(sizeof(*m));
+    redisReply *r = reply_of(resp);
+
+    gw_slotmap_init(m);
+    assert_int_equal(gw_slotmap_parse(m, r), 0);
+    freeReplyObject(r);
+    return m;
+}
+
+static void map_free(gw_slotmap_t *m)
+{
+    gw_slotmap_free(m);
+    free(m);
+}
+
+/* The channels of one turn: one group per slot, sorted by shard and slot,
+ * the order of the caller kept within a slot, unserved slots last. */
+static void test_grouping_by_shard_and_slot(void **state)
+{
+    /* a serves 0-8191, b 8192-12999; 13000-16383 unserved. */
+    gw_slotmap_t *m =
+        map_of("*2\r\n"
+               "*3\r\n:0\r\n:8191\r\n*2\r\n$1\r\na\r\n:1\r\n"
+               "*3\r\n:8192\r\n:12999\r\n*2\r\n$1\r\nb\r\n:2\r\n");
+    const char *names[] = {
+        "gateway_events:user:u1",  /* 12909: b */
+        "{user1000}.following",    /* 3443: a */
+        "gateway_events:guild:g1", /* 1125: a */
+        "foo",                     /* 12182: b */
+        "{user1000}.followers",    /* 3443: a, after .following */
+        "{}",                      /* 15257: nobody */
+        "123456789",               /* 12739: b */
+    };
+    size_t n = sizeof(names) / sizeof(names[0]), lens[7], order[7];
+    gw_slot_group_t g[7];
+    static const size_t want_order[] = {2, 1, 4, 3, 6, 0, 5};
+    size_t ng;
+
+    (void)state;
+    for (size_t i = 0; i < n; i++)
+        lens[i] = strlen(names[i]);
+    ng = gw_slotmap_group(m, names, lens, n, order, g);
+    assert_int_equal(ng, 6);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(order[i], want_order[i]);
+    assert_int_equal(g[0].shard, 0);
+    assert_int_equal(g[0].slot, 1125);
+    assert_int_equal(g[1].slot, 3443);
+    assert_int_equal(g[1].first, 1);
+    assert_int_equal(g[1].n, 2);
+    assert_int_equal(g[2].shard, 1);
+    assert_int_equal(g[2].slot, 12182);
+    assert_int_equal(g[3].slot, 12739);
+    assert_int_equal(g[4].slot, 12909);
+    assert_int_equal(g[5].shard, GW_SLOT_NONE);
+    assert_int_equal(g[5].slot, 15257);
+    assert_int_equal(g[5].first, 6);
+    assert_int_equal(gw_slotmap_group(m, names, lens, 0, order, g), 0);
+    map_free(m);
+}
+
+static size_t bits_count(const uint8_t *bits)
+{
+    size_t n = 0;
+
+    for (unsigned s = 0; s < GW_SLOTS; s++)
+        n += (size_t)gw_slot_marked(bits, s);
+    return n;
+}
+
+/* What a new CLUSTER SLOTS changed: a migrated slot, a failed-over master
+ * (a new address for its slots), slots no longer served; shard indices
+ * that differ between the maps do not count. */
+static void test_topology_changes(void **state)
+{
+    gw_slotmap_t *before =
+        map_of("*3\r\n"
+               "*3\r\n:0\r\n:5460\r\n*2\r\n$1\r\na\r\n:1\r\n"
+               "*3\r\n:5461\r\n:10922\r\n*2\r\n$1\r\nb\r\n:1\r\n"
+               "*3\r\n:10923\r\n:16383\r\n*2\r\n$1\r\nc\r\n:1\r\n");
+    /* The same shards listed in another order: no change. */
+    gw_slotmap_t *same =
+        map_of("*3\r\n"
+               "*3\r\n:10923\r\n:16383\r\n*2\r\n$1\r\nc\r\n:1\r\n"
+               "*3\r\n:0\r\n:5460\r\n*2\r\n$1\r\na\r\n:1\r\n"
+               "*3\r\n:5461\r\n:10922\r\n*2\r\n$1\r\nb\r\n:1\r\n");
+    /* Slot 100 migrated from a to c; b failed over to b2; c lost
+     * 16000-16383. */
+    gw_slotmap_t *after =
+        map_of("*5\r\n"
+               "*3\r\n:0\r\n:99\r\n*2\r\n$1\r\na\r\n:1\r\n"
+               "*3\r\n:100\r\n:100\r\n*2\r\n$1\r\nc\r\n:1\r\n"
+               "*3\r\n:101\r\n:5460\r\n*2\r\n$1\r\na\r\n:1\r\n"
+               "*3\r\n:5461\r\n:10922\r\n*2\r\n$2\r\nb2\r\n:1\r\n"
+               "*3\r\n:10923\r\n:15999\r\n*2\r\n$1\r\nc\r\n:1\r\n");
+    uint8_t *bits = calloc(GW_SLOT_BYTES, 1);
+    gw_slotmap_t *empty = malloc(sizeof(*empty));
+
+    (void)state;
+    gw_slotmap_init(empty);
+    assert_int_equal(gw_slotmap_diff(before, same, bits), 0);
+    assert_int_equal(bits_count(bits), 0);
+    assert_int_equal(gw_slotmap_diff(before, after, bits), 1 + 5462 + 384);
+    assert_true(gw_slot_marked(bits, 100));
+    assert_false(gw_slot_marked(bits, 99));
+    assert_false(gw_slot_marked(bits, 101));
+    assert_true(gw_slot_marked(bits, 5461));
+    assert_true(gw_slot_marked(bits, 10922));
+    assert_false(gw_slot_marked(bits, 10923));
+    assert_false(gw_slot_marked(bits, 15999));
+    assert_true(gw_slot_marked(bits, 16000));
+    assert_int_equal(bits_count(bits), 1 + 5462 + 384);
+    /* From nothing, every slot served is new; bits already set stay. */
+    memset(bits, 0, GW_SLOT_BYTES);
+    gw_slot_mark(bits, 16383);
+    assert_int_equal(gw_slotmap_diff(empty, after, bits), GW_SLOTS - 384);
+    assert_int_equal(bits_count(bits), GW_SLOTS - 383);
+    free(bits);
+    map_free(empty);
+    map_free(before);
+    map_free(same);
+    map_free(after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +365,9 @@ int main(void)
         cmocka_unit_test(test_ranges_and_holes),
         cmocka_unit_test(test_bad_replies_keep_the_map),
         cmocka_unit_test(test_moved),
+        cmocka_unit_test(test_seed_lists),
+        cmocka_unit_test(test_grouping_by_shard_and_slot),
+        cmocka_unit_test(test_topology_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
