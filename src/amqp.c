@@ -31,6 +31,12 @@
  * order; the list ends with the connection, every entry reported lost. The
  * gate tells other threads whether a publish would be taken now.
  *
+ * With amqp.routing = "targeted" the queue follows the targets the owner
+ * holds: each connection has its bindings (amqp_bind.c) on a channel of
+ * their own, written without waiting and answered among the frames read
+ * here; the owner's rebind hook asks for every wanted target when a
+ * connection comes up.
+ *
  * Heartbeats are on (30 s asked, or the server's lower value): a RabbitMQ
  * host that vanishes without a TCP reset is noticed within two intervals,
  * not hours later. rabbitmq-c does the accounting whenever a frame is
@@ -50,6 +56,7 @@
 #include "gw/amqp.h"
 
 #include "gw/alloc.h"
+#include "gw/amqp_bind.h"
 #include "gw/amqp_connect.h"
 #include "gw/amqp_wire.h"
 #include "gw/error.h"
@@ -94,11 +101,14 @@ typedef struct rmq_session {
     amqp_connection_state_t conn;
     rmq_want_t want;
     uint64_t tag; /* delivery tag of the delivery in progress */
-    char *body;   /* its body; NULL while none, or when over the limit */
-    size_t len;   /* body size announced by the header */
-    size_t got;   /* body bytes received so far */
-    int paused;   /* poll stopped: delivery held, or turn budget spent */
-    int polite;   /* closed by gw_amqp_stop: say goodbye to the server */
+    char key[RMQ_SHORTSTR_MAX + 1]; /* its routing key */
+    size_t key_len;
+    char *body; /* its body; NULL while none, or when over the limit */
+    size_t len; /* body size announced by the header */
+    size_t got; /* body bytes received so far */
+    int paused; /* poll stopped: delivery held, or turn budget spent */
+    int polite; /* closed by gw_amqp_stop: say goodbye to the server */
+    gw_amqp_bind_t *binds; /* owned: targeted routing's, or NULL */
     /* Publishing, on GW_AMQP_CHANNEL_PUBLISH: */
     rmq_pending_t *pending; /* awaiting their confirm, oldest first */
     rmq_pending_t **tailp;  /* the last entry's next, to append */
@@ -112,6 +122,7 @@ typedef struct rmq_session {
 struct gw_amqp {
     uv_loop_t *loop;
     gw_amqp_hooks_t hooks;
+    gw_stats_t *stats;       /* borrowed: the owner's */
     gw_link_status_t status; /* as /health reports it */
     gw_amqp_connect_t *job;  /* owned; NULL when disabled */
     int job_busy;            /* job queued or running on the pool */
@@ -262,6 +273,11 @@ static void rmq_session_close(gw_amqp_t *a, int polite)
     a->session = NULL;
     uv_timer_stop(&a->beat);
     s->polite = polite;
+    /* Bindings queued or in flight end here: the next connection binds
+     * every wanted target again. */
+    if (s->binds != NULL)
+        gw_amqp_bind_free(s->binds);
+    s->binds = NULL;
     /* Nothing more will be confirmed on this connection: the rest is lost
      * to us, whether or not RabbitMQ has it. */
     rmq_confirm(s, 0, 1, GW_ECLOSED);
@@ -315,7 +331,8 @@ static void rmq_pause(rmq_session_t *s, uint64_t delay_ms)
 static int rmq_deliver(rmq_session_t *s)
 {
     gw_amqp_t *a = s->link;
-    int rc = a->hooks.message(s->body, s->len, a->hooks.data);
+    int rc =
+        a->hooks.message(s->key, s->key_len, s->body, s->len, a->hooks.data);
 
     if (s->body == NULL)
         rc = GW_ETOOBIG;
@@ -358,6 +375,20 @@ static void rmq_wrote(rmq_session_t *s)
         rmq_pause(s, 0);
 }
 
+/* Writes what is queued, as far as there is room; fails the link when a
+ * write does. */
+static int rmq_binds_pump(rmq_session_t *s)
+{
+    char why[GW_AMQP_BIND_WHY];
+
+    if (s->binds == NULL)
+        return 0;
+    if (gw_amqp_bind_pump(s->binds, why) != 0)
+        return rmq_protocol_error(s, why);
+    rmq_wrote(s);
+    return 0;
+}
+
 /* RabbitMQ stops reading a publishing connection during a resource alarm
  * (memory, disk), and says so first: publishes are refused until it lifts,
  * rather than left to fill the socket. */
@@ -374,17 +405,28 @@ static void rmq_blocked(rmq_session_t *s, const amqp_method_t *m)
     rmq_gate_update(s->link);
 }
 
+/* A delivery begins: its tag, and its routing key, which is in
+ * rabbitmq-c's frame memory only until the next frame is read. */
+static int rmq_deliver_method(rmq_session_t *s, const amqp_basic_deliver_t *d)
+{
+    if (s->want != RMQ_WANT_DELIVER)
+        return rmq_protocol_error(s, "basic.deliver inside a delivery");
+    if (d->routing_key.len > RMQ_SHORTSTR_MAX)
+        return rmq_protocol_error(s, "a routing key over 255 bytes");
+    s->tag = d->delivery_tag;
+    s->key_len = d->routing_key.len;
+    memcpy(s->key, d->routing_key.bytes, s->key_len);
+    s->key[s->key_len] = '\0';
+    s->want = RMQ_WANT_HEADER;
+    return 0;
+}
+
 static int rmq_method(rmq_session_t *s, const amqp_method_t *m)
 {
     char why[256];
 
     switch (m->id) {
-    case AMQP_BASIC_DELIVER_METHOD:
-        if (s->want != RMQ_WANT_DELIVER)
-            return rmq_protocol_error(s, "basic.deliver inside a delivery");
-        s->tag = ((amqp_basic_deliver_t *)m->decoded)->delivery_tag;
-        s->want = RMQ_WANT_HEADER;
-        return 0;
+    case AMQP_BASIC_DELIVER_METHOD: return rmq_deliver_method(s, m->decoded);
     case AMQP_BASIC_CANCEL_METHOD:
         return rmq_protocol_error(s, "the server cancelled the consumer");
     case AMQP_CONNECTION_BLOCKED_METHOD:
@@ -466,8 +508,22 @@ static int rmq_pub_content(rmq_session_t *s, const amqp_frame_t *f)
     return 0;
 }
 
+/* A frame of the binding channel, which only targeted routing opens. */
+static int rmq_bind_frame(rmq_session_t *s, const amqp_frame_t *f)
+{
+    char why[GW_AMQP_BIND_WHY];
+
+    if (s->binds == NULL)
+        return rmq_protocol_error(s, "a frame on a channel never opened");
+    if (gw_amqp_bind_frame(s->binds, f, why) != 0)
+        return rmq_protocol_error(s, why);
+    return 0;
+}
+
 static int rmq_frame(rmq_session_t *s, const amqp_frame_t *f)
 {
+    if (f->channel == GW_AMQP_CHANNEL_BIND)
+        return rmq_bind_frame(s, f);
     if (f->channel == GW_AMQP_CHANNEL_PUBLISH)
         return f->frame_type == AMQP_FRAME_METHOD
                    ? rmq_pub_method(s, &f->payload.method)
@@ -493,8 +549,11 @@ static void rmq_drain(rmq_session_t *s)
 
     for (int n = 0; n < RMQ_FRAMES_PER_TURN; n++) {
         rc = amqp_simple_wait_frame_noblock(s->conn, &f, &zero);
-        if (rc == AMQP_STATUS_TIMEOUT)
+        if (rc == AMQP_STATUS_TIMEOUT) {
+            /* Dry: bindings that waited for room in the socket go now. */
+            rmq_binds_pump(s);
             return;
+        }
         if (rc != AMQP_STATUS_OK) {
             rmq_fail(s->link, amqp_error_string2(rc));
             return;
@@ -554,6 +613,19 @@ static void rmq_beat_cb(uv_timer_t *t)
     rc = amqp_send_frame(s->conn, &hb);
     if (rc != AMQP_STATUS_OK)
         rmq_fail(a, amqp_error_string2(rc));
+}
+
+/* ---- targeted routing's bindings (loop) ------------------------------ */
+
+void gw_amqp_targets(gw_amqp_t *a, int on, const gw_interest_target_t *t,
+                     size_t n)
+{
+    rmq_session_t *s = a->session;
+
+    if (s == NULL || s->binds == NULL)
+        return;
+    gw_amqp_bind_targets(s->binds, on, t, n);
+    rmq_binds_pump(s);
 }
 
 /* ---- publishing (loop) ---------------------------------------------- */
@@ -622,6 +694,46 @@ int gw_amqp_publish(gw_amqp_t *a, const char *routing_key, const char *body,
 
 /* ---- connecting (loop) ---------------------------------------------- */
 
+static void rmq_session_log(const gw_amqp_t *a)
+{
+    const gw_amqp_connect_t *job = a->job;
+
+    if (!job->targeted)
+        gw_info("amqp: up: consuming %s on %s:%d (exchange %s, bindings "
+                "\"%s\"), publishing to %s",
+                job->queue, job->host, job->port, job->exchange, job->keys,
+                job->upstream);
+    else
+        gw_info("amqp: up: consuming %s on %s:%d (exchange %s, targeted "
+                "bindings through %s%s%s), publishing to %s",
+                job->queue, job->host, job->port, job->exchange,
+                job->generation, job->previous ? ", replacing " : "",
+                job->previous ? job->previous : "", job->upstream);
+}
+
+/*
+ * Targeted routing: the new connection binds every wanted target to its
+ * generation (the owner's rebind hook asks for them), then deletes the
+ * generation before, which kept routing meanwhile. 0, or GW_ECLOSED when a
+ * write failed and took the link down.
+ */
+static int rmq_session_binds(gw_amqp_t *a, rmq_session_t *s)
+{
+    const gw_amqp_connect_t *job = a->job;
+
+    if (!job->targeted)
+        return 0;
+    s->binds =
+        gw_amqp_bind_new(s->conn, job->exchange, job->generation, a->stats);
+    if (a->hooks.rebind != NULL)
+        a->hooks.rebind(a->hooks.data);
+    if (a->session != s)
+        return GW_ECLOSED;
+    if (job->previous != NULL)
+        gw_amqp_bind_retire(s->binds, job->previous);
+    return rmq_binds_pump(s);
+}
+
 static void rmq_session_start(gw_amqp_t *a, amqp_connection_state_t conn)
 {
     rmq_session_t *s = gw_calloc(1, sizeof(*s));
@@ -642,14 +754,13 @@ static void rmq_session_start(gw_amqp_t *a, amqp_connection_state_t conn)
     a->refs++;
     if (beat_ms > 0)
         uv_timer_start(&a->beat, rmq_beat_cb, beat_ms, beat_ms);
-    gw_info("amqp: up: consuming %s on %s:%d (exchange %s, bindings \"%s\"), "
-            "publishing to %s",
-            a->job->queue, a->job->host, a->job->port, a->job->exchange,
-            a->job->keys, a->job->upstream);
+    rmq_session_log(a);
     gw_link_set(&a->status, GW_LINK_UP);
     rmq_gate_update(a);
     a->attempt = 0;
     a->why[0] = '\0';
+    if (rmq_session_binds(a, s) != 0)
+        return;
     /* Deliveries that came with the consume-ok are already buffered. */
     rmq_resume(s);
 }
@@ -691,11 +802,13 @@ static void rmq_connect(gw_amqp_t *a)
 /* ---- public --------------------------------------------------------- */
 
 gw_amqp_t *gw_amqp_start(uv_loop_t *loop, const gw_config_t *cfg,
-                         const char *instance_id, const gw_amqp_hooks_t *hooks)
+                         const char *instance_id, gw_stats_t *stats,
+                         const gw_amqp_hooks_t *hooks)
 {
     gw_amqp_t *a = gw_calloc(1, sizeof(*a));
 
     a->loop = loop;
+    a->stats = stats;
     a->hooks = *hooks;
     a->refs = 1;
     gw_link_init(&a->status, GW_LINK_DISABLED);

@@ -9,6 +9,7 @@
 #include "gw/amqp_connect.h"
 
 #include "gw/alloc.h"
+#include "gw/amqp_key.h"
 #include "gw/amqp_wire.h"
 #include "gw/error.h"
 
@@ -52,6 +53,7 @@ gw_amqp_connect_t *gw_amqp_connect_new(gw_amqp_t *link, const gw_config_t *cfg,
     job->keys = gw_strdup(cfg->amqp_binding_keys);
     job->port = cfg->amqp_port;
     job->durable = cfg->amqp_durable;
+    job->targeted = gw_amqp_key_targeted(cfg);
     job->prefetch = (uint16_t)cfg->amqp_prefetch;
     return job;
 }
@@ -69,6 +71,8 @@ void gw_amqp_connect_free(gw_amqp_connect_t *job)
     free(job->dlq);
     free(job->queue);
     free(job->keys);
+    free(job->generation);
+    free(job->previous);
     free(job);
 }
 
@@ -150,8 +154,21 @@ static int rmq_job_queue(gw_amqp_connect_t *job)
     return rmq_job_check(job, "queue.declare");
 }
 
-/* Binds the queue with each comma-separated pattern, spaces trimmed. */
-static int rmq_job_keys(gw_amqp_connect_t *job)
+/* Binds (on) or unbinds the queue with one pattern. An unbind of a
+ * binding that does not exist succeeds. */
+static int rmq_job_key(gw_amqp_connect_t *job, int on, amqp_bytes_t key)
+{
+    if (on)
+        return rmq_job_bind(job, job->queue, job->exchange, key);
+    amqp_queue_unbind(job->conn, GW_AMQP_CHANNEL_CONSUME,
+                      amqp_cstring_bytes(job->queue),
+                      amqp_cstring_bytes(job->exchange), key, amqp_empty_table);
+    return rmq_job_check(job, "queue.unbind");
+}
+
+/* The same with each comma-separated pattern of amqp.binding_keys, spaces
+ * trimmed. */
+static int rmq_job_keys(gw_amqp_connect_t *job, int on)
 {
     const char *p = job->keys;
 
@@ -165,12 +182,114 @@ static int rmq_job_keys(gw_amqp_connect_t *job)
             end--;
         amqp_bytes_t key = {.len = (size_t)(end - start),
                             .bytes = (void *)start};
-        if (key.len > 0 &&
-            rmq_job_bind(job, job->queue, job->exchange, key) != 0)
+        if (key.len > 0 && rmq_job_key(job, on, key) != 0)
             return GW_ECLOSED;
         p += n + (p[n] == ',');
     }
     return 0;
+}
+
+/* ---- targeted routing's generations ---------------------------------- */
+
+/*
+ * Whether exchange `name` exists: 1 or 0, or GW_ECLOSED. Asked on the
+ * binding channel with a passive declare, which RabbitMQ answers for a
+ * missing exchange by closing the channel (404): it is opened again.
+ */
+static int rmq_job_exists(gw_amqp_connect_t *job, const char *name)
+{
+    amqp_rpc_reply_t r;
+    amqp_channel_close_ok_t ok = {0};
+
+    amqp_exchange_declare(
+        job->conn, GW_AMQP_CHANNEL_BIND, amqp_cstring_bytes(name),
+        amqp_cstring_bytes("fanout"), 1, 0, 0, 0, amqp_empty_table);
+    r = amqp_get_rpc_reply(job->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return 1;
+    if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+        r.reply.id != AMQP_CHANNEL_CLOSE_METHOD ||
+        ((amqp_channel_close_t *)r.reply.decoded)->reply_code != AMQP_NOT_FOUND)
+        return rmq_job_reply(job, r, "exchange.declare (passive)");
+    if (amqp_send_method(job->conn, GW_AMQP_CHANNEL_BIND,
+                         AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK) {
+        snprintf(job->err, sizeof(job->err), "channel.close-ok: write failed");
+        return GW_ECLOSED;
+    }
+    amqp_channel_open(job->conn, GW_AMQP_CHANNEL_BIND);
+    return rmq_job_check(job, "channel.open (bindings)") != 0 ? GW_ECLOSED : 0;
+}
+
+/* The generations that exist, one bit each. */
+static int rmq_job_generations(gw_amqp_connect_t *job, unsigned *exists)
+{
+    *exists = 0;
+    for (int g = 0; g < GW_AMQP_KEY_GENERATIONS; g++) {
+        char *name = gw_amqp_key_exchange(job->queue, g);
+        int rc = rmq_job_exists(job, name);
+        free(name);
+        if (rc < 0)
+            return rc;
+        *exists |= (unsigned)rc << g;
+    }
+    return 0;
+}
+
+static int rmq_job_drop(gw_amqp_connect_t *job, unsigned drop)
+{
+    for (int g = 0; g < GW_AMQP_KEY_GENERATIONS; g++) {
+        char *name;
+        if (!(drop & 1u << g))
+            continue;
+        name = gw_amqp_key_exchange(job->queue, g);
+        amqp_exchange_delete(job->conn, GW_AMQP_CHANNEL_CONSUME,
+                             amqp_cstring_bytes(name), 0);
+        free(name);
+        if (rmq_job_check(job, "exchange.delete (a stale generation)") != 0)
+            return GW_ECLOSED;
+    }
+    return 0;
+}
+
+/* The generation this connection builds: a fanout exchange to the queue,
+ * which lives as long as the queue does (durable, or auto-deleted with an
+ * exclusive queue), taking broadcast.# from the events exchange. */
+static int rmq_job_generation(gw_amqp_connect_t *job)
+{
+    int durable = job->durable != 0;
+
+    amqp_exchange_declare(job->conn, GW_AMQP_CHANNEL_CONSUME,
+                          amqp_cstring_bytes(job->generation),
+                          amqp_cstring_bytes("fanout"), 0, durable, !durable, 0,
+                          amqp_empty_table);
+    if (rmq_job_check(job, "exchange.declare (generation)") != 0 ||
+        rmq_job_bind(job, job->queue, job->generation, amqp_empty_bytes) != 0)
+        return GW_ECLOSED;
+    amqp_exchange_bind(
+        job->conn, GW_AMQP_CHANNEL_CONSUME, amqp_cstring_bytes(job->generation),
+        amqp_cstring_bytes(job->exchange),
+        amqp_cstring_bytes(GW_AMQP_KEY_BROADCAST), amqp_empty_table);
+    return rmq_job_check(job, "exchange.bind (broadcast)");
+}
+
+/* Targeted routing: see the header. */
+static int rmq_job_targeted(gw_amqp_connect_t *job)
+{
+    unsigned exists, drop;
+    int gen, old;
+
+    amqp_channel_open(job->conn, GW_AMQP_CHANNEL_BIND);
+    if (rmq_job_check(job, "channel.open (bindings)") != 0 ||
+        rmq_job_generations(job, &exists) != 0)
+        return GW_ECLOSED;
+    gw_amqp_key_generation(exists, &gen, &old, &drop);
+    free(job->generation);
+    free(job->previous);
+    job->generation = gw_amqp_key_exchange(job->queue, gen);
+    job->previous = old >= 0 ? gw_amqp_key_exchange(job->queue, old) : NULL;
+    if (rmq_job_drop(job, drop) != 0 || rmq_job_generation(job) != 0)
+        return GW_ECLOSED;
+    return rmq_job_keys(job, 0);
 }
 
 /* ---- the attempt ------------------------------------------------------- */
@@ -276,6 +395,12 @@ static int rmq_job_open(gw_amqp_connect_t *job)
     return rmq_job_check(job, "channel.open");
 }
 
+/* The queue's bindings, by amqp.routing. */
+static int rmq_job_routing(gw_amqp_connect_t *job)
+{
+    return job->targeted ? rmq_job_targeted(job) : rmq_job_keys(job, 1);
+}
+
 void gw_amqp_connect_work(uv_work_t *req)
 {
     gw_amqp_connect_t *job = req->data;
@@ -288,7 +413,7 @@ void gw_amqp_connect_work(uv_work_t *req)
     }
     if (rmq_job_open(job) != 0 || rmq_job_exchange(job, job->exchange) != 0 ||
         rmq_job_dead_letters(job) != 0 || rmq_job_queue(job) != 0 ||
-        rmq_job_keys(job) != 0 || rmq_job_publisher(job) != 0 ||
+        rmq_job_routing(job) != 0 || rmq_job_publisher(job) != 0 ||
         rmq_job_consume(job) != 0)
         goto Error;
     rmq_job_publish_fd(job, -1); /* the loop takes the connection over */

@@ -51,6 +51,11 @@ static int amqp_key_put_id(char *out, size_t *at, const char *id, size_t len)
     return 0;
 }
 
+int gw_amqp_key_targeted(const gw_config_t *cfg)
+{
+    return cfg->amqp_enabled && strcmp(cfg->amqp_routing, "targeted") == 0;
+}
+
 int gw_amqp_key_pattern(gw_interest_kind_t kind, const char *id, size_t idlen,
                         char *out)
 {

@@ -6,9 +6,16 @@
  * attempt and for the polite close at stop.
  *
  * It connects, logs in, opens the channels, declares the exchanges, the
- * dead letters and the queue, binds it with amqp.binding_keys, puts the
- * publishing channel in confirm mode, sets the prefetch and starts
- * consuming.
+ * dead letters and the queue, binds it, puts the publishing channel in
+ * confirm mode, sets the prefetch and starts consuming. With amqp.routing
+ * = "all" the queue is bound with amqp.binding_keys. With "targeted" it is
+ * bound to a generation exchange of its own (gw/amqp_key.h): the job finds
+ * which generations exist, deletes a half-built one, declares the one this
+ * connection builds, binds the queue to it and it to the events exchange
+ * with broadcast.#, and unbinds amqp.binding_keys from the queue, so that a
+ * durable queue that ran with "all" no longer takes everything. The loop
+ * then binds the targets' patterns to that generation and deletes the one
+ * before once they are all bound (amqp_bind.c).
  */
 #ifndef GW_AMQP_CONNECT_H
 #define GW_AMQP_CONNECT_H
@@ -29,12 +36,17 @@ typedef struct gw_amqp_connect {
     char *keys;     /* comma-separated binding patterns */
     int port;
     int durable;
+    int targeted; /* amqp.routing = "targeted" */
     uint16_t prefetch;
     amqp_connection_state_t conn; /* consuming, or being closed */
-    char err[256];                /* why the attempt failed */
-    uv_mutex_t lock;              /* guards fd and aborted across threads */
-    int fd;      /* the attempt's connected socket while it blocks, or -1 */
-    int aborted; /* gw_amqp_stop came: no more blocking */
+    /* Targeted: the generation exchange this connection binds targets to,
+     * and the one to delete once that is complete, or NULL (both owned,
+     * set by each successful attempt). */
+    char *generation, *previous;
+    char err[256];   /* why the attempt failed */
+    uv_mutex_t lock; /* guards fd and aborted across threads */
+    int fd;          /* the attempt's connected socket while it blocks, or -1 */
+    int aborted;     /* gw_amqp_stop came: no more blocking */
 } gw_amqp_connect_t;
 
 /* The job for cfg's link (strings copied); req.data is the job. */

@@ -23,6 +23,7 @@
 #define GW_AMQP_KEY_H
 
 #include "gw/channel.h"
+#include "gw/config.h"
 #include "gw/interest.h"
 
 #include <stddef.h>
@@ -33,6 +34,10 @@
 #define GW_AMQP_KEY_BROADCAST "broadcast.#"
 
 #define GW_AMQP_KEY_GENERATIONS 3
+
+/* Whether RabbitMQ routing is targeted: amqp.routing = "targeted", with
+ * the link enabled. */
+int gw_amqp_key_targeted(const gw_config_t *cfg);
 
 /*
  * Writes the binding pattern of a target, "<kind>.<id, encoded>.#", into

@@ -1,5 +1,5 @@
 /*
- * What the RabbitMQ link's files (amqp.c, amqp_connect.c)
+ * What the RabbitMQ link's files (amqp.c, amqp_connect.c, amqp_bind.c)
  * share about rabbitmq-c's connection: how a server's close reads in a
  * log line, and whether the socket takes a write without waiting.
  */
@@ -12,6 +12,7 @@
 /* The channels of one connection. */
 #define GW_AMQP_CHANNEL_CONSUME 1 /* declarations and consuming */
 #define GW_AMQP_CHANNEL_PUBLISH 2 /* publishing, in confirm mode */
+#define GW_AMQP_CHANNEL_BIND 3    /* targeted routing's bindings */
 
 /* Describes a connection.close or channel.close from the server in buf;
  * GW_EINVAL for any other method. */

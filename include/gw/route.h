@@ -9,14 +9,18 @@
  * unwanted (route_changed_cb) and the walk of the wanted set after a
  * reconnect (gw_route_resubscribe) are all a link needs. A Redis Cluster
  * link would take the same names and SSUBSCRIBE each on its slot's shard;
- * keyed RabbitMQ bindings would bind `guild.<id>.#` for the same targets.
+ * keyed RabbitMQ bindings (amqp.routing = "targeted", README "RabbitMQ:
+ * keyed bindings") bind `guild.<id>.#` and the like for the same targets,
+ * with the same linger (gw_route_rebind after a reconnect), and check each
+ * delivery against its routing key (gw_route_key_match).
  *
- * With redis.targeted off the workers report nothing, and every envelope
- * goes to the plain channel, as before targeting.
+ * With neither targeted the workers report nothing; with redis.targeted off
+ * every envelope goes to the plain channel, as before targeting.
  */
 #ifndef GW_ROUTE_H
 #define GW_ROUTE_H
 
+#include "gw/amqp.h"
 #include "gw/channel.h"
 #include "gw/config.h"
 #include "gw/event.h"
@@ -37,6 +41,17 @@ gw_route_t *gw_route_start(uv_loop_t *loop, const gw_config_t *cfg,
 /* The link it subscribes and publishes on (borrowed; until gw_route_stop). */
 void gw_route_set_redis(gw_route_t *rt, gw_redis_t *redis);
 
+/* The RabbitMQ link whose queue follows the targets (borrowed; until
+ * gw_route_stop); ignored unless amqp.routing is "targeted". */
+void gw_route_set_amqp(gw_route_t *rt, gw_amqp_t *amqp);
+
+/* Whether a RabbitMQ link is set whose queue follows the targets. */
+int gw_route_amqp_targeted(const gw_route_t *rt);
+
+/* Whether the workers are to report their targets: a link routes by
+ * them (redis.targeted, or amqp.routing = "targeted"). */
+int gw_route_interested(const gw_config_t *cfg);
+
 /* Whether envelopes go to their targets' channels (redis.targeted, with
  * Redis enabled), rather than to the plain channel alone. */
 int gw_route_targeted(const gw_route_t *rt);
@@ -51,6 +66,20 @@ void gw_route_flush(gw_route_t *rt);
 /* The link's resubscribe hook: subscribes every wanted target's channel on
  * its new subscriber connection. */
 void gw_route_resubscribe(gw_route_t *rt);
+
+/* The RabbitMQ link's rebind hook: binds every wanted target on its new
+ * connection. */
+void gw_route_rebind(gw_route_t *rt);
+
+/*
+ * Whether ev, delivered by RabbitMQ with routing key key[0..len), agrees
+ * with it (gw/amqp_key.h read by gw_channel_match, a user's envelope
+ * narrowed to the key's user): 0, or GW_EINVAL, counted
+ * (amqp_key_mismatches) and logged, when it names no target of ours or
+ * another (ev is then to be dead-lettered).
+ */
+int gw_route_key_match(gw_route_t *rt, gw_event_t *ev, const char *key,
+                       size_t len);
 
 /*
  * Reads the channel a message came on and counts the message by the
