@@ -415,7 +415,8 @@ static int rmq_deliver_method(rmq_session_t *s, const amqp_basic_deliver_t *d)
         return rmq_protocol_error(s, "a routing key over 255 bytes");
     s->tag = d->delivery_tag;
     s->key_len = d->routing_key.len;
-    memcpy(s->key, d->routing_key.bytes, s->key_len);
+    if (s->key_len > 0) /* an empty one may have no bytes at all */
+        memcpy(s->key, d->routing_key.bytes, s->key_len);
     s->key[s->key_len] = '\0';
     s->want = RMQ_WANT_HEADER;
     return 0;
