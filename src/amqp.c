@@ -109,6 +109,8 @@ typedef struct rmq_session {
     int paused; /* poll stopped: delivery held, or turn budget spent */
     int polite; /* closed by gw_amqp_stop: say goodbye to the server */
     gw_amqp_bind_t *binds; /* owned: targeted routing's, or NULL */
+    int rebuilding;        /* in the rebind hook: its binds are the
+                              rebuild's, behind the sessions' changes */
     /* Publishing, on GW_AMQP_CHANNEL_PUBLISH: */
     rmq_pending_t *pending; /* awaiting their confirm, oldest first */
     rmq_pending_t **tailp;  /* the last entry's next, to append */
@@ -625,7 +627,9 @@ void gw_amqp_targets(gw_amqp_t *a, int on, const gw_interest_target_t *t,
 
     if (s == NULL || s->binds == NULL)
         return;
-    gw_amqp_bind_targets(s->binds, on, t, n);
+    gw_amqp_bind_targets(
+        s->binds, s->rebuilding ? GW_AMQP_LANE_REBUILD : GW_AMQP_LANE_NOW, on,
+        t, n);
     rmq_binds_pump(s);
 }
 
@@ -726,10 +730,12 @@ static int rmq_session_binds(gw_amqp_t *a, rmq_session_t *s)
         return 0;
     s->binds =
         gw_amqp_bind_new(s->conn, job->exchange, job->generation, a->stats);
+    s->rebuilding = 1;
     if (a->hooks.rebind != NULL)
         a->hooks.rebind(a->hooks.data);
     if (a->session != s)
         return GW_ECLOSED;
+    s->rebuilding = 0;
     if (job->previous != NULL)
         gw_amqp_bind_retire(s->binds, job->previous);
     return rmq_binds_pump(s);

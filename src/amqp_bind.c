@@ -77,7 +77,7 @@ void gw_amqp_bind_free(gw_amqp_bind_t *b)
     free(b);
 }
 
-void gw_amqp_bind_targets(gw_amqp_bind_t *b, int on,
+void gw_amqp_bind_targets(gw_amqp_bind_t *b, gw_amqp_lane_t lane, int on,
                           const gw_interest_target_t *t, size_t n)
 {
     char key[GW_AMQP_KEY_MAX + 1];
@@ -85,8 +85,9 @@ void gw_amqp_bind_targets(gw_amqp_bind_t *b, int on,
     for (size_t i = 0; i < n; i++) {
         int len = gw_amqp_key_pattern(t[i].kind, t[i].id, strlen(t[i].id), key);
         if (len >= 0) {
-            gw_amqp_bindq_push(b->q, on ? GW_AMQP_OP_BIND : GW_AMQP_OP_UNBIND,
-                               key, (size_t)len);
+            gw_amqp_bindq_push(b->q, lane,
+                               on ? GW_AMQP_OP_BIND : GW_AMQP_OP_UNBIND, key,
+                               (size_t)len);
         } else if (on) {
             gw_stat_add(b->stats, GW_STAT_AMQP_BIND_FAILURES, 1);
             gw_log_limited(&b->long_log, GW_LOG_WARN,
@@ -100,7 +101,8 @@ void gw_amqp_bind_targets(gw_amqp_bind_t *b, int on,
 
 void gw_amqp_bind_retire(gw_amqp_bind_t *b, const char *exchange)
 {
-    gw_amqp_bindq_push(b->q, GW_AMQP_OP_DELETE, exchange, strlen(exchange));
+    gw_amqp_bindq_push(b->q, GW_AMQP_LANE_REBUILD, GW_AMQP_OP_DELETE, exchange,
+                       strlen(exchange));
     rmq_bind_gauge(b);
 }
 

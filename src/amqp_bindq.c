@@ -1,8 +1,8 @@
 /*
- * The binding operations' queue (include/gw/amqp_bindq.h): two lists of
- * operations, unsent and in flight, oldest first, and a ck_hs set of the
- * unsent binds' and unbinds' names, which finds the one a new operation
- * cancels.
+ * The binding operations' queue (include/gw/amqp_bindq.h): lists of
+ * operations, unsent (one per lane) and in flight, oldest first, and a
+ * ck_hs set of the unsent binds' and unbinds' names, which finds the one a
+ * new operation cancels.
  */
 #include "gw/amqp_bindq.h"
 
@@ -22,10 +22,10 @@ typedef struct bindq_list {
 } bindq_list_t;
 
 struct gw_amqp_bindq {
-    bindq_list_t unsent;
-    bindq_list_t sent;  /* in flight */
-    ck_hs_t by_name;    /* of the unsent binds and unbinds */
-    unsigned long seed; /* of its hash: ids come from clients */
+    bindq_list_t unsent[2]; /* by lane, GW_AMQP_LANE_NOW first */
+    bindq_list_t sent;      /* in flight */
+    ck_hs_t by_name;        /* of the unsent binds and unbinds */
+    unsigned long seed;     /* of its hash: ids come from clients */
 };
 
 gw_amqp_bindq_t *gw_amqp_bindq_new(void)
@@ -51,7 +51,8 @@ static void bindq_list_free(bindq_list_t *l)
 
 void gw_amqp_bindq_free(gw_amqp_bindq_t *q)
 {
-    bindq_list_free(&q->unsent);
+    bindq_list_free(&q->unsent[GW_AMQP_LANE_NOW]);
+    bindq_list_free(&q->unsent[GW_AMQP_LANE_REBUILD]);
     bindq_list_free(&q->sent);
     ck_hs_destroy(&q->by_name);
     free(q);
@@ -120,7 +121,7 @@ static int bindq_meet(gw_amqp_bindq_t *q, gw_amqp_op_t *op)
         return 0;
     if (other->kind != op->kind) {
         ck_hs_remove(&q->by_name, bindq_hash(q, other->name), other->name);
-        bindq_unlink(&q->unsent, other);
+        bindq_unlink(&q->unsent[other->lane], other);
         free(other);
     }
     free(op);
@@ -134,30 +135,33 @@ static void bindq_index(gw_amqp_bindq_t *q, gw_amqp_op_t *op)
         ck_hs_put(&q->by_name, bindq_hash(q, op->name), op->name);
 }
 
-void gw_amqp_bindq_push(gw_amqp_bindq_t *q, gw_amqp_op_kind_t kind,
-                        const char *name, size_t len)
+void gw_amqp_bindq_push(gw_amqp_bindq_t *q, gw_amqp_lane_t lane,
+                        gw_amqp_op_kind_t kind, const char *name, size_t len)
 {
     gw_amqp_op_t *op = gw_malloc(sizeof(*op) + len + 1);
 
     op->kind = kind;
+    op->lane = lane;
     op->len = len;
     memcpy(op->name, name, len);
     op->name[len] = '\0';
     if (bindq_meet(q, op))
         return;
-    bindq_append(&q->unsent, op);
+    bindq_append(&q->unsent[lane], op);
     bindq_index(q, op);
 }
 
 const gw_amqp_op_t *gw_amqp_bindq_send(gw_amqp_bindq_t *q)
 {
-    gw_amqp_op_t *op = q->unsent.first;
+    gw_amqp_op_t *op = q->unsent[GW_AMQP_LANE_NOW].first;
 
+    if (op == NULL)
+        op = q->unsent[GW_AMQP_LANE_REBUILD].first;
     if (op == NULL)
         return NULL;
     if (op->kind != GW_AMQP_OP_DELETE)
         ck_hs_remove(&q->by_name, bindq_hash(q, op->name), op->name);
-    bindq_unlink(&q->unsent, op);
+    bindq_unlink(&q->unsent[op->lane], op);
     bindq_append(&q->sent, op);
     return op;
 }
@@ -175,12 +179,13 @@ gw_amqp_op_t *gw_amqp_bindq_refused(gw_amqp_bindq_t *q)
 {
     gw_amqp_op_t *op = gw_amqp_bindq_answered(q), *back;
 
-    /* The newest first, each in front of the unsent ones: their order. */
+    /* The newest first, each in front of every unsent one: their order. */
     while ((back = q->sent.last) != NULL) {
         bindq_unlink(&q->sent, back);
         if (bindq_meet(q, back))
             continue;
-        bindq_prepend(&q->unsent, back);
+        back->lane = GW_AMQP_LANE_NOW;
+        bindq_prepend(&q->unsent[GW_AMQP_LANE_NOW], back);
         bindq_index(q, back);
     }
     return op;
@@ -188,7 +193,7 @@ gw_amqp_op_t *gw_amqp_bindq_refused(gw_amqp_bindq_t *q)
 
 size_t gw_amqp_bindq_unsent(const gw_amqp_bindq_t *q)
 {
-    return q->unsent.n;
+    return q->unsent[GW_AMQP_LANE_NOW].n + q->unsent[GW_AMQP_LANE_REBUILD].n;
 }
 
 size_t gw_amqp_bindq_in_flight(const gw_amqp_bindq_t *q)

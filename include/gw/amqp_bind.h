@@ -26,6 +26,7 @@
 #ifndef GW_AMQP_BIND_H
 #define GW_AMQP_BIND_H
 
+#include "gw/amqp_bindq.h"
 #include "gw/interest.h"
 #include "gw/stats.h"
 
@@ -50,13 +51,15 @@ gw_amqp_bind_t *gw_amqp_bind_new(amqp_connection_state_t conn,
  * ended, and the next one binds everything again. */
 void gw_amqp_bind_free(gw_amqp_bind_t *b);
 
-/* Queues the bind (on) or unbind of n targets' patterns. A pattern longer
- * than 255 bytes cannot be bound: counted as a failure and logged. */
-void gw_amqp_bind_targets(gw_amqp_bind_t *b, int on,
+/* Queues the bind (on) or unbind of n targets' patterns in a lane
+ * (gw/amqp_bindq.h: the connection's first binds go in the rebuild's, the
+ * sessions' changes ahead of them). A pattern longer than 255 bytes cannot
+ * be bound: counted as a failure and logged. */
+void gw_amqp_bind_targets(gw_amqp_bind_t *b, gw_amqp_lane_t lane, int on,
                           const gw_interest_target_t *t, size_t n);
 
-/* Queues the delete of exchange, the previous generation, after everything
- * queued so far: RabbitMQ takes a channel's methods in order, so the new
+/* Queues the delete of exchange, the previous generation, after the
+ * rebuild's binds: RabbitMQ takes a channel's methods in order, so the new
  * generation has every binding by then. */
 void gw_amqp_bind_retire(gw_amqp_bind_t *b, const char *exchange);
 

@@ -12,10 +12,19 @@
  * unsent operations are then at most one per pattern: their number is
  * bounded by the patterns, not by how often they change.
  *
+ * Unsent operations wait in one of two lanes, and the first lane goes
+ * first: the changes of now need not wait behind a rebuild of every
+ * binding, which a reconnect queues by the thousand. That reorders
+ * nothing that matters: operations on different patterns commute, and two
+ * on one pattern never both wait (the later cancels the earlier), so none
+ * overtakes another on its pattern; and a rebuild's delete of the
+ * generation before, which must follow the rebuild's binds, waits behind
+ * them in the same lane.
+ *
  * When RabbitMQ refuses an operation it closes the channel and discards
  * whatever came after on that channel (AMQP 0-9-1, channel.close): the
  * refused one is taken out, and the ones sent after it go back in front
- * of the unsent ones, in their order, cancelling as above.
+ * of every unsent one, in their order, cancelling as above.
  */
 #ifndef GW_AMQP_BINDQ_H
 #define GW_AMQP_BINDQ_H
@@ -28,9 +37,16 @@ typedef enum gw_amqp_op_kind {
     GW_AMQP_OP_DELETE, /* exchange.delete of the generation before */
 } gw_amqp_op_kind_t;
 
+/* Where an unsent operation waits (see above). */
+typedef enum gw_amqp_lane {
+    GW_AMQP_LANE_NOW,     /* the sessions' changes, sent first */
+    GW_AMQP_LANE_REBUILD, /* a new connection's binds, and its delete */
+} gw_amqp_lane_t;
+
 typedef struct gw_amqp_op {
     struct gw_amqp_op *prev, *next; /* in the queue's lists */
     gw_amqp_op_kind_t kind;
+    gw_amqp_lane_t lane; /* while unsent */
     size_t len;
     char name[]; /* the pattern or the exchange, NUL-terminated */
 } gw_amqp_op_t;
@@ -43,13 +59,13 @@ gw_amqp_bindq_t *gw_amqp_bindq_new(void);
 /* Frees the queue and every operation in it, sent or not. */
 void gw_amqp_bindq_free(gw_amqp_bindq_t *q);
 
-/* Appends an operation (name[0..len) copied), or cancels it with the
- * unsent one before it on the same pattern. A delete never cancels. */
-void gw_amqp_bindq_push(gw_amqp_bindq_t *q, gw_amqp_op_kind_t kind,
-                        const char *name, size_t len);
+/* Appends an operation to a lane (name[0..len) copied), or cancels it
+ * with the unsent one on the same pattern. A delete never cancels. */
+void gw_amqp_bindq_push(gw_amqp_bindq_t *q, gw_amqp_lane_t lane,
+                        gw_amqp_op_kind_t kind, const char *name, size_t len);
 
-/* The oldest unsent operation, now in flight (still the queue's), or NULL
- * when none is left. */
+/* The oldest unsent operation of the first lane that has one, now in
+ * flight (still the queue's), or NULL when none is left. */
 const gw_amqp_op_t *gw_amqp_bindq_send(gw_amqp_bindq_t *q);
 
 /* The oldest operation in flight, which RabbitMQ has just answered, taken

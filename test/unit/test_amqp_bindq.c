@@ -18,7 +18,14 @@
 
 static void push(gw_amqp_bindq_t *q, gw_amqp_op_kind_t kind, const char *name)
 {
-    gw_amqp_bindq_push(q, kind, name, strlen(name));
+    gw_amqp_bindq_push(q, GW_AMQP_LANE_NOW, kind, name, strlen(name));
+}
+
+/* The same in the rebuild's lane. */
+static void rebuild(gw_amqp_bindq_t *q, gw_amqp_op_kind_t kind,
+                    const char *name)
+{
+    gw_amqp_bindq_push(q, GW_AMQP_LANE_REBUILD, kind, name, strlen(name));
 }
 
 /* Sends up to n operations and returns them as "+a -b !x" text. */
@@ -186,6 +193,34 @@ static void test_refused_alternation_in_flight(void **state)
     gw_amqp_bindq_free(q);
 }
 
+static void test_changes_go_ahead_of_a_rebuild(void **state)
+{
+    gw_amqp_bindq_t *q = gw_amqp_bindq_new();
+    gw_amqp_op_t *op;
+    (void)state;
+
+    /* A new connection's rebuild, its delete last. */
+    rebuild(q, B, "a");
+    rebuild(q, B, "b");
+    rebuild(q, B, "c");
+    rebuild(q, D, "old");
+    assert_string_equal(send(q, 1), "+a");
+    /* A session arrives, another leaves: their changes go first; "b",
+     * still unsent, is undone by its unbind. */
+    push(q, B, "n");
+    push(q, U, "b");
+    assert_int_equal(gw_amqp_bindq_unsent(q), 3);
+    assert_string_equal(send(q, 2), "+n +c");
+    /* "n" refused: "c", sent after it, goes again ahead of what waits. */
+    answer(q, B, "a");
+    op = gw_amqp_bindq_refused(q);
+    assert_string_equal(op->name, "n");
+    free(op);
+    push(q, B, "m");
+    assert_string_equal(send(q, 10), "+c +m !old");
+    gw_amqp_bindq_free(q);
+}
+
 static void test_free_with_everything_in_it(void **state)
 {
     gw_amqp_bindq_t *q = gw_amqp_bindq_new();
@@ -212,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_refused_sends_the_rest_again),
         cmocka_unit_test(test_refused_meets_unsent),
         cmocka_unit_test(test_refused_alternation_in_flight),
+        cmocka_unit_test(test_changes_go_ahead_of_a_rebuild),
         cmocka_unit_test(test_free_with_everything_in_it),
     };
 
