@@ -224,7 +224,7 @@ static void test_changes_go_ahead_of_a_rebuild(void **state)
 static void test_free_with_everything_in_it(void **state)
 {
     gw_amqp_bindq_t *q = gw_amqp_bindq_new();
-    char name[16];
+    char name[32];
     (void)state;
 
     /* Enough to make the set grow; freed with ops in both lists. */
