@@ -4,10 +4,8 @@
  *
  * - Connecting (TCP connect, login, channels, declarations,
  *   confirm.select, basic.qos, basic.consume) is a uv_queue_work job on
- *   libuv's thread pool. The job touches nothing but its own struct until
- *   its after-work callback, back on the loop, takes the connection over.
- *   There is one job per link, reused for every attempt and for the polite
- *   close at stop.
+ *   libuv's thread pool (amqp_connect.c). Its after-work callback, back on
+ *   the loop, takes the connection over.
  * - Consuming runs on the loop: a uv_poll_t on the socket, and frames read
  *   with a zero timeout until the socket is dry. Deliveries are assembled
  *   here from their method, header and body frames rather than with
@@ -27,74 +25,56 @@
  * alive and does not read (a resource alarm blocks publishing connections
  * that way). So a publish is refused while RabbitMQ says it blocks us
  * (connection.blocked), and when the socket's send queue is already half
- * full (rmq_room): what is written then fits in the buffer, or goes into
- * an empty one, to a server that has just read everything. At most
- * max_pending publishes await their confirm, each in a list in tag order;
- * the list ends with the connection, every entry reported lost. The gate
- * tells other threads whether a publish would be taken now.
+ * full (gw_amqp_wire_room): what is written then fits in the buffer, or
+ * goes into an empty one, to a server that has just read everything. At
+ * most max_pending publishes await their confirm, each in a list in tag
+ * order; the list ends with the connection, every entry reported lost. The
+ * gate tells other threads whether a publish would be taken now.
  *
- * Heartbeats are on (RMQ_HEARTBEAT_S, or the server's lower value): a
- * RabbitMQ host that vanishes without a TCP reset is noticed within two
- * intervals, not hours later. rabbitmq-c does the accounting whenever a
- * frame is read, so a timer at half the interval reads (or, while reading
- * is paused, sends a heartbeat frame).
+ * With amqp.routing = "targeted" the queue follows the targets the owner
+ * holds: each connection has its bindings (amqp_bind.c) on a channel of
+ * their own, written without waiting and answered among the frames read
+ * here; the owner's rebind hook asks for every wanted target when a
+ * connection comes up.
+ *
+ * Heartbeats are on (30 s asked, or the server's lower value): a RabbitMQ
+ * host that vanishes without a TCP reset is noticed within two intervals,
+ * not hours later. rabbitmq-c does the accounting whenever a frame is
+ * read, so a timer at half the interval reads (or, while reading is
+ * paused, sends a heartbeat frame).
  *
  * Any failure (refused, login, a declaration, a socket error or EOF, a
  * close or consumer cancel from the server) destroys the connection without
  * the polite close, which could wait on a dead socket, and schedules the
  * next attempt after gw_link_backoff. gw_amqp_stop closes politely on the
- * pool. An attempt already running is cut short: once its socket is
- * connected the job publishes it, and stop shuts it down under the job's
- * lock, so that a server that accepted and then stays silent does not hold
- * the shutdown for RMQ_TIMEOUT_S (the TCP connect alone is still bounded
- * by it).
+ * pool. An attempt already running is cut short (gw_amqp_connect_abort),
+ * so that a server that accepted and then stays silent does not hold the
+ * shutdown.
  *
  * Static helpers are rmq_*: amqp_* is rabbitmq-c's namespace.
  */
 #include "gw/amqp.h"
 
 #include "gw/alloc.h"
+#include "gw/amqp_bind.h"
+#include "gw/amqp_connect.h"
+#include "gw/amqp_wire.h"
 #include "gw/error.h"
 #include "gw/log.h"
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
-#include <linux/sockios.h>
+#include <amqp_framing.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 
-#define RMQ_CHANNEL 1        /* declarations and consuming */
-#define RMQ_PUB_CHANNEL 2    /* publishing, in confirm mode */
 #define RMQ_SHORTSTR_MAX 255 /* an AMQP short string: names, properties */
 /* Bytes of a publish beside its body: method and header frames. */
 #define RMQ_PUB_OVERHEAD 1024
-#define RMQ_TIMEOUT_S 5    /* connect, login, each declaration, close */
-#define RMQ_HEARTBEAT_S 30 /* asked for; the server may lower it */
-#define RMQ_RETRY_MS 10    /* next offer of a delivery the workers refused */
+#define RMQ_RETRY_MS 10 /* next offer of a delivery the workers refused */
 /* Frames read per loop turn, so that a backlog cannot starve the HTTP API
  * and the Redis link on the same loop; the rest is read next turn. */
 #define RMQ_FRAMES_PER_TURN 1024
-
-/* Settings and result of the connection attempt; see the file comment. */
-typedef struct rmq_job {
-    uv_work_t req;
-    gw_amqp_t *link; /* touched only in the after-work callbacks */
-    char *host, *user, *password, *vhost;
-    char *exchange, *dlx, *dlq, *queue;
-    char *upstream; /* the exchange client events are published to */
-    char *keys;     /* comma-separated binding patterns */
-    int port;
-    int durable;
-    uint16_t prefetch;
-    amqp_connection_state_t conn; /* consuming, or being closed */
-    char err[256];                /* why the attempt failed */
-    uv_mutex_t lock;              /* guards fd and aborted across threads */
-    int fd;      /* the attempt's connected socket while it blocks, or -1 */
-    int aborted; /* gw_amqp_stop came: no more blocking */
-} rmq_job_t;
 
 /* One publish awaiting its confirm. */
 typedef struct rmq_pending {
@@ -121,12 +101,17 @@ typedef struct rmq_session {
     amqp_connection_state_t conn;
     rmq_want_t want;
     uint64_t tag; /* delivery tag of the delivery in progress */
-    char *body;   /* its body; NULL while none, or when over the limit */
-    size_t len;   /* body size announced by the header */
-    size_t got;   /* body bytes received so far */
-    int paused;   /* poll stopped: delivery held, or turn budget spent */
-    int polite;   /* closed by gw_amqp_stop: say goodbye to the server */
-    /* Publishing, on RMQ_PUB_CHANNEL: */
+    char key[RMQ_SHORTSTR_MAX + 1]; /* its routing key */
+    size_t key_len;
+    char *body; /* its body; NULL while none, or when over the limit */
+    size_t len; /* body size announced by the header */
+    size_t got; /* body bytes received so far */
+    int paused; /* poll stopped: delivery held, or turn budget spent */
+    int polite; /* closed by gw_amqp_stop: say goodbye to the server */
+    gw_amqp_bind_t *binds; /* owned: targeted routing's, or NULL */
+    int rebuilding;        /* in the rebind hook: its binds are the
+                              rebuild's, behind the sessions' changes */
+    /* Publishing, on GW_AMQP_CHANNEL_PUBLISH: */
     rmq_pending_t *pending; /* awaiting their confirm, oldest first */
     rmq_pending_t **tailp;  /* the last entry's next, to append */
     uint32_t npending;
@@ -139,8 +124,9 @@ typedef struct rmq_session {
 struct gw_amqp {
     uv_loop_t *loop;
     gw_amqp_hooks_t hooks;
+    gw_stats_t *stats;       /* borrowed: the owner's */
     gw_link_status_t status; /* as /health reports it */
-    rmq_job_t *job;          /* NULL when disabled */
+    gw_amqp_connect_t *job;  /* owned; NULL when disabled */
     int job_busy;            /* job queued or running on the pool */
     rmq_session_t *session;  /* the live connection, or NULL */
     uv_timer_t timer;        /* reconnect delay, or resume reading */
@@ -156,312 +142,6 @@ struct gw_amqp {
 };
 
 static void rmq_connect(gw_amqp_t *a);
-
-/* ---- the connect job (thread pool) ---------------------------------- */
-
-static char *rmq_concat(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = gw_malloc(la + lb + 1);
-
-    memcpy(s, a, la);
-    memcpy(s + la, b, lb + 1);
-    return s;
-}
-
-static rmq_job_t *rmq_job_new(gw_amqp_t *a, const gw_config_t *cfg,
-                              const char *instance_id)
-{
-    rmq_job_t *job = gw_calloc(1, sizeof(*job));
-
-    job->req.data = job;
-    job->link = a;
-    job->fd = -1;
-    uv_mutex_init(&job->lock);
-    job->host = gw_strdup(cfg->amqp_host);
-    job->user = gw_strdup(cfg->amqp_user);
-    job->password = gw_strdup(cfg->amqp_password);
-    job->vhost = gw_strdup(cfg->amqp_vhost);
-    job->exchange = gw_strdup(cfg->amqp_exchange);
-    job->upstream = gw_strdup(cfg->amqp_upstream_exchange);
-    job->dlx = rmq_concat(cfg->amqp_exchange, ".dlx");
-    job->dlq = rmq_concat(cfg->amqp_exchange, ".dlq");
-    job->queue = rmq_concat(cfg->amqp_queue_prefix, instance_id);
-    job->keys = gw_strdup(cfg->amqp_binding_keys);
-    job->port = cfg->amqp_port;
-    job->durable = cfg->amqp_durable;
-    job->prefetch = (uint16_t)cfg->amqp_prefetch;
-    return job;
-}
-
-static void rmq_job_free(rmq_job_t *job)
-{
-    uv_mutex_destroy(&job->lock);
-    free(job->host);
-    free(job->user);
-    free(job->password);
-    free(job->vhost);
-    free(job->exchange);
-    free(job->upstream);
-    free(job->dlx);
-    free(job->dlq);
-    free(job->queue);
-    free(job->keys);
-    free(job);
-}
-
-/* Describes a connection.close or channel.close from the server in buf;
- * returns GW_EINVAL for any other method. */
-static int rmq_close_text(const amqp_method_t *m, char *buf, size_t len)
-{
-    if (m->id == AMQP_CONNECTION_CLOSE_METHOD) {
-        amqp_connection_close_t *c = m->decoded;
-        snprintf(buf, len, "server closed the connection: %u %.*s",
-                 c->reply_code, (int)c->reply_text.len,
-                 (const char *)c->reply_text.bytes);
-        return 0;
-    }
-    if (m->id == AMQP_CHANNEL_CLOSE_METHOD) {
-        amqp_channel_close_t *c = m->decoded;
-        snprintf(buf, len, "server closed the channel: %u %.*s", c->reply_code,
-                 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
-        return 0;
-    }
-    return GW_EINVAL;
-}
-
-/* 0 when reply is normal; otherwise describes it in job->err. */
-static int rmq_reply(rmq_job_t *job, amqp_rpc_reply_t r, const char *what)
-{
-    char text[200];
-
-    switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL: return 0;
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        snprintf(text, sizeof(text), "%s", amqp_error_string2(r.library_error));
-        break;
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-        if (rmq_close_text(&r.reply, text, sizeof(text)) != 0)
-            snprintf(text, sizeof(text), "unexpected method 0x%08x",
-                     r.reply.id);
-        break;
-    default: snprintf(text, sizeof(text), "no reply"); break;
-    }
-    snprintf(job->err, sizeof(job->err), "%s: %s", what, text);
-    return GW_ECLOSED;
-}
-
-static int rmq_check(rmq_job_t *job, const char *what)
-{
-    return rmq_reply(job, amqp_get_rpc_reply(job->conn), what);
-}
-
-static int rmq_exchange(rmq_job_t *job, const char *name)
-{
-    amqp_exchange_declare(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(name),
-                          amqp_cstring_bytes("topic"), 0, 1, 0, 0,
-                          amqp_empty_table);
-    return rmq_check(job, "exchange.declare");
-}
-
-static int rmq_bind(rmq_job_t *job, const char *queue, const char *exchange,
-                    amqp_bytes_t key)
-{
-    amqp_queue_bind(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(queue),
-                    amqp_cstring_bytes(exchange), key, amqp_empty_table);
-    return rmq_check(job, "queue.bind");
-}
-
-static int rmq_dead_letters(rmq_job_t *job)
-{
-    if (rmq_exchange(job, job->dlx) != 0)
-        return GW_ECLOSED;
-    amqp_queue_declare(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(job->dlq), 0,
-                       1, 0, 0, amqp_empty_table);
-    if (rmq_check(job, "queue.declare (dead letters)") != 0)
-        return GW_ECLOSED;
-    /* Dead-lettered messages keep their routing key: "#" takes them all. */
-    return rmq_bind(job, job->dlq, job->dlx, amqp_cstring_bytes("#"));
-}
-
-/*
- * This instance's queue. Durable: it outlives the connection and keeps the
- * events published while the instance restarts. Otherwise exclusive and
- * auto-delete: RabbitMQ drops it with the connection.
- */
-static int rmq_queue(rmq_job_t *job)
-{
-    amqp_table_entry_t dlx = {
-        .key = amqp_cstring_bytes("x-dead-letter-exchange"),
-        .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                  .value.bytes = amqp_cstring_bytes(job->dlx)},
-    };
-    amqp_table_t args = {.num_entries = 1, .entries = &dlx};
-    int durable = job->durable != 0;
-
-    amqp_queue_declare(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(job->queue),
-                       0, durable, !durable, !durable, args);
-    return rmq_check(job, "queue.declare");
-}
-
-/* Binds the queue with each comma-separated pattern, spaces trimmed. */
-static int rmq_bind_keys(rmq_job_t *job)
-{
-    const char *p = job->keys;
-
-    while (*p != '\0') {
-        size_t n = strcspn(p, ",");
-        const char *start = p, *end = p + n;
-
-        while (start < end && (*start == ' ' || *start == '\t'))
-            start++;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        amqp_bytes_t key = {.len = (size_t)(end - start),
-                            .bytes = (void *)start};
-        if (key.len > 0 && rmq_bind(job, job->queue, job->exchange, key) != 0)
-            return GW_ECLOSED;
-        p += n + (p[n] == ',');
-    }
-    return 0;
-}
-
-/* The exchange client events go up to, and their channel in confirm mode:
- * RabbitMQ acks each publish once it has taken charge of it (written to
- * disk, for a persistent message in a durable queue). */
-static int rmq_publisher(rmq_job_t *job)
-{
-    if (rmq_exchange(job, job->upstream) != 0)
-        return GW_ECLOSED;
-    amqp_channel_open(job->conn, RMQ_PUB_CHANNEL);
-    if (rmq_check(job, "channel.open (publishing)") != 0)
-        return GW_ECLOSED;
-    amqp_confirm_select(job->conn, RMQ_PUB_CHANNEL);
-    return rmq_check(job, "confirm.select");
-}
-
-static int rmq_consume(rmq_job_t *job)
-{
-    amqp_basic_qos(job->conn, RMQ_CHANNEL, 0, job->prefetch, 0);
-    if (rmq_check(job, "basic.qos") != 0)
-        return GW_ECLOSED;
-    amqp_basic_consume(job->conn, RMQ_CHANNEL, amqp_cstring_bytes(job->queue),
-                       amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-    return rmq_check(job, "basic.consume");
-}
-
-/*
- * Thread pool: makes fd the socket that gw_amqp_stop may shut down (-1:
- * none, before the connection is destroyed). Returns GW_ECLOSED when stop
- * has come already.
- */
-static int rmq_job_publish_fd(rmq_job_t *job, int fd)
-{
-    int aborted;
-
-    uv_mutex_lock(&job->lock);
-    job->fd = fd;
-    aborted = job->aborted;
-    uv_mutex_unlock(&job->lock);
-    return aborted ? GW_ECLOSED : 0;
-}
-
-/* Loop: ends the blocking of a running attempt; see the file comment. */
-static void rmq_job_abort(rmq_job_t *job)
-{
-    uv_mutex_lock(&job->lock);
-    job->aborted = 1;
-    if (job->fd >= 0)
-        shutdown(job->fd, SHUT_RDWR);
-    uv_mutex_unlock(&job->lock);
-}
-
-/* Logs in, asking RabbitMQ to say when a resource alarm makes it stop
- * reading our publishes (connection.blocked), rather than go silent. */
-static int rmq_login(rmq_job_t *job)
-{
-    amqp_table_entry_t blocked = {
-        .key = amqp_cstring_bytes("connection.blocked"),
-        .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1},
-    };
-    amqp_table_entry_t caps = {
-        .key = amqp_cstring_bytes("capabilities"),
-        .value = {.kind = AMQP_FIELD_KIND_TABLE,
-                  .value.table = {.num_entries = 1, .entries = &blocked}},
-    };
-    amqp_table_t props = {.num_entries = 1, .entries = &caps};
-
-    return rmq_reply(job,
-                     amqp_login_with_properties(
-                         job->conn, job->vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
-                         RMQ_HEARTBEAT_S, &props, AMQP_SASL_METHOD_PLAIN,
-                         job->user, job->password),
-                     "login");
-}
-
-static int rmq_open(rmq_job_t *job)
-{
-    struct timeval tv = {.tv_sec = RMQ_TIMEOUT_S};
-    amqp_socket_t *sock = amqp_tcp_socket_new(job->conn);
-    int rc;
-
-    if (sock == NULL) {
-        snprintf(job->err, sizeof(job->err), "cannot create a socket");
-        return GW_EIO;
-    }
-    rc = amqp_socket_open_noblock(sock, job->host, job->port, &tv);
-    if (rc != AMQP_STATUS_OK) {
-        snprintf(job->err, sizeof(job->err), "connect to %s:%d: %s", job->host,
-                 job->port, amqp_error_string2(rc));
-        return GW_EIO;
-    }
-    if (rmq_job_publish_fd(job, amqp_get_sockfd(job->conn)) != 0) {
-        snprintf(job->err, sizeof(job->err), "stopped");
-        return GW_ECLOSED;
-    }
-    amqp_set_handshake_timeout(job->conn, &tv);
-    amqp_set_rpc_timeout(job->conn, &tv);
-    if (rmq_login(job) != 0)
-        return GW_ECLOSED;
-    amqp_channel_open(job->conn, RMQ_CHANNEL);
-    return rmq_check(job, "channel.open");
-}
-
-/* Thread pool: everything that blocks, up to basic.consume. */
-static void rmq_connect_work(uv_work_t *req)
-{
-    rmq_job_t *job = req->data;
-
-    job->err[0] = '\0';
-    job->conn = amqp_new_connection();
-    if (job->conn == NULL) {
-        snprintf(job->err, sizeof(job->err), "out of memory");
-        return;
-    }
-    if (rmq_open(job) != 0 || rmq_exchange(job, job->exchange) != 0 ||
-        rmq_dead_letters(job) != 0 || rmq_queue(job) != 0 ||
-        rmq_bind_keys(job) != 0 || rmq_publisher(job) != 0 ||
-        rmq_consume(job) != 0)
-        goto Error;
-    rmq_job_publish_fd(job, -1); /* the loop takes the connection over */
-    return;
-Error:
-    rmq_job_publish_fd(job, -1);
-    /* No polite close: the socket may be dead and the close would wait. */
-    amqp_destroy_connection(job->conn);
-    job->conn = NULL;
-}
-
-/* Thread pool: connection.close (which closes the channel too), bounded by
- * the RPC timeout, so that RabbitMQ logs a clean disconnect. */
-static void rmq_close_work(uv_work_t *req)
-{
-    rmq_job_t *job = req->data;
-
-    amqp_connection_close(job->conn, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(job->conn);
-    job->conn = NULL;
-}
 
 /* ---- publishes awaiting their confirm (loop) ------------------------ */
 
@@ -540,7 +220,7 @@ static void rmq_unref(gw_amqp_t *a)
     if (--a->refs > 0)
         return;
     if (a->job != NULL)
-        rmq_job_free(a->job);
+        gw_amqp_connect_free(a->job);
     free(a);
 }
 
@@ -551,7 +231,7 @@ static void rmq_handle_closed_cb(uv_handle_t *h)
 
 static void rmq_close_done(uv_work_t *req, int status)
 {
-    rmq_job_t *job = req->data;
+    gw_amqp_connect_t *job = req->data;
 
     (void)status; /* never cancelled */
     job->link->job_busy = 0;
@@ -564,7 +244,8 @@ static void rmq_close_politely(gw_amqp_t *a, amqp_connection_state_t conn)
 {
     a->job->conn = conn;
     a->job_busy = 1;
-    uv_queue_work(a->loop, &a->job->req, rmq_close_work, rmq_close_done);
+    uv_queue_work(a->loop, &a->job->req, gw_amqp_connect_close_work,
+                  rmq_close_done);
 }
 
 static void rmq_session_closed_cb(uv_handle_t *h)
@@ -594,6 +275,11 @@ static void rmq_session_close(gw_amqp_t *a, int polite)
     a->session = NULL;
     uv_timer_stop(&a->beat);
     s->polite = polite;
+    /* Bindings queued or in flight end here: the next connection binds
+     * every wanted target again. */
+    if (s->binds != NULL)
+        gw_amqp_bind_free(s->binds);
+    s->binds = NULL;
     /* Nothing more will be confirmed on this connection: the rest is lost
      * to us, whether or not RabbitMQ has it. */
     rmq_confirm(s, 0, 1, GW_ECLOSED);
@@ -647,7 +333,8 @@ static void rmq_pause(rmq_session_t *s, uint64_t delay_ms)
 static int rmq_deliver(rmq_session_t *s)
 {
     gw_amqp_t *a = s->link;
-    int rc = a->hooks.message(s->body, s->len, a->hooks.data);
+    int rc =
+        a->hooks.message(s->key, s->key_len, s->body, s->len, a->hooks.data);
 
     if (s->body == NULL)
         rc = GW_ETOOBIG;
@@ -661,8 +348,9 @@ static int rmq_deliver(rmq_session_t *s)
     free(s->body);
     s->body = NULL;
     s->want = RMQ_WANT_DELIVER;
-    rc = rc == 0 ? amqp_basic_ack(s->conn, RMQ_CHANNEL, s->tag, 0)
-                 : amqp_basic_reject(s->conn, RMQ_CHANNEL, s->tag, 0);
+    rc = rc == 0
+             ? amqp_basic_ack(s->conn, GW_AMQP_CHANNEL_CONSUME, s->tag, 0)
+             : amqp_basic_reject(s->conn, GW_AMQP_CHANNEL_CONSUME, s->tag, 0);
     if (rc != AMQP_STATUS_OK) {
         rmq_fail(a, amqp_error_string2(rc));
         return GW_ECLOSED;
@@ -674,6 +362,33 @@ static int rmq_protocol_error(rmq_session_t *s, const char *what)
 {
     rmq_fail(s->link, what);
     return GW_ECLOSED;
+}
+
+/*
+ * After a write from outside the reading: rabbitmq-c reads the socket in a
+ * write that has to wait (amqp_basic_publish also when the server's
+ * heartbeat is due); what it read then waits in its buffers, which the poll
+ * does not see: the timer drains them.
+ */
+static void rmq_wrote(rmq_session_t *s)
+{
+    if (!s->paused &&
+        (amqp_frames_enqueued(s->conn) || amqp_data_in_buffer(s->conn)))
+        rmq_pause(s, 0);
+}
+
+/* Writes what is queued, as far as there is room; fails the link when a
+ * write does. */
+static int rmq_binds_pump(rmq_session_t *s)
+{
+    char why[GW_AMQP_BIND_WHY];
+
+    if (s->binds == NULL)
+        return 0;
+    if (gw_amqp_bind_pump(s->binds, why) != 0)
+        return rmq_protocol_error(s, why);
+    rmq_wrote(s);
+    return 0;
 }
 
 /* RabbitMQ stops reading a publishing connection during a resource alarm
@@ -692,24 +407,36 @@ static void rmq_blocked(rmq_session_t *s, const amqp_method_t *m)
     rmq_gate_update(s->link);
 }
 
+/* A delivery begins: its tag, and its routing key, which is in
+ * rabbitmq-c's frame memory only until the next frame is read. */
+static int rmq_deliver_method(rmq_session_t *s, const amqp_basic_deliver_t *d)
+{
+    if (s->want != RMQ_WANT_DELIVER)
+        return rmq_protocol_error(s, "basic.deliver inside a delivery");
+    if (d->routing_key.len > RMQ_SHORTSTR_MAX)
+        return rmq_protocol_error(s, "a routing key over 255 bytes");
+    s->tag = d->delivery_tag;
+    s->key_len = d->routing_key.len;
+    if (s->key_len > 0) /* an empty one may have no bytes at all */
+        memcpy(s->key, d->routing_key.bytes, s->key_len);
+    s->key[s->key_len] = '\0';
+    s->want = RMQ_WANT_HEADER;
+    return 0;
+}
+
 static int rmq_method(rmq_session_t *s, const amqp_method_t *m)
 {
     char why[256];
 
     switch (m->id) {
-    case AMQP_BASIC_DELIVER_METHOD:
-        if (s->want != RMQ_WANT_DELIVER)
-            return rmq_protocol_error(s, "basic.deliver inside a delivery");
-        s->tag = ((amqp_basic_deliver_t *)m->decoded)->delivery_tag;
-        s->want = RMQ_WANT_HEADER;
-        return 0;
+    case AMQP_BASIC_DELIVER_METHOD: return rmq_deliver_method(s, m->decoded);
     case AMQP_BASIC_CANCEL_METHOD:
         return rmq_protocol_error(s, "the server cancelled the consumer");
     case AMQP_CONNECTION_BLOCKED_METHOD:
     case AMQP_CONNECTION_UNBLOCKED_METHOD: rmq_blocked(s, m); return 0;
     case AMQP_CONNECTION_CLOSE_METHOD:
     case AMQP_CHANNEL_CLOSE_METHOD:
-        rmq_close_text(m, why, sizeof(why));
+        gw_amqp_wire_close_text(m, why, sizeof(why));
         return rmq_protocol_error(s, why);
     default: gw_debug("amqp: method 0x%08x ignored", m->id); return 0;
     }
@@ -759,7 +486,7 @@ static int rmq_pub_method(rmq_session_t *s, const amqp_method_t *m)
         s->ret = RMQ_WANT_HEADER;
         return 0;
     case AMQP_CHANNEL_CLOSE_METHOD:
-        rmq_close_text(m, why, sizeof(why));
+        gw_amqp_wire_close_text(m, why, sizeof(why));
         return rmq_protocol_error(s, why);
     default: gw_debug("amqp: method 0x%08x ignored", m->id); return 0;
     }
@@ -784,9 +511,23 @@ static int rmq_pub_content(rmq_session_t *s, const amqp_frame_t *f)
     return 0;
 }
 
+/* A frame of the binding channel, which only targeted routing opens. */
+static int rmq_bind_frame(rmq_session_t *s, const amqp_frame_t *f)
+{
+    char why[GW_AMQP_BIND_WHY];
+
+    if (s->binds == NULL)
+        return rmq_protocol_error(s, "a frame on a channel never opened");
+    if (gw_amqp_bind_frame(s->binds, f, why) != 0)
+        return rmq_protocol_error(s, why);
+    return 0;
+}
+
 static int rmq_frame(rmq_session_t *s, const amqp_frame_t *f)
 {
-    if (f->channel == RMQ_PUB_CHANNEL)
+    if (f->channel == GW_AMQP_CHANNEL_BIND)
+        return rmq_bind_frame(s, f);
+    if (f->channel == GW_AMQP_CHANNEL_PUBLISH)
         return f->frame_type == AMQP_FRAME_METHOD
                    ? rmq_pub_method(s, &f->payload.method)
                    : rmq_pub_content(s, f);
@@ -811,8 +552,11 @@ static void rmq_drain(rmq_session_t *s)
 
     for (int n = 0; n < RMQ_FRAMES_PER_TURN; n++) {
         rc = amqp_simple_wait_frame_noblock(s->conn, &f, &zero);
-        if (rc == AMQP_STATUS_TIMEOUT)
+        if (rc == AMQP_STATUS_TIMEOUT) {
+            /* Dry: bindings that waited for room in the socket go now. */
+            rmq_binds_pump(s);
             return;
+        }
         if (rc != AMQP_STATUS_OK) {
             rmq_fail(s->link, amqp_error_string2(rc));
             return;
@@ -874,27 +618,22 @@ static void rmq_beat_cb(uv_timer_t *t)
         rmq_fail(a, amqp_error_string2(rc));
 }
 
-/* ---- publishing (loop) ---------------------------------------------- */
+/* ---- targeted routing's bindings (loop) ------------------------------ */
 
-/*
- * Whether the socket takes a publish of about len bytes without making
- * rabbitmq-c's write wait (see the file comment). Linux doubles SO_SNDBUF
- * for its own bookkeeping, so half of it is what data may fill. A publish
- * into an empty send queue goes whatever its size: the server has
- * acknowledged every byte so far, so it was reading a moment ago, and
- * should it stop now, connection.blocked says why.
- */
-static int rmq_room(rmq_session_t *s, size_t len)
+void gw_amqp_targets(gw_amqp_t *a, int on, const gw_interest_target_t *t,
+                     size_t n)
 {
-    int fd = amqp_get_sockfd(s->conn), queued, sndbuf;
-    socklen_t size = sizeof(sndbuf);
+    rmq_session_t *s = a->session;
 
-    if (ioctl(fd, SIOCOUTQ, &queued) != 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &size) != 0)
-        return 1; /* a broken socket: the write reports it */
-    return queued == 0 ||
-           (size_t)queued + len + RMQ_PUB_OVERHEAD <= (size_t)sndbuf / 2;
+    if (s == NULL || s->binds == NULL)
+        return;
+    gw_amqp_bind_targets(
+        s->binds, s->rebuilding ? GW_AMQP_LANE_REBUILD : GW_AMQP_LANE_NOW, on,
+        t, n);
+    rmq_binds_pump(s);
 }
+
+/* ---- publishing (loop) ---------------------------------------------- */
 
 /* Sets one optional short-string property. */
 static int rmq_prop(amqp_basic_properties_t *p, amqp_bytes_t *field,
@@ -937,13 +676,14 @@ int gw_amqp_publish(gw_amqp_t *a, const char *routing_key, const char *body,
 
     if (s == NULL || s->blocked)
         return GW_ECLOSED;
-    if (s->npending >= a->max_pending || !rmq_room(s, len))
+    if (s->npending >= a->max_pending ||
+        !gw_amqp_wire_room(s->conn, len + RMQ_PUB_OVERHEAD))
         return GW_EFULL;
     if (strlen(routing_key) > RMQ_SHORTSTR_MAX || rmq_props(&p, props) != 0)
         return GW_EINVAL;
     /* Mandatory: a message no queue takes comes back (basic.return) rather
      * than vanish, and its client hears so. */
-    rc = amqp_basic_publish(s->conn, RMQ_PUB_CHANNEL,
+    rc = amqp_basic_publish(s->conn, GW_AMQP_CHANNEL_PUBLISH,
                             amqp_cstring_bytes(a->job->upstream),
                             amqp_cstring_bytes(routing_key), 1, 0, &p, content);
     if (rc != AMQP_STATUS_OK) {
@@ -953,16 +693,53 @@ int gw_amqp_publish(gw_amqp_t *a, const char *routing_key, const char *body,
     }
     rmq_pending_add(s, msg_data, props->message_id);
     rmq_gate_update(a);
-    /* rabbitmq-c reads the socket in a publish when the server's heartbeat
-     * is due; what it read then waits in its buffers, which the poll does
-     * not see: the timer drains them. */
-    if (!s->paused &&
-        (amqp_frames_enqueued(s->conn) || amqp_data_in_buffer(s->conn)))
-        rmq_pause(s, 0);
+    rmq_wrote(s);
     return 0;
 }
 
 /* ---- connecting (loop) ---------------------------------------------- */
+
+static void rmq_session_log(const gw_amqp_t *a)
+{
+    const gw_amqp_connect_t *job = a->job;
+
+    if (!job->targeted)
+        gw_info("amqp: up: consuming %s on %s:%d (exchange %s, bindings "
+                "\"%s\"), publishing to %s",
+                job->queue, job->host, job->port, job->exchange, job->keys,
+                job->upstream);
+    else
+        gw_info("amqp: up: consuming %s on %s:%d (exchange %s, targeted "
+                "bindings through %s%s%s), publishing to %s",
+                job->queue, job->host, job->port, job->exchange,
+                job->generation, job->previous ? ", replacing " : "",
+                job->previous ? job->previous : "", job->upstream);
+}
+
+/*
+ * Targeted routing: the new connection binds every wanted target to its
+ * generation (the owner's rebind hook asks for them), then deletes the
+ * generation before, which kept routing meanwhile. 0, or GW_ECLOSED when a
+ * write failed and took the link down.
+ */
+static int rmq_session_binds(gw_amqp_t *a, rmq_session_t *s)
+{
+    const gw_amqp_connect_t *job = a->job;
+
+    if (!job->targeted)
+        return 0;
+    s->binds =
+        gw_amqp_bind_new(s->conn, job->exchange, job->generation, a->stats);
+    s->rebuilding = 1;
+    if (a->hooks.rebind != NULL)
+        a->hooks.rebind(a->hooks.data);
+    if (a->session != s)
+        return GW_ECLOSED;
+    s->rebuilding = 0;
+    if (job->previous != NULL)
+        gw_amqp_bind_retire(s->binds, job->previous);
+    return rmq_binds_pump(s);
+}
 
 static void rmq_session_start(gw_amqp_t *a, amqp_connection_state_t conn)
 {
@@ -984,21 +761,20 @@ static void rmq_session_start(gw_amqp_t *a, amqp_connection_state_t conn)
     a->refs++;
     if (beat_ms > 0)
         uv_timer_start(&a->beat, rmq_beat_cb, beat_ms, beat_ms);
-    gw_info("amqp: up: consuming %s on %s:%d (exchange %s, bindings \"%s\"), "
-            "publishing to %s",
-            a->job->queue, a->job->host, a->job->port, a->job->exchange,
-            a->job->keys, a->job->upstream);
+    rmq_session_log(a);
     gw_link_set(&a->status, GW_LINK_UP);
     rmq_gate_update(a);
     a->attempt = 0;
     a->why[0] = '\0';
+    if (rmq_session_binds(a, s) != 0)
+        return;
     /* Deliveries that came with the consume-ok are already buffered. */
     rmq_resume(s);
 }
 
 static void rmq_connect_done(uv_work_t *req, int status)
 {
-    rmq_job_t *job = req->data;
+    gw_amqp_connect_t *job = req->data;
     gw_amqp_t *a = job->link;
     amqp_connection_state_t conn = job->conn;
 
@@ -1026,23 +802,26 @@ static void rmq_connect(gw_amqp_t *a)
         gw_link_set(&a->status, GW_LINK_CONNECTING);
     a->job_busy = 1;
     a->refs++;
-    uv_queue_work(a->loop, &a->job->req, rmq_connect_work, rmq_connect_done);
+    uv_queue_work(a->loop, &a->job->req, gw_amqp_connect_work,
+                  rmq_connect_done);
 }
 
 /* ---- public --------------------------------------------------------- */
 
 gw_amqp_t *gw_amqp_start(uv_loop_t *loop, const gw_config_t *cfg,
-                         const char *instance_id, const gw_amqp_hooks_t *hooks)
+                         const char *instance_id, gw_stats_t *stats,
+                         const gw_amqp_hooks_t *hooks)
 {
     gw_amqp_t *a = gw_calloc(1, sizeof(*a));
 
     a->loop = loop;
+    a->stats = stats;
     a->hooks = *hooks;
     a->refs = 1;
     gw_link_init(&a->status, GW_LINK_DISABLED);
     if (!cfg->amqp_enabled)
         return a;
-    a->job = rmq_job_new(a, cfg, instance_id);
+    a->job = gw_amqp_connect_new(a, cfg, instance_id);
     a->max_body = cfg->max_body_size;
     a->max_pending = cfg->relay_max_unconfirmed;
     a->min_ms = cfg->reconnect_min_ms;
@@ -1071,7 +850,7 @@ void gw_amqp_stop(gw_amqp_t *a)
          * sees `stopping` and closes what it connected. */
         if (a->job_busy) {
             uv_cancel((uv_req_t *)&a->job->req);
-            rmq_job_abort(a->job);
+            gw_amqp_connect_abort(a->job);
         }
         if (a->session != NULL)
             rmq_session_close(a, 1);

@@ -316,10 +316,17 @@ static void broker_resubscribe_cb(void *data)
     gw_route_resubscribe(b->route);
 }
 
-static int broker_amqp_cb(const char *body, size_t len, void *data)
+/*
+ * A RabbitMQ delivery. With targeted routing the routing key routes, as a
+ * Redis channel does: an envelope that is not for the target its key names
+ * is dead-lettered (counted), one for several users narrowed to the key's.
+ */
+static int broker_amqp_cb(const char *key, size_t klen, const char *body,
+                          size_t len, void *data)
 {
     gw_broker_t *b = data;
     const char *reason;
+    gw_event_t *ev;
     int rc;
 
     if (body == NULL) {
@@ -330,10 +337,25 @@ static int broker_amqp_cb(const char *body, size_t len, void *data)
                        len);
         return GW_ETOOBIG;
     }
-    rc = broker_ingest(b, GW_SOURCE_AMQP, body, len, &reason);
+    rc = broker_parse(b, GW_SOURCE_AMQP, body, len, &ev, &reason);
+    if (rc == 0 && gw_route_amqp_targeted(b->route) &&
+        gw_route_key_match(b->route, ev, key, klen) != 0) {
+        gw_event_unref(ev);
+        rc = GW_EINVAL;
+    }
+    if (rc == 0)
+        rc = broker_deliver(b, GW_SOURCE_AMQP, ev, &reason);
     if (rc == GW_EPARSE || rc == GW_EINVAL)
         gw_stat_add(&b->stats, GW_STAT_DEAD_LETTERED, 1);
     return rc < 0 ? rc : 0;
+}
+
+/* The RabbitMQ link has a new connection: every wanted target's binding. */
+static void broker_rebind_cb(void *data)
+{
+    gw_broker_t *b = data;
+
+    gw_route_rebind(b->route);
 }
 
 /* The envelope of a relayed typing.start, as every instance receives it. */
@@ -1032,16 +1054,24 @@ void gw_broker_run(gw_broker_t *b)
             &b->loop, b->redis, cfg, b->instance_id, b->srv->nworkers,
             &b->stats,
             &(gw_presence_hooks_t){broker_announce, broker_census, b});
-    b->amqp = gw_amqp_start(
-        &b->loop, cfg, b->instance_id,
-        &(gw_amqp_hooks_t){broker_amqp_cb, broker_confirm_cb, b, &b->upstream});
+    b->amqp = gw_amqp_start(&b->loop, cfg, b->instance_id, &b->stats,
+                            &(gw_amqp_hooks_t){
+                                .message = broker_amqp_cb,
+                                .confirm = broker_confirm_cb,
+                                .rebind = broker_rebind_cb,
+                                .data = b,
+                                .gate = &b->upstream,
+                            });
+    gw_route_set_amqp(b->route, b->amqp);
     gw_info("broker: instance %s, redis %s%s, amqp %s", b->instance_id,
             !cfg->redis_enabled   ? "disabled"
             : cfg->redis_targeted ? "enabled (targeted channels)"
                                   : "enabled (one channel)",
             cfg->redis_enabled && cfg->redis_cluster ? " on a Redis Cluster"
                                                      : "",
-            cfg->amqp_enabled ? "enabled" : "disabled");
+            !cfg->amqp_enabled                 ? "disabled"
+            : gw_route_amqp_targeted(b->route) ? "enabled (targeted bindings)"
+                                               : "enabled (amqp.binding_keys)");
     if (uv_thread_create(&b->thread, broker_main, b) != 0) {
         gw_error("cannot start the broker thread");
         abort();

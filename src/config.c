@@ -91,6 +91,14 @@ static const char *config_check_log_format(int64_t i, const char *s)
     return gw_log_parse_format(s) >= 0 ? NULL : "is not one of text, json";
 }
 
+static const char *config_check_amqp_routing(int64_t i, const char *s)
+{
+    (void)i;
+    return strcmp(s, "all") == 0 || strcmp(s, "targeted") == 0
+               ? NULL
+               : "is not one of all, targeted";
+}
+
 static const char *config_check_origins(int64_t i, const char *s)
 {
     (void)i;
@@ -464,7 +472,12 @@ static const config_option_t config_options[] = {
     OPT_STR("amqp.binding_keys", CONFIG_RESTART_ONLY, amqp_binding_keys, "#",
             NULL,
             "Comma-separated routing-key patterns bound to this instance's "
-            "queue"),
+            "queue (amqp.routing = all)"),
+    OPT_STR("amqp.routing", CONFIG_RESTART_ONLY, amqp_routing, "all",
+            config_check_amqp_routing,
+            "all = bind the queue with amqp.binding_keys; targeted = bind it "
+            "with the keys of the guilds, users and sessions held here "
+            "(guild.<id>.#...) and broadcast.#, following the sessions"),
     OPT_STR("amqp.queue_prefix", CONFIG_RESTART_ONLY, amqp_queue_prefix,
             "gatewayd.", NULL, "The queue is named prefix + instance_id"),
     OPT_BOOL("amqp.durable", CONFIG_RESTART_ONLY, amqp_durable, "true",

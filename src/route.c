@@ -1,6 +1,7 @@
 #include "gw/route.h"
 
 #include "gw/alloc.h"
+#include "gw/amqp_key.h"
 #include "gw/error.h"
 #include "gw/log.h"
 
@@ -13,6 +14,7 @@ struct gw_route {
     gw_stats_t *stats;       /* borrowed: the broker's */
     gw_redis_t *redis;       /* borrowed; NULL until set */
     gw_rcluster_t *cluster;  /* borrowed; NULL unless on a Redis Cluster */
+    gw_amqp_t *amqp;         /* borrowed; NULL until set, or not targeted */
     gw_interest_t *interest; /* owned */
     uv_timer_t timer;        /* the next end of a linger */
     int targeted;            /* redis.targeted, with Redis enabled */
@@ -67,14 +69,30 @@ static void route_subscribe(gw_route_t *rt, int on,
     gw_channel_list_free(&l);
 }
 
+/* Keyed RabbitMQ bindings follow the same targets: the link queues the
+ * binds and unbinds of one turn and writes them without waiting. */
+static void route_bind(gw_route_t *rt, const gw_interest_target_t *on,
+                       size_t non, const gw_interest_target_t *off, size_t noff)
+{
+    if (rt->amqp == NULL)
+        return;
+    if (non > 0)
+        gw_amqp_targets(rt->amqp, 1, on, non);
+    if (noff > 0)
+        gw_amqp_targets(rt->amqp, 0, off, noff);
+}
+
 static void route_changed_cb(void *data, const gw_interest_target_t *on,
                              size_t non, const gw_interest_target_t *off,
                              size_t noff)
 {
     gw_route_t *rt = data;
 
-    route_subscribe(rt, 1, on, non);
-    route_subscribe(rt, 0, off, noff);
+    if (rt->targeted) {
+        route_subscribe(rt, 1, on, non);
+        route_subscribe(rt, 0, off, noff);
+    }
+    route_bind(rt, on, non, off, noff);
 }
 
 static void route_timer_cb(uv_timer_t *t)
@@ -107,6 +125,22 @@ void gw_route_set_redis(gw_route_t *rt, gw_redis_t *redis)
 void gw_route_set_cluster(gw_route_t *rt, gw_rcluster_t *cluster)
 {
     rt->cluster = cluster;
+}
+
+void gw_route_set_amqp(gw_route_t *rt, gw_amqp_t *amqp)
+{
+    rt->amqp = gw_amqp_key_targeted(rt->cfg) ? amqp : NULL;
+}
+
+int gw_route_interested(const gw_config_t *cfg)
+{
+    return (cfg->redis_enabled && cfg->redis_targeted) ||
+           gw_amqp_key_targeted(cfg);
+}
+
+int gw_route_amqp_targeted(const gw_route_t *rt)
+{
+    return rt->amqp != NULL;
 }
 
 int gw_route_targeted(const gw_route_t *rt)
@@ -155,6 +189,56 @@ void gw_route_resubscribe(gw_route_t *rt)
     if (g.l.n > 0)
         route_link_subscribe(rt, 1, &g.l);
     gw_channel_list_free(&g.l);
+}
+
+/* The wanted targets, gathered for one call of the link. */
+typedef struct route_targets {
+    gw_interest_target_t *t;
+    size_t n, cap;
+} route_targets_t;
+
+static void route_gather_target(void *data, const gw_interest_target_t *t)
+{
+    route_targets_t *g = data;
+
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->t = gw_realloc(g->t, g->cap * sizeof(*g->t));
+    }
+    g->t[g->n++] = *t;
+}
+
+void gw_route_rebind(gw_route_t *rt)
+{
+    route_targets_t g = {0};
+
+    if (rt->amqp == NULL)
+        return;
+    /* The ids point into the table, which does not change until the link
+     * has queued them. */
+    gw_interest_each(rt->interest, route_gather_target, &g);
+    if (g.n > 0)
+        gw_amqp_targets(rt->amqp, 1, g.t, g.n);
+    free(g.t);
+}
+
+int gw_route_key_match(gw_route_t *rt, gw_event_t *ev, const char *key,
+                       size_t len)
+{
+    char id[GW_CHANNEL_ID_MAX];
+    gw_channel_t ch;
+    const char *why = gw_amqp_key_parse(key, len, id, &ch) != 0
+                          ? "the routing key names no target"
+                          : gw_channel_match(ev, &ch);
+
+    if (why == NULL)
+        return 0;
+    gw_stat_add(rt->stats, GW_STAT_AMQP_MISMATCHES, 1);
+    gw_log_limited(&rt->log, GW_LOG_WARN,
+                   "route: an AMQP delivery with routing key %.*s "
+                   "dead-lettered: %s",
+                   (int)(len < 200 ? len : 200), key, why);
+    return GW_EINVAL;
 }
 
 int gw_route_channel(gw_route_t *rt, const char *name, size_t len,
@@ -212,5 +296,6 @@ void gw_route_stop(gw_route_t *rt)
 {
     rt->redis = NULL;
     rt->cluster = NULL;
+    rt->amqp = NULL;
     uv_close((uv_handle_t *)&rt->timer, route_close_cb);
 }

@@ -206,6 +206,19 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_INTEREST_LINGERING] = {"targets_lingering",
         "Of those, targets no session here holds any more, kept for "
         "redis.unsubscribe_linger_ms.", 1, B},
+    [GW_STAT_AMQP_BINDS] = {"amqp_binds",
+        "Bindings of a target's routing-key pattern RabbitMQ made "
+        "(amqp.routing = targeted).", 0, B},
+    [GW_STAT_AMQP_UNBINDS] = {"amqp_unbinds",
+        "Bindings of a target's pattern RabbitMQ removed.", 0, B},
+    [GW_STAT_AMQP_BIND_FAILURES] = {"amqp_bind_failures",
+        "Binding changes RabbitMQ refused, and patterns too long to bind.",
+        0, B},
+    [GW_STAT_AMQP_BIND_PENDING] = {"amqp_bind_pending",
+        "Binding changes queued or sent, not yet answered by RabbitMQ.", 1, B},
+    [GW_STAT_AMQP_MISMATCHES] = {"amqp_key_mismatches",
+        "RabbitMQ deliveries dead-lettered: the envelope is not for the "
+        "target its routing key names.", 0, B},
 };
 #undef W
 #undef A

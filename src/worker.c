@@ -7,6 +7,7 @@
 #include "gw/error.h"
 #include "gw/log.h"
 #include "gw/peers.h"
+#include "gw/route.h"
 #include "gw/tcp.h"
 #include "gw/tls.h"
 #include "gw/transfer.h"
@@ -543,9 +544,9 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     gw_queue_init(&w->events, cfg->queue_size, &w->wake);
     gw_queue_init(&w->relays, cfg->queue_size,
                   gw_broker_relay_wake(srv->broker));
-    /* Only targeted channels want to hear of the tables' targets. */
+    /* Only targeted links want to hear of the tables' targets. */
     gw_index_init(&w->index, &w->stats, (uint8_t)id,
-                  cfg->redis_enabled && cfg->redis_targeted
+                  gw_route_interested(cfg)
                       ? &(gw_index_hooks_t){worker_interest, w}
                       : NULL);
     gw_ws_loop_init(&w->ws, &w->loop, &gw_proto_ws_cb, &w->proto, cfg,

@@ -3,21 +3,26 @@
  * durable topic exchange cfg->amqp_exchange, the dead-letter exchange
  * "<exchange>.dlx" with its queue "<exchange>.dlq", and this instance's
  * queue (durable and named queue_prefix + instance_id, or exclusive when
- * cfg->amqp_durable is false) bound with cfg->amqp_binding_keys and
- * dead-lettering to the dlx; then consumes with cfg->amqp_prefetch. It also
- * declares the durable topic exchange cfg->amqp_upstream_exchange and
- * publishes client events to it on a second channel in confirm mode, at
- * most cfg->relay_max_unconfirmed awaiting their confirm. Blocking library
- * calls (connect, login, declarations, the polite close) run on libuv's
- * thread pool, never on the loop. A message larger than cfg->max_body_size
- * is dead-lettered without being offered. Reconnects with gw_link_backoff;
- * logs one line per state change. Broker thread only, but for the gate.
+ * cfg->amqp_durable is false) dead-lettering to the dlx, bound with
+ * cfg->amqp_binding_keys (amqp.routing = "all"), or with the patterns of
+ * the targets the owner holds (amqp.routing = "targeted", see
+ * gw_amqp_targets and gw/amqp_key.h); then consumes with cfg->amqp_prefetch.
+ * It also declares the durable topic exchange cfg->amqp_upstream_exchange
+ * and publishes client events to it on a second channel in confirm mode,
+ * at most cfg->relay_max_unconfirmed awaiting their confirm. Blocking
+ * library calls (connect, login, declarations, the polite close) run on
+ * libuv's thread pool, never on the loop. A message larger than
+ * cfg->max_body_size is dead-lettered without being offered. Reconnects
+ * with gw_link_backoff; logs one line per state change. Broker thread
+ * only, but for the gate.
  */
 #ifndef GW_AMQP_H
 #define GW_AMQP_H
 
 #include "gw/config.h"
+#include "gw/interest.h"
 #include "gw/link.h"
+#include "gw/stats.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -27,15 +32,17 @@
 typedef struct gw_amqp gw_amqp_t;
 
 /*
- * One delivery's body (not NUL-terminated). The return value decides its
- * fate: 0 = handed to the workers, ack it; GW_EPARSE or GW_EINVAL (or any
- * other error) = reject without requeue, so RabbitMQ dead-letters it;
- * GW_EFULL = not now: the link stops reading and offers the same delivery
- * again a little later. The body is the link's; copy what outlives the call.
- * A body over http.max_body_size is not kept: body is NULL, len its size,
- * and it is dead-lettered whatever the callback returns.
+ * One delivery: its routing key (klen bytes, NUL-terminated) and its body
+ * (len bytes, not NUL-terminated). The return value decides its fate: 0 =
+ * handed to the workers, ack it; GW_EPARSE or GW_EINVAL (or any other
+ * error) = reject without requeue, so RabbitMQ dead-letters it; GW_EFULL =
+ * not now: the link stops reading and offers the same delivery again a
+ * little later. Both are the link's; copy what outlives the call. A body
+ * over http.max_body_size is not kept: body is NULL, len its size, and it
+ * is dead-lettered whatever the callback returns.
  */
-typedef int (*gw_amqp_message_cb)(const char *body, size_t len, void *data);
+typedef int (*gw_amqp_message_cb)(const char *key, size_t klen,
+                                  const char *body, size_t len, void *data);
 
 /*
  * The end of one publish: status 0 = RabbitMQ confirmed it (basic.ack);
@@ -65,7 +72,11 @@ typedef struct gw_amqp_gate {
 typedef struct gw_amqp_hooks {
     gw_amqp_message_cb message;
     gw_amqp_confirm_cb confirm;
-    void *data;           /* passed to both */
+    /* Targeted routing: a new connection is up and binds nothing yet; the
+     * owner calls gw_amqp_targets with every target it wants. NULL when
+     * there is nothing to bind. */
+    void (*rebind)(void *data);
+    void *data;           /* passed to all three */
     gw_amqp_gate_t *gate; /* borrowed; outlives the link */
 } gw_amqp_hooks_t;
 
@@ -81,10 +92,22 @@ typedef struct gw_amqp_props {
 /*
  * Starts connecting; returns the link even when RabbitMQ is unreachable.
  * With cfg->amqp_enabled false the link stays GW_LINK_DISABLED and does
- * nothing. Reads cfg only here; copies hooks.
+ * nothing. Reads cfg only here; copies hooks. stats (borrowed, the
+ * owner's, on this loop) gets targeted routing's counters.
  */
 gw_amqp_t *gw_amqp_start(uv_loop_t *loop, const gw_config_t *cfg,
-                         const char *instance_id, const gw_amqp_hooks_t *hooks);
+                         const char *instance_id, gw_stats_t *stats,
+                         const gw_amqp_hooks_t *hooks);
+
+/*
+ * Targeted routing: binds (on) or unbinds the queue for n targets, the
+ * patterns of gw/amqp_key.h, on the connection's binding channel without
+ * waiting (gw/amqp_bind.h). Ask for each target's bind and unbind in turn.
+ * Nothing while the link is down (its next connection calls the rebind
+ * hook) or with amqp.routing = "all".
+ */
+void gw_amqp_targets(gw_amqp_t *a, int on, const gw_interest_target_t *t,
+                     size_t n);
 
 /*
  * Publishes body (len bytes, JSON) to the upstream exchange with

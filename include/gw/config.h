@@ -104,6 +104,7 @@ typedef struct gw_config {
     char *amqp_vhost;
     char *amqp_exchange;          /* topic exchange the backends publish to */
     char *amqp_binding_keys;      /* comma-separated routing-key patterns */
+    char *amqp_routing;           /* "all" (binding_keys) or "targeted" */
     char *amqp_queue_prefix;      /* queue = prefix + instance_id */
     int amqp_durable;             /* durable named queue, or exclusive one */
     uint32_t amqp_prefetch;       /* unacknowledged deliveries in flight */

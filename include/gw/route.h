@@ -9,15 +9,18 @@
  * unwanted (route_changed_cb) and the walk of the wanted set after a
  * reconnect (gw_route_resubscribe) are all a link needs. The Redis Cluster
  * link (gw/rcluster.h) takes the same names and SSUBSCRIBEs each on its
- * slot's shard; keyed RabbitMQ bindings would bind `guild.<id>.#` for the
- * same targets.
+ * slot's shard; keyed RabbitMQ bindings (amqp.routing = "targeted", README
+ * "RabbitMQ: keyed bindings") bind `guild.<id>.#` and the like for the same
+ * targets, with the same linger (gw_route_rebind after a reconnect), and
+ * check each delivery against its routing key (gw_route_key_match).
  *
- * With redis.targeted off the workers report nothing, and every envelope
- * goes to the plain channel, as before targeting.
+ * With neither targeted the workers report nothing; with redis.targeted off
+ * every envelope goes to the plain channel, as before targeting.
  */
 #ifndef GW_ROUTE_H
 #define GW_ROUTE_H
 
+#include "gw/amqp.h"
 #include "gw/channel.h"
 #include "gw/config.h"
 #include "gw/event.h"
@@ -43,6 +46,17 @@ void gw_route_set_redis(gw_route_t *rt, gw_redis_t *redis);
  * which then takes the place of the single node's. */
 void gw_route_set_cluster(gw_route_t *rt, gw_rcluster_t *cluster);
 
+/* The RabbitMQ link whose queue follows the targets (borrowed; until
+ * gw_route_stop); ignored unless amqp.routing is "targeted". */
+void gw_route_set_amqp(gw_route_t *rt, gw_amqp_t *amqp);
+
+/* Whether a RabbitMQ link is set whose queue follows the targets. */
+int gw_route_amqp_targeted(const gw_route_t *rt);
+
+/* Whether the workers are to report their targets: a link routes by
+ * them (redis.targeted, or amqp.routing = "targeted"). */
+int gw_route_interested(const gw_config_t *cfg);
+
 /* Whether envelopes go to their targets' channels (redis.targeted, with
  * Redis enabled), rather than to the plain channel alone. */
 int gw_route_targeted(const gw_route_t *rt);
@@ -57,6 +71,20 @@ void gw_route_flush(gw_route_t *rt);
 /* The link's resubscribe hook: subscribes every wanted target's channel on
  * its new subscriber connection. */
 void gw_route_resubscribe(gw_route_t *rt);
+
+/* The RabbitMQ link's rebind hook: binds every wanted target on its new
+ * connection. */
+void gw_route_rebind(gw_route_t *rt);
+
+/*
+ * Whether ev, delivered by RabbitMQ with routing key key[0..len), agrees
+ * with it (gw/amqp_key.h read by gw_channel_match, a user's envelope
+ * narrowed to the key's user): 0, or GW_EINVAL, counted
+ * (amqp_key_mismatches) and logged, when it names no target of ours or
+ * another (ev is then to be dead-lettered).
+ */
+int gw_route_key_match(gw_route_t *rt, gw_event_t *ev, const char *key,
+                       size_t len);
 
 /*
  * Reads the channel a message came on and counts the message by the

@@ -102,6 +102,11 @@ typedef enum gw_stat {
     GW_STAT_REDIS_CLUSTER_LOST, /* SPUBLISHes lost: no shard up for them */
     GW_STAT_INTEREST_TARGETS,   /* gauge: targets wanted, lingering too */
     GW_STAT_INTEREST_LINGERING, /* gauge: of those, lingering */
+    GW_STAT_AMQP_BINDS,         /* target bindings RabbitMQ made */
+    GW_STAT_AMQP_UNBINDS,       /* and removed */
+    GW_STAT_AMQP_BIND_FAILURES, /* refused, or a pattern too long */
+    GW_STAT_AMQP_BIND_PENDING,  /* gauge: binding methods not yet answered */
+    GW_STAT_AMQP_MISMATCHES,    /* deliveries not for their key's target */
     GW_STAT_COUNT
 } gw_stat_t;
 

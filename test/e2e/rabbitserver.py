@@ -8,6 +8,8 @@ Erlang cookie is private too. The system node, if any, is never touched.
 
     srv = RabbitServer(tmpdir).start()   # waits until AMQP answers
     srv.publish([envelope, ...], routing_key="t.x")
+    srv.bindings()   # [(source, destination, kind, routing key)], from
+                     # rabbitmqctl list_bindings (no management plugin)
     srv.stop()       # SIGKILL to the node's whole process group
     srv.restart()    # same ports and data dir: durable queues survive
     srv.close()      # stop, and stop the private epmd
@@ -197,6 +199,31 @@ class RabbitServer:
             except OSError:
                 pass
         return text
+
+    # -- the node's own CLI (blocking, about half a second a call)
+
+    def ctl(self, *args):
+        """Runs rabbitmqctl against this node (Debian's own script, not the
+        wrapper that switches to the rabbitmq user, whose cookie is not
+        this node's) and returns its output."""
+        ctl = os.path.join(os.path.dirname(server_script()), "rabbitmqctl")
+        out = subprocess.run([ctl, "-q", "-n", self.node] + list(args),
+                             env=self._env(), capture_output=True, text=True,
+                             timeout=T(30))
+        if out.returncode != 0:
+            raise RuntimeError("rabbitmqctl %s: %s" % (" ".join(args),
+                                                       out.stderr.strip()))
+        return out.stdout
+
+    def bindings(self):
+        """Every binding of the default vhost, as (source, destination,
+        destination kind, routing key); the default exchange's left out."""
+        rows = json.loads(self.ctl(
+            "list_bindings", "--formatter", "json", "source_name",
+            "destination_name", "destination_kind", "routing_key"))
+        return [(r["source_name"], r["destination_name"],
+                 r["destination_kind"], r["routing_key"])
+                for r in rows if r["source_name"] != ""]
 
     # -- clients (pika, blocking; call from a thread in async tests)
 

@@ -509,6 +509,8 @@ static const bad_file_t bad_sets[] = {
      "-s:1: queues.queue_size: 3000 is not a power of two"},
     {"log.level=trace", GW_EINVAL,
      "-s:1: log.level: 'trace' is not one of debug, info, warn, error"},
+    {"amqp.routing=keyed", GW_EINVAL,
+     "-s:1: amqp.routing: 'keyed' is not one of all, targeted"},
     {"auth.jwt_algorithms=none", GW_EINVAL,
      "-s:1: auth.jwt_algorithms: 'none' is not a list of HS256, HS384, HS512, "
      "RS256, RS384, RS512, ES256, ES384"},
@@ -773,6 +775,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "amqp.vhost=/v",
         "amqp.exchange=ex",
         "amqp.binding_keys=a.*",
+        "amqp.routing=targeted",
         "amqp.queue_prefix=q.",
         "amqp.durable=false",
         "amqp.prefetch=10",
