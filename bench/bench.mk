@@ -31,7 +31,7 @@
 #                      old design (every instance reads every event) against
 #                      targeted channels, three rounds; CPU per event summed
 #                      over the instances, Redis per subscription
-#                      (bench/scale.sh, about 12 minutes)
+#                      (bench/scale.sh, about 13 minutes)
 #   make bench-drain   the drain handoff: two instances behind HAProxy, one
 #                      drained with SIGTERM while events flow (nothing lost
 #                      or twice, time to all resumed, handoff counters),
@@ -144,7 +144,7 @@ bench-drain: bench-deps
 # Scale-out from one instance to eight, the old design against targeted
 # channels, on the same release build. The script takes
 # /tmp/gw-measure.lock for each run itself (do not wrap it in flock):
-# bench/scale.sh, about 12 minutes.
+# bench/scale.sh, about 13 minutes.
 .PHONY: bench-scale
 bench-scale: bench-deps
 	$(MAKE) FLAVOR=release gatewayd bench/gwbench

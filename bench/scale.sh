@@ -15,9 +15,15 @@
 #    cost, the daemons' and Redis's CPU per event, events each instance
 #    received, Redis deliveries per event, delivery p50 / p99, whether all
 #    were delivered.
-# 2. SUBS_RUNS x bench/subcost.py SUBS_N: what a subscription costs a
+#    In each round also two controls on one instance, targeted: at
+#    EVENT_RATE / 8 events/s (what each of K = 8's instances sees; / the
+#    last of KS), and at
+#    each rate of LOAD_RATES with one member a guild (the per-event cost
+#    once events come close together, which the projection uses).
+# 2. REDIS_RUNS x bench/rediscost.py REDIS_N: what a subscription costs a
 #    private Redis in memory and CPU (new channel, second subscriber,
-#    unsubscribe, dropped with its connection).
+#    unsubscribe, dropped with its connection), and a PUBLISH and each
+#    copy to a subscriber at load.
 #
 # The sessions and the rate are kept small on purpose: at K = 8 the eight
 # instances, Redis and gwbench share this machine's cores, and the figure
@@ -35,8 +41,9 @@
 # every run was ok (each instance received what it owes, all delivered).
 #
 # Environment: OUT (build/bench/scale), RUNS (3), KS ("1 2 4 8"), GUILDS
-# (80), MEMBERS (25), EVENT_RATE (200), DURATION (15), SUBS_N (100000),
-# SUBS_RUNS (3), GW_MEASURE_LOCK (/tmp/gw-measure.lock), LOCK_WAIT (600 s).
+# (80), MEMBERS (25), EVENT_RATE (200), DURATION (15), LOAD_RATES ("2000
+# 5000"), REDIS_N (100000), REDIS_RUNS (3), GW_MEASURE_LOCK
+# (/tmp/gw-measure.lock), LOCK_WAIT (600 s).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-build/bench/scale}
@@ -46,8 +53,11 @@ GUILDS=${GUILDS:-80}
 MEMBERS=${MEMBERS:-25}
 EVENT_RATE=${EVENT_RATE:-200}
 DURATION=${DURATION:-15}
-SUBS_N=${SUBS_N:-100000}
-SUBS_RUNS=${SUBS_RUNS:-3}
+LOAD_RATES=${LOAD_RATES:-"2000 5000"}
+REDIS_N=${REDIS_N:-100000}
+REDIS_RUNS=${REDIS_RUNS:-3}
+for k in $KS; do KMAX=$k; done
+CONTROL_RATE=$((EVENT_RATE / KMAX)) # what each of KMAX instances sees
 GW_MEASURE_LOCK=${GW_MEASURE_LOCK:-/tmp/gw-measure.lock}
 LOCK_WAIT=${LOCK_WAIT:-600}
 PY=/usr/bin/python3
@@ -67,7 +77,7 @@ from benchtab import get, load, num, table
 FIGURES = [
     ("broker us/event (sum)", "broker_us_per_event", 1),
     ("x K=1", None, 2),
-    ("less idle", "broker_us_per_event_less_idle", 1),
+    ("idle ms/s", "broker_idle_ms_per_s", 2),
     ("daemons us/event", "daemon_us_per_event", 0),
     ("redis us/event", "redis_us_per_event", 1),
     ("received/instance", None, 0),
@@ -113,22 +123,52 @@ def row(reps, base, design, k):
     return out
 
 
-def subs(out):
-    reps = [load(p) for p in sorted(glob.glob(os.path.join(out,
-                                                           "subs-*.json")))]
+def redis(out):
+    reps = [load(p) for p in sorted(glob.glob(os.path.join(
+        out, "redis-*.json")))]
     reps = [r for r in reps if r]
     if not reps:
         return []
-    lines = [f"Redis per subscription (bench/subcost.py, "
-             f"{reps[0]['channels']:,} channels of "
-             f"{reps[0]['name_bytes_mean']:.1f} B names, {len(reps)} runs):"]
+    lines = [f"Redis (bench/rediscost.py, {reps[0]['channels']:,} channels "
+             f"of {reps[0]['name_bytes_mean']:.1f} B names, "
+             f"{reps[0]['batch']} a command; {len(reps)} runs):"]
     for step in ("first_subscriber", "second_subscriber", "unsubscribe",
                  "dropped_with_connection"):
         b = [r[step]["bytes_per_channel"] for r in reps]
         c = [r[step]["redis_us_per_channel"] for r in reps]
-        lines.append(f"  {step:24s} {spread(b, 0):>18s} B  "
-                     f"{spread(c, 2):>18s} us of Redis CPU")
+        lines.append(f"  {step:26s} {spread(b, 0):>18s} B  "
+                     f"{spread(c, 2):>18s} us CPU per channel")
+    p = reps[0]["publish"]
+    lines.append(f"  publish at load ({p['messages']:,} of {p['payload']} B, "
+                 f"{p['pipeline']} a write): "
+                 f"{spread([r['publish']['redis_us_per_publish_1_subscriber'] for r in reps], 2)}"
+                 f" us per PUBLISH to one subscriber, "
+                 f"{spread([r['publish']['redis_us_per_extra_copy'] for r in reps], 2)}"
+                 f" us per further copy")
     return lines
+
+
+def controls(out, e):
+    head = ["one instance, targeted", "events/s", "members", "ok",
+            "broker us/event", "daemon us/event", "redis us/event",
+            "p99 ms"]
+    body = []
+    ks = e["KS"].split()
+    runs = [("control", f"as each of K={ks[-1]}'s", e["CONTROL_RATE"],
+             e["MEMBERS"])] + \
+        [("load", "events close together", r, "1")
+         for r in e["LOAD_RATES"].split()]
+    for kind, label, rate, members in runs:
+        reps = [load(p) for p in sorted(glob.glob(os.path.join(
+            out, f"{kind}-r{rate}-*.json")))]
+        ok = sum(1 for r in reps if r and r.get("ok"))
+        body.append([label, rate, members, f"{ok}/{len(reps)}"] +
+                    [spread([get(r, "results." + k) for r in reps], d)
+                     for k, d in (("broker_us_per_event", 1),
+                                  ("daemon_us_per_event", 1),
+                                  ("redis_us_per_event", 1),
+                                  ("latency.p99_ms", 1))])
+    return table(head, body, 0)
 
 
 def main(out):
@@ -172,7 +212,9 @@ def main(out):
                   f" us per channel, brokers "
                   f"{spread([s.get('broker_us_per_channel') for s in sub], 2)}"
                   f" us per channel"]
-    lines += [""] + subs(out) + [""]
+    lines += ["", "Per-event cost by the rate one instance sees:", ""]
+    lines += controls(out, e)
+    lines += [""] + redis(out) + [""]
     text = "\n".join(lines)
     sys.stdout.write(text)
     with open(os.path.join(out, "table.txt"), "w") as f:
@@ -183,10 +225,10 @@ main(sys.argv[1])
 EOF
 )
 
-# measure_subs NAME: bench/subcost.py SUBS_N holding the lock, its JSON to
-# $OUT/NAME.json.
-measure_subs() {
-    echo "== $1 (load $(cut -d' ' -f1 /proc/loadavg)): subcost.py $SUBS_N"
+# measure_redis NAME: bench/rediscost.py REDIS_N holding the lock, its
+# JSON to $OUT/NAME.json.
+measure_redis() {
+    echo "== $1 (load $(cut -d' ' -f1 /proc/loadavg)): rediscost.py $REDIS_N"
     exec 9>>"$GW_MEASURE_LOCK"
     if ! flock -w "$LOCK_WAIT" 9; then
         exec 9>&-
@@ -194,15 +236,15 @@ measure_subs() {
         FAILED=1
         return
     fi
-    "$PY" bench/subcost.py "$SUBS_N" "$OUT/$1.json" >/dev/null \
+    "$PY" bench/rediscost.py "$REDIS_N" "$OUT/$1.json" >/dev/null \
         2>"$OUT/$1.log" 9>&- &
-    sp=$!
-    PIDS="$PIDS $sp"
-    wait "$sp" || {
+    rp=$!
+    PIDS="$PIDS $rp"
+    wait "$rp" || {
         FAILED=1
         tail -n 3 "$OUT/$1.log" | sed 's/^/   | /'
     }
-    PIDS=$(echo "$PIDS" | sed "s/ $sp\$//")
+    PIDS=$(echo "$PIDS" | sed "s/ $rp\$//")
     exec 9>&-
 }
 
@@ -227,18 +269,27 @@ while [ "$i" -le "$RUNS" ]; do
                 --gw-set "redis.targeted=$t" --gatewayd "$GATEWAYD"
         done
     done
+    measure "control-r$CONTROL_RATE-$i" fanout --instances 1 --workers 1 \
+        --guilds "$GUILDS" --members "$MEMBERS" --event-rate "$CONTROL_RATE" \
+        --duration "$DURATION" --gatewayd "$GATEWAYD"
+    for r in $LOAD_RATES; do
+        measure "load-r$r-$i" fanout --instances 1 --workers 1 \
+            --guilds "$GUILDS" --members 1 --event-rate "$r" \
+            --duration "$DURATION" --gatewayd "$GATEWAYD"
+    done
     i=$((i + 1))
 done
 i=1
-while [ "$i" -le "$SUBS_RUNS" ]; do
-    measure_subs "subs-$i"
+while [ "$i" -le "$REDIS_RUNS" ]; do
+    measure_redis "redis-$i"
     i=$((i + 1))
 done
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) GUILDS=$GUILDS MEMBERS=$MEMBERS \
     EVENT_RATE=$EVENT_RATE DURATION=$DURATION RUNS=$RUNS KS=$KS \
-    LOAD0=$LOAD0 LOAD1=$LOAD1 \
+    CONTROL_RATE=$CONTROL_RATE LOAD_RATES=$LOAD_RATES LOAD0=$LOAD0 \
+    LOAD1=$LOAD1 \
     PYTHONPATH=bench "$PY" -c "$PYPROG" "$OUT" || FAILED=1
 echo "(reports and this table in $OUT; $(($(date +%s) - start)) s in all)"
 exit $FAILED
