@@ -102,7 +102,8 @@ static void scalerun_stats_all(scalerun_t *x, scale_stats_t *st)
         }
 }
 
-/* One broker thread per instance, by its name. */
+/* Reads c: Redis's threads, and each instance's broker thread (found by
+ * its name: exactly one) and all its threads; c->ok when all were read. */
 static void scalerun_cpu(scalerun_t *x, scale_cpu_t *c)
 {
     c->ok = proc_threads_cpu(x->r.tgt.redis_pid, NULL, &c->redis_s) > 0;
@@ -245,7 +246,7 @@ static void scalerun_measure(scalerun_t *x)
 
 /* ---- figures ---------------------------------------------------------- */
 
-static double scale_sum(const double *v, unsigned k)
+static double scalerun_sum(const double *v, unsigned k)
 {
     double s = 0;
 
@@ -255,12 +256,25 @@ static double scale_sum(const double *v, unsigned k)
 }
 
 /* b - a per instance into d; their sum. */
-static double scale_diff(const double *a, const double *b, double *d,
-                         unsigned k)
+static double scalerun_diff(const double *a, const double *b, double *d,
+                            unsigned k)
 {
     for (unsigned i = 0; i < k; i++)
         d[i] = b[i] - a[i];
-    return scale_sum(d, k);
+    return scalerun_sum(d, k);
+}
+
+/* What an instance's /stats counted between readings a and b. */
+static void scalerun_received_json(const scale_stats_t *a,
+                                   const scale_stats_t *b, cJSON *o)
+{
+    cJSON_AddNumberToObject(o, "events_redis", b->events - a->events);
+    cJSON_AddNumberToObject(o, "events_redis_plain", b->plain - a->plain);
+    cJSON_AddNumberToObject(o, "events_redis_guild", b->guild - a->guild);
+    cJSON_AddNumberToObject(o, "events_redis_user", b->user - a->user);
+    cJSON_AddNumberToObject(o, "events_redis_session", b->session - a->session);
+    cJSON_AddNumberToObject(o, "redis_target_mismatches",
+                            b->mismatches - a->mismatches);
 }
 
 static cJSON *scalerun_instance_json(const scalerun_t *x, unsigned i,
@@ -281,13 +295,7 @@ static cJSON *scalerun_instance_json(const scalerun_t *x, unsigned i,
     cJSON_AddNumberToObject(o, "redis_channels", a->channels);
     cJSON_AddNumberToObject(o, "targets_wanted", a->wanted);
     cJSON_AddNumberToObject(o, "events_owed", (double)owed);
-    cJSON_AddNumberToObject(o, "events_redis", b->events - a->events);
-    cJSON_AddNumberToObject(o, "events_redis_plain", b->plain - a->plain);
-    cJSON_AddNumberToObject(o, "events_redis_guild", b->guild - a->guild);
-    cJSON_AddNumberToObject(o, "events_redis_user", b->user - a->user);
-    cJSON_AddNumberToObject(o, "events_redis_session", b->session - a->session);
-    cJSON_AddNumberToObject(o, "redis_target_mismatches",
-                            b->mismatches - a->mismatches);
+    scalerun_received_json(a, b, o);
     cJSON_AddStringToObject(o, "check", fault != NULL ? fault : "ok");
     cJSON_AddNumberToObject(o, "broker_cpu_s", broker_s);
     cJSON_AddNumberToObject(o, "cpu_s",
@@ -308,9 +316,10 @@ static void scalerun_broker_json(const scalerun_t *x, uint64_t sent, cJSON *res)
     double busy[CLUSTER_MAX_INST], idle[CLUSTER_MAX_INST];
     double quiet = (double)(x->c_quiet.t_us - x->c_idle.t_us) / 1e6;
     double window = (double)(x->c_end.t_us - x->c_quiet.t_us) / 1e6;
-    double sum = scale_diff(x->c_quiet.broker_s, x->c_end.broker_s, busy, x->k);
+    double sum =
+        scalerun_diff(x->c_quiet.broker_s, x->c_end.broker_s, busy, x->k);
     double isum =
-        scale_diff(x->c_idle.broker_s, x->c_quiet.broker_s, idle, x->k);
+        scalerun_diff(x->c_idle.broker_s, x->c_quiet.broker_s, idle, x->k);
     cJSON *arr = cJSON_CreateArray();
 
     for (unsigned i = 0; i < x->k; i++)
@@ -334,7 +343,7 @@ static void scalerun_cost_json(const scalerun_t *x, uint64_t sent, cJSON *res)
     double d[CLUSTER_MAX_INST];
     double quiet = (double)(x->c_quiet.t_us - x->c_idle.t_us) / 1e6;
     double window = (double)(x->c_end.t_us - x->c_quiet.t_us) / 1e6;
-    double proc = scale_diff(x->c_quiet.proc_s, x->c_end.proc_s, d, x->k);
+    double proc = scalerun_diff(x->c_quiet.proc_s, x->c_end.proc_s, d, x->k);
     double redis = x->c_end.redis_s - x->c_quiet.redis_s;
     double ridle = x->c_quiet.redis_s - x->c_idle.redis_s;
 
@@ -359,7 +368,7 @@ static void scalerun_cost_json(const scalerun_t *x, uint64_t sent, cJSON *res)
 static cJSON *scalerun_subs_json(const scalerun_t *x)
 {
     double d[CLUSTER_MAX_INST], ch = 0, cmds = 0;
-    double broker = scale_diff(x->c_up.broker_s, x->c_sub.broker_s, d, x->k);
+    double broker = scalerun_diff(x->c_up.broker_s, x->c_sub.broker_s, d, x->k);
     double redis = x->c_sub.redis_s - x->c_up.redis_s;
     cJSON *o = cJSON_CreateObject();
 
