@@ -27,6 +27,11 @@
 #                      CPU-second, a TLS connect storm beside a worker's
 #                      fan-out with and without the handshake budget
 #                      (bench/tls.sh, about 5 minutes)
+#   make bench-scale   scale-out: fanout --instances K for K = 1, 2, 4, 8, the
+#                      old design (every instance reads every event) against
+#                      targeted channels, three rounds; CPU per event summed
+#                      over the instances, Redis per subscription
+#                      (bench/scale.sh, about 13 minutes)
 #   make bench-drain   the drain handoff: two instances behind HAProxy, one
 #                      drained with SIGTERM while events flow (nothing lost
 #                      or twice, time to all resumed, handoff counters),
@@ -135,6 +140,15 @@ bench-drain: bench-deps
 	@./test/install-deps.sh haproxy
 	$(MAKE) FLAVOR=release gatewayd bench/gwbench
 	./bench/drain.sh
+
+# Scale-out from one instance to eight, the old design against targeted
+# channels, on the same release build. The script takes
+# /tmp/gw-measure.lock for each run itself (do not wrap it in flock):
+# bench/scale.sh, about 13 minutes.
+.PHONY: bench-scale
+bench-scale: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/scale.sh
 
 # wss:// beside ws:// on the same release build (bench/tls.sh makes its
 # certificates with openssl). The script takes /tmp/gw-measure.lock for each

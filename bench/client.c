@@ -13,6 +13,7 @@
 #include "gw/alloc.h"
 #include "relay.h"
 #include "resume.h"
+#include "scale.h"
 #include "tlsclient.h"
 #include "token.h"
 #include "upgrade.h"
@@ -1479,7 +1480,10 @@ client_loop_t *client_loop_new(const client_conf_t *conf, uint32_t first,
 
         c->loop = l;
         c->index = first + i;
-        c->target = (uint8_t)(c->index % conf->ntargets);
+        c->target = (uint8_t)(conf->by_guild && conf->members > 0
+                                  ? scale_instance(c->index / conf->members,
+                                                   conf->ntargets)
+                                  : c->index % conf->ntargets);
         wsframe_reader_init(&c->rd);
         if (conf->proto == CLIENT_PROTO_GW)
             client_identity(c);

@@ -9,9 +9,10 @@
  * Client i (a global index) is user "u<i>" and, when the run has guilds,
  * member of guild "g<i / members>". With several targets (presence's
  * instances) client i connects to target i % n first, and each storm
- * moves it to the next. Every figure is kept in the loop's own
- * counters and histograms; another thread takes them with
- * client_loop_collect(), which is the only lock on the path.
+ * moves it to the next; with by_guild (fanout --instances) to the target
+ * of its guild, so that each guild lives on one instance (scale.h). Every
+ * figure is kept in the loop's own counters and histograms; another thread
+ * takes them with client_loop_collect(), which is the only lock on the path.
  */
 #ifndef BENCH_CLIENT_H
 #define BENCH_CLIENT_H
@@ -52,6 +53,8 @@ typedef struct client_conf {
     uint32_t stage_timeout_ms; /* each handshake stage's budget */
     uint32_t max_msg;          /* largest message accepted from the server */
     uint32_t payload;          /* bytes of a relay request */
+    int by_guild;              /* client i's first target is its
+                                  guild's (scale_instance), not i % n */
     int resume;                /* a session cut resumes on its next
                                   connection, and its dispatches are
                                   checked (resume.h) */

@@ -19,17 +19,45 @@ static void cluster_sleep_ms(int ms)
     poll(NULL, 0, ms);
 }
 
-int cluster_init(cluster_t *c)
+/* A free port none of the first n of taken is (the kernel may hand out a
+ * port again once its probe socket closed); -1 when none could be had. */
+static int cluster_port(int *taken, unsigned n)
 {
+    for (int tries = 0; tries < 20; tries++) {
+        int port = target_free_port();
+        unsigned i = 0;
+
+        while (i < n && taken[i] != port)
+            i++;
+        if (port > 0 && i == n)
+            return taken[n] = port;
+    }
+    return -1;
+}
+
+int cluster_init(cluster_t *c, unsigned n)
+{
+    int taken[2 * CLUSTER_MAX_INST + 1];
+    unsigned k = 0;
+
     memset(c, 0, sizeof(*c));
-    for (unsigned i = 0; i < CLUSTER_INST; i++)
-        c->gw[i].status = -1;
-    c->proxy_port = target_free_port();
-    if (c->proxy_port <= 0) {
-        util_warn("no free loopback port for HAProxy");
+    if (n == 0 || n > CLUSTER_MAX_INST) {
+        util_warn("1 to %d instances, not %u", CLUSTER_MAX_INST, n);
         return -1;
     }
+    c->n = n;
+    for (unsigned i = 0; i < n; i++) {
+        c->gw[i].status = -1;
+        if ((c->gw[i].ws_port = cluster_port(taken, k++)) <= 0 ||
+            (c->gw[i].http_port = cluster_port(taken, k++)) <= 0)
+            goto Error;
+    }
+    if ((c->proxy_port = cluster_port(taken, k)) <= 0)
+        goto Error;
     return 0;
+Error:
+    util_warn("not enough free loopback ports");
+    return -1;
 }
 
 static int cluster_write_config(const cluster_conf_t *cc,
@@ -43,19 +71,16 @@ static int cluster_write_config(const cluster_conf_t *cc,
     fprintf(
         f,
         "[server]\nbind = \"127.0.0.1\"\nws_port = %d\nhttp_port = %d\n"
-        "workers = %ld\ndrain_ms = %ld\n\n"
-        "[session]\nheartbeat_interval_ms = %ld\nresume_window_ms = %ld\n"
-        "handoff = true\nhandoff_margin_ms = %ld\n\n"
+        "workers = %ld\n\n[session]\nheartbeat_interval_ms = %ld\n\n"
         "[auth]\njwt_secret = \"%s\"\n\n[http]\npublish_api_key = \"%s\"\n\n"
         "[broker]\ninstance_id = \"%s\"\n\n",
-        in->ws_port, in->http_port, o->workers, cc->drain_ms, o->heartbeat_ms,
-        cc->resume_window_ms, cc->margin_ms, o->jwt_secret, o->api_key, in->id);
-    /* Presence is measured on its own (bench/presence.sh); info logs say
-     * why a handoff failed. */
+        in->ws_port, in->http_port, o->workers, o->heartbeat_ms, o->jwt_secret,
+        o->api_key, in->id);
+    /* Presence is measured on its own (bench/presence.sh). */
     fprintf(f,
             "[redis]\nenabled = true\nhost = \"%s\"\nport = %d\n"
             "channel = \"%s\"\n\n[amqp]\nenabled = false\n\n"
-            "[presence]\nenabled = false\n\n[log]\nlevel = \"info\"\n",
+            "[presence]\nenabled = false\n\n[log]\nlevel = \"warn\"\n",
             cc->redis_host, cc->redis_port, cc->channel);
     return fclose(f);
 }
@@ -73,23 +98,26 @@ static int cluster_ready(const cluster_inst_t *in)
 static int cluster_start_gw(cluster_t *c, const cluster_conf_t *cc, unsigned i)
 {
     cluster_inst_t *in = &c->gw[i];
-    char conf[160], log[32];
-    char *argv[4 + 2 * OPTS_MAX_LIST];
+    char conf[160], log[48];
+    char *argv[4 + 2 * (CLUSTER_MAX_SETS + OPTS_MAX_LIST)];
     int argc = 0;
 
-    snprintf(in->id, sizeof(in->id), "gwdrain%u", i + 1);
-    in->ws_port = target_free_port();
-    in->http_port = target_free_port();
+    snprintf(in->id, sizeof(in->id), "%s%u", cc->id_prefix, i + 1);
     snprintf(conf, sizeof(conf), "%s/%s.toml", cc->dir, in->id);
     snprintf(log, sizeof(log), "%s.log", in->id);
-    if (in->ws_port <= 0 || in->http_port <= 0 ||
-        cluster_write_config(cc, in, conf) != 0) {
+    if (cluster_write_config(cc, in, conf) != 0) {
         util_warn("cannot write %s", conf);
         return -1;
     }
     argv[argc++] = (char *)cc->o->gatewayd;
     argv[argc++] = "-c";
     argv[argc++] = conf;
+    for (size_t k = 0; cc->sets != NULL && cc->sets[k] != NULL; k++) {
+        if (k == CLUSTER_MAX_SETS)
+            util_die("cluster: more than %d settings", CLUSTER_MAX_SETS);
+        argv[argc++] = "-s";
+        argv[argc++] = (char *)cc->sets[k];
+    }
     for (size_t k = 0; k < cc->o->gw_set.n; k++) {
         argv[argc++] = "-s";
         argv[argc++] = (char *)cc->o->gw_set.v[k];
@@ -135,8 +163,8 @@ static void cluster_proxy_env(const cluster_t *c, const cluster_conf_t *cc)
 
     snprintf(v, sizeof(v), "127.0.0.1:%d", c->proxy_port);
     setenv("GW_LISTEN", v, 1);
-    for (unsigned i = 0; i < CLUSTER_INST; i++) {
-        char name[16];
+    for (unsigned i = 0; i < c->n; i++) {
+        char name[32];
 
         snprintf(name, sizeof(name), "GW%u_ADDR", i + 1);
         snprintf(v, sizeof(v), "127.0.0.1:%d", c->gw[i].ws_port);
@@ -178,19 +206,19 @@ static int cluster_start_proxy(cluster_t *c, const cluster_conf_t *cc)
 
 int cluster_start(cluster_t *c, const cluster_conf_t *cc)
 {
-    for (unsigned i = 0; i < CLUSTER_INST; i++)
+    for (unsigned i = 0; i < c->n; i++)
         if (cluster_start_gw(c, cc, i) != 0)
             return -1;
-    for (unsigned i = 0; i < CLUSTER_INST; i++)
+    for (unsigned i = 0; i < c->n; i++)
         if (cluster_wait_gw(c, cc, i) != 0)
             return -1;
-    return cluster_start_proxy(c, cc);
+    return cc->haproxy_cfg != NULL ? cluster_start_proxy(c, cc) : 0;
 }
 
 int cluster_get(const cluster_t *c, unsigned i, const char *path, char *out,
                 size_t cap, int timeout_ms)
 {
-    if (i >= CLUSTER_INST || c->gw[i].http_port <= 0)
+    if (i >= c->n || c->gw[i].http_port <= 0)
         return -1;
     return target_get("127.0.0.1", c->gw[i].http_port, path, NULL, out, cap,
                       timeout_ms);
@@ -198,7 +226,7 @@ int cluster_get(const cluster_t *c, unsigned i, const char *path, char *out,
 
 int cluster_signal(const cluster_t *c, unsigned i, int sig)
 {
-    if (i >= CLUSTER_INST || c->gw[i].pid <= 0)
+    if (i >= c->n || c->gw[i].pid <= 0)
         return -1;
     return kill(c->gw[i].pid, sig);
 }
@@ -227,7 +255,7 @@ void cluster_stop(cluster_t *c)
     if (c->proxy_pid > 0)
         target_stop_pid(c->proxy_pid, SIGTERM);
     c->proxy_pid = 0;
-    for (unsigned i = 0; i < CLUSTER_INST; i++) {
+    for (unsigned i = 0; i < c->n; i++) {
         if (c->gw[i].pid <= 0 || cluster_exited(c, i))
             continue;
         c->gw[i].status = target_stop_pid(c->gw[i].pid, SIGINT);

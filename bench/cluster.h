@@ -1,12 +1,15 @@
 /*
- * Two gatewayd instances on one Redis behind HAProxy, with the deployment's
- * own deploy/haproxy.cfg, all on loopback ports of their own: what the
- * drain scenario measures. Each instance gets a generated config (its own
- * broker.instance_id, the same Redis and channel, the drain and handoff
- * settings given, log level info so that a failed handoff says why in its
- * log) and HAProxy its addresses through the environment the config reads
- * (GW_LISTEN, GW1_ADDR, GW1_HEALTH, ...; test/e2e/test_haproxy.py's
- * fixture does the same).
+ * Several gatewayd instances on one Redis, all on loopback ports of their
+ * own, optionally behind HAProxy with the deployment's own
+ * deploy/haproxy.cfg: what the drain scenario (two instances and the
+ * proxy) and fanout --instances (up to eight, no proxy) measure. Each
+ * instance gets a generated config (its own broker.instance_id, the same
+ * Redis and channel, presence and RabbitMQ off, log level warn), then the
+ * scenario's own settings and --gw-set as -s options, in that order (the
+ * drain's: its drain and handoff settings, log level info so that a failed
+ * handoff says why in its log). HAProxy gets the instances' addresses
+ * through the environment its config reads (GW_LISTEN, GW1_ADDR,
+ * GW1_HEALTH, ...; test/e2e/test_haproxy.py's fixture does the same).
  *
  * Everything started dies with gwbench (PR_SET_PDEATHSIG) and is stopped
  * by cluster_stop(): HAProxy with SIGTERM (it stops at once), an instance
@@ -23,7 +26,8 @@
 #include "opts.h"
 #include "proc.h"
 
-#define CLUSTER_INST 2
+#define CLUSTER_MAX_INST 8 /* as many as a run's clients know (client.h) */
+#define CLUSTER_MAX_SETS 8 /* a scenario's own -s settings */
 
 typedef struct cluster_inst {
     char id[32];           /* broker.instance_id */
@@ -39,32 +43,36 @@ typedef struct cluster_inst {
 typedef struct cluster_conf {
     const opts_t *o;         /* --gatewayd, --workers, --heartbeat-ms,
                                 --jwt-secret, --api-key, --gw-set */
-    const char *haproxy_cfg; /* deploy/haproxy.cfg */
+    const char *haproxy_cfg; /* deploy/haproxy.cfg, whose servers are the
+                                instances; NULL = no proxy */
     const char *dir;         /* config files and logs */
-    const char *redis_host;  /* the Redis both instances share */
+    const char *id_prefix;   /* broker.instance_id: this, then 1 .. n */
+    const char *redis_host;  /* the Redis the instances share */
     int redis_port;
-    const char *channel;   /* redis.channel */
-    long drain_ms;         /* server.drain_ms */
-    long margin_ms;        /* session.handoff_margin_ms */
-    long resume_window_ms; /* session.resume_window_ms */
-    unsigned long maxconn; /* HAProxy's GW_MAXCONN */
-    unsigned long per_ip;  /* GW_CONN_PER_IP and GW_CONN_RATE_PER_IP */
+    const char *channel;     /* redis.channel */
+    const char *const *sets; /* the scenario's own key=value for -s,
+                                before --gw-set's; NULL-ended (at most
+                                CLUSTER_MAX_SETS), or NULL */
+    unsigned long maxconn;   /* HAProxy's GW_MAXCONN */
+    unsigned long per_ip;    /* GW_CONN_PER_IP and GW_CONN_RATE_PER_IP */
 } cluster_conf_t;
 
 typedef struct cluster {
-    cluster_inst_t gw[CLUSTER_INST];
-    int proxy_port; /* where clients connect */
+    cluster_inst_t gw[CLUSTER_MAX_INST];
+    unsigned n;     /* instances */
+    int proxy_port; /* where clients connect through the proxy */
     pid_t proxy_pid;
 } cluster_t;
 
-/* Empties c and picks the proxy's port, which the clients must know
- * before they are forked. Returns 0, or -1 after a message. */
-int cluster_init(cluster_t *c);
+/* Empties c for n instances (1 .. CLUSTER_MAX_INST) and picks every port
+ * (each instance's and the proxy's), which the clients must know before
+ * they are forked. Returns 0, or -1 after a message. */
+int cluster_init(cluster_t *c, unsigned n);
 
 /* Starts the instances, waits until each answers /health 200 with Redis
- * up, then starts HAProxy and waits until it accepts connections (each
- * bounded by 15 s). Returns 0, or -1 after a message (call cluster_stop()
- * either way). */
+ * up, then starts HAProxy when cc names its config and waits until it
+ * accepts connections (each bounded by 15 s). Returns 0, or -1 after a
+ * message (call cluster_stop() either way). */
 int cluster_start(cluster_t *c, const cluster_conf_t *cc);
 
 /* GET path from instance i's HTTP API into out. Returns the HTTP status,

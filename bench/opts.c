@@ -128,6 +128,12 @@ static const opt_t opts_table[] = {
     OPTN("churn", OPT_DOUBLE, churn, "5", 0, 100,
          "percent of the sessions dropped and reconnected (resume: reset "
          "and resumed) per second"),
+    OPTN("instances", OPT_LONG, instances, "0", 0, 8,
+         "fanout: K gatewayd on one private Redis (each --workers), each "
+         "guild on one of them, events PUBLISHed as a backend does: to "
+         "the guild's channel, or to the plain one with --gw-set "
+         "redis.targeted=false; per instance, events received and "
+         "broker-thread CPU; 0 = one daemon, the classic run"),
     OPTN("storm", OPT_LONG, storm, "0", 0, 1e6,
          "fanout: sessions more, in no guild, that connect unpaced (within "
          "--inflight) --storm-at seconds into publishing and stay: a "

@@ -62,6 +62,8 @@ typedef struct opts {
     double drain;
     double typing_rate;
     double churn;
+    long instances;  /* fanout: gatewayd instances on one Redis; 0 = one,
+                        the classic run */
     long storm;      /* fanout: sessions that connect during publishing */
     double storm_at; /* seconds into publishing they start */
     long fill;       /* park: dispatches each session gets before its cut */

@@ -1,5 +1,6 @@
 #include "proc.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,4 +149,67 @@ void proc_add(proc_sample_t *a, const proc_sample_t *b)
 double proc_cpu_between(const proc_sample_t *a, const proc_sample_t *b)
 {
     return (b->user_s + b->sys_s) - (a->user_s + a->sys_s);
+}
+
+int proc_schedstat_ns(const char *text, uint64_t *ns)
+{
+    char *end;
+    unsigned long long v;
+
+    while (*text == ' ')
+        text++;
+    if (*text < '0' || *text > '9')
+        return -1;
+    v = strtoull(text, &end, 10);
+    if (*end != ' ' && *end != '\n' && *end != '\0')
+        return -1;
+    *ns = v;
+    return 0;
+}
+
+/* The first line of /proc/PID/task/TID/<file> into buf; 0 or -1. */
+static int proc_task_line(pid_t pid, const char *tid, const char *file,
+                          char *buf, size_t cap)
+{
+    char path[96];
+    FILE *f;
+    int rc;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", (int)pid, tid, file);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    rc = fgets(buf, (int)cap, f) != NULL ? 0 : -1;
+    fclose(f);
+    return rc;
+}
+
+int proc_threads_cpu(pid_t pid, const char *name, double *cpu_s)
+{
+    char path[64], line[128];
+    struct dirent *e;
+    uint64_t ns, sum = 0;
+    int n = 0;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    if ((d = opendir(path)) == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (name != NULL &&
+            (proc_task_line(pid, e->d_name, "comm", line, sizeof(line)) != 0 ||
+             strncmp(line, name, strlen(name)) != 0 ||
+             (line[strlen(name)] != '\n' && line[strlen(name)] != '\0')))
+            continue;
+        if (proc_task_line(pid, e->d_name, "schedstat", line, sizeof(line)) !=
+                0 ||
+            proc_schedstat_ns(line, &ns) != 0)
+            continue;
+        sum += ns;
+        n++;
+    }
+    closedir(d);
+    *cpu_s = (double)sum / 1e9;
+    return n;
 }

@@ -41,6 +41,20 @@ double proc_steal_s(void);
  * (a shared machine's builds and tests, a private Redis). */
 double proc_busy_s(void);
 
+/*
+ * The CPU time of pid's threads whose name (their comm) is name, or of
+ * all of them when name is NULL, in seconds: the run time schedstat gives
+ * in nanoseconds (stat's utime and stime come in clock ticks, 10 ms, too
+ * coarse for one thread's share of a run). Threads that exited are not
+ * counted. Returns how many threads were counted, or -1 when pid's tasks
+ * cannot be read.
+ */
+int proc_threads_cpu(pid_t pid, const char *name, double *cpu_s);
+
+/* The run time (its first field, nanoseconds) of a schedstat line.
+ * Returns 0, or -1 when it does not begin with a number. */
+int proc_schedstat_ns(const char *text, uint64_t *ns);
+
 /* Adds b into a. */
 void proc_add(proc_sample_t *a, const proc_sample_t *b);
 

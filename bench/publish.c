@@ -12,6 +12,7 @@
 #define PUBLISH_MAX_CONNS 64
 #define PUBLISH_TICK_MS 1
 #define PUBLISH_MAX_BODY 65536
+#define PUBLISH_MAX_CHANNEL 256
 
 typedef struct publish_conn {
     uv_tcp_t tcp;
@@ -42,14 +43,20 @@ typedef struct publish_write {
     char data[];
 } publish_write_t;
 
+/* The guild event n goes to: its id is "g" and this number. */
+static unsigned long long publish_guild(const publish_conf_t *conf, uint64_t n)
+{
+    return (unsigned long long)(conf->guild0 + n % conf->guilds);
+}
+
 size_t publish_envelope(const publish_conf_t *conf, uint64_t n, uint64_t t_us,
                         char *out, size_t cap)
 {
     int len = snprintf(out, cap,
                        "{\"event\":\"bench\",\"guildId\":\"g%llu\",\"data\":{"
                        "\"bts\":%llu,\"n\":%llu,\"pad\":\"",
-                       (unsigned long long)(conf->guild0 + n % conf->guilds),
-                       (unsigned long long)t_us, (unsigned long long)n);
+                       publish_guild(conf, n), (unsigned long long)t_us,
+                       (unsigned long long)n);
     size_t o = len > 0 ? (size_t)len : 0;
 
     /* Pad so the whole envelope, with the closing "}}, is payload bytes. */
@@ -60,6 +67,16 @@ size_t publish_envelope(const publish_conf_t *conf, uint64_t n, uint64_t t_us,
         o += 3;
     }
     return o;
+}
+
+size_t publish_channel(const publish_conf_t *conf, uint64_t n, char *out,
+                       size_t cap)
+{
+    int len = conf->targeted ? snprintf(out, cap, "%s:guild:g%llu",
+                                        conf->channel, publish_guild(conf, n))
+                             : snprintf(out, cap, "%s", conf->channel);
+
+    return len > 0 && (size_t)len < cap ? (size_t)len : 0;
 }
 
 static void publish_write_cb(uv_write_t *req, int status)
@@ -193,22 +210,22 @@ static void publish_note(publish_t *p, uint64_t n, uint64_t t_us)
 
 static void publish_redis_batch(publish_t *p, uint64_t n, uint64_t now)
 {
-    size_t clen = strlen(p->conf.channel);
-    size_t cap =
-        n * ((p->conf.payload > 128 ? p->conf.payload : 128) + clen + 64);
+    size_t cap = n * ((p->conf.payload > 128 ? p->conf.payload : 128) +
+                      PUBLISH_MAX_CHANNEL + 64);
     char *buf = gw_malloc(cap), body[PUBLISH_MAX_BODY];
+    char channel[PUBLISH_MAX_CHANNEL];
     size_t o = 0;
 
     for (uint64_t i = 0; i < n; i++) {
-        size_t blen;
+        size_t blen, clen;
 
         publish_note(p, p->st.sent, now);
+        clen = publish_channel(&p->conf, p->st.sent, channel, sizeof(channel));
         blen =
             publish_envelope(&p->conf, p->st.sent++, now, body, sizeof(body));
-
         o += (size_t)snprintf(buf + o, cap - o,
                               "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n",
-                              clen, p->conf.channel, blen);
+                              clen, channel, blen);
         memcpy(buf + o, body, blen);
         memcpy(buf + o + blen, "\r\n", 2);
         o += blen + 2;

@@ -3,8 +3,9 @@
  * carrying its send time ("bts", CLOCK_MONOTONIC microseconds) in data, so
  * that every client can time its delivery end to end.
  *
- * Paths: Redis (PUBLISH on the gateway channel, pipelined on one
- * connection, through a RESP writer of our own) and HTTP (POST /publish, or
+ * Paths: Redis (PUBLISH on the gateway channel, or on each event's guild
+ * channel as a targeting backend publishes, pipelined on one connection,
+ * through a RESP writer of our own) and HTTP (POST /publish, or
  * nchan's POST /pub/<guild>, one request in flight per connection over a
  * few keep-alive connections) run on the coordinator's loop. AMQP (a topic
  * exchange, with publisher confirms) runs on a thread of its own, because
@@ -27,6 +28,9 @@ typedef struct publish_conf {
     char path[128];          /* HTTP request path (nchan: its prefix) */
     const char *api_key;     /* HTTP X-API-Key */
     const char *channel;     /* Redis channel */
+    int targeted;            /* Redis: event n goes to its guild's channel,
+                                <channel>:guild:g<guild> (gatewayd's
+                                redis.targeted), not to channel itself */
     const char *exchange;    /* AMQP topic exchange */
     const char *routing_key; /* AMQP routing key of every event */
     uint32_t guilds;         /* event n goes to guild guild0 + n % guilds */
@@ -74,6 +78,12 @@ const publish_stats_t *publish_stats(publish_t *p);
  * returns its length (at most cap - 1). */
 size_t publish_envelope(const publish_conf_t *conf, uint64_t n, uint64_t t_us,
                         char *out, size_t cap);
+
+/* The Redis channel event n is published on (conf->channel, or its
+ * guild's channel when conf->targeted); returns its length, or 0 when it
+ * does not fit in cap. */
+size_t publish_channel(const publish_conf_t *conf, uint64_t n, char *out,
+                       size_t cap);
 
 /* Closes the connections (AMQP: stops the thread, bounded); p is freed
  * once their close callbacks ran. */

@@ -479,6 +479,7 @@ static int run_client_conf(run_t *r, const run_spec_t *spec)
     c->record = spec->record;
     c->record_cap = spec->record_cap;
     c->follow_drain = spec->follow_drain;
+    c->by_guild = spec->by_guild;
     c->src_addrs = (uint32_t)(o->src_addrs > 250 ? 250 : o->src_addrs);
     c->stage_timeout_ms = (uint32_t)o->stage_timeout_ms;
     c->max_msg = 1u << 20;
@@ -503,8 +504,11 @@ static unsigned run_procs(const opts_t *o, const run_spec_t *spec)
 int run_open(run_t *r, const opts_t *o, const char *scenario, uint32_t sessions,
              uint32_t guilds, uint32_t members, int broker)
 {
-    run_spec_t spec = {scenario, sessions, guilds, members, broker,
-                       0,        NULL,     0,      0,       0};
+    run_spec_t spec = {.scenario = scenario,
+                       .sessions = sessions,
+                       .guilds = guilds,
+                       .members = members,
+                       .broker = broker};
 
     return run_open_spec(r, o, &spec);
 }

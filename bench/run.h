@@ -86,6 +86,7 @@ typedef struct run_spec {
                                before the run opens */
     uint64_t record_cap;
     int follow_drain;  /* client_conf_t's follow_drain */
+    int by_guild;      /* client_conf_t's by_guild */
     uint32_t storm_lo; /* the first of the sessions of a --storm, which
                           --tls storm makes TLS clients; 0 = no storm */
 } run_spec_t;

@@ -17,6 +17,10 @@ int scenario_idle(const opts_t *o);
 /* Events published to G guilds of M members: delivery and cost. */
 int scenario_fanout(const opts_t *o);
 
+/* fanout --instances K: K instances on one Redis, each guild on one;
+ * what an event costs the cluster in the targeted design and the old. */
+int scenario_fanout_instances(const opts_t *o);
+
 /* Clients send typing.start, relayed to their guilds. */
 int scenario_typing(const opts_t *o);
 

@@ -54,7 +54,9 @@
 #define DRAIN_MAX_EVENTS 10000000
 #define DRAIN_BODY_MAX 65536
 #define DRAIN_CHANNEL "gateway_events"
-#define DRAIN_CPUS (CLUSTER_INST + 2) /* the instances, HAProxy, Redis */
+#define DRAIN_INST 2 /* behind deploy/haproxy.cfg's two servers */
+#define DRAIN_CPUS (DRAIN_INST + 2) /* the instances, HAProxy, Redis */
+#define DRAIN_SETS 5                /* the instances' own settings */
 #define DRAIN_PROXY_SPARE 1000 /* HAProxy connections beyond the sessions */
 #define DRAIN_PROXY_FDS 100    /* its descriptors beyond two a connection */
 
@@ -64,15 +66,17 @@ typedef struct drainrun {
     char url[64];
     cluster_t cl;
     int cl_started;
+    char set_buf[DRAIN_SETS][64];     /* the instances' -s settings */
+    const char *sets[DRAIN_SETS + 1]; /* those, NULL-ended */
     uint32_t members;
     unsigned long maxconn; /* HAProxy's */
     uint64_t *record;      /* shared with the client processes */
     uint64_t count;        /* events the record has room for */
     publish_t *pub;
     unsigned victim, survivor;
-    drain_stats_t at_term[CLUSTER_INST]; /* each instance's at SIGTERM */
-    drain_stats_t end;                   /* the survivor's at the end */
-    drain_stats_t last;                  /* the drained instance's, last read */
+    drain_stats_t at_term[DRAIN_INST]; /* each instance's at SIGTERM */
+    drain_stats_t end;                 /* the survivor's at the end */
+    drain_stats_t last;                /* the drained instance's, last read */
     int term_ok, end_ok, last_ok;
     uint64_t t_last_read; /* of last */
     uint64_t t_term;      /* SIGTERM sent */
@@ -129,18 +133,36 @@ static int drainrun_all_back(run_t *r, void *ud)
 
 /* ---- the steps -------------------------------------------------------- */
 
+/* The drain's settings of both instances: the drain window, the handoff
+ * and its margin, a resume window longer than the run, and info logs, so
+ * that a failed handoff says why. */
+static const char *const *drainrun_sets(drainrun_t *x)
+{
+    snprintf(x->set_buf[0], sizeof(x->set_buf[0]), "server.drain_ms=%ld",
+             x->o.drain_ms);
+    snprintf(x->set_buf[1], sizeof(x->set_buf[1]),
+             "session.handoff_margin_ms=%ld", x->o.margin_ms);
+    snprintf(x->set_buf[2], sizeof(x->set_buf[2]),
+             "session.resume_window_ms=120000");
+    snprintf(x->set_buf[3], sizeof(x->set_buf[3]), "session.handoff=true");
+    snprintf(x->set_buf[4], sizeof(x->set_buf[4]), "log.level=info");
+    for (unsigned i = 0; i < DRAIN_SETS; i++)
+        x->sets[i] = x->set_buf[i];
+    x->sets[DRAIN_SETS] = NULL;
+    return x->sets;
+}
+
 static int drainrun_cluster(drainrun_t *x)
 {
     cluster_conf_t cc = {
         .o = &x->o,
         .haproxy_cfg = x->o.haproxy_cfg,
         .dir = x->r.tgt.dir,
+        .id_prefix = "gwdrain",
         .redis_host = x->r.tgt.redis_host,
         .redis_port = x->r.tgt.redis_port,
         .channel = DRAIN_CHANNEL,
-        .drain_ms = x->o.drain_ms,
-        .margin_ms = x->o.margin_ms,
-        .resume_window_ms = 120000,
+        .sets = drainrun_sets(x),
         .maxconn = x->maxconn,
         /* All clients come from 16 addresses: no per-address limit. */
         .per_ip = 100 * (unsigned long)x->r.sessions + 1000,
@@ -179,7 +201,7 @@ static void drainrun_cpu(drainrun_t *x, proc_sample_t s[DRAIN_CPUS],
 {
     pid_t pids[DRAIN_CPUS] = {0};
 
-    for (unsigned i = 0; i < CLUSTER_INST; i++) {
+    for (unsigned i = 0; i < DRAIN_INST; i++) {
         const cluster_inst_t *in = &x->cl.gw[i];
 
         pids[i] = in->pid;
@@ -188,8 +210,8 @@ static void drainrun_cpu(drainrun_t *x, proc_sample_t s[DRAIN_CPUS],
             s[i] = in->at_exit;
         }
     }
-    pids[CLUSTER_INST] = x->cl.proxy_pid;
-    pids[CLUSTER_INST + 1] = x->r.tgt.redis_pid;
+    pids[DRAIN_INST] = x->cl.proxy_pid;
+    pids[DRAIN_INST + 1] = x->r.tgt.redis_pid;
     for (unsigned i = 0; i < DRAIN_CPUS; i++)
         if (pids[i] > 0)
             ok[i] = ok[i] && proc_read(pids[i], &s[i]) == 0;
@@ -200,7 +222,7 @@ static int drainrun_pick(drainrun_t *x)
 {
     int v;
 
-    for (unsigned i = 0; i < CLUSTER_INST; i++)
+    for (unsigned i = 0; i < DRAIN_INST; i++)
         if (drainrun_stats(x, i, &x->at_term[i]) != 0) {
             util_warn("cannot read %s's /stats handoff figures",
                       x->cl.gw[i].id);
@@ -303,7 +325,7 @@ static cJSON *drainrun_instances_json(const drainrun_t *x)
 {
     cJSON *a = cJSON_CreateArray();
 
-    for (unsigned i = 0; i < CLUSTER_INST; i++) {
+    for (unsigned i = 0; i < DRAIN_INST; i++) {
         cJSON *o = cJSON_CreateObject();
 
         cJSON_AddStringToObject(o, "instance_id", x->cl.gw[i].id);
@@ -405,8 +427,8 @@ static void drainrun_cpu_json(const drainrun_t *x, cJSON *res)
 
     names[x->victim] = "drained_cpu_s";
     names[x->survivor] = "survivor_cpu_s";
-    names[CLUSTER_INST] = "haproxy_cpu_s";
-    names[CLUSTER_INST + 1] = "redis_cpu_s";
+    names[DRAIN_INST] = "haproxy_cpu_s";
+    names[DRAIN_INST + 1] = "redis_cpu_s";
     for (unsigned i = 0; i < DRAIN_CPUS; i++) {
         double v = proc_cpu_between(&x->cpu_a[i], &x->cpu_b[i]);
 
@@ -571,7 +593,7 @@ static int drainrun_options(drainrun_t *x, const opts_t *o)
                   "instances, HAProxy and Redis (no --target, no --redis)");
         return -1;
     }
-    if (drainrun_maxconn(x, o) != 0 || cluster_init(&x->cl) != 0)
+    if (drainrun_maxconn(x, o) != 0 || cluster_init(&x->cl, DRAIN_INST) != 0)
         return -1;
     x->o = *o;
     snprintf(x->url, sizeof(x->url), "ws://127.0.0.1:%d/", x->cl.proxy_port);

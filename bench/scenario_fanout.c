@@ -309,6 +309,8 @@ int scenario_fanout(const opts_t *o)
     run_spec_t spec;
     run_t r;
 
+    if (o->instances > 0)
+        return scenario_fanout_instances(o);
     /* guilds and members are at least 1 (opts.c). */
     if (o->guilds * o->members + o->storm > 1000000 || o->event_rate <= 0) {
         util_warn("fanout needs --event-rate > 0 and at most 1e6 sessions "

@@ -263,16 +263,11 @@ int scenario_park(const opts_t *o)
     x.members =
         (uint32_t)(o->sessions / o->guilds > 0 ? o->sessions / o->guilds : 1);
     x.per = x.guilds * x.members;
-    spec = (run_spec_t){"park",
-                        PARK_ROUNDS * x.per,
-                        PARK_ROUNDS * x.guilds,
-                        x.members,
-                        TARGET_BROKER_REDIS,
-                        0,
-                        NULL,
-                        0,
-                        0,
-                        0};
+    spec = (run_spec_t){.scenario = "park",
+                        .sessions = PARK_ROUNDS * x.per,
+                        .guilds = PARK_ROUNDS * x.guilds,
+                        .members = x.members,
+                        .broker = TARGET_BROKER_REDIS};
     if (run_open_spec(&x.r, o, &spec) == 0) {
         x.before_kb = park_rss(&x);
         for (x.done = 0; x.done < PARK_ROUNDS; x.done++)

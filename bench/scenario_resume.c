@@ -334,16 +334,14 @@ int scenario_resume(const opts_t *o)
                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (x.record == MAP_FAILED)
         util_die("cannot map the publisher's record");
-    spec = (run_spec_t){"resume",
-                        n,
-                        (uint32_t)o->guilds,
-                        x.members,
-                        TARGET_BROKER_REDIS,
-                        1,
-                        x.record,
-                        x.count,
-                        0,
-                        0};
+    spec = (run_spec_t){.scenario = "resume",
+                        .sessions = n,
+                        .guilds = (uint32_t)o->guilds,
+                        .members = x.members,
+                        .broker = TARGET_BROKER_REDIS,
+                        .resume = 1,
+                        .record = x.record,
+                        .record_cap = x.count};
     if (run_open_spec(&x.r, o, &spec) == 0)
         resrun_steps(&x);
     else

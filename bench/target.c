@@ -132,6 +132,43 @@ static int target_redis_ping(const target_t *t)
     return ok;
 }
 
+/* Where a RESP bulk string ("$<n>\r\n" and n bytes) ends in buf, once
+ * its header is there; 0 before. */
+static size_t target_bulk_end(const char *buf)
+{
+    const char *eol = strstr(buf, "\r\n");
+
+    if (buf[0] != '$' || eol == NULL)
+        return 0;
+    return (size_t)(eol + 2 - buf) + strtoull(buf + 1, NULL, 10);
+}
+
+int target_redis_info(const target_t *t, const char *section, char *out,
+                      size_t cap)
+{
+    char req[64];
+    size_t have = 0, end = 0, head;
+    ssize_t n;
+    int fd, len = snprintf(req, sizeof(req), "INFO %s\r\n", section);
+
+    if (t->redis_port == 0 || len <= 0 || (size_t)len >= sizeof(req) ||
+        cap < 2 || (fd = target_dial(t->redis_host, t->redis_port, 1000)) < 0)
+        return -1;
+    out[0] = '\0';
+    if (write(fd, req, (size_t)len) == len)
+        while (have + 1 < cap &&
+               ((end = target_bulk_end(out)) == 0 || have < end) &&
+               (n = read(fd, out + have, cap - 1 - have)) > 0)
+            out[have += (size_t)n] = '\0';
+    close(fd);
+    if (end == 0 || have < end)
+        return -1;
+    head = (size_t)(strstr(out, "\r\n") + 2 - out);
+    memmove(out, out + head, end - head);
+    out[end - head] = '\0';
+    return 0;
+}
+
 /* A RabbitMQ node that has booted answers the AMQP 0-9-1 protocol header
  * with connection.start, a method frame (type 1). The connection is then
  * dropped: the broker logs it and moves on. */

@@ -86,6 +86,12 @@ int target_http_get_inst(const target_t *t, unsigned i, const char *path,
                          const char *api_key, char *out, size_t cap,
                          int timeout_ms);
 
+/* The answer of Redis's INFO section (the bulk string: "name:value"
+ * lines) into out (NUL-terminated). Returns 0, or -1 when the run has no
+ * Redis or it did not answer. Blocking, bounded by 1 s. */
+int target_redis_info(const target_t *t, const char *section, char *out,
+                      size_t cap);
+
 /* Stops what target_open() started and removes its directory. */
 void target_close(target_t *t);
 

@@ -6,12 +6,18 @@
 int totals_read(const cJSON *doc, const totals_field_t *fields, size_t n,
                 void *out, size_t size)
 {
-    const cJSON *totals = cJSON_GetObjectItemCaseSensitive(doc, "totals");
+    return totals_read_in(doc, "totals", fields, n, out, size);
+}
+
+int totals_read_in(const cJSON *doc, const char *object,
+                   const totals_field_t *fields, size_t n, void *out,
+                   size_t size)
+{
+    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(doc, object);
 
     memset(out, 0, size);
     for (size_t i = 0; i < n; i++) {
-        const cJSON *v =
-            cJSON_GetObjectItemCaseSensitive(totals, fields[i].name);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, fields[i].name);
 
         if (!cJSON_IsNumber(v)) {
             memset(out, 0, size);

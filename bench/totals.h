@@ -19,6 +19,11 @@ typedef struct totals_field {
 int totals_read(const cJSON *doc, const totals_field_t *fields, size_t n,
                 void *out, size_t size);
 
+/* The same from doc's object named object ("broker", "acceptor", ...). */
+int totals_read_in(const cJSON *doc, const char *object,
+                   const totals_field_t *fields, size_t n, void *out,
+                   size_t size);
+
 #define TOTALS_LAT_MAX 32 /* buckets of a fan-out histogram, at most */
 
 /* The workers' fan-out latency (broker ingress to the last write queued)

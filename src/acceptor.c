@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,7 @@ static void acceptor_main(void *arg)
 {
     gw_acceptor_t *a = arg;
 
+    pthread_setname_np(pthread_self(), "gw-acceptor");
     uv_run(&a->loop, UV_RUN_DEFAULT);
 }
 

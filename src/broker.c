@@ -17,6 +17,7 @@
 #include "gw/worker.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -943,6 +944,9 @@ static void broker_main(void *arg)
 {
     gw_broker_t *b = arg;
 
+    /* Named, so that top -H and /proc/PID/task/TID/comm tell the threads
+     * apart (gwbench reads the broker's CPU time by this name). */
+    pthread_setname_np(pthread_self(), "gw-broker");
     uv_run(&b->loop, UV_RUN_DEFAULT);
 }
 

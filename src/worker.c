@@ -12,6 +12,8 @@
 #include "gw/tls.h"
 #include "gw/transfer.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -516,7 +518,11 @@ static void worker_wake_cb(gw_wake_t *wk)
 static void worker_main(void *arg)
 {
     gw_worker_t *w = arg;
+    char name[16];
 
+    /* At most 15 bytes: "gw-worker-" and the id. */
+    snprintf(name, sizeof(name), "gw-worker-%d", w->id);
+    pthread_setname_np(pthread_self(), name);
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
