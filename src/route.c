@@ -222,23 +222,32 @@ void gw_route_rebind(gw_route_t *rt)
     free(g.t);
 }
 
+/* Whether ev is for the target its channel or routing key (`what`, for
+ * the log) names: 0, or GW_EINVAL counted under stat and logged. */
+static int route_agree(gw_route_t *rt, gw_event_t *ev, const gw_channel_t *ch,
+                       gw_stat_t stat, const char *what, size_t len)
+{
+    const char *why =
+        ch == NULL ? "it names no target" : gw_channel_match(ev, ch);
+
+    if (why == NULL)
+        return 0;
+    gw_stat_add(rt->stats, stat, 1);
+    gw_log_limited(&rt->log, GW_LOG_WARN,
+                   "route: a message on %.*s refused: %s",
+                   (int)(len < 200 ? len : 200), what, why);
+    return GW_EINVAL;
+}
+
 int gw_route_key_match(gw_route_t *rt, gw_event_t *ev, const char *key,
                        size_t len)
 {
     char id[GW_CHANNEL_ID_MAX];
     gw_channel_t ch;
-    const char *why = gw_amqp_key_parse(key, len, id, &ch) != 0
-                          ? "the routing key names no target"
-                          : gw_channel_match(ev, &ch);
+    int parsed = gw_amqp_key_parse(key, len, id, &ch) == 0;
 
-    if (why == NULL)
-        return 0;
-    gw_stat_add(rt->stats, GW_STAT_AMQP_MISMATCHES, 1);
-    gw_log_limited(&rt->log, GW_LOG_WARN,
-                   "route: an AMQP delivery with routing key %.*s "
-                   "dead-lettered: %s",
-                   (int)(len < 200 ? len : 200), key, why);
-    return GW_EINVAL;
+    return route_agree(rt, ev, parsed ? &ch : NULL, GW_STAT_AMQP_MISMATCHES,
+                       key, len);
 }
 
 int gw_route_channel(gw_route_t *rt, const char *name, size_t len,
@@ -257,15 +266,7 @@ int gw_route_channel(gw_route_t *rt, const char *name, size_t len,
 
 int gw_route_match(gw_route_t *rt, gw_event_t *ev, const gw_channel_t *ch)
 {
-    const char *why = gw_channel_match(ev, ch);
-
-    if (why == NULL)
-        return 0;
-    gw_stat_add(rt->stats, GW_STAT_REDIS_MISMATCHES, 1);
-    gw_log_limited(&rt->log, GW_LOG_WARN,
-                   "route: a Redis message on the channel of %.*s dropped: %s",
-                   (int)ch->len, ch->id, why);
-    return GW_EINVAL;
+    return route_agree(rt, ev, ch, GW_STAT_REDIS_MISMATCHES, ch->id, ch->len);
 }
 
 void gw_route_channels(const gw_route_t *rt, const gw_event_t *ev,
