@@ -27,6 +27,10 @@
 #                      CPU-second, a TLS connect storm beside a worker's
 #                      fan-out with and without the handshake budget
 #                      (bench/tls.sh, about 5 minutes)
+#   make bench-handshake the server's CPU per full and resumed TLS handshake
+#                      with openssl s_time as the client: gatewayd's wss://
+#                      beside HAProxy terminating TLS (bench/handshake.sh,
+#                      about a minute)
 #   make bench-scale   scale-out: fanout --instances K for K = 1, 2, 4, 8, the
 #                      old design (every instance reads every event) against
 #                      targeted channels, three rounds; CPU per event summed
@@ -52,7 +56,7 @@ BENCH_CFLAGS  := $(CPPFLAGS) -Ibench $(CFLAGS) $(WARN)
 BENCH_UNITSRC := $(wildcard test/unit/test_bench_*.c)
 BENCH_UNITBIN := $(BENCH_UNITSRC:test/unit/%.c=$(B)/%)
 DEB_BENCH     := redis-server rabbitmq-server gnuplot-nox libcmocka-dev valgrind \
-                 liburing-dev
+                 liburing-dev haproxy openssl
 
 .PHONY: bench bench-build bench-unit bench-deps bench-format bench-format-check \
 	bench-cost
@@ -157,3 +161,11 @@ bench-scale: bench-deps
 bench-tls: bench-deps
 	$(MAKE) FLAVOR=release gatewayd bench/gwbench
 	./bench/tls.sh
+
+# The server's CPU per TLS handshake with OpenSSL's s_time as the client:
+# gatewayd's own wss:// beside HAProxy terminating TLS (bench/handshake.sh,
+# about a minute; it takes /tmp/gw-measure.lock for each run itself).
+.PHONY: bench-handshake
+bench-handshake: bench-deps
+	$(MAKE) FLAVOR=release gatewayd
+	./bench/handshake.sh
