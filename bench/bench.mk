@@ -8,8 +8,11 @@
 #                      make bench; bench/ceiling -h)
 #   make bench         the default suite (bench/suite.sh), under 5 minutes
 #   make bench-compare gatewayd beside the peers of ../shared/peers
-#                      (ref-node-ws, nginx+nchan) on the same idle and fanout
-#                      workloads, with ratios (bench/compare.sh, ~2 minutes)
+#                      (ref-node-ws, nginx+nchan, uWebSockets when UWS_DIR
+#                      and USOCKETS_DIR name its source trees) on the same
+#                      idle and fanout workloads, an overload step, with
+#                      ratios and shares of bench/ceiling (bench/compare.sh,
+#                      ~6 minutes)
 #   make bench-sweep   fanout at rising --event-rate up to the first that
 #                      fails, then --workers 1 vs 2 (bench/sweep.sh, < 5 min)
 #   make bench-unit    the load generator's unit tests
@@ -105,10 +108,12 @@ bench: bench-deps
 
 # Side by side and the overload sweep, on the same release build. Both take
 # /tmp/gw-measure.lock for each run themselves (do not wrap them in flock);
-# compare.sh installs the peers' packages (nginx-light libnginx-mod-nchan).
+# compare.sh installs the peers' packages (nginx-light libnginx-mod-nchan)
+# and builds the uWebSockets peer from $UWS_DIR and $USOCKETS_DIR (make
+# passes the environment on) into build/uws-peer.
 .PHONY: bench-compare bench-sweep
 bench-compare: bench-deps
-	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench bench/ceiling
 	./bench/compare.sh
 
 bench-sweep: bench-deps
