@@ -15,6 +15,9 @@
 #                      ~6 minutes)
 #   make bench-sweep   fanout at rising --event-rate up to the first that
 #                      fails, then --workers 1 vs 2 (bench/sweep.sh, < 5 min)
+#   make bench-storm   the connect storm, RUNS x `gwbench connect -n 19000`,
+#                      min / median / max; B_GATEWAYD=PATH interleaves a
+#                      second gatewayd run for run (bench/storm.sh, ~1 min)
 #   make bench-unit    the load generator's unit tests
 #   make bench/parsecost  a callgrind subject: the broker's parse per event
 #   make bench-cost    callgrind instructions per delivery of the fan-out
@@ -174,3 +177,11 @@ bench-tls: bench-deps
 bench-handshake: bench-deps
 	$(MAKE) FLAVOR=release gatewayd
 	./bench/handshake.sh
+
+# The connect storm, repeated (A/B with B_GATEWAYD=path/to/gatewayd), on the
+# same release build. The script takes /tmp/gw-measure.lock for each run
+# itself (do not wrap it in flock).
+.PHONY: bench-storm
+bench-storm: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/storm.sh $(B_GATEWAYD)
