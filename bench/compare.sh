@@ -36,11 +36,13 @@
 # logs to $OUT, then prints one table (also in $OUT/table.txt): per server
 # the RSS per idle session, deliveries/s, delivered share, p50/p99, deliveries
 # per server CPU-second, server and gwbench CPU, stolen time; then the ratios
-# of gatewayd to each peer (over TLS: of gatewayd-tls to nchan-tls). Exit
-# status 0 when every server started and
+# of gatewayd to each peer (over TLS: of gatewayd-tls to nchan-tls); then
+# deliveries per server CPU-second at both rates beside the ceiling, and
+# gatewayd / uWebSockets. Exit status 0 when every server started and
 # every run was ok, 1 otherwise (a server that fails to start is reported and
-# the others still run). About four minutes; the first start of ref-node-ws
-# also runs `npm install`.
+# the others still run; uws without UWS_DIR or USOCKETS_DIR is skipped, not
+# failed). About eight minutes; the first start of ref-node-ws also runs
+# `npm install`.
 #
 # Environment: OUT (build/bench/compare), SERVERS ("gatewayd ref-node-ws
 # nchan gatewayd-tls nchan-tls uws"), OVERLOAD_SERVERS ("gatewayd uws"),
@@ -459,11 +461,14 @@ case " $SERVERS " in *"-tls "*)
         { echo "openssl could not make a certificate" >&2; exit 1; } ;;
 esac
 TLS_PAIR="--tls-cert $TMP/ec.crt --tls-key $TMP/ec.key"
-# The uWebSockets peer, or one note why not and the others without it.
+# The uWebSockets peer, or one note why not and the others without it
+# (not a failure when UWS_DIR or USOCKETS_DIR is unset).
 case " $SERVERS " in *" uws "*)
     if ! build_uws; then
         echo "== uws: skipped: $WHY"
         echo "uws skipped $WHY" >>"$OUT/status.txt"
+        # Asked for (both set) and not built: that run failed.
+        [ -n "$UWS_DIR" ] && [ -n "$USOCKETS_DIR" ] && FAILED=1
         SERVERS=$(echo " $SERVERS " | sed 's/ uws / /; s/^ *//; s/ *$//')
     fi ;;
 esac
