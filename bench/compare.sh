@@ -260,7 +260,7 @@ build_uws() {
     fi
     echo "== building the uWebSockets peer in $UWS_BUILD (about 15 s of CPU)"
     cp "$PEERS/uws/build.sh" "$PEERS/uws/server.cpp" "$UWS_BUILD/" || return 1
-    if ! nice "$UWS_BUILD/build.sh" "$UWS_DIR" "$USOCKETS_DIR" \
+    if ! timeout 600 nice "$UWS_BUILD/build.sh" "$UWS_DIR" "$USOCKETS_DIR" \
         >"$UWS_BUILD/build.log" 2>&1 </dev/null 9>&-; then
         WHY="the uWebSockets peer did not build (see $UWS_BUILD/build.log)"
         return 1
@@ -283,7 +283,7 @@ start_uws() {
 }
 
 # run_ceiling: the machine's raw loopback fan-out ceiling under the lock,
-# into $OUT/ceiling.json, when bench/ceiling is built.
+# into $OUT/ceiling.json, when bench/ceiling is built (at most 300 s).
 run_ceiling() {
     if [ ! -x ./bench/ceiling ]; then
         echo "== ceiling: bench/ceiling not built (make bench/ceiling); no shares of it"
@@ -292,7 +292,7 @@ run_ceiling() {
     lock || { note ceiling run "no measurement: $GW_MEASURE_LOCK busy"; return; }
     echo "== ceiling (load $(cut -d' ' -f1 /proc/loadavg)): bench/ceiling $CEILING_ARGS"
     # shellcheck disable=SC2086 # $CEILING_ARGS is split into flags on purpose
-    if ./bench/ceiling $CEILING_ARGS -o "$OUT/ceiling.json" \
+    if timeout 300 ./bench/ceiling $CEILING_ARGS -o "$OUT/ceiling.json" \
         >"$OUT/ceiling.log" 2>&1 9>&-; then
         sed 's/^/   /' "$OUT/ceiling.log"
         note ceiling run ok
