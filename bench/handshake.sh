@@ -112,13 +112,14 @@ s_time() {
     i=0 clients=""
     while [ $i -lt "$PROCS" ]; do
         timeout $((SECS + 30)) openssl s_time -connect "127.0.0.1:$1" \
-            "-$2" -time "$SECS" >"$TMP/s_time.$i" 2>&1 &
+            -tls1_2 "-$2" -time "$SECS" >"$TMP/s_time.$i" 2>&1 &
         clients="$clients $!"
         i=$((i + 1))
     done
     for p in $clients; do wait "$p"; done
+    # s_time marks each connection: 'r' resumed, '*' a full handshake.
     cat "$TMP"/s_time.* | awk '/connections in .* real seconds/ {n += $1}
-        END {print n + 0}'
+        /^[r*]+$/ {r += gsub(/r/, "")} END {print n + 0, r + 0}'
     rm -f "$TMP"/s_time.*
 }
 
@@ -135,14 +136,15 @@ run() {
         port=$PPORT pid=$HPID
     fi
     c0=$(cpu_ticks "$pid") t0=$(date +%s.%N)
-    n=$(s_time "$port" "$3")
+    set -- "$1" "$2" "$3" $(s_time "$port" "$3")
+    n=$4 resumed=$5
     c1=$(cpu_ticks "$pid") t1=$(date +%s.%N)
     fails=$(curl -sf -m 2 "http://127.0.0.1:$HPORT/metrics" |
         awk '/^gatewayd_tls_handshake_failures_total/ {n += $2} END {print n + 0}')
     for p in $PIDS; do stop_pid "$p" 5; done
     exec 9>&-
     [ "$n" -gt 0 ] || FAILED=1
-    echo "$1 $2 $3 $n $c0 $c1 $t0 $t1 $fails" >>"$TMP/rows"
+    echo "$1 $2 $3 $n $c0 $c1 $t0 $t1 $fails $resumed" >>"$TMP/rows"
     echo "   $1 $2 -$3: $n connections"
 }
 
@@ -177,14 +179,15 @@ HZ=$(getconf CLK_TCK)
 awk -v hz="$HZ" -v date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" '
 BEGIN {
     printf "== handshakes %s: server CPU per connection (openssl s_time)\n\n", date
-    printf "%-9s %-6s %-8s %9s %9s %12s %14s %9s\n", "server", "cert",
-        "kind", "conns", "conns/s", "srv us/conn", "per core /s", "failed"
+    printf "%-9s %-6s %-8s %9s %9s %9s %12s %14s %9s\n", "server", "cert",
+        "kind", "conns", "resumed", "conns/s", "srv us/conn", "per core /s",
+        "failed"
 }
 {
     secs = $8 - $7; cpu = ($6 - $5) / hz
     us = $4 > 0 ? cpu / $4 * 1e6 : 0
-    printf "%-9s %-6s %-8s %9d %9.0f %12.0f %14.0f %9s\n", $1, $2,
-        ($3 == "new" ? "full" : "resumed"), $4, $4 / secs, us,
+    printf "%-9s %-6s %-8s %9d %9d %9.0f %12.0f %14.0f %9s\n", $1, $2,
+        ($3 == "new" ? "full" : "resumed"), $4, $10, $4 / secs, us,
         (us > 0 ? 1e6 / us : 0), ($1 == "gatewayd" ? $9 : "-")
 }' "$TMP/rows" | tee "$OUT/table.txt"
 echo "(table in $OUT/table.txt; server logs beside it)"
