@@ -613,7 +613,7 @@ static void ws_close_cb(gw_transport_t *t)
         gw_stats_close(l->stats, ws->sent_code, ws->recv_code);
     if (ws->data != NULL)
         l->cb->on_close(ws->data, ws->sent_code, ws->recv_code);
-    free(ws);
+    gw_slab_put(&l->slab, ws);
 }
 
 static void ws_count_address(gw_ws_t *ws, uint32_t limit);
@@ -692,6 +692,7 @@ void gw_ws_loop_init(gw_ws_loop_t *l, uv_loop_t *loop, const gw_ws_cb_t *cb,
                            WS_RING_CHUNKS_KEPT);
     gw_wheel_init(&l->wheel, WS_TICK_MS, uv_now(loop));
     l->pool = gw_calloc(WS_POOL_MAX, sizeof(*l->pool));
+    gw_slab_init(&l->slab, sizeof(gw_ws_t));
 }
 
 void gw_ws_loop_free(gw_ws_loop_t *l)
@@ -700,6 +701,7 @@ void gw_ws_loop_free(gw_ws_loop_t *l)
         ws_ctx_free(l->pool[--l->pool_len]);
     free(l->pool);
     l->pool = NULL;
+    gw_slab_free(&l->slab);
     gw_transport_loop_free(&l->io);
 }
 
@@ -774,7 +776,7 @@ static void ws_count_address(gw_ws_t *ws, uint32_t limit)
 static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_transport_state_t *state,
                        gw_ws_transport_open open)
 {
-    gw_ws_t *ws = gw_calloc(1, sizeof(*ws));
+    gw_ws_t *ws = gw_slab_alloc(&l->slab);
     int rc;
 
     ws->id = (l->next_id++ << 8) | (uint64_t)l->id;
@@ -782,7 +784,7 @@ static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_transport_state_t *state,
                        : open(&ws->transport, &l->io, fd);
     if (rc != 0) {
         gw_warn("worker %d: cannot adopt socket: %s", l->id, uv_strerror(rc));
-        free(ws);
+        gw_slab_put(&l->slab, ws);
         return NULL;
     }
     return ws;

@@ -18,6 +18,7 @@
 #include "gw/guard.h"
 #include "gw/log.h"
 #include "gw/replay.h"
+#include "gw/slab.h"
 #include "gw/snapshot.h"
 #include "gw/stats.h"
 #include "gw/wheel.h"
@@ -59,6 +60,7 @@ typedef struct gw_sessions {
     gw_clock_cb now;         /* the time deadlines are measured in */
     void *now_data;
     gw_replay_log_t log; /* the bodies the sessions were sent */
+    gw_slab_t slab;      /* the sessions themselves */
     gw_guard_t *guard;   /* borrowed, shared: the abuse limits of
                             authentication (auth.c), or NULL for none */
 } gw_sessions_t;

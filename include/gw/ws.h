@@ -20,6 +20,7 @@
 #include "gw/handshake.h"
 #include "gw/log.h"
 #include "gw/peers.h"
+#include "gw/slab.h"
 #include "gw/stats.h"
 #include "gw/transport.h"
 #include "gw/wheel.h"
@@ -79,6 +80,7 @@ typedef struct gw_ws_loop {
     gw_stats_t *stats;      /* borrowed */
     gw_wheel_t wheel;       /* upgrade and close deadlines */
     gw_ws_ctx_t **pool;     /* owned: idle wslay contexts */
+    gw_slab_t slab;         /* the connections themselves */
     unsigned pool_len;
     int id; /* the worker's, for connection ids */
     uint64_t next_id;
