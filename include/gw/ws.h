@@ -71,6 +71,9 @@ typedef struct gw_ws_cb {
 } gw_ws_cb_t;
 
 /* The WebSocket connections of one loop, and what they share. */
+/* The bytes of an incomplete frame, kept for the next read (ws.c). */
+typedef struct gw_ws_partial gw_ws_partial_t;
+
 typedef struct gw_ws_loop {
     gw_transport_loop_t io; /* the transports beneath */
     const gw_ws_cb_t *cb;   /* the layer above */
@@ -102,9 +105,9 @@ struct gw_ws {
         gw_ws_ctx_t *ctx;   /* borrowed from the pool while busy, once
                                open; NULL after a rejection */
     } u;
-    uint8_t *partial; /* owned: bytes of an incomplete frame */
-    uint32_t partial_len;
-    uint32_t partial_cap;
+    /* Owned: the bytes of an incomplete frame, or NULL (most of the time:
+     * an idle connection pays one pointer for it, not its lengths). */
+    gw_ws_partial_t *partial;
     gw_wheel_node_t timer; /* upgrade or close deadline */
     gw_peer_t *peer;       /* counted in loop->peers, or NULL */
     uint64_t id;           /* for log lines */
