@@ -72,7 +72,15 @@ void gw_session_free(gw_session_t *s)
         gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_WAITING, -1);
     gw_grant_free(&(gw_grant_t){s->allowed, s->nallowed, 0});
     gw_replay_free(s->replay);
+    free(s->windows);
     gw_slab_put(&s->set->slab, s);
+}
+
+gw_session_windows_t *gw_session_windows(gw_session_t *s)
+{
+    if (s->windows == NULL)
+        s->windows = gw_calloc(1, sizeof(*s->windows));
+    return s->windows;
 }
 
 void gw_session_grant(gw_session_t *s, gw_grant_t *g)
