@@ -47,10 +47,14 @@ static void index_free_all(ck_hs_t *hs, size_t id_offset)
 
 void gw_index_free(gw_index_t *ix)
 {
+    size_t left;
+
     index_free_all(&ix->guilds, offsetof(gw_guild_t, id));
     index_free_all(&ix->users, offsetof(gw_user_t, id));
     free(ix->slots);
-    gw_slab_free(&ix->members);
+    left = gw_slab_free(&ix->members);
+    if (left > 0)
+        gw_error("%zu guild memberships were never freed", left);
 }
 
 /* Tells the owner of a target's first session here, or its last gone. */

@@ -23,8 +23,12 @@ void gw_sessions_init(gw_sessions_t *set, gw_clock_cb now, void *now_data,
 
 void gw_sessions_free(gw_sessions_t *set)
 {
+    size_t left;
+
     gw_replay_log_free(&set->log);
-    gw_slab_free(&set->slab);
+    left = gw_slab_free(&set->slab);
+    if (left > 0)
+        gw_error("%zu sessions were never freed", left);
 }
 
 /*

@@ -43,9 +43,10 @@ void gw_slab_init(gw_slab_t *s, size_t size)
     s->size = (size + SLAB_ALIGN - 1) & ~(size_t)(SLAB_ALIGN - 1);
 }
 
-void gw_slab_free(gw_slab_t *s)
+size_t gw_slab_free(gw_slab_t *s)
 {
     gw_slab_block_t *b = s->blocks;
+    size_t live = s->live;
 
     while (b != NULL) {
         gw_slab_block_t *next = b->next;
@@ -57,6 +58,7 @@ void gw_slab_free(gw_slab_t *s)
     s->free = NULL;
     s->carve = s->end = NULL;
     s->live = 0;
+    return live;
 }
 
 /* A new block, newest first; its objects are carved as they are asked

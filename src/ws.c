@@ -709,11 +709,15 @@ void gw_ws_loop_init(gw_ws_loop_t *l, uv_loop_t *loop, const gw_ws_cb_t *cb,
 
 void gw_ws_loop_free(gw_ws_loop_t *l)
 {
+    size_t left;
+
     while (l->pool_len > 0)
         ws_ctx_free(l->pool[--l->pool_len]);
     free(l->pool);
     l->pool = NULL;
-    gw_slab_free(&l->slab);
+    left = gw_slab_free(&l->slab);
+    if (left > 0)
+        gw_error("worker %d: %zu connections were never freed", l->id, left);
     gw_transport_loop_free(&l->io);
 }
 

@@ -45,8 +45,10 @@ typedef struct gw_slab {
 void gw_slab_init(gw_slab_t *s, size_t size);
 
 /* Frees every block. Objects still out are gone with them: the owner
- * frees its objects first (gw_slab_live says whether it did). */
-void gw_slab_free(gw_slab_t *s);
+ * frees its objects first. Returns how many were still out, so that the
+ * owner can report a leak that no leak checker sees (they are all one
+ * block to it). */
+size_t gw_slab_free(gw_slab_t *s);
 
 /* A zeroed object; aborts on out-of-memory like gw_malloc. */
 void *gw_slab_alloc(gw_slab_t *s);
