@@ -70,10 +70,10 @@ typedef struct gw_ws_cb {
     void (*on_close)(void *data, uint16_t sent, uint16_t received);
 } gw_ws_cb_t;
 
-/* The WebSocket connections of one loop, and what they share. */
 /* The bytes of an incomplete frame, kept for the next read (ws.c). */
 typedef struct gw_ws_partial gw_ws_partial_t;
 
+/* The WebSocket connections of one loop, and what they share. */
 typedef struct gw_ws_loop {
     gw_transport_loop_t io; /* the transports beneath */
     const gw_ws_cb_t *cb;   /* the layer above */
