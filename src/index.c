@@ -26,6 +26,7 @@ void gw_index_init(gw_index_t *ix, gw_stats_t *stats, uint8_t tag,
     ix->slots = NULL;
     ix->nslots = ix->cap = 0;
     ix->free = INDEX_NO_SLOT;
+    gw_slab_init(&ix->members, sizeof(gw_member_t));
     ix->seed = (unsigned long)random() ^ (unsigned long)(uintptr_t)ix;
     ck_hs_init(&ix->guilds, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC, gw_hs_hash,
                gw_hs_equal, &gw_ck_allocator, 64, ix->seed);
@@ -46,9 +47,14 @@ static void index_free_all(ck_hs_t *hs, size_t id_offset)
 
 void gw_index_free(gw_index_t *ix)
 {
+    size_t left;
+
     index_free_all(&ix->guilds, offsetof(gw_guild_t, id));
     index_free_all(&ix->users, offsetof(gw_user_t, id));
     free(ix->slots);
+    left = gw_slab_free(&ix->members);
+    if (left > 0)
+        gw_error("%zu guild memberships were never freed", left);
 }
 
 /* Tells the owner of a target's first session here, or its last gone. */
@@ -182,7 +188,7 @@ int gw_index_join(gw_index_t *ix, gw_session_t *s, const char *guild)
     for (m = s->guilds; m != NULL; m = m->session_next)
         if (m->guild == g)
             return 1;
-    m = gw_malloc(sizeof(*m));
+    m = gw_slab_alloc(&ix->members);
     m->guild = g;
     m->session = s;
     m->prev = NULL;
@@ -215,7 +221,7 @@ static void index_unlink_member(gw_index_t *ix, gw_member_t *m)
         index_interest(ix, GW_INTEREST_GUILD, g->id, -1);
         free(g);
     }
-    free(m);
+    gw_slab_put(&ix->members, m);
 }
 
 int gw_index_is_member(const gw_session_t *s, const char *guild)

@@ -356,8 +356,9 @@ static int proto_window_admit(gw_session_t *s, uint32_t *since, uint32_t *count,
 static int proto_typing_allowed(gw_session_t *s)
 {
     const gw_config_t *cfg = s->set->cfg;
+    gw_session_windows_t *w = gw_session_windows(s);
 
-    return gw_window_take(&s->typing_since, &s->typing_count,
+    return gw_window_take(&w->typing_since, &w->typing_count,
                           (uint32_t)gw_sessions_now(s->set),
                           cfg->typing_window_ms, cfg->typing_limit);
 }
@@ -410,6 +411,7 @@ static void proto_sync(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
     const char *data = "{}";
     size_t dlen = 2;
     gw_reply_nonce_t echo;
+    gw_session_windows_t *w;
 
     if (proto_nonce(s, m->text, m->len, nonce, &echo) != 0)
         return;
@@ -419,7 +421,8 @@ static void proto_sync(gw_proto_t *p, gw_session_t *s, const proto_msg_t *m)
                           "scope must be 1 to 64 of [A-Za-z0-9_.:-]");
         return;
     }
-    if (!proto_window_admit(s, &s->sync_since, &s->sync_count,
+    w = gw_session_windows(s);
+    if (!proto_window_admit(s, &w->sync_since, &w->sync_count,
                             cfg->sync_window_ms, cfg->sync_limit,
                             GW_STAT_SYNC_LIMITED, &echo,
                             "too many sync requests"))
@@ -521,10 +524,12 @@ static void proto_relay(gw_proto_t *p, gw_session_t *s, const char *name,
     gw_reply_nonce_t echo;
     const char *data = "{}";
     size_t dlen = 2;
+    gw_session_windows_t *w;
 
     if (proto_nonce(s, msg, len, nonce, &echo) != 0)
         return;
-    if (!proto_window_admit(s, &s->relay_since, &s->relay_count,
+    w = gw_session_windows(s);
+    if (!proto_window_admit(s, &w->relay_since, &w->relay_count,
                             cfg->relay_window_ms, cfg->relay_limit,
                             GW_STAT_RELAY_LIMITED, &echo,
                             "too many events relayed"))

@@ -18,11 +18,17 @@ void gw_sessions_init(gw_sessions_t *set, gw_clock_cb now, void *now_data,
         .cfg = cfg, .stats = stats, .now = now, .now_data = now_data};
     gw_wheel_init(&set->wheel, SESSION_TICK_MS, now(now_data));
     gw_replay_log_init(&set->log);
+    gw_slab_init(&set->slab, sizeof(gw_session_t));
 }
 
 void gw_sessions_free(gw_sessions_t *set)
 {
+    size_t left;
+
     gw_replay_log_free(&set->log);
+    left = gw_slab_free(&set->slab);
+    if (left > 0)
+        gw_error("%zu sessions were never freed", left);
 }
 
 /*
@@ -42,7 +48,7 @@ static uint32_t session_first_beat(uint32_t interval,
 
 gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws)
 {
-    gw_session_t *s = gw_calloc(1, sizeof(*s));
+    gw_session_t *s = gw_slab_alloc(&set->slab);
     uint64_t now = gw_sessions_now(set), first;
 
     s->ws = ws;
@@ -70,7 +76,15 @@ void gw_session_free(gw_session_t *s)
         gw_stat_add(s->set->stats, GW_STAT_HANDOFFS_WAITING, -1);
     gw_grant_free(&(gw_grant_t){s->allowed, s->nallowed, 0});
     gw_replay_free(s->replay);
-    free(s);
+    free(s->windows);
+    gw_slab_put(&s->set->slab, s);
+}
+
+gw_session_windows_t *gw_session_windows(gw_session_t *s)
+{
+    if (s->windows == NULL)
+        s->windows = gw_calloc(1, sizeof(*s->windows));
+    return s->windows;
 }
 
 void gw_session_grant(gw_session_t *s, gw_grant_t *g)

@@ -196,7 +196,7 @@ static void ws_maybe_return(gw_ws_t *ws)
     gw_ws_ctx_t *x = ws->u.ctx;
 
     if (x == NULL || ws->state != GW_WS_OPEN || ws->frag ||
-        ws->partial_len > 0 || wslay_event_want_write(x->wslay))
+        ws->partial != NULL || wslay_event_want_write(x->wslay))
         return;
     x->owner = NULL;
     if (l->pool_len < WS_POOL_MAX)
@@ -374,17 +374,29 @@ static void ws_fail(gw_ws_t *ws, uint16_t code, const char *reason)
         wslay_event_shutdown_read(ws->u.ctx->wslay);
 }
 
-/* Grows the partial buffer to hold want bytes, keeping its contents. */
-static void ws_reserve(gw_ws_t *ws, size_t want)
-{
-    size_t cap = ws->partial_cap ? ws->partial_cap : 256;
+struct gw_ws_partial {
+    uint32_t len; /* bytes kept, more than 0 */
+    uint32_t cap; /* room in data */
+    uint8_t data[];
+};
 
-    if (ws->partial_cap >= want)
-        return;
+/* Grows the partial buffer (made empty when there is none) to hold want
+ * bytes, keeping its contents. */
+static gw_ws_partial_t *ws_reserve(gw_ws_t *ws, size_t want)
+{
+    gw_ws_partial_t *p = ws->partial;
+    size_t cap = p != NULL ? p->cap : 256;
+
+    if (p != NULL && p->cap >= want)
+        return p;
     while (cap < want)
         cap *= 2;
-    ws->partial = gw_realloc(ws->partial, cap);
-    ws->partial_cap = (uint32_t)cap;
+    p = gw_realloc(p, sizeof(*p) + cap);
+    if (ws->partial == NULL)
+        p->len = 0;
+    p->cap = (uint32_t)cap;
+    ws->partial = p;
+    return p;
 }
 
 /*
@@ -396,23 +408,23 @@ static void ws_keep(gw_ws_t *ws, const uint8_t *data, size_t from, size_t n,
                     size_t need)
 {
     size_t left = n - from;
+    gw_ws_partial_t *p = ws->partial;
 
-    if (data == ws->partial) {
-        memmove(ws->partial, ws->partial + from, left);
-        ws->partial_len = (uint32_t)left;
+    if (p != NULL && data == p->data) {
+        memmove(p->data, p->data + from, left);
+        p->len = (uint32_t)left;
         ws_reserve(ws, need);
         return;
     }
-    ws_reserve(ws, need > left ? need : left);
-    memcpy(ws->partial, data + from, left);
-    ws->partial_len = (uint32_t)left;
+    p = ws_reserve(ws, need > left ? need : left);
+    memcpy(p->data, data + from, left);
+    p->len = (uint32_t)left;
 }
 
 static void ws_drop_partial(gw_ws_t *ws)
 {
     free(ws->partial);
     ws->partial = NULL;
-    ws->partial_len = ws->partial_cap = 0;
 }
 
 static void ws_hand_off_now(gw_ws_t *ws, const uint8_t *rest, size_t len);
@@ -424,12 +436,12 @@ static void ws_feed(gw_ws_t *ws, const uint8_t *buf, size_t len)
     size_t n = len, complete, need, ran = 0;
     int frag = ws->frag, rc;
 
-    if (ws->partial_len > 0) {
-        ws_reserve(ws, (size_t)ws->partial_len + len);
-        memcpy(ws->partial + ws->partial_len, buf, len);
-        ws->partial_len += (uint32_t)len;
-        data = ws->partial;
-        n = ws->partial_len;
+    if (ws->partial != NULL) {
+        gw_ws_partial_t *p = ws_reserve(ws, (size_t)ws->partial->len + len);
+        memcpy(p->data + p->len, buf, len);
+        p->len += (uint32_t)len;
+        data = p->data;
+        n = p->len;
     }
     rc = gw_ws_scan(data, n, gw_ws_loop_of(ws)->cfg->max_message_size, &frag,
                     &complete, &need);
@@ -613,7 +625,7 @@ static void ws_close_cb(gw_transport_t *t)
         gw_stats_close(l->stats, ws->sent_code, ws->recv_code);
     if (ws->data != NULL)
         l->cb->on_close(ws->data, ws->sent_code, ws->recv_code);
-    free(ws);
+    gw_slab_put(&l->slab, ws);
 }
 
 static void ws_count_address(gw_ws_t *ws, uint32_t limit);
@@ -692,14 +704,20 @@ void gw_ws_loop_init(gw_ws_loop_t *l, uv_loop_t *loop, const gw_ws_cb_t *cb,
                            WS_RING_CHUNKS_KEPT);
     gw_wheel_init(&l->wheel, WS_TICK_MS, uv_now(loop));
     l->pool = gw_calloc(WS_POOL_MAX, sizeof(*l->pool));
+    gw_slab_init(&l->slab, sizeof(gw_ws_t));
 }
 
 void gw_ws_loop_free(gw_ws_loop_t *l)
 {
+    size_t left;
+
     while (l->pool_len > 0)
         ws_ctx_free(l->pool[--l->pool_len]);
     free(l->pool);
     l->pool = NULL;
+    left = gw_slab_free(&l->slab);
+    if (left > 0)
+        gw_error("worker %d: %zu connections were never freed", l->id, left);
     gw_transport_loop_free(&l->io);
 }
 
@@ -774,7 +792,7 @@ static void ws_count_address(gw_ws_t *ws, uint32_t limit)
 static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_transport_state_t *state,
                        gw_ws_transport_open open)
 {
-    gw_ws_t *ws = gw_calloc(1, sizeof(*ws));
+    gw_ws_t *ws = gw_slab_alloc(&l->slab);
     int rc;
 
     ws->id = (l->next_id++ << 8) | (uint64_t)l->id;
@@ -782,7 +800,7 @@ static gw_ws_t *ws_new(gw_ws_loop_t *l, int fd, gw_transport_state_t *state,
                        : open(&ws->transport, &l->io, fd);
     if (rc != 0) {
         gw_warn("worker %d: cannot adopt socket: %s", l->id, uv_strerror(rc));
-        free(ws);
+        gw_slab_put(&l->slab, ws);
         return NULL;
     }
     return ws;

@@ -9,6 +9,7 @@
 
 #include "gw/interest.h"
 #include "gw/session.h"
+#include "gw/slab.h"
 #include "gw/stats.h"
 
 #include <ck_hs.h>
@@ -64,6 +65,7 @@ typedef struct gw_index {
     unsigned long seed;     /* of the hash: clients choose the ids */
     gw_stats_t *stats;      /* borrowed: the guild count */
     gw_index_hooks_t hooks; /* interest is NULL when nobody listens */
+    gw_slab_t members;      /* the gw_member_t of every session */
 } gw_index_t;
 
 /* tag: the worker's id, which the session ids of this index carry; hooks

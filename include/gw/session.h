@@ -18,6 +18,7 @@
 #include "gw/guard.h"
 #include "gw/log.h"
 #include "gw/replay.h"
+#include "gw/slab.h"
 #include "gw/snapshot.h"
 #include "gw/stats.h"
 #include "gw/wheel.h"
@@ -50,6 +51,21 @@ typedef struct gw_member gw_member_t;
 /* Milliseconds of the owner's clock (the loop's, or a test's). */
 typedef uint64_t (*gw_clock_cb)(void *data);
 
+/*
+ * The per-session windows of the client events limited by count (typing,
+ * relays upstream, sync requests), in ms mod 2^32. Most sessions never send
+ * one: a session allocates its windows at the first, and until then pays a
+ * pointer for them instead of 24 bytes.
+ */
+typedef struct gw_session_windows {
+    uint32_t typing_since; /* start of the typing rate window */
+    uint32_t typing_count; /* typing.start relayed in that window */
+    uint32_t relay_since;  /* start of the relay window */
+    uint32_t relay_count;  /* events relayed upstream in that window */
+    uint32_t sync_since;   /* start of the sync_request window */
+    uint32_t sync_count;   /* sync_request events in that window */
+} gw_session_windows_t;
+
 /* What the sessions of one worker share. */
 typedef struct gw_sessions {
     const gw_config_t *cfg;  /* borrowed: the latest snapshot */
@@ -59,6 +75,7 @@ typedef struct gw_sessions {
     gw_clock_cb now;         /* the time deadlines are measured in */
     void *now_data;
     gw_replay_log_t log; /* the bodies the sessions were sent */
+    gw_slab_t slab;      /* the sessions themselves */
     gw_guard_t *guard;   /* borrowed, shared: the abuse limits of
                             authentication (auth.c), or NULL for none */
 } gw_sessions_t;
@@ -90,13 +107,10 @@ struct gw_session {
         };
         uint64_t park_seq; /* while parked: seq when the connection went */
     };
-    gw_bucket_t events;    /* client events allowed (session.event_rate) */
-    uint32_t typing_since; /* start of the typing rate window (ms, mod 2^32) */
-    uint32_t typing_count; /* typing.start relayed in that window */
-    uint32_t relay_since;  /* start of the relay window (ms, mod 2^32) */
-    uint32_t relay_count;  /* events relayed upstream in that window */
-    uint32_t sync_since;   /* start of the sync_request window */
-    uint32_t sync_count;   /* sync_request events in that window */
+    gw_bucket_t events; /* client events allowed (session.event_rate) */
+    /* Owned: the windows of typing, relays and sync requests, or NULL until
+     * the first of them (gw_session_windows). */
+    gw_session_windows_t *windows;
     /* The token's exp in Unix seconds (32 bits last until 2106), 0 when it
      * has none: the session is warned before it and closed 4013 after it
      * unless a refresh moves it (SPEC section 5). It costs the session 8
@@ -131,6 +145,10 @@ void gw_session_ungrant(gw_session_t *s, gw_grant_t *g);
 
 /* Frees a session whose index entries are gone (gw_index_remove). */
 void gw_session_free(gw_session_t *s);
+
+/* The session's windows, allocated (all zero, as a new session's were) at
+ * the first call. */
+gw_session_windows_t *gw_session_windows(gw_session_t *s);
 
 /* The id of the session's connection, for log lines; 0 without one. */
 static inline uint64_t gw_session_conn_id(const gw_session_t *s)

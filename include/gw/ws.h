@@ -20,6 +20,7 @@
 #include "gw/handshake.h"
 #include "gw/log.h"
 #include "gw/peers.h"
+#include "gw/slab.h"
 #include "gw/stats.h"
 #include "gw/transport.h"
 #include "gw/wheel.h"
@@ -69,6 +70,9 @@ typedef struct gw_ws_cb {
     void (*on_close)(void *data, uint16_t sent, uint16_t received);
 } gw_ws_cb_t;
 
+/* The bytes of an incomplete frame, kept for the next read (ws.c). */
+typedef struct gw_ws_partial gw_ws_partial_t;
+
 /* The WebSocket connections of one loop, and what they share. */
 typedef struct gw_ws_loop {
     gw_transport_loop_t io; /* the transports beneath */
@@ -79,6 +83,7 @@ typedef struct gw_ws_loop {
     gw_stats_t *stats;      /* borrowed */
     gw_wheel_t wheel;       /* upgrade and close deadlines */
     gw_ws_ctx_t **pool;     /* owned: idle wslay contexts */
+    gw_slab_t slab;         /* the connections themselves */
     unsigned pool_len;
     int id; /* the worker's, for connection ids */
     uint64_t next_id;
@@ -100,9 +105,9 @@ struct gw_ws {
         gw_ws_ctx_t *ctx;   /* borrowed from the pool while busy, once
                                open; NULL after a rejection */
     } u;
-    uint8_t *partial; /* owned: bytes of an incomplete frame */
-    uint32_t partial_len;
-    uint32_t partial_cap;
+    /* Owned: the bytes of an incomplete frame, or NULL (most of the time:
+     * an idle connection pays one pointer for it, not its lengths). */
+    gw_ws_partial_t *partial;
     gw_wheel_node_t timer; /* upgrade or close deadline */
     gw_peer_t *peer;       /* counted in loop->peers, or NULL */
     uint64_t id;           /* for log lines */
