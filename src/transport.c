@@ -13,6 +13,7 @@
 
 #define TRANSPORT_IOV 64     /* buffers in one gathered write */
 #define TRANSPORT_READ 65536 /* the loop's read buffer */
+#define TRANSPORT_NOW 64     /* io_uring sends of one transport_flush_now */
 
 _Static_assert(TRANSPORT_READ >= GW_PROXYPROTO_MAX,
                "a PROXY header is read whole into the read buffer");
@@ -158,12 +159,17 @@ void gw_transport_close(gw_transport_t *t)
     uv_close((uv_handle_t *)&t->poll, transport_close_cb);
 }
 
+static void transport_flush_now(gw_transport_t *t);
+
 int gw_transport_detach(gw_transport_t *t, int *fd,
                         gw_transport_state_t **state)
 {
     int rc;
 
     *state = NULL;
+    /* Through the io_uring, the owner's flush only queued the output. */
+    if (t->loop->uring != NULL && t->ops->plain && !t->closed)
+        transport_flush_now(t);
     if (t->closed || t->ring.count > 0 || t->proxy_wait)
         return GW_EAGAIN;
     /* The implementation's state goes with the socket, or neither goes. */
@@ -428,19 +434,25 @@ void gw_transport_push_copy(gw_transport_t *t, const void *buf, size_t len)
 }
 
 /*
- * Writes what is queued now and learns what was taken: through the
- * io_uring, the send is submitted at once (with the turn's others) and
- * what completed is reaped, as a sendmsg would have answered.
+ * Writes what is queued now and learns what was taken, as the sendmsg
+ * loop of gw_transport_flush does: through the io_uring, each send is
+ * submitted at once (with the turn's others) and reaped, and the next
+ * follows while the kernel takes them whole. It stops when the kernel
+ * holds a send (the socket is full) or everything is written; a full
+ * ring is written in TRANSPORT_NOW sends at most.
  */
 static void transport_flush_now(gw_transport_t *t)
 {
     gw_uring_t *u = t->loop->uring;
 
     gw_transport_flush(t);
-    if (u == NULL || !t->inflight)
-        return;
-    gw_uring_submit(u);
-    gw_uring_reap(u);
+    for (int i = 0; u != NULL && t->inflight && i < TRANSPORT_NOW; i++) {
+        gw_uring_submit(u);
+        gw_uring_reap(u);
+        if (t->inflight || t->closed || t->ring.count == 0)
+            return;
+        gw_transport_flush(t);
+    }
 }
 
 int gw_transport_admit(gw_transport_t *t, uint32_t room, uint32_t limit,

@@ -481,6 +481,43 @@ static void test_admit_sends_at_once(void **state)
     assert_int_equal(fk.submits, 1);
 }
 
+/* More than one send's worth: the sends follow one another at once while
+ * the kernel takes them whole, as the sendmsg loop writes. */
+static void test_admit_writes_more_than_one_send(void **state)
+{
+    fx_t *f = *state;
+    unsigned dropped;
+
+    fk.autocomplete = 1;
+    for (int i = 0; i < GW_URING_IOV + 36; i++)
+        push(&f->t[0], "ab");
+    assert_int_equal(gw_transport_admit(&f->t[0], 100, 200, &dropped), 0);
+    assert_int_equal(f->t[0].ring.count, 0);
+    assert_int_equal(fk.submits, 2);
+    assert_int_equal(f->stats.v[GW_STAT_BYTES_OUT], 200);
+}
+
+/* Leaving for another loop: the output the owner's flush queued is
+ * written first, so that the socket goes with nothing owed. */
+static void test_detach_writes_what_is_queued(void **state)
+{
+    fx_t *f = *state;
+    gw_transport_state_t *moving = NULL;
+    int fd = -1;
+
+    fk.autocomplete = 1;
+    push(&f->t[0], "HTTP/1.1 101");
+    gw_transport_flush(&f->t[0]);
+    assert_int_equal(gw_transport_detach(&f->t[0], &fd, &moving), 0);
+    assert_int_equal(fd, f->t[0].fd);
+    assert_null(moving);
+    assert_int_equal(fk.submits, 1);
+    assert_int_equal(f->t[0].ring.count, 0);
+    assert_int_equal(f->stats.v[GW_STAT_BYTES_OUT], 12);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    close(fd);
+}
+
 /* More sends in a turn than the queue holds: submitted as it fills, none
  * lost, each connection's bytes whole. */
 static void test_a_full_queue_is_submitted_early(void **state)
@@ -573,6 +610,8 @@ int main(void)
         T(test_close_as_the_send_completes),
         T(test_slow_consumer_keeps_what_is_in_flight),
         T(test_admit_sends_at_once),
+        T(test_admit_writes_more_than_one_send),
+        T(test_detach_writes_what_is_queued),
         T(test_a_full_queue_is_submitted_early),
         T(test_stop_cancels_what_is_in_flight),
         cmocka_unit_test(test_kernel_ring_sends),
