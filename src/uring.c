@@ -251,7 +251,11 @@ struct iovec *gw_uring_iov(gw_uring_t *u)
 {
     if (u->nslots == GW_URING_BATCH)
         gw_uring_submit(u);
-    return u->nslots < GW_URING_BATCH ? u->slots[u->nslots].iov : NULL;
+    if (u->nslots == GW_URING_BATCH) { /* the kernel refused it, logged */
+        gw_error("io_uring: no room for a send");
+        abort();
+    }
+    return u->slots[u->nslots].iov;
 }
 
 /* Queues one operation, submitting the batch first when the backend's

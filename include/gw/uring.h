@@ -77,7 +77,9 @@ gw_uring_t *gw_uring_new(uv_loop_t *loop, gw_stats_t *stats,
 
 /*
  * The buffers of the next send, GW_URING_IOV of them, to fill before
- * gw_uring_send. Submits the turn's batch first when it is full.
+ * gw_uring_send. Submits the turn's batch first when it is full; a kernel
+ * that refuses that submission is fatal (logged, abort), as the owner's
+ * output would otherwise stop unseen.
  */
 struct iovec *gw_uring_iov(gw_uring_t *u);
 
