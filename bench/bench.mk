@@ -8,10 +8,16 @@
 #                      make bench; bench/ceiling -h)
 #   make bench         the default suite (bench/suite.sh), under 5 minutes
 #   make bench-compare gatewayd beside the peers of ../shared/peers
-#                      (ref-node-ws, nginx+nchan) on the same idle and fanout
-#                      workloads, with ratios (bench/compare.sh, ~2 minutes)
+#                      (ref-node-ws, nginx+nchan, uWebSockets when UWS_DIR
+#                      and USOCKETS_DIR name its source trees) on the same
+#                      idle and fanout workloads, an overload step, with
+#                      ratios and shares of bench/ceiling (bench/compare.sh,
+#                      ~6 minutes)
 #   make bench-sweep   fanout at rising --event-rate up to the first that
 #                      fails, then --workers 1 vs 2 (bench/sweep.sh, < 5 min)
+#   make bench-storm   the connect storm, RUNS x `gwbench connect -n 19000`,
+#                      min / median / max; B_GATEWAYD=PATH interleaves a
+#                      second gatewayd run for run (bench/storm.sh, ~1 min)
 #   make bench-unit    the load generator's unit tests
 #   make bench/parsecost  a callgrind subject: the broker's parse per event
 #   make bench-cost    callgrind instructions per delivery of the fan-out
@@ -27,6 +33,10 @@
 #                      CPU-second, a TLS connect storm beside a worker's
 #                      fan-out with and without the handshake budget
 #                      (bench/tls.sh, about 5 minutes)
+#   make bench-handshake the server's CPU per full and resumed TLS handshake
+#                      with openssl s_time as the client: gatewayd's wss://
+#                      beside HAProxy terminating TLS (bench/handshake.sh,
+#                      about a minute)
 #   make bench-scale   scale-out: fanout --instances K for K = 1, 2, 4, 8, the
 #                      old design (every instance reads every event) against
 #                      targeted channels, three rounds; CPU per event summed
@@ -52,7 +62,7 @@ BENCH_CFLAGS  := $(CPPFLAGS) -Ibench $(CFLAGS) $(WARN)
 BENCH_UNITSRC := $(wildcard test/unit/test_bench_*.c)
 BENCH_UNITBIN := $(BENCH_UNITSRC:test/unit/%.c=$(B)/%)
 DEB_BENCH     := redis-server rabbitmq-server gnuplot-nox libcmocka-dev valgrind \
-                 liburing-dev
+                 liburing-dev haproxy openssl
 
 .PHONY: bench bench-build bench-unit bench-deps bench-format bench-format-check \
 	bench-cost
@@ -101,10 +111,12 @@ bench: bench-deps
 
 # Side by side and the overload sweep, on the same release build. Both take
 # /tmp/gw-measure.lock for each run themselves (do not wrap them in flock);
-# compare.sh installs the peers' packages (nginx-light libnginx-mod-nchan).
+# compare.sh installs the peers' packages (nginx-light libnginx-mod-nchan)
+# and builds the uWebSockets peer from $UWS_DIR and $USOCKETS_DIR (make
+# passes the environment on) into build/uws-peer.
 .PHONY: bench-compare bench-sweep
 bench-compare: bench-deps
-	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench bench/ceiling
 	./bench/compare.sh
 
 bench-sweep: bench-deps
@@ -157,3 +169,19 @@ bench-scale: bench-deps
 bench-tls: bench-deps
 	$(MAKE) FLAVOR=release gatewayd bench/gwbench
 	./bench/tls.sh
+
+# The server's CPU per TLS handshake with OpenSSL's s_time as the client:
+# gatewayd's own wss:// beside HAProxy terminating TLS (bench/handshake.sh,
+# about a minute; it takes /tmp/gw-measure.lock for each run itself).
+.PHONY: bench-handshake
+bench-handshake: bench-deps
+	$(MAKE) FLAVOR=release gatewayd
+	./bench/handshake.sh
+
+# The connect storm, repeated (A/B with B_GATEWAYD=path/to/gatewayd), on the
+# same release build. The script takes /tmp/gw-measure.lock for each run
+# itself (do not wrap it in flock).
+.PHONY: bench-storm
+bench-storm: bench-deps
+	$(MAKE) FLAVOR=release gatewayd bench/gwbench
+	./bench/storm.sh $(B_GATEWAYD)

@@ -12,6 +12,16 @@
 #   nchan-tls    nginx + nchan serving wss:// with the same certificate,
 #                TLS 1.2 and the suites and groups gatewayd offers;
 #                fanout published over plain HTTP on a second port
+#   uws          the uWebSockets peer (C++, uWS's own pub/sub, gatewayd's
+#                identify protocol without token checks), built here from
+#                the source trees $UWS_DIR and $USOCKETS_DIR with the peer's
+#                build.sh; fanout published by HTTP POST /pub/g<guild>.
+#                Skipped, with one note, when either is unset or absent.
+#
+# Then an overload step, fanout at OVERLOAD_RATE events/s, for the servers
+# of OVERLOAD_SERVERS that run; and, when bench/ceiling is built (make
+# bench), the machine's raw loopback fan-out ceiling, against which each
+# deliveries-per-server-CPU-second figure is given as a share.
 #
 # Each peer is started afresh for each run (RSS never shrinks: a server that
 # held sessions before gives a false idle baseline), directly, so that $! is
@@ -26,21 +36,35 @@
 # logs to $OUT, then prints one table (also in $OUT/table.txt): per server
 # the RSS per idle session, deliveries/s, delivered share, p50/p99, deliveries
 # per server CPU-second, server and gwbench CPU, stolen time; then the ratios
-# of gatewayd to each peer (over TLS: of gatewayd-tls to nchan-tls). Exit
-# status 0 when every server started and
+# of gatewayd to each peer (over TLS: of gatewayd-tls to nchan-tls); then
+# deliveries per server CPU-second at both rates beside the ceiling, and
+# gatewayd / uWebSockets. Exit status 0 when every server started and
 # every run was ok, 1 otherwise (a server that fails to start is reported and
-# the others still run). About four minutes; the first start of ref-node-ws
-# also runs `npm install`.
+# the others still run; uws without UWS_DIR or USOCKETS_DIR is skipped, not
+# failed). About eight minutes; the first start of ref-node-ws also runs
+# `npm install`.
 #
 # Environment: OUT (build/bench/compare), SERVERS ("gatewayd ref-node-ws
-# nchan gatewayd-tls nchan-tls"), SESSIONS (5000), HOLD (10 s), HEARTBEAT_MS (5000), GUILDS (50),
+# nchan gatewayd-tls nchan-tls uws"), OVERLOAD_SERVERS ("gatewayd uws"),
+# OVERLOAD_RATE (2000), UWS_DIR and USOCKETS_DIR (unset: no uws), UWS_BUILD
+# (build/uws-peer), UWS_PUBLISHERS (16), CEILING_ARGS ("-f 300000 -b 0,64,1024"), SESSIONS (5000), HOLD (10 s), HEARTBEAT_MS (5000), GUILDS (50),
 # MEMBERS (100), EVENT_RATE (1000), DURATION (10 s), GW_WORKERS (0 = one per
 # core), NCHAN_WORKERS (1), PEERS (../shared/peers), GW_MEASURE_LOCK
 # (/tmp/gw-measure.lock), LOCK_WAIT (600 s).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-build/bench/compare}
-SERVERS=${SERVERS:-gatewayd ref-node-ws nchan gatewayd-tls nchan-tls}
+SERVERS=${SERVERS:-gatewayd ref-node-ws nchan gatewayd-tls nchan-tls uws}
+OVERLOAD_SERVERS=${OVERLOAD_SERVERS:-gatewayd uws}
+OVERLOAD_RATE=${OVERLOAD_RATE:-2000}
+UWS_DIR=${UWS_DIR:-}
+USOCKETS_DIR=${USOCKETS_DIR:-}
+UWS_BUILD=${UWS_BUILD:-build/uws-peer}
+# uWS answers a POST on the loop that does the fan-out: with gwbench's
+# default 4 connections (one request in flight each) the publisher falls
+# behind by seconds at 1,000 events/s; 16 keep it within ~50 ms.
+UWS_PUBLISHERS=${UWS_PUBLISHERS:-16}
+CEILING_ARGS=${CEILING_ARGS:--f 300000 -b 0,64,1024}
 SESSIONS=${SESSIONS:-5000}
 HOLD=${HOLD:-10}
 HEARTBEAT_MS=${HEARTBEAT_MS:-5000}
@@ -204,6 +228,81 @@ start_nchan_tls() {
     return 1
 }
 
+# build_uws: bin/uws-gateway under $UWS_BUILD from $UWS_DIR and
+# $USOCKETS_DIR by the peer's build.sh, run on copies of the peer's files
+# there (the build writes beside its script: nothing lands in $PEERS). It
+# builds again only when a tree's commit or the peer's files changed. Sets
+# UWS_BIN, or WHY and fails.
+build_uws() {
+    if [ -z "$UWS_DIR" ] || [ -z "$USOCKETS_DIR" ]; then
+        WHY="UWS_DIR and USOCKETS_DIR (uNetworking/uWebSockets and uSockets source trees) not set"
+        return 1
+    fi
+    if [ ! -d "$UWS_DIR" ] || [ ! -d "$USOCKETS_DIR" ]; then
+        WHY="UWS_DIR=$UWS_DIR or USOCKETS_DIR=$USOCKETS_DIR is not a directory"
+        return 1
+    fi
+    if [ ! -f "$PEERS/uws/build.sh" ] || [ ! -f "$PEERS/uws/server.cpp" ]; then
+        WHY="$PEERS/uws has no build.sh and server.cpp"
+        return 1
+    fi
+    mkdir -p "$UWS_BUILD" || return 1
+    stamp=$({
+        git -C "$UWS_DIR" rev-parse HEAD 2>/dev/null ||
+            git --git-dir="$UWS_DIR" rev-parse HEAD 2>/dev/null
+        git -C "$USOCKETS_DIR" rev-parse HEAD 2>/dev/null ||
+            git --git-dir="$USOCKETS_DIR" rev-parse HEAD 2>/dev/null
+        cat "$PEERS/uws/build.sh" "$PEERS/uws/server.cpp"
+    } | sha256sum | cut -d' ' -f1)
+    UWS_BIN=$UWS_BUILD/bin/uws-gateway
+    if [ -x "$UWS_BIN" ] && [ "$(cat "$UWS_BUILD/stamp" 2>/dev/null)" = "$stamp" ]; then
+        return 0
+    fi
+    echo "== building the uWebSockets peer in $UWS_BUILD (about 15 s of CPU)"
+    cp "$PEERS/uws/build.sh" "$PEERS/uws/server.cpp" "$UWS_BUILD/" || return 1
+    if ! timeout 600 nice "$UWS_BUILD/build.sh" "$UWS_DIR" "$USOCKETS_DIR" \
+        >"$UWS_BUILD/build.log" 2>&1 </dev/null 9>&-; then
+        WHY="the uWebSockets peer did not build (see $UWS_BUILD/build.log)"
+        return 1
+    fi
+    echo "$stamp" >"$UWS_BUILD/stamp"
+}
+
+# start_uws NAME: the uWebSockets peer on SPORT (pid SPID); it publishes
+# what is POSTed to /pub/<guild> on the same port.
+start_uws() {
+    WHY="no free port"
+    free_port || return 1
+    SPORT=$PORT
+    PORT=$SPORT "$UWS_BIN" >"$OUT/$1.server.log" 2>&1 </dev/null 9>&- &
+    SPID=$!
+    PIDS="$PIDS $SPID"
+    wait_listen "$SPID" "$SPORT" 10 && return 0
+    WHY="the uWebSockets peer not listening on 127.0.0.1:$SPORT (see $OUT/$1.server.log)"
+    return 1
+}
+
+# run_ceiling: the machine's raw loopback fan-out ceiling under the lock,
+# into $OUT/ceiling.json, when bench/ceiling is built (at most 300 s).
+run_ceiling() {
+    if [ ! -x ./bench/ceiling ]; then
+        echo "== ceiling: bench/ceiling not built (make bench/ceiling); no shares of it"
+        return
+    fi
+    lock || { note ceiling run "no measurement: $GW_MEASURE_LOCK busy"; return; }
+    echo "== ceiling (load $(cut -d' ' -f1 /proc/loadavg)): bench/ceiling $CEILING_ARGS"
+    # shellcheck disable=SC2086 # $CEILING_ARGS is split into flags on purpose
+    if timeout 300 ./bench/ceiling $CEILING_ARGS -o "$OUT/ceiling.json" \
+        >"$OUT/ceiling.log" 2>&1 9>&-; then
+        sed 's/^/   /' "$OUT/ceiling.log"
+        note ceiling run ok
+    else
+        tail -n 5 "$OUT/ceiling.log" | sed 's/^/   | /'
+        note ceiling run "bench/ceiling failed (see $OUT/ceiling.log)"
+    fi
+    unlock
+}
+
 stop_peer() {
     for p in $PIDS; do stop_pid "$p"; done
 }
@@ -241,11 +340,11 @@ step() {
     scen=$2
     name=$1-$2
     lock || { note "$srv" "$scen" "no measurement: $GW_MEASURE_LOCK busy"; return; }
-    if [ "$scen" = idle ]; then
-        load="idle -n $SESSIONS --duration $HOLD"
-    else
-        load="fanout --guilds $GUILDS --members $MEMBERS --event-rate $EVENT_RATE --duration $DURATION"
-    fi
+    case $scen in
+    idle) load="idle -n $SESSIONS --duration $HOLD" ;;
+    fanout) load="fanout --guilds $GUILDS --members $MEMBERS --event-rate $EVENT_RATE --duration $DURATION" ;;
+    *) load="fanout --guilds $GUILDS --members $MEMBERS --event-rate $OVERLOAD_RATE --duration $DURATION" ;;
+    esac
     # shellcheck disable=SC2086 # $load is split into flags on purpose
     case $srv in
     gatewayd)
@@ -297,6 +396,22 @@ step() {
             note "$srv" "$scen" "did not start: $WHY"
         fi
         ;;
+    uws)
+        if start_uws "$name"; then
+            if [ "$scen" = idle ]; then
+                measure "$srv" "$scen" $load \
+                    --target "ws://127.0.0.1:$SPORT" --pid "$SPID"
+            else
+                measure "$srv" "$scen" $load --via http \
+                    --publishers "$UWS_PUBLISHERS" \
+                    --target "ws://127.0.0.1:$SPORT" \
+                    --publish-url "http://127.0.0.1:$SPORT/pub/" --pid "$SPID"
+            fi
+        else
+            echo "== $name: did not start: $WHY"
+            note "$srv" "$scen" "did not start: $WHY"
+        fi
+        ;;
     nchan)
         if start_nchan "$name"; then
             if [ "$scen" = idle ]; then
@@ -312,7 +427,7 @@ step() {
         fi
         ;;
     *)
-        note "$srv" "$scen" "unknown server (SERVERS: gatewayd ref-node-ws nchan gatewayd-tls nchan-tls)"
+        note "$srv" "$scen" "unknown server (SERVERS: gatewayd ref-node-ws nchan gatewayd-tls nchan-tls uws)"
         ;;
     esac
     stop_peer
@@ -346,12 +461,27 @@ case " $SERVERS " in *"-tls "*)
         { echo "openssl could not make a certificate" >&2; exit 1; } ;;
 esac
 TLS_PAIR="--tls-cert $TMP/ec.crt --tls-key $TMP/ec.key"
+# The uWebSockets peer, or one note why not and the others without it
+# (not a failure when UWS_DIR or USOCKETS_DIR is unset).
+case " $SERVERS " in *" uws "*)
+    if ! build_uws; then
+        echo "== uws: skipped: $WHY"
+        echo "uws skipped $WHY" >>"$OUT/status.txt"
+        # Asked for (both set) and not built: that run failed.
+        [ -n "$UWS_DIR" ] && [ -n "$USOCKETS_DIR" ] && FAILED=1
+        SERVERS=$(echo " $SERVERS " | sed 's/ uws / /; s/^ *//; s/ *$//')
+    fi ;;
+esac
 
 echo "== gwbench compare $(date -u +%Y-%m-%dT%H:%M:%SZ): nproc $(nproc)," \
     "load $(cut -d' ' -f1-3 /proc/loadavg); servers: $SERVERS;" \
     "commit $(git describe --always --dirty 2>/dev/null || echo '?')"
-for scen in idle fanout; do
+run_ceiling
+for scen in idle fanout overload; do
     for srv in $SERVERS; do
+        case $scen in overload)
+            case " $OVERLOAD_SERVERS " in *" $srv "*) ;; *) continue ;; esac ;;
+        esac
         step "$srv" "$scen"
     done
 done
@@ -359,12 +489,17 @@ done
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) SESSIONS=$SESSIONS HOLD=$HOLD \
     HEARTBEAT_MS=$HEARTBEAT_MS GUILDS=$GUILDS MEMBERS=$MEMBERS \
     EVENT_RATE=$EVENT_RATE DURATION=$DURATION GW_WORKERS=$GW_WORKERS \
-    NCHAN_WORKERS=$NCHAN_WORKERS \
+    NCHAN_WORKERS=$NCHAN_WORKERS OVERLOAD_RATE=$OVERLOAD_RATE \
+    OVERLOAD_SERVERS=$OVERLOAD_SERVERS \
     PYTHONPATH=bench "$PY" - "$OUT" "$SERVERS" <<'EOF' || FAILED=1
 # The comparison table, from the reports and $OUT/status.txt.
 import os, sys
 
 from benchtab import get, load, ms, num, ratio, share, table
+
+
+def share_of(x, ceiling):
+    return "-" if x is None or not ceiling else f"{100 * x / ceiling:.0f} %"
 
 out, servers = sys.argv[1], sys.argv[2].split()
 env = os.environ
@@ -387,8 +522,22 @@ label = {
     "nchan": f"nchan ({nchan_workers})",
     "gatewayd-tls": f"gatewayd wss:// (workers {env['GW_WORKERS']})",
     "nchan-tls": f"nchan wss:// ({nchan_workers})",
+    "uws": "uWebSockets (uws peer)",
 }
+overload_servers = env["OVERLOAD_SERVERS"].split()
 rows, notes, figures = [], [], {}
+# A peer skipped before the runs (its note is in status.txt).
+for (srv, scen), st in status.items():
+    if scen == "skipped":
+        notes.append(f"{srv} skipped: {st}")
+# The machine's io_uring ceiling: the writer's frames per CPU-second of the
+# best io_uring batch size (batch 0 is one sendmsg per frame).
+ceil = load(os.path.join(out, "ceiling.json"))
+ceil_runs = [r for r in (get(ceil, "runs") or []) if r.get("complete")]
+ceil_uring = max((r["writer_frames_per_cpu_s"] for r in ceil_runs
+                  if r["batch"] > 0), default=None)
+ceil_send = next((r["writer_frames_per_cpu_s"] for r in ceil_runs
+                  if r["batch"] == 0), None)
 for srv in servers:
     idle, fan = load_run(srv, "idle"), load_run(srv, "fanout")
     ri, rf = get(idle, "results") or {}, get(fan, "results") or {}
@@ -413,7 +562,14 @@ for srv in servers:
         num(get(rf, "gwbench_cpu_s"), 2),
         f"{num(si, 2)} / {num(sf, 2)}",
     ])
-    for scen, rep, res in (("idle", idle, ri), ("fanout", fan, rf)):
+    over = load_run(srv, "overload")
+    ro = get(over, "results") or {}
+    fig["odpc"] = get(ro, "deliveries_per_server_cpu_s")
+    fig["over"] = ro
+    runs = [("idle", idle, ri), ("fanout", fan, rf)]
+    if srv in overload_servers:
+        runs.append(("overload", over, ro))
+    for scen, rep, res in runs:
         st = status.get((srv, scen), "not run")
         if st != "ok":
             notes.append(f"{srv} {scen}: {st}")
@@ -428,9 +584,18 @@ for srv in servers:
                 notes.append(f"{srv} {scen}: {k} {counters[k]:,.0f}")
         st = get(res, "hold.machine_steal_s" if scen == "idle"
                  else "machine_steal_s")
+        oc = get(res, "hold.machine_other_cpu_s" if scen == "idle"
+                 else "machine_other_cpu_s")
+        if oc is not None and oc >= 2:
+            notes.append(f"{srv} {scen}: {oc:.1f} s of CPU went to other "
+                         "processes in the window (a shared machine)")
         if st is not None and st >= 1:
             notes.append(f"{srv} {scen}: the hypervisor took {st:.2f} s of "
                          "CPU in the window")
+        lag = get(res, "events.max_publish_lag_ms")
+        if lag is not None and lag >= 100:
+            notes.append(f"{srv} {scen}: the publisher fell {lag:,.0f} ms "
+                         "behind its schedule (the server took events late)")
         if get(res, "events.failed"):
             notes.append(f"{srv} {scen}: {get(res, 'events.failed'):,.0f} "
                          "events not accepted by the server")
@@ -447,7 +612,8 @@ lines = [
     f"{e['HOLD']} s (heartbeat {e['HEARTBEAT_MS']} ms; nchan pings every 30 s);",
     f"   fanout = {e['GUILDS']} x {e['MEMBERS']} sessions, "
     f"{int(e['EVENT_RATE']):,} events/s = {offered:,} deliveries/s offered "
-    f"for {e['DURATION']} s (gatewayd, ref-node-ws via Redis; nchan via HTTP)",
+    f"for {e['DURATION']} s (gatewayd, ref-node-ws via Redis; nchan, uWebSockets "
+    "via HTTP)",
     "",
 ] + table(head, rows, 0)
 # Each peer beside gatewayd served the same way: plain, or over TLS.
@@ -463,6 +629,40 @@ if pairs:
         [[s, g, ratio(figures[s]["rss"], figures[g]["rss"]),
           ratio(figures[g]["dpc"], figures[s]["dpc"]),
           ratio(figures[s]["p99"], figures[g]["p99"])] for s, g in pairs], 0)
+# Deliveries per server CPU-second at the two rates, beside the ceiling.
+crows = []
+for srv in servers:
+    f = figures[srv]
+    ro = f["over"]
+    crows.append([
+        label.get(srv, srv), num(f["dpc"]),
+        share_of(f["dpc"], ceil_uring),
+        num(f["odpc"]) if srv in overload_servers else "",
+        share_of(f["odpc"], ceil_uring) if srv in overload_servers else "",
+        share(get(ro, "delivered_share")) if srv in overload_servers else "",
+        ms(get(ro, "latency.p99_ms")) if srv in overload_servers else "",
+    ])
+orate = int(e["OVERLOAD_RATE"])
+lines += ["", f"deliveries per server CPU-second at {int(e['EVENT_RATE']):,} "
+          f"events/s (fanout) and at {orate:,} events/s = "
+          f"{orate * int(e['MEMBERS']):,} deliveries/s offered (overload):"]
+lines += table(["server", "fanout", "of ceiling", "overload",
+                "of ceiling", "delivered", "p99 ms"], crows, 0)
+if ceil_uring is not None:
+    lines += [f"ceiling: the machine's raw loopback fan-out, bench/ceiling "
+              f"{get(ceil, 'conns'):,} connections x {get(ceil, 'frames'):,} "
+              f"frames of {get(ceil, 'size')} B: {ceil_uring:,.0f} frames "
+              f"per writer CPU-second with io_uring batches "
+              f"(one sendmsg per frame: {num(ceil_send)})"]
+else:
+    lines += ["ceiling: not measured (make bench/ceiling)"]
+if "uws" in figures and "gatewayd" in figures:
+    g, u = figures["gatewayd"], figures["uws"]
+    lines += ["", "gatewayd / uWebSockets, deliveries per server CPU-second: "
+              f"fanout {ratio(g['dpc'], u['dpc'])}, overload "
+              f"{ratio(g['odpc'], u['odpc'])}; memory per idle session "
+              f"uWebSockets / gatewayd {ratio(u['rss'], g['rss'])} "
+              "(> 1 = gatewayd better)"]
 lines += ["", "RSS: user-space memory of the server and its children (not "
           "redis); CPU: the server's, over the fanout window;",
           "steal: CPU time the hypervisor took from the machine in the idle "

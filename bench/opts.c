@@ -114,7 +114,8 @@ static const opt_t opts_table[] = {
         "AMQP exchange client events go up to (relay; also "
         "amqp.upstream_exchange of the started daemon)"),
     OPT("publish-url", OPT_STR, publish_url, NULL,
-        "http://127.0.0.1:PORT/publish of a --target server (http path)"),
+        "http://127.0.0.1:PORT/publish of a --target server (http path); a "
+        "path ending in / takes the guild: POST /pub/g<guild>"),
     OPT("api-key", OPT_STR, api_key, "gwbench-key", "X-API-Key of /publish"),
     OPTN("payload", OPT_LONG, payload, "200", 64, 65000,
          "bytes of each event envelope (fanout) or request (relay)"),

@@ -242,7 +242,7 @@ static void publish_http_one(publish_t *p, publish_conn_t *c, uint64_t now)
     int hlen;
 
     publish_note(p, n, now);
-    if (p->conf.nchan)
+    if (p->conf.by_guild)
         snprintf(path, sizeof(path), "%sg%llu", p->conf.path,
                  (unsigned long long)(p->conf.guild0 + n % p->conf.guilds));
     else

@@ -6,7 +6,8 @@
  * Paths: Redis (PUBLISH on the gateway channel, or on each event's guild
  * channel as a targeting backend publishes, pipelined on one connection,
  * through a RESP writer of our own) and HTTP (POST /publish, or
- * nchan's POST /pub/<guild>, one request in flight per connection over a
+ * a per-guild POST <prefix>g<guild> (nchan's /pub/<guild>, the uWebSockets
+ * peer's), one request in flight per connection over a
  * few keep-alive connections) run on the coordinator's loop. AMQP (a topic
  * exchange, with publisher confirms) runs on a thread of its own, because
  * rabbitmq-c blocks (rmqpub.h); the functions below hide the difference.
@@ -22,10 +23,10 @@ typedef enum { PUBLISH_REDIS, PUBLISH_HTTP, PUBLISH_AMQP } publish_via_t;
 
 typedef struct publish_conf {
     publish_via_t via;
-    int nchan; /* HTTP: POST <path>g<guild>; else POST <path> with guildId */
+    int by_guild; /* HTTP: POST <path>g<guild>; else POST <path> with guildId */
     char host[64];
     int port;
-    char path[128];          /* HTTP request path (nchan: its prefix) */
+    char path[128];          /* HTTP request path (by_guild: its prefix) */
     const char *api_key;     /* HTTP X-API-Key */
     const char *channel;     /* Redis channel */
     int targeted;            /* Redis: event n goes to its guild's channel,

@@ -37,7 +37,8 @@ static int fanout_broker(const char *via)
 
 /* Where events go: the Redis channel, the AMQP exchange, or the server's
  * HTTP publish path (nchan: /pub/<guild> on its own port unless
- * --publish-url says). */
+ * --publish-url says). A --publish-url path ending in '/' is a prefix the
+ * guild is appended to, as nchan and the uWebSockets peer take events. */
 static int fanout_conf(const run_t *r, publish_conf_t *pc)
 {
     const opts_t *o = r->o;
@@ -63,11 +64,13 @@ static int fanout_conf(const run_t *r, publish_conf_t *pc)
         return 0;
     }
     pc->via = PUBLISH_HTTP;
-    pc->nchan = r->cconf.proto == CLIENT_PROTO_NCHAN;
     snprintf(pc->host, sizeof(pc->host), "%s", r->tgt.host);
     pc->port = r->tgt.http_port;
     snprintf(pc->path, sizeof(pc->path), "%s", r->tgt.http_path);
-    if (pc->nchan && o->publish_url == NULL) {
+    pc->by_guild =
+        r->cconf.proto == CLIENT_PROTO_NCHAN ||
+        (pc->path[0] != '\0' && pc->path[strlen(pc->path) - 1] == '/');
+    if (r->cconf.proto == CLIENT_PROTO_NCHAN && o->publish_url == NULL) {
         pc->port = r->tgt.ws_port;
         snprintf(pc->path, sizeof(pc->path), "/pub/");
     }

@@ -18,7 +18,7 @@
 #include "gw/log.h"
 #include "gw/origin.h"
 #include "gw/slotmap.h"
-#include "gw/tls.h"
+#include "gw/sni.h"
 #include "gw/toml.h"
 
 #include <assert.h>
@@ -137,11 +137,11 @@ static const char *config_check_jwt_algorithms(int64_t i, const char *s)
 
 static const char *config_check_sni_certs(int64_t i, const char *s)
 {
-    gw_tls_sni_entry_t e;
+    gw_sni_entry_t e;
     int rc;
 
     (void)i;
-    while ((rc = gw_tls_sni_next(&s, &e)) == 1)
+    while ((rc = gw_sni_next(&s, &e)) == 1)
         ;
     return rc == 0 ? NULL : "is not a list of cert_file:key_file pairs";
 }

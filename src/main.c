@@ -3,7 +3,7 @@
  * line and the configuration, starts the server and waits for signals.
  */
 #include "gw/alloc.h"
-#include "gw/auth.h"
+#include "gw/authkeys.h"
 #include "gw/config.h"
 #include "gw/log.h"
 #include "gw/server.h"
@@ -65,7 +65,7 @@ static int main_configure(gw_config_t *cfg, const main_source_t *src, char *err,
             return -1;
     if (gw_config_check(cfg, err, errlen) != 0)
         return -1;
-    return gw_auth_load_keys(cfg, err, errlen) != 0 ? -1 : 0;
+    return gw_authkeys_load(cfg, err, errlen) != 0 ? -1 : 0;
 }
 
 /*

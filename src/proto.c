@@ -2,6 +2,7 @@
 
 #include "gw/alloc.h"
 #include "gw/auth.h"
+#include "gw/authkeys.h"
 #include "gw/bound.h"
 #include "gw/error.h"
 #include "gw/json.h"
@@ -921,7 +922,7 @@ void gw_proto_init(gw_proto_t *p, gw_ws_loop_t *ws, gw_index_t *index,
 {
     *p = (gw_proto_t){.index = index, .ws = ws, .hooks = *hooks};
     gw_sessions_init(&p->sessions, hooks->now, hooks->data, cfg, stats);
-    gw_auth_verifier_init(&p->jwt, p->sessions.cfg);
+    gw_authkeys_verifier_init(&p->jwt, p->sessions.cfg);
 }
 
 void gw_proto_free(gw_proto_t *p)
@@ -936,5 +937,5 @@ void gw_proto_reconfigure(gw_proto_t *p, const gw_config_t *cfg)
 {
     p->sessions.cfg = cfg;
     gw_jwt_verifier_free(&p->jwt);
-    gw_auth_verifier_init(&p->jwt, p->sessions.cfg);
+    gw_authkeys_verifier_init(&p->jwt, p->sessions.cfg);
 }

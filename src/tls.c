@@ -19,6 +19,7 @@
 
 #include "gw/alloc.h"
 #include "gw/error.h"
+#include "gw/sni.h"
 
 #include <errno.h>
 #include <mbedtls/ctr_drbg.h>
@@ -186,52 +187,6 @@ Error:
 
 /* ---- the certificates ---- */
 
-int gw_tls_sni_next(const char **list, gw_tls_sni_entry_t *e)
-{
-    const char *s = *list + strspn(*list, " \t"), *end, *colon;
-
-    if (*s == '\0')
-        return 0;
-    end = s + strcspn(s, ",");
-    *list = *end == ',' ? end + 1 : end;
-    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    colon = memchr(s, ':', (size_t)(end - s));
-    if (colon == NULL || colon == s || colon + 1 == end ||
-        memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL)
-        return GW_EINVAL;
-    *e = (gw_tls_sni_entry_t){s, colon + 1, (size_t)(colon - s),
-                              (size_t)(end - colon - 1)};
-    return 1;
-}
-
-static char tls_lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-int gw_tls_name_matches(const char *pattern, size_t plen, const char *host,
-                        size_t hlen)
-{
-    /* A wildcard stands for one whole label, the first (RFC 6125 6.4.3):
-     * not for part of one, nor for none. */
-    if (plen > 2 && pattern[0] == '*' && pattern[1] == '.') {
-        const char *dot = memchr(host, '.', hlen);
-        if (dot == NULL || dot == host)
-            return 0;
-        hlen -= (size_t)(dot - host);
-        host = dot;
-        pattern++;
-        plen--;
-    }
-    if (plen != hlen)
-        return 0;
-    for (size_t i = 0; i < plen; i++)
-        if (tls_lower(pattern[i]) != tls_lower(host[i]))
-            return 0;
-    return 1;
-}
-
 /* Whether a subjectAltName entry is a DNS name (mbedtls keeps the tag). */
 static int tls_san_is_dns(const mbedtls_x509_sequence *san)
 {
@@ -247,7 +202,7 @@ static int tls_cert_names(const mbedtls_x509_crt *chain, const char *host,
     for (const mbedtls_x509_sequence *san = &chain->subject_alt_names;
          san != NULL && san->buf.p != NULL; san = san->next)
         if (tls_san_is_dns(san) &&
-            (host == NULL || gw_tls_name_matches((const char *)san->buf.p,
+            (host == NULL || gw_sni_name_matches((const char *)san->buf.p,
                                                  san->buf.len, host, len)))
             return 1;
     return 0;
@@ -325,9 +280,8 @@ Done:
 }
 
 /* Loads the pair of one tls.sni_certs entry, which must name a host. */
-static int tls_sni_load(tls_cert_t *c, unsigned nkeys,
-                        const gw_tls_sni_entry_t *e, const char *password,
-                        char *err, size_t errlen)
+static int tls_sni_load(tls_cert_t *c, unsigned nkeys, const gw_sni_entry_t *e,
+                        const char *password, char *err, size_t errlen)
 {
     char *cert = gw_strndup(e->cert, e->cert_len);
     char *key = gw_strndup(e->key, e->key_len);
@@ -395,11 +349,11 @@ static void tls_pair_free(gw_tls_pair_t *p)
 /* Counts the entries of a tls.sni_certs list; GW_EINVAL if one is bad. */
 static int tls_sni_count(const char *list, unsigned *n)
 {
-    gw_tls_sni_entry_t e;
+    gw_sni_entry_t e;
     int rc;
 
     *n = 0;
-    while ((rc = gw_tls_sni_next(&list, &e)) == 1)
+    while ((rc = gw_sni_next(&list, &e)) == 1)
         (*n)++;
     return rc;
 }
@@ -433,7 +387,7 @@ static gw_tls_pair_t *tls_pair_new(gw_tls_t *tls, const gw_config_t *cfg,
     const tls_files_t def = {cfg->tls_cert_file, cfg->tls_key_file,
                              "tls.cert_file", "tls.key_file"};
     const char *list = cfg->tls_sni_certs;
-    gw_tls_sni_entry_t e;
+    gw_sni_entry_t e;
     gw_tls_pair_t *p = NULL;
     unsigned nsni;
 
@@ -452,7 +406,7 @@ static gw_tls_pair_t *tls_pair_new(gw_tls_t *tls, const gw_config_t *cfg,
     if (tls_cert_load(&p->certs[0], p->nslots, &def, cfg->tls_key_password, err,
                       errlen) != 0)
         goto Error;
-    for (unsigned c = 1; gw_tls_sni_next(&list, &e) == 1; c++)
+    for (unsigned c = 1; gw_sni_next(&list, &e) == 1; c++)
         if (tls_sni_load(&p->certs[c], p->nslots, &e, cfg->tls_key_password,
                          err, errlen) != 0)
             goto Error;

@@ -44,28 +44,6 @@ typedef struct gw_tls_loop {
     uint64_t turn;      /* the transport loop's turn it was counted in */
 } gw_tls_loop_t;
 
-/* One "cert_file:key_file" entry of tls.sni_certs: spans of the list. */
-typedef struct gw_tls_sni_entry {
-    const char *cert, *key; /* not NUL-terminated */
-    size_t cert_len, key_len;
-} gw_tls_sni_entry_t;
-
-/*
- * Reads the next entry of a tls.sni_certs list (comma-separated
- * "cert_file:key_file" pairs, spaces around them ignored) from *list:
- * 1 with *e filled in and *list past it, 0 at the end, or GW_EINVAL when
- * the entry is not two non-empty paths joined by one ':'. Pure.
- */
-int gw_tls_sni_next(const char **list, gw_tls_sni_entry_t *e);
-
-/*
- * Whether a certificate name (a DNS subjectAltName: "chat.example.com",
- * or "*.example.com" for any one label in its place) covers the host a
- * client asked for; ASCII case is ignored. Pure.
- */
-int gw_tls_name_matches(const char *pattern, size_t plen, const char *host,
-                        size_t hlen);
-
 /*
  * Loads the pair that cfg's tls.cert_file and tls.key_file name (the key
  * decrypted with tls.key_password when it is encrypted), checks that they

@@ -9,7 +9,7 @@
 #
 # It links the daemon's archive for the modules it shares, so that it
 # reads the gateway's configuration and checks tokens exactly as the
-# daemon does (config, toml, auth's key loading, jwt, jwks, json, buf,
+# daemon does (config, toml, sni, authkeys, jwt, jwks, json, buf,
 # alloc). `make unit` builds and runs $(B)/test_gwctl_*: UNITBIN takes
 # every test/unit/test_*.c, and the rule below, more specific than the
 # top-level $(B)/test_%, links them with gwctl's modules. `make fuzz`

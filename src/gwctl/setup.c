@@ -2,7 +2,7 @@
 
 #include "msg.h"
 
-#include "gw/auth.h"
+#include "gw/authkeys.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +24,7 @@ int ctl_setup_load(ctl_setup_t *s, const ctl_opts_t *o, int keys)
     for (size_t i = 0; rc == 0 && i < o->sets.n; i++)
         rc = gw_config_set(&s->cfg, o->sets.v[i], err, sizeof(err));
     if (rc == 0 && keys)
-        rc = gw_auth_load_keys(&s->cfg, err, sizeof(err));
+        rc = gw_authkeys_load(&s->cfg, err, sizeof(err));
     if (rc != 0)
         return ctl_msg_fail("%s (gwctl reads gatewayd's configuration; "
                             "-c FILE names another, -s K=V overrides it)",

@@ -6,7 +6,7 @@
 #include "table.h"
 
 #include "gw/alloc.h"
-#include "gw/auth.h"
+#include "gw/authkeys.h"
 #include "gw/error.h"
 #include "gw/json.h"
 
@@ -337,7 +337,7 @@ static int tokens_check_run(const ctl_opts_t *o)
     tokens_override(&setup.cfg.jwt_secret, o->secret);
     tokens_override(&setup.cfg.jwt_audience, o->aud);
     tokens_override(&setup.cfg.jwt_issuer, o->iss);
-    gw_auth_verifier_init(&v, &setup.cfg);
+    gw_authkeys_verifier_init(&v, &setup.cfg);
     token = tokens_argument(o->arg);
     rc = ctl_tokens_check(&v, token, (int64_t)time(NULL), &out) == 0
              ? CTL_EXIT_OK

@@ -1,6 +1,4 @@
 /*
- * The pure parts of tls.c: the tls.sni_certs list and certificate names.
- *
  * A TLS session that moves between two workers' loops with its socket:
  * the handshake on worker 0's loop, then detach there and adopt on worker
  * 1's, and the records go on both ways with nothing lost or repeated. The
@@ -482,72 +480,6 @@ static void test_no_budget_answers_all_at_once(void **state)
     free(s);
 }
 
-/* ---- tls.sni_certs and the names of certificates: pure ---- */
-
-/* Reads every entry of list into "cert|key;" pairs, or "bad" at the first
- * that does not parse. */
-static void sni_entries(const char *list, char *out, size_t len)
-{
-    gw_tls_sni_entry_t e;
-    size_t n = 0;
-    int rc;
-
-    out[0] = '\0';
-    while ((rc = gw_tls_sni_next(&list, &e)) == 1)
-        n += (size_t)snprintf(out + n, len - n, "%.*s|%.*s;", (int)e.cert_len,
-                              e.cert, (int)e.key_len, e.key);
-    if (rc != 0)
-        snprintf(out, len, "bad");
-}
-
-static void test_sni_list(void **state)
-{
-    static const struct {
-        const char *list, *want;
-    } cases[] = {
-        {"", ""},
-        {"  ", ""},
-        {"a.crt:a.key", "a.crt|a.key;"},
-        {" /e/a.crt:/e/a.key ,\t/e/b.crt:/e/b.key ", "/e/a.crt|/e/a.key;"
-                                                     "/e/b.crt|/e/b.key;"},
-        {"a.crt:a.key,", "a.crt|a.key;"},
-        {"a.crt", "bad"},
-        {"a.crt:", "bad"},
-        {":a.key", "bad"},
-        {"a:b:c", "bad"},
-        {"a.crt:a.key,,b.crt:b.key", "bad"},
-    };
-    char got[256];
-    (void)state;
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        sni_entries(cases[i].list, got, sizeof(got));
-        assert_string_equal(got, cases[i].want);
-    }
-}
-
-static int name_matches(const char *pattern, const char *host)
-{
-    return gw_tls_name_matches(pattern, strlen(pattern), host, strlen(host));
-}
-
-static void test_sni_names(void **state)
-{
-    (void)state;
-    assert_true(name_matches("chat.example.com", "chat.example.com"));
-    assert_true(name_matches("chat.example.com", "Chat.EXAMPLE.com"));
-    assert_false(name_matches("chat.example.com", "chat.example.co"));
-    assert_false(name_matches("chat.example.com", "xchat.example.com"));
-    /* A wildcard is one whole first label. */
-    assert_true(name_matches("*.example.com", "chat.example.com"));
-    assert_true(name_matches("*.Example.com", "a.example.COM"));
-    assert_false(name_matches("*.example.com", "example.com"));
-    assert_false(name_matches("*.example.com", ".example.com"));
-    assert_false(name_matches("*.example.com", "a.b.example.com"));
-    assert_false(name_matches("*.example.com", "chat.example.org"));
-    assert_false(name_matches("*", "chat"));
-}
-
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -560,8 +492,6 @@ int main(void)
         T(test_records_after_the_buffers_were_released),
         cmocka_unit_test(test_handshakes_wait_for_the_next_turn),
         cmocka_unit_test(test_no_budget_answers_all_at_once),
-        cmocka_unit_test(test_sni_list),
-        cmocka_unit_test(test_sni_names),
     };
     gw_log_level = GW_LOG_ERROR;
     return cmocka_run_group_tests(tests, NULL, NULL);
