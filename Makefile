@@ -6,7 +6,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude
-LIBS    := -luv -lwslay -lhttp_parser -lcjson -lmbedtls -lmbedx509 -lmbedcrypto -lck -lhiredis -lrabbitmq -lpthread -lm
+LIBS    := -luv -luring -lwslay -lhttp_parser -lcjson -lmbedtls -lmbedx509 -lmbedcrypto -lck -lhiredis -lrabbitmq -lpthread -lm
 
 SRC     := $(wildcard src/*.c)
 LIBSRC  := $(filter-out src/main.c,$(SRC))
@@ -28,7 +28,7 @@ endif
 LIBOBJ  := $(LIBSRC:src/%.c=$(B)/%.o)
 UNITBIN := $(UNITSRC:test/unit/%.c=$(B)/%)
 
-DEB_BUILD := build-essential pkg-config libuv1-dev libwslay-dev libhttp-parser-dev \
+DEB_BUILD := build-essential pkg-config libuv1-dev liburing-dev libwslay-dev libhttp-parser-dev \
              libcjson-dev libmbedtls-dev libck-dev libhiredis-dev librabbitmq-dev
 DEB_TEST  := libcmocka-dev libjansson-dev python3-websockets python3-pytest python3-cryptography openssl clang libclang-rt-14-dev \
              redis-server rabbitmq-server python3-pika python3-redis haproxy systemd \

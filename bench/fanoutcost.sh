@@ -25,7 +25,8 @@
 # profile, gwbench's report and the logs stay in $OUT. Exit status 0 when
 # gwbench's run was ok and the profile was written, 1 otherwise.
 #
-# Environment: FUNCS, OUT (build/bench/fanoutcost), WORKERS (2), GUILDS
+# Environment: FUNCS, IO_URING (the daemon's server.io_uring: auto, on or
+# off; default auto), OUT (build/bench/fanoutcost), WORKERS (2), GUILDS
 # (10), MEMBERS (100), EVENT_RATE (200), EVENTS (1000), START_WAIT (60 s),
 # STOP_WAIT (120 s), GW_MEASURE_LOCK (/tmp/gw-measure.lock), LOCK_WAIT
 # (600 s).
@@ -35,6 +36,7 @@ GATEWAYD=${1:-./gatewayd}
 FUNCS=${*:-${FUNCS:-gw_session_dispatch gw_transport_flush}}
 OUT=${OUT:-build/bench/fanoutcost}
 WORKERS=${WORKERS:-2}
+IO_URING=${IO_URING:-auto}
 GUILDS=${GUILDS:-10}
 MEMBERS=${MEMBERS:-100}
 EVENT_RATE=${EVENT_RATE:-200}
@@ -97,6 +99,7 @@ bind = "127.0.0.1"
 ws_port = $WPORT
 http_port = $HPORT
 workers = $WORKERS
+io_uring = "$IO_URING"
 
 [auth]
 jwt_secret = "$SECRET"

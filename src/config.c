@@ -99,6 +99,15 @@ static const char *config_check_amqp_routing(int64_t i, const char *s)
                : "is not one of all, targeted";
 }
 
+static const char *config_check_io_uring(int64_t i, const char *s)
+{
+    (void)i;
+    return strcmp(s, "auto") == 0 || strcmp(s, "on") == 0 ||
+                   strcmp(s, "off") == 0
+               ? NULL
+               : "is not one of auto, on, off";
+}
+
 static const char *config_check_origins(int64_t i, const char *s)
 {
     (void)i;
@@ -228,6 +237,13 @@ static const config_option_t config_options[] = {
             "The proxies' networks, comma-separated CIDR (10.0.0.0/8, "
             "2001:db8::/32, a bare address for itself): the only sources "
             "taken on a port that expects the PROXY protocol"),
+    OPT_STR("server.io_uring", CONFIG_RESTART_ONLY, io_uring, "auto",
+            config_check_io_uring,
+            "How plain TCP output is written: auto = through one io_uring "
+            "per worker (a send per connection, one submission per loop "
+            "turn) where the kernel allows it, else one sendmsg per "
+            "connection, said in one log line at start; on = io_uring or "
+            "refuse to start; off = sendmsg. TLS output is always sendmsg"),
     OPT_BOOL("tls.enabled", CONFIG_RESTART_ONLY, tls_enabled, "false",
              "Serve wss:// on tls.port as well (TLS 1.2 with ECDHE and AEAD "
              "suites; mbedtls 2.28 has no TLS 1.3)"),

@@ -11,9 +11,11 @@
 #include "gw/metrics.h"
 #include "gw/peers.h"
 #include "gw/tls.h"
+#include "gw/uring.h"
 #include "gw/worker.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* server.max_connections, or what the descriptor limit leaves for
@@ -64,6 +66,35 @@ static int server_tls(gw_server_t *srv, const gw_config_t *cfg)
 }
 
 /*
+ * Which write path the workers take (server.io_uring), said in one line:
+ * io_uring where the kernel lets the process have a ring (auto, on), else
+ * sendmsg; "on" refuses to start without it. 0 or GW_EINVAL (logged).
+ */
+static int server_write_path(gw_server_t *srv, const gw_config_t *cfg)
+{
+    char why[128];
+
+    srv->io_uring = 0;
+    if (strcmp(cfg->io_uring, "off") == 0) {
+        gw_info("write path: sendmsg (server.io_uring = off)");
+        return 0;
+    }
+    if (gw_uring_probe(why, sizeof(why)) == 0) {
+        srv->io_uring = 1;
+        gw_info("write path: io_uring (server.io_uring = %s)", cfg->io_uring);
+        return 0;
+    }
+    if (strcmp(cfg->io_uring, "on") == 0) {
+        gw_error("server.io_uring = on, but io_uring is unusable here: %s; "
+                 "set it to auto or off to write with sendmsg",
+                 why);
+        return GW_EINVAL;
+    }
+    gw_info("write path: sendmsg (io_uring is unusable here: %s)", why);
+    return 0;
+}
+
+/*
  * Order matters: TLS is loaded first (nothing is started if it cannot
  * be), then the broker is created (the workers' relay queues wake
  * it), then the workers (the acceptor and the broker push into their
@@ -77,6 +108,8 @@ int gw_server_start(gw_server_t *srv, const gw_config_t *cfg)
     srv->start_ms = gw_now_ms();
     atomic_init(&srv->draining, 0);
     srv->nworkers = server_nworkers(cfg);
+    if ((rc = server_write_path(srv, cfg)) != 0)
+        return rc;
     if ((rc = server_tls(srv, cfg)) != 0)
         return rc;
     srv->broker = gw_broker_create(srv, gw_api_handle);

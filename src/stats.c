@@ -103,6 +103,14 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_HANDOFF_OVERLAP] = {"handoff_overlap",
         "Dispatches held during a handoff that the old instance had sent "
         "too, dropped.", 0, W},
+    [GW_STAT_URING_SUBMITS] = {"uring_submits",
+        "io_uring submissions: one per loop turn with output, for every "
+        "connection's send (0 on the sendmsg write path).", 0, W},
+    [GW_STAT_URING_SENDS] = {"uring_sends",
+        "Sends submitted through io_uring, one per connection and turn.", 0, W},
+    [GW_STAT_URING_PARTIAL] = {"uring_partial_sends",
+        "io_uring sends the kernel completed short, resumed where it "
+        "stopped.", 0, W},
     [GW_STAT_QUEUE_HWM] = {"queue_depth_max",
         "Highest depth of the worker's event queue.", 1, W},
     [GW_STAT_ACCEPT_DROPS] = {"accept_drops",

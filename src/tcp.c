@@ -58,6 +58,7 @@ static const gw_transport_ops_t tcp_ops = {
     .read = tcp_read,
     .writev = tcp_writev,
     .shutdown = tcp_shutdown,
+    .plain = 1,
 };
 
 int gw_tcp_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)

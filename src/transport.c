@@ -13,6 +13,7 @@
 
 #define TRANSPORT_IOV 64     /* buffers in one gathered write */
 #define TRANSPORT_READ 65536 /* the loop's read buffer */
+#define TRANSPORT_NOW 64     /* io_uring sends of one transport_flush_now */
 
 _Static_assert(TRANSPORT_READ >= GW_PROXYPROTO_MAX,
                "a PROXY header is read whole into the read buffer");
@@ -53,15 +54,21 @@ void gw_transport_loop_free(gw_transport_loop_t *l)
     l->rbuf = NULL;
 }
 
+static void transport_release(gw_transport_t *t);
+
 /* Takes every transport off the flush list: writes it (flush), or only
- * reports the closes the list held back (the loop is stopping). */
+ * reports the closes the list held back (the loop is stopping), and
+ * releases those whose send in flight has completed since they closed. */
 static void transport_loop_pending(gw_transport_loop_t *l, int flush)
 {
     while (l->pending != NULL) {
         gw_transport_t *t = l->pending;
         l->pending = t->next_pending;
         t->queued = 0;
-        if (t->released)
+        if (t->parked && !t->inflight) {
+            t->parked = 0;
+            transport_release(t);
+        } else if (t->released)
             l->cb->on_close(t);
         else if (flush)
             gw_transport_flush(t);
@@ -72,11 +79,17 @@ void gw_transport_loop_flush(gw_transport_loop_t *l)
 {
     l->turns++;
     transport_loop_pending(l, 1);
+    if (l->uring != NULL)
+        gw_uring_submit(l->uring);
 }
 
 void gw_transport_loop_stop(gw_transport_loop_t *l)
 {
+    if (l->uring != NULL)
+        gw_uring_drain(l->uring);
     transport_loop_pending(l, 0);
+    gw_uring_free(l->uring);
+    l->uring = NULL;
 }
 
 void gw_transport_loop_each(gw_transport_loop_t *l,
@@ -104,9 +117,8 @@ static void transport_unlink(gw_transport_t *t)
 }
 
 /* Every resource is released here, never while a callback is running. */
-static void transport_close_cb(uv_handle_t *h)
+static void transport_release(gw_transport_t *t)
 {
-    gw_transport_t *t = h->data;
     gw_transport_loop_t *l = t->loop;
 
     if (t->ops->close != NULL)
@@ -125,6 +137,20 @@ static void transport_close_cb(uv_handle_t *h)
         l->cb->on_close(t);
 }
 
+/* The kernel may still read the ring's bytes and write the socket: the
+ * send is cancelled, and its completion has the flush release t. */
+static void transport_close_cb(uv_handle_t *h)
+{
+    gw_transport_t *t = h->data;
+
+    if (t->inflight) {
+        t->parked = 1;
+        gw_uring_cancel(t->loop->uring, (uintptr_t)t);
+        return;
+    }
+    transport_release(t);
+}
+
 void gw_transport_close(gw_transport_t *t)
 {
     if (t->closed)
@@ -133,12 +159,17 @@ void gw_transport_close(gw_transport_t *t)
     uv_close((uv_handle_t *)&t->poll, transport_close_cb);
 }
 
+static void transport_flush_now(gw_transport_t *t);
+
 int gw_transport_detach(gw_transport_t *t, int *fd,
                         gw_transport_state_t **state)
 {
     int rc;
 
     *state = NULL;
+    /* Through the io_uring, the owner's flush only queued the output. */
+    if (t->loop->uring != NULL && t->ops->plain && !t->closed)
+        transport_flush_now(t);
     if (t->closed || t->ring.count > 0 || t->proxy_wait)
         return GW_EAGAIN;
     /* The implementation's state goes with the socket, or neither goes. */
@@ -402,13 +433,35 @@ void gw_transport_push_copy(gw_transport_t *t, const void *buf, size_t len)
     gw_transport_push(t, f, NULL, 0);
 }
 
+/*
+ * Writes what is queued now and learns what was taken, as the sendmsg
+ * loop of gw_transport_flush does: through the io_uring, each send is
+ * submitted at once (with the turn's others) and reaped, and the next
+ * follows while the kernel takes them whole. It stops when the kernel
+ * holds a send (the socket is full) or everything is written; a full
+ * ring is written in TRANSPORT_NOW sends at most.
+ */
+static void transport_flush_now(gw_transport_t *t)
+{
+    gw_uring_t *u = t->loop->uring;
+
+    gw_transport_flush(t);
+    for (int i = 0; u != NULL && t->inflight && i < TRANSPORT_NOW; i++) {
+        gw_uring_submit(u);
+        gw_uring_reap(u);
+        if (t->inflight || t->closed || t->ring.count == 0)
+            return;
+        gw_transport_flush(t);
+    }
+}
+
 int gw_transport_admit(gw_transport_t *t, uint32_t room, uint32_t limit,
                        unsigned *dropped)
 {
     *dropped = 0;
     if (t->ring.count < room)
         return 0;
-    gw_transport_flush(t);
+    transport_flush_now(t);
     if (t->closed)
         return GW_ECLOSED;
     if (t->ring.count < room)
@@ -428,6 +481,82 @@ void gw_transport_wait_writable(gw_transport_t *t)
     transport_poll(t);
 }
 
+/* Everything queued is written: no shed owed, and the owner told if it
+ * asked. */
+static void transport_caught_up(gw_transport_t *t)
+{
+    t->shed = 0;
+    if (t->notify_drained)
+        t->loop->cb->on_drained(t);
+}
+
+/* One send of the ring's head through the loop's io_uring, unless one is
+ * in flight: its completion asks for the next. */
+static void transport_uring_flush(gw_transport_t *t)
+{
+    gw_uring_t *u = t->loop->uring;
+    struct iovec *iov;
+    size_t nbytes;
+    unsigned n;
+
+    if (t->inflight)
+        return;
+    if (t->ring.count == 0) {
+        transport_caught_up(t);
+        return;
+    }
+    iov = gw_uring_iov(u);
+    n = gw_ring_iov(&t->ring, (uv_buf_t *)iov, GW_URING_IOV, &nbytes);
+    t->busy = (uint32_t)nbytes; /* GW_URING_IOV frames: far below 4 GB */
+    t->inflight = 1;
+    gw_uring_send(u, t->fd, n, (uintptr_t)t);
+}
+
+/*
+ * A send completed (data is the loop): what the kernel took is consumed,
+ * a short send resumes from where it stopped at the next flush, and a
+ * failure closes the transport. A closed transport only learns that the
+ * kernel is done with its bytes.
+ */
+static void transport_sent_cb(void *data, uint64_t user_data, int32_t res)
+{
+    gw_transport_t *t = (gw_transport_t *)(uintptr_t)user_data;
+    gw_transport_loop_t *l = data;
+    size_t sent = t->busy;
+
+    t->inflight = 0;
+    t->busy = 0;
+    if (res > 0)
+        gw_stat_add(l->stats, GW_STAT_BYTES_OUT, res);
+    if (t->closed) {
+        if (t->parked) /* released by the flush, never inside a reap */
+            gw_transport_want_flush(t);
+        return;
+    }
+    if (res < 0) {
+        gw_debug("transport fd %d: send failed: %s", t->fd, strerror(-res));
+        gw_transport_close(t);
+        return;
+    }
+    gw_ring_consume(&t->ring, &l->ring_pool, (size_t)res);
+    if ((size_t)res < sent)
+        gw_stat_add(l->stats, GW_STAT_URING_PARTIAL, 1);
+    if (t->ring.count > 0)
+        gw_transport_want_flush(t);
+    else
+        transport_caught_up(t);
+}
+
+int gw_transport_loop_uring(gw_transport_loop_t *l,
+                            const gw_uring_backend_t *backend, void *ctx)
+{
+    int err = 0;
+
+    l->uring = gw_uring_new(l->loop, l->stats, backend, ctx, transport_sent_cb,
+                            l, &err);
+    return l->uring != NULL ? 0 : err;
+}
+
 void gw_transport_flush(gw_transport_t *t)
 {
     gw_transport_loop_t *l = t->loop;
@@ -436,6 +565,10 @@ void gw_transport_flush(gw_transport_t *t)
 
     if (t->closed || t->blocked)
         return;
+    if (l->uring != NULL && t->ops->plain) {
+        transport_uring_flush(t);
+        return;
+    }
     while (t->ring.count > 0) {
         unsigned n = gw_ring_iov(&t->ring, iov, TRANSPORT_IOV, &nbytes);
         ssize_t r = t->ops->writev(t, (const struct iovec *)iov, n);
@@ -451,9 +584,7 @@ void gw_transport_flush(gw_transport_t *t)
             return;
         }
     }
-    t->shed = 0; /* caught up */
-    if (t->notify_drained)
-        l->cb->on_drained(t);
+    transport_caught_up(t);
 }
 
 void gw_transport_linger(gw_transport_t *t)

@@ -526,6 +526,19 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
+/* The server found io_uring usable: this worker's ring, or sendmsg if the
+ * kernel will not give one more (a memory-lock limit), said once. */
+static void worker_write_path(gw_worker_t *w)
+{
+    int rc;
+
+    if (!w->srv->io_uring)
+        return;
+    if ((rc = gw_transport_loop_uring(&w->ws.io, NULL, NULL)) != 0)
+        gw_warn("worker %d: no io_uring (%s): writes with sendmsg", w->id,
+                uv_strerror(rc));
+}
+
 gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
 {
     gw_worker_t *w = gw_calloc(1, sizeof(*w));
@@ -557,6 +570,7 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
                       : NULL);
     gw_ws_loop_init(&w->ws, &w->loop, &gw_proto_ws_cb, &w->proto, cfg,
                     srv->peers, &w->stats, id);
+    worker_write_path(w);
     if (srv->tls != NULL) {
         gw_tls_loop_init(&w->tls, srv->tls, (unsigned)id);
         w->ws.io.ops_data = &w->tls;

@@ -1,7 +1,9 @@
 #!/bin/sh
 # The layers of a connection call only downward: worker -> proto -> session
 # -> ws -> transport (tcp beside it, as one of its implementations) ->
-# proxyproto (the PROXY header the transport reads first); so do those of
+# proxyproto (the PROXY header the transport reads first) and uring (the
+# loop's io_uring, which reaches the transport through the completion
+# callback the transport installs); so do those of
 # the Redis Cluster link: broker -> route -> rcluster -> shard -> resp. Reads
 # the undefined symbols of each layer's object (nm -u) and fails when one
 # takes a symbol that a layer above it defines, or when any two of the
@@ -10,7 +12,7 @@
 #   test/check-layers.sh [BUILD_DIR]      default build/release
 set -u
 dir=${1:-build/release}
-layers="proxyproto transport tcp ws session proto worker resp shard rcluster"
+layers="proxyproto uring transport tcp ws session proto worker resp shard rcluster"
 passed=0; failed=0
 
 # defined NAME: the global symbols that object NAME.o defines.
@@ -20,6 +22,7 @@ defined() { nm --defined-only -g "$dir/$1.o" | awk '{print $3}' | sort -u; }
 above() {
     case $1 in
     proxyproto) echo "transport tcp ws session proto worker" ;;
+    uring) echo "transport tcp ws session proto worker" ;;
     transport) echo "tcp ws session proto worker" ;;
     tcp) echo "ws session proto worker" ;;
     ws) echo "session proto worker" ;;

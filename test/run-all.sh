@@ -4,6 +4,9 @@
 #   1. unit tests (release build)            4. unit tests under ASan+UBSan
 #   2. end-to-end tests against ./gatewayd   5. end-to-end under ASan+UBSan
 #   3. libFuzzer smoke run of every parser   6. end-to-end under TSan
+#   2a. the fan-out, flood, slow-consumer and drain tests again on the
+#       sendmsg write path (server.io_uring = off; stage 2 runs auto,
+#       which is io_uring where the kernel allows it)
 #   2b. the JavaScript SDK (sdk/js): unit, end-to-end, headless Chromium
 # Prints one closing line over all stages: "N passed, M failed".
 set -u
@@ -37,6 +40,8 @@ stage format sh -c 'make -s format-check && echo "format: 1 passed, 0 failed"'
 stage layers ./test/check-layers.sh
 stage unit make -s -j"$JOBS" unit
 stage e2e ./test/run-e2e.sh ./gatewayd
+GATEWAYD_IO_URING=off stage e2e-sendmsg ./test/run-e2e.sh ./gatewayd \
+    -k "test_fanout or test_flood or test_limits or test_drain"
 stage sdk ./test/run-sdk.sh
 stage fuzz ./test/run-fuzz.sh 20
 make -s -j"$JOBS" asan || { echo "$passed passed, $((failed + 1)) failed"; exit 1; }

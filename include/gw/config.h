@@ -28,6 +28,7 @@ typedef struct gw_config {
     uint32_t max_connections_per_ip; /* open per address; 0 = no limit */
     int proxy_protocol;  /* ws_port's connections begin with a PROXY header */
     char *proxy_trusted; /* CIDR networks the headers are taken from */
+    char *io_uring;      /* write path: "auto", "on" or "off" */
     /* [tls] */
     int tls_enabled;        /* serve wss:// on tls_port */
     int tls_port;           /* the TLS WebSocket port */

@@ -33,6 +33,8 @@ typedef struct gw_server {
     gw_tls_t *tls;           /* owned: wss:// (tls.enabled), or NULL */
     uint64_t start_ms;       /* uv_hrtime at start, in ms */
     atomic_int draining;     /* set once on SIGTERM */
+    int io_uring; /* workers write plain TCP through io_uring (probed at
+                     start, server.io_uring), else with sendmsg */
 } gw_server_t;
 
 /* Starts every thread. Returns 0 or a negative gw_err_t (logged). */

@@ -57,6 +57,9 @@ typedef enum gw_stat {
     GW_STAT_HANDOFFS_RESTORED, /* sessions of another instance resumed */
     GW_STAT_HANDOFFS_FAILED,   /* and those answered invalid_session */
     GW_STAT_HANDOFF_OVERLAP,   /* held dispatches the snapshot had too */
+    GW_STAT_URING_SUBMITS,     /* io_uring submissions (one per turn) */
+    GW_STAT_URING_SENDS,       /* sends submitted through io_uring */
+    GW_STAT_URING_PARTIAL,     /* of those, completed short and resumed */
     GW_STAT_QUEUE_HWM,         /* written by the broker, the queue's producer */
     /* acceptor */
     GW_STAT_ACCEPT_DROPS,

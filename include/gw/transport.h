@@ -14,6 +14,16 @@
  * encrypts them into records, and has output of its own (the handshake)
  * that the writable op sends. Nothing above this file tells them apart.
  *
+ * A loop may have an io_uring (uring.h, gw_transport_loop_uring): the
+ * bytes of an implementation that writes them as they are (ops->plain)
+ * then go out as one send per connection and loop turn, all of a turn's
+ * in one submission, instead of through ops->writev. Such a connection has
+ * at most one send in the kernel's hands (inflight), so bytes stay in
+ * order; the ring keeps the entries it covers, referenced, until its
+ * completion, which consumes what the kernel took and asks for another
+ * flush for the rest; and a transport closed meanwhile is released only
+ * after that completion (cancelled, if the peer does not read).
+ *
  * Behind a proxy that speaks the PROXY protocol (proxyproto.h), a socket
  * begins with a header naming the client the proxy relays: the transport
  * reads it first, beneath any implementation (a TLS ClientHello comes
@@ -29,6 +39,7 @@
 #include "gw/log.h"
 #include "gw/ring.h"
 #include "gw/stats.h"
+#include "gw/uring.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +82,9 @@ typedef struct gw_transport_ops {
     void (*adopt)(gw_transport_t *t, gw_transport_state_t *state);
     /* Frees a state detach made that no loop adopted. */
     void (*free_state)(gw_transport_state_t *state);
+    /* writev sends the ring's bytes as they are on t->fd, so that the
+     * loop's io_uring may send them instead (plain TCP). */
+    unsigned plain : 1;
 } gw_transport_ops_t;
 
 /*
@@ -126,6 +140,8 @@ typedef struct gw_transport_loop {
     void *ops_data; /* borrowed: the loop's share of implementations that
                        have one (TLS's gw_tls_loop_t), or NULL */
     gw_log_limit_t proxy_log; /* refused PROXY headers, rate-limited */
+    gw_uring_t *uring;        /* owned: plain output goes through it, or NULL:
+                                 every transport writes with ops->writev */
 } gw_transport_loop_t;
 
 struct gw_transport {
@@ -142,8 +158,8 @@ struct gw_transport {
     uint32_t shed; /* frames refused since last caught up */
     /* Bytes at the head of the ring that the implementation has begun to
      * send and must send again as they are (a TLS record mbedtls built and
-     * could not write whole): they are not taken yet, and a shed keeps
-     * them. 0 for plain TCP. */
+     * could not write whole), or that an io_uring send in flight covers:
+     * they are not taken yet, and a shed keeps them. */
     uint32_t busy;
     int fd;                      /* owned: closed with the transport */
     unsigned queued : 1;         /* on loop->pending */
@@ -154,6 +170,9 @@ struct gw_transport {
     unsigned notify_drained : 1; /* the owner waits for on_drained */
     unsigned detached : 1;       /* the fd was handed on: not closed */
     unsigned proxy_wait : 1;     /* the PROXY header is still to be read */
+    unsigned inflight : 1;       /* an io_uring send holds `busy` bytes */
+    unsigned parked : 1;         /* closed with a send in flight: its completion
+                                    lets the flush release the transport */
 };
 
 /* Prepares a loop's transports; the read buffer is allocated here. */
@@ -161,20 +180,32 @@ void gw_transport_loop_init(gw_transport_loop_t *l, uv_loop_t *loop,
                             const gw_transport_cb_t *cb, gw_stats_t *stats,
                             unsigned max_free_chunks);
 
-/* Frees what the loop holds; its transports are gone. */
+/*
+ * Sends plain output through an io_uring from now on: the kernel's
+ * (backend NULL), or the backend given, which takes ctx (uring.h). 0, or a
+ * negative errno when the kernel gives no ring (nothing changes then).
+ */
+int gw_transport_loop_uring(gw_transport_loop_t *l,
+                            const gw_uring_backend_t *backend, void *ctx);
+
+/* Frees what the loop holds; its transports are gone, and
+ * gw_transport_loop_stop ran while the loop did (it frees the ring). */
 void gw_transport_loop_free(gw_transport_loop_t *l);
 
 /*
  * Writes every transport that asked for a flush: called before the loop
  * polls (Redis's handleClientsWithPendingWrites), and it reports to owners
- * the closes that happened while their transport was queued.
+ * the closes that happened while their transport was queued. With an
+ * io_uring, the turn's sends go to the kernel in one submission here.
  */
 void gw_transport_loop_flush(gw_transport_loop_t *l);
 
 /*
- * The loop is stopping and will not flush again: every transport still
- * queued is taken off the flush list, and the closes the flush would have
- * reported are reported now; later ones by their close callbacks.
+ * The loop is stopping and will not flush again: the io_uring's sends are
+ * completed or cancelled and the ring freed (later output goes through
+ * ops->writev), every transport still queued is taken off the flush list,
+ * and the closes the flush would have reported are reported now; later
+ * ones by their close callbacks.
  */
 void gw_transport_loop_stop(gw_transport_loop_t *l);
 

@@ -30,6 +30,10 @@ import uuid
 import websockets
 
 SCALE = float(os.environ.get("GATEWAYD_TIMEOUT_SCALE", "1") or "1")
+# The write path every generated config asks for (server.io_uring): run-all
+# runs the suite as it is (auto: io_uring where the kernel allows it) and
+# its fan-out, flood, slow-consumer and drain tests again with "off".
+IO_URING = os.environ.get("GATEWAYD_IO_URING") or "auto"
 
 SECRET = "e2e-jwt-secret-0123456789abcdef0123456789"
 API_KEY = "e2e-publish-key-0123456789abcdef"
@@ -148,7 +152,8 @@ class HttpResponse:
 def default_config(ws_port, http_port):
     return {
         "server": {"bind": "127.0.0.1", "ws_port": ws_port,
-                   "http_port": http_port, "workers": 4, "drain_ms": 300},
+                   "http_port": http_port, "workers": 4, "drain_ms": 300,
+                   "io_uring": IO_URING},
         "websocket": {"max_message_size": 65536, "max_header_size": 8192,
                       "handshake_timeout_ms": 2000, "write_ring_size": 1024},
         # Sessions end with their connection unless a test parks them

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from gwtest import Client, T, check_dispatch, uniq, wait_until
+from gwtest import IO_URING, Client, T, check_dispatch, uniq, wait_until
 
 # The main cases of the protocol: run again over wss:// (conftest.py).
 pytestmark = pytest.mark.each_transport
@@ -146,6 +146,46 @@ async def test_broadcast_reaches_everyone(gw):
         assert msg["data"] == {"tag": tag}, msg
         check_dispatch(msg, None)
     await asyncio.gather(*(check(c) for c in clients))
+
+
+def _write_path(gw):
+    """The write path the gateway said it took at start (server.io_uring)."""
+    log = gw.stderr_text()
+    said = ["io_uring" if "write path: io_uring" in log else
+            "sendmsg" if "write path: sendmsg" in log else None]
+    assert said[0] is not None, "no 'write path:' line at start:\n" + \
+        gw.tail()
+    if IO_URING == "on":
+        assert said[0] == "io_uring", "asked for io_uring: " + gw.tail()
+    if IO_URING == "off":
+        assert said[0] == "sendmsg", "asked for sendmsg: " + gw.tail()
+    return said[0]
+
+
+async def test_write_path_is_the_one_asked(gw):
+    """The counters show which path wrote the fan-out: io_uring's sends, one
+    per connection, several to a submission (one per worker and turn); or
+    none at all on the sendmsg path, and over wss://, whose records are
+    always written with sendmsg."""
+    path = "sendmsg" if gw.wss else _write_path(gw)
+    clients = [await Client.session(gw, guilds=[]) for _ in range(16)]
+    before = await gw.totals()
+    tag = uniq("w")
+    await gw.apublish({"event": "path", "broadcast": True,
+                       "data": {"tag": tag}})
+    for c in clients:
+        msg = await c.recv()
+        assert (msg.get("event"), msg.get("data")) == ("path", {"tag": tag})
+    after = await gw.totals()
+    sends = after["uring_sends"] - before["uring_sends"]
+    submits = after["uring_submits"] - before["uring_submits"]
+    assert after["bytes_out"] - before["bytes_out"] >= 16 * 30, (before, after)
+    if path == "sendmsg":
+        assert (sends, submits, after["uring_sends"]) == (0, 0, 0), after
+        return
+    assert sends >= 16, "16 deliveries, %d io_uring sends" % sends
+    assert 1 <= submits < sends, (
+        "%d sends in %d submissions: not batched" % (sends, submits))
 
 
 async def test_exclude_session_id(gw):

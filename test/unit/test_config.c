@@ -746,6 +746,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "server.max_connections=100",
         "server.proxy_protocol=true",
         "server.proxy_trusted=10.0.0.0/8",
+        "server.io_uring=off",
         "tls.enabled=true",
         "tls.port=4443",
         "tls.proxy_protocol=true",
