@@ -31,7 +31,7 @@ UNITBIN := $(UNITSRC:test/unit/%.c=$(B)/%)
 DEB_BUILD := build-essential pkg-config libuv1-dev liburing-dev libwslay-dev libhttp-parser-dev \
              libcjson-dev libmbedtls-dev libck-dev libhiredis-dev librabbitmq-dev
 DEB_TEST  := libcmocka-dev libjansson-dev python3-websockets python3-pytest python3-cryptography openssl clang libclang-rt-14-dev \
-             redis-server rabbitmq-server python3-pika python3-redis haproxy systemd \
+             redis-server rabbitmq-server python3-pika python3-redis python3-seccomp haproxy systemd \
              chromium
 
 .PHONY: all run test unit e2e sdk-test asan tsan fuzz deps test-deps clean format format-check

@@ -207,6 +207,8 @@ class Gateway:
         self._seen = 0  # stderr bytes already scanned for sanitizer reports
         self.stopped_by_test = False
         self.killed = False  # by the test, with SIGKILL
+        # Run in the child before exec (subprocess's preexec_fn), or None.
+        self.preexec = None
 
     # -- lifecycle
 
@@ -266,7 +268,8 @@ class Gateway:
                 open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(
                 [self.binary, "-c", self.config_path], cwd=self.workdir,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                preexec_fn=self.preexec)
         deadline = time.monotonic() + T(10)
         last = "no answer"
         while time.monotonic() < deadline:

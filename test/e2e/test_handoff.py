@@ -258,6 +258,10 @@ async def expect_invalid(r):
     await r.ready()
 
 
+async def _events_redis_past(gw, seen):
+    return (await gw.totals())["events_redis"] > seen
+
+
 async def tick(redis, channel, guild, i):
     redis.publish(channel, json.dumps({"event": "tick", "guildId": guild,
                                        "data": {"i": i}}))
@@ -296,7 +300,12 @@ async def test_a_handoff_is_restored_once_and_only_for_its_user(
 
     r.abort()
     await asyncio.sleep(T(0.2))
+    seen = (await b.totals())["events_redis"]
     await tick(redis_server, channel, guild, 3)
+    # The tick is b's before the resume asks for it (else it may come
+    # live, after `resumed`, which is right too but not this test's case).
+    await wait_until(lambda: _events_redis_past(b, seen), T(5),
+                     "b to read the tick from Redis")
     back = await resume_on(b, new_id, 3, c.user, b.secret)
     got = [await back.recv() for _ in range(2)]
     assert [(m.get("seq"), m["event"]) for m in got] == [
