@@ -327,6 +327,7 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
         gw_session_send(s, ev->body->data, ev->body->len);
         break;
     case GW_ACTION_CENSUS: /* the worker's own, never a session's */
+    case GW_ACTION_SUBSCRIBED:
     case GW_ACTION_ADOPT:
     case GW_ACTION_OPENED: /* gw_transfer_event's */
     case GW_ACTION_CLAIM:

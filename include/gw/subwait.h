@@ -33,7 +33,6 @@
 /* One held answer, as the owner gets it back. */
 typedef struct gw_subwait_answer {
     uint8_t session[GW_SUBWAIT_ID_LEN];
-    int what;                          /* the owner's tag */
     const char *text[GW_SUBWAIT_MSGS]; /* the messages in order; NULL ends */
     size_t len[GW_SUBWAIT_MSGS];
 } gw_subwait_answer_t;

@@ -64,7 +64,7 @@ static int hold(fixture_t *f, int who, const char *text, const char *text2,
     gw_interest_target_t t[8];
     char buf[512], *save = NULL;
     size_t n = 0;
-    gw_subwait_answer_t a = {{0}, 0, {text, text2}, {strlen(text), 0}};
+    gw_subwait_answer_t a = {{0}, {text, text2}, {strlen(text), 0}};
 
     a.session[0] = (uint8_t)who;
     if (text2 != NULL)
