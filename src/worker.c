@@ -8,6 +8,7 @@
 #include "gw/log.h"
 #include "gw/peers.h"
 #include "gw/route.h"
+#include "gw/subreply.h"
 #include "gw/tcp.h"
 #include "gw/tls.h"
 #include "gw/transfer.h"
@@ -32,6 +33,12 @@ static void worker_interest(void *data, gw_interest_kind_t kind, const char *id,
 {
     gw_worker_t *w = data;
 
+    if (w->proto.subwait != NULL && kind != GW_INTEREST_SESSION) {
+        if (delta > 0)
+            gw_subwait_asked(w->proto.subwait, kind, id);
+        else
+            gw_subwait_released(w->proto.subwait, kind, id);
+    }
     if (w->ninterest == w->interest_cap) {
         w->interest_cap = w->interest_cap ? 2 * w->interest_cap : 16;
         w->interest =
@@ -356,9 +363,13 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
     worker_fanout_t f = {w, ev, NULL};
 
     if (ev->action == GW_ACTION_CENSUS || ev->action == GW_ACTION_ADOPT ||
+        ev->action == GW_ACTION_SUBSCRIBED ||
         gw_action_is_handoff(ev->action)) {
         if (ev->action == GW_ACTION_CENSUS)
             worker_census(w, ev->census);
+        else if (ev->action == GW_ACTION_SUBSCRIBED)
+            gw_subwait_confirmed(w->proto.subwait, (gw_interest_kind_t)ev->code,
+                                 ev->arg);
         else if (ev->action == GW_ACTION_ADOPT)
             worker_adopt(w, ev);
         else
@@ -577,6 +588,8 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     w->proto.workers = (unsigned)srv->nworkers;
     w->proto.sessions.guard = srv->guard;
     w->proto.instance = gw_broker_instance_id(srv->broker);
+    if (gw_route_waited(cfg))
+        gw_subreply_start(&w->proto, cfg->redis_subscribe_wait_ms);
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();
