@@ -263,3 +263,61 @@ async def test_a_redis_restart_resubscribes_everything(redis_server,
                              envelope(ev)) == 1
     await expect_dispatches(clients[3], [ev])
     assert "(%d channels)" % (len(want) + 1) in gw.stderr_text()
+
+
+ROUNDS = 20
+
+
+async def publish_at_once(redis_conn, b, guild, n):
+    """The moment a client has heard it is in `guild`: one event PUBLISHed
+    straight to the guild's channel (on a connection already open, so
+    nothing waits on a connect) and one through /publish on instance B.
+    Returns the two events, in the order they were sent."""
+    ev_r = ("message.create", guild, {"n": n, "via": "redis"})
+    ev_b = ("message.create", guild, {"n": n, "via": "b"})
+    got = redis_conn.publish(ch("guild", guild), json.dumps(envelope(ev_r)))
+    assert got == 1, "round %d: PUBLISH to %s reached %d instances" % (
+        n, guild, got)
+    r = await b.apublish(envelope(ev_b))
+    assert r["scope"] == "cluster", r
+    return [ev_r, ev_b]
+
+
+@pytest.mark.time_limit(90)
+async def test_identified_means_the_new_guild_is_subscribed(redis_server,
+                                                           gateway_factory):
+    """`identified` for a guild new to the instance is sent once Redis has
+    confirmed its SUBSCRIBE (README, Targeted channels): what is published
+    to the guild right after it, on Redis or through another instance,
+    arrives. No wait and no polling in between, round after round."""
+    a, b = await instances(gateway_factory, redis_server, "ab")
+    with redis_server.client() as conn:
+        for n in range(ROUNDS):
+            guild = uniq("new%d" % n)
+            c = await Client.session(a, uniq("u"), [guild])
+            await expect_dispatches(c, await publish_at_once(conn, b, guild,
+                                                             n))
+            await c.close()
+
+
+@pytest.mark.time_limit(90)
+async def test_guild_subscribed_means_the_new_guild_is_subscribed(
+        redis_server, gateway_factory):
+    """The same for a guild joined later: `guild_subscribed`, whether the
+    client asked or a backend's subscribe action did."""
+    a, b = await instances(gateway_factory, redis_server, "ab")
+    c = await Client.session(a, uniq("u"), [])
+    with redis_server.client() as conn:
+        for n in range(ROUNDS):
+            guild = uniq("later%d" % n)
+            await c.subscribe(guild)
+            await expect_dispatches(c, await publish_at_once(conn, b, guild,
+                                                             n))
+            guild = uniq("action%d" % n)
+            r = await b.apublish({"action": "subscribe", "userId": c.user,
+                                  "guildId": guild})
+            assert r["scope"] == "cluster", r
+            msg = await c.expect("guild_subscribed")
+            assert msg["data"] == {"guildId": guild}, msg
+            await expect_dispatches(c, await publish_at_once(conn, b, guild,
+                                                             n))
