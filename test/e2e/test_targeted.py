@@ -10,6 +10,7 @@ on the plain channel afterwards must be each client's next dispatch.
 
 import asyncio
 import json
+import signal
 import time
 
 import pytest
@@ -321,3 +322,37 @@ async def test_guild_subscribed_means_the_new_guild_is_subscribed(
             assert msg["data"] == {"guildId": guild}, msg
             await expect_dispatches(c, await publish_at_once(conn, b, guild,
                                                              n))
+
+
+@pytest.mark.time_limit(60)
+async def test_a_stalled_redis_delays_identified_by_the_bound_only(
+        redis_server, gateway_factory):
+    """Redis that does not answer the SUBSCRIBE (stopped, its connections
+    open): identified comes redis.subscribe_wait_ms late, counted and
+    logged; once Redis answers, a new guild is answered without the
+    bound."""
+    wait = T(0.5)
+    gw = redis_gateway(gateway_factory, redis_server, "gw-a",
+                       redis={"subscribe_wait_ms": int(wait * 1000)})
+    await wait_link(gw, "up", "ok")
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        guild = uniq("g")
+        began = time.monotonic()
+        c = await Client.session(gw, uniq("u"), [guild])
+        took = time.monotonic() - began
+        t = await gw.totals()
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    assert took >= 0.9 * wait, took
+    assert t["subscribe_waits"] == 1 and t["subscribe_waits_late"] == 1, t
+    assert "not confirmed within redis.subscribe_wait_ms" in gw.stderr_text()
+
+    await wait_subscribers(redis_server, {ch("guild", guild): 1})
+    began = time.monotonic()
+    fresh = await Client.session(gw, uniq("u"), [uniq("g")])
+    assert time.monotonic() - began < 0.9 * wait
+    t = await gw.totals()
+    assert t["subscribe_waits"] == 2 and t["subscribe_waits_late"] == 1, t
+    for cl in (c, fresh):
+        await cl.close()
