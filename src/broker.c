@@ -1035,6 +1035,13 @@ static void broker_subscribed_cb(const char *channel, size_t clen, void *data)
     gw_route_subscribed(b->route, channel, clen);
 }
 
+static void broker_bound_cb(void *data, const char *pattern, size_t len)
+{
+    gw_broker_t *b = data;
+
+    gw_route_bound(b->route, pattern, len);
+}
+
 /* The Redis link: a Redis Cluster's (gw_config_check refused the
  * handoff, and presence, there), or the single node's. */
 static void broker_redis_start(gw_broker_t *b, const char *control)
@@ -1085,6 +1092,7 @@ void gw_broker_run(gw_broker_t *b)
                                 .message = broker_amqp_cb,
                                 .confirm = broker_confirm_cb,
                                 .rebind = broker_rebind_cb,
+                                .bound = broker_bound_cb,
                                 .data = b,
                                 .gate = &b->upstream,
                             });

@@ -28,7 +28,8 @@ typedef struct interest_entry {
     uint8_t told;                       /* the owner was told it is wanted */
     uint8_t dirty;                      /* in the changed list */
     uint8_t lingering;                  /* in the linger list */
-    uint8_t confirmed;                  /* the link confirmed its channel */
+    uint8_t confirmed; /* the links that confirmed it (GW_INTEREST_VIA_*) */
+    uint8_t need;      /* those its waiters wait for */
     uint16_t nwaiters, capwaiters;
     uint16_t *waiters; /* owned: workers waiting for the confirmation, one
                           per +1 of theirs (gw/subwait.h counts them) */
@@ -292,7 +293,7 @@ void gw_interest_each(const gw_interest_t *in,
 }
 
 void gw_interest_await(gw_interest_t *in, gw_interest_kind_t kind,
-                       const char *id, unsigned worker)
+                       const char *id, unsigned worker, unsigned need)
 {
     size_t len = strlen(id);
     char *key = gw_malloc(len + 2);
@@ -303,10 +304,11 @@ void gw_interest_await(gw_interest_t *in, gw_interest_kind_t kind,
     memcpy(key + 1, id, len + 1);
     e = interest_get(in, key);
     free(key);
-    if (e == NULL || e->confirmed) {
+    if (e == NULL || (e->confirmed & need) == need) {
         in->hooks.answered(in->hooks.data, worker, &t);
         return;
     }
+    e->need = (uint8_t)need;
     if (e->nwaiters == e->capwaiters) {
         e->capwaiters = e->capwaiters ? 2 * e->capwaiters : 2;
         e->waiters =
@@ -316,7 +318,7 @@ void gw_interest_await(gw_interest_t *in, gw_interest_kind_t kind,
 }
 
 void gw_interest_confirm(gw_interest_t *in, gw_interest_kind_t kind,
-                         const char *id, size_t len)
+                         const char *id, size_t len, unsigned via)
 {
     char *key = gw_malloc(len + 2);
     interest_entry_t *e;
@@ -329,6 +331,7 @@ void gw_interest_confirm(gw_interest_t *in, gw_interest_kind_t kind,
     /* A channel not asked for yet, or any more, confirms nothing. */
     if (e == NULL || !e->told)
         return;
-    e->confirmed = 1;
-    interest_answer(in, e);
+    e->confirmed |= (uint8_t)via;
+    if ((e->confirmed & e->need) == e->need)
+        interest_answer(in, e);
 }

@@ -151,8 +151,7 @@ int gw_route_interested(const gw_config_t *cfg)
 
 int gw_route_waited(const gw_config_t *cfg)
 {
-    return cfg->redis_enabled && cfg->redis_targeted &&
-           cfg->redis_subscribe_wait_ms > 0;
+    return gw_route_interested(cfg) && cfg->redis_subscribe_wait_ms > 0;
 }
 
 int gw_route_amqp_targeted(const gw_route_t *rt)
@@ -165,22 +164,36 @@ int gw_route_targeted(const gw_route_t *rt)
     return rt->targeted;
 }
 
+/* The links whose confirmation a +1 waits for now: those that route by
+ * targets and are up (what is published meanwhile on one that is down is
+ * lost to this instance anyway). */
+static unsigned route_need(const gw_route_t *rt)
+{
+    unsigned need = 0;
+
+    if (rt->targeted && rt->link_up)
+        need |= GW_INTEREST_VIA_REDIS;
+    if (rt->amqp != NULL && gw_amqp_link(rt->amqp).state == GW_LINK_UP)
+        need |= GW_INTEREST_VIA_AMQP;
+    return need;
+}
+
 /*
- * A worker's +1 of a guild or a user is answered once its channel is
- * confirmed; at once when its link is not up (what is published
- * meanwhile is lost to this instance anyway). Nothing is answered without
- * targeted Redis or redis.subscribe_wait_ms: no worker waits then; nor
- * for a session, whose channel no answer waits for (README).
+ * A worker's +1 of a guild or a user is answered once its channel (and
+ * binding) is confirmed; at once when no link is up to wait for. Nothing
+ * is answered when no worker waits (gw_route_waited), nor for a session,
+ * whose channel no answer waits for (README).
  */
 static void route_await(gw_route_t *rt, unsigned worker,
                         const gw_interest_change_t *c)
 {
     gw_interest_target_t t = {c->kind, c->id};
+    unsigned need = route_need(rt);
 
     if (!gw_route_waited(rt->cfg) || c->kind == GW_INTEREST_SESSION)
         return;
-    if (rt->link_up)
-        gw_interest_await(rt->interest, c->kind, c->id, worker);
+    if (need != 0)
+        gw_interest_await(rt->interest, c->kind, c->id, worker, need);
     else
         rt->hooks.answered(rt->hooks.data, worker, &t);
 }
@@ -204,7 +217,19 @@ void gw_route_subscribed(gw_route_t *rt, const char *name, size_t len)
     if (gw_channel_parse(rt->cfg->redis_channel, name, len, &ch) == 0 &&
         ch.kind != GW_CHANNEL_PLAIN)
         gw_interest_confirm(rt->interest, (gw_interest_kind_t)ch.kind, ch.id,
-                            ch.len);
+                            ch.len, GW_INTEREST_VIA_REDIS);
+}
+
+void gw_route_bound(gw_route_t *rt, const char *pattern, size_t len)
+{
+    char id[GW_CHANNEL_ID_MAX];
+    gw_channel_t ch;
+
+    /* A pattern is a routing key whose last word is `#`: read as one. */
+    if (gw_amqp_key_parse(pattern, len, id, &ch) == 0 &&
+        ch.kind != GW_CHANNEL_PLAIN)
+        gw_interest_confirm(rt->interest, (gw_interest_kind_t)ch.kind, ch.id,
+                            ch.len, GW_INTEREST_VIA_AMQP);
 }
 
 void gw_route_link(gw_route_t *rt, gw_link_state_t state)

@@ -90,22 +90,27 @@ void gw_interest_each(const gw_interest_t *in,
                       void (*cb)(void *data, const gw_interest_target_t *t),
                       void *data);
 
+/* The links that confirm a target's subscription (a mask of them). */
+#define GW_INTEREST_VIA_REDIS 1u /* Redis's subscribe reply */
+#define GW_INTEREST_VIA_AMQP 2u  /* RabbitMQ's exchange.bind-ok */
+
 /*
  * The subscription window (gw/subwait.h): worker `worker` (below 65536)
- * sent a +1 for the target and waits for its channel's confirmation.
- * Answered at once (the hook's `answered`) when the target's channel is
- * confirmed already or the target is unknown; else when it is confirmed
- * (gw_interest_confirm) or dropped, once per call.
+ * sent a +1 for the target and waits until each link of `need` (not 0)
+ * has confirmed it. Answered at once (the hook's `answered`) when they
+ * have already or the target is unknown; else when the last of them does
+ * (gw_interest_confirm) or the target is dropped; once per call. The
+ * latest call's `need` is the target's.
  */
 void gw_interest_await(gw_interest_t *in, gw_interest_kind_t kind,
-                       const char *id, unsigned worker);
+                       const char *id, unsigned worker, unsigned need);
 
-/* The link confirmed the channel of the target (id of len bytes, not
- * NUL-terminated): its waiting workers are answered, and later ones at
- * once (a link that reconnects subscribes every wanted channel again
- * before it is up). Ignored for a target the owner was not told is
- * wanted. */
+/* Link `via` confirmed the target (id of len bytes, not NUL-terminated):
+ * once every link its waiters need has, they are answered, and later
+ * ones at once (a link that reconnects subscribes, or binds, every wanted
+ * target again before it counts as up). Ignored for a target the owner
+ * was not told is wanted. */
 void gw_interest_confirm(gw_interest_t *in, gw_interest_kind_t kind,
-                         const char *id, size_t len);
+                         const char *id, size_t len, unsigned via);
 
 #endif

@@ -68,8 +68,8 @@ int gw_route_amqp_targeted(const gw_route_t *rt);
 int gw_route_interested(const gw_config_t *cfg);
 
 /* Whether the workers hold their answers for the subscription of targets
- * new to them (redis.targeted and redis.subscribe_wait_ms), which the
- * route's hook answers. */
+ * new to them (a link routes by targets, and redis.subscribe_wait_ms),
+ * which the route's hook answers. */
 int gw_route_waited(const gw_config_t *cfg);
 
 /* Whether envelopes go to their targets' channels (redis.targeted, with
@@ -84,6 +84,10 @@ void gw_route_interest(gw_route_t *rt, unsigned worker,
 /* The Redis link's subscribed hook: Redis confirmed channel name[0..len)
  * (SUBSCRIBE's or, on a cluster, SSUBSCRIBE's reply). */
 void gw_route_subscribed(gw_route_t *rt, const char *name, size_t len);
+
+/* The RabbitMQ link's bound hook: the binding of pattern[0..len) (a
+ * gw_amqp_key_pattern) is made. */
+void gw_route_bound(gw_route_t *rt, const char *pattern, size_t len);
 
 /* The Redis link's state: confirmations are waited for while it is up. */
 void gw_route_link(gw_route_t *rt, gw_link_state_t state);

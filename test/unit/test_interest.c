@@ -59,6 +59,8 @@ static void answered(void *data, unsigned worker, const gw_interest_target_t *t)
              len ? " " : "", worker, "gus"[t->kind], t -> id);
 }
 
+#define REDIS GW_INTEREST_VIA_REDIS
+#define AMQP GW_INTEREST_VIA_AMQP
 #define HOOKS(h) (&(gw_interest_hooks_t){changed, answered, (h)})
 
 /* Whether the batch text holds the target `item`, and how many it holds. */
@@ -298,24 +300,41 @@ static void test_await_confirm(void **state)
     fixture_t *f = *state;
 
     gw_interest_add(f->in, GW_INTEREST_GUILD, "g1", 1, 0);
-    gw_interest_await(f->in, GW_INTEREST_GUILD, "g1", 3);
+    gw_interest_await(f->in, GW_INTEREST_GUILD, "g1", 3, REDIS);
     gw_interest_add(f->in, GW_INTEREST_GUILD, "g1", 1, 0);
-    gw_interest_await(f->in, GW_INTEREST_GUILD, "g1", 4);
+    gw_interest_await(f->in, GW_INTEREST_GUILD, "g1", 4, REDIS);
     /* Not told yet: a confirmation of an earlier life of it is no word. */
-    gw_interest_confirm(f->in, GW_INTEREST_GUILD, "g1", 2);
+    gw_interest_confirm(f->in, GW_INTEREST_GUILD, "g1", 2, REDIS);
     assert_string_equal(f->heard.answered, "");
     gw_interest_flush(f->in, 0);
-    gw_interest_confirm(f->in, GW_INTEREST_GUILD, "g1x", 2);
+    gw_interest_confirm(f->in, GW_INTEREST_GUILD, "g1x", 2, REDIS);
     assert_string_equal(f->heard.answered, "3:g:g1 4:g:g1");
-    gw_interest_confirm(f->in, GW_INTEREST_GUILD, "g1", 2);
+    gw_interest_confirm(f->in, GW_INTEREST_GUILD, "g1", 2, REDIS);
     assert_string_equal(f->heard.answered, "3:g:g1 4:g:g1");
-    gw_interest_await(f->in, GW_INTEREST_GUILD, "g1", 5);
+    gw_interest_await(f->in, GW_INTEREST_GUILD, "g1", 5, REDIS);
     assert_string_equal(f->heard.answered, "3:g:g1 4:g:g1 5:g:g1");
 
     /* A target unknown here is answered at once. */
     forget(&f->heard);
-    gw_interest_await(f->in, GW_INTEREST_USER, "nobody", 1);
+    gw_interest_await(f->in, GW_INTEREST_USER, "nobody", 1, REDIS);
     assert_string_equal(f->heard.answered, "1:u:nobody");
+}
+
+/* Waiting for both links: answered once the second has confirmed; a
+ * later wait for one of them alone, at once. */
+static void test_await_two_links(void **state)
+{
+    fixture_t *f = *state;
+
+    gw_interest_add(f->in, GW_INTEREST_USER, "u1", 1, 0);
+    gw_interest_await(f->in, GW_INTEREST_USER, "u1", 1, REDIS | AMQP);
+    gw_interest_flush(f->in, 0);
+    gw_interest_confirm(f->in, GW_INTEREST_USER, "u1", 2, AMQP);
+    assert_string_equal(f->heard.answered, "");
+    gw_interest_confirm(f->in, GW_INTEREST_USER, "u1", 2, REDIS);
+    assert_string_equal(f->heard.answered, "1:u:u1");
+    gw_interest_await(f->in, GW_INTEREST_USER, "u1", 2, AMQP);
+    assert_string_equal(f->heard.answered, "1:u:u1 2:u:u1");
 }
 
 /* A target dropped while a worker waits: the worker is answered. */
@@ -324,7 +343,7 @@ static void test_dropped_answers_waiters(void **state)
     fixture_t *f = *state;
 
     gw_interest_add(f->in, GW_INTEREST_SESSION, "s1", 1, 0);
-    gw_interest_await(f->in, GW_INTEREST_SESSION, "s1", 2);
+    gw_interest_await(f->in, GW_INTEREST_SESSION, "s1", 2, REDIS);
     gw_interest_flush(f->in, 0);
     gw_interest_add(f->in, GW_INTEREST_SESSION, "s1", -1, 1);
     assert_string_equal(f->heard.answered, "");
@@ -353,6 +372,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_linger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_await_confirm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_await_two_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_answers_waiters, setup,
                                         teardown),
     };
