@@ -1072,7 +1072,7 @@ void gw_broker_run(gw_broker_t *b)
     char control[256];
     int handoff = cfg->redis_enabled && cfg->handoff;
 
-    gw_handoff_channel(cfg, control, sizeof(control));
+    gw_handoff_channel(cfg, b->instance_id, control, sizeof(control));
     b->route = gw_route_start(&b->loop, cfg, &b->stats,
                               &(gw_route_hooks_t){broker_subscription_cb, b});
     broker_redis_start(b, handoff ? control : NULL);
