@@ -857,8 +857,6 @@ static void broker_relay_sync(gw_broker_t *b, gw_relay_t *r)
     broker_sync_fail(b, r, rc);
 }
 
-/* A worker's targets, counted with the others'; what changed goes to the
- * link at the end of the turn (gw_route_flush). */
 /* The route's answer to a worker's +1 (the subscription window), which
  * it takes through its event queue like the other answers. */
 static void broker_subscription_cb(void *data, unsigned worker,
@@ -870,6 +868,8 @@ static void broker_subscription_cb(void *data, unsigned worker,
                   "subscription");
 }
 
+/* A worker's targets, counted with the others'; what changed goes to the
+ * link at the end of the turn (gw_route_flush). */
 static void broker_relay_interest(gw_broker_t *b, gw_relay_t *r)
 {
     gw_route_interest(b->route, (unsigned)r->worker, r->interest.changes,
