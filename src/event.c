@@ -495,6 +495,11 @@ void gw_event_set_refs(gw_event_t *ev, unsigned refs)
     atomic_store_explicit(&ev->refs, refs, memory_order_relaxed);
 }
 
+void gw_event_ref(gw_event_t *ev)
+{
+    atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
+}
+
 void gw_event_unref(gw_event_t *ev)
 {
     /* As gw_frame_unref: one acquire-release RMW. */

@@ -942,8 +942,7 @@ void gw_proto_init(gw_proto_t *p, gw_ws_loop_t *ws, gw_index_t *index,
 
 void gw_proto_free(gw_proto_t *p)
 {
-    if (p->subwait != NULL)
-        gw_subwait_free(p->subwait);
+    gw_subreply_free(p);
     gw_jwt_verifier_free(&p->jwt);
     gw_sessions_free(&p->sessions);
 }

@@ -162,4 +162,7 @@ void gw_event_set_refs(gw_event_t *ev, unsigned refs);
 /* Drops one reference; the last frees the event. Any thread. */
 void gw_event_unref(gw_event_t *ev);
 
+/* One more reference to ev, for a holder that keeps it past its queue's. */
+void gw_event_ref(gw_event_t *ev);
+
 #endif

@@ -14,7 +14,6 @@
 #include "gw/jwt.h"
 #include "gw/log.h"
 #include "gw/session.h"
-#include "gw/subwait.h"
 #include "gw/ws.h"
 
 #include <stddef.h>
@@ -61,26 +60,26 @@ typedef struct gw_proto_hooks {
 } gw_proto_hooks_t;
 
 typedef struct gw_transfer gw_transfer_t;
+typedef struct gw_subreply gw_subreply_t;
 
 /* The protocol of one worker. */
 typedef struct gw_proto {
-    gw_sessions_t sessions;     /* every session of the worker */
-    gw_index_t *index;          /* borrowed: the worker's routing tables */
-    gw_ws_loop_t *ws;           /* borrowed: the connections beneath */
-    gw_jwt_verifier_t jwt;      /* of the current configuration */
-    gw_proto_hooks_t hooks;     /* the owner's */
-    gw_log_limit_t flood_log;   /* rate-limited closes */
-    int draining;               /* closing everyone with 4011 */
-    int stopping;               /* shutting down: nothing parks */
-    unsigned workers;           /* workers of the process: a session id
-                                   naming another one is handed over */
-    const char *instance;       /* borrowed: this instance's id, which a drained
-                                   session's snapshot names as its owner */
-    gw_transfer_t *transfers;   /* owned list: the drain handoffs in progress
-                                   on this worker (transfer.c) */
-    gw_subwait_t *subwait;      /* owned: answers held for a subscription
-                                   (subreply.c), or NULL: none are */
-    gw_log_limit_t subwait_log; /* answers sent at the bound */
+    gw_sessions_t sessions;   /* every session of the worker */
+    gw_index_t *index;        /* borrowed: the worker's routing tables */
+    gw_ws_loop_t *ws;         /* borrowed: the connections beneath */
+    gw_jwt_verifier_t jwt;    /* of the current configuration */
+    gw_proto_hooks_t hooks;   /* the owner's */
+    gw_log_limit_t flood_log; /* rate-limited closes */
+    int draining;             /* closing everyone with 4011 */
+    int stopping;             /* shutting down: nothing parks */
+    unsigned workers;         /* workers of the process: a session id
+                                 naming another one is handed over */
+    const char *instance;     /* borrowed: this instance's id, which a drained
+                                 session's snapshot names as its owner */
+    gw_transfer_t *transfers; /* owned list: the drain handoffs in progress
+                                 on this worker (transfer.c) */
+    gw_subreply_t *subreply;  /* owned: answers held for a subscription
+                                 (subreply.c), or NULL: none are */
 } gw_proto_t;
 
 /* Frees a session and its index entries. A session in a drain handoff
