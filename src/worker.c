@@ -33,12 +33,7 @@ static void worker_interest(void *data, gw_interest_kind_t kind, const char *id,
 {
     gw_worker_t *w = data;
 
-    if (w->proto.subwait != NULL && kind != GW_INTEREST_SESSION) {
-        if (delta > 0)
-            gw_subwait_asked(w->proto.subwait, kind, id);
-        else
-            gw_subwait_released(w->proto.subwait, kind, id);
-    }
+    gw_subreply_asked(&w->proto, kind, id, delta);
     if (w->ninterest == w->interest_cap) {
         w->interest_cap = w->interest_cap ? 2 * w->interest_cap : 16;
         w->interest =
@@ -340,7 +335,7 @@ static void worker_adopt(gw_worker_t *w, gw_event_t *ev)
 /* One event's fan-out on this worker. */
 typedef struct worker_fanout {
     gw_worker_t *w;
-    const gw_event_t *ev;
+    gw_event_t *ev;        /* a reference is taken to keep it (subreply.c) */
     const gw_user_t *skip; /* sessions of this user are skipped, or NULL */
 } worker_fanout_t;
 
@@ -350,8 +345,13 @@ static void worker_deliver_one(gw_session_t *s, void *data)
 
     if (f->skip != NULL && s->user == f->skip)
         return;
-    /* A dispatch, the common case, goes straight to the session. */
-    if (f->ev->action == GW_ACTION_DISPATCH)
+    /* A dispatch, the common case, goes straight to the session, unless
+     * its answer is held (subreply.c): then behind it. */
+    if (s->held && (f->ev->action == GW_ACTION_DISPATCH ||
+                    f->ev->action == GW_ACTION_SEND)) {
+        gw_event_ref(f->ev);
+        gw_subreply_later(&f->w->proto, s, f->ev);
+    } else if (f->ev->action == GW_ACTION_DISPATCH)
         gw_session_dispatch(s, f->ev);
     else
         gw_proto_apply(&f->w->proto, s, f->ev);
@@ -368,8 +368,8 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
         if (ev->action == GW_ACTION_CENSUS)
             worker_census(w, ev->census);
         else if (ev->action == GW_ACTION_SUBSCRIBED)
-            gw_subwait_confirmed(w->proto.subwait, (gw_interest_kind_t)ev->code,
-                                 ev->arg);
+            gw_subreply_confirmed(&w->proto, (gw_interest_kind_t)ev->code,
+                                  ev->arg);
         else if (ev->action == GW_ACTION_ADOPT)
             worker_adopt(w, ev);
         else
