@@ -331,8 +331,8 @@ async def test_a_stalled_redis_delays_identified_by_the_bound_only(
         redis_server, gateway_factory):
     """Redis that does not answer the SUBSCRIBE (stopped, its connections
     open): identified comes redis.subscribe_wait_ms late, counted and
-    logged; once Redis answers, a new guild is answered without the
-    bound."""
+    logged, and a dispatch made meanwhile on the instance comes after it;
+    once Redis answers, a new guild is answered without the bound."""
     wait = T(0.5)
     gw = redis_gateway(gateway_factory, redis_server, "gw-a",
                        redis={"subscribe_wait_ms": int(wait * 1000)})
@@ -341,8 +341,19 @@ async def test_a_stalled_redis_delays_identified_by_the_bound_only(
     try:
         guild = uniq("g")
         began = time.monotonic()
-        c = await Client.session(gw, uniq("u"), [guild])
+        c = await Client.connect(gw)
+        await c.ready()
+        await c.send_identify(uniq("u"), [guild])
+        # A dispatch for the session while its answer is held comes after
+        # identified, not before.
+        await asyncio.sleep(wait / 4)
+        ev = ("message.create", guild, {"n": "held"})
+        r = await gw.apublish(envelope(ev))
+        assert r["accepted"], r
+        msg = await c.expect("identified")
         took = time.monotonic() - began
+        assert msg["data"]["guildIds"] == [guild], msg
+        await expect_dispatches(c, [ev])
         t = await gw.totals()
     finally:
         redis_server.proc.send_signal(signal.SIGCONT)
