@@ -442,8 +442,9 @@ static const config_option_t config_options[] = {
     OPT_U32("redis.subscribe_wait_ms", CONFIG_RESTART_ONLY,
             redis_subscribe_wait_ms, "1000", 0, 60000, NULL,
             "identified and guild_subscribed for a guild or user new to "
-            "the instance wait for Redis to confirm its channel, at most "
-            "this long (then they go anyway, counted); 0 = never wait"),
+            "the instance wait for Redis to confirm its channel (and "
+            "RabbitMQ its keyed binding), at most this long (then they go "
+            "anyway, counted); 0 = never wait"),
     OPT_U32("redis.max_user_channels", CONFIG_RESTART_ONLY,
             redis_max_user_channels, "64", 1, 1024, NULL,
             "An envelope for at most this many users is published to each "
