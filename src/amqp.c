@@ -716,6 +716,14 @@ static void rmq_session_log(const gw_amqp_t *a)
                 job->previous ? job->previous : "", job->upstream);
 }
 
+static void rmq_bound(void *data, const char *pattern, size_t len)
+{
+    gw_amqp_t *a = data;
+
+    if (a->hooks.bound != NULL)
+        a->hooks.bound(a->hooks.data, pattern, len);
+}
+
 /*
  * Targeted routing: the new connection binds every wanted target to its
  * generation (the owner's rebind hook asks for them), then deletes the
@@ -728,8 +736,8 @@ static int rmq_session_binds(gw_amqp_t *a, rmq_session_t *s)
 
     if (!job->targeted)
         return 0;
-    s->binds =
-        gw_amqp_bind_new(s->conn, job->exchange, job->generation, a->stats);
+    s->binds = gw_amqp_bind_new(s->conn, job->exchange, job->generation,
+                                a->stats, rmq_bound, a);
     s->rebuilding = 1;
     if (a->hooks.rebind != NULL)
         a->hooks.rebind(a->hooks.data);

@@ -42,9 +42,11 @@ struct gw_amqp_bind {
     char *exchange;               /* owned: the events exchange (source) */
     char *generation;             /* owned: the destination */
     gw_stats_t *stats;            /* borrowed: the owner's */
-    int reopening;                /* channel.open sent, not yet answered */
-    gw_log_limit_t refused_log;   /* RabbitMQ's refusals */
-    gw_log_limit_t long_log;      /* patterns too long to bind */
+    gw_amqp_bound_cb bound;       /* the owner's, with its data */
+    void *data;
+    int reopening;              /* channel.open sent, not yet answered */
+    gw_log_limit_t refused_log; /* RabbitMQ's refusals */
+    gw_log_limit_t long_log;    /* patterns too long to bind */
 };
 
 static void rmq_bind_gauge(gw_amqp_bind_t *b)
@@ -55,7 +57,8 @@ static void rmq_bind_gauge(gw_amqp_bind_t *b)
 
 gw_amqp_bind_t *gw_amqp_bind_new(amqp_connection_state_t conn,
                                  const char *exchange, const char *generation,
-                                 gw_stats_t *stats)
+                                 gw_stats_t *stats, gw_amqp_bound_cb bound,
+                                 void *data)
 {
     gw_amqp_bind_t *b = gw_calloc(1, sizeof(*b));
 
@@ -64,6 +67,8 @@ gw_amqp_bind_t *gw_amqp_bind_new(amqp_connection_state_t conn,
     b->exchange = gw_strdup(exchange);
     b->generation = gw_strdup(generation);
     b->stats = stats;
+    b->bound = bound;
+    b->data = data;
     rmq_bind_gauge(b);
     return b;
 }
@@ -178,6 +183,8 @@ static int rmq_bind_answered(gw_amqp_bind_t *b, gw_amqp_op_kind_t kind,
                 op->name);
     } else {
         gw_stat_add(b->stats, done[kind], 1);
+        if (kind == GW_AMQP_OP_BIND)
+            b->bound(b->data, op->name, op->len);
     }
     free(op);
     return rc;

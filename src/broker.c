@@ -522,6 +522,7 @@ static void broker_redis_state_cb(gw_link_state_t state, void *data)
 {
     gw_broker_t *b = data;
 
+    gw_route_link(b->route, state);
     if (b->presence != NULL)
         gw_presence_link(b->presence, state);
 }
@@ -856,11 +857,23 @@ static void broker_relay_sync(gw_broker_t *b, gw_relay_t *r)
     broker_sync_fail(b, r, rc);
 }
 
+/* The route's answer to a worker's +1 (the subscription window), which
+ * it takes through its event queue like the other answers. */
+static void broker_subscription_cb(void *data, unsigned worker,
+                                   const gw_interest_target_t *t)
+{
+    gw_broker_t *b = data;
+
+    broker_answer(b, (int)worker, gw_event_subscribed(t->kind, t->id),
+                  "subscription");
+}
+
 /* A worker's targets, counted with the others'; what changed goes to the
  * link at the end of the turn (gw_route_flush). */
 static void broker_relay_interest(gw_broker_t *b, gw_relay_t *r)
 {
-    gw_route_interest(b->route, r->interest.changes, r->interest.n);
+    gw_route_interest(b->route, (unsigned)r->worker, r->interest.changes,
+                      r->interest.n);
     gw_relay_free(r);
 }
 
@@ -1015,19 +1028,34 @@ Error:
     return NULL;
 }
 
+static void broker_subscribed_cb(const char *channel, size_t clen, void *data)
+{
+    gw_broker_t *b = data;
+
+    gw_route_subscribed(b->route, channel, clen);
+}
+
+static void broker_bound_cb(void *data, const char *pattern, size_t len)
+{
+    gw_broker_t *b = data;
+
+    gw_route_bound(b->route, pattern, len);
+}
+
 /* The Redis link: a Redis Cluster's (gw_config_check refused the
  * handoff, and presence, there), or the single node's. */
 static void broker_redis_start(gw_broker_t *b, const char *control)
 {
     const gw_config_t *cfg = b->srv->cfg;
-    gw_redis_hooks_t hooks = {.message = broker_redis_cb,
-                              .resubscribe = gw_route_targeted(b->route)
-                                                 ? broker_resubscribe_cb
-                                                 : NULL,
-                              .state = broker_redis_state_cb,
-                              .control = control,
-                              .control_message = broker_handoff_control_cb,
-                              .data = b};
+    gw_redis_hooks_t hooks = {
+        .message = broker_redis_cb,
+        .resubscribe =
+            gw_route_targeted(b->route) ? broker_resubscribe_cb : NULL,
+        .subscribed = gw_route_targeted(b->route) ? broker_subscribed_cb : NULL,
+        .state = broker_redis_state_cb,
+        .control = control,
+        .control_message = broker_handoff_control_cb,
+        .data = b};
 
     if (cfg->redis_enabled && cfg->redis_cluster) {
         b->cluster = gw_rcluster_start(&b->loop, cfg, &b->stats, &hooks);
@@ -1044,8 +1072,9 @@ void gw_broker_run(gw_broker_t *b)
     char control[256];
     int handoff = cfg->redis_enabled && cfg->handoff;
 
-    gw_handoff_channel(cfg, control, sizeof(control));
-    b->route = gw_route_start(&b->loop, cfg, &b->stats);
+    gw_handoff_channel(cfg, b->instance_id, control, sizeof(control));
+    b->route = gw_route_start(&b->loop, cfg, &b->stats,
+                              &(gw_route_hooks_t){broker_subscription_cb, b});
     broker_redis_start(b, handoff ? control : NULL);
     if (handoff)
         b->handoff =
@@ -1063,6 +1092,7 @@ void gw_broker_run(gw_broker_t *b)
                                 .message = broker_amqp_cb,
                                 .confirm = broker_confirm_cb,
                                 .rebind = broker_rebind_cb,
+                                .bound = broker_bound_cb,
                                 .data = b,
                                 .gate = &b->upstream,
                             });

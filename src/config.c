@@ -455,6 +455,12 @@ static const config_option_t config_options[] = {
             redis_unsubscribe_linger_ms, "3000", 0, 3600000, NULL,
             "A guild's or user's channel stays subscribed this long after "
             "its last session here left, for a session that comes back"),
+    OPT_U32("redis.subscribe_wait_ms", CONFIG_RESTART_ONLY,
+            redis_subscribe_wait_ms, "1000", 0, 60000, NULL,
+            "identified and guild_subscribed for a guild or user new to "
+            "the instance wait for Redis to confirm its channel (and "
+            "RabbitMQ its keyed binding), at most this long (then they go "
+            "anyway, counted); 0 = never wait"),
     OPT_U32("redis.max_user_channels", CONFIG_RESTART_ONLY,
             redis_max_user_channels, "64", 1, 1024, NULL,
             "An envelope for at most this many users is published to each "

@@ -443,6 +443,19 @@ gw_event_t *gw_event_census(uint32_t census)
     return ev;
 }
 
+gw_event_t *gw_event_subscribed(unsigned kind, const char *id)
+{
+    gw_event_t *ev = gw_calloc(1, sizeof(*ev));
+
+    atomic_init(&ev->refs, 1);
+    ev->target = GW_TARGET_ALL;
+    ev->action = GW_ACTION_SUBSCRIBED;
+    ev->priority = 1;
+    ev->code = (uint16_t)kind;
+    ev->arg = gw_strdup(id);
+    return ev;
+}
+
 gw_event_t *gw_event_adopt(const uint8_t session[GW_SESSION_ID_LEN], int fd,
                            gw_transport_state_t *state, const uint8_t *rest,
                            size_t len, uint64_t seq, const char *user,
@@ -480,6 +493,11 @@ gw_event_t *gw_event_handoff(gw_action_t action,
 void gw_event_set_refs(gw_event_t *ev, unsigned refs)
 {
     atomic_store_explicit(&ev->refs, refs, memory_order_relaxed);
+}
+
+void gw_event_ref(gw_event_t *ev)
+{
+    atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
 }
 
 void gw_event_unref(gw_event_t *ev)

@@ -1,6 +1,7 @@
 /*
  * The drain handoff's Redis side (docs/continuity.md section 3). Keys,
- * under the control channel's name C = `<redis.channel>:handoff`:
+ * under C = `<redis.channel>:handoff` (the shared control channel's name,
+ * and the prefix of the instances' own, `C:<instance>`):
  *
  *   C:<S>       the header snapshot of drained session S, until claimed
  *               or the resume window ends;
@@ -47,7 +48,8 @@ static const char handoff_take_lua[] =
 struct gw_handoff {
     gw_redis_t *redis; /* borrowed */
     char *instance;    /* owned: this instance's id */
-    char channel[256]; /* the control channel, and the keys' prefix */
+    char channel[256]; /* C: the shared control channel, the keys' prefix */
+    int targeted;      /* messages go to their instance's own channel */
     gw_stats_t *stats; /* borrowed */
     gw_handoff_hooks_t hooks;
     gw_log_limit_t log; /* failed commands */
@@ -61,9 +63,26 @@ typedef struct handoff_call {
     uint8_t to[GW_SESSION_ID_LEN];
 } handoff_call_t;
 
-void gw_handoff_channel(const gw_config_t *cfg, char *out, size_t size)
+void gw_handoff_channel(const gw_config_t *cfg, const char *instance, char *out,
+                        size_t size)
 {
-    snprintf(out, size, "%s:handoff", cfg->redis_channel);
+    if (cfg->redis_targeted)
+        snprintf(out, size, "%s:handoff:%s", cfg->redis_channel, instance);
+    else
+        snprintf(out, size, "%s:handoff", cfg->redis_channel);
+}
+
+/* The channel a message for instance to[0..len) goes on (heap). */
+static char *handoff_to(const gw_handoff_t *h, const char *to, size_t len)
+{
+    size_t size = sizeof(h->channel) + len + 2;
+    char *ch = gw_malloc(size);
+
+    if (h->targeted)
+        snprintf(ch, size, "%s:%.*s", h->channel, (int)len, to);
+    else
+        snprintf(ch, size, "%s", h->channel);
+    return ch;
 }
 
 gw_handoff_t *gw_handoff_new(gw_redis_t *redis, const gw_config_t *cfg,
@@ -74,7 +93,8 @@ gw_handoff_t *gw_handoff_new(gw_redis_t *redis, const gw_config_t *cfg,
 
     h->redis = redis;
     h->instance = gw_strdup(instance);
-    gw_handoff_channel(cfg, h->channel, sizeof(h->channel));
+    snprintf(h->channel, sizeof(h->channel), "%s:handoff", cfg->redis_channel);
+    h->targeted = cfg->redis_targeted;
     h->stats = stats;
     h->hooks = *hooks;
     gw_redis_script_init(&h->open, handoff_open_lua);
@@ -212,17 +232,18 @@ static int handoff_claim(gw_handoff_t *h, const gw_handoff_msg_t *m,
     char ids[2 * HANDOFF_HEX + 2], *msg;
     size_t n = strlen(m->text) + strlen(h->instance) + sizeof(ids) + 16;
     handoff_call_t *c = handoff_call(h, GW_ACTION_RESTORE, m->requester);
+    char *to = handoff_to(h, m->text, strlen(m->text)); /* the owner */
     int rc;
 
     handoff_ids(m->session, m->requester, ids);
     msg = gw_malloc(n);
     snprintf(msg, n, "claim %s\n%s\n%s", ids, m->text, h->instance);
-    rc = gw_redis_eval(h->redis, &h->claim, 3,
-                       (const char *[]){key, h->channel, msg}, handoff_claim_cb,
-                       c);
+    rc = gw_redis_eval(h->redis, &h->claim, 3, (const char *[]){key, to, msg},
+                       handoff_claim_cb, c);
     if (rc != 0)
         free(c);
     free(msg);
+    free(to);
     return rc;
 }
 
@@ -231,10 +252,14 @@ static int handoff_serve(gw_handoff_t *h, const gw_handoff_msg_t *m,
 {
     char hex[HANDOFF_HEX + 1], *msg;
     size_t n = strlen(m->text) + sizeof(hex) + 16;
-    const char *argv[5] = {key, m->blob ? m->blob : "", HANDOFF_SNAP_TTL_MS,
-                           h->channel, NULL};
+    /* The claimer: the line after the requester's id in the address. */
+    const char *nl = strchr(m->text, '\n');
+    const char *claimer = nl != NULL ? nl + 1 : "";
+    char *to = handoff_to(h, claimer, strlen(claimer));
+    const char *argv[5] = {key, m->blob ? m->blob : "", HANDOFF_SNAP_TTL_MS, to,
+                           NULL};
     size_t lens[5] = {strlen(key), m->blob ? m->len : 0,
-                      strlen(HANDOFF_SNAP_TTL_MS), strlen(h->channel), 0};
+                      strlen(HANDOFF_SNAP_TTL_MS), strlen(to), 0};
     handoff_call_t *c = handoff_call(h, GW_ACTION_SERVED, m->session);
     int rc;
 
@@ -249,6 +274,7 @@ static int handoff_serve(gw_handoff_t *h, const gw_handoff_msg_t *m,
     if (rc != 0)
         free(c);
     free(msg);
+    free(to);
     return rc;
 }
 
@@ -390,6 +416,7 @@ void gw_handoff_control(gw_handoff_t *h, const char *payload, size_t len)
 {
     gw_handoff_note_t n;
 
+    gw_stat_add(h->stats, GW_STAT_HANDOFF_CONTROL, 1);
     if (gw_handoff_parse(payload, len, &n) != 0) {
         gw_log_limited(&h->log, GW_LOG_WARN,
                        "handoff: a control message of %zu bytes that is not "

@@ -28,7 +28,12 @@ typedef struct interest_entry {
     uint8_t told;                       /* the owner was told it is wanted */
     uint8_t dirty;                      /* in the changed list */
     uint8_t lingering;                  /* in the linger list */
-    char key[];                         /* kind letter, then the id */
+    uint8_t confirmed; /* the links that confirmed it (GW_INTEREST_VIA_*) */
+    uint8_t need;      /* those its waiters wait for */
+    uint16_t nwaiters, capwaiters;
+    uint16_t *waiters; /* owned: workers waiting for the confirmation, one
+                          per +1 of theirs (gw/subwait.h counts them) */
+    char key[];        /* kind letter, then the id */
 } interest_entry_t;
 
 /* A growable array of targets, for the hook's two batches. */
@@ -86,8 +91,10 @@ void gw_interest_free(gw_interest_t *in)
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
     void *key;
 
-    while (ck_hs_next(&in->table, &it, &key))
+    while (ck_hs_next(&in->table, &it, &key)) {
+        free(INTEREST_ENTRY_OF(key)->waiters);
         free(INTEREST_ENTRY_OF(key));
+    }
     ck_hs_destroy(&in->table);
     free(in->on.t);
     free(in->off.t);
@@ -195,9 +202,23 @@ static void interest_push(interest_batch_t *b, const interest_entry_t *e)
     b->t[b->n++] = (gw_interest_target_t){interest_kind_of(e), e->key + 1};
 }
 
-/* Out of the table now, freed once the hook has seen its id. */
+/* Every worker waiting for e hears that it need wait no more. */
+static void interest_answer(gw_interest_t *in, interest_entry_t *e)
+{
+    gw_interest_target_t t = {interest_kind_of(e), e->key + 1};
+
+    for (uint16_t i = 0; i < e->nwaiters; i++)
+        in->hooks.answered(in->hooks.data, e->waiters[i], &t);
+    free(e->waiters);
+    e->waiters = NULL;
+    e->nwaiters = e->capwaiters = 0;
+}
+
+/* Out of the table now, freed once the hook has seen its id; a worker
+ * still waiting for it is answered: no session of its holds it. */
 static void interest_drop(gw_interest_t *in, interest_entry_t *e)
 {
+    interest_answer(in, e);
     ck_hs_remove(&in->table, CK_HS_HASH(&in->table, gw_hs_hash, e->key),
                  e->key);
     if (in->ngone == in->gone_cap) {
@@ -269,4 +290,48 @@ void gw_interest_each(const gw_interest_t *in,
         if (e->told)
             cb(data, &t);
     }
+}
+
+void gw_interest_await(gw_interest_t *in, gw_interest_kind_t kind,
+                       const char *id, unsigned worker, unsigned need)
+{
+    size_t len = strlen(id);
+    char *key = gw_malloc(len + 2);
+    interest_entry_t *e;
+    gw_interest_target_t t = {kind, id};
+
+    key[0] = interest_letter[kind];
+    memcpy(key + 1, id, len + 1);
+    e = interest_get(in, key);
+    free(key);
+    if (e == NULL || (e->confirmed & need) == need) {
+        in->hooks.answered(in->hooks.data, worker, &t);
+        return;
+    }
+    e->need = (uint8_t)need;
+    if (e->nwaiters == e->capwaiters) {
+        e->capwaiters = e->capwaiters ? 2 * e->capwaiters : 2;
+        e->waiters =
+            gw_realloc(e->waiters, e->capwaiters * sizeof(*e->waiters));
+    }
+    e->waiters[e->nwaiters++] = (uint16_t)worker;
+}
+
+void gw_interest_confirm(gw_interest_t *in, gw_interest_kind_t kind,
+                         const char *id, size_t len, unsigned via)
+{
+    char *key = gw_malloc(len + 2);
+    interest_entry_t *e;
+
+    key[0] = interest_letter[kind];
+    memcpy(key + 1, id, len);
+    key[len + 1] = '\0';
+    e = interest_get(in, key);
+    free(key);
+    /* A channel not asked for yet, or any more, confirms nothing. */
+    if (e == NULL || !e->told)
+        return;
+    e->confirmed |= (uint8_t)via;
+    if ((e->confirmed & e->need) == e->need)
+        interest_answer(in, e);
 }

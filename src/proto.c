@@ -9,6 +9,7 @@
 #include "gw/match.h"
 #include "gw/reply.h"
 #include "gw/resume.h"
+#include "gw/subreply.h"
 #include "gw/transfer.h"
 
 #include <inttypes.h>
@@ -92,6 +93,20 @@ static int proto_join(gw_proto_t *p, gw_session_t *s, const char *guild)
     return gw_index_join(p->index, s, guild);
 }
 
+#define PROTO_TOO_MANY_GUILDS                                                  \
+    "{\"event\":\"error\",\"data\":{\"code\":\"limit_exceeded\","              \
+    "\"message\":\"too many guilds for one session\"}}"
+
+/* `guild_subscribed`, once the guild's channel is (gw/subreply.h). */
+static void proto_guild_subscribed(gw_proto_t *p, gw_session_t *s,
+                                   const char *guild)
+{
+    cJSON *data, *doc = gw_reply_event("guild_subscribed", &data);
+
+    cJSON_AddStringToObject(data, "guildId", guild);
+    gw_subreply_send(p, s, doc, NULL, guild);
+}
+
 static void proto_identified(gw_proto_t *p, gw_session_t *s,
                              const cJSON *guilds)
 {
@@ -113,9 +128,7 @@ static void proto_identified(gw_proto_t *p, gw_session_t *s,
         if (rc == 0)
             cJSON_AddItemToArray(joined, cJSON_CreateString(id));
     }
-    gw_reply_json(s, doc);
-    if (over)
-        gw_reply_error(s, "limit_exceeded", "too many guilds for one session");
+    gw_subreply_send(p, s, doc, over ? PROTO_TOO_MANY_GUILDS : NULL, NULL);
     gw_proto_presence(p, s, 1);
     /* After `identified`: a short token is warned at once. */
     proto_deadlines(s);
@@ -259,10 +272,10 @@ static void proto_subscribe(gw_proto_t *p, gw_session_t *s,
 
     switch (guild ? proto_join(p, s, guild) : GW_EINVAL) {
     case 0:
-        gw_reply_guild(s, "guild_subscribed", guild);
+        proto_guild_subscribed(p, s, guild);
         gw_proto_presence_guild(p, s, guild);
         break;
-    case 1: gw_reply_guild(s, "guild_subscribed", guild); break;
+    case 1: proto_guild_subscribed(p, s, guild); break;
     case GW_EAUTH:
         gw_reply_error(s, "forbidden", "the token does not allow this guild");
         break;
@@ -306,7 +319,7 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
             gw_reply_error(s, "limit_exceeded",
                            "too many guilds for one session");
         else if (gw_index_join(p->index, s, ev->arg) == 0) {
-            gw_reply_guild(s, "guild_subscribed", ev->arg);
+            proto_guild_subscribed(p, s, ev->arg);
             gw_proto_presence_guild(p, s, ev->arg);
         }
         break;
@@ -328,6 +341,7 @@ void gw_proto_apply(gw_proto_t *p, gw_session_t *s, const gw_event_t *ev)
         gw_session_send(s, ev->body->data, ev->body->len);
         break;
     case GW_ACTION_CENSUS: /* the worker's own, never a session's */
+    case GW_ACTION_SUBSCRIBED:
     case GW_ACTION_ADOPT:
     case GW_ACTION_OPENED: /* gw_transfer_event's */
     case GW_ACTION_CLAIM:
@@ -699,6 +713,7 @@ static void proto_close_cb(void *data, uint16_t sent, uint16_t received)
     gw_proto_t *p = proto_of(s);
 
     s->ws = NULL;
+    gw_subreply_cancel(p, s);
     if (s->user != NULL)
         gw_proto_presence(p, s, -1);
     if (!proto_parks(p, s, sent, received)) {
@@ -842,6 +857,7 @@ void gw_proto_tick(gw_proto_t *p, uint64_t now_ms)
 {
     gw_wheel_advance(&p->sessions.wheel, now_ms, proto_timer_fire, p);
     gw_transfer_due(p, now_ms);
+    gw_subreply_tick(p, now_ms);
 }
 
 typedef struct proto_drain {
@@ -932,6 +948,7 @@ void gw_proto_init(gw_proto_t *p, gw_ws_loop_t *ws, gw_index_t *index,
 
 void gw_proto_free(gw_proto_t *p)
 {
+    gw_subreply_free(p);
     gw_jwt_verifier_free(&p->jwt);
     gw_sessions_free(&p->sessions);
 }

@@ -399,6 +399,14 @@ static void rcluster_message(void *data, const char *channel, size_t clen,
     c->hooks.message(channel, clen, payload, len, c->hooks.data);
 }
 
+static void rcluster_subscribed(void *data, const char *channel, size_t clen)
+{
+    gw_rcluster_t *c = data;
+
+    if (c->hooks.subscribed != NULL)
+        c->hooks.subscribed(channel, clen, c->hooks.data);
+}
+
 /* A new subscriber for s: every slot of s is marked, and resubscribed. */
 static void rcluster_opened(void *data, gw_shard_t *s)
 {
@@ -443,7 +451,8 @@ static gw_shard_t *rcluster_shard_start(gw_rcluster_t *c,
 {
     return gw_shard_start(
         c->loop, c->cfg, c->stats, a->host, a->port,
-        &(gw_shard_hooks_t){rcluster_message, rcluster_opened, rcluster_moved,
+        &(gw_shard_hooks_t){rcluster_message, rcluster_subscribed,
+                            rcluster_opened, rcluster_moved,
                             rcluster_shard_state, rcluster_shard_failed, c});
 }
 

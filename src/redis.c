@@ -220,7 +220,12 @@ static void redis_confirmed(gw_redis_t *r, const redisReply *rep)
 
     if (count->type == REDIS_REPLY_INTEGER && count->integer >= 0)
         gw_stat_set(r->stats, GW_STAT_REDIS_CHANNELS, (uint64_t)count->integer);
-    if (strcmp(rep->element[0]->str, "subscribe") != 0 || r->unconfirmed == 0)
+    if (strcmp(rep->element[0]->str, "subscribe") != 0)
+        return;
+    if (r->hooks.subscribed != NULL)
+        r->hooks.subscribed(rep->element[1]->str, rep->element[1]->len,
+                            r->hooks.data);
+    if (r->unconfirmed == 0)
         return;
     if (--r->unconfirmed == 0) {
         r->subscribed = 1;

@@ -18,6 +18,8 @@ struct gw_route {
     gw_interest_t *interest; /* owned */
     uv_timer_t timer;        /* the next end of a linger */
     int targeted;            /* redis.targeted, with Redis enabled */
+    int link_up;             /* the Redis link is up: confirmations come */
+    gw_route_hooks_t hooks;  /* the owner's */
     gw_log_limit_t log;      /* messages dropped for their channel */
 };
 
@@ -95,13 +97,21 @@ static void route_changed_cb(void *data, const gw_interest_target_t *on,
     route_bind(rt, on, non, off, noff);
 }
 
+static void route_answered_cb(void *data, unsigned worker,
+                              const gw_interest_target_t *t)
+{
+    gw_route_t *rt = data;
+
+    rt->hooks.answered(rt->hooks.data, worker, t);
+}
+
 static void route_timer_cb(uv_timer_t *t)
 {
     gw_route_flush(t->data);
 }
 
 gw_route_t *gw_route_start(uv_loop_t *loop, const gw_config_t *cfg,
-                           gw_stats_t *stats)
+                           gw_stats_t *stats, const gw_route_hooks_t *hooks)
 {
     gw_route_t *rt = gw_calloc(1, sizeof(*rt));
 
@@ -109,9 +119,10 @@ gw_route_t *gw_route_start(uv_loop_t *loop, const gw_config_t *cfg,
     rt->cfg = cfg;
     rt->stats = stats;
     rt->targeted = cfg->redis_enabled && cfg->redis_targeted;
-    rt->interest =
-        gw_interest_new(cfg->redis_unsubscribe_linger_ms, stats,
-                        &(gw_interest_hooks_t){route_changed_cb, rt});
+    rt->hooks = *hooks;
+    rt->interest = gw_interest_new(
+        cfg->redis_unsubscribe_linger_ms, stats,
+        &(gw_interest_hooks_t){route_changed_cb, route_answered_cb, rt});
     uv_timer_init(loop, &rt->timer);
     rt->timer.data = rt;
     return rt;
@@ -138,6 +149,11 @@ int gw_route_interested(const gw_config_t *cfg)
            gw_amqp_key_targeted(cfg);
 }
 
+int gw_route_waited(const gw_config_t *cfg)
+{
+    return gw_route_interested(cfg) && cfg->redis_subscribe_wait_ms > 0;
+}
+
 int gw_route_amqp_targeted(const gw_route_t *rt)
 {
     return rt->amqp != NULL;
@@ -148,12 +164,77 @@ int gw_route_targeted(const gw_route_t *rt)
     return rt->targeted;
 }
 
-void gw_route_interest(gw_route_t *rt, const gw_interest_change_t *c, size_t n)
+/* The links whose confirmation a +1 waits for now: those that route by
+ * targets and are up (what is published meanwhile on one that is down is
+ * lost to this instance anyway). */
+static unsigned route_need(const gw_route_t *rt)
+{
+    unsigned need = 0;
+
+    if (rt->targeted && rt->link_up)
+        need |= GW_INTEREST_VIA_REDIS;
+    if (rt->amqp != NULL && gw_amqp_link(rt->amqp).state == GW_LINK_UP)
+        need |= GW_INTEREST_VIA_AMQP;
+    return need;
+}
+
+/*
+ * A worker's +1 of a guild or a user is answered once its channel (and
+ * binding) is confirmed; at once when no link is up to wait for. Nothing
+ * is answered when no worker waits (gw_route_waited), nor for a session,
+ * whose channel no answer waits for (README).
+ */
+static void route_await(gw_route_t *rt, unsigned worker,
+                        const gw_interest_change_t *c)
+{
+    gw_interest_target_t t = {c->kind, c->id};
+    unsigned need = route_need(rt);
+
+    if (!gw_route_waited(rt->cfg) || c->kind == GW_INTEREST_SESSION)
+        return;
+    if (need != 0)
+        gw_interest_await(rt->interest, c->kind, c->id, worker, need);
+    else
+        rt->hooks.answered(rt->hooks.data, worker, &t);
+}
+
+void gw_route_interest(gw_route_t *rt, unsigned worker,
+                       const gw_interest_change_t *c, size_t n)
 {
     uint64_t now = uv_now(rt->loop);
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         gw_interest_add(rt->interest, c[i].kind, c[i].id, c[i].delta, now);
+        if (c[i].delta > 0)
+            route_await(rt, worker, &c[i]);
+    }
+}
+
+void gw_route_subscribed(gw_route_t *rt, const char *name, size_t len)
+{
+    gw_channel_t ch;
+
+    if (gw_channel_parse(rt->cfg->redis_channel, name, len, &ch) == 0 &&
+        ch.kind != GW_CHANNEL_PLAIN)
+        gw_interest_confirm(rt->interest, (gw_interest_kind_t)ch.kind, ch.id,
+                            ch.len, GW_INTEREST_VIA_REDIS);
+}
+
+void gw_route_bound(gw_route_t *rt, const char *pattern, size_t len)
+{
+    char id[GW_CHANNEL_ID_MAX];
+    gw_channel_t ch;
+
+    /* A pattern is a routing key whose last word is `#`: read as one. */
+    if (gw_amqp_key_parse(pattern, len, id, &ch) == 0 &&
+        ch.kind != GW_CHANNEL_PLAIN)
+        gw_interest_confirm(rt->interest, (gw_interest_kind_t)ch.kind, ch.id,
+                            ch.len, GW_INTEREST_VIA_AMQP);
+}
+
+void gw_route_link(gw_route_t *rt, gw_link_state_t state)
+{
+    rt->link_up = state == GW_LINK_UP;
 }
 
 void gw_route_flush(gw_route_t *rt)

@@ -270,6 +270,7 @@ static void shard_sub_push(void *data, const redisReply *rep)
     case GW_SHARD_SUBSCRIBED:
         shard_count(s, r.count);
         shard_confirmed(s);
+        s->hooks.subscribed(s->hooks.data, r.channel, r.clen);
         break;
     case GW_SHARD_UNSUBSCRIBED:
         shard_count(s, r.count);

@@ -227,6 +227,15 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_AMQP_MISMATCHES] = {"amqp_key_mismatches",
         "RabbitMQ deliveries dead-lettered: the envelope is not for the "
         "target its routing key names.", 0, B},
+    [GW_STAT_HANDOFF_CONTROL] = {"handoff_control_messages",
+        "Drain handoff control messages read (claims, snapshots stored or "
+        "lost), for this instance or, without redis.targeted, any.", 0, B},
+    [GW_STAT_SUBSCRIBE_HELD] = {"subscribe_waits",
+        "identified and guild_subscribed answers held until the channel of "
+        "a target new to the instance was confirmed.", 0, W},
+    [GW_STAT_SUBSCRIBE_LATE] = {"subscribe_waits_late",
+        "Of those, answers sent at redis.subscribe_wait_ms without the "
+        "confirmation (link down, subscription lost).", 0, W},
 };
 #undef W
 #undef A

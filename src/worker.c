@@ -8,6 +8,7 @@
 #include "gw/log.h"
 #include "gw/peers.h"
 #include "gw/route.h"
+#include "gw/subreply.h"
 #include "gw/tcp.h"
 #include "gw/tls.h"
 #include "gw/transfer.h"
@@ -32,6 +33,7 @@ static void worker_interest(void *data, gw_interest_kind_t kind, const char *id,
 {
     gw_worker_t *w = data;
 
+    gw_subreply_asked(&w->proto, kind, id, delta);
     if (w->ninterest == w->interest_cap) {
         w->interest_cap = w->interest_cap ? 2 * w->interest_cap : 16;
         w->interest =
@@ -333,7 +335,7 @@ static void worker_adopt(gw_worker_t *w, gw_event_t *ev)
 /* One event's fan-out on this worker. */
 typedef struct worker_fanout {
     gw_worker_t *w;
-    const gw_event_t *ev;
+    gw_event_t *ev;        /* a reference is taken to keep it (subreply.c) */
     const gw_user_t *skip; /* sessions of this user are skipped, or NULL */
 } worker_fanout_t;
 
@@ -343,8 +345,13 @@ static void worker_deliver_one(gw_session_t *s, void *data)
 
     if (f->skip != NULL && s->user == f->skip)
         return;
-    /* A dispatch, the common case, goes straight to the session. */
-    if (f->ev->action == GW_ACTION_DISPATCH)
+    /* A dispatch, the common case, goes straight to the session, unless
+     * its answer is held (subreply.c): then behind it. */
+    if (s->held && (f->ev->action == GW_ACTION_DISPATCH ||
+                    f->ev->action == GW_ACTION_SEND)) {
+        gw_event_ref(f->ev);
+        gw_subreply_later(&f->w->proto, s, f->ev);
+    } else if (f->ev->action == GW_ACTION_DISPATCH)
         gw_session_dispatch(s, f->ev);
     else
         gw_proto_apply(&f->w->proto, s, f->ev);
@@ -356,9 +363,13 @@ static void worker_deliver(gw_worker_t *w, gw_event_t *ev)
     worker_fanout_t f = {w, ev, NULL};
 
     if (ev->action == GW_ACTION_CENSUS || ev->action == GW_ACTION_ADOPT ||
+        ev->action == GW_ACTION_SUBSCRIBED ||
         gw_action_is_handoff(ev->action)) {
         if (ev->action == GW_ACTION_CENSUS)
             worker_census(w, ev->census);
+        else if (ev->action == GW_ACTION_SUBSCRIBED)
+            gw_subreply_confirmed(&w->proto, (gw_interest_kind_t)ev->code,
+                                  ev->arg);
         else if (ev->action == GW_ACTION_ADOPT)
             worker_adopt(w, ev);
         else
@@ -591,6 +602,8 @@ gw_worker_t *gw_worker_start(gw_server_t *srv, int id)
     w->proto.workers = (unsigned)srv->nworkers;
     w->proto.sessions.guard = srv->guard;
     w->proto.instance = gw_broker_instance_id(srv->broker);
+    if (gw_route_waited(cfg))
+        gw_subreply_start(&w->proto, cfg->redis_subscribe_wait_ms);
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         gw_error("worker %d: cannot start its thread", id);
         abort();

@@ -76,7 +76,10 @@ typedef struct gw_amqp_hooks {
      * owner calls gw_amqp_targets with every target it wants. NULL when
      * there is nothing to bind. */
     void (*rebind)(void *data);
-    void *data;           /* passed to all three */
+    /* Targeted routing: RabbitMQ made the binding of pattern[0..len) (a
+     * gw_amqp_key_pattern). NULL when unwanted. */
+    void (*bound)(void *data, const char *pattern, size_t len);
+    void *data;           /* passed to each */
     gw_amqp_gate_t *gate; /* borrowed; outlives the link */
 } gw_amqp_hooks_t;
 

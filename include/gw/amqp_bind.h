@@ -37,15 +37,20 @@
 
 typedef struct gw_amqp_bind gw_amqp_bind_t;
 
+/* RabbitMQ answered exchange.bind-ok for pattern[0..len) (a
+ * gw_amqp_key_pattern, not NUL-terminated). */
+typedef void (*gw_amqp_bound_cb)(void *data, const char *pattern, size_t len);
+
 /*
  * The bindings of connection conn (borrowed; free this before it is
  * destroyed), from exchange (the events exchange) to generation (both
  * copied). stats (borrowed, the owner's) gets the counters and the
- * amqp_bind_pending gauge.
+ * amqp_bind_pending gauge; bound(data, ...) hears each binding made.
  */
 gw_amqp_bind_t *gw_amqp_bind_new(amqp_connection_state_t conn,
                                  const char *exchange, const char *generation,
-                                 gw_stats_t *stats);
+                                 gw_stats_t *stats, gw_amqp_bound_cb bound,
+                                 void *data);
 
 /* Frees it with whatever was not sent or answered: the connection has
  * ended, and the next one binds everything again. */

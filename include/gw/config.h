@@ -93,6 +93,7 @@ typedef struct gw_config {
     char *redis_channel;  /* inter-gateway pub/sub channel */
     int redis_targeted;   /* channels per guild, user and session too */
     uint32_t redis_unsubscribe_linger_ms;
+    uint32_t redis_subscribe_wait_ms;
     uint32_t redis_max_user_channels;
     int redis_cluster;         /* a Redis Cluster: sharded pub/sub */
     char *redis_cluster_nodes; /* seeds, "host:port,..."; "" = host:port */

@@ -35,17 +35,20 @@ typedef enum gw_action {
                               bytes it read, arg = the token's user */
     /* The drain handoff's steps (docs/continuity.md section 3), each for
      * one session of the worker: */
-    GW_ACTION_OPENED,  /* the drained session is offered in Redis (code
-                          0), or could not be (code 1) */
-    GW_ACTION_CLAIM,   /* the drained session was claimed: arg = the
-                          address to answer */
-    GW_ACTION_SERVED,  /* the claimed session's snapshot is in Redis, or
-                          could not be put there: its worker waits no more */
-    GW_ACTION_FOUND,   /* to a resuming session: body = the handed-off
-                          session's snapshot without dispatches, or NULL
-                          when there is none */
-    GW_ACTION_RESTORE, /* to a resuming session: body = the full
-                          snapshot, or NULL when it will not come */
+    GW_ACTION_OPENED,     /* the drained session is offered in Redis (code
+                             0), or could not be (code 1) */
+    GW_ACTION_CLAIM,      /* the drained session was claimed: arg = the
+                             address to answer */
+    GW_ACTION_SERVED,     /* the claimed session's snapshot is in Redis, or
+                             could not be put there: its worker waits no more */
+    GW_ACTION_FOUND,      /* to a resuming session: body = the handed-off
+                             session's snapshot without dispatches, or NULL
+                             when there is none */
+    GW_ACTION_RESTORE,    /* to a resuming session: body = the full
+                             snapshot, or NULL when it will not come */
+    GW_ACTION_SUBSCRIBED, /* the broker's, for one worker: its +1 of the
+                             target `arg`, of gw_interest_kind_t `code`,
+                             is answered (gw/subwait.h) */
 } gw_action_t;
 
 /* Whether an action is one of the handoff's, which the protocol takes
@@ -122,6 +125,10 @@ char *gw_event_stamp_origin(const char *json, size_t len, const char *origin,
 gw_event_t *gw_event_private(const uint8_t session[GW_SESSION_ID_LEN],
                              const char *json, size_t len);
 
+/* The broker's answer to a worker's +1 of target id (copied), of
+ * gw_interest_kind_t kind. One reference, owned by the caller. */
+gw_event_t *gw_event_subscribed(unsigned kind, const char *id);
+
 /* The broker's request for census number `census`, for every worker.
  * One reference, owned by the caller. */
 gw_event_t *gw_event_census(uint32_t census);
@@ -154,5 +161,8 @@ void gw_event_set_refs(gw_event_t *ev, unsigned refs);
 
 /* Drops one reference; the last frees the event. Any thread. */
 void gw_event_unref(gw_event_t *ev);
+
+/* One more reference to ev, for a holder that keeps it past its queue's. */
+void gw_event_ref(gw_event_t *ev);
 
 #endif

@@ -2,12 +2,17 @@
  * The drain handoff's Redis side (docs/continuity.md section 3), on the
  * broker thread: what a worker asks for (gw_handoff_msg_t, carried by its
  * relay queue), done with Lua scripts on the publishing connection, and
- * the messages the instances exchange on the control channel
- * `<redis.channel>:handoff`. Answers go to the workers as events
- * (GW_ACTION_CLAIM, _FOUND, _RESTORE) through the owner's hook.
+ * the messages the instances exchange on the control channels. Answers go
+ * to the workers as events (GW_ACTION_CLAIM, _FOUND, _RESTORE) through the
+ * owner's hook.
  *
- * Every instance hears every control message; each acts only on those
- * addressed to it by instance id, so instance ids must differ.
+ * A control message is for one instance, named in it by its id (so
+ * instance ids must differ): a claim for the session's owner, a snapshot
+ * stored or lost for its claimer. With redis.targeted each instance
+ * listens on a control channel of its own, `<redis.channel>:handoff:<id>`,
+ * and a message goes to its instance's alone; without, every instance
+ * hears every message on `<redis.channel>:handoff` and drops those not
+ * addressed to it.
  */
 #ifndef GW_HANDOFF_H
 #define GW_HANDOFF_H
@@ -72,9 +77,12 @@ typedef struct gw_handoff_hooks {
     void *data;
 } gw_handoff_hooks_t;
 
-/* The control channel's name for cfg: `<redis.channel>:handoff`,
- * written into out (NUL-terminated, truncated to size). */
-void gw_handoff_channel(const gw_config_t *cfg, char *out, size_t size);
+/* The control channel instance `instance` listens on:
+ * `<redis.channel>:handoff:<instance>` with redis.targeted, else
+ * `<redis.channel>:handoff`, written into out (NUL-terminated, truncated
+ * to size). */
+void gw_handoff_channel(const gw_config_t *cfg, const char *instance, char *out,
+                        size_t size);
 
 /*
  * The handoff of this instance (`instance`, copied) on link redis
@@ -93,7 +101,8 @@ void gw_handoff_free(gw_handoff_t *h);
  * are answered to the worker as the step's negative answer. */
 void gw_handoff_request(gw_handoff_t *h, const gw_handoff_msg_t *m);
 
-/* A message of the control channel (payload not NUL-terminated). */
+/* A message of the control channel (payload not NUL-terminated),
+ * counted (handoff_control_messages). */
 void gw_handoff_control(gw_handoff_t *h, const char *payload, size_t len);
 
 #endif

@@ -56,6 +56,10 @@ typedef struct gw_interest_hooks {
      * the last flush; at least one of the two is not empty. */
     void (*changed)(void *data, const gw_interest_target_t *on, size_t non,
                     const gw_interest_target_t *off, size_t noff);
+    /* Worker `worker`, which waits for t (gw_interest_await), need wait
+     * no more: t's channel is confirmed, or t is no longer wanted. */
+    void (*answered)(void *data, unsigned worker,
+                     const gw_interest_target_t *t);
     void *data;
 } gw_interest_hooks_t;
 
@@ -85,5 +89,28 @@ uint64_t gw_interest_flush(gw_interest_t *in, uint64_t now_ms);
 void gw_interest_each(const gw_interest_t *in,
                       void (*cb)(void *data, const gw_interest_target_t *t),
                       void *data);
+
+/* The links that confirm a target's subscription (a mask of them). */
+#define GW_INTEREST_VIA_REDIS 1u /* Redis's subscribe reply */
+#define GW_INTEREST_VIA_AMQP 2u  /* RabbitMQ's exchange.bind-ok */
+
+/*
+ * The subscription window (gw/subwait.h): worker `worker` (below 65536)
+ * sent a +1 for the target and waits until each link of `need` (not 0)
+ * has confirmed it. Answered at once (the hook's `answered`) when they
+ * have already or the target is unknown; else when the last of them does
+ * (gw_interest_confirm) or the target is dropped; once per call. The
+ * latest call's `need` is the target's.
+ */
+void gw_interest_await(gw_interest_t *in, gw_interest_kind_t kind,
+                       const char *id, unsigned worker, unsigned need);
+
+/* Link `via` confirmed the target (id of len bytes, not NUL-terminated):
+ * once every link its waiters need has, they are answered, and later
+ * ones at once (a link that reconnects subscribes, or binds, every wanted
+ * target again before it counts as up). Ignored for a target the owner
+ * was not told is wanted. */
+void gw_interest_confirm(gw_interest_t *in, gw_interest_kind_t kind,
+                         const char *id, size_t len, unsigned via);
 
 #endif

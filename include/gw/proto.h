@@ -60,6 +60,7 @@ typedef struct gw_proto_hooks {
 } gw_proto_hooks_t;
 
 typedef struct gw_transfer gw_transfer_t;
+typedef struct gw_subreply gw_subreply_t;
 
 /* The protocol of one worker. */
 typedef struct gw_proto {
@@ -77,6 +78,8 @@ typedef struct gw_proto {
                                  session's snapshot names as its owner */
     gw_transfer_t *transfers; /* owned list: the drain handoffs in progress
                                  on this worker (transfer.c) */
+    gw_subreply_t *subreply;  /* owned: answers held for a subscription
+                                 (subreply.c), or NULL: none are */
 } gw_proto_t;
 
 /* Frees a session and its index entries. A session in a drain handoff

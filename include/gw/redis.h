@@ -32,6 +32,10 @@ typedef struct gw_redis_hooks {
      * (gw_redis_subscribe), which the link counts before it is up. NULL
      * when the owner wants no other. */
     void (*resubscribe)(void *data);
+    /* Redis confirmed one channel of a SUBSCRIBE (on a cluster, of an
+     * SSUBSCRIBE): its name, clen bytes, not NUL-terminated. NULL when
+     * unwanted. */
+    void (*subscribed)(const char *channel, size_t clen, void *data);
     /* The link's state changed (see gw_redis_link); NULL when unwanted. */
     void (*state)(gw_link_state_t state, void *data);
     /* A second channel subscribed beside the configured one, for the

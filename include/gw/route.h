@@ -34,10 +34,20 @@
 
 typedef struct gw_route gw_route_t;
 
+typedef struct gw_route_hooks {
+    /* The subscription window (README "Targeted channels"): worker
+     * `worker`'s +1 of t is answered, once per +1: t's channel is
+     * confirmed (or no link is up to wait for, or t is wanted no more),
+     * so the worker's sessions may hear they are in it. */
+    void (*answered)(void *data, unsigned worker,
+                     const gw_interest_target_t *t);
+    void *data;
+} gw_route_hooks_t;
+
 /* Starts on the broker's loop. cfg and stats (the broker's) are borrowed
- * and must outlive the route. */
+ * and must outlive the route; hooks are copied. */
 gw_route_t *gw_route_start(uv_loop_t *loop, const gw_config_t *cfg,
-                           gw_stats_t *stats);
+                           gw_stats_t *stats, const gw_route_hooks_t *hooks);
 
 /* The link it subscribes and publishes on (borrowed; until gw_route_stop). */
 void gw_route_set_redis(gw_route_t *rt, gw_redis_t *redis);
@@ -57,12 +67,30 @@ int gw_route_amqp_targeted(const gw_route_t *rt);
  * them (redis.targeted, or amqp.routing = "targeted"). */
 int gw_route_interested(const gw_config_t *cfg);
 
+/* Whether the workers hold their answers for the subscription of targets
+ * new to them (a link routes by targets, and redis.subscribe_wait_ms),
+ * which the route's hook answers. */
+int gw_route_waited(const gw_config_t *cfg);
+
 /* Whether envelopes go to their targets' channels (redis.targeted, with
  * Redis enabled), rather than to the plain channel alone. */
 int gw_route_targeted(const gw_route_t *rt);
 
-/* Takes one worker's relay of n changes (their ids copied where kept). */
-void gw_route_interest(gw_route_t *rt, const gw_interest_change_t *c, size_t n);
+/* Takes worker `worker`'s relay of n changes (their ids copied where
+ * kept); each +1 is answered through the hook. */
+void gw_route_interest(gw_route_t *rt, unsigned worker,
+                       const gw_interest_change_t *c, size_t n);
+
+/* The Redis link's subscribed hook: Redis confirmed channel name[0..len)
+ * (SUBSCRIBE's or, on a cluster, SSUBSCRIBE's reply). */
+void gw_route_subscribed(gw_route_t *rt, const char *name, size_t len);
+
+/* The RabbitMQ link's bound hook: the binding of pattern[0..len) (a
+ * gw_amqp_key_pattern) is made. */
+void gw_route_bound(gw_route_t *rt, const char *pattern, size_t len);
+
+/* The Redis link's state: confirmations are waited for while it is up. */
+void gw_route_link(gw_route_t *rt, gw_link_state_t state);
 
 /* The end of a loop turn of relays: what changed goes to the link, in one
  * SUBSCRIBE and one UNSUBSCRIBE at most (per 1024 channels). */

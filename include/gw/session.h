@@ -99,6 +99,8 @@ struct gw_session {
     unsigned serving : 1;   /* claimed: sent once the margin is over */
     unsigned restoring : 1; /* another instance's, held until it comes */
     unsigned warned : 1;    /* told token_expiring for the current exp */
+    unsigned held : 1;      /* its answer waits for a subscription, and its
+                               dispatches behind it (subreply.c) */
     uint64_t seq;           /* last dispatch sequence number sent */
     union {
         struct {                  /* while connected */

@@ -33,6 +33,8 @@ typedef struct gw_shard_hooks {
     /* One message of a sharded channel (neither NUL-terminated). */
     void (*message)(void *data, const char *channel, size_t clen,
                     const char *payload, size_t len);
+    /* Redis confirmed one channel of an SSUBSCRIBE (clen bytes). */
+    void (*subscribed)(void *data, const char *channel, size_t clen);
     /* A new subscriber connection: the owner subscribes there, with
      * gw_shard_subscribe, the channels of the shard's slots, which count
      * toward the shard being up. */

@@ -110,6 +110,9 @@ typedef enum gw_stat {
     GW_STAT_AMQP_BIND_FAILURES, /* refused, or a pattern too long */
     GW_STAT_AMQP_BIND_PENDING,  /* gauge: binding methods not yet answered */
     GW_STAT_AMQP_MISMATCHES,    /* deliveries not for their key's target */
+    GW_STAT_HANDOFF_CONTROL,    /* drain handoff control messages read */
+    GW_STAT_SUBSCRIBE_HELD,     /* answers held for a new target's channel */
+    GW_STAT_SUBSCRIBE_LATE,     /* and those sent at the bound instead */
     GW_STAT_COUNT
 } gw_stat_t;
 

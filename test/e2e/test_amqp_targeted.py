@@ -339,3 +339,39 @@ async def test_a_rabbitmq_restart_rebinds_everything(gateway_factory, rabbit):
     await expect_dispatches(c3, [ev, MARKER])
     await expect_dispatches(c1, [MARKER])
     assert stats(gw)["amqp_bind_failures"] == 0
+
+
+@pytest.mark.time_limit(90)
+async def test_identified_means_the_new_guild_is_bound(gateway_factory,
+                                                      rabbit):
+    """The subscription window with keyed bindings (README, Targeted
+    channels): identified and guild_subscribed for a guild new to the
+    instance come once RabbitMQ answered its exchange.bind, so that what
+    a backend publishes with the guild's key right after arrives. No wait
+    in between; a guild with special bytes among them."""
+    ex = uniq("win")
+    gw = gateway_factory(**targeted(rabbit, ex, uniq("gw-w")))
+    await wait_link(gw, "up")
+    conn = await in_thread(rabbit.connection)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    later = await Client.session(gw, uniq("u"), [])
+    try:
+        for n in range(12):
+            guild = uniq("new%d-" % n) + (".x*#%" if n == 5 else "")
+            c = await Client.session(gw, uniq("u"), [guild])
+            await later.subscribe(guild + "-l")
+            key = guild.replace("%", "%25").replace(".", "%2E").replace(
+                "*", "%2A").replace("#", "%23")
+            evs = [("message.create", guild, {"n": n}),
+                   ("message.create", guild + "-l", {"n": n})]
+            for k, ev in zip((key, key + "-l"), evs):
+                ch.basic_publish(ex, "guild.%s.message" % k,
+                                 json.dumps(envelope(ev)).encode())
+            await expect_dispatches(c, [evs[0]])
+            msg = await later.recv()
+            assert (msg["event"], msg["guildId"], msg["data"], msg["seq"]) \
+                == evs[1] + (n + 1,), msg
+            await c.close()
+    finally:
+        conn.close()

@@ -271,3 +271,37 @@ async def test_presence_and_the_handoff_are_refused_on_a_cluster(tmp_path):
     assert ("presence (presence.enabled) and the drain handoff "
             "(session.handoff) need a single Redis node; set both to false"
             in gw.stderr_text()), gw.stderr_text()
+
+
+@pytest.mark.time_limit(90)
+async def test_identified_means_the_new_guild_is_ssubscribed(
+        redis_cluster, gateway_factory):
+    """The subscription window on a cluster (README, Targeted channels):
+    identified for a guild new to the instance comes once its shard has
+    confirmed the SSUBSCRIBE, so an SPUBLISH right after it, and a
+    /publish on another instance, arrive. No wait in between; guilds on
+    every master."""
+    cluster = redis_cluster
+    a, b = [cluster_gateway(gateway_factory, cluster, n) for n in "ab"]
+    for gw in (a, b):
+        await wait_shards(gw, "ok")
+    owner = slot_owner(cluster)
+    # One open connection per master, so that nothing waits on a connect.
+    conns = [node.client() for node in cluster.nodes]
+    try:
+        for n in range(12):
+            node = n % 3
+            guild = guild_on(owner, cluster.nodes[node], "new%d-" % n)
+            c = await Client.session(a, uniq("u"), [guild])
+            ev_r = ("message.create", guild, {"n": n, "via": "redis"})
+            ev_b = ("message.create", guild, {"n": n, "via": "b"})
+            got = conns[node].execute_command(
+                "SPUBLISH", guild_ch(guild), json.dumps(envelope(ev_r)))
+            assert got == 1, "round %d: SPUBLISH reached %d" % (n, got)
+            r = await b.apublish(envelope(ev_b))
+            assert r["scope"] == "cluster", r
+            await expect_dispatches(c, [ev_r, ev_b])
+            await c.close()
+    finally:
+        for conn in conns:
+            conn.close()

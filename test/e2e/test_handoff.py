@@ -357,3 +357,45 @@ async def test_a_killed_instance_hands_nothing_off(redis_server,
         await c.ws.recv()
     r = await resume_on(b, c.session_id, 0, c.user, b.secret)
     await expect_invalid(r)
+
+
+def broker(gw):
+    return gw.get_json("/stats")["broker"]
+
+
+@pytest.mark.time_limit(90)
+async def test_control_messages_reach_only_their_instances(redis_server,
+                                                           gateway_factory):
+    """With targeted channels each instance has a control channel of its
+    own (README, Redis): the claim goes to the owner's, the snapshot's
+    word to the claimer's, and a third instance reads none of it, its
+    counters still."""
+    a, b, channel = await pair(gateway_factory, redis_server)
+    c = handoff_gateway(gateway_factory, redis_server, channel, uniq("gwc"))
+    await redis_up(c)
+    ids = [gw.config["broker"]["instance_id"] for gw in (a, b, c)]
+
+    def control_channels():
+        with redis_server.client() as conn:
+            return {k.decode() for k in conn.pubsub_channels(
+                channel + ":handoff*")}
+    assert await asyncio.get_running_loop().run_in_executor(
+        None, control_channels) == {
+        "%s:handoff:%s" % (channel, i) for i in ids}
+
+    guild = uniq("g")
+    s = await Client.session(a, uniq("u"), [guild])
+    before = [broker(gw) for gw in (a, b, c)]
+    assert [x["handoff_control_messages"] for x in before] == [0, 0, 0]
+    [seq] = await drained(a, [s])
+    r = await resume_on(b, s.session_id, seq, s.user, b.secret)
+    msg = await r.expect("resumed", timeout=10)
+    assert msg["data"]["sessionId"] != s.session_id, msg
+    await exited(a)
+
+    # B read one message (the snapshot is stored), C nothing at all.
+    after_b, after_c = broker(b), broker(c)
+    assert after_b["handoff_control_messages"] == 1, after_b
+    moved_c = {k: (before[2][k], v) for k, v in after_c.items()
+               if v != before[2][k]}
+    assert moved_c == {}, moved_c

@@ -10,6 +10,7 @@ on the plain channel afterwards must be each client's next dispatch.
 
 import asyncio
 import json
+import signal
 import time
 
 import pytest
@@ -231,10 +232,12 @@ async def test_a_redis_restart_resubscribes_everything(redis_server,
     want = ({ch("guild", g) for g in guilds}
             | {ch("user", cl.user) for cl in clients}
             | {ch("session", cl.session_id) for cl in clients}
-            | {CHANNEL + ":handoff"})
+            | {CHANNEL + ":handoff:gw-a"})
+    # gw-old, which does not target, shares the one control channel.
+    shared = CHANNEL + ":handoff"
 
     async def subscribed():
-        return await channels(redis_server) == want
+        return await channels(redis_server) - {shared} == want
     await wait_until(subscribed, T(5), "the targeted channels of gw-a only")
 
     # Without targeting, /publish is this instance's alone.
@@ -256,10 +259,113 @@ async def test_a_redis_restart_resubscribes_everything(redis_server,
     # Back: every channel is subscribed again before the link is up.
     redis_server.start()
     h = await wait_link(gw, "up", "ok")
-    assert await channels(redis_server) == want
+    assert await channels(redis_server) - {shared} == want
     assert h["redis_channels"] == len(want) + 1, h
     ev = ("message.create", guilds[4], {"n": 2})
     assert await rpublish_to(redis_server, ch("guild", guilds[4]),
                              envelope(ev)) == 1
     await expect_dispatches(clients[3], [ev])
     assert "(%d channels)" % (len(want) + 1) in gw.stderr_text()
+
+
+ROUNDS = 20
+
+
+async def publish_at_once(redis_conn, b, guild, n):
+    """The moment a client has heard it is in `guild`: one event PUBLISHed
+    straight to the guild's channel (on a connection already open, so
+    nothing waits on a connect) and one through /publish on instance B.
+    Returns the two events, in the order they were sent."""
+    ev_r = ("message.create", guild, {"n": n, "via": "redis"})
+    ev_b = ("message.create", guild, {"n": n, "via": "b"})
+    got = redis_conn.publish(ch("guild", guild), json.dumps(envelope(ev_r)))
+    assert got == 1, "round %d: PUBLISH to %s reached %d instances" % (
+        n, guild, got)
+    r = await b.apublish(envelope(ev_b))
+    assert r["scope"] == "cluster", r
+    return [ev_r, ev_b]
+
+
+@pytest.mark.time_limit(90)
+async def test_identified_means_the_new_guild_is_subscribed(redis_server,
+                                                           gateway_factory):
+    """`identified` for a guild new to the instance is sent once Redis has
+    confirmed its SUBSCRIBE (README, Targeted channels): what is published
+    to the guild right after it, on Redis or through another instance,
+    arrives. No wait and no polling in between, round after round."""
+    a, b = await instances(gateway_factory, redis_server, "ab")
+    with redis_server.client() as conn:
+        for n in range(ROUNDS):
+            guild = uniq("new%d" % n)
+            c = await Client.session(a, uniq("u"), [guild])
+            await expect_dispatches(c, await publish_at_once(conn, b, guild,
+                                                             n))
+            await c.close()
+
+
+@pytest.mark.time_limit(90)
+async def test_guild_subscribed_means_the_new_guild_is_subscribed(
+        redis_server, gateway_factory):
+    """The same for a guild joined later: `guild_subscribed`, whether the
+    client asked or a backend's subscribe action did."""
+    a, b = await instances(gateway_factory, redis_server, "ab")
+    c = await Client.session(a, uniq("u"), [])
+    with redis_server.client() as conn:
+        for n in range(ROUNDS):
+            guild = uniq("later%d" % n)
+            await c.subscribe(guild)
+            await expect_dispatches(c, await publish_at_once(conn, b, guild,
+                                                             n))
+            guild = uniq("action%d" % n)
+            r = await b.apublish({"action": "subscribe", "userId": c.user,
+                                  "guildId": guild})
+            assert r["scope"] == "cluster", r
+            msg = await c.expect("guild_subscribed")
+            assert msg["data"] == {"guildId": guild}, msg
+            await expect_dispatches(c, await publish_at_once(conn, b, guild,
+                                                             n))
+
+
+@pytest.mark.time_limit(60)
+async def test_a_stalled_redis_delays_identified_by_the_bound_only(
+        redis_server, gateway_factory):
+    """Redis that does not answer the SUBSCRIBE (stopped, its connections
+    open): identified comes redis.subscribe_wait_ms late, counted and
+    logged, and a dispatch made meanwhile on the instance comes after it;
+    once Redis answers, a new guild is answered without the bound."""
+    wait = T(0.5)
+    gw = redis_gateway(gateway_factory, redis_server, "gw-a",
+                       redis={"subscribe_wait_ms": int(wait * 1000)})
+    await wait_link(gw, "up", "ok")
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        guild = uniq("g")
+        began = time.monotonic()
+        c = await Client.connect(gw)
+        await c.ready()
+        await c.send_identify(uniq("u"), [guild])
+        # A dispatch for the session while its answer is held comes after
+        # identified, not before.
+        await asyncio.sleep(wait / 4)
+        ev = ("message.create", guild, {"n": "held"})
+        r = await gw.apublish(envelope(ev))
+        assert r["accepted"], r
+        msg = await c.expect("identified")
+        took = time.monotonic() - began
+        assert msg["data"]["guildIds"] == [guild], msg
+        await expect_dispatches(c, [ev])
+        t = await gw.totals()
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    assert took >= 0.9 * wait, took
+    assert t["subscribe_waits"] == 1 and t["subscribe_waits_late"] == 1, t
+    assert "not confirmed within redis.subscribe_wait_ms" in gw.stderr_text()
+
+    await wait_subscribers(redis_server, {ch("guild", guild): 1})
+    began = time.monotonic()
+    fresh = await Client.session(gw, uniq("u"), [uniq("g")])
+    assert time.monotonic() - began < 0.9 * wait
+    t = await gw.totals()
+    assert t["subscribe_waits"] == 2 and t["subscribe_waits_late"] == 1, t
+    for cl in (c, fresh):
+        await cl.close()

@@ -765,6 +765,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "redis.channel=other",
         "redis.targeted=false",
         "redis.unsubscribe_linger_ms=10",
+        "redis.subscribe_wait_ms=5",
         "redis.max_user_channels=8",
         "redis.cluster=true",
         "redis.cluster_nodes=10.0.0.1:7000",

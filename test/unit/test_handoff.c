@@ -102,10 +102,14 @@ static void test_channel(void **state)
     char out[64], tiny[8];
 
     (void)state;
-    gw_handoff_channel(&cfg, out, sizeof(out));
+    gw_handoff_channel(&cfg, "gw-a", out, sizeof(out));
     assert_string_equal(out, "gateway_events:handoff");
-    gw_handoff_channel(&cfg, tiny, sizeof(tiny));
+    gw_handoff_channel(&cfg, "gw-a", tiny, sizeof(tiny));
     assert_string_equal(tiny, "gateway");
+    /* Targeted: each instance's own. */
+    cfg.redis_targeted = 1;
+    gw_handoff_channel(&cfg, "gw-a", out, sizeof(out));
+    assert_string_equal(out, "gateway_events:handoff:gw-a");
 }
 
 int main(void)

@@ -18,6 +18,7 @@
 typedef struct heard {
     int calls;
     char on[4096], off[4096];
+    char answered[4096]; /* "worker:g:id ..." */
 } heard_t;
 
 typedef struct fixture {
@@ -49,6 +50,19 @@ static void changed(void *data, const gw_interest_target_t *on, size_t non,
     append(h->off, sizeof(h->off), off, noff);
 }
 
+static void answered(void *data, unsigned worker, const gw_interest_target_t *t)
+{
+    heard_t *h = data;
+    size_t len = strlen(h->answered);
+
+    snprintf(h->answered + len, sizeof(h->answered) - len, "%s%u:%c:%s",
+             len ? " " : "", worker, "gus"[t->kind], t -> id);
+}
+
+#define REDIS GW_INTEREST_VIA_REDIS
+#define AMQP GW_INTEREST_VIA_AMQP
+#define HOOKS(h) (&(gw_interest_hooks_t){changed, answered, (h)})
+
 /* Whether the batch text holds the target `item`, and how many it holds. */
 static int has(const char *batch, const char *item)
 {
@@ -77,8 +91,7 @@ static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
 
-    f->in = gw_interest_new(LINGER, &f->stats,
-                            &(gw_interest_hooks_t){changed, &f->heard});
+    f->in = gw_interest_new(LINGER, &f->stats, HOOKS(&f->heard));
     *state = f;
     return 0;
 }
@@ -270,14 +283,73 @@ static void test_no_linger(void **state)
     fixture_t *f = *state;
 
     gw_interest_free(f->in);
-    f->in = gw_interest_new(0, &f->stats,
-                            &(gw_interest_hooks_t){changed, &f->heard});
+    f->in = gw_interest_new(0, &f->stats, HOOKS(&f->heard));
     gw_interest_add(f->in, GW_INTEREST_GUILD, "g", 1, 0);
     gw_interest_flush(f->in, 0);
     gw_interest_add(f->in, GW_INTEREST_GUILD, "g", -1, 1);
     assert_int_equal(gw_interest_flush(f->in, 1), UINT64_MAX);
     assert_int_equal(f->heard.calls, 2);
     assert_string_equal(f->heard.off, "g:g");
+}
+
+/* The subscription window: a worker waiting for a channel not confirmed
+ * yet is answered at its confirmation, one waiting for a confirmed one at
+ * once, and every wait once. */
+static void test_await_confirm(void **state)
+{
+    fixture_t *f = *state;
+
+    gw_interest_add(f->in, GW_INTEREST_GUILD, "g1", 1, 0);
+    gw_interest_await(f->in, GW_INTEREST_GUILD, "g1", 3, REDIS);
+    gw_interest_add(f->in, GW_INTEREST_GUILD, "g1", 1, 0);
+    gw_interest_await(f->in, GW_INTEREST_GUILD, "g1", 4, REDIS);
+    /* Not told yet: a confirmation of an earlier life of it is no word. */
+    gw_interest_confirm(f->in, GW_INTEREST_GUILD, "g1", 2, REDIS);
+    assert_string_equal(f->heard.answered, "");
+    gw_interest_flush(f->in, 0);
+    gw_interest_confirm(f->in, GW_INTEREST_GUILD, "g1x", 2, REDIS);
+    assert_string_equal(f->heard.answered, "3:g:g1 4:g:g1");
+    gw_interest_confirm(f->in, GW_INTEREST_GUILD, "g1", 2, REDIS);
+    assert_string_equal(f->heard.answered, "3:g:g1 4:g:g1");
+    gw_interest_await(f->in, GW_INTEREST_GUILD, "g1", 5, REDIS);
+    assert_string_equal(f->heard.answered, "3:g:g1 4:g:g1 5:g:g1");
+
+    /* A target unknown here is answered at once. */
+    forget(&f->heard);
+    gw_interest_await(f->in, GW_INTEREST_USER, "nobody", 1, REDIS);
+    assert_string_equal(f->heard.answered, "1:u:nobody");
+}
+
+/* Waiting for both links: answered once the second has confirmed; a
+ * later wait for one of them alone, at once. */
+static void test_await_two_links(void **state)
+{
+    fixture_t *f = *state;
+
+    gw_interest_add(f->in, GW_INTEREST_USER, "u1", 1, 0);
+    gw_interest_await(f->in, GW_INTEREST_USER, "u1", 1, REDIS | AMQP);
+    gw_interest_flush(f->in, 0);
+    gw_interest_confirm(f->in, GW_INTEREST_USER, "u1", 2, AMQP);
+    assert_string_equal(f->heard.answered, "");
+    gw_interest_confirm(f->in, GW_INTEREST_USER, "u1", 2, REDIS);
+    assert_string_equal(f->heard.answered, "1:u:u1");
+    gw_interest_await(f->in, GW_INTEREST_USER, "u1", 2, AMQP);
+    assert_string_equal(f->heard.answered, "1:u:u1 2:u:u1");
+}
+
+/* A target dropped while a worker waits: the worker is answered. */
+static void test_dropped_answers_waiters(void **state)
+{
+    fixture_t *f = *state;
+
+    gw_interest_add(f->in, GW_INTEREST_SESSION, "s1", 1, 0);
+    gw_interest_await(f->in, GW_INTEREST_SESSION, "s1", 2, REDIS);
+    gw_interest_flush(f->in, 0);
+    gw_interest_add(f->in, GW_INTEREST_SESSION, "s1", -1, 1);
+    assert_string_equal(f->heard.answered, "");
+    gw_interest_flush(f->in, 1);
+    assert_string_equal(f->heard.answered, "2:s:s1");
+    assert_string_equal(f->heard.off, "s:s1");
 }
 
 int main(void)
@@ -299,6 +371,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_each_walks_the_told, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_linger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_await_confirm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_await_two_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_answers_waiters, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
