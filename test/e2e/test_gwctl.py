@@ -141,9 +141,12 @@ async def test_gwctl_quick_start_as_written(gateway_factory, tmp_path):
     assert len(lines) == 3 and lines[0].endswith("&"), lines
     gw = gateway_factory(auth={"jwt_secret": DEV_SECRET})
     gw.secret = DEV_SECRET  # for the checks after the test
-    # Its start-up ended pointing here; a gateway with its own secret's
-    # does not (test_gwctl_token_identifies_and_another_secret_refuses).
-    assert HINT in gw.stderr_text() and "/dashboard" in gw.stderr_text()
+    # Its start-up ended pointing here (the line follows the ports'
+    # opening, so it may come just after the gateway answers); a gateway
+    # with its own secret's does not
+    # (test_gwctl_token_identifies_and_another_secret_refuses).
+    await wait_until(lambda: HINT in gw.stderr_text(), T(5), "the hint")
+    assert "/dashboard" in gw.stderr_text()
     (tmp_path / "conf").mkdir()
     shutil.copy(gw.config_path, tmp_path / "conf" / "gateway.toml")
     os.symlink(GWCTL, tmp_path / "gwctl")
