@@ -13,19 +13,21 @@
 #include <string.h>
 #include <time.h>
 
-/* The connection id and peer an audit line names. The peer's address
- * costs a system call: only for a line written. */
-static void auth_who(const gw_session_t *s, char conn[24],
-                     char peer[GW_ADDR_NAME_MAX])
+/* The connection id and peer an audit line names, from the address the
+ * verification read once (NULL: not known). */
+static void auth_who(const gw_session_t *s, const struct sockaddr *addr,
+                     char conn[24], char peer[GW_ADDR_NAME_MAX])
 {
     snprintf(conn, 24, "%" PRIu64, gw_session_conn_id(s));
-    snprintf(peer, GW_ADDR_NAME_MAX, "?");
-    if (s->ws != NULL)
-        gw_ws_peer_name(s->ws, peer, GW_ADDR_NAME_MAX);
+    if (addr != NULL)
+        gw_addr_name(addr, 0, peer, GW_ADDR_NAME_MAX);
+    else
+        snprintf(peer, GW_ADDR_NAME_MAX, "?");
 }
 
 /* The audit line of SPEC section 5, and the failure counter. */
-static void auth_audit(gw_session_t *s, const char *user, int rc)
+static void auth_audit(gw_session_t *s, const struct sockaddr *addr,
+                       const char *user, int rc)
 {
     char peer[GW_ADDR_NAME_MAX], conn[24];
 
@@ -33,7 +35,7 @@ static void auth_audit(gw_session_t *s, const char *user, int rc)
         gw_stat_add(s->set->stats, GW_STAT_AUTH_FAILURES, 1);
     if (!gw_audit_on())
         return;
-    auth_who(s, conn, peer);
+    auth_who(s, addr, conn, peer);
     if (rc == 0)
         gw_audit(GW_LOG_INFO, "auth ok", "conn", conn, "peer", peer, "user",
                  user, NULL);
@@ -43,21 +45,23 @@ static void auth_audit(gw_session_t *s, const char *user, int rc)
 }
 
 /* The refusal's audit line and counter: the attempt was not heard. */
-static void auth_refused(gw_session_t *s, const char *user, const char *why,
-                         uint64_t wait_ms)
+static void auth_refused(gw_session_t *s, const struct sockaddr *addr,
+                         const char *user, const char *why, uint64_t wait_ms)
 {
     char peer[GW_ADDR_NAME_MAX], conn[24], wait[24];
 
     gw_stat_add(s->set->stats, GW_STAT_AUTH_LIMITED, 1);
     if (!gw_audit_on())
         return;
-    auth_who(s, conn, peer);
+    auth_who(s, addr, conn, peer);
     snprintf(wait, sizeof(wait), "%" PRIu64, wait_ms);
     gw_audit(GW_LOG_WARN, "auth refused", "conn", conn, "peer", peer, "user",
              user ? user : "-", "reason", why, "retry_ms", wait, NULL);
 }
 
-/* The peer's address for the abuse limits, or NULL. */
+/* The peer's address for the abuse limits and the audit line, or NULL:
+ * read once per verification (one system call; a proxied client's
+ * address, from its PROXY header, costs none). */
 static const struct sockaddr *auth_peer(const gw_session_t *s,
                                         struct sockaddr_storage *ss)
 {
@@ -82,7 +86,7 @@ static int auth_guarded(gw_session_t *s, int rc, gw_jwt_claims_t *claims,
     }
     if (gw_guard_user(s->set->guard, claims->sub, now, cfg) == 0)
         return 0;
-    auth_refused(s, claims->sub, "user over identify_user_rate", 0);
+    auth_refused(s, addr, claims->sub, "user over identify_user_rate", 0);
     gw_jwt_claims_free(claims);
     return GW_ELIMITED;
 }
@@ -96,7 +100,7 @@ int gw_auth_verify(const gw_jwt_verifier_t *v, gw_session_t *s,
     int rc;
 
     if (gw_guard_attempt(s->set->guard, addr, now, s->set->cfg, &wait) != 0) {
-        auth_refused(s, user,
+        auth_refused(s, addr, user,
                      wait > 0 ? "address backing off after failures"
                               : "address over identify_rate",
                      wait);
@@ -107,6 +111,6 @@ int gw_auth_verify(const gw_jwt_verifier_t *v, gw_session_t *s,
         gw_jwt_claims_free(claims);
         rc = GW_EAUTH;
     }
-    auth_audit(s, user ? user : (rc == 0 ? claims->sub : NULL), rc);
+    auth_audit(s, addr, user ? user : (rc == 0 ? claims->sub : NULL), rc);
     return auth_guarded(s, rc, claims, addr, now);
 }

@@ -290,11 +290,6 @@ void gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason)
     gw_transport_want_flush(&ws->transport);
 }
 
-void gw_ws_peer_name(const gw_ws_t *ws, char *out, size_t len)
-{
-    gw_transport_peer_name(&ws->transport, out, len);
-}
-
 /* ---- input ---- */
 
 /*
@@ -536,7 +531,7 @@ static int ws_refuse_origin(gw_ws_t *ws)
         return 0;
     gw_stat_add(l->stats, GW_STAT_ORIGIN_REFUSED, 1);
     if (gw_audit_on()) {
-        gw_ws_peer_name(ws, peer, sizeof(peer));
+        gw_transport_peer_name(&ws->transport, peer, sizeof(peer));
         snprintf(conn, sizeof(conn), "%" PRIu64, ws->id);
         gw_audit(GW_LOG_WARN, "origin refused", "conn", conn, "peer", peer,
                  "origin", origin, NULL);

@@ -245,7 +245,4 @@ void gw_ws_abort(gw_ws_t *ws);
 /* Writes what is queued now (shutdown, before gw_ws_abort). */
 void gw_ws_flush(gw_ws_t *ws);
 
-/* The peer's address without port, for log lines ("?" when unknown). */
-void gw_ws_peer_name(const gw_ws_t *ws, char *out, size_t len);
-
 #endif

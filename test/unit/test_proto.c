@@ -95,12 +95,6 @@ void gw_ws_flush(gw_ws_t *ws)
     (void)ws;
 }
 
-void gw_ws_peer_name(const gw_ws_t *ws, char *out, size_t len)
-{
-    (void)ws;
-    snprintf(out, len, "127.0.0.1");
-}
-
 void gw_ws_loop_each(gw_ws_loop_t *l, void (*fn)(gw_ws_t *, void *), void *arg)
 {
     (void)l;
