@@ -4,6 +4,7 @@
 #include "gw/error.h"
 #include "gw/hex.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,37 @@ static uint32_t session_first_beat(uint32_t interval,
     return interval - (uint32_t)((uint64_t)(interval / 4) * r >> 16);
 }
 
+/* Fills buf with the kernel's random bytes; past 256 bytes a signal may
+ * cut a getrandom short. Fatal on failure: an id must never be guessable. */
+static void session_random(uint8_t *buf, size_t len)
+{
+    ssize_t n;
+
+    while (len > 0) {
+        n = getrandom(buf, len, 0);
+        if (n < 0 && errno != EINTR) {
+            gw_error("getrandom failed: %s", strerror(errno));
+            abort();
+        }
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+        }
+    }
+}
+
+/* A new session id, as unguessable as the kernel's CSPRNG (a resume
+ * presents it as its secret), from the set's store of its bytes. */
+static void session_new_id(gw_sessions_t *set, uint8_t id[GW_SESSION_ID_LEN])
+{
+    if (set->random_left < GW_SESSION_ID_LEN) {
+        session_random(set->random, sizeof(set->random));
+        set->random_left = sizeof(set->random);
+    }
+    set->random_left -= GW_SESSION_ID_LEN;
+    memcpy(id, set->random + set->random_left, GW_SESSION_ID_LEN);
+}
+
 gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws)
 {
     gw_session_t *s = gw_slab_alloc(&set->slab);
@@ -53,10 +85,7 @@ gw_session_t *gw_session_new(gw_sessions_t *set, gw_ws_t *ws)
 
     s->ws = ws;
     s->set = set;
-    if (getrandom(s->id, sizeof(s->id), 0) != sizeof(s->id)) {
-        gw_error("getrandom failed");
-        abort();
-    }
+    session_new_id(set, s->id);
     gw_bucket_init(&s->events, now, set->cfg->event_burst);
     s->last_ack_ms = (uint32_t)now;
     first = now + session_first_beat(set->cfg->heartbeat_interval_ms, s->id);

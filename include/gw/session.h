@@ -67,6 +67,9 @@ typedef struct gw_session_windows {
 } gw_session_windows_t;
 
 /* What the sessions of one worker share. */
+/* Random bytes read from the kernel at once for session ids. */
+#define GW_SESSION_RANDOM (256 * GW_SESSION_ID_LEN)
+
 typedef struct gw_sessions {
     const gw_config_t *cfg;  /* borrowed: the latest snapshot */
     gw_stats_t *stats;       /* borrowed */
@@ -78,6 +81,11 @@ typedef struct gw_sessions {
     gw_slab_t slab;      /* the sessions themselves */
     gw_guard_t *guard;   /* borrowed, shared: the abuse limits of
                             authentication (auth.c), or NULL for none */
+    /* The kernel's random bytes, read GW_SESSION_RANDOM at a time: new
+     * session ids take theirs from here, one getrandom per 256 sessions
+     * instead of one each (a connect storm's system calls). */
+    uint16_t random_left; /* unused bytes at the end of random */
+    uint8_t random[GW_SESSION_RANDOM];
 } gw_sessions_t;
 
 struct gw_session {
