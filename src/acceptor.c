@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -241,7 +242,12 @@ static void acceptor_main(void *arg)
     uv_run(&a->loop, UV_RUN_DEFAULT);
 }
 
-/* Opens the listening socket on bind:port, IPv4 or IPv6; -1 on failure. */
+/*
+ * Opens the listening socket on bind:port, IPv4 or IPv6; -1 on failure.
+ * TCP_NODELAY here is inherited by every socket it accepts (Linux copies
+ * the listener's options): a frame goes out as it is written, without a
+ * setsockopt per connection.
+ */
 static int acceptor_listen(const char *bind_addr, int port)
 {
     struct sockaddr_storage ss;
@@ -257,6 +263,7 @@ static int acceptor_listen(const char *bind_addr, int port)
     if (fd < 0)
         goto Error;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss,
              ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                       : sizeof(struct sockaddr_in)) != 0 ||

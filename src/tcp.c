@@ -4,8 +4,6 @@
 #include "gw/log.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -63,8 +61,5 @@ static const gw_transport_ops_t tcp_ops = {
 
 int gw_tcp_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
 {
-    int on = 1;
-
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     return gw_transport_init(t, l, fd, &tcp_ops);
 }

@@ -6,6 +6,9 @@ be the marker.
 """
 
 import asyncio
+import ctypes
+import os
+import socket
 
 import pytest
 
@@ -13,6 +16,9 @@ from gwtest import IO_URING, Client, T, check_dispatch, uniq, wait_until
 
 # The main cases of the protocol: run again over wss:// (conftest.py).
 pytestmark = pytest.mark.each_transport
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_SYS_PIDFD_GETFD = 438  # x86-64 and the generic table alike
 
 
 async def _expect_sequence(c, expected, first_seq=1):
@@ -273,3 +279,44 @@ async def test_disconnected_members_do_not_break_fanout(gw):
                            "data": {"i": i}})
     want = [("message.create", guild, {"i": i}) for i in range(5)]
     await asyncio.gather(*(_expect_sequence(c, want) for c in stay))
+
+
+def _server_socket_of(pid, client_addr):
+    """The gateway's end of a client's connection, duplicated into this
+    process (pidfd_getfd: we may, as the gateway's parent), or None."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if not os.readlink("/proc/%d/fd/%s" % (pid, name)) \
+                        .startswith("socket:"):
+                    continue
+            except OSError:  # closed meanwhile
+                continue
+            fd = _libc.syscall(_SYS_PIDFD_GETFD, pidfd, int(name), 0)
+            if fd < 0:
+                continue
+            s = socket.socket(fileno=fd)
+            try:
+                if s.type == socket.SOCK_STREAM and \
+                        s.getpeername() == client_addr:
+                    return s
+            except OSError:  # a listening or unconnected socket
+                pass
+            s.close()
+        return None
+    finally:
+        os.close(pidfd)
+
+
+async def test_accepted_sockets_have_nagle_off(gw):
+    """A frame goes out when it is written: the sockets the gateway
+    accepted (plain or TLS) have TCP_NODELAY, which they inherit from the
+    listener, with no setsockopt of their own."""
+    c = await Client.session(gw, uniq("u"), [])
+    s = _server_socket_of(gw.proc.pid,
+                          c.ws.transport.get_extra_info("sockname"))
+    assert s is not None, "no socket of the gateway is this client's peer"
+    with s:
+        assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    await c.close()
