@@ -243,7 +243,8 @@ static const config_option_t config_options[] = {
             "per worker (a send per connection, one submission per loop "
             "turn) where the kernel allows it, else one sendmsg per "
             "connection, said in one log line at start; on = io_uring or "
-            "refuse to start; off = sendmsg. TLS output is always sendmsg"),
+            "refuse to start; off = sendmsg. TLS records take the same path "
+            "once the handshake is done"),
     OPT_BOOL("tls.enabled", CONFIG_RESTART_ONLY, tls_enabled, "false",
              "Serve wss:// on tls.port as well (TLS 1.2 with ECDHE and AEAD "
              "suites; mbedtls 2.28 has no TLS 1.3)"),

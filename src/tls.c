@@ -134,6 +134,7 @@ typedef struct tls_conn {
     uint64_t due_ms;           /* loop time its buffers are due for release */
     unsigned open : 1;         /* the handshake is done */
     unsigned released : 1;     /* the record buffers' pages went back */
+    unsigned direct : 1;       /* records go to the socket, never staged */
 } tls_conn_t;
 
 /* Writes "what: mbedtls's words" into err. */
@@ -523,11 +524,22 @@ void gw_tls_loop_free(gw_tls_loop_t *tl)
 
 /* ---- the socket beneath mbedtls ---- */
 
+/*
+ * Records of an open session are staged for the loop's io_uring, which
+ * the transport sends once a turn (a full buffer is a full socket to
+ * mbedtls, which keeps the rest of the record). The handshake's flights
+ * go to the socket at once, as everything does without a ring.
+ */
 static int tls_bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     gw_transport_t *t = ctx;
+    tls_conn_t *c = t->impl;
     ssize_t n;
 
+    if (c->open && !c->direct && gw_transport_staging(t)) {
+        n = (ssize_t)gw_transport_stage(t, buf, len);
+        return n > 0 ? (int)n : MBEDTLS_ERR_SSL_WANT_WRITE;
+    }
     do
         n = send(t->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
@@ -778,6 +790,9 @@ static ssize_t tls_read(gw_transport_t *t, uint8_t *buf, size_t len)
          * a client that asks for one against a full socket is let go. */
         return tls_failed(t, "read", rc);
     }
+    /* A record the read made (an alert) goes out with the next flush. */
+    if (t->out != NULL)
+        gw_transport_want_flush(t);
     return n > 0 ? (ssize_t)n : GW_EAGAIN;
 }
 
@@ -851,8 +866,14 @@ static int tls_shutdown(gw_transport_t *t)
 {
     tls_conn_t *c = t->impl;
 
-    /* close_notify, then FIN. One that does not fit the socket is not
-     * cut short by the FIN: the owner's deadline ends the wait instead. */
+    /* close_notify, then FIN, straight to the socket: the owner lingers
+     * once all is written, so nothing staged is still to go, normally.
+     * Output that is still to go (staged records, one that does not fit
+     * the socket) is not cut short by the FIN: the owner's deadline ends
+     * the wait instead. */
+    if (t->out != NULL)
+        return 0;
+    c->direct = 1;
     if (c->open && t->busy == 0 &&
         mbedtls_ssl_close_notify(&c->ssl) == MBEDTLS_ERR_SSL_WANT_WRITE)
         return 0;
@@ -958,6 +979,7 @@ static const gw_transport_ops_t tls_ops = {
     .detach = tls_detach,
     .adopt = tls_adopt,
     .free_state = tls_free_state,
+    .staged = 1,
 };
 
 int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
