@@ -158,7 +158,7 @@ typedef struct gw_transport_loop {
     gw_uring_t *uring;        /* owned: plain output goes through it, or NULL:
                                  every transport writes with ops->writev */
     gw_transport_out_t *out_free; /* owned: staged output buffers to reuse */
-    unsigned out_nfree;           /* in out_free, at most ring_pool.max_free */
+    unsigned out_nfree;           /* in out_free (a few: transport.c) */
 } gw_transport_loop_t;
 
 struct gw_transport {
