@@ -48,6 +48,9 @@ const gw_stat_desc_t gw_stat_desc[GW_STAT_COUNT] = {
     [GW_STAT_TLS_HANDSHAKES_DEFERRED] = {"tls_handshakes_deferred",
         "TLS handshake steps put off to a later loop turn: "
         "tls.handshake_us_per_turn spent in this one.", 0, W},
+    [GW_STAT_TLS_BUFFERS_RELEASED] = {"tls_buffers_released",
+        "TLS sessions whose record buffers went back to the kernel, "
+        "tls.buffer_release_ms after their handshake.", 0, W},
     [GW_STAT_PROXY_HEADER_FAILURES] = {"proxy_header_failures",
         "Connections closed for their PROXY protocol header: malformed, "
         "too long, or another protocol in its place.", 0, W},

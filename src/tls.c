@@ -113,6 +113,7 @@ struct gw_tls_pair {
 struct gw_tls {
     unsigned workers;
     uint32_t handshake_us_per_turn; /* tls.handshake_us_per_turn */
+    uint32_t buffer_release_ms;     /* tls.buffer_release_ms */
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context *drbg; /* owned: one per worker */
     mbedtls_ctr_drbg_context ticket_drbg;
@@ -127,7 +128,13 @@ typedef struct tls_conn {
     gw_transport_state_t moving; /* first: the state in transit */
     mbedtls_ssl_context ssl;
     gw_tls_pair_t *pair; /* borrowed: the generation it was made with */
-    unsigned open : 1;   /* the handshake is done */
+    gw_transport_t *t;   /* borrowed: whose impl it is (NULL in transit) */
+    struct tls_conn *due_prev; /* in its loop's due list while open and */
+    struct tls_conn *due_next; /* not released (gw_tls_loop_tick) */
+    uint64_t due_ms;           /* loop time its buffers are due for release */
+    unsigned open : 1;         /* the handshake is done */
+    unsigned released : 1;     /* the record buffers' pages went back */
+    unsigned direct : 1;       /* records go to the socket, never staged */
 } tls_conn_t;
 
 /* Writes "what: mbedtls's words" into err. */
@@ -430,6 +437,7 @@ gw_tls_t *gw_tls_new(const gw_config_t *cfg, unsigned workers, char *err,
 
     tls->workers = workers;
     tls->handshake_us_per_turn = cfg->tls_handshake_us_per_turn;
+    tls->buffer_release_ms = cfg->tls_buffer_release_ms;
     tls->drbg = gw_calloc(workers, sizeof(*tls->drbg));
     mbedtls_entropy_init(&tls->entropy);
     mbedtls_ctr_drbg_init(&tls->ticket_drbg);
@@ -503,7 +511,8 @@ void gw_tls_loop_init(gw_tls_loop_t *tl, gw_tls_t *tls, unsigned worker)
 {
     *tl = (gw_tls_loop_t){.tls = tls,
                           .worker = worker,
-                          .budget_ns = tls->handshake_us_per_turn * 1000ull};
+                          .budget_ns = tls->handshake_us_per_turn * 1000ull,
+                          .release_ms = tls->buffer_release_ms};
     tl->stage = gw_malloc(TLS_RECORD);
 }
 
@@ -515,11 +524,22 @@ void gw_tls_loop_free(gw_tls_loop_t *tl)
 
 /* ---- the socket beneath mbedtls ---- */
 
+/*
+ * Records of an open session are staged for the loop's io_uring, which
+ * the transport sends once a turn (a full buffer is a full socket to
+ * mbedtls, which keeps the rest of the record). The handshake's flights
+ * go to the socket at once, as everything does without a ring.
+ */
 static int tls_bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     gw_transport_t *t = ctx;
+    tls_conn_t *c = t->impl;
     ssize_t n;
 
+    if (c->open && !c->direct && gw_transport_staging(t)) {
+        n = (ssize_t)gw_transport_stage(t, buf, len);
+        return n > 0 ? (int)n : MBEDTLS_ERR_SSL_WANT_WRITE;
+    }
     do
         n = send(t->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
@@ -575,25 +595,106 @@ static void tls_release_pages(unsigned char *buf, size_t keep, size_t len)
 }
 
 /*
- * The handshake is over: the record buffers' pages go back to the kernel,
- * all but the one where each starts. mbedtls 2.28 as Debian builds it
- * (no MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH) keeps a 16 KiB input and output
+ * The record buffers' pages go back to the kernel, all but the one where
+ * each starts. mbedtls 2.28 as Debian builds it (no
+ * MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH) keeps a 16 KiB input and output
  * buffer in every session, calloc'd, so written in full by glibc when it
  * reuses freed memory for them, and the handshake's certificates and key
  * shares pass through them; an idle session needs neither. Only their
  * first bytes hold state between records in TLS (the 8-byte sequence
- * numbers), and nothing is pending now: the handshake's last flight is
- * sent, its last record read, and mbedtls holds no more input
- * (mbedtls_ssl_check_pending). A page a later record reaches comes back
- * zeroed on its first touch.
+ * numbers), and nothing may be pending (tls_quiet). A page a later record
+ * reaches comes back zeroed on its first touch.
+ *
+ * Not at the handshake's end, but tls.buffer_release_ms later: the two
+ * madvise calls, and the faults when mbedtls_ssl_free clears the released
+ * pages at the close, cost a connection about 200 us (bench/README.md),
+ * which one that closes soon pays for nothing. So an open session waits
+ * in its loop's due list, in the order it opened, and the worker's tick
+ * releases those whose time has come (gw_tls_loop_tick).
  */
-static void tls_release_buffers(tls_conn_t *c)
+static void tls_release_buffers(gw_transport_t *t, tls_conn_t *c)
 {
-    if (c->ssl.out_left != 0 || mbedtls_ssl_check_pending(&c->ssl))
-        return;
     tls_release_pages(c->ssl.in_buf, TLS_LIVE_HEAD, MBEDTLS_SSL_IN_CONTENT_LEN);
     tls_release_pages(c->ssl.out_buf, TLS_LIVE_HEAD,
                       MBEDTLS_SSL_OUT_CONTENT_LEN);
+    c->released = 1;
+    gw_stat_add(t->loop->stats, GW_STAT_TLS_BUFFERS_RELEASED, 1);
+}
+
+/* Whether the record buffers hold nothing but the state between records:
+ * no record half read (in_left) or half written (out_left, t->busy), no
+ * input decrypted and not yet read. */
+static int tls_quiet(const gw_transport_t *t, const tls_conn_t *c)
+{
+    return t->busy == 0 && c->ssl.out_left == 0 && c->ssl.in_left == 0 &&
+           !mbedtls_ssl_check_pending(&c->ssl);
+}
+
+/* Appends c, due at c->due_ms, to its loop's due list. */
+static void tls_due_link(gw_tls_loop_t *tl, tls_conn_t *c)
+{
+    c->due_next = NULL;
+    c->due_prev = tl->due_tail;
+    if (tl->due_tail != NULL)
+        tl->due_tail->due_next = c;
+    else
+        tl->due_head = c;
+    tl->due_tail = c;
+}
+
+static void tls_due_unlink(gw_tls_loop_t *tl, tls_conn_t *c)
+{
+    if (c->due_prev != NULL)
+        c->due_prev->due_next = c->due_next;
+    else
+        tl->due_head = c->due_next;
+    if (c->due_next != NULL)
+        c->due_next->due_prev = c->due_prev;
+    else
+        tl->due_tail = c->due_prev;
+    c->due_prev = c->due_next = NULL;
+}
+
+/* Whether c is in its loop's due list: open here, not released yet. */
+static int tls_due_listed(const tls_conn_t *c)
+{
+    return c->open && !c->released && c->t != NULL;
+}
+
+/* The handshake is over: the buffers are released now
+ * (tls.buffer_release_ms = 0) or wait their time in the due list. */
+static void tls_opened(gw_transport_t *t, tls_conn_t *c)
+{
+    gw_tls_loop_t *tl = t->loop->ops_data;
+
+    c->open = 1;
+    if (tl->release_ms == 0 && tls_quiet(t, c)) {
+        tls_release_buffers(t, c);
+        return;
+    }
+    c->due_ms = uv_now(t->loop->loop) + tl->release_ms;
+    tls_due_link(tl, c);
+}
+
+/*
+ * The list is in the order sessions opened, so due times rise along it
+ * but for sessions adopted from another loop, which keep theirs: one due
+ * behind a later one waits for it, at most tls.buffer_release_ms longer.
+ * A session not quiet now goes to the back, due at the next tick.
+ */
+void gw_tls_loop_tick(gw_tls_loop_t *tl, uint64_t now)
+{
+    tls_conn_t *c;
+
+    while ((c = tl->due_head) != NULL && c->due_ms <= now) {
+        tls_due_unlink(tl, c);
+        if (tls_quiet(c->t, c)) {
+            tls_release_buffers(c->t, c);
+            continue;
+        }
+        c->due_ms = now + 1;
+        tls_due_link(tl, c);
+    }
 }
 
 /* Takes the handshake as far as the socket allows: 0 once it is done,
@@ -604,8 +705,7 @@ static int tls_handshake(gw_transport_t *t)
     int rc = mbedtls_ssl_handshake(&c->ssl);
 
     if (rc == 0) {
-        c->open = 1;
-        tls_release_buffers(c);
+        tls_opened(t, c);
         /* What the layer above queued meanwhile can go now. */
         if (gw_transport_queued(t) > 0)
             gw_transport_want_flush(t);
@@ -690,6 +790,9 @@ static ssize_t tls_read(gw_transport_t *t, uint8_t *buf, size_t len)
          * a client that asks for one against a full socket is let go. */
         return tls_failed(t, "read", rc);
     }
+    /* A record the read made (an alert) goes out with the next flush. */
+    if (t->out != NULL)
+        gw_transport_want_flush(t);
     return n > 0 ? (ssize_t)n : GW_EAGAIN;
 }
 
@@ -763,8 +866,14 @@ static int tls_shutdown(gw_transport_t *t)
 {
     tls_conn_t *c = t->impl;
 
-    /* close_notify, then FIN. One that does not fit the socket is not
-     * cut short by the FIN: the owner's deadline ends the wait instead. */
+    /* close_notify, then FIN, straight to the socket: the owner lingers
+     * once all is written, so nothing staged is still to go, normally.
+     * Output that is still to go (staged records, one that does not fit
+     * the socket) is not cut short by the FIN: the owner's deadline ends
+     * the wait instead. */
+    if (t->out != NULL)
+        return 0;
+    c->direct = 1;
     if (c->open && t->busy == 0 &&
         mbedtls_ssl_close_notify(&c->ssl) == MBEDTLS_ERR_SSL_WANT_WRITE)
         return 0;
@@ -787,6 +896,8 @@ static void tls_close(gw_transport_t *t)
         return;
     if (!c->open)
         gw_stat_add(t->loop->stats, GW_STAT_TLS_HANDSHAKE_FAILURES, 1);
+    if (tls_due_listed(c))
+        tls_due_unlink(t->loop->ops_data, c);
     tls_free_state(&c->moving);
     t->impl = NULL;
 }
@@ -829,7 +940,10 @@ static int tls_detach(gw_transport_t *t, gw_transport_state_t **state)
                        why);
         return GW_EAGAIN;
     }
+    if (tls_due_listed(c))
+        tls_due_unlink(tl, c); /* the due time goes along */
     mbedtls_ssl_set_bio(&c->ssl, NULL, NULL, NULL, NULL);
+    c->t = NULL;
     t->impl = NULL;
     *state = &c->moving;
     return 0;
@@ -851,6 +965,9 @@ static void tls_adopt(gw_transport_t *t, gw_transport_state_t *state)
     c->ssl.conf = &c->pair->slot[tl->worker].conf;
     mbedtls_ssl_set_bio(&c->ssl, t, tls_bio_send, tls_bio_recv, NULL);
     t->impl = c;
+    c->t = t;
+    if (tls_due_listed(c))
+        tls_due_link(tl, c);
 }
 
 static const gw_transport_ops_t tls_ops = {
@@ -862,6 +979,7 @@ static const gw_transport_ops_t tls_ops = {
     .detach = tls_detach,
     .adopt = tls_adopt,
     .free_state = tls_free_state,
+    .staged = 1,
 };
 
 int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
@@ -889,6 +1007,7 @@ int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
         return rc;
     }
     t->impl = c;
+    c->t = t;
     mbedtls_ssl_set_bio(&c->ssl, t, tls_bio_send, tls_bio_recv, NULL);
     return 0;
 }

@@ -83,6 +83,8 @@ static void worker_tick_cb(uv_timer_t *h)
 
     gw_ws_loop_tick(&w->ws, now);
     gw_proto_tick(&w->proto, now);
+    if (w->srv->tls != NULL)
+        gw_tls_loop_tick(&w->tls, now);
 }
 
 static uint64_t worker_now(void *data)

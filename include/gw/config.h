@@ -40,6 +40,8 @@ typedef struct gw_config {
                                separated; "" = the one pair for all */
     uint32_t tls_handshake_us_per_turn; /* handshake work a worker does a
                                            loop turn; 0 = no cap */
+    uint32_t tls_buffer_release_ms;     /* a session's age when its record
+                                           buffers are released; 0 = at once */
     /* [websocket] */
     uint32_t max_message_size;     /* bytes; larger messages close 1009 */
     uint32_t max_header_size;      /* bytes of upgrade request headers */

@@ -34,6 +34,8 @@ typedef enum gw_stat {
     GW_STAT_ORIGIN_REFUSED,          /* upgrades refused by allowed_origins */
     GW_STAT_TLS_HANDSHAKE_FAILURES,  /* TLS connections that never opened */
     GW_STAT_TLS_HANDSHAKES_DEFERRED, /* steps left for a later loop turn */
+    GW_STAT_TLS_BUFFERS_RELEASED,    /* sessions whose record buffers'
+                                        pages went back to the kernel */
     GW_STAT_PROXY_HEADER_FAILURES,   /* PROXY headers malformed or missing */
     GW_STAT_AUTH_FAILURES,
     GW_STAT_AUTH_LIMITED, /* identify/resume refused by the abuse limits */

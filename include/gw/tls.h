@@ -35,13 +35,17 @@ typedef struct gw_tls_pair gw_tls_pair_t;
 /* A worker's share of TLS: what its transport loop's ops_data points to.
  * One thread only. */
 typedef struct gw_tls_loop {
-    gw_tls_t *tls;      /* borrowed: the process's */
-    unsigned worker;    /* this loop's slot in every pair */
-    uint8_t *stage;     /* owned: plaintext of the record being built */
-    gw_log_limit_t log; /* failed handshakes, rate-limited */
-    uint64_t budget_ns; /* tls.handshake_us_per_turn; 0 = no cap */
-    uint64_t spent_ns;  /* on handshakes in loop turn `turn` */
-    uint64_t turn;      /* the transport loop's turn it was counted in */
+    gw_tls_t *tls;       /* borrowed: the process's */
+    unsigned worker;     /* this loop's slot in every pair */
+    uint8_t *stage;      /* owned: plaintext of the record being built */
+    gw_log_limit_t log;  /* failed handshakes, rate-limited */
+    uint64_t budget_ns;  /* tls.handshake_us_per_turn; 0 = no cap */
+    uint64_t spent_ns;   /* on handshakes in loop turn `turn` */
+    uint64_t turn;       /* the transport loop's turn it was counted in */
+    uint64_t release_ms; /* tls.buffer_release_ms */
+    /* This loop's open sessions whose record buffers are still whole, in
+     * the order they are due (tls.c's tls_conn), linked through them. */
+    struct tls_conn *due_head, *due_tail;
 } gw_tls_loop_t;
 
 /*
@@ -71,6 +75,15 @@ void gw_tls_free(gw_tls_t *tls);
  * tls.handshake_us_per_turn in it (a turn ends at each
  * gw_transport_loop_flush). */
 void gw_tls_loop_init(gw_tls_loop_t *tl, gw_tls_t *tls, unsigned worker);
+
+/*
+ * Called from the worker's tick (now: its loop's time, ms): the sessions
+ * of this loop that have been open tls.buffer_release_ms give their record
+ * buffers' pages back to the kernel, unless a record is half read or
+ * written in them, which puts theirs off to a later tick. Counted in
+ * tls_buffers_released.
+ */
+void gw_tls_loop_tick(gw_tls_loop_t *tl, uint64_t now);
 
 /* Frees the worker's share; its connections are gone. */
 void gw_tls_loop_free(gw_tls_loop_t *tl);

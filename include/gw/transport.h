@@ -24,6 +24,15 @@
  * flush for the rest; and a transport closed meanwhile is released only
  * after that completion (cancelled, if the peer does not read).
  *
+ * An implementation with bytes of its own to send (ops->staged: TLS's
+ * records) goes through the same ring: its writev stages them with
+ * gw_transport_stage into the transport's output buffer (one from the
+ * loop's pool, held while it has bytes), the ring's entries are consumed
+ * as writev takes them, and the buffer goes out as that connection's one
+ * send of the turn. The same rules hold: one send in flight, a short one
+ * resumed at the next flush, the buffer kept until the completion, back
+ * to the pool once all of it is sent.
+ *
  * Behind a proxy that speaks the PROXY protocol (proxyproto.h), a socket
  * begins with a header naming the client the proxy relays: the transport
  * reads it first, beneath any implementation (a TLS ClientHello comes
@@ -52,6 +61,8 @@ typedef struct gw_transport gw_transport_t;
 typedef struct gw_transport_state gw_transport_state_t;
 /* What a PROXY header said (transport.c). */
 typedef struct gw_transport_proxy gw_transport_proxy_t;
+/* Output an implementation staged for the io_uring (transport.c). */
+typedef struct gw_transport_out gw_transport_out_t;
 
 /*
  * The byte-level operations of one kind of transport, on a non-blocking
@@ -85,6 +96,10 @@ typedef struct gw_transport_ops {
     /* writev sends the ring's bytes as they are on t->fd, so that the
      * loop's io_uring may send them instead (plain TCP). */
     unsigned plain : 1;
+    /* With the loop's io_uring, writev does not write: it stages what it
+     * makes of the ring's bytes with gw_transport_stage, and takes fewer
+     * than given once the staged buffer is full (TLS). */
+    unsigned staged : 1;
 } gw_transport_ops_t;
 
 /*
@@ -142,6 +157,8 @@ typedef struct gw_transport_loop {
     gw_log_limit_t proxy_log; /* refused PROXY headers, rate-limited */
     gw_uring_t *uring;        /* owned: plain output goes through it, or NULL:
                                  every transport writes with ops->writev */
+    gw_transport_out_t *out_free; /* owned: staged output buffers to reuse */
+    unsigned out_nfree;           /* in out_free (a few: transport.c) */
 } gw_transport_loop_t;
 
 struct gw_transport {
@@ -151,6 +168,8 @@ struct gw_transport {
     gw_transport_t *prev, *next;   /* in loop->all */
     gw_transport_t *next_pending;  /* in loop->pending while queued */
     gw_ring_t ring;                /* queued output */
+    gw_transport_out_t *out;       /* owned: bytes staged and not yet sent
+                                      (ops->staged), or NULL */
     void *impl;                    /* owned by the ops (TLS: the session) */
     /* Owned: the client's address a PROXY header named, or NULL for the
      * socket's own peer; while the header comes in pieces, those read. */
@@ -288,6 +307,22 @@ int gw_transport_detach(gw_transport_t *t, int *fd,
  */
 int gw_transport_adopt(gw_transport_t *t, gw_transport_loop_t *l, int fd,
                        gw_transport_state_t *state);
+
+/* For implementations: whether writev is to stage its bytes now
+ * (ops->staged, and the loop has an io_uring) rather than write them. */
+static inline int gw_transport_staging(const gw_transport_t *t)
+{
+    return t->ops->staged && t->loop->uring != NULL;
+}
+
+/*
+ * For implementations: appends up to len bytes to t's staged output, for
+ * the flush to send. Returns the bytes taken: fewer, or 0, when the buffer
+ * is full; the completion of the send in flight makes room, and asks for a
+ * flush. Output staged outside a flush asks for one itself
+ * (gw_transport_want_flush).
+ */
+size_t gw_transport_stage(gw_transport_t *t, const void *buf, size_t len);
 
 /* Writes what is queued now (normally left to gw_transport_loop_flush). */
 void gw_transport_flush(gw_transport_t *t);

@@ -171,9 +171,9 @@ def _write_path(gw):
 async def test_write_path_is_the_one_asked(gw):
     """The counters show which path wrote the fan-out: io_uring's sends, one
     per connection, several to a submission (one per worker and turn); or
-    none at all on the sendmsg path, and over wss://, whose records are
-    always written with sendmsg."""
-    path = "sendmsg" if gw.wss else _write_path(gw)
+    none at all on the sendmsg path. Over wss:// the records take the same
+    path as plain output."""
+    path = _write_path(gw)
     clients = [await Client.session(gw, guilds=[]) for _ in range(16)]
     before = await gw.totals()
     tag = uniq("w")

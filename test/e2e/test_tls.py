@@ -166,6 +166,31 @@ async def test_session_ticket_resumption(gateway_factory, tmp_path):
             again.close()
 
 
+async def test_record_buffers_released_only_for_sessions_that_stay(
+        gateway_factory, tmp_path):
+    """tls.buffer_release_ms: a connection that closes sooner releases
+    nothing; one that stays open has its buffers released after it."""
+    cert, key = make_pair(tmp_path, "gw", "ec")
+    gw = gateway_factory(tls=tls_section(cert, key, buffer_release_ms=400))
+    ctx = client_ctx(cert)
+    for _ in range(3):
+        handshake(gw.tls_port, ctx).close()
+    time.sleep(T(1.0))  # past their due time, had they stayed
+    assert (await gw.totals())["tls_buffers_released"] == 0
+    opened = time.monotonic()
+    stays = handshake(gw.tls_port, ctx)
+    try:
+        await wait_until(
+            lambda: gw.get_json("/stats")["totals"]["tls_buffers_released"]
+            == 1, T(5), "the open session's buffers released")
+        assert time.monotonic() - opened >= 0.4
+        # And records still go through it: an upgrade answered in full.
+        stays.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert stays.recv(64).startswith(b"HTTP/1.1 ")
+    finally:
+        stays.close()
+
+
 async def test_sighup_swaps_the_certificate_and_keeps_sessions(
         gateway_factory, tmp_path):
     cert1, key1 = make_pair(tmp_path, "one", "ec")

@@ -751,6 +751,7 @@ static void test_reloadable_flag_of_every_option(void **state)
         "tls.port=4443",
         "tls.proxy_protocol=true",
         "tls.handshake_us_per_turn=500",
+        "tls.buffer_release_ms=500",
         "session.heartbeat_interval_ms=20000",
         "session.handoff=false",
         "session.handoff_wait_ms=100",

@@ -342,7 +342,8 @@ static void test_records_after_the_buffers_were_released(void **state)
     fx_t *f = *state;
     static char big[12001];
 
-    handshake(f);
+    handshake(f); /* tls.buffer_release_ms = 0: released at its end */
+    assert_int_equal(f->stats.v[GW_STAT_TLS_BUFFERS_RELEASED], 1);
     for (size_t i = 0; i + 1 < sizeof(big); i++)
         big[i] = (char)('a' + i % 26);
     say(f, "small first");
@@ -353,6 +354,99 @@ static void test_records_after_the_buffers_were_released(void **state)
     expect_echo(f, "and small again");
     assert_int_equal(srv.len, strlen("small first") + strlen(big) +
                                   strlen("and small again"));
+}
+
+/* ---- the record buffers' release, tls.buffer_release_ms later ---- */
+
+#define T_RELEASE_MS 1000
+
+/* The handshake, with the release put off by T_RELEASE_MS on both
+ * workers; returns the loop time before it began. */
+static uint64_t handshake_late_release(fx_t *f)
+{
+    uint64_t t0;
+
+    f->tl[0].release_ms = f->tl[1].release_ms = T_RELEASE_MS;
+    uv_update_time(&f->loop);
+    t0 = uv_now(&f->loop);
+    handshake(f);
+    return t0;
+}
+
+/* A session that stays open has its buffers released once it has been
+ * open that long, not before, and once only; records go on after. */
+static void test_buffers_released_once_the_session_stayed_open(void **state)
+{
+    fx_t *f = *state;
+    uint64_t t0 = handshake_late_release(f);
+
+    gw_tls_loop_tick(&f->tl[0], t0 + T_RELEASE_MS - 1);
+    assert_int_equal(f->stats.v[GW_STAT_TLS_BUFFERS_RELEASED], 0);
+    uv_update_time(&f->loop);
+    gw_tls_loop_tick(&f->tl[0], uv_now(&f->loop) + T_RELEASE_MS);
+    assert_int_equal(f->stats.v[GW_STAT_TLS_BUFFERS_RELEASED], 1);
+    say(f, "after the release");
+    expect_echo(f, "after the release");
+    gw_tls_loop_tick(&f->tl[0], uv_now(&f->loop) + 10 * T_RELEASE_MS);
+    assert_int_equal(f->stats.v[GW_STAT_TLS_BUFFERS_RELEASED], 1);
+}
+
+/* A connection that closes before its time releases nothing, and leaves
+ * nothing behind in the loop's list (ASan sees a use after free). */
+static void test_no_release_for_a_session_closed_before(void **state)
+{
+    fx_t *f = *state;
+    uint64_t t0 = handshake_late_release(f);
+
+    gw_transport_close(&f->t[0]);
+    turn(f);
+    assert_int_equal(srv.closes, 1);
+    assert_null(f->tl[0].due_head);
+    gw_tls_loop_tick(&f->tl[0], t0 + 10 * T_RELEASE_MS);
+    assert_int_equal(f->stats.v[GW_STAT_TLS_BUFFERS_RELEASED], 0);
+}
+
+/* A session that moves keeps its due time, and the worker that adopted
+ * it releases its buffers; the one it left has nothing to do. */
+static void test_release_follows_a_moved_session(void **state)
+{
+    fx_t *f = *state;
+    uint64_t later;
+
+    handshake_late_release(f);
+    move(f);
+    uv_update_time(&f->loop);
+    later = uv_now(&f->loop) + T_RELEASE_MS;
+    gw_tls_loop_tick(&f->tl[0], later);
+    assert_int_equal(f->stats.v[GW_STAT_TLS_BUFFERS_RELEASED], 0);
+    gw_tls_loop_tick(&f->tl[1], later);
+    assert_int_equal(f->stats.v[GW_STAT_TLS_BUFFERS_RELEASED], 1);
+    say(f, "moved, then released");
+    expect_echo(f, "moved, then released");
+}
+
+/* A record half read when the session is due keeps the buffers whole:
+ * the release waits for a tick after the record's rest came. */
+static void test_release_waits_for_a_record_half_read(void **state)
+{
+    fx_t *f = *state;
+    uint64_t later;
+
+    handshake_late_release(f);
+    f->c.holding = 1;
+    say(f, "split in two");
+    f->c.holding = 0;
+    assert_int_equal(send(f->c.fd, f->c.held, 10, 0), 10);
+    turn(f); /* the server reads the first ten bytes */
+    uv_update_time(&f->loop);
+    later = uv_now(&f->loop) + T_RELEASE_MS;
+    gw_tls_loop_tick(&f->tl[0], later);
+    assert_int_equal(f->stats.v[GW_STAT_TLS_BUFFERS_RELEASED], 0);
+    assert_int_equal(send(f->c.fd, f->c.held + 10, f->c.held_len - 10, 0),
+                     (ssize_t)(f->c.held_len - 10));
+    expect_echo(f, "split in two");
+    gw_tls_loop_tick(&f->tl[0], later + 1);
+    assert_int_equal(f->stats.v[GW_STAT_TLS_BUFFERS_RELEASED], 1);
 }
 
 /* Before its handshake is done a session cannot move: the transport keeps
@@ -490,6 +584,10 @@ int main(void)
         T(test_no_move_before_the_handshake),
         T(test_a_state_not_adopted_is_freed),
         T(test_records_after_the_buffers_were_released),
+        T(test_buffers_released_once_the_session_stayed_open),
+        T(test_no_release_for_a_session_closed_before),
+        T(test_release_follows_a_moved_session),
+        T(test_release_waits_for_a_record_half_read),
         cmocka_unit_test(test_handshakes_wait_for_the_next_turn),
         cmocka_unit_test(test_no_budget_answers_all_at_once),
     };

@@ -7,6 +7,11 @@
  * send in flight released only after its completion, frames referenced
  * until then, and a slow consumer shed and closed with its in-flight bytes
  * kept. One case sends through the kernel's ring, where it has one.
+ *
+ * The same for an implementation with bytes of its own (ops->staged, as
+ * TLS's records): a fake that wraps what writev is given in a "record"
+ * and stages it, finishing a record the buffer did not take whole before
+ * anything else, as mbedtls does.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,9 +30,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define NT 5    /* transports of the fixture */
-#define NOPS 64 /* operations the fake holds */
-#define OPBYTES 512
+#define NT 5          /* transports of the fixture */
+#define NOPS 64       /* operations the fake holds */
+#define OPBYTES 16384 /* a staged buffer's worth */
 
 /* One operation as the fake "kernel" took it at submission. */
 typedef struct fake_op {
@@ -196,6 +201,51 @@ static const gw_transport_ops_t plain_ops = {.read = no_read,
                                              .shutdown = no_shutdown,
                                              .plain = 1};
 
+/* A record of the staged fake: "<" what writev was given ">", and how
+ * much of it the staged buffer has taken. */
+typedef struct fake_rec {
+    char bytes[24000];
+    size_t len, staged;
+    size_t plain; /* the ring's bytes it holds */
+} fake_rec_t;
+
+static fake_rec_t recs[NT]; /* t->impl */
+
+/* Wraps what it is given into one record (unless one is unfinished) and
+ * stages it; the ring's bytes are taken once the whole record is staged,
+ * and t->busy says how many a record half staged holds. */
+static ssize_t staged_writev(gw_transport_t *t, const struct iovec *iov,
+                             unsigned n)
+{
+    fake_rec_t *r = t->impl;
+
+    if (r->len == 0) {
+        r->bytes[r->len++] = '<';
+        for (unsigned i = 0; i < n; i++) {
+            assert_true(r->len + iov[i].iov_len + 1 <= sizeof(r->bytes));
+            memcpy(r->bytes + r->len, iov[i].iov_base, iov[i].iov_len);
+            r->len += iov[i].iov_len;
+        }
+        r->bytes[r->len++] = '>';
+        r->plain = r->len - 2;
+        r->staged = 0;
+    }
+    r->staged +=
+        gw_transport_stage(t, r->bytes + r->staged, r->len - r->staged);
+    if (r->staged < r->len) {
+        t->busy = (uint32_t)r->plain;
+        return 0;
+    }
+    t->busy = 0;
+    r->len = 0;
+    return (ssize_t)r->plain;
+}
+
+static const gw_transport_ops_t staged_ops = {.read = no_read,
+                                              .writev = staged_writev,
+                                              .shutdown = no_shutdown,
+                                              .staged = 1};
+
 static void on_data(gw_transport_t *t, const uint8_t *buf, size_t len)
 {
     (void)t;
@@ -225,11 +275,12 @@ typedef struct fx {
     int peer[NT];
 } fx_t;
 
-static int fx_setup(void **state)
+static int fx_open(void **state, const gw_transport_ops_t *ops)
 {
     fx_t *f = calloc(1, sizeof(*f));
 
     memset(&fk, 0, sizeof(fk));
+    memset(recs, 0, sizeof(recs));
     memset(&io, 0, sizeof(io));
     fk.sq_room = NOPS;
     uv_loop_init(&f->loop);
@@ -239,11 +290,21 @@ static int fx_setup(void **state)
         int sv[2];
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
         f->peer[i] = sv[1];
-        assert_int_equal(gw_transport_init(&f->t[i], &f->l, sv[0], &plain_ops),
-                         0);
+        assert_int_equal(gw_transport_init(&f->t[i], &f->l, sv[0], ops), 0);
+        f->t[i].impl = &recs[i];
     }
     *state = f;
     return 0;
+}
+
+static int fx_setup(void **state)
+{
+    return fx_open(state, &plain_ops);
+}
+
+static int fx_setup_staged(void **state)
+{
+    return fx_open(state, &staged_ops);
 }
 
 /* Closes what is open; the stop cancels what is in flight and releases
@@ -554,6 +615,164 @@ static void test_stop_cancels_what_is_in_flight(void **state)
     io.writevs = 0;
 }
 
+/* ---- an implementation's own bytes (ops->staged) ---- */
+
+/* Each connection's records go out as one send, all in one submission;
+ * the ring's entries are consumed as they are staged, the buffer is held
+ * until the completion and then pooled. */
+static void test_staged_records_one_send_per_turn(void **state)
+{
+    fx_t *f = *state;
+
+    gw_transport_notify_drained(&f->t[0]);
+    push(&f->t[0], "ab");
+    push(&f->t[0], "cd");
+    push(&f->t[1], "ef");
+    gw_transport_loop_flush(&f->l);
+    assert_int_equal(fk.submits, 1);
+    assert_int_equal(fk.nsub, 2);
+    assert_op(&fk.sub[0], &f->t[1], "<ef>");
+    assert_op(&fk.sub[1], &f->t[0], "<abcd>");
+    assert_int_equal(f->t[0].ring.count, 0);
+    assert_non_null(f->t[0].out);
+    assert_int_equal(f->stats.v[GW_STAT_BYTES_OUT], 6);
+    push(&f->t[0], "gh"); /* waits for the send in flight */
+    gw_transport_loop_flush(&f->l);
+    assert_int_equal(fk.submits, 1);
+    fake_complete(1, 6);
+    gw_uring_reap(f->l.uring);
+    assert_int_equal(io.drained, 0);
+    gw_transport_loop_flush(&f->l);
+    assert_op(&fk.sub[1], &f->t[0], "<gh>");
+    fake_complete(1, 4);
+    gw_uring_reap(f->l.uring);
+    assert_int_equal(io.drained, 1);
+    assert_null(f->t[0].out);
+    assert_int_equal(f->l.out_nfree, 1);
+    assert_int_equal(f->stats.v[GW_STAT_URING_SENDS], 3);
+}
+
+/* A short send resumes with the staged bytes the kernel did not take,
+ * ahead of the records staged after them. */
+static void test_staged_partial_send_resumes(void **state)
+{
+    fx_t *f = *state;
+
+    gw_transport_notify_drained(&f->t[0]);
+    push(&f->t[0], "abcd");
+    gw_transport_loop_flush(&f->l);
+    fake_complete(0, 2);
+    gw_uring_reap(f->l.uring);
+    assert_int_equal(f->stats.v[GW_STAT_URING_PARTIAL], 1);
+    assert_non_null(f->t[0].out);
+    assert_int_equal(io.drained, 0);
+    push(&f->t[0], "ef");
+    gw_transport_loop_flush(&f->l);
+    assert_op(&fk.sub[0], &f->t[0], "bcd><ef>");
+    fake_complete(0, 8);
+    gw_uring_reap(f->l.uring);
+    assert_int_equal(io.drained, 1);
+    assert_null(f->t[0].out);
+}
+
+/* A record larger than the staged buffer: what fits goes out, the ring
+ * keeps its bytes (t->busy) until the rest is staged after the
+ * completion, and the peer gets the record whole, in order. */
+static void test_staged_buffer_full_waits_for_the_completion(void **state)
+{
+    fx_t *f = *state;
+    static char big[20000], got[20002];
+    size_t have;
+
+    gw_transport_notify_drained(&f->t[0]);
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)('a' + i % 26);
+    gw_transport_push_copy(&f->t[0], big, sizeof(big));
+    gw_transport_loop_flush(&f->l);
+    assert_int_equal(fk.nsub, 1);
+    assert_true(fk.sub[0].len < sizeof(got));
+    assert_int_equal(f->t[0].ring.count, 1);
+    assert_int_equal(f->t[0].busy, sizeof(big));
+    memcpy(got, fk.sub[0].bytes, have = fk.sub[0].len);
+    fake_complete(0, (int32_t)fk.sub[0].len);
+    gw_uring_reap(f->l.uring);
+    gw_transport_loop_flush(&f->l);
+    assert_int_equal(fk.nsub, 1);
+    assert_int_equal(f->t[0].ring.count, 0);
+    assert_int_equal(have + fk.sub[0].len, sizeof(got));
+    memcpy(got + have, fk.sub[0].bytes, fk.sub[0].len);
+    assert_int_equal(got[0], '<');
+    assert_memory_equal(got + 1, big, sizeof(big));
+    assert_int_equal(got[sizeof(got) - 1], '>');
+    fake_complete(0, (int32_t)fk.sub[0].len);
+    gw_uring_reap(f->l.uring);
+    assert_int_equal(io.drained, 1);
+}
+
+/* Closed with a send in flight: the staged buffer the kernel may still
+ * read stays the transport's until the completion is reaped; then the
+ * transport is released and the buffer pooled. */
+static void test_staged_close_with_a_send_in_flight(void **state)
+{
+    fx_t *f = *state;
+    gw_transport_out_t *out;
+
+    push(&f->t[0], "abcd");
+    gw_transport_loop_flush(&f->l);
+    out = f->t[0].out;
+    assert_non_null(out);
+    gw_transport_close(&f->t[0]);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_true(f->t[0].parked);
+    assert_true(f->t[0].out == out);
+    gw_transport_loop_flush(&f->l); /* the cancellation */
+    assert_int_equal(io.closed, 0);
+    assert_true(f->t[0].out == out);
+    gw_uring_reap(f->l.uring);
+    assert_int_equal(io.closed, 0);
+    gw_transport_loop_flush(&f->l);
+    assert_int_equal(io.closed, 1);
+    assert_null(f->t[0].out);
+    assert_true(f->l.out_free == out);
+}
+
+/* A send of staged output that fails closes the connection. */
+static void test_staged_send_error_closes(void **state)
+{
+    fx_t *f = *state;
+
+    push(&f->t[0], "ab");
+    gw_transport_loop_flush(&f->l);
+    fake_complete(0, -ECONNRESET);
+    gw_uring_reap(f->l.uring);
+    assert_true(f->t[0].closed);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(io.closed, 1);
+}
+
+/* Leaving for another loop: staged output is sent first, and a socket
+ * whose staged bytes the kernel has not taken stays. */
+static void test_staged_detach_waits_for_the_staged_bytes(void **state)
+{
+    fx_t *f = *state;
+    gw_transport_state_t *moving = NULL;
+    int fd = -1;
+
+    push(&f->t[1], "ab");
+    assert_int_equal(gw_transport_detach(&f->t[1], &fd, &moving), GW_EAGAIN);
+    assert_non_null(f->t[1].out); /* the send is in the kernel's hands */
+    fake_complete(0, 4);
+    gw_uring_reap(f->l.uring);
+    fk.autocomplete = 1;
+    push(&f->t[0], "cd");
+    gw_transport_flush(&f->t[0]);
+    assert_int_equal(gw_transport_detach(&f->t[0], &fd, &moving), 0);
+    assert_int_equal(fd, f->t[0].fd);
+    assert_null(f->t[0].out);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    close(fd);
+}
+
 /* The kernel's ring, where this kernel gives one: bytes reach the peer. */
 static void test_kernel_ring_sends(void **state)
 {
@@ -598,6 +817,7 @@ static void test_kernel_ring_sends(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+#define TS(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_staged, fx_teardown)
 
 int main(void)
 {
@@ -614,6 +834,12 @@ int main(void)
         T(test_detach_writes_what_is_queued),
         T(test_a_full_queue_is_submitted_early),
         T(test_stop_cancels_what_is_in_flight),
+        TS(test_staged_records_one_send_per_turn),
+        TS(test_staged_partial_send_resumes),
+        TS(test_staged_buffer_full_waits_for_the_completion),
+        TS(test_staged_close_with_a_send_in_flight),
+        TS(test_staged_send_error_closes),
+        TS(test_staged_detach_waits_for_the_staged_bytes),
         cmocka_unit_test(test_kernel_ring_sends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
