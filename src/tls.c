@@ -31,8 +31,6 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -989,7 +987,7 @@ int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
     gw_tls_pair_t *p =
         atomic_load_explicit(&tl->tls->pair, memory_order_acquire);
     tls_conn_t *c = gw_malloc(sizeof(*c));
-    int on = 1, rc;
+    int rc;
 
     *c = (tls_conn_t){.moving = {.ops = &tls_ops}, .pair = p};
     mbedtls_ssl_init(&c->ssl);
@@ -1000,7 +998,6 @@ int gw_tls_open(gw_transport_t *t, gw_transport_loop_t *l, int fd)
         close(fd);
         return UV_ENOMEM;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     if ((rc = gw_transport_init(t, l, fd, &tls_ops)) != 0) {
         mbedtls_ssl_free(&c->ssl);
         free(c);
