@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #define TRANSPORT_IOV 64     /* buffers in one gathered write */
@@ -25,6 +26,10 @@
  * (gwbench idle, 2,000 TLS sessions: about 12.4 KB per session with a
  * pool of 4,096, 12.0-12.3 KB with this one, noisy). */
 #define TRANSPORT_OUT_KEPT 64
+/* Events taken from the epoll set in one loop turn, on the stack (6 KB):
+ * bounded so that a turn still flushes and runs timers under a storm; the
+ * set is level-triggered, so the rest come next turn. */
+#define TRANSPORT_EVENTS 512
 
 _Static_assert(TRANSPORT_READ >= GW_PROXYPROTO_MAX,
                "a PROXY header is read whole into the read buffer");
@@ -68,7 +73,8 @@ void gw_transport_loop_init(gw_transport_loop_t *l, uv_loop_t *loop,
                             const gw_transport_cb_t *cb, gw_stats_t *stats,
                             unsigned max_free_chunks)
 {
-    *l = (gw_transport_loop_t){.loop = loop, .cb = cb, .stats = stats};
+    *l = (gw_transport_loop_t){
+        .loop = loop, .cb = cb, .stats = stats, .epfd = -1};
     l->ring_pool.max_free = max_free_chunks;
     l->rbuf_size = TRANSPORT_READ;
     l->rbuf = gw_malloc(l->rbuf_size);
@@ -85,9 +91,12 @@ void gw_transport_loop_free(gw_transport_loop_t *l)
     gw_ring_pool_free(&l->ring_pool);
     free(l->rbuf);
     l->rbuf = NULL;
+    if (l->epfd >= 0)
+        close(l->epfd);
+    l->epfd = -1;
 }
 
-static void transport_release(gw_transport_t *t);
+static void transport_closed(gw_transport_t *t);
 
 /* Gives t's staged output buffer back to the loop's pool, or frees it. */
 static void transport_out_drop(gw_transport_t *t)
@@ -133,20 +142,17 @@ size_t gw_transport_stage(gw_transport_t *t, const void *buf, size_t len)
     return len;
 }
 
-/* Takes every transport off the flush list: writes it (flush), or only
- * reports the closes the list held back (the loop is stopping), and
- * releases those whose send in flight has completed since they closed. */
+/* Takes every transport off the flush list: writes it (flush), or not
+ * (the loop is stopping), and releases those closed since, a close
+ * having queued them. */
 static void transport_loop_pending(gw_transport_loop_t *l, int flush)
 {
     while (l->pending != NULL) {
         gw_transport_t *t = l->pending;
         l->pending = t->next_pending;
         t->queued = 0;
-        if (t->parked && !t->inflight) {
-            t->parked = 0;
-            transport_release(t);
-        } else if (t->released)
-            l->cb->on_close(t);
+        if (t->closed)
+            transport_closed(t);
         else if (flush)
             gw_transport_flush(t);
     }
@@ -167,6 +173,8 @@ void gw_transport_loop_stop(gw_transport_loop_t *l)
     transport_loop_pending(l, 0);
     gw_uring_free(l->uring);
     l->uring = NULL;
+    if (l->epfd >= 0 && !uv_is_closing((uv_handle_t *)&l->epoll))
+        uv_close((uv_handle_t *)&l->epoll, NULL);
 }
 
 void gw_transport_loop_each(gw_transport_loop_t *l,
@@ -174,7 +182,7 @@ void gw_transport_loop_each(gw_transport_loop_t *l,
 {
     gw_transport_t *t, *next;
 
-    /* fn may close t: closing unlinks only in the close callback. */
+    /* fn may close t: a closed transport is unlinked only at the flush. */
     for (t = l->all; t != NULL; t = next) {
         next = t->next;
         if (!t->closed)
@@ -193,7 +201,8 @@ static void transport_unlink(gw_transport_t *t)
     t->prev = t->next = NULL;
 }
 
-/* Every resource is released here, never while a callback is running. */
+/* Every resource is released here, at the flush, never while a callback
+ * is running. */
 static void transport_release(gw_transport_t *t)
 {
     gw_transport_loop_t *l = t->loop;
@@ -209,24 +218,22 @@ static void transport_release(gw_transport_t *t)
     transport_unlink(t);
     gw_stat_add(l->stats, GW_STAT_CONNECTIONS, -1);
     gw_stat_add(l->stats, GW_STAT_CLOSES, 1);
-    /* A transport still on the flush list is reported by the flush. */
-    t->released = 1;
-    if (!t->queued)
-        l->cb->on_close(t);
+    l->cb->on_close(t);
 }
 
-/* The kernel may still read the ring's bytes and write the socket: the
- * send is cancelled, and its completion has the flush release t. */
-static void transport_close_cb(uv_handle_t *h)
+/* A closed transport at the flush: released, unless the kernel may still
+ * read the ring's bytes and write the socket: the send is cancelled, and
+ * its completion queues t for the flush again. */
+static void transport_closed(gw_transport_t *t)
 {
-    gw_transport_t *t = h->data;
-
-    if (t->inflight) {
-        t->parked = 1;
-        gw_uring_cancel(t->loop->uring, (uintptr_t)t);
+    if (!t->inflight) {
+        transport_release(t);
         return;
     }
-    transport_release(t);
+    if (!t->parked) {
+        t->parked = 1;
+        gw_uring_cancel(t->loop->uring, (uintptr_t)t);
+    }
 }
 
 void gw_transport_close(gw_transport_t *t)
@@ -234,7 +241,10 @@ void gw_transport_close(gw_transport_t *t)
     if (t->closed)
         return;
     t->closed = 1;
-    uv_close((uv_handle_t *)&t->poll, transport_close_cb);
+    /* Off the set now rather than at close(2): a detached socket lives on
+     * in another loop's set. It is in ours (init), so nothing can fail. */
+    epoll_ctl(t->loop->epfd, EPOLL_CTL_DEL, t->fd, NULL);
+    gw_transport_want_flush(t);
 }
 
 static void transport_flush_now(gw_transport_t *t);
@@ -281,15 +291,17 @@ void gw_transport_state_free(gw_transport_state_t *state)
         free(state); /* a bare one (gw_transport_detach) */
 }
 
-static void transport_poll_cb(uv_poll_t *p, int status, int events);
-
 /* Polls for input, and for room to write while the socket is full. */
 static void transport_poll(gw_transport_t *t)
 {
-    int events = UV_READABLE | (t->blocked ? UV_WRITABLE : 0);
+    struct epoll_event ev = {.events = EPOLLIN | (t->blocked ? EPOLLOUT : 0u),
+                             .data.ptr = t};
 
-    if (uv_poll_start(&t->poll, events, transport_poll_cb) != 0)
+    if (epoll_ctl(t->loop->epfd, EPOLL_CTL_MOD, t->fd, &ev) != 0) {
+        gw_debug("transport fd %d: epoll_ctl failed: %s", t->fd,
+                 strerror(errno));
         gw_transport_close(t);
+    }
 }
 
 /* ---- the PROXY header ---- */
@@ -441,25 +453,83 @@ static void transport_read(gw_transport_t *t)
         l->cb->on_data(t, l->rbuf, (size_t)n);
 }
 
-static void transport_poll_cb(uv_poll_t *p, int status, int events)
+/*
+ * One socket's events, as a poll handle's callback has them from libuv: an
+ * error closes (EPOLLERR: libuv's UV_EBADF), a hang-up is readable and
+ * writable (the read or the write then learns how it ended). A transport
+ * closed earlier in the batch is skipped: it is released only at the
+ * flush, so its memory is still there.
+ */
+static void transport_event(gw_transport_t *t, uint32_t events)
 {
-    gw_transport_t *t = p->data;
-
-    if (status < 0) {
-        gw_debug("transport fd %d: poll failed: %s", t->fd,
-                 uv_strerror(status));
+    if (t->closed)
+        return;
+    if (events & EPOLLERR) {
+        gw_debug("transport fd %d: socket error", t->fd);
         gw_transport_close(t);
         return;
     }
-    if ((events & UV_WRITABLE) && t->blocked) {
+    if ((events & (EPOLLOUT | EPOLLHUP)) && t->blocked) {
         t->blocked = 0;
         transport_poll(t);
-        if (t->ops->writable != NULL)
+        if (t->ops->writable != NULL && !t->closed)
             t->ops->writable(t);
         gw_transport_flush(t);
     }
-    if ((events & (UV_READABLE | UV_DISCONNECT)) && !t->closed)
+    if ((events & (EPOLLIN | EPOLLHUP)) && !t->closed)
         transport_read(t);
+}
+
+/* The epoll set is readable: a batch of its events, dispatched. */
+static void transport_loop_poll_cb(uv_poll_t *p, int status, int events)
+{
+    gw_transport_loop_t *l = p->data;
+    struct epoll_event ev[TRANSPORT_EVENTS];
+    int n;
+
+    (void)events;
+    /* libuv stops a poll handle on an error; an epoll fd has none to
+     * report, but if one came, watching again is all there is to do. */
+    if (status < 0) {
+        uv_poll_start(p, UV_READABLE, transport_loop_poll_cb);
+        return;
+    }
+    do
+        n = epoll_wait(l->epfd, ev, TRANSPORT_EVENTS, 0);
+    while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++)
+        transport_event(ev[i].data.ptr, ev[i].events);
+}
+
+/* The loop's epoll set and its poll handle, made with the first
+ * transport: 0 or a libuv error. */
+static int transport_loop_open(gw_transport_loop_t *l)
+{
+    int rc;
+
+    if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        return -errno;
+    if ((rc = uv_poll_init(l->loop, &l->epoll, l->epfd)) != 0) {
+        close(l->epfd);
+        l->epfd = -1;
+        return rc;
+    }
+    l->epoll.data = l;
+    /* Starting a poll handle just made, for readability, cannot fail. */
+    uv_poll_start(&l->epoll, UV_READABLE, transport_loop_poll_cb);
+    return 0;
+}
+
+/* Puts fd in the loop's epoll set, for input: 0 or a libuv error. */
+static int transport_watch(gw_transport_t *t)
+{
+    gw_transport_loop_t *l = t->loop;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = t};
+    int rc;
+
+    if (l->epfd < 0 && (rc = transport_loop_open(l)) != 0)
+        return rc;
+    return epoll_ctl(l->epfd, EPOLL_CTL_ADD, t->fd, &ev) == 0 ? 0 : -errno;
 }
 
 int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
@@ -468,19 +538,16 @@ int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
     int rc;
 
     *t = (gw_transport_t){.ops = ops, .loop = l, .fd = fd};
-    if ((rc = uv_poll_init(l->loop, &t->poll, fd)) != 0) {
+    if ((rc = transport_watch(t)) != 0) {
         close(fd);
         return rc;
     }
-    t->poll.data = t;
     t->next = l->all;
     if (l->all != NULL)
         l->all->prev = t;
     l->all = t;
     gw_stat_add(l->stats, GW_STAT_CONNECTIONS, 1);
     gw_stat_add(l->stats, GW_STAT_CONNECTS, 1);
-    if ((rc = uv_poll_start(&t->poll, UV_READABLE, transport_poll_cb)) != 0)
-        gw_transport_close(t);
     return 0;
 }
 

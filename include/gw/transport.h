@@ -1,10 +1,10 @@
 /*
  * The transport: a byte stream to one client, beneath the WebSocket layer.
  *
- * A transport owns the socket, its libuv poll handle and the connection's
- * write ring. The layer above queues output into the ring and asks for a
- * flush; the transport writes each connection once per loop turn (one
- * vectored write), waits for the socket to become writable when it is
+ * A transport owns the socket and the connection's write ring; its loop
+ * watches every socket in one epoll set. The layer above queues output into the
+ * ring and asks for a flush; the transport writes each connection once per loop
+ * turn (one vectored write), waits for the socket to become writable when it is
  * full, and reports back through the callbacks its loop's owner installed:
  * input, all output written, and the socket closed. It never names the
  * layer above.
@@ -41,6 +41,17 @@
  *
  * The struct is embedded in its owner's (as a uv handle is), which frees it
  * in on_close, the last callback, and never before.
+ *
+ * The sockets are not libuv handles: a uv_poll_t each would cost 160 B of
+ * every connection, and libuv's watcher array, indexed by fd, 8 B of every
+ * fd number below the highest. Each loop has one epoll set instead, its fd
+ * watched by one uv_poll_t, with the transport as each socket's
+ * epoll_data; its callback takes a bounded batch of events (the set is
+ * level-triggered: the rest come next turn) and dispatches them as a poll
+ * handle's callback would. Closing is a flag, the socket taken off the set
+ * at once and the transport queued for the flush, which releases it and
+ * calls on_close (Redis's freeClientAsync): never on the stack of the
+ * close, nor while the batch that may name it is being dispatched.
  */
 #ifndef GW_TRANSPORT_H
 #define GW_TRANSPORT_H
@@ -80,7 +91,7 @@ typedef struct gw_transport_ops {
     /* The socket takes output again after gw_transport_wait_writable: an
      * implementation with output of its own sends it (NULL: none has). */
     void (*writable)(gw_transport_t *t);
-    /* Frees t->impl, in the close callback (NULL: there is none). It may
+    /* Frees t->impl, when the flush releases t (NULL: there is none). It may
      * be NULL by then: detach took it. */
     void (*close)(gw_transport_t *t);
     /* The socket is leaving for another loop (gw_transport_detach): the
@@ -159,10 +170,13 @@ typedef struct gw_transport_loop {
                                  every transport writes with ops->writev */
     gw_transport_out_t *out_free; /* owned: staged output buffers to reuse */
     unsigned out_nfree;           /* in out_free (a few: transport.c) */
+    int epfd;        /* owned: the epoll set of the transports' sockets, made
+                        with the first transport; -1 before */
+    uv_poll_t epoll; /* on epfd, from then until gw_transport_loop_stop;
+                        epoll.data = this */
 } gw_transport_loop_t;
 
 struct gw_transport {
-    uv_poll_t poll;                /* poll.data = this */
     const gw_transport_ops_t *ops; /* the implementation */
     gw_transport_loop_t *loop;     /* borrowed */
     gw_transport_t *prev, *next;   /* in loop->all */
@@ -180,12 +194,13 @@ struct gw_transport {
      * could not write whole), or that an io_uring send in flight covers:
      * they are not taken yet, and a shed keeps them. */
     uint32_t busy;
-    int fd;                      /* owned: closed with the transport */
+    int fd; /* owned: closed with the transport; in the loop's epoll set
+               (epoll_data: this) from init until the close */
     unsigned queued : 1;         /* on loop->pending */
-    unsigned blocked : 1;        /* socket full: waiting to be writable */
+    unsigned blocked : 1;        /* socket full: waiting to be writable (the set
+                                    watches it for EPOLLOUT too, else EPOLLIN) */
     unsigned lingering : 1;      /* FIN sent; input discarded until EOF */
-    unsigned closed : 1;         /* uv_close called */
-    unsigned released : 1;       /* closed while queued: told at the flush */
+    unsigned closed : 1;         /* off the epoll set; the flush releases it */
     unsigned notify_drained : 1; /* the owner waits for on_drained */
     unsigned detached : 1;       /* the fd was handed on: not closed */
     unsigned proxy_wait : 1;     /* the PROXY header is still to be read */
@@ -208,23 +223,25 @@ int gw_transport_loop_uring(gw_transport_loop_t *l,
                             const gw_uring_backend_t *backend, void *ctx);
 
 /* Frees what the loop holds; its transports are gone, and
- * gw_transport_loop_stop ran while the loop did (it frees the ring). */
+ * gw_transport_loop_stop ran while the loop did (it frees the ring and
+ * closes the epoll set's handle; the set's fd is closed here). */
 void gw_transport_loop_free(gw_transport_loop_t *l);
 
 /*
  * Writes every transport that asked for a flush: called before the loop
- * polls (Redis's handleClientsWithPendingWrites), and it reports to owners
- * the closes that happened while their transport was queued. With an
- * io_uring, the turn's sends go to the kernel in one submission here.
+ * polls (Redis's handleClientsWithPendingWrites), and it releases the
+ * transports closed since, calling on_close (a closed transport with an
+ * io_uring send in flight: once its completion came). With an io_uring,
+ * the turn's sends go to the kernel in one submission here.
  */
 void gw_transport_loop_flush(gw_transport_loop_t *l);
 
 /*
  * The loop is stopping and will not flush again: the io_uring's sends are
- * completed or cancelled and the ring freed (later output goes through
- * ops->writev), every transport still queued is taken off the flush list,
- * and the closes the flush would have reported are reported now; later
- * ones by their close callbacks.
+ * completed or cancelled and the ring freed, every transport still queued
+ * is taken off the flush list, the closed ones released (on_close), and
+ * the epoll set's poll handle closed. Every transport is closed before
+ * (a close after it is never released).
  */
 void gw_transport_loop_stop(gw_transport_loop_t *l);
 
@@ -234,7 +251,8 @@ void gw_transport_loop_each(gw_transport_loop_t *l,
 
 /*
  * Adopts the non-blocking socket fd with the given ops and starts reading.
- * Returns 0, or a libuv error with fd closed and nothing to free.
+ * Returns 0, or a libuv error (a negative errno: the loop's epoll set
+ * cannot be made, or refuses fd) with fd closed and nothing to free.
  */
 int gw_transport_init(gw_transport_t *t, gw_transport_loop_t *l, int fd,
                       const gw_transport_ops_t *ops);
@@ -352,7 +370,8 @@ static inline void gw_transport_notify_drained(gw_transport_t *t)
  */
 void gw_transport_linger(gw_transport_t *t);
 
-/* Closes the socket at once; on_close follows. Harmless twice. */
+/* Closes the transport at once: only on_close follows, from the next
+ * gw_transport_loop_flush. Harmless twice. */
 void gw_transport_close(gw_transport_t *t);
 
 /*

@@ -270,6 +270,9 @@ static int fx_teardown(void **state)
         gw_transport_close(&f->t[1]);
     turn(f);
     assert_int_equal(f->stats.v[GW_STAT_CONNECTIONS], 0);
+    for (unsigned i = 0; i < 2; i++)
+        gw_transport_loop_stop(&f->io[i]);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
     for (unsigned i = 0; i < 2; i++) {
         gw_transport_loop_free(&f->io[i]);
         gw_tls_loop_free(&f->tl[i]);
@@ -518,6 +521,8 @@ static void storm_close(storm_t *s)
     uv_run(&s->loop, UV_RUN_NOWAIT);
     gw_transport_loop_flush(&s->io);
     assert_int_equal(s->stats.v[GW_STAT_CONNECTIONS], 0);
+    gw_transport_loop_stop(&s->io);
+    uv_run(&s->loop, UV_RUN_NOWAIT);
     gw_transport_loop_free(&s->io);
     gw_tls_loop_free(&s->tl);
     assert_int_equal(uv_loop_close(&s->loop), 0);

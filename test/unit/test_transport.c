@@ -17,9 +17,11 @@
 #include "gw/transport.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +33,9 @@ static struct {
     char in[256]; /* what on_data was given */
     size_t in_len;
     int peers; /* on_peer calls */
+    /* Transports on_data closes the others of, and the last it read. */
+    gw_transport_t *closes_others[2], *read_from;
+    int writables; /* ops->writable calls */
 } io;
 
 static ssize_t cap_read(gw_transport_t *t, uint8_t *buf, size_t len)
@@ -72,6 +77,17 @@ static int cap_shutdown(gw_transport_t *t)
     return 0;
 }
 
+/* Output of its own (as TLS's handshake): counts the calls. */
+static void count_writable(gw_transport_t *t)
+{
+    (void)t;
+    io.writables++;
+}
+
+static const gw_transport_ops_t writable_ops = {.read = cap_read,
+                                                .writev = cap_writev,
+                                                .shutdown = cap_shutdown,
+                                                .writable = count_writable};
 static const gw_transport_ops_t cap_ops = {
     .read = cap_read, .writev = cap_writev, .shutdown = cap_shutdown};
 static const gw_transport_ops_t sock_ops = {
@@ -130,7 +146,10 @@ static const gw_transport_ops_t st_ops = {.read = cap_read,
 
 static void on_data(gw_transport_t *t, const uint8_t *buf, size_t len)
 {
-    (void)t;
+    for (int i = 0; i < 2; i++)
+        if (io.closes_others[i] != NULL && io.closes_others[i] != t)
+            gw_transport_close(io.closes_others[i]);
+    io.read_from = t;
     assert_true(io.in_len + len <= sizeof(io.in));
     memcpy(io.in + io.in_len, buf, len);
     io.in_len += len;
@@ -178,6 +197,7 @@ static int fx_setup(void **state)
     gw_transport_loop_init(&f->l, &f->loop, &cb, &f->stats, 4);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     f->peer = sv[1];
+    assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0); /* as accepted */
     assert_int_equal(gw_transport_init(&f->t, &f->l, sv[0], &cap_ops), 0);
     *state = f;
     return 0;
@@ -193,11 +213,20 @@ static int fx_teardown(void **state)
     uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(io.closed, 1);
     assert_int_equal(f->stats.v[GW_STAT_CONNECTIONS], 0);
+    gw_transport_loop_stop(&f->l);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
     gw_transport_loop_free(&f->l);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     close(f->peer);
     free(f);
     return 0;
+}
+
+/* One turn of the loop, then the flush, as the worker runs them. */
+static void turn(fx_t *f)
+{
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    gw_transport_loop_flush(&f->l);
 }
 
 static void push(fx_t *f, const char *s)
@@ -329,7 +358,7 @@ static void test_detach_without_state(void **state)
     assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), 0);
     assert_int_equal(fd, sock);
     assert_null(moving);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    turn(f);
     assert_int_equal(io.closed, 1);
     assert_int_equal(write(fd, "x", 1), 1); /* still open: the caller's */
     close(fd);
@@ -378,7 +407,7 @@ static void test_state_moves_with_the_socket(void **state)
     assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), 0);
     assert_ptr_equal(moving, &impl->state);
     assert_null(f->t.impl);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    turn(f);
     assert_int_equal(io.closed, 1);
     assert_int_equal(st.closes_with_impl + st.freed, 0);
 
@@ -388,9 +417,11 @@ static void test_state_moves_with_the_socket(void **state)
     assert_ptr_equal(t2.impl, impl);
     assert_ptr_equal(t2.ops, &st_ops);
     gw_transport_close(&t2);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    gw_transport_loop_flush(&l2);
     assert_int_equal(io.closed, 2);
     assert_int_equal(st.closes_with_impl, 1);
+    gw_transport_loop_stop(&l2);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
     gw_transport_loop_free(&l2);
     io.closed = 1; /* the teardown expects the fixture's close alone */
 }
@@ -412,6 +443,115 @@ static void test_adopt_failure_frees_the_state(void **state)
     assert_int_equal(fcntl(fd, F_GETFD), -1); /* closed */
 }
 
+/* ---- the loop's epoll set ---- */
+
+/* Two sockets readable in the same batch of events, the first read
+ * closing the other: the other is neither read nor released before the
+ * flush (ASan: its memory, freed then, is not touched meanwhile). */
+static void test_close_while_its_event_is_in_the_batch(void **state)
+{
+    fx_t *f = *state;
+    gw_transport_t *t2 = malloc(sizeof(*t2));
+    int sv[2];
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(gw_transport_init(t2, &f->l, sv[0], &sock_ops), 0);
+    f->t.ops = &sock_ops;
+    io.closes_others[0] = &f->t;
+    io.closes_others[1] = t2;
+    assert_int_equal(write(f->peer, "a", 1), 1);
+    assert_int_equal(write(sv[1], "b", 1), 1);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(io.in_len, 1); /* one read, and the other closed */
+    assert_true(io.read_from == t2 ? f->t.closed : t2->closed);
+    assert_int_equal(io.closed, 0);
+    gw_transport_loop_flush(&f->l);
+    assert_int_equal(io.closed, 1);
+    io.closes_others[0] = io.closes_others[1] = NULL;
+    gw_transport_close(&f->t); /* one of them for the second time */
+    gw_transport_close(t2);
+    gw_transport_loop_flush(&f->l);
+    assert_int_equal(io.closed, 2);
+    free(t2);
+    io.closed = 1; /* the teardown expects the fixture's close alone */
+    close(sv[1]);
+}
+
+/* Fills the socket's send buffer: it is not writable any more. */
+static void fill(int fd)
+{
+    static const char junk[4096];
+
+    while (write(fd, junk, sizeof(junk)) > 0)
+        ;
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Takes what the peer end holds. */
+static void drain_peer(fx_t *f)
+{
+    char buf[4096];
+
+    while (recv(f->peer, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+        ;
+}
+
+/* An implementation waiting for room hears of it once, when the peer has
+ * read: the set watches for writability only while it waits. */
+static void test_wait_writable_watches_for_room_once(void **state)
+{
+    fx_t *f = *state;
+    struct epoll_event ev;
+
+    f->t.ops = &writable_ops;
+    fill(f->t.fd);
+    gw_transport_wait_writable(&f->t);
+    turn(f);
+    assert_int_equal(io.writables, 0);
+    assert_true(f->t.blocked);
+    drain_peer(f);
+    assert_int_equal(epoll_wait(f->l.epfd, &ev, 1, 0), 1);
+    assert_int_equal(ev.events, EPOLLOUT);
+    turn(f);
+    assert_int_equal(io.writables, 1);
+    assert_false(f->t.blocked);
+    /* Writable still, and no input: the set has nothing to say. */
+    assert_int_equal(epoll_wait(f->l.epfd, &ev, 1, 0), 0);
+    turn(f);
+    assert_int_equal(io.writables, 1);
+}
+
+/* A detached socket leaves this loop's set at once (it stays open, and
+ * would stay in the set): the adopting loop alone hears of its input. */
+static void test_detach_leaves_the_epoll_set(void **state)
+{
+    fx_t *f = *state;
+    gw_transport_state_t *moving = NULL;
+    struct epoll_event ev = {.events = EPOLLIN};
+    gw_transport_loop_t l2;
+    gw_transport_t t2;
+    int fd = -1;
+
+    assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), 0);
+    assert_int_equal(epoll_ctl(f->l.epfd, EPOLL_CTL_MOD, fd, &ev), -1);
+    assert_int_equal(errno, ENOENT);
+    turn(f);
+    assert_int_equal(io.closed, 1);
+
+    gw_transport_loop_init(&l2, &f->loop, &cb, &f->stats, 4);
+    assert_int_equal(gw_transport_init(&t2, &l2, fd, &sock_ops), 0);
+    assert_int_equal(write(f->peer, "hi", 2), 2);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_ptr_equal(io.read_from, &t2);
+    assert_int_equal(io.in_len, 2);
+    gw_transport_close(&t2);
+    gw_transport_loop_stop(&l2);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    gw_transport_loop_free(&l2);
+    io.closed = 1; /* the teardown expects the fixture's close alone */
+}
+
 /* ---- the PROXY protocol header ---- */
 
 /* The fixture's transport reads its socket, and expects a header. */
@@ -425,7 +565,7 @@ static void proxied(fx_t *f)
 static void peer_writes(fx_t *f, const void *buf, size_t len)
 {
     assert_int_equal(write(f->peer, buf, len), (ssize_t)len);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    turn(f);
 }
 
 /* A version 2 header of TCP over IPv4 from 203.0.113.7:4242. */
@@ -530,7 +670,7 @@ static void test_proxy_malformed_or_cut_short(void **state)
 
     proxied(f);
     peer_writes(f, "GET / HTTP/1.1\r\n", 16);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    turn(f);
     assert_true(f->t.closed);
     assert_int_equal(io.closed, 1);
     assert_int_equal(io.peers + (int)io.in_len, 0);
@@ -545,8 +685,8 @@ static void test_proxy_end_of_stream(void **state)
     peer_writes(f, "PROXY TCP4 203.0.113.7", 22);
     assert_false(f->t.closed);
     shutdown(f->peer, SHUT_WR);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    turn(f);
+    turn(f);
     assert_true(f->t.closed);
     assert_int_equal(io.peers, 0);
     assert_int_equal(f->stats.v[GW_STAT_PROXY_HEADER_FAILURES], 0);
@@ -569,12 +709,13 @@ static void test_proxy_address_moves_with_the_socket(void **state)
     assert_non_null(moving);
     assert_ptr_equal(moving->ops, &sock_ops);
     assert_null(f->t.proxy);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    turn(f);
 
     gw_transport_loop_init(&l2, &f->loop, &cb, &f->stats, 4);
     assert_int_equal(gw_transport_adopt(&t2, &l2, fd, moving), 0);
     assert_peer_ipv4(&t2, "203.0.113.7", 4242);
     gw_transport_close(&t2);
+    gw_transport_loop_stop(&l2); /* releases t2 */
     uv_run(&f->loop, UV_RUN_NOWAIT);
     gw_transport_loop_free(&l2);
     io.closed = 1; /* the teardown expects the fixture's close alone */
@@ -591,7 +732,7 @@ static void test_proxy_address_freed_in_transit(void **state)
     proxied(f);
     peer_writes(f, buf, v2_header(buf));
     assert_int_equal(gw_transport_detach(&f->t, &fd, &moving), 0);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    turn(f);
     gw_transport_state_free(moving); /* ASan: nothing leaks */
     close(fd);
 }
@@ -611,6 +752,9 @@ int main(void)
         T(test_detach_refused_by_the_implementation),
         T(test_state_moves_with_the_socket),
         T(test_adopt_failure_frees_the_state),
+        T(test_close_while_its_event_is_in_the_batch),
+        T(test_wait_writable_watches_for_room_once),
+        T(test_detach_leaves_the_epoll_set),
         T(test_proxy_header_in_pieces),
         T(test_proxy_v1_and_data_at_once),
         T(test_proxy_local_keeps_the_socket_peer),

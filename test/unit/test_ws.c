@@ -162,6 +162,8 @@ static int fx_teardown(void **state)
     gw_transport_loop_flush(&f->l.io);
     uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(up.closed, up.opened);
+    gw_transport_loop_stop(&f->l.io);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
     gw_ws_loop_free(&f->l);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     close(f->peer);
