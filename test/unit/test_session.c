@@ -58,6 +58,7 @@ static void test_ids_distinct_across_refills(void **state)
     for (int i = 0; i < N; i++)
         gw_session_free(s[i]);
     gw_sessions_free(&set);
+    gw_config_free(&cfg);
     free(s);
 }
 
