@@ -18,25 +18,32 @@
 #define URING_CQ 8192
 #define URING_REAP 256 /* completions taken per peek */
 
-/* Where a queued send's header and buffers live until the submission: the
- * kernel reads them then (IORING_FEAT_SUBMIT_STABLE), not later. */
-typedef struct uring_slot {
-    struct msghdr msg;
-    struct iovec iov[GW_URING_IOV];
-} uring_slot_t;
+/*
+ * The buffers of a turn's sends, packed one send after another: most
+ * sends have a frame or two, not GW_URING_IOV buffers, and a slot of
+ * GW_URING_IOV each would be 1 MiB a ring that a connect storm's turns
+ * touch and keep resident. A batch whose buffers fill it is submitted
+ * early, after GW_URING_BATCH_MIN sends at the fewest.
+ */
+#define URING_IOVS (GW_URING_BATCH_MIN * GW_URING_IOV)
 
 struct gw_uring {
     const gw_uring_backend_t *be;
     void *ctx; /* owned: the backend's, freed by be->free */
     gw_uring_done_cb done;
-    void *data;          /* the owner's, for done */
-    gw_stats_t *stats;   /* borrowed: submissions and sends */
-    uv_poll_t poll;      /* on the backend's fd; poll.data = this */
-    int polled;          /* poll is initialised (a backend with an fd) */
-    unsigned nslots;     /* sends queued since the last submission */
-    unsigned queued;     /* operations queued since then, cancels too */
-    unsigned inflight;   /* sends queued or submitted, not yet reaped */
-    uring_slot_t *slots; /* owned: GW_URING_BATCH of them */
+    void *data;        /* the owner's, for done */
+    gw_stats_t *stats; /* borrowed: submissions and sends */
+    uv_poll_t poll;    /* on the backend's fd; poll.data = this */
+    int polled;        /* poll is initialised (a backend with an fd) */
+    unsigned nslots;   /* sends queued since the last submission */
+    unsigned niov;     /* of iov, the buffers those sends use */
+    unsigned queued;   /* operations queued since then, cancels too */
+    unsigned inflight; /* sends queued or submitted, not yet reaped */
+    /* Where the queued sends' headers and buffers live until the
+     * submission: the kernel reads them then (IORING_FEAT_SUBMIT_STABLE),
+     * not later. */
+    struct msghdr *msgs; /* owned: GW_URING_BATCH of them */
+    struct iovec *iov;   /* owned: URING_IOVS of them */
     gw_log_limit_t log;  /* failed submissions, rate-limited */
 };
 
@@ -200,7 +207,8 @@ static void uring_close_cb(uv_handle_t *h)
     gw_uring_t *u = h->data;
 
     u->be->free(u->ctx);
-    free(u->slots);
+    free(u->msgs);
+    free(u->iov);
     free(u);
 }
 
@@ -221,7 +229,8 @@ gw_uring_t *gw_uring_new(uv_loop_t *loop, gw_stats_t *stats,
     }
     *u = (gw_uring_t){
         .be = backend, .ctx = ctx, .done = done, .data = data, .stats = stats};
-    u->slots = gw_malloc(GW_URING_BATCH * sizeof(*u->slots));
+    u->msgs = gw_malloc(GW_URING_BATCH * sizeof(*u->msgs));
+    u->iov = gw_malloc(URING_IOVS * sizeof(*u->iov));
     if ((*err = uring_watch(u, loop)) != 0) {
         gw_uring_free(u);
         return NULL;
@@ -244,18 +253,24 @@ void gw_uring_submit(gw_uring_t *u)
         return;
     }
     gw_stat_add(u->stats, GW_STAT_URING_SUBMITS, 1);
-    u->queued = u->nslots = 0;
+    u->queued = u->nslots = u->niov = 0;
+}
+
+/* Whether the batch takes one more send of up to GW_URING_IOV buffers. */
+static int uring_room(const gw_uring_t *u)
+{
+    return u->nslots < GW_URING_BATCH && u->niov + GW_URING_IOV <= URING_IOVS;
 }
 
 struct iovec *gw_uring_iov(gw_uring_t *u)
 {
-    if (u->nslots == GW_URING_BATCH)
+    if (!uring_room(u))
         gw_uring_submit(u);
-    if (u->nslots == GW_URING_BATCH) { /* the kernel refused it, logged */
+    if (!uring_room(u)) { /* the kernel refused it, logged */
         gw_error("io_uring: no room for a send");
         abort();
     }
-    return u->slots[u->nslots].iov;
+    return &u->iov[u->niov];
 }
 
 /* Queues one operation, submitting the batch first when the backend's
@@ -280,10 +295,11 @@ static void uring_queue(gw_uring_t *u, int fd, const struct msghdr *msg,
 
 void gw_uring_send(gw_uring_t *u, int fd, unsigned n, uint64_t user_data)
 {
-    uring_slot_t *s = &u->slots[u->nslots++];
+    struct msghdr *msg = &u->msgs[u->nslots++];
 
-    s->msg = (struct msghdr){.msg_iov = s->iov, .msg_iovlen = n};
-    uring_queue(u, fd, &s->msg, user_data);
+    *msg = (struct msghdr){.msg_iov = &u->iov[u->niov], .msg_iovlen = n};
+    u->niov += n;
+    uring_queue(u, fd, msg, user_data);
     u->inflight++;
     gw_stat_add(u->stats, GW_STAT_URING_SENDS, 1);
 }

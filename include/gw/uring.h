@@ -21,9 +21,12 @@
 
 typedef struct gw_uring gw_uring_t;
 
-/* Buffers in one send, and sends queued before a submission is forced. */
+/* Buffers in one send, and sends queued before a submission is forced:
+ * GW_URING_BATCH, or GW_URING_BATCH_MIN when each has GW_URING_IOV
+ * buffers (the batch's buffers are counted too). */
 #define GW_URING_IOV 64
 #define GW_URING_BATCH 1024
+#define GW_URING_BATCH_MIN 64
 
 /* What the kernel answered for one operation. */
 typedef struct gw_uring_cqe {

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define NT 5          /* transports of the fixture */
-#define NOPS 64       /* operations the fake holds */
+#define NOPS 128      /* operations the fake holds */
 #define OPBYTES 16384 /* a staged buffer's worth */
 
 /* One operation as the fake "kernel" took it at submission. */
@@ -773,6 +773,67 @@ static void test_staged_detach_waits_for_the_staged_bytes(void **state)
 }
 
 /* The kernel's ring, where this kernel gives one: bytes reach the peer. */
+static unsigned sent_done;
+
+static void count_done(void *data, uint64_t user_data, int32_t res)
+{
+    (void)data;
+    (void)user_data;
+    (void)res;
+    sent_done++;
+}
+
+/* The sends' buffers are packed in the batch: sends of GW_URING_IOV
+ * buffers each fill it after GW_URING_BATCH_MIN of them, which submits
+ * it early, and every send goes out with its own buffers. */
+static void test_buffers_packed_submit_early(void **state)
+{
+    static const char bytes[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ!#";
+    uv_loop_t loop;
+    gw_stats_t stats = {0};
+    gw_uring_t *u;
+    struct iovec *iov;
+    int err = 0;
+    unsigned n = GW_URING_BATCH_MIN + 1, k;
+    (void)state;
+
+    memset(&fk, 0, sizeof(fk));
+    fk.sq_room = NOPS;
+    sent_done = 0;
+    uv_loop_init(&loop);
+    u = gw_uring_new(&loop, &stats, &fake, NULL, count_done, NULL, &err);
+    assert_non_null(u);
+    for (unsigned i = 0; i < n; i++) {
+        iov = gw_uring_iov(u);
+        /* Send i: GW_URING_IOV bytes, bytes[i % 64 ...] one a buffer. */
+        for (k = 0; k < GW_URING_IOV; k++)
+            iov[k] = (struct iovec){(void *)&bytes[(i + k) % 64], 1};
+        gw_uring_send(u, 100 + (int)i, GW_URING_IOV, i + 1);
+        if (i + 1 == GW_URING_BATCH_MIN)
+            assert_int_equal(fk.submits, 0); /* full, not yet submitted */
+    }
+    assert_int_equal(fk.submits, 1); /* the last send's buffers forced it */
+    gw_uring_submit(u);
+    assert_int_equal(fk.submits, 2);
+    assert_int_equal(fk.nsub, n);
+    for (unsigned i = 0; i < n; i++) {
+        assert_int_equal(fk.sub[i].fd, 100 + (int)i);
+        assert_int_equal(fk.sub[i].len, GW_URING_IOV);
+        for (k = 0; k < GW_URING_IOV; k++)
+            assert_int_equal(fk.sub[i].bytes[k], bytes[(i + k) % 64]);
+    }
+    while (fk.nsub > 0)
+        fake_complete(0, GW_URING_IOV);
+    gw_uring_reap(u);
+    assert_int_equal(sent_done, n);
+    assert_int_equal(gw_uring_inflight(u), 0);
+    gw_uring_free(u);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(fk.freed, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_kernel_ring_sends(void **state)
 {
     char why[128] = "", buf[16];
@@ -821,6 +882,7 @@ static void test_kernel_ring_sends(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buffers_packed_submit_early),
         T(test_one_submission_for_every_connection),
         T(test_one_send_in_flight_keeps_order),
         T(test_partial_send_resumes_where_it_stopped),
